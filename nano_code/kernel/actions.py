@@ -1,0 +1,102 @@
+"""Actions: what the kernel asks the driver to do.
+
+The driver performs each action and, where the action expects an answer,
+feeds the answer back as an event. Actions are data: a `CallModel` carries the
+complete request body, so the driver (or a replayer) never builds requests.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Union
+
+import attrs
+from attrs import validators as v
+
+from nano_code.kernel.events import ModelFailure
+from nano_code.kernel.types import ToolCall, Usage
+
+_str = v.instance_of(str)
+_step = [v.instance_of(int), v.ge(1)]
+
+
+@attrs.frozen
+class CallModel:
+    """Send `body` to /chat/completions; answer with ModelReply or ModelFailure."""
+
+    body: Mapping[str, Any]
+    step: int = attrs.field(validator=_step)
+    attempt: int = attrs.field(default=1, validator=_step)
+
+
+@attrs.frozen
+class RetryModel:
+    """Sleep `delay` seconds, then send `body` again; answer as for CallModel."""
+
+    delay: float = attrs.field(validator=[v.instance_of(float), v.ge(0.0)])
+    body: Mapping[str, Any]
+    step: int = attrs.field(validator=_step)
+    attempt: int = attrs.field(validator=_step)
+    failure: ModelFailure = attrs.field(validator=v.instance_of(ModelFailure))
+
+
+@attrs.frozen
+class CheckToolCall:
+    """Find out whether `path` stays inside the workspace; answer with ToolCallFacts."""
+
+    call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
+    path: str = attrs.field(validator=_str)
+
+
+@attrs.frozen
+class AskApproval:
+    """Ask the user whether to run the call; answer with ApprovalDecision."""
+
+    call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
+    arguments: Mapping[str, Any]
+    reason: str = attrs.field(validator=_str)
+
+
+@attrs.frozen
+class RunTool:
+    """Run the tool; answer with ToolResult."""
+
+    call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
+    arguments: Mapping[str, Any]
+
+
+class TextKind(enum.Enum):
+    ASSISTANT = "assistant"
+    NOTICE = "notice"
+    WARNING = "warning"
+
+
+@attrs.frozen
+class ShowText:
+    text: str = attrs.field(validator=_str)
+    kind: TextKind = attrs.field(default=TextKind.NOTICE, validator=v.instance_of(TextKind))
+
+
+@attrs.frozen
+class WaitForUser:
+    """The kernel is idle; the next event it accepts is UserInput."""
+
+
+class TurnEnd(enum.Enum):
+    COMPLETED = "completed"
+    STEP_BUDGET = "step_budget"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+@attrs.frozen
+class EndTurn:
+    reason: TurnEnd = attrs.field(validator=v.instance_of(TurnEnd))
+    detail: str = attrs.field(default="", validator=_str)
+    usage: Usage = attrs.field(factory=Usage, validator=v.instance_of(Usage))
+    """Tokens spent in this turn."""
+
+
+Action = Union[CallModel, RetryModel, CheckToolCall, AskApproval, RunTool, ShowText, WaitForUser, EndTurn]
+ACTION_TYPES = (CallModel, RetryModel, CheckToolCall, AskApproval, RunTool, ShowText, WaitForUser, EndTurn)

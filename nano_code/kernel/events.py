@@ -1,0 +1,114 @@
+"""Events: everything the outside world tells the kernel.
+
+The driver builds them from what happened (a line the user typed, a decoded
+model reply, a tool's output). Events carrying model output are built by the
+codec from untrusted bytes, so their fields are deliberately loose (any
+string, any id) -- the transition function copes with all of it.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Union
+
+import attrs
+from attrs import validators as v
+
+from nano_code.kernel.types import Usage
+
+_str = v.instance_of(str)
+_opt_str = v.optional(v.instance_of(str))
+
+
+@attrs.frozen
+class UserInput:
+    text: str = attrs.field(validator=_str)
+
+
+@attrs.frozen
+class ReplyToolCall:
+    """A tool call exactly as the server sent it, before the kernel checks it."""
+
+    id: str = attrs.field(validator=_str)
+    """May be empty or repeat an earlier id; the kernel makes it unique."""
+    name: str = attrs.field(validator=_str)
+    arguments: str | None = attrs.field(default=None, validator=_opt_str)
+    """Raw JSON text; None when the server sent no arguments at all (or null)."""
+
+
+@attrs.frozen
+class ModelReply:
+    content: str = attrs.field(default="", validator=_str)
+    reasoning: str = attrs.field(default="", validator=_str)
+    tool_calls: tuple[ReplyToolCall, ...] = attrs.field(
+        default=(), validator=v.deep_iterable(v.instance_of(ReplyToolCall), v.instance_of(tuple))
+    )
+    finish_reason: str | None = attrs.field(default=None, validator=_opt_str)
+    usage: Usage | None = attrs.field(default=None, validator=v.optional(v.instance_of(Usage)))
+    model: str | None = attrs.field(default=None, validator=_opt_str)
+
+
+class FailureKind(enum.Enum):
+    AUTH = "auth"
+    RATE_LIMIT = "rate_limit"
+    CONTEXT_OVERFLOW = "context_overflow"
+    SERVER_ERROR = "server_error"
+    BAD_REQUEST = "bad_request"
+    MALFORMED = "malformed"
+    """The body could not be understood as a reply."""
+    IN_BAND_ERROR = "in_band_error"
+    """HTTP 200, but the body (or a stream event) carried an error object."""
+    TRANSPORT = "transport"
+    TIMEOUT = "timeout"
+
+
+@attrs.frozen
+class ModelFailure:
+    kind: FailureKind = attrs.field(validator=v.instance_of(FailureKind))
+    message: str = attrs.field(validator=_str)
+    status: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
+    """HTTP status, or the status-like code of an in-band error."""
+    retry_after: float | None = attrs.field(default=None, validator=v.optional(v.instance_of(float)))
+    """Seconds the server asked us to wait, when it said so."""
+
+
+@attrs.frozen
+class ToolCallFacts:
+    """What only the driver can find out about a call (it needs the filesystem)."""
+
+    call_id: str = attrs.field(validator=_str)
+    inside_workspace: bool = attrs.field(validator=v.instance_of(bool))
+
+
+class Verdict(enum.Enum):
+    APPROVE = "approve"
+    DENY = "deny"
+    ALWAYS = "always"
+    """Approve, and do not ask again for this tool in this session."""
+
+
+@attrs.frozen
+class ApprovalDecision:
+    call_id: str = attrs.field(validator=_str)
+    verdict: Verdict = attrs.field(validator=v.instance_of(Verdict))
+    reason: str = attrs.field(default="", validator=_str)
+    """Why a call was denied, told to the model."""
+
+
+@attrs.frozen
+class ToolResult:
+    call_id: str = attrs.field(validator=_str)
+    output: str = attrs.field(validator=_str)
+    is_error: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    exit_status: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
+
+
+@attrs.frozen
+class Interrupt:
+    """The user pressed Ctrl-C: stop whatever is in flight."""
+
+
+Event = Union[
+    UserInput, ModelReply, ModelFailure, ToolCallFacts, ApprovalDecision, ToolResult, Interrupt
+]
+EVENT_TYPES = (UserInput, ModelReply, ModelFailure, ToolCallFacts, ApprovalDecision, ToolResult, Interrupt)

@@ -1,0 +1,449 @@
+"""The agent's state machine: the only place a conversation changes.
+
+Theory of operation. `transition(state, event)` returns the next state and the
+actions the driver must perform. It is a pure function: same inputs, same
+outputs, no I/O, no clock, no randomness -- which is what lets a recorded
+session be replayed exactly and lets hypothesis explore it.
+
+Everything that affects which events are allowed lives in this file:
+`PHASE_TABLE` maps each phase to the events it accepts and the phases each
+may lead to. The README's diagram is generated from that table
+(`phase_diagram`), and a test keeps the two in sync.
+
+A turn goes: user input -> call the model -> (for each requested tool call:
+check its path / ask approval / run it) -> call the model again ... until the
+model answers without tool calls, the step budget runs out, the model fails
+for good, or the user interrupts. Whatever ends a turn, the history stays a
+valid Chat Completions conversation: every tool call is answered by exactly
+one tool message before anything else is appended.
+
+Untrusted input (everything inside ModelReply / ModelFailure) never raises.
+A driver that feeds an event the phase does not accept, or answers a call
+that is not the pending one, gets `DriverMisuseError`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+from attrs import validators as v
+
+from nano_code.kernel.actions import (
+    Action,
+    AskApproval,
+    CallModel,
+    CheckToolCall,
+    EndTurn,
+    RetryModel,
+    RunTool,
+    ShowText,
+    TextKind,
+    TurnEnd,
+    WaitForUser,
+)
+from nano_code.kernel.codec import build_request
+from nano_code.kernel.errors import DriverMisuseError
+from nano_code.kernel.events import (
+    ApprovalDecision,
+    Event,
+    FailureKind,
+    Interrupt,
+    ModelFailure,
+    ModelReply,
+    ToolCallFacts,
+    ToolResult,
+    UserInput,
+    Verdict,
+)
+from nano_code.kernel.policy import (
+    Approval,
+    approval_requirement,
+    format_tool_output,
+    parse_arguments,
+    retry_delay,
+)
+from nano_code.kernel.types import (
+    MESSAGE_TYPES,
+    AssistantMessage,
+    KernelConfig,
+    Message,
+    SystemMessage,
+    ToolCall,
+    ToolMessage,
+    Usage,
+    UserMessage,
+)
+
+
+class Phase(enum.Enum):
+    AWAITING_USER = "awaiting_user"
+    AWAITING_MODEL = "awaiting_model"
+    AWAITING_TOOL_FACTS = "awaiting_tool_facts"
+    AWAITING_APPROVAL = "awaiting_approval"
+    AWAITING_TOOL_RESULT = "awaiting_tool_result"
+
+
+@attrs.frozen
+class PendingCall:
+    """A tool call from the last reply that has not been answered yet."""
+
+    call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
+    arguments: Mapping[str, Any] | None = None
+    """Checked arguments; None when the call is unusable (see `problem`)."""
+    problem: str | None = attrs.field(default=None, validator=v.optional(v.instance_of(str)))
+    """What to tell the model instead of running the call."""
+
+
+@attrs.frozen
+class State:
+    config: KernelConfig = attrs.field(validator=v.instance_of(KernelConfig))
+    history: tuple[Message, ...] = attrs.field(
+        validator=v.deep_iterable(v.instance_of(MESSAGE_TYPES), v.instance_of(tuple))
+    )
+    phase: Phase = Phase.AWAITING_USER
+    pending: tuple[PendingCall, ...] = ()
+    """Unanswered calls of the last reply, in order; the first is the current one."""
+    steps_this_turn: int = 0
+    """Model calls made in this turn (retries of one call count once)."""
+    attempt: int = 0
+    """Calls made for the current step, the first included."""
+    malformed_streak: int = 0
+    """Consecutive replies whose tool calls were all unusable, or undecodable bodies."""
+    always_approved: frozenset[str] = frozenset()
+    turn_usage: Usage = Usage()
+    session_usage: Usage = Usage()
+
+
+def initial_state(config: KernelConfig) -> State:
+    return State(config=config, history=(SystemMessage(config.system_prompt),))
+
+
+Transition = tuple[State, list[Action]]
+Handler = Callable[[State, Any], Transition]
+
+# ---------------------------------------------------------------- helpers
+
+
+def _request(state: State) -> dict[str, Any]:
+    return build_request(state.config, state.history)
+
+
+def _call_model(state: State) -> Transition:
+    state = attrs.evolve(
+        state, phase=Phase.AWAITING_MODEL, steps_this_turn=state.steps_this_turn + 1, attempt=1
+    )
+    return state, [CallModel(body=_request(state), step=state.steps_this_turn, attempt=1)]
+
+
+def _end_turn(state: State, reason: TurnEnd, detail: str, actions: list[Action]) -> Transition:
+    end = EndTurn(reason=reason, detail=detail, usage=state.turn_usage)
+    state = attrs.evolve(state, phase=Phase.AWAITING_USER, pending=(), attempt=0)
+    return state, [*actions, end, WaitForUser()]
+
+
+def _answer(state: State, call_id: str, content: str) -> State:
+    return attrs.evolve(
+        state, history=(*state.history, ToolMessage(tool_call_id=call_id, content=content))
+    )
+
+
+def _used_call_ids(history: tuple[Message, ...]) -> set[str]:
+    return {
+        call.id for m in history if isinstance(m, AssistantMessage) for call in m.tool_calls
+    }
+
+
+def _unique_id(raw: str, taken: set[str], position: int) -> str:
+    """The server's id when usable, else a fresh one.
+
+    Fresh ids are exactly 9 alphanumerics because Mistral rejects anything
+    else in replayed history (QUIRKS A-5); their number comes from the history
+    length, so they are deterministic.
+    """
+    if raw and raw not in taken and len(raw) <= 256:
+        return raw
+    number = position
+    while True:
+        candidate = f"nc{number % 10_000_000:07d}"
+        if candidate not in taken:
+            return candidate
+        number += 1
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def _on_user_input(state: State, event: UserInput) -> Transition:
+    state = attrs.evolve(
+        state,
+        history=(*state.history, UserMessage(event.text)),
+        steps_this_turn=0,
+        malformed_streak=0,
+        turn_usage=Usage(),
+    )
+    return _call_model(state)
+
+
+def _on_model_reply(state: State, event: ModelReply) -> Transition:
+    if event.usage is not None:
+        state = attrs.evolve(
+            state,
+            turn_usage=state.turn_usage + event.usage,
+            session_usage=state.session_usage + event.usage,
+        )
+    actions: list[Action] = []
+    if not state.config.stream and event.content:
+        actions.append(ShowText(event.content, TextKind.ASSISTANT))
+    if not event.tool_calls:
+        message = AssistantMessage(content=event.content, reasoning=event.reasoning or None)
+        state = attrs.evolve(state, history=(*state.history, message), malformed_streak=0)
+        detail = "the reply was cut off at the token limit" if event.finish_reason == "length" else ""
+        return _end_turn(state, TurnEnd.COMPLETED, detail, actions)
+
+    taken = _used_call_ids(state.history)
+    calls: list[ToolCall] = []
+    pending: list[PendingCall] = []
+    base = len(state.history) * 100
+    for position, raw in enumerate(event.tool_calls):
+        call_id = _unique_id(raw.id, taken, base + position)
+        taken.add(call_id)
+        spec = state.config.tool(raw.name)
+        parsed = parse_arguments(spec, raw.name, raw.arguments)
+        if isinstance(parsed, str):
+            # Never send unparseable arguments back: some servers reject the
+            # whole history for it (QUIRKS B-11). The tool message explains.
+            call = ToolCall(id=call_id, name=raw.name or "unnamed", arguments="{}")
+            pending.append(PendingCall(call=call, problem=parsed))
+        else:
+            arguments_json = raw.arguments if raw.arguments and raw.arguments.strip() else "{}"
+            call = ToolCall(id=call_id, name=raw.name, arguments=arguments_json)
+            pending.append(PendingCall(call=call, arguments=parsed))
+        calls.append(call)
+    all_unusable = all(p.problem is not None for p in pending)
+    message = AssistantMessage(
+        content=event.content or None, tool_calls=tuple(calls), reasoning=event.reasoning or None
+    )
+    state = attrs.evolve(
+        state,
+        history=(*state.history, message),
+        pending=tuple(pending),
+        malformed_streak=state.malformed_streak + 1 if all_unusable else 0,
+    )
+    state, more = _advance(state)
+    return state, actions + more
+
+
+def _advance(state: State) -> Transition:
+    """Work through pending calls until one needs the driver, then ask for it."""
+    actions: list[Action] = []
+    while state.pending:
+        head = state.pending[0]
+        if head.problem is not None or head.arguments is None:
+            state = _answer(state, head.call.id, head.problem or "Error: unusable call")
+            state = attrs.evolve(state, pending=state.pending[1:])
+            continue
+        spec = state.config.tool(head.call.name)
+        assert spec is not None  # parse_arguments refused unknown tools
+        inside: bool | None = None
+        decision = approval_requirement(spec, state.config.approval, state.always_approved, inside)
+        if decision is Approval.NEEDS_FACTS:
+            path = head.arguments.get(spec.path_parameter or "")
+            if isinstance(path, str):
+                state = attrs.evolve(state, phase=Phase.AWAITING_TOOL_FACTS)
+                return state, [*actions, CheckToolCall(call=head.call, path=path)]
+            decision = Approval.RUN
+        return _decide(state, decision, actions)
+    return _after_tools(state, actions)
+
+
+def _decide(state: State, decision: Approval, actions: list[Action]) -> Transition:
+    head = state.pending[0]
+    assert head.arguments is not None
+    if decision is Approval.RUN:
+        state = attrs.evolve(state, phase=Phase.AWAITING_TOOL_RESULT)
+        return state, [*actions, RunTool(call=head.call, arguments=head.arguments)]
+    spec = state.config.tool(head.call.name)
+    reason = "it can change files or run commands" if spec and spec.mutates else (
+        "it reaches outside the workspace"
+    )
+    state = attrs.evolve(state, phase=Phase.AWAITING_APPROVAL)
+    return state, [*actions, AskApproval(call=head.call, arguments=head.arguments, reason=reason)]
+
+
+def _after_tools(state: State, actions: list[Action]) -> Transition:
+    if state.malformed_streak >= state.config.max_consecutive_malformed:
+        return _end_turn(
+            state,
+            TurnEnd.FAILED,
+            f"the model sent {state.malformed_streak} unusable replies in a row",
+            actions,
+        )
+    if state.steps_this_turn >= state.config.max_steps_per_turn:
+        return _end_turn(
+            state,
+            TurnEnd.STEP_BUDGET,
+            f"stopped after {state.steps_this_turn} model calls (the step budget)",
+            actions,
+        )
+    state, more = _call_model(state)
+    return state, actions + more
+
+
+def _require_head(state: State, call_id: str) -> PendingCall:
+    if not state.pending or state.pending[0].call.id != call_id:
+        expected = state.pending[0].call.id if state.pending else "none"
+        raise DriverMisuseError(f"answer for call {call_id!r}, but the pending call is {expected!r}")
+    return state.pending[0]
+
+
+def _on_tool_facts(state: State, event: ToolCallFacts) -> Transition:
+    head = _require_head(state, event.call_id)
+    spec = state.config.tool(head.call.name)
+    assert spec is not None
+    decision = approval_requirement(
+        spec, state.config.approval, state.always_approved, event.inside_workspace
+    )
+    return _decide(state, decision, [])
+
+
+def _on_approval(state: State, event: ApprovalDecision) -> Transition:
+    head = _require_head(state, event.call_id)
+    if event.verdict is Verdict.DENY:
+        why = f" ({event.reason})" if event.reason else ""
+        state = _answer(state, head.call.id, f"Not run: the user did not approve this call{why}.")
+        state = attrs.evolve(state, pending=state.pending[1:])
+        return _advance(state)
+    if event.verdict is Verdict.ALWAYS:
+        state = attrs.evolve(state, always_approved=state.always_approved | {head.call.name})
+    return _decide(state, Approval.RUN, [])
+
+
+def _on_tool_result(state: State, event: ToolResult) -> Transition:
+    head = _require_head(state, event.call_id)
+    content = format_tool_output(event.output, event.exit_status, state.config.max_tool_output_chars)
+    if event.is_error and not content.startswith("Error"):
+        content = f"Error: {content}"
+    state = _answer(state, head.call.id, content)
+    state = attrs.evolve(state, pending=state.pending[1:])
+    return _advance(state)
+
+
+def _on_model_failure(state: State, event: ModelFailure) -> Transition:
+    if event.kind is FailureKind.MALFORMED:
+        state = attrs.evolve(state, malformed_streak=state.malformed_streak + 1)
+    delay = retry_delay(event, state.attempt, state.config.retry)
+    if event.kind is FailureKind.MALFORMED and state.malformed_streak >= state.config.max_consecutive_malformed:
+        delay = None
+    if delay is None:
+        return _end_turn(state, TurnEnd.FAILED, event.message, [])
+    state = attrs.evolve(state, attempt=state.attempt + 1)
+    notice = ShowText(
+        f"{event.message} -- retrying in {delay:.1f}s "
+        f"(attempt {state.attempt} of {state.config.retry.max_attempts})",
+        TextKind.WARNING,
+    )
+    retry = RetryModel(
+        delay=delay, body=_request(state), step=state.steps_this_turn, attempt=state.attempt, failure=event
+    )
+    return state, [notice, retry]
+
+
+INTERRUPTED_CALL = "Not run: the user interrupted before this call finished."
+
+
+def _on_interrupt(state: State, _event: Interrupt) -> Transition:
+    for pending in state.pending:
+        state = _answer(state, pending.call.id, INTERRUPTED_CALL)
+    state = attrs.evolve(state, pending=())
+    return _end_turn(state, TurnEnd.INTERRUPTED, "interrupted by the user", [])
+
+
+def _ignore(state: State, _event: Event) -> Transition:
+    return state, []
+
+
+# ---------------------------------------------------------------- the table
+
+# phase -> event type -> (handler, phases the handler may lead to)
+PHASE_TABLE: dict[Phase, dict[type, tuple[Handler, tuple[Phase, ...]]]] = {
+    Phase.AWAITING_USER: {
+        UserInput: (_on_user_input, (Phase.AWAITING_MODEL,)),
+        Interrupt: (_ignore, (Phase.AWAITING_USER,)),
+    },
+    Phase.AWAITING_MODEL: {
+        ModelReply: (
+            _on_model_reply,
+            (
+                Phase.AWAITING_USER,
+                Phase.AWAITING_MODEL,
+                Phase.AWAITING_TOOL_FACTS,
+                Phase.AWAITING_APPROVAL,
+                Phase.AWAITING_TOOL_RESULT,
+            ),
+        ),
+        ModelFailure: (_on_model_failure, (Phase.AWAITING_MODEL, Phase.AWAITING_USER)),
+        Interrupt: (_on_interrupt, (Phase.AWAITING_USER,)),
+    },
+    Phase.AWAITING_TOOL_FACTS: {
+        ToolCallFacts: (_on_tool_facts, (Phase.AWAITING_APPROVAL, Phase.AWAITING_TOOL_RESULT)),
+        Interrupt: (_on_interrupt, (Phase.AWAITING_USER,)),
+    },
+    Phase.AWAITING_APPROVAL: {
+        ApprovalDecision: (
+            _on_approval,
+            (
+                Phase.AWAITING_USER,
+                Phase.AWAITING_MODEL,
+                Phase.AWAITING_TOOL_FACTS,
+                Phase.AWAITING_APPROVAL,
+                Phase.AWAITING_TOOL_RESULT,
+            ),
+        ),
+        Interrupt: (_on_interrupt, (Phase.AWAITING_USER,)),
+    },
+    Phase.AWAITING_TOOL_RESULT: {
+        ToolResult: (
+            _on_tool_result,
+            (
+                Phase.AWAITING_USER,
+                Phase.AWAITING_MODEL,
+                Phase.AWAITING_TOOL_FACTS,
+                Phase.AWAITING_APPROVAL,
+                Phase.AWAITING_TOOL_RESULT,
+            ),
+        ),
+        Interrupt: (_on_interrupt, (Phase.AWAITING_USER,)),
+    },
+}
+
+
+def transition(state: State, event: Event) -> Transition:
+    """(state, event) -> (next state, actions). Pure; see the module docstring."""
+    handlers = PHASE_TABLE[state.phase]
+    entry = handlers.get(type(event))
+    if entry is None:
+        allowed = ", ".join(t.__name__ for t in handlers)
+        raise DriverMisuseError(
+            f"{type(event).__name__} is not accepted while {state.phase.value}; expected {allowed}"
+        )
+    handler, _next_phases = entry
+    return handler(state, event)
+
+
+def phase_diagram() -> str:
+    """The phase table as a mermaid state diagram (the README embeds this text)."""
+    lines = ["stateDiagram-v2", f"    [*] --> {Phase.AWAITING_USER.name}"]
+    for phase, handlers in PHASE_TABLE.items():
+        for event_type, (_handler, next_phases) in handlers.items():
+            for target in next_phases:
+                lines.append(f"    {phase.name} --> {target.name}: {event_type.__name__}")
+    return "\n".join(lines)
+
+
+def history_as_json(state: State) -> str:
+    """The conversation as the server sees it (handy for debugging and tests)."""
+    return json.dumps(_request(state)["messages"], ensure_ascii=False, indent=2)

@@ -1,0 +1,155 @@
+"""Decisions, as pure functions: retries, approval, truncation, argument checks.
+
+The transition function calls these; the driver only carries out what they
+decided (sleeping, asking, running). Keeping them here means a policy change
+shows up in replays as a divergence instead of hiding in an adapter.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from nano_code.kernel.events import FailureKind, ModelFailure
+from nano_code.kernel.types import ApprovalMode, RetryPolicy, ToolSpec
+
+NEVER_RETRIED = frozenset(
+    {FailureKind.AUTH, FailureKind.BAD_REQUEST, FailureKind.CONTEXT_OVERFLOW}
+)
+
+
+def retry_delay(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> float | None:
+    """Seconds to wait before attempt `attempt + 1`, or None to give up.
+
+    `attempt` is the number of calls already made for this step (1 after the
+    first failure). Auth, bad-request and context-overflow failures are never
+    retried; neither is an in-band error whose code says the request was bad.
+    A server-given wait is honoured, but one longer than `max_server_wait`
+    means giving up rather than hanging the terminal for hours.
+    """
+    if failure.kind in NEVER_RETRIED:
+        return None
+    if failure.kind is FailureKind.IN_BAND_ERROR and failure.status is not None:
+        if failure.status < 500 and failure.status not in (408, 409, 429):
+            return None
+    if attempt >= policy.max_attempts:
+        return None
+    if failure.retry_after is not None:
+        wait = max(0.0, failure.retry_after)
+        return wait if wait <= policy.max_server_wait else None
+    return min(policy.max_delay, policy.base_delay * (2.0 ** (attempt - 1)))
+
+
+def cut_middle(text: str, limit: int) -> str:
+    """Keep the head and tail of `text` within about `limit` characters.
+
+    The marker says how much was cut, so the model knows the output is partial
+    and can ask for the missing part (e.g. with `read_file` and an offset).
+    """
+    if len(text) <= limit:
+        return text
+    head_size = limit * 2 // 5
+    tail_size = limit - head_size
+    omitted = len(text) - head_size - tail_size
+    return join_head_and_tail(text[:head_size], text[len(text) - tail_size :], omitted, "characters")
+
+
+def join_head_and_tail(head: str, tail: str, omitted: int, unit: str) -> str:
+    """The single place that writes the 'this much was cut' marker."""
+    return f"{head}\n[... {omitted} {unit} omitted ...]\n{tail}"
+
+
+class Approval(enum.Enum):
+    RUN = "run"
+    ASK = "ask"
+    NEEDS_FACTS = "needs_facts"
+    """The answer depends on where the path points: ask the driver first."""
+
+
+def approval_requirement(
+    spec: ToolSpec,
+    mode: ApprovalMode,
+    always_approved: frozenset[str],
+    inside_workspace: bool | None,
+) -> Approval:
+    """Whether a well-formed call may run without asking.
+
+    Read-only tools inside the workspace run freely; anything that mutates, or
+    any path outside the workspace, needs the user's yes unless they chose
+    auto-approval or said "always" for this tool earlier in the session.
+    """
+    if mode is ApprovalMode.AUTO or spec.name in always_approved:
+        return Approval.RUN
+    if spec.mutates:
+        return Approval.ASK
+    if spec.path_parameter is None:
+        return Approval.RUN
+    if inside_workspace is None:
+        return Approval.NEEDS_FACTS
+    return Approval.RUN if inside_workspace else Approval.ASK
+
+
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "object": dict,
+    "array": list,
+}
+
+
+def parse_arguments(spec: ToolSpec | None, name: str, raw: str | None) -> dict[str, Any] | str:
+    """The call's arguments as a dict, or a message telling the model what is wrong.
+
+    Absent, null or empty arguments mean "no arguments" (servers send all three
+    for argument-less calls); anything else must be a JSON object that has
+    every required parameter with the declared basic type. Nothing is ever
+    guessed or filled in.
+    """
+    if spec is None:
+        return f"Error: there is no tool named {name!r}. Use one of the tools you were given."
+    if raw is None or raw.strip() == "":
+        arguments: object = {}
+    else:
+        try:
+            arguments = json.loads(raw)
+        except ValueError as error:
+            return (
+                f"Error: the arguments of this {name} call are not valid JSON ({error}); "
+                "the call was not run. Send the call again with a complete JSON object."
+            )
+    if not isinstance(arguments, dict):
+        return f"Error: the arguments of this {name} call must be a JSON object; the call was not run."
+    missing = [p for p in spec.required_parameters if p not in arguments]
+    if missing:
+        return f"Error: {name} needs the parameter(s) {', '.join(missing)}; the call was not run."
+    properties = spec.parameters.get("properties")
+    if isinstance(properties, Mapping):
+        for key, value in arguments.items():
+            schema = properties.get(key)
+            if not isinstance(schema, Mapping):
+                continue
+            expected = _JSON_TYPES.get(str(schema.get("type")))
+            if expected is None:
+                continue
+            if isinstance(value, bool) and expected is not bool:
+                wrong = True
+            else:
+                wrong = not isinstance(value, expected)
+            if wrong:
+                return (
+                    f"Error: parameter {key!r} of {name} must be of type {schema.get('type')}; "
+                    "the call was not run."
+                )
+    return arguments
+
+
+def format_tool_output(output: str, exit_status: int | None, limit: int) -> str:
+    """What the model reads for a tool result: capped output plus the exit status."""
+    text = cut_middle(output, limit)
+    if exit_status is not None:
+        text = f"{text}\n[exit status: {exit_status}]" if text else f"[exit status: {exit_status}]"
+    return text

@@ -1,0 +1,119 @@
+"""Kernel values to and from plain JSON data, losslessly.
+
+Used for `--json` output, session journals and resuming. Attrs instances
+become objects tagged with their class name under "type"; enums become their
+value; tuples and frozensets become lists. `from_json` rebuilds them from the
+field annotations, so `from_json(to_json(x)) == x` for every kernel value (a
+property test holds this for reachable states).
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import attrs
+
+from nano_code.kernel import actions, events, machine
+from nano_code.kernel import types as kernel_types
+
+TAG = "type"
+
+
+@cache
+def _registry() -> dict[str, type]:
+    classes: dict[str, type] = {}
+    for module in (kernel_types, events, actions, machine):
+        for value in vars(module).values():
+            if isinstance(value, type) and attrs.has(value) and value.__module__ == module.__name__:
+                classes[value.__name__] = value
+    return classes
+
+
+def to_json(value: Any) -> Any:
+    """A kernel value as JSON-ready data (dicts, lists, str, numbers, None)."""
+    if attrs.has(type(value)):
+        data: dict[str, Any] = {TAG: type(value).__name__}
+        for field in attrs.fields(type(value)):
+            data[field.name] = to_json(getattr(value, field.name))
+        return data
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, frozenset):
+        return sorted(to_json(item) for item in value)
+    if isinstance(value, (tuple, list)):
+        return [to_json(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): to_json(item) for key, item in value.items()}
+    return value
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    namespace: dict[str, Any] = {}
+    for module in (kernel_types, events, actions, machine):
+        namespace.update(vars(module))
+    return typing.get_type_hints(cls, globalns=namespace)
+
+
+def _structure(data: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is Any or hint is object:
+        return data
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if data is None and type(None) in options:
+            return None
+        if isinstance(data, Mapping) and TAG in data and data[TAG] in _registry():
+            return from_json(data)
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _structure(data, option)
+            except (TypeError, ValueError):
+                continue
+        raise ValueError(f"{data!r} matches none of {hint}")
+    if origin is tuple:
+        item_hint = typing.get_args(hint)[0]
+        return tuple(_structure(item, item_hint) for item in data)
+    if origin is frozenset:
+        item_hint = typing.get_args(hint)[0]
+        return frozenset(_structure(item, item_hint) for item in data)
+    if origin in (Mapping, dict) or hint in (Mapping, dict):
+        if not isinstance(data, Mapping):
+            raise TypeError(f"expected an object, got {data!r}")
+        return dict(data)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(data)
+    if isinstance(hint, type) and attrs.has(hint):
+        return from_json(data)
+    if hint is float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            raise TypeError(f"expected a number, got {data!r}")
+        return float(data)
+    if isinstance(hint, type):
+        if not isinstance(data, hint) or (hint is int and isinstance(data, bool)):
+            raise TypeError(f"expected {hint.__name__}, got {data!r}")
+        return data
+    return data
+
+
+def from_json(data: Any) -> Any:
+    """Rebuild a kernel value from `to_json` output. Raises ValueError on bad data."""
+    if not isinstance(data, Mapping) or data.get(TAG) not in _registry():
+        raise ValueError(f"not a tagged kernel value: {str(data)[:100]}")
+    cls = _registry()[data[TAG]]
+    hints = _hints(cls)
+    kwargs = {}
+    for field in attrs.fields(cls):
+        if field.name in data:
+            kwargs[field.name] = _structure(data[field.name], hints[field.name])
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"bad {cls.__name__}: {error}") from error

@@ -1,0 +1,157 @@
+"""Plain data of a conversation: messages, tool calls, tool specs, usage, config.
+
+Every class is a frozen attrs class with validators, so a value that exists is
+a valid value. Nothing here knows about HTTP or JSON wire shapes; that lives in
+`codec`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Union
+
+import attrs
+from attrs import validators as v
+
+_str = v.instance_of(str)
+_opt_str = v.optional(v.instance_of(str))
+_non_negative_int = [v.instance_of(int), v.ge(0)]
+
+
+def _is_json_object(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{attribute.name} must be a mapping, got {type(value).__name__}")
+
+
+@attrs.frozen
+class ToolCall:
+    """One function call the model asked for, as it is kept in the history."""
+
+    id: str = attrs.field(validator=[_str, v.min_len(1)])
+    """Unique within the conversation (the kernel renames empty or reused ids)."""
+    name: str = attrs.field(validator=_str)
+    arguments: str = attrs.field(validator=_str)
+    """JSON text of an object, exactly as sent back to the server."""
+
+
+@attrs.frozen
+class SystemMessage:
+    content: str = attrs.field(validator=_str)
+
+
+@attrs.frozen
+class UserMessage:
+    content: str = attrs.field(validator=_str)
+
+
+@attrs.frozen
+class AssistantMessage:
+    content: str | None = attrs.field(default=None, validator=_opt_str)
+    tool_calls: tuple[ToolCall, ...] = attrs.field(
+        default=(), validator=v.deep_iterable(v.instance_of(ToolCall), v.instance_of(tuple))
+    )
+    reasoning: str | None = attrs.field(default=None, validator=_opt_str)
+    """Reasoning text the server exposed; kept for the record, never sent back."""
+
+
+@attrs.frozen
+class ToolMessage:
+    tool_call_id: str = attrs.field(validator=[_str, v.min_len(1)])
+    content: str = attrs.field(validator=_str)
+
+
+Message = Union[SystemMessage, UserMessage, AssistantMessage, ToolMessage]
+MESSAGE_TYPES = (SystemMessage, UserMessage, AssistantMessage, ToolMessage)
+
+
+@attrs.frozen
+class ToolSpec:
+    """What the model is told about a tool, plus what the approval policy needs."""
+
+    name: str = attrs.field(validator=[_str, v.matches_re(r"^[a-zA-Z0-9_-]{1,64}$")])
+    description: str = attrs.field(validator=_str)
+    parameters: Mapping[str, Any] = attrs.field(validator=_is_json_object)
+    """JSON Schema of the arguments object."""
+    mutates: bool = attrs.field(validator=v.instance_of(bool))
+    """True when running it can change anything (files, processes, the world)."""
+    path_parameter: str | None = attrs.field(default=None, validator=_opt_str)
+    """Name of the argument holding a path, checked against the workspace."""
+
+    @property
+    def required_parameters(self) -> tuple[str, ...]:
+        required = self.parameters.get("required", ())
+        return tuple(name for name in required if isinstance(name, str))
+
+
+@attrs.frozen
+class Usage:
+    """Token counts (and cost, when the server reports it) of one or more replies."""
+
+    prompt_tokens: int = attrs.field(default=0, validator=_non_negative_int)
+    completion_tokens: int = attrs.field(default=0, validator=_non_negative_int)
+    total_tokens: int = attrs.field(default=0, validator=_non_negative_int)
+    cached_tokens: int = attrs.field(default=0, validator=_non_negative_int)
+    reasoning_tokens: int = attrs.field(default=0, validator=_non_negative_int)
+    cost: float | None = attrs.field(default=None, validator=v.optional(v.instance_of(float)))
+
+    def __add__(self, other: Usage) -> Usage:
+        if self.cost is None and other.cost is None:
+            cost = None
+        else:
+            cost = (self.cost or 0.0) + (other.cost or 0.0)
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            cost=cost,
+        )
+
+
+@attrs.frozen
+class RetryPolicy:
+    max_attempts: int = attrs.field(default=5, validator=[v.instance_of(int), v.ge(1)])
+    """Model calls per step, the first one included."""
+    base_delay: float = attrs.field(default=1.0, validator=[v.instance_of(float), v.ge(0.0)])
+    max_delay: float = attrs.field(default=30.0, validator=[v.instance_of(float), v.ge(0.0)])
+    """Cap on the exponential backoff."""
+    max_server_wait: float = attrs.field(default=120.0, validator=[v.instance_of(float), v.ge(0.0)])
+    """A Retry-After longer than this is not waited for: the step fails instead."""
+
+
+class ApprovalMode(enum.Enum):
+    ASK = "ask"
+    """Ask before anything that mutates or leaves the workspace."""
+    AUTO = "auto"
+    """Approve every call (--yes)."""
+
+
+@attrs.frozen
+class KernelConfig:
+    """Everything that shapes requests and decisions; recorded with every session."""
+
+    model: str = attrs.field(validator=_str)
+    system_prompt: str = attrs.field(validator=_str)
+    tools: tuple[ToolSpec, ...] = attrs.field(
+        default=(), validator=v.deep_iterable(v.instance_of(ToolSpec), v.instance_of(tuple))
+    )
+    stream: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    max_steps_per_turn: int = attrs.field(default=50, validator=[v.instance_of(int), v.ge(1)])
+    """Model calls allowed in one turn (retries of a call do not count)."""
+    max_tool_output_chars: int = attrs.field(default=30_000, validator=[v.instance_of(int), v.ge(200)])
+    max_consecutive_malformed: int = attrs.field(default=3, validator=[v.instance_of(int), v.ge(1)])
+    """Replies in a row whose every tool call was unusable before the turn fails."""
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy, validator=v.instance_of(RetryPolicy))
+    approval: ApprovalMode = attrs.field(default=ApprovalMode.ASK, validator=v.instance_of(ApprovalMode))
+    temperature: float | None = attrs.field(default=None, validator=v.optional(v.instance_of(float)))
+    max_completion_tokens: int | None = attrs.field(
+        default=None, validator=v.optional([v.instance_of(int), v.ge(1)])
+    )
+
+    def tool(self, name: str) -> ToolSpec | None:
+        for spec in self.tools:
+            if spec.name == name:
+                return spec
+        return None

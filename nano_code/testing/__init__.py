@@ -1,0 +1,1 @@
+"""Tools for researchers: replay sessions from Python, a pytest plugin, hypothesis strategies."""

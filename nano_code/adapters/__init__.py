@@ -1,6 +1,6 @@
 """All I/O of nano-code lives here, at the edges of the pure kernel.
 
-What lives here: the urllib3 model client (`http`), the tools and their
+What lives here: the urllib3 model client (`model_client`), the tools and their
 implementations (`tools`), settings from `.env`, the environment and flags
 (`config`), the terminal (`terminal`), and the session recorder and replayer
 (`recorder`, `replay`). Each adapter performs what a kernel action asks for

@@ -1,1 +1,23 @@
-"""Tools for researchers: replay sessions from Python, a pytest plugin, hypothesis strategies."""
+"""Tools for researchers: replay sessions from Python, a pytest plugin, hypothesis strategies.
+
+- `replay(path, **overrides) -> ReplayReport` and `load_session(path)`: see `api`.
+- the `nano_replay` pytest fixture: see `pytest_plugin` (installed automatically).
+- `nano_code.testing.strategies`: hypothesis strategies for model replies,
+  including the quirks of real servers, to property-test kernel variants.
+- `nano_code.testing.fake_server`: a scripted OpenAI-compatible server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["load_session", "replay"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so `import nano_code.testing.strategies` does not pull in the replayer.
+    if name in __all__:
+        from nano_code.testing import api
+
+        return getattr(api, name)
+    raise AttributeError(name)

@@ -1,0 +1,458 @@
+"""Settings from `.env`, the environment and command-line flags (later wins).
+
+Three layers, lowest first:
+
+1. ``cwd / ".env"`` -- parsed by :func:`parse_dotenv`; only the variables named
+   in :data:`SETTINGS_DOC` are taken from it, and nothing is exported into
+   ``os.environ``. A missing file is fine; an unreadable one is a
+   :class:`ConfigError`.
+2. the environment mapping given to :func:`load_settings`;
+3. flag values (``overrides``), keyed by the same variable names; ``None``
+   means the flag was not given.
+
+A value that is empty or only whitespace counts as *not set* in its layer, so
+``MODEL_NAME=`` copied from ``.env.example`` falls through to the default.
+Values are trimmed before they are checked.
+
+The API key never appears in :func:`repr` of :class:`Settings` nor in any
+:class:`ConfigError` message: a message that would contain it has the key
+replaced by ``<api key>``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import attrs
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODEL",
+    "SETTINGS_DOC",
+    "ConfigError",
+    "Settings",
+    "load_settings",
+    "parse_dotenv",
+    "render_env_example",
+]
+
+# --------------------------------------------------------------------------
+# .env parsing
+# --------------------------------------------------------------------------
+#
+# The grammar follows python-dotenv 1.x (``dotenv.parser`` + variable
+# expansion in ``dotenv.main``) statement by statement, because users write
+# their .env files against that tool's behaviour. ``\s`` below is Unicode
+# whitespace, exactly as python-dotenv uses it; "blank" means whitespace other
+# than CR and LF.
+
+_BLANKS = r"[^\S\r\n]"
+_SKIP_WHITESPACE = re.compile(r"\s*")
+_EXPORT_PREFIX = re.compile(rf"export{_BLANKS}+")
+_QUOTED_KEY = re.compile(r"'([^']+)'")
+_BARE_KEY = re.compile(r"[^=#\s]+")
+_INLINE_BLANKS = re.compile(f"{_BLANKS}*")
+_EQUALS = re.compile(f"={_BLANKS}*")
+# Inside quotes a backslash always takes the next character with it (so `\\`
+# never escapes the closing quote); a quoted value may span lines.
+_SINGLE_QUOTED = re.compile(r"'((?:\\.|[^'\\])*)'", re.DOTALL)
+_DOUBLE_QUOTED = re.compile(r'"((?:\\.|[^"\\])*)"', re.DOTALL)
+_TO_END_OF_LINE = re.compile(r"[^\r\n]*")
+_WHITESPACE_THEN_HASH = re.compile(r"\s#")
+_TRAILING_COMMENT = re.compile(f"(?:{_BLANKS}*#[^\\r\\n]*)?")
+_END_OF_LINE = re.compile(f"{_BLANKS}*(?:\r\n|\n|\r|$)")
+_REST_OF_BAD_LINE = re.compile(r"[^\r\n]*(?:\r|\n)?")
+_VARIABLE = re.compile(r"\$\{([^}:]*)(?::-([^}]*))?\}")
+
+_DOUBLE_QUOTE_ESCAPES = re.compile(r"\\[\\'\"abfnrtv]")
+_SINGLE_QUOTE_ESCAPES = re.compile(r"\\[\\']")
+_ESCAPED = {
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+}
+
+
+def _unescape(pattern: re.Pattern[str], raw: str) -> str:
+    return pattern.sub(lambda m: _ESCAPED[m.group()[1]], raw)
+
+
+class _BadStatement(Exception):
+    """A statement that does not parse; scanning resumes at ``at``'s line end."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__(at)
+        self.at = at
+
+
+def _match(pattern: re.Pattern[str], text: str, pos: int) -> re.Match[str]:
+    found = pattern.match(text, pos)
+    if found is None:
+        raise _BadStatement(pos)
+    return found
+
+
+def _read_value(text: str, pos: int) -> tuple[str, int]:
+    first = text[pos : pos + 1]
+    if first == "'":
+        found = _match(_SINGLE_QUOTED, text, pos)
+        return _unescape(_SINGLE_QUOTE_ESCAPES, found.group(1)), found.end()
+    if first == '"':
+        found = _match(_DOUBLE_QUOTED, text, pos)
+        return _unescape(_DOUBLE_QUOTE_ESCAPES, found.group(1)), found.end()
+    if first in ("", "\n", "\r"):
+        return "", pos
+    found = _match(_TO_END_OF_LINE, text, pos)
+    raw = found.group()
+    comment = _WHITESPACE_THEN_HASH.search(raw)
+    if comment is not None:
+        raw = raw[: comment.start()]
+    return raw.rstrip(), found.end()
+
+
+def _read_statement(text: str, pos: int) -> tuple[str | None, str | None, int]:
+    """One ``[export] KEY[=VALUE] [# comment]`` statement starting at ``pos``.
+
+    Returns (key, value, position after the line end). The key is None for a
+    comment line; the value is None for a key without ``=``.
+    """
+    export = _EXPORT_PREFIX.match(text, pos)
+    if export is not None:
+        pos = export.end()
+    key: str | None = None
+    first = text[pos : pos + 1]
+    if first == "'":
+        found = _match(_QUOTED_KEY, text, pos)
+        key, pos = found.group(1), found.end()
+    elif first != "#":
+        found = _match(_BARE_KEY, text, pos)
+        key, pos = found.group(), found.end()
+    pos = _match(_INLINE_BLANKS, text, pos).end()
+    value: str | None = None
+    if text.startswith("=", pos):
+        equals = _match(_EQUALS, text, pos)
+        blank_after_equals = equals.end() - pos > 1
+        pos = equals.end()
+        if blank_after_equals and text.startswith("#", pos):
+            value = ""  # `KEY= # comment` is an empty value
+        else:
+            value, pos = _read_value(text, pos)
+    pos = _match(_TRAILING_COMMENT, text, pos).end()
+    pos = _match(_END_OF_LINE, text, pos).end()
+    return key, value, pos
+
+
+def _scan(text: str) -> list[tuple[str, str | None]]:
+    text = text.removeprefix("\ufeff")
+    bindings: list[tuple[str, str | None]] = []
+    pos = 0
+    while pos < len(text):
+        pos = _match(_SKIP_WHITESPACE, text, pos).end()
+        if pos >= len(text):
+            break
+        try:
+            key, value, pos = _read_statement(text, pos)
+        except _BadStatement as bad:
+            pos = _match(_REST_OF_BAD_LINE, text, bad.at).end()
+            continue
+        if key is not None:
+            bindings.append((key, value))
+    return bindings
+
+
+def parse_dotenv(text: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Parse the text of a ``.env`` file into ``{name: value}``. Never raises.
+
+    Matches ``dotenv_values(stream=io.StringIO(text))`` of python-dotenv 1.x,
+    minus the keys it maps to None (a key without ``=``):
+
+    - blank lines and ``#`` comment lines are skipped; ``export`` before a key
+      is ignored; ``KEY = value`` may have blanks around ``=``;
+    - unquoted values are trimmed and end at the first whitespace followed by
+      ``#`` (``a#b`` keeps its ``#``; ``KEY= #c`` is empty); ``=`` may occur
+      inside values;
+    - ``'single'`` quotes are literal except ``\\'`` and ``\\\\``;
+      ``"double"`` quotes decode ``\\n \\t \\r \\" \\' \\\\ \\a \\b \\f \\v``
+      and keep other backslashes; quoted values may span lines;
+    - CR, LF and CRLF all end lines; a leading BOM is ignored;
+    - a statement that does not parse (``=x``, an unterminated quote, text
+      after a closing quote) is skipped up to the end of its line;
+    - later assignments of a key win;
+    - ``${NAME}`` and ``${NAME:-default}`` are expanded in every value (quoted
+      or not), from the assignments above it in the same text, then from
+      ``environ``. As in python-dotenv the default applies only when NAME is
+      not defined at all (an empty value is used as is), and a key listed
+      without ``=`` above expands to "".
+
+    Deliberate difference: python-dotenv expands from the process's
+    ``os.environ``; this function reads only the ``environ`` it is given (none
+    by default), so it stays a pure function of its arguments. Pass
+    ``environ=os.environ`` to get python-dotenv's exact behaviour.
+    """
+    outside: Mapping[str, str] = environ if environ is not None else {}
+    expanded: dict[str, str | None] = {}
+
+    def substitute(found: re.Match[str]) -> str:
+        name, default = found.group(1), found.group(2)
+        if name in expanded:
+            return expanded[name] or ""
+        if name in outside:
+            return outside[name]
+        return default or ""
+
+    for key, raw in _scan(text):
+        expanded[key] = None if raw is None else _VARIABLE.sub(substitute, raw)
+    return {key: value for key, value in expanded.items() if value is not None}
+
+
+# --------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------
+
+DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+DEFAULT_MODEL = "anthropic/claude-sonnet-4.5"
+
+_API_KEY = "OPENROUTER_API_KEY"
+_BASE_URL = "INFERENCE_BASE_URL"
+_MODEL = "MODEL_NAME"
+_MAX_STEPS = "NANO_CODE_MAX_STEPS"
+_STREAM = "NANO_CODE_STREAM"
+_CONNECT_TIMEOUT = "NANO_CODE_CONNECT_TIMEOUT"
+_READ_TIMEOUT = "NANO_CODE_READ_TIMEOUT"
+_SHELL_TIMEOUT = "NANO_CODE_SHELL_TIMEOUT"
+_YES = "NANO_CODE_YES"
+_HOME = "NANO_CODE_HOME"
+_DEBUG = "NANO_CODE_DEBUG"
+
+#: (variable, default as shown to humans, one-line comment) for every setting:
+#: the single source for ``.env.example`` and the ``--help`` text. Where the
+#: default is a literal value it can be uncommented into a ``.env`` as is.
+SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
+    (_API_KEY, "", "API key sent as a Bearer token; leave unset for local servers that need none"),
+    (_BASE_URL, DEFAULT_BASE_URL, "OpenAI-compatible endpoint; /chat/completions is appended"),
+    (_MODEL, DEFAULT_MODEL, "model name sent with every request"),
+    (_MAX_STEPS, "50", "most model calls in one turn before the agent stops"),
+    (_STREAM, "true", "stream replies as they are generated (true/false)"),
+    (_CONNECT_TIMEOUT, "10", "seconds to wait for a connection to the endpoint"),
+    (_READ_TIMEOUT, "300", "seconds to wait for more data from the endpoint"),
+    (_SHELL_TIMEOUT, "120", "seconds before a shell command is killed"),
+    (_YES, "false", "run every tool call without asking for approval (flag --yes)"),
+    (
+        _HOME,
+        "~/.local/share/nano-code",
+        "where sessions are stored (default $XDG_DATA_HOME/nano-code when XDG_DATA_HOME is set)",
+    ),
+    (_DEBUG, "false", "print debugging details (true/false)"),
+)
+
+_DEFAULTS = {name: default for name, default, _ in SETTINGS_DOC}
+_NAMES = frozenset(_DEFAULTS)
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+_MAX_SHOWN = 80
+
+
+class ConfigError(Exception):
+    """A setting is invalid or the ``.env`` file cannot be read.
+
+    The message is one line naming the variable and the bad value, and never
+    contains the API key.
+    """
+
+
+def _home_from_process() -> Path:
+    return _default_home(os.environ)
+
+
+@attrs.frozen
+class Settings:
+    """Everything nano-code reads from its configuration. The API key is never shown."""
+
+    api_key: str | None = attrs.field(default=None, repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    model: str = DEFAULT_MODEL
+    max_steps: int = 50
+    stream: bool = True
+    connect_timeout: float = 10.0
+    read_timeout: float = 300.0
+    shell_timeout: float = 120.0
+    auto_approve: bool = False
+    home: Path = attrs.field(factory=_home_from_process)
+    debug: bool = False
+
+    @property
+    def chat_completions_url(self) -> str:
+        return self.base_url + "/chat/completions"
+
+    def public_dict(self) -> dict[str, object]:
+        """Every setting except the key itself (only whether one is set): safe to record or log."""
+        fields = attrs.asdict(self, recurse=False)
+        del fields["api_key"]
+        fields["home"] = str(self.home)
+        fields["has_api_key"] = self.api_key is not None
+        return fields
+
+
+def render_env_example() -> str:
+    """The text of a ``.env.example``: every setting commented out, with its default."""
+    lines = [
+        "# nano-code settings. Copy this file to .env and uncomment what you need.",
+        "# Precedence: .env < environment variables < command-line flags.",
+    ]
+    for name, default, comment in SETTINGS_DOC:
+        lines += ["", f"# {comment}", f"# {name}={default}"]
+    return "\n".join(lines) + "\n"
+
+
+def _is_set(value: str | None) -> bool:
+    return value is not None and value.strip() != ""
+
+
+def _expand_tilde(value: str, environ: Mapping[str, str]) -> Path:
+    if value == "~" or value.startswith("~/"):
+        home = environ.get("HOME") or str(Path.home())
+        return Path(home + value[1:])
+    return Path(value).expanduser()
+
+
+def _default_home(environ: Mapping[str, str]) -> Path:
+    xdg = environ.get("XDG_DATA_HOME", "").strip()
+    # The XDG spec says relative paths are invalid and must be ignored.
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "nano-code"
+    return _expand_tilde("~/.local/share/nano-code", environ)
+
+
+class _Checker:
+    """Turns raw strings into typed values, raising ConfigError that hides the key."""
+
+    def __init__(self, api_key: str | None) -> None:
+        self.api_key = api_key
+
+    def error(self, message: str) -> ConfigError:
+        key = self.api_key
+        if key and key in message:
+            message = message.replace(key, "<api key>")
+        return ConfigError(message)
+
+    def bad(self, name: str, expectation: str, value: str) -> ConfigError:
+        shown = value.replace(self.api_key, "<api key>") if self.api_key else value
+        text = repr(shown)
+        if len(text) > _MAX_SHOWN:
+            text = text[: _MAX_SHOWN - 4] + "...'"
+        return self.error(f"{name} must be {expectation}, got {text}")
+
+    def boolean(self, name: str, value: str) -> bool:
+        word = value.lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise self.bad(name, "one of 1/0/true/false/yes/no/on/off", value)
+
+    def steps(self, name: str, value: str) -> int:
+        if _WHOLE_NUMBER.fullmatch(value) is None or int(value) < 1:
+            raise self.bad(name, "a whole number >= 1", value)
+        return int(value)
+
+    def seconds(self, name: str, value: str) -> float:
+        if _DECIMAL.fullmatch(value) is None:
+            raise self.bad(name, "a number of seconds > 0", value)
+        number = float(value)
+        if not (number > 0 and math.isfinite(number)):
+            raise self.bad(name, "a number of seconds > 0", value)
+        return number
+
+    def url(self, name: str, value: str) -> str:
+        url = value.rstrip("/")
+        try:
+            host = urlsplit(url).netloc
+        except ValueError:
+            host = ""
+        plain = url.isprintable() and " " not in url
+        if not (plain and host and url.lower().startswith(("http://", "https://"))):
+            raise self.bad(name, "an http:// or https:// URL", value)
+        return url
+
+
+def _read_dotenv(cwd: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    path = cwd / ".env"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read {path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"cannot read {path}: {reason}") from None
+    values = parse_dotenv(text, environ)
+    return {name: value for name, value in values.items() if name in _NAMES}
+
+
+def load_settings(
+    cwd: Path,
+    environ: Mapping[str, str],
+    overrides: Mapping[str, str | None],
+) -> Settings:
+    """Settings from ``cwd/.env``, then ``environ``, then ``overrides`` (later wins).
+
+    ``overrides`` holds flag values keyed by variable name (None: flag not
+    given); a name not in :data:`SETTINGS_DOC` there is a programming error
+    (ValueError). Raises :class:`ConfigError` for an unreadable ``.env`` or an
+    invalid value.
+    """
+    unknown = sorted(set(overrides) - _NAMES)
+    if unknown:
+        raise ValueError(f"unknown setting override(s): {', '.join(unknown)}")
+    layers: list[Mapping[str, str | None]] = [_read_dotenv(cwd, environ), environ, overrides]
+    raw: dict[str, str] = {}
+    for layer in layers:
+        for name in _NAMES:
+            value = layer.get(name)
+            if value is not None and _is_set(value):
+                raw[name] = value.strip()
+
+    api_key = raw.get(_API_KEY)
+    check = _Checker(api_key)
+    if api_key is not None and not all("!" <= char <= "~" for char in api_key):
+        raise check.error(f"{_API_KEY} must be printable ASCII without spaces (value not shown)")
+
+    def text(name: str) -> str:
+        return raw.get(name, _DEFAULTS[name])
+
+    home_value = raw.get(_HOME)
+    if home_value is None:
+        home = _default_home(environ)
+    else:
+        home = _expand_tilde(home_value, environ)
+        if not home.is_absolute():
+            home = cwd / home
+
+    return Settings(
+        api_key=api_key,
+        base_url=check.url(_BASE_URL, text(_BASE_URL)),
+        model=text(_MODEL),
+        max_steps=check.steps(_MAX_STEPS, text(_MAX_STEPS)),
+        stream=check.boolean(_STREAM, text(_STREAM)),
+        connect_timeout=check.seconds(_CONNECT_TIMEOUT, text(_CONNECT_TIMEOUT)),
+        read_timeout=check.seconds(_READ_TIMEOUT, text(_READ_TIMEOUT)),
+        shell_timeout=check.seconds(_SHELL_TIMEOUT, text(_SHELL_TIMEOUT)),
+        auto_approve=check.boolean(_YES, text(_YES)),
+        home=home,
+        debug=check.boolean(_DEBUG, text(_DEBUG)),
+    )

@@ -1,0 +1,272 @@
+"""Recording a session as it happens: provenance, HTTP exchanges, the journal.
+
+The `Recorder` is a driver observer and an HTTP exchange sink. It writes the
+interactions our own adapter saw (so streaming stays live) and a journal of
+everything else replay needs: user input, tool facts, approvals, tool results
+with their duration, interrupts, model calls that got no response, retries
+and turn ends. Secrets never reach the file: auth headers are dropped, the
+key's value is scrubbed everywhere, and the writer refuses any line that
+still contains it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from nano_code import __version__
+from nano_code.adapters.model_client import Exchange
+from nano_code.adapters.session_file import FORMAT_VERSION, SessionWriter
+from nano_code.kernel.actions import Action, CallModel, EndTurn, RetryModel, RunTool
+from nano_code.kernel.events import (
+    ApprovalDecision,
+    Event,
+    Interrupt,
+    ModelFailure,
+    ModelReply,
+    ToolCallFacts,
+    ToolResult,
+    UserInput,
+)
+from nano_code.kernel.machine import State
+from nano_code.kernel.serialize import to_json
+from nano_code.kernel.types import KernelConfig
+
+SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization", "cookie"})
+REDACTED = "<redacted>"
+MIN_SCRUBBED_KEY = 8
+"""Shorter keys are too likely to occur by chance to be scrubbed from bodies."""
+
+
+class SecretLeakError(Exception):
+    """A line about to be written still contains the API key; nothing was written."""
+
+
+class Redactor:
+    def __init__(self, secret: str | None) -> None:
+        self.secret = secret if secret and len(secret) >= MIN_SCRUBBED_KEY else None
+        self._forms: tuple[str, ...] = ()
+        if self.secret:
+            escaped = json.dumps(self.secret, ensure_ascii=False)[1:-1]
+            ascii_escaped = json.dumps(self.secret)[1:-1]
+            self._forms = tuple(dict.fromkeys((self.secret, escaped, ascii_escaped)))
+
+    def scrub(self, text: str) -> str:
+        for form in self._forms:
+            text = text.replace(form, REDACTED)
+        return text
+
+    def check(self, text: str) -> None:
+        for form in self._forms:
+            if form in text:
+                raise SecretLeakError("refusing to write the session: the API key would appear in it")
+
+    def scrub_value(self, value: Any) -> Any:
+        if not self._forms:
+            return value
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, Mapping):
+            return {self.scrub(str(k)): self.scrub_value(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.scrub_value(v) for v in value]
+        return value
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def workspace_fingerprint(workspace: Path) -> dict[str, Any]:
+    """git HEAD and dirty state, or else a hash of the workspace's small files."""
+    head = _git(["rev-parse", "HEAD"], workspace)
+    if head is not None:
+        status = _git(["status", "--porcelain"], workspace) or ""
+        return {
+            "kind": "git",
+            "head": head,
+            "dirty": bool(status),
+            "status_sha256": hashlib.sha256(status.encode()).hexdigest() if status else None,
+        }
+    digest = hashlib.sha256()
+    count = 0
+    for path in sorted(workspace.rglob("*")):
+        if count >= 2000:
+            break
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_size <= 1_000_000:
+                digest.update(str(path.relative_to(workspace)).encode() + b"\0" + path.read_bytes())
+                count += 1
+        except OSError:
+            continue
+    return {"kind": "content", "sha256": digest.hexdigest(), "files": count}
+
+
+def nano_code_commit() -> str | None:
+    """The git commit of nano-code itself when it runs from a checkout."""
+    source = Path(__file__).resolve().parents[2]
+    if not (source / ".git").exists():
+        return None
+    return _git(["rev-parse", "HEAD"], source)
+
+
+def provenance(
+    config: KernelConfig,
+    settings: Mapping[str, Any],
+    workspace: Path,
+    agents_md: str | None,
+    origin: str,
+    parent: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything a replay (or a reader) needs to know about how the session was made."""
+    base_url = str(settings.get("base_url", ""))
+    split = urlsplit(base_url)
+    return {
+        "format": "nano-code-session",
+        "format_version": FORMAT_VERSION,
+        "session_id": uuid.uuid4().hex,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "origin": origin,
+        "nano_code_version": __version__,
+        "nano_code_commit": nano_code_commit(),
+        "python": platform.python_version(),
+        "platform": sys.platform,
+        "model": config.model,
+        "server_host": split.hostname or "",
+        "generation": {
+            "stream": config.stream,
+            "temperature": config.temperature,
+            "max_completion_tokens": config.max_completion_tokens,
+        },
+        "settings": dict(settings),
+        "tool_schemas": [to_json(spec) for spec in config.tools],
+        "system_prompt_sha256": hashlib.sha256(config.system_prompt.encode()).hexdigest(),
+        "workspace": {"path": str(workspace), "fingerprint": workspace_fingerprint(workspace)},
+        "agents_md": agents_md,
+        "parent": dict(parent) if parent else None,
+    }
+
+
+def interaction_record(exchange: Exchange, redactor: Redactor, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """An exchange in vcrpy's cassette shape (request/response dicts), scrubbed."""
+    request_headers = {
+        k: [redactor.scrub(v)] for k, v in exchange.request_headers.items() if k.lower() not in SECRET_HEADERS
+    }
+    response_headers = {
+        k: [redactor.scrub(v)] for k, v in exchange.response_headers.items() if k.lower() not in SECRET_HEADERS
+    }
+    return {
+        "request": {
+            "method": exchange.method,
+            "uri": redactor.scrub(exchange.uri),
+            "body": redactor.scrub(exchange.request_body.decode("utf-8", "replace")),
+            "headers": request_headers,
+        },
+        "response": {
+            "status": {"code": exchange.status, "message": exchange.reason},
+            "headers": response_headers,
+            "body": {"string": redactor.scrub(exchange.response_body.decode("utf-8", "replace"))},
+        },
+        "nano_code": dict(extra),
+    }
+
+
+def _call_summary(action: Action | None) -> dict[str, Any] | None:
+    call = getattr(action, "call", None)
+    if call is None:
+        return None
+    arguments = getattr(action, "arguments", None)
+    summary: dict[str, Any] = {"id": call.id, "name": call.name}
+    summary["arguments"] = dict(arguments) if arguments is not None else json.loads(call.arguments)
+    return summary
+
+
+class Recorder:
+    """Observer + exchange sink that appends the session to a `SessionWriter`."""
+
+    def __init__(self, writer: SessionWriter, redactor: Redactor) -> None:
+        self.writer = writer
+        self.redactor = redactor
+        self._started = time.monotonic()
+        self._action: Action | None = None
+        self._action_started = 0.0
+        self._exchange_written = False
+        self.steps = 0
+
+    def _ms(self, since: float) -> int:
+        return round((time.monotonic() - since) * 1000)
+
+    def _journal(self, record: dict[str, Any]) -> None:
+        record["t_ms"] = self._ms(self._started)
+        self.writer.journal(self.redactor.scrub_value(record))
+
+    # -- exchange sink
+
+    def on_exchange(self, exchange: Exchange) -> None:
+        action = self._action
+        extra: dict[str, Any] = {"t_ms": self._ms(self._started), "duration_ms": self._ms(self._action_started)}
+        if isinstance(action, (CallModel, RetryModel)):
+            extra.update(step=action.step, attempt=action.attempt)
+        self.writer.interaction(interaction_record(exchange, self.redactor, extra))
+        self._exchange_written = True
+
+    # -- observer
+
+    def on_action(self, action: Action, state: State) -> None:
+        if isinstance(action, RetryModel):
+            self._journal(
+                {"retry": {"delay": action.delay, "attempt": action.attempt, "failure": to_json(action.failure)}}
+            )
+        if isinstance(action, (CallModel, RetryModel)):
+            self.steps += 1
+            self._exchange_written = False
+        if isinstance(action, EndTurn):
+            self._journal({"turn_end": to_json(action)})
+            self.writer.sync()
+        self._action = action
+        self._action_started = time.monotonic()
+
+    def on_event(self, event: Event, state: State) -> None:
+        action = self._action
+        if isinstance(action, (CallModel, RetryModel)) and isinstance(event, (ModelReply, ModelFailure, Interrupt)):
+            if not self._exchange_written:
+                # No complete HTTP response (transport failure, timeout, Ctrl-C):
+                # replay needs the request and what the kernel was told instead.
+                self._journal(
+                    {
+                        "call_without_response": {
+                            "request": dict(action.body),
+                            "event": to_json(event),
+                            "duration_ms": self._ms(self._action_started),
+                        }
+                    }
+                )
+            self._action = None
+            return
+        if isinstance(event, (UserInput, ToolCallFacts, ApprovalDecision, ToolResult, Interrupt)):
+            record: dict[str, Any] = {"event": to_json(event)}
+            call = _call_summary(action) if not isinstance(event, UserInput) else None
+            if call is not None:
+                record["call"] = call
+            if isinstance(event, ToolResult) or (isinstance(event, Interrupt) and isinstance(action, RunTool)):
+                record["duration_ms"] = self._ms(self._action_started)
+            self._journal(record)
+            self._action = None
+
+    def close(self) -> None:
+        self.writer.close()

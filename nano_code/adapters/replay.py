@@ -1,0 +1,603 @@
+"""Strict, offline replay of recorded sessions -- and the tools built on it.
+
+Replay runs the real driver and the real urllib3 model client under vcrpy
+(record mode "none": nothing is ever fetched live), with bodies matched as
+canonical JSON and every recorded interaction required to be used. Tools are
+not run: their recorded results are served, as are user inputs, approvals and
+path facts. Before each model call or tool run, the new request or tool call
+is compared with the recorded one; the first difference stops the replay with
+a `Divergence` naming the step, the JSON paths that differ and both values.
+
+Variants: `rebless` (accept new requests, write an updated copy), `fork_at`
+(replay N steps exactly, then go live and record a child session), and
+`live_tools` (also run the tools and report where their output differs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from nano_code.adapters.model_client import Exchange, ModelClient, encode_body
+from nano_code.adapters.session_file import (
+    Record,
+    SessionFile,
+    SessionFileError,
+    SessionWriter,
+    VcrSerializer,
+    load_session,
+)
+from nano_code.adapters.tools import ToolContext, run_tool
+from nano_code.driver import Driver, Observer, Performer
+from nano_code.kernel.actions import (
+    Action,
+    AskApproval,
+    CallModel,
+    CheckToolCall,
+    EndTurn,
+    RetryModel,
+    RunTool,
+)
+from nano_code.kernel.errors import DriverMisuseError
+from nano_code.kernel.events import (
+    ApprovalDecision,
+    Event,
+    Interrupt,
+    ModelFailure,
+    ModelReply,
+    ToolCallFacts,
+    ToolResult,
+    UserInput,
+)
+from nano_code.kernel.jsondiff import Difference, Mask, differences, render
+from nano_code.kernel.machine import State, initial_state, transition
+from nano_code.kernel.serialize import from_json, to_json
+from nano_code.kernel.stream import ResponseDecoder
+from nano_code.kernel.types import KernelConfig, Usage
+
+INFORMATIONAL = ("turn_end", "retry")
+
+
+# ---------------------------------------------------------------- reports
+
+
+@attrs.frozen
+class Divergence:
+    step: int
+    """Model calls made before (or at) the point of divergence, 1-based."""
+    line: int | None
+    """Line of the session file holding the recorded side, when there is one."""
+    what: str
+    """'request', 'tool call', 'approval', 'extra request', 'missing request', ..."""
+    summary: str
+    differences: tuple[Difference, ...] = ()
+
+    def render(self) -> str:
+        where = f"step {self.step}" + (f" (line {self.line})" if self.line else "")
+        text = f"diverged at {where}: {self.what}: {self.summary}"
+        if self.differences:
+            text += "\n" + render(self.differences)
+        return text
+
+
+@attrs.frozen
+class ToolOutputDifference:
+    step: int
+    tool: str
+    recorded: str
+    actual: str
+
+
+@attrs.frozen
+class ReplayReport:
+    path: str
+    status: str
+    """'identical', 'diverged', 'error', 'reblessed' or 'forked'."""
+    steps: int = 0
+    tool_calls: int = 0
+    usage: Usage = Usage()
+    seconds: float = 0.0
+    divergence: Divergence | None = None
+    error: str | None = None
+    masked: tuple[str, ...] = ()
+    """--ignore patterns that actually hid a difference."""
+    changed_requests: tuple[Divergence, ...] = ()
+    tool_output_differences: tuple[ToolOutputDifference, ...] = ()
+    output_path: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("identical", "reblessed", "forked")
+
+    def as_json(self) -> dict[str, Any]:
+        data = to_json_report(self)
+        return data
+
+
+def to_json_report(value: Any) -> Any:
+    if attrs.has(type(value)) and not type(value).__module__.startswith("nano_code.kernel"):
+        return {f.name: to_json_report(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    if isinstance(value, Difference):
+        return {"path": value.path, "recorded": value.recorded, "new": value.actual}
+    if isinstance(value, Usage):
+        return {k: v for k, v in to_json(value).items() if k != "type"}
+    if isinstance(value, (list, tuple)):
+        return [to_json_report(v) for v in value]
+    return value
+
+
+class Diverged(Exception):
+    def __init__(self, divergence: Divergence) -> None:
+        super().__init__(divergence.render())
+        self.divergence = divergence
+
+
+class ReplayError(Exception):
+    """The session cannot be replayed (unreadable, or made by an incompatible version)."""
+
+
+class ResumeError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- reading records
+
+
+def response_event(interaction: Mapping[str, Any]) -> ModelReply | ModelFailure:
+    """Decode a recorded response exactly as the live client decodes a live one."""
+    response = interaction["response"]
+    headers = {k: (v[0] if isinstance(v, list) and v else str(v)) for k, v in response["headers"].items()}
+    decoder = ResponseDecoder(int(response["status"]["code"]), headers)
+    decoder.feed(response["body"]["string"].encode("utf-8"))
+    return decoder.finish()
+
+
+def record_event(record: Record) -> Event | None:
+    """The kernel event a record stands for; None for informational records."""
+    if record.kind == "interaction":
+        return response_event(record.data)
+    if "event" in record.data:
+        return from_json(record.data["event"])  # type: ignore[no-any-return]
+    if "call_without_response" in record.data:
+        return from_json(record.data["call_without_response"]["event"])  # type: ignore[no-any-return]
+    return None
+
+
+def rebuild_state(session: SessionFile, config: KernelConfig) -> State:
+    """Fold the recorded events through the kernel: the state where the session stopped."""
+    state = initial_state(config)
+    for record in session.records:
+        try:
+            event = record_event(record)
+            if event is not None:
+                state, _ = transition(state, event)
+        except (DriverMisuseError, ValueError, KeyError, TypeError) as error:
+            raise ResumeError(f"line {record.line}: {error}") from error
+    return state
+
+
+def _describe(record: Record | None) -> str:
+    if record is None:
+        return "the end of the recording"
+    if record.kind == "interaction":
+        return "a model request"
+    data = record.data
+    if "call_without_response" in data:
+        return "a model request (without response)"
+    if "event" in data:
+        kind = data["event"].get("type", "?")
+        call = data.get("call")
+        return f"{kind}" + (f" for {call['name']}" if call else "")
+    return next(iter(data), "?")
+
+
+# ---------------------------------------------------------------- the performer
+
+
+@attrs.define
+class ReplayOptions:
+    masks: tuple[Mask, ...] = ()
+    rebless: bool = False
+    live_tools: ToolContext | None = None
+    fork_at: int | None = None
+    live_performer_factory: Callable[[], Performer] | None = None
+
+
+class ReplayPerformer:
+    """Serves a recording to the driver, checking every request and tool call against it."""
+
+    def __init__(self, session: SessionFile, client: ModelClient, options: ReplayOptions) -> None:
+        self.session = session
+        self.records = session.records
+        self.position = 0
+        self.client = client
+        self.options = options
+        self.step = 0
+        self.tool_calls = 0
+        self.masked: set[str] = set()
+        self.changed_requests: list[Divergence] = []
+        self.tool_output_differences: list[ToolOutputDifference] = []
+        self.live: Performer | None = None
+        self.on_go_live: Callable[[], None] | None = None
+        self.exchange_sinks: list[Callable[[Exchange], None]] = []
+
+    # -- cursor
+
+    def peek(self, skip_informational: bool = True) -> Record | None:
+        position = self.position
+        while position < len(self.records):
+            record = self.records[position]
+            if skip_informational and record.kind == "journal" and next(iter(record.data)) in INFORMATIONAL:
+                position += 1
+                continue
+            return record
+        return None
+
+    def take(self) -> Record | None:
+        record = self.peek()
+        if record is not None:
+            self.position = self.records.index(record, self.position) + 1
+        return record
+
+    def take_raw_if(self, key: str) -> Record | None:
+        if self.position < len(self.records):
+            record = self.records[self.position]
+            if record.kind == "journal" and key in record.data:
+                self.position += 1
+                return record
+        return None
+
+    def diverge(self, what: str, summary: str, record: Record | None, found: Sequence[Difference] = ()) -> Diverged:
+        return Diverged(
+            Divergence(
+                step=max(self.step, 1),
+                line=record.line if record else None,
+                what=what,
+                summary=summary,
+                differences=tuple(found),
+            )
+        )
+
+    def compare(self, recorded: Any, actual: Any) -> list[Difference]:
+        found, used = differences(recorded, actual, self.options.masks)
+        self.masked.update(used)
+        return found
+
+    def _interrupt_if_recorded(self) -> Interrupt | None:
+        record = self.peek()
+        if record is not None and record.kind == "journal" and record.data.get("event", {}).get("type") == "Interrupt":
+            self.take()
+            return Interrupt()
+        return None
+
+    # -- Performer
+
+    def call_model(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
+        if self.live is not None:
+            return self.live.call_model(action)
+        if self.options.fork_at is not None and self.step >= self.options.fork_at:
+            self._go_live()
+            assert self.live is not None
+            return self.live.call_model(action)
+        self.step += 1
+        if isinstance(action, RetryModel):
+            retry = self.take_raw_if("retry")
+            if retry is None:
+                raise self.diverge("retry", "the new run retries a model call; the recording did not", self.peek())
+            found = self.compare(retry.data["retry"]["delay"], action.delay)
+            if found:
+                raise self.diverge("retry delay", "the retry policy waits differently", retry, found)
+        record = self.take()
+        if record is None:
+            raise self.diverge("extra request", "the new run sends a request the recording does not have", None)
+        if record.kind == "interaction":
+            recorded_body = _json_body(record.data["request"].get("body"))
+        elif "call_without_response" in record.data:
+            recorded_body = record.data["call_without_response"]["request"]
+        else:
+            raise self.diverge(
+                "extra request", f"the new run calls the model where the recording has {_describe(record)}", record
+            )
+        actual_body = json.loads(encode_body(action.body))
+        found = self.compare(recorded_body, actual_body)
+        if found:
+            if not self.options.rebless:
+                raise self.diverge("request", f"{len(found)} difference(s) in the request body", record, found)
+            self.changed_requests.append(
+                Divergence(self.step, record.line, "request", f"{len(found)} difference(s)", tuple(found))
+            )
+        if record.kind != "interaction":
+            return from_json(record.data["call_without_response"]["event"])  # type: ignore[no-any-return]
+        if self.options.rebless:
+            return self._serve_directly(record, action)
+        return self.client.call(action.body)
+
+    def _serve_directly(self, record: Record, action: CallModel | RetryModel) -> ModelReply | ModelFailure:
+        """Rebless: the recorded response answers the *new* request; both are rewritten."""
+        request = record.data["request"]
+        response = record.data["response"]
+        exchange = Exchange(
+            method=request.get("method", "POST"),
+            uri=request.get("uri", ""),
+            request_headers={k: v[0] for k, v in request.get("headers", {}).items() if v},
+            request_body=encode_body(action.body),
+            status=int(response["status"]["code"]),
+            reason=str(response["status"].get("message", "")),
+            response_headers={k: v[0] for k, v in response.get("headers", {}).items() if v},
+            response_body=response["body"]["string"].encode("utf-8"),
+        )
+        for sink in self.exchange_sinks:
+            sink(exchange)
+        return response_event(record.data)
+
+    def _expect_event(self, kind: str, action: Action, call_name: str, arguments: Any) -> Record | Interrupt:
+        interrupted = self._interrupt_if_recorded()
+        if interrupted is not None:
+            return interrupted
+        record = self.take()
+        event = record.data.get("event", {}) if record is not None and record.kind == "journal" else {}
+        if event.get("type") != kind:
+            raise self.diverge(
+                "tool call" if kind == "ToolResult" else kind,
+                f"the new run asks for {kind} of {call_name}; the recording has {_describe(record)}",
+                record,
+            )
+        assert record is not None
+        recorded_call = record.data.get("call") or {}
+        found = self.compare(
+            {"name": recorded_call.get("name"), "arguments": recorded_call.get("arguments")},
+            {"name": call_name, "arguments": json.loads(json.dumps(arguments))},
+        )
+        if found:
+            raise self.diverge("tool call", f"{call_name} is called differently", record, found)
+        return record
+
+    def check_tool_call(self, action: CheckToolCall) -> ToolCallFacts | Interrupt:
+        if self.live is not None:
+            return self.live.check_tool_call(action)
+        record = self._expect_event("ToolCallFacts", action, action.call.name, json.loads(action.call.arguments))
+        if isinstance(record, Interrupt):
+            return record
+        return ToolCallFacts(action.call.id, bool(record.data["event"]["inside_workspace"]))
+
+    def ask_approval(self, action: AskApproval) -> ApprovalDecision | Interrupt:
+        if self.live is not None:
+            return self.live.ask_approval(action)
+        record = self._expect_event("ApprovalDecision", action, action.call.name, action.arguments)
+        if isinstance(record, Interrupt):
+            return record
+        recorded = from_json(record.data["event"])
+        return attrs.evolve(recorded, call_id=action.call.id)  # type: ignore[no-any-return]
+
+    def run_tool(self, action: RunTool) -> ToolResult | Interrupt:
+        if self.live is not None:
+            return self.live.run_tool(action)
+        self.tool_calls += 1
+        record = self._expect_event("ToolResult", action, action.call.name, action.arguments)
+        if isinstance(record, Interrupt):
+            return record
+        recorded: ToolResult = from_json(record.data["event"])
+        if self.options.live_tools is not None:
+            outcome = run_tool(action.call.name, action.arguments, self.options.live_tools)
+            if outcome.output != recorded.output or outcome.exit_status != recorded.exit_status:
+                self.tool_output_differences.append(
+                    ToolOutputDifference(self.step, action.call.name, recorded.output, outcome.output)
+                )
+        return attrs.evolve(recorded, call_id=action.call.id)
+
+    def _go_live(self) -> None:
+        if self.options.live_performer_factory is None:
+            raise ReplayError("no live model configured for --fork-at")
+        if self.on_go_live is not None:
+            self.on_go_live()
+        self.live = self.options.live_performer_factory()
+
+
+def _json_body(body: Any) -> Any:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        return json.loads(body) if isinstance(body, str) else body
+    except ValueError:
+        return body
+
+
+class TurnEndChecker:
+    """Observer: the new run must end each turn the way the recording did."""
+
+    def __init__(self, performer: ReplayPerformer) -> None:
+        self.performer = performer
+
+    def on_event(self, event: Event, state: State) -> None:
+        pass
+
+    def on_action(self, action: Action, state: State) -> None:
+        if not isinstance(action, EndTurn) or self.performer.live is not None:
+            return
+        record = self.performer.take_raw_if("turn_end")
+        if record is None:
+            return
+        recorded = record.data["turn_end"]
+        if recorded.get("reason") != action.reason.value:
+            raise self.performer.diverge(
+                "turn end",
+                f"the turn ended {action.reason.value!r}; the recording ended it {recorded.get('reason')!r}",
+                record,
+                [Difference("$.reason", recorded.get("reason"), action.reason.value)],
+            )
+
+
+# ---------------------------------------------------------------- vcrpy
+
+
+def _body_matcher(masks: tuple[Mask, ...]) -> Callable[[Any, Any], None]:
+    def match(r1: Any, r2: Any) -> None:
+        a, b = _json_body(r1.body), _json_body(r2.body)
+        found, _ = differences(a, b, masks, limit=1)
+        if found:
+            raise AssertionError(f"bodies differ at {found[0].path}")
+
+    return match
+
+
+@contextlib.contextmanager
+def offline_cassette(path: Path, masks: tuple[Mask, ...]) -> Iterator[Any]:
+    """vcrpy with no recording, canonical-JSON body matching, no repeats."""
+    import vcr  # heavy (~115 ms): only replay pays for it
+
+    player = vcr.VCR(
+        record_mode="none",
+        match_on=["method", "scheme", "host", "port", "path", "query", "nano_json_body"],
+        decode_compressed_response=False,
+    )
+    player.register_matcher("nano_json_body", _body_matcher(masks))
+    player.register_serializer("nano_code_session", VcrSerializer)
+    with player.use_cassette(str(path), serializer="nano_code_session", allow_playback_repeats=False) as cassette:
+        yield cassette
+
+
+# ---------------------------------------------------------------- running a replay
+
+
+def replay_session(
+    path: str | Path,
+    *,
+    ignore: Sequence[str] = (),
+    rebless_to: Path | None = None,
+    live_tools: Path | None = None,
+    fork_at: int | None = None,
+    fork_to: Path | None = None,
+    live_performer_factory: Callable[[ModelClient], Performer] | None = None,
+    observers: Sequence[Observer] = (),
+    config_overrides: Mapping[str, Any] | None = None,
+) -> ReplayReport:
+    """Replay one session; never raises for a bad or diverging session (see the report)."""
+    from nano_code.agent_config import kernel_config  # needs tool specs
+
+    started = time.perf_counter()
+    path = Path(path)
+    masks = tuple(Mask.parse(pattern) for pattern in ignore)
+    try:
+        session = load_session(path)
+        settings = dict(session.metadata["settings"])
+        settings.update(config_overrides or {})
+        config = kernel_config(settings, session.metadata.get("agents_md"))
+    except (SessionFileError, KeyError, TypeError, ValueError) as error:
+        return ReplayReport(str(path), "error", error=str(error), seconds=time.perf_counter() - started)
+
+    client = ModelClient(str(settings["base_url"]).rstrip("/") + "/chat/completions", api_key=None)
+    options = ReplayOptions(
+        masks=masks,
+        rebless=rebless_to is not None,
+        live_tools=ToolContext(workspace=live_tools.resolve()) if live_tools else None,
+        fork_at=fork_at,
+    )
+    performer = ReplayPerformer(session, client, options)
+    all_observers: list[Observer] = [TurnEndChecker(performer), *observers]
+    writer_closers: list[Callable[[], None]] = []
+    output_path = rebless_to or fork_to
+    if output_path is not None:
+        from nano_code.adapters.recorder import Recorder, Redactor, provenance
+
+        metadata = dict(session.metadata)
+        if rebless_to is not None:
+            metadata["reblessed_from"] = {"path": str(path), "session_id": metadata.get("session_id")}
+        else:
+            fresh = provenance(config, settings, Path(str(settings["workspace"])), metadata.get("agents_md"), "fork")
+            fresh["parent"] = {"path": str(path), "session_id": metadata.get("session_id"), "fork_at": fork_at}
+            metadata = fresh
+        metadata["tool_schemas"] = [to_json(spec) for spec in config.tools]
+        recorder = Recorder(SessionWriter(output_path, metadata), Redactor(None))
+        all_observers.append(recorder)
+        client.exchange_sinks.append(recorder.on_exchange)
+        performer.exchange_sinks.append(recorder.on_exchange)
+        writer_closers.append(recorder.close)
+        if live_performer_factory is not None:
+            factory = live_performer_factory
+
+            def make_live() -> Performer:
+                live_client = ModelClient(client.url, None)
+                live_client.exchange_sinks.append(recorder.on_exchange)
+                return factory(live_client)
+
+            options.live_performer_factory = make_live
+
+    driver = Driver(initial_state(config), performer, all_observers)
+    divergence: Divergence | None = None
+    error: str | None = None
+    try:
+        with contextlib.ExitStack() as stack:
+            cassette = None
+            if rebless_to is None:
+                cassette = stack.enter_context(offline_cassette(path, masks))
+                performer.on_go_live = stack.close
+            divergence = _drive(driver, performer)
+            if divergence is None and cassette is not None and performer.live is None and not cassette.all_played:
+                divergence = Divergence(
+                    performer.step, None, "unused interactions", "recorded interactions were never requested"
+                )
+    except Diverged as diverged:
+        divergence = diverged.divergence
+    except (ReplayError, DriverMisuseError, KeyError, TypeError, ValueError) as failure:
+        error = f"{type(failure).__name__}: {failure}"
+    except Exception as failure:  # vcrpy refusing an unmatched request, etc.
+        error = f"{type(failure).__name__}: {failure}"
+    finally:
+        client.close()
+        for close in writer_closers:
+            close()
+
+    if error is not None:
+        status = "error"
+    elif divergence is not None:
+        status = "diverged"
+    elif rebless_to is not None:
+        status = "reblessed"
+    elif fork_at is not None and performer.live is not None:
+        status = "forked"
+    else:
+        status = "identical"
+    return ReplayReport(
+        path=str(path),
+        status=status,
+        steps=performer.step,
+        tool_calls=performer.tool_calls,
+        usage=driver.state.session_usage,
+        seconds=time.perf_counter() - started,
+        divergence=divergence,
+        error=error,
+        masked=tuple(sorted(performer.masked)),
+        changed_requests=tuple(performer.changed_requests),
+        tool_output_differences=tuple(performer.tool_output_differences),
+        output_path=str(output_path) if output_path else None,
+    )
+
+
+def _drive(driver: Driver, performer: ReplayPerformer) -> Divergence | None:
+    """Feed recorded user inputs turn by turn until the recording is used up."""
+    while True:
+        record = performer.peek()
+        if record is None:
+            return None
+        event = record.data.get("event", {}) if record.kind == "journal" else {}
+        if event.get("type") == "UserInput":
+            performer.take()
+            driver.run_turn(from_json(event).text)
+            if performer.live is not None:
+                return None  # forked: the live continuation ends with its turn
+            continue
+        if event.get("type") == "Interrupt":
+            performer.take()
+            continue
+        return Divergence(
+            max(performer.step, 1),
+            record.line,
+            "missing request",
+            f"the new run's turn ended, but the recording continues with {_describe(record)}",
+        )

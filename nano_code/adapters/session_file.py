@@ -1,0 +1,219 @@
+"""The session file: a vcrpy cassette that is also an append-only journal.
+
+Layout (every record is ONE line, so the file can be appended to and stays
+loadable after a crash at any point):
+
+    # nano-code session -- a vcrpy cassette (YAML); see the README
+    version: 1
+    metadata: {...provenance, one line of JSON...}
+    interactions:
+    #nc {"event": {...}}                      <- journal record (a YAML comment)
+    - {"request": {...}, "response": {...}}   <- an HTTP interaction
+    #nc {"turn_end": {...}}
+
+Why this shape: plain vcrpy (`vcr.use_cassette`, or `yaml.safe_load`) reads it
+as an ordinary cassette -- JSON is YAML, and the journal lines are comments --
+while nano-code reads it line by line with `json.loads`, which is ~30x faster
+than pure-Python YAML and needs no libyaml. Records are appended with a single
+write each and never rewritten, so recording cost stays flat as a session
+grows, and a `kill -9` loses at most the record being written (a torn last
+line is ignored on load).
+
+Strings are written as JSON with non-ASCII kept as UTF-8, except the few
+characters YAML does not accept raw (C1 controls, U+2028/2029, BOM,
+surrogates), which are escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+FORMAT_VERSION = 1
+JOURNAL_PREFIX = "#nc "
+INTERACTION_PREFIX = "- "
+HEADER_COMMENT = (
+    "# nano-code session: a vcrpy cassette (YAML). Lines starting with '#nc ' are the\n"
+    "# session journal (user input, tool runs, approvals); load it all with\n"
+    "# nano_code.testing.load_session(path).\n"
+)
+
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xD800 <= code <= 0xDFFF:
+        return "\\ufffd"
+    return f"\\u{code:04x}"
+
+
+def dump_line(value: Any) -> str:
+    """One record as a single line that is valid JSON and valid YAML flow."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=False)
+    return _YAML_UNSAFE.sub(_escape, text)
+
+
+class SessionFileError(Exception):
+    """The file is not a readable nano-code session."""
+
+
+@attrs.frozen
+class Record:
+    """One line of the session, in order: an HTTP interaction or a journal record."""
+
+    line: int
+    kind: str
+    """'interaction' or 'journal'."""
+    data: Mapping[str, Any]
+
+
+@attrs.frozen
+class SessionFile:
+    path: Path
+    metadata: Mapping[str, Any]
+    records: tuple[Record, ...]
+    torn_tail: bool = False
+    """The last line was cut off (a crash while writing it) and was ignored."""
+
+    @property
+    def interactions(self) -> list[Mapping[str, Any]]:
+        return [r.data for r in self.records if r.kind == "interaction"]
+
+    @property
+    def journal(self) -> list[Mapping[str, Any]]:
+        return [r.data for r in self.records if r.kind == "journal"]
+
+
+def header_text(metadata: Mapping[str, Any]) -> str:
+    return f"{HEADER_COMMENT}version: 1\nmetadata: {dump_line(metadata)}\ninteractions:\n"
+
+
+def load_session(path: str | Path) -> SessionFile:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SessionFileError(f"{path}: cannot read: {error}") from error
+    return parse_session(text, path)
+
+
+def parse_session(text: str, path: Path) -> SessionFile:
+    lines = text.split("\n")
+    metadata: Mapping[str, Any] | None = None
+    records: list[Record] = []
+    in_interactions = False
+    torn = False
+    last_content = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        payload: str | None = None
+        kind = ""
+        if line.startswith(JOURNAL_PREFIX):
+            payload, kind = line[len(JOURNAL_PREFIX) :], "journal"
+        elif line.startswith("#"):
+            continue
+        elif line.startswith("metadata: "):
+            payload, kind = line[len("metadata: ") :], "metadata"
+        elif line.startswith(INTERACTION_PREFIX) and in_interactions:
+            payload, kind = line[len(INTERACTION_PREFIX) :], "interaction"
+        elif line.strip() == "interactions:":
+            in_interactions = True
+            continue
+        elif line.startswith("version:"):
+            if line.split(":", 1)[1].strip() != "1":
+                raise SessionFileError(f"{path}:{number}: unsupported cassette version")
+            continue
+        else:
+            raise SessionFileError(f"{path}:{number}: not a nano-code session line: {line[:60]!r}")
+        try:
+            value = json.loads(payload)
+        except ValueError as error:
+            if number - 1 == last_content and not text.endswith("\n"):
+                torn = True  # the process died while writing this line
+                break
+            raise SessionFileError(f"{path}:{number}: corrupt record: {error}") from error
+        if not isinstance(value, dict):
+            raise SessionFileError(f"{path}:{number}: a record must be a JSON object")
+        if kind == "metadata":
+            metadata = value
+        else:
+            records.append(Record(line=number, kind=kind, data=value))
+    if metadata is None:
+        raise SessionFileError(f"{path}: no metadata line: not a nano-code session")
+    if metadata.get("format") != "nano-code-session":
+        raise SessionFileError(f"{path}: metadata does not say format: nano-code-session")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise SessionFileError(
+            f"{path}: session format {metadata.get('format_version')!r} is not supported "
+            f"(this nano-code reads {FORMAT_VERSION})"
+        )
+    return SessionFile(path=path, metadata=metadata, records=tuple(records), torn_tail=torn)
+
+
+class SessionWriter:
+    """Appends records; each record is one write() of one line, flushed at once."""
+
+    def __init__(self, path: Path, metadata: Mapping[str, Any] | None, check: Any = None) -> None:
+        """Open `path`; write the header when `metadata` is given (a new session)."""
+        self.path = path
+        self._check = check
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if metadata is not None:
+            header = header_text(metadata)
+            self._verify(header)
+            self._file = open(path, "x", encoding="utf-8")  # noqa: SIM115 - lives as long as the session
+            self._file.write(header)
+            self._file.flush()
+        else:
+            self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115
+            if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+                self._file.write("\n")  # start cleanly after a torn line
+
+    def _verify(self, text: str) -> None:
+        if self._check is not None:
+            self._check(text)
+
+    def interaction(self, value: Mapping[str, Any]) -> None:
+        self._append(INTERACTION_PREFIX + dump_line(value))
+
+    def journal(self, value: Mapping[str, Any]) -> None:
+        self._append(JOURNAL_PREFIX + dump_line(value))
+
+    def _append(self, line: str) -> None:
+        self._verify(line)
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def sync(self) -> None:
+        import os
+
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+def as_cassette_dict(session: SessionFile) -> dict[str, Any]:
+    """What vcrpy's yaml serializer would have produced for this file."""
+    return {"version": 1, "metadata": dict(session.metadata), "interactions": session.interactions}
+
+
+class VcrSerializer:
+    """A vcrpy serializer that reads session files line by line (no YAML parser)."""
+
+    @staticmethod
+    def deserialize(cassette_string: str) -> dict[str, Any]:
+        return as_cassette_dict(parse_session(cassette_string, Path("<cassette>")))
+
+    @staticmethod
+    def serialize(cassette_dict: Mapping[str, Any]) -> str:
+        raise SessionFileError("session files are written by nano-code's recorder, not by vcrpy")

@@ -1,0 +1,305 @@
+"""What the user sees and answers: streamed text, tool lines, approvals, a waiting indicator.
+
+Assistant text goes to stdout; everything else (tool calls, notices, token
+counts) to stderr, so `nano-code -p ... > answer.txt` captures the answer.
+With `--json`, stdout carries one JSON object per kernel event and action
+instead, and the human text still goes to stderr. Colour only on a terminal
+and never with NO_COLOR.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from nano_code.kernel.actions import (
+    Action,
+    AskApproval,
+    CallModel,
+    EndTurn,
+    RetryModel,
+    RunTool,
+    ShowText,
+    TextKind,
+    TurnEnd,
+)
+from nano_code.kernel.events import (
+    ApprovalDecision,
+    Event,
+    Interrupt,
+    ModelFailure,
+    ModelReply,
+    ToolResult,
+    Verdict,
+)
+from nano_code.kernel.machine import State
+from nano_code.kernel.serialize import to_json
+from nano_code.kernel.stream import StreamDelta
+from nano_code.kernel.types import Usage
+
+
+def colour_enabled(stream: TextIO) -> bool:
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+class Style:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.enabled else text
+
+    def dim(self, text: str) -> str:
+        return self._wrap("2", text)
+
+    def bold(self, text: str) -> str:
+        return self._wrap("1", text)
+
+    def red(self, text: str) -> str:
+        return self._wrap("31", text)
+
+    def yellow(self, text: str) -> str:
+        return self._wrap("33", text)
+
+    def cyan(self, text: str) -> str:
+        return self._wrap("36", text)
+
+
+def usage_line(usage: Usage) -> str:
+    parts = [f"{usage.prompt_tokens:,} in"]
+    if usage.cached_tokens:
+        parts[0] += f" ({usage.cached_tokens:,} cached)"
+    parts.append(f"{usage.completion_tokens:,} out")
+    line = "tokens: " + " / ".join(parts)
+    if usage.cost is not None:
+        line += f" · ${usage.cost:.4f}"
+    return line
+
+
+class Spinner:
+    """'thinking 2.4s' on stderr while the model works; terminal only."""
+
+    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+    def __init__(self, out: TextIO, style: Style) -> None:
+        self._out = out
+        self._style = style
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, label: str) -> None:
+        self.stop()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, args=(label, self._stop), daemon=True)
+        self._thread.start()
+
+    def _spin(self, label: str, stop: threading.Event) -> None:
+        started = time.monotonic()
+        frame = 0
+        while not stop.wait(0.1):
+            elapsed = time.monotonic() - started
+            text = f"{self.FRAMES[frame % len(self.FRAMES)]} {label} {elapsed:.1f}s"
+            self._out.write("\r" + self._style.dim(text) + "\033[K")
+            self._out.flush()
+            frame += 1
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            self._out.write("\r\033[K")
+            self._out.flush()
+
+
+class HumanDisplay:
+    """The transcript a person reads. An Observer of the driver, plus stream deltas."""
+
+    def __init__(
+        self,
+        out: TextIO,
+        err: TextIO,
+        describe_call: Callable[[str, Any], str],
+        redact: Callable[[str], str] = lambda text: text,
+        live: bool | None = None,
+    ) -> None:
+        self.out = out
+        self.err = err
+        self.style = Style(colour_enabled(err))
+        self._describe_call = describe_call
+        self._redact = redact
+        self._live = err.isatty() if live is None else live
+        self._spinner = Spinner(err, self.style) if self._live else None
+        self._text_open = False
+        self._reasoning_open = False
+
+    # -- streaming
+
+    def on_delta(self, delta: StreamDelta) -> None:
+        self._stop_spinner()
+        if delta.kind == "text":
+            self._close_reasoning()
+            self.out.write(delta.text)
+            self.out.flush()
+            self._text_open = True
+        elif delta.kind == "reasoning" and self._live:
+            self.err.write(self.style.dim(delta.text))
+            self.err.flush()
+            self._reasoning_open = True
+
+    def _close_reasoning(self) -> None:
+        if self._reasoning_open:
+            self.err.write("\n")
+            self._reasoning_open = False
+
+    def _close_text(self) -> None:
+        self._close_reasoning()
+        if self._text_open:
+            self.out.write("\n")
+            self.out.flush()
+            self._text_open = False
+
+    def _stop_spinner(self) -> None:
+        if self._spinner is not None:
+            self._spinner.stop()
+
+    def notice(self, text: str, kind: TextKind = TextKind.NOTICE) -> None:
+        self._stop_spinner()
+        self._close_text()
+        text = self._redact(text)
+        if kind is TextKind.WARNING:
+            text = self.style.yellow(text)
+        elif kind is TextKind.NOTICE:
+            text = self.style.dim(text)
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def error(self, text: str) -> None:
+        self._stop_spinner()
+        self._close_text()
+        self.err.write(self.style.red(self._redact(text)) + "\n")
+        self.err.flush()
+
+    # -- observer
+
+    def on_action(self, action: Action, state: State) -> None:
+        if isinstance(action, (CallModel, RetryModel)):
+            if self._spinner is not None:
+                self._spinner.start("thinking")
+        elif isinstance(action, RunTool):
+            self._close_text()
+            line = self._describe_call(action.call.name, action.arguments)
+            self.err.write(self.style.cyan("● ") + self.style.bold(action.call.name) + " " + line + "\n")
+            self.err.flush()
+            if self._spinner is not None:
+                self._spinner.start("running")
+        elif isinstance(action, ShowText):
+            if action.kind is TextKind.ASSISTANT:
+                self._stop_spinner()
+                self.out.write(action.text.rstrip("\n") + "\n")
+                self.out.flush()
+            else:
+                self.notice(action.text, action.kind)
+        elif isinstance(action, EndTurn):
+            self._stop_spinner()
+            self._close_text()
+            if action.reason is TurnEnd.FAILED:
+                self.error(f"error: {action.detail}")
+            elif action.reason is TurnEnd.STEP_BUDGET:
+                self.notice(f"stopped: {action.detail}", TextKind.WARNING)
+            elif action.reason is TurnEnd.INTERRUPTED:
+                self.notice("interrupted", TextKind.WARNING)
+            elif action.detail:
+                self.notice(action.detail, TextKind.WARNING)
+            if action.usage.total_tokens or action.usage.cost is not None:
+                self.notice(usage_line(action.usage))
+
+    def on_event(self, event: Event, state: State) -> None:
+        if isinstance(event, (ModelReply, ModelFailure, Interrupt)):
+            self._stop_spinner()
+            if isinstance(event, ModelReply):
+                self._close_text()
+        elif isinstance(event, ToolResult):
+            self._stop_spinner()
+            lines = event.output.strip().splitlines()
+            first = lines[0][:120] if lines else "(no output)"
+            more = f" (+{len(lines) - 1} lines)" if len(lines) > 1 else ""
+            status = ""
+            if event.exit_status not in (None, 0):
+                status = f" [exit {event.exit_status}]"
+            mark = self.style.red("  └ ") if event.is_error else self.style.dim("  └ ")
+            self.err.write(mark + self.style.dim(self._redact(first) + more + status) + "\n")
+            self.err.flush()
+        elif isinstance(event, ApprovalDecision) and event.verdict is Verdict.DENY:
+            self.err.write(self.style.yellow(f"  └ not run: {event.reason or 'denied'}") + "\n")
+            self.err.flush()
+
+
+class JsonLinesDisplay:
+    """--json: one JSON object per kernel event and action on stdout."""
+
+    def __init__(self, out: TextIO, redact: Callable[[str], str] = lambda text: text) -> None:
+        self.out = out
+        self._redact = redact
+
+    def _write(self, kind: str, value: object) -> None:
+        line = json.dumps({"kind": kind, **to_json(value)}, ensure_ascii=False)
+        self.out.write(self._redact(line) + "\n")
+        self.out.flush()
+
+    def on_event(self, event: Event, state: State) -> None:
+        self._write("event", event)
+
+    def on_action(self, action: Action, state: State) -> None:
+        self._write("action", action)
+
+
+class TerminalApprover:
+    """Asks y / n / a on the terminal, showing what the call would do."""
+
+    def __init__(self, display: HumanDisplay, preview: Callable[[AskApproval], str], tty_in: TextIO) -> None:
+        self._display = display
+        self._preview = preview
+        self._in = tty_in
+
+    def ask(self, action: AskApproval) -> ApprovalDecision:
+        style = self._display.style
+        err = self._display.err
+        self._display.notice("")
+        err.write(style.yellow(f"{action.call.name} wants to run ({action.reason}):") + "\n")
+        err.write(self._preview(action).rstrip("\n") + "\n")
+        while True:
+            err.write(style.bold("Allow? [y]es / [n]o / [a]lways for this tool: "))
+            err.flush()
+            answer = self._in.readline()
+            if not answer:
+                return ApprovalDecision(action.call.id, Verdict.DENY, "no answer (end of input)")
+            choice = answer.strip().lower()
+            if choice in ("y", "yes"):
+                return ApprovalDecision(action.call.id, Verdict.APPROVE)
+            if choice in ("a", "always"):
+                return ApprovalDecision(action.call.id, Verdict.ALWAYS)
+            if choice in ("n", "no"):
+                err.write("Tell the model why, or press Enter: ")
+                err.flush()
+                why = self._in.readline().strip()
+                return ApprovalDecision(action.call.id, Verdict.DENY, why or "the user said no")
+
+
+def refuse_without_terminal(action: AskApproval, warn: Callable[[str], None]) -> ApprovalDecision:
+    warn(f"refused {action.call.name}: no terminal to ask for approval (use --yes to allow tool calls)")
+    return ApprovalDecision(
+        action.call.id,
+        Verdict.DENY,
+        "nano-code has no terminal to ask the user for approval; it runs without --yes, "
+        "so calls that change files or run commands are refused",
+    )
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()

@@ -1,0 +1,135 @@
+"""`nano-code diff A B`: two recorded sessions aligned step by step."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+
+def comparable_steps(session: Any) -> list[tuple[str, int, Any]]:
+    """(label, file line, comparable JSON) for every step that is not bookkeeping."""
+    from nano_code.adapters.replay import INFORMATIONAL, response_event
+    from nano_code.kernel.serialize import to_json
+
+    steps: list[tuple[str, int, Any]] = []
+    for record in session.records:
+        data = record.data
+        if record.kind == "interaction":
+            body = data["request"].get("body")
+            try:
+                request = json.loads(body) if isinstance(body, str) else body
+            except ValueError:
+                request = body
+            reply = to_json(response_event(data))
+            steps.append(("model call", record.line, {"request": request, "reply": reply}))
+        elif "call_without_response" in data:
+            call = data["call_without_response"]
+            steps.append(("model call", record.line, {"request": call["request"], "reply": call["event"]}))
+        elif "event" in data:
+            label = data["event"].get("type", "event")
+            steps.append((label, record.line, {"event": data["event"], "call": data.get("call")}))
+        elif next(iter(data), "") not in INFORMATIONAL:
+            steps.append(("record", record.line, data))
+    return steps
+
+
+def _usage(session: Any) -> tuple[int, float | None]:
+    tokens, cost = 0, None
+    for data in session.journal:
+        usage = (data.get("turn_end") or {}).get("usage")
+        if usage:
+            tokens += int(usage.get("total_tokens") or 0)
+            if usage.get("cost") is not None:
+                cost = (cost or 0.0) + float(usage["cost"])
+    return tokens, cost
+
+
+def diff_sessions(path_a: str, path_b: str, ignore: Sequence[str] = ()) -> dict[str, Any]:
+    from nano_code.adapters.session_file import load_session
+    from nano_code.kernel.jsondiff import Mask, differences
+
+    a, b = load_session(path_a), load_session(path_b)
+    steps_a, steps_b = comparable_steps(a), comparable_steps(b)
+    masks = [Mask.parse(p) for p in ignore]
+    prefix = 0
+    first: dict[str, Any] | None = None
+    for (label_a, line_a, value_a), (label_b, line_b, value_b) in zip(steps_a, steps_b, strict=False):
+        found, _ = differences(value_a, value_b, masks)
+        if label_a == label_b and not found:
+            prefix += 1
+            continue
+        first = {
+            "step": prefix + 1,
+            "a": {"kind": label_a, "line": line_a},
+            "b": {"kind": label_b, "line": line_b},
+            "differences": [{"path": d.path, "a": d.recorded, "b": d.actual} for d in found],
+        }
+        break
+    if first is None and len(steps_a) != len(steps_b):
+        longer = "a" if len(steps_a) > len(steps_b) else "b"
+        extra = (steps_a if longer == "a" else steps_b)[prefix]
+        first = {"step": prefix + 1, "only_in": longer, "kind": extra[0], "line": extra[1], "differences": []}
+    tokens_a, cost_a = _usage(a)
+    tokens_b, cost_b = _usage(b)
+    return {
+        "a": path_a,
+        "b": path_b,
+        "steps": [len(steps_a), len(steps_b)],
+        "identical_prefix": prefix,
+        "identical": first is None,
+        "first_divergence": first,
+        "tokens": [tokens_a, tokens_b],
+        "tokens_delta": tokens_b - tokens_a,
+        "cost": [cost_a, cost_b],
+        "cost_delta": None if cost_a is None and cost_b is None else (cost_b or 0.0) - (cost_a or 0.0),
+    }
+
+
+def diff_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="nano-code diff", description="Compare two recorded sessions step by step."
+    )
+    parser.add_argument("a")
+    parser.add_argument("b")
+    parser.add_argument("--ignore", action="append", default=[], metavar="JSONPATH")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    from nano_code.adapters.session_file import SessionFileError
+    from nano_code.kernel.jsondiff import MaskError
+
+    try:
+        result = diff_sessions(args.a, args.b, args.ignore)
+    except (SessionFileError, MaskError) as error:
+        sys.stderr.write(f"nano-code diff: {error}\n")
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return EXIT_OK if result["identical"] else EXIT_FAILED
+    print(f"A: {args.a} ({result['steps'][0]} steps)\nB: {args.b} ({result['steps'][1]} steps)")
+    print(f"identical prefix: {result['identical_prefix']} steps")
+    first = result["first_divergence"]
+    if first is None:
+        print("the sessions are identical")
+    elif "only_in" in first:
+        print(f"step {first['step']}: only {first['only_in'].upper()} continues ({first['kind']}, line {first['line']})")
+    else:
+        print(
+            f"first divergence at step {first['step']}: "
+            f"A {first['a']['kind']} (line {first['a']['line']}) vs B {first['b']['kind']} (line {first['b']['line']})"
+        )
+        for difference in first["differences"][:20]:
+            print(f"  {difference['path']}\n    A: {_short(difference['a'])}\n    B: {_short(difference['b'])}")
+    print(f"tokens: {result['tokens'][0]:,} -> {result['tokens'][1]:,} ({result['tokens_delta']:+,})")
+    if result["cost_delta"] is not None:
+        print(f"cost: {result['cost_delta']:+.4f} USD")
+    return EXIT_OK if result["identical"] else EXIT_FAILED
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 150 else text[:140] + "..."

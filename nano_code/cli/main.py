@@ -1,0 +1,102 @@
+"""`nano-code`: parse the command line and dispatch.
+
+    nano-code                    interactive session in this directory
+    nano-code -p "TASK"          one turn, then exit (the task may also come on stdin)
+    nano-code replay PATH...     replay recorded sessions offline and strictly
+    nano-code diff A B           compare two recorded sessions step by step
+    nano-code sessions           list recorded sessions
+
+Exit status: 0 the turn finished; 1 it failed (model error after retries,
+step budget exhausted, a replay diverged); 2 usage or configuration error;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from nano_code import __version__
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+EXAMPLES = """\
+examples:
+  nano-code                                   work interactively in this directory
+  nano-code -p "make the tests pass" --yes    one task, approve every tool call
+  git diff | nano-code -p "review this"       task text plus stdin
+  echo "add a README" | nano-code --yes       the task read from stdin
+  nano-code --record fix.yaml -p "fix bug"    record the session to fix.yaml
+  nano-code replay cassettes/*.yaml           replay sessions offline, strictly
+  nano-code sessions                          list recorded sessions
+
+settings (later wins): .env in this directory, then the environment, then flags.
+  OPENROUTER_API_KEY    API key (not needed for local servers)
+  INFERENCE_BASE_URL    default https://openrouter.ai/api/v1 (/chat/completions is appended)
+  MODEL_NAME            the model to use
+see .env.example for every setting.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nano-code",
+        description="A small coding agent for the terminal. Every session is recorded and replays exactly.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-p", "--prompt", metavar="TASK", help="run one task non-interactively, then exit")
+    parser.add_argument("-y", "--yes", action="store_true", help="approve every tool call without asking")
+    parser.add_argument("--model", help="model name (MODEL_NAME)")
+    parser.add_argument("--base-url", help="OpenAI-compatible base URL (INFERENCE_BASE_URL)")
+    parser.add_argument("--max-steps", type=int, metavar="N", help="model calls allowed per turn")
+    stream = parser.add_mutually_exclusive_group()
+    stream.add_argument("--stream", dest="stream", action="store_const", const="1", help="always stream replies")
+    stream.add_argument(
+        "--no-stream", dest="stream", action="store_const", const="0", help="never stream (one JSON reply)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="JSON Lines of every kernel event/action on stdout; text to stderr"
+    )
+    record = parser.add_mutually_exclusive_group()
+    record.add_argument("--record", metavar="PATH", help="record the session to PATH (a vcrpy cassette)")
+    record.add_argument("--no-record", action="store_true", help="do not record this session")
+    record.add_argument("--resume", metavar="PATH", help="continue a recorded session (appends to it)")
+    parser.add_argument("--version", action="version", version=f"nano-code {__version__}")
+    return parser
+
+
+SUBCOMMANDS = ("replay", "diff", "sessions")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("NANO_CODE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+    try:
+        if args and args[0] in SUBCOMMANDS:
+            from nano_code.cli import sessions_cmd
+
+            return sessions_cmd.main(args[0], args[1:])
+        from nano_code.cli import run
+
+        return run.main(build_parser().parse_args(args))
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_FAILED
+    except Exception as error:  # the one place that turns a crash into one line
+        if debug:
+            traceback.print_exc()
+        else:
+            sys.stderr.write(
+                f"nano-code: internal error: {type(error).__name__}: {error} "
+                "(set NANO_CODE_DEBUG=1 for the traceback)\n"
+            )
+        return EXIT_FAILED

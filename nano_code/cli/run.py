@@ -1,0 +1,206 @@
+"""Running the agent: one-shot (`-p`) or interactive, live, recorded by default."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, TextIO
+
+from nano_code.adapters.config import ConfigError, Settings, load_settings
+from nano_code.adapters.live import LivePerformer
+from nano_code.adapters.model_client import ModelClient
+from nano_code.adapters.recorder import Recorder, Redactor, SecretLeakError, provenance
+from nano_code.adapters.session_file import SessionFileError, SessionWriter, load_session
+from nano_code.adapters.terminal import (
+    HumanDisplay,
+    JsonLinesDisplay,
+    TerminalApprover,
+    refuse_without_terminal,
+)
+from nano_code.adapters.tools import ToolContext, find_tool, tool_specs
+from nano_code.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from nano_code.agent_config import kernel_config, read_agents_md, recorded_settings
+from nano_code.driver import Driver, Observer
+from nano_code.kernel.actions import AskApproval, EndTurn, TurnEnd
+from nano_code.kernel.events import FailureKind, ModelFailure
+from nano_code.kernel.machine import State, initial_state
+
+EXIT_BY_REASON = {
+    TurnEnd.COMPLETED: EXIT_OK,
+    TurnEnd.STEP_BUDGET: EXIT_FAILED,
+    TurnEnd.FAILED: EXIT_FAILED,
+    TurnEnd.INTERRUPTED: EXIT_INTERRUPTED,
+}
+AUTH_HINT = "check the API key: set OPENROUTER_API_KEY in .env or the environment"
+
+
+def describe_call(name: str, arguments: Any) -> str:
+    tool = find_tool(name)
+    return tool.summary(arguments) if tool is not None else ""
+
+
+class AuthHint:
+    """Says which variable to set when the server refuses the key."""
+
+    def __init__(self, display: HumanDisplay) -> None:
+        self.display = display
+
+    def on_event(self, event: object, state: State) -> None:
+        if isinstance(event, ModelFailure) and event.kind is FailureKind.AUTH:
+            self.display.notice(AUTH_HINT)
+
+    def on_action(self, action: object, state: State) -> None:
+        pass
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
+    return {
+        "MODEL_NAME": args.model,
+        "INFERENCE_BASE_URL": args.base_url,
+        "NANO_CODE_MAX_STEPS": str(args.max_steps) if args.max_steps is not None else None,
+        "NANO_CODE_STREAM": args.stream,
+        "NANO_CODE_YES": "1" if args.yes else None,
+    }
+
+
+def session_path(settings: Settings) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return settings.home / "sessions" / f"{stamp}-{uuid.uuid4().hex[:6]}.yaml"
+
+
+def main(args: argparse.Namespace) -> int:
+    workspace = Path.cwd().resolve()
+    try:
+        settings = load_settings(workspace, os.environ, _overrides(args))
+    except ConfigError as error:
+        sys.stderr.write(f"nano-code: {error}\n")
+        return EXIT_USAGE
+    redactor = Redactor(settings.api_key)
+
+    task = args.prompt
+    interactive = task is None and sys.stdin.isatty()
+    if task is None and not interactive:
+        task = sys.stdin.read()
+        if not task.strip():
+            sys.stderr.write("nano-code: no task: pass -p TASK or pipe the task on stdin\n")
+            return EXIT_USAGE
+    elif task is not None and not sys.stdin.isatty() and not args.resume:
+        piped = sys.stdin.read()
+        if piped.strip():
+            task = f"{task}\n\n{piped}"
+
+    stream = settings.stream if (args.stream is not None or not args.json) else False
+    agents_md = read_agents_md(workspace)
+    recorded = recorded_settings(settings, workspace, stream)
+    parent_state: State | None = None
+    resume_file = None
+    if args.resume:
+        try:
+            resume_file = load_session(args.resume)
+        except SessionFileError as error:
+            sys.stderr.write(f"nano-code: {error}\n")
+            return EXIT_USAGE
+        recorded = dict(resume_file.metadata["settings"])
+        agents_md = resume_file.metadata.get("agents_md")
+    config = kernel_config(recorded, agents_md)
+
+    if resume_file is not None:
+        from nano_code.adapters.replay import ResumeError, rebuild_state
+
+        try:
+            parent_state = rebuild_state(resume_file, config)
+        except ResumeError as error:
+            sys.stderr.write(f"nano-code: cannot resume {args.resume}: {error}\n")
+            return EXIT_USAGE
+
+    out: TextIO = sys.stderr if args.json else sys.stdout
+    display = HumanDisplay(out, sys.stderr, describe_call, redact=redactor.scrub)
+    observers: list[Observer] = [display, AuthHint(display)]
+    if args.json:
+        observers.append(JsonLinesDisplay(sys.stdout, redact=redactor.scrub))
+
+    client = ModelClient(
+        settings.chat_completions_url, settings.api_key, settings.connect_timeout, settings.read_timeout
+    )
+    recorder: Recorder | None = None
+    try:
+        if args.resume:
+            recorder = Recorder(SessionWriter(Path(args.resume), None, redactor.check), redactor)
+        elif not args.no_record:
+            path = Path(args.record) if args.record else session_path(settings)
+            metadata = provenance(config, recorded, workspace, agents_md, origin="live")
+            recorder = Recorder(SessionWriter(path, metadata, redactor.check), redactor)
+    except FileExistsError:
+        sys.stderr.write(f"nano-code: {args.record} already exists; choose another path\n")
+        return EXIT_USAGE
+    except (OSError, SecretLeakError) as error:
+        sys.stderr.write(f"nano-code: cannot record the session: {redactor.scrub(str(error))}\n")
+        return EXIT_USAGE
+    if recorder is not None:
+        client.exchange_sinks.append(recorder.on_exchange)
+        observers.append(recorder)
+
+    tool_context = ToolContext(workspace=workspace, shell_timeout=settings.shell_timeout)
+    if interactive or sys.stdin.isatty():
+        approve = TerminalApprover(display, lambda a: preview(a, tool_context), sys.stdin).ask
+    else:
+        def approve(action: AskApproval) -> Any:
+            return refuse_without_terminal(action, lambda text: display.notice(text))
+
+    performer = LivePerformer(client, tool_context, approve, on_delta=display.on_delta)
+    state = parent_state if parent_state is not None else initial_state(config)
+    driver = Driver(state, performer, observers)
+    try:
+        if parent_state is not None and recorder is not None:
+            closed = driver.interrupt()  # a crash mid-step left calls unanswered
+            if closed is not None:
+                display.notice("resumed: the step that was in flight was recorded as interrupted")
+        if task is not None:
+            return EXIT_BY_REASON[_turn(driver, task)]
+        return interactive_loop(driver, display)
+    finally:
+        client.close()
+        if recorder is not None:
+            recorder.close()
+            if not args.json:
+                display.notice(f"session recorded: {recorder.writer.path}")
+
+
+def preview(action: AskApproval, context: ToolContext) -> str:
+    tool = find_tool(action.call.name)
+    if tool is None:
+        return action.call.arguments
+    return tool.preview(action.arguments, context)
+
+
+def _turn(driver: Driver, text: str) -> TurnEnd:
+    try:
+        end: EndTurn = driver.run_turn(text)
+    except KeyboardInterrupt:
+        closed = driver.interrupt()
+        return closed.reason if closed is not None else TurnEnd.INTERRUPTED
+    return end.reason
+
+
+def interactive_loop(driver: Driver, display: HumanDisplay) -> int:
+    try:
+        import readline  # noqa: F401 - line editing and history for input()
+    except ImportError:
+        pass
+    display.notice(f"nano-code · {driver.state.config.model} · empty line or Ctrl-D to quit")
+    while True:
+        try:
+            text = input(display.style.bold("› "))
+        except EOFError:
+            display.err.write("\n")
+            return EXIT_OK
+        except KeyboardInterrupt:
+            display.err.write("\n")
+            return EXIT_OK
+        if not text.strip():
+            return EXIT_OK
+        _turn(driver, text)

@@ -1,0 +1,274 @@
+"""`nano-code replay`, `nano-code diff` and `nano-code sessions`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+
+def replay_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nano-code replay",
+        description=(
+            "Replay recorded sessions strictly and offline: the real driver and HTTP client run under "
+            "vcrpy, tools are served from the recording, and the first difference in a request or tool "
+            "call is reported. Exit 0 only when every session replays identically."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  nano-code replay cassettes/bugfix.yaml\n"
+            "  nano-code replay cassettes/ --jobs 2\n"
+            "  nano-code replay s.yaml --ignore '$.messages[0].content'\n"
+            "  nano-code replay s.yaml --rebless          # accept changed requests, write s.reblessed.yaml\n"
+            "  nano-code replay s.yaml --fork-at 2 --model other/model\n"
+        ),
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="session files or directories of them")
+    parser.add_argument("--json", action="store_true", help="one JSON report per session on stdout")
+    parser.add_argument(
+        "--ignore", action="append", default=[], metavar="JSONPATH", help="mask a volatile field (repeatable)"
+    )
+    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="replay in N processes")
+    parser.add_argument("--quiet", "-q", action="store_true", help="do not show the session transcript")
+    parser.add_argument("--rebless", action="store_true", help="accept new requests; write an updated copy")
+    parser.add_argument("--output", metavar="PATH", help="where --rebless/--fork-at write (default: beside)")
+    parser.add_argument("--live-tools", action="store_true", help="also run the tools here and compare outputs")
+    parser.add_argument("--fork-at", type=int, metavar="N", help="replay N model calls, then continue live")
+    parser.add_argument("--model", help="model for the live continuation of --fork-at")
+    parser.add_argument("--base-url", help="server for the live continuation of --fork-at")
+    return parser
+
+
+def expand_paths(paths: Sequence[str]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*.yaml") if p.is_file()))
+        else:
+            found.append(path)
+    return found
+
+
+def _replay_quiet(job: tuple[str, list[str], bool]) -> Any:
+    from nano_code.adapters.replay import replay_session
+
+    path, ignore, live_tools = job
+    return replay_session(path, ignore=ignore, live_tools=Path.cwd() if live_tools else None)
+
+
+def _status_line(report: Any) -> str:
+    if report.status == "identical":
+        masked = f", masked {', '.join(report.masked)}" if report.masked else ""
+        return f"{report.path}: identical ({report.steps} steps, {report.tool_calls} tool calls{masked})"
+    if report.status == "diverged":
+        return f"{report.path}: {report.divergence.render()}"
+    if report.status == "error":
+        return f"{report.path}: error: {report.error}"
+    return f"{report.path}: {report.status} -> {report.output_path}"
+
+
+def replay_main(argv: Sequence[str]) -> int:
+    args = replay_parser().parse_args(argv)
+    from nano_code.adapters.replay import ReplayReport, replay_session
+    from nano_code.kernel.jsondiff import Mask, MaskError
+
+    try:
+        for pattern in args.ignore:
+            Mask.parse(pattern)
+    except MaskError as error:
+        sys.stderr.write(f"nano-code replay: {error}\n")
+        return EXIT_USAGE
+    paths = expand_paths(args.paths)
+    if not paths:
+        sys.stderr.write("nano-code replay: no session files found\n")
+        return EXIT_USAGE
+    single = len(paths) == 1
+    if (args.rebless or args.fork_at is not None) and not single:
+        sys.stderr.write("nano-code replay: --rebless and --fork-at take exactly one session\n")
+        return EXIT_USAGE
+    started = time.perf_counter()
+    reports: list[ReplayReport] = []
+    if single and (not args.quiet or args.rebless or args.fork_at is not None):
+        reports.append(_replay_one(paths[0], args))
+        if not args.json:
+            _print_report(reports[0])
+    elif args.jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        jobs = [(str(p), args.ignore, args.live_tools) for p in paths]
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            for report in pool.map(_replay_quiet, jobs, chunksize=max(1, len(jobs) // (args.jobs * 4))):
+                reports.append(report)
+                if not args.json:
+                    print(_status_line(report), flush=True)
+    else:
+        for path in paths:
+            report = _replay_quiet((str(path), args.ignore, args.live_tools))
+            reports.append(report)
+            if not args.json:
+                print(_status_line(report), flush=True)
+    elapsed = time.perf_counter() - started
+    if args.json:
+        for report in reports:
+            print(json.dumps(report.as_json(), ensure_ascii=False))
+    elif not single:
+        counts = {s: sum(r.status == s for r in reports) for s in ("identical", "diverged", "error")}
+        rate = len(reports) / elapsed if elapsed > 0 else 0.0
+        steps = sum(r.steps for r in reports)
+        print(
+            f"\nsessions {len(reports)} | identical {counts['identical']} | diverged {counts['diverged']} | "
+            f"errors {counts['error']} | {rate:.1f} sessions/s | {steps / elapsed if elapsed else 0:.0f} steps/s"
+        )
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
+
+
+def _replay_one(path: Path, args: argparse.Namespace) -> Any:
+    from nano_code.adapters.replay import replay_session
+    from nano_code.adapters.terminal import HumanDisplay
+    from nano_code.cli.run import describe_call
+
+    observers = []
+    if not args.quiet and not args.json:
+        display = HumanDisplay(sys.stdout, sys.stderr, describe_call, live=False)
+        observers.append(display)
+    rebless_to = None
+    if args.rebless:
+        rebless_to = Path(args.output) if args.output else path.with_suffix(".reblessed.yaml")
+    fork_to = None
+    factory = None
+    overrides: dict[str, Any] = {}
+    if args.fork_at is not None:
+        fork_to = Path(args.output) if args.output else path.with_suffix(f".fork{args.fork_at}.yaml")
+        factory = _live_factory(args)
+        if args.model:
+            overrides["model"] = args.model
+    for target in (rebless_to, fork_to):
+        if target is not None and target.exists():
+            sys.stderr.write(f"nano-code replay: {target} exists; pass --output\n")
+            raise SystemExit(EXIT_USAGE)
+    return replay_session(
+        path,
+        ignore=args.ignore,
+        rebless_to=rebless_to,
+        live_tools=Path.cwd() if args.live_tools else None,
+        fork_at=args.fork_at,
+        fork_to=fork_to,
+        live_performer_factory=factory,
+        observers=observers,
+        config_overrides=overrides,
+    )
+
+
+def _live_factory(args: argparse.Namespace) -> Any:
+    from nano_code.adapters.config import load_settings
+    from nano_code.adapters.live import LivePerformer
+    from nano_code.adapters.model_client import ModelClient
+    from nano_code.adapters.terminal import refuse_without_terminal
+    from nano_code.adapters.tools import ToolContext
+
+    settings = load_settings(
+        Path.cwd(), os.environ, {"MODEL_NAME": args.model, "INFERENCE_BASE_URL": args.base_url}
+    )
+
+    def factory(recording_client: ModelClient) -> LivePerformer:
+        client = ModelClient(
+            settings.chat_completions_url, settings.api_key, settings.connect_timeout, settings.read_timeout
+        )
+        client.exchange_sinks.extend(recording_client.exchange_sinks)
+        context = ToolContext(workspace=Path.cwd().resolve(), shell_timeout=settings.shell_timeout)
+        return LivePerformer(
+            client, context, lambda action: refuse_without_terminal(action, lambda t: sys.stderr.write(t + "\n"))
+        )
+
+    return factory
+
+
+def _print_report(report: Any) -> None:
+    print(_status_line(report))
+    for change in report.changed_requests:
+        print(f"  changed request at step {change.step}:\n{change.render()}")
+    for difference in report.tool_output_differences:
+        print(f"  step {difference.step}: {difference.tool} output differs from the recording")
+    if report.status in ("identical", "reblessed", "forked"):
+        usage = report.usage
+        cost = f", ${usage.cost:.4f}" if usage.cost is not None else ""
+        print(f"  {usage.total_tokens:,} tokens{cost}, replayed in {report.seconds * 1000:.0f} ms")
+
+
+def sessions_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="nano-code sessions", description="List recorded sessions.")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    from nano_code.adapters.config import ConfigError, load_settings
+    from nano_code.adapters.session_file import SessionFileError, load_session
+
+    try:
+        settings = load_settings(Path.cwd(), os.environ, {})
+    except ConfigError as error:
+        sys.stderr.write(f"nano-code: {error}\n")
+        return EXIT_USAGE
+    directory = settings.home / "sessions"
+    rows = []
+    for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
+        try:
+            session = load_session(path)
+        except SessionFileError:
+            continue
+        rows.append(_session_row(session))
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return EXIT_OK
+    if not rows:
+        print(f"no sessions in {directory}")
+        return EXIT_OK
+    print(f"{'when':20} {'model':28} {'steps':>5} {'tokens':>8} {'cost':>8}  task / path")
+    for row in rows:
+        cost = f"${row['cost']:.4f}" if row["cost"] is not None else "-"
+        print(f"{row['created']:20} {row['model'][:28]:28} {row['steps']:>5} {row['tokens']:>8} {cost:>8}  {row['task'][:50]}")
+        print(f"{'':76}{row['path']}")
+    return EXIT_OK
+
+
+def _session_row(session: Any) -> dict[str, Any]:
+    task = ""
+    tokens = 0
+    cost: float | None = None
+    for data in session.journal:
+        event = data.get("event") or {}
+        if not task and event.get("type") == "UserInput":
+            task = event.get("text", "").strip().splitlines()[0] if event.get("text", "").strip() else ""
+        usage = (data.get("turn_end") or {}).get("usage")
+        if usage:
+            tokens += int(usage.get("total_tokens") or 0)
+            if usage.get("cost") is not None:
+                cost = (cost or 0.0) + float(usage["cost"])
+    return {
+        "created": session.metadata.get("created", "?"),
+        "model": session.metadata.get("model", "?"),
+        "task": task,
+        "steps": len(session.interactions),
+        "tokens": tokens,
+        "cost": cost,
+        "path": str(session.path),
+    }
+
+
+def main(command: str, argv: Sequence[str]) -> int:
+    if command == "replay":
+        return replay_main(argv)
+    if command == "sessions":
+        return sessions_main(argv)
+    from nano_code.cli.diff_cmd import diff_main
+
+    return diff_main(argv)

@@ -1,0 +1,100 @@
+"""The loop: perform each action the kernel asks for, feed back what happened.
+
+This is the only place the pure kernel meets the adapters. It owns the
+current `State`; a `Performer` carries out actions (live: the model client,
+the tools and the terminal; replay: the recording); `Observer`s watch every
+event and action (the terminal display, `--json` output, the recorder).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Protocol
+
+from nano_code.kernel.actions import (
+    Action,
+    AskApproval,
+    CallModel,
+    CheckToolCall,
+    EndTurn,
+    RetryModel,
+    RunTool,
+    ShowText,
+    TurnEnd,
+    WaitForUser,
+)
+from nano_code.kernel.events import (
+    ApprovalDecision,
+    Event,
+    Interrupt,
+    ModelFailure,
+    ModelReply,
+    ToolCallFacts,
+    ToolResult,
+    UserInput,
+)
+from nano_code.kernel.machine import Phase, State, transition
+
+
+class Performer(Protocol):
+    """Carries out the kernel's requests. Ctrl-C becomes an `Interrupt` answer."""
+
+    def call_model(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt: ...
+    def check_tool_call(self, action: CheckToolCall) -> ToolCallFacts | Interrupt: ...
+    def ask_approval(self, action: AskApproval) -> ApprovalDecision | Interrupt: ...
+    def run_tool(self, action: RunTool) -> ToolResult | Interrupt: ...
+
+
+class Observer(Protocol):
+    def on_event(self, event: Event, state: State) -> None: ...
+    def on_action(self, action: Action, state: State) -> None: ...
+
+
+class Driver:
+    def __init__(self, state: State, performer: Performer, observers: list[Observer] | None = None) -> None:
+        self.state = state
+        self.performer = performer
+        self.observers: list[Observer] = list(observers or [])
+
+    def feed(self, event: Event) -> list[Action]:
+        for observer in self.observers:
+            observer.on_event(event, self.state)
+        self.state, actions = transition(self.state, event)
+        return actions
+
+    def run_turn(self, text: str) -> EndTurn:
+        """One user turn, from input to the kernel's EndTurn."""
+        return self.run(self.feed(UserInput(text)))
+
+    def run(self, actions: list[Action]) -> EndTurn:
+        queue = deque(actions)
+        end = EndTurn(reason=TurnEnd.COMPLETED)
+        while queue:
+            action = queue.popleft()
+            for observer in self.observers:
+                observer.on_action(action, self.state)
+            event = self._perform(action)
+            if isinstance(action, EndTurn):
+                end = action
+            if event is not None:
+                queue.extend(self.feed(event))
+        return end
+
+    def interrupt(self) -> EndTurn | None:
+        """Close a turn that a Ctrl-C tore out of `run` (outside any performer)."""
+        if self.state.phase is Phase.AWAITING_USER:
+            return None
+        return self.run(self.feed(Interrupt()))
+
+    def _perform(self, action: Action) -> Event | None:
+        if isinstance(action, (CallModel, RetryModel)):
+            return self.performer.call_model(action)
+        if isinstance(action, CheckToolCall):
+            return self.performer.check_tool_call(action)
+        if isinstance(action, AskApproval):
+            return self.performer.ask_approval(action)
+        if isinstance(action, RunTool):
+            return self.performer.run_tool(action)
+        if isinstance(action, (ShowText, EndTurn, WaitForUser)):
+            return None  # observers show these
+        raise AssertionError(f"unknown action {action!r}")

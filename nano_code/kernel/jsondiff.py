@@ -1,0 +1,140 @@
+"""Structural differences between two JSON values, with masks for volatile fields.
+
+Replay and `nano-code diff` use this to say *where* a request or tool call
+changed (`$.messages[3].content`) and what both sides hold, instead of a bare
+"no match". Masks (`--ignore`) are path patterns:
+
+    $.messages[*].content      any element of an array (or any key: `$.*.x`)
+    $..id                      a key at any depth
+    $.tools                    a subtree: everything under it is masked too
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+_TOKEN = re.compile(r"\.\.([^.\[\]]+)|\.([^.\[\]]+)|\[(\*|\d+)\]")
+MISSING = "<missing>"
+
+
+@attrs.frozen
+class Difference:
+    path: str
+    recorded: Any
+    actual: Any
+
+
+class MaskError(ValueError):
+    """A --ignore pattern that is not a path like $.a.b[*].c or $..id."""
+
+
+@attrs.frozen
+class Mask:
+    pattern: str
+    tokens: tuple[tuple[str, str], ...]
+
+    @staticmethod
+    def parse(pattern: str) -> Mask:
+        if not pattern.startswith("$"):
+            raise MaskError(f"mask {pattern!r} must start with '$'")
+        rest = pattern[1:]
+        tokens: list[tuple[str, str]] = []
+        position = 0
+        while position < len(rest):
+            match = _TOKEN.match(rest, position)
+            if match is None:
+                raise MaskError(f"mask {pattern!r}: cannot read {rest[position:]!r}")
+            deep, key, index = match.groups()
+            if deep is not None:
+                tokens.append(("deep", deep))
+            elif key is not None:
+                tokens.append(("key", key))
+            else:
+                tokens.append(("index", index))
+            position = match.end()
+        return Mask(pattern, tuple(tokens))
+
+    def covers(self, path: Sequence[str | int]) -> bool:
+        """True when `path` is the masked location or inside it."""
+        return _match(self.tokens, tuple(path))
+
+
+def _match(tokens: tuple[tuple[str, str], ...], path: tuple[str | int, ...]) -> bool:
+    if not tokens:
+        return True  # the mask ended: everything below is masked
+    if not path:
+        return False
+    kind, value = tokens[0]
+    head = path[0]
+    if kind == "deep":
+        if isinstance(head, str) and head == value and _match(tokens[1:], path[1:]):
+            return True
+        return _match(tokens, path[1:])
+    if kind == "index":
+        if not isinstance(head, int) or (value != "*" and int(value) != head):
+            return False
+        return _match(tokens[1:], path[1:])
+    if value != "*" and not (isinstance(head, str) and head == value):
+        return False
+    return _match(tokens[1:], path[1:])
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    parts = ["$"]
+    for step in path:
+        if isinstance(step, int):
+            parts.append(f"[{step}]")
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", step):
+            parts.append(f".{step}")
+        else:
+            parts.append(f"[{step!r}]")
+    return "".join(parts)
+
+
+def differences(
+    recorded: Any, actual: Any, masks: Iterable[Mask] = (), limit: int = 50
+) -> tuple[list[Difference], list[str]]:
+    """(differences not covered by a mask, mask patterns that hid at least one)."""
+    masks = tuple(masks)
+    found: list[Difference] = []
+    used: set[str] = set()
+
+    def walk(a: Any, b: Any, path: tuple[str | int, ...]) -> None:
+        if len(found) >= limit:
+            return
+        for mask in masks:
+            if mask.covers(path):
+                if a != b:
+                    used.add(mask.pattern)
+                return
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for key in list(a) + [k for k in b if k not in a]:
+                walk(a.get(key, MISSING), b.get(key, MISSING), (*path, str(key)))
+        elif isinstance(a, list) and isinstance(b, list):
+            for index in range(max(len(a), len(b))):
+                walk(a[index] if index < len(a) else MISSING, b[index] if index < len(b) else MISSING, (*path, index))
+        elif a != b or type(a) is not type(b):
+            found.append(Difference(format_path(path), a, b))
+
+    walk(recorded, actual, ())
+    return found, sorted(used)
+
+
+def _short(value: Any, width: int = 160) -> str:
+    text = value if value == MISSING else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 15] + f"... ({len(text)} chars)"
+
+
+def render(found: Iterable[Difference]) -> str:
+    """A readable, line-per-difference report: path, then recorded vs new."""
+    lines = []
+    for difference in found:
+        lines.append(f"  {difference.path}")
+        lines.append(f"    - recorded: {_short(difference.recorded)}")
+        lines.append(f"    + new:      {_short(difference.actual)}")
+    return "\n".join(lines)

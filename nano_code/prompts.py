@@ -1,0 +1,44 @@
+"""The system prompt nano-code sends, kept in one place so it is easy to find and change.
+
+A change here changes every request body, so recorded sessions will show it
+as a divergence on replay -- rebless them (`nano-code replay --rebless`) when
+the change is intended.
+"""
+
+from __future__ import annotations
+
+SYSTEM_PROMPT = """\
+You are nano-code, a coding agent working in the user's terminal, inside their \
+workspace (the current directory). You get things done with your tools; you do \
+not describe what you would do.
+
+How to work:
+- Act. Inspect the code with read_file and shell (ls, grep, git), change it \
+with edit_file or write_file, then run it or its tests with shell to check \
+the change really works. Repeat until the task is done.
+- Prefer edit_file for small changes to existing files; read the file first so \
+old_string matches exactly. Use write_file for new files or full rewrites.
+- Commands run non-interactively with no stdin and a timeout: never start \
+editors, pagers or servers that do not exit; pass flags like -y or --no-pager.
+- Stay inside the workspace unless the user asks otherwise. Do not delete or \
+overwrite work you did not create without being asked.
+- If a tool call is refused or fails, read the message and adapt; do not repeat \
+the same call unchanged.
+- When you are done, answer in a few lines: what you changed and how you \
+verified it. No preamble, no repetition of the task.
+"""
+
+AGENTS_FILE = "AGENTS.md"
+AGENTS_LIMIT = 20_000
+"""Characters of AGENTS.md included; more would crowd out the conversation."""
+
+
+def build_system_prompt(workspace: str, agents_md: str | None) -> str:
+    """The system prompt for a workspace, with its AGENTS.md (capped) when present."""
+    prompt = f"{SYSTEM_PROMPT}\nWorkspace: {workspace}\n"
+    if agents_md and agents_md.strip():
+        text = agents_md.strip()
+        if len(text) > AGENTS_LIMIT:
+            text = text[:AGENTS_LIMIT] + f"\n[... {AGENTS_FILE} cut at {AGENTS_LIMIT} characters ...]"
+        prompt += f"\nThe workspace's {AGENTS_FILE} says:\n\n{text}\n"
+    return prompt

@@ -1,0 +1,266 @@
+"""A scripted OpenAI-compatible server on 127.0.0.1, for tests, benchmarks and demos.
+
+It answers POST /chat/completions from a script: a list of steps, one per
+request, each either a model reply (rendered as JSON, or as SSE when the
+request asked to stream) or a raw HTTP response (errors, odd bodies). Every
+request it receives is kept, so tests can check what nano-code sent.
+
+    with FakeServer([reply(content="hi")]) as server:
+        url = server.base_url          # http://127.0.0.1:PORT/v1
+
+Run it standalone for manual play: `python -m nano_code.testing.fake_server SCRIPT.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def reply(
+    content: str = "",
+    tool_calls: Sequence[tuple[str, Mapping[str, Any]]] | Sequence[Mapping[str, Any]] = (),
+    usage: Mapping[str, Any] | None = None,
+    finish_reason: str | None = None,
+    reasoning: str = "",
+    delay: float = 0.0,
+    chunk_delay: float = 0.0,
+) -> dict[str, Any]:
+    """A script step answering with a model reply.
+
+    `tool_calls` items are (name, arguments) pairs or dicts with name, arguments
+    and optionally id; ids default to call_<request>_<n>.
+    """
+    calls = []
+    for item in tool_calls:
+        if isinstance(item, Mapping):
+            calls.append(dict(item))
+        else:
+            name, arguments = item
+            calls.append({"name": name, "arguments": dict(arguments)})
+    return {
+        "reply": {
+            "content": content,
+            "tool_calls": calls,
+            "usage": dict(usage) if usage else {"prompt_tokens": 100, "completion_tokens": 20},
+            "finish_reason": finish_reason,
+            "reasoning": reasoning,
+        },
+        "delay": delay,
+        "chunk_delay": chunk_delay,
+    }
+
+
+def http_error(status: int, body: Mapping[str, Any] | str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A script step answering with an HTTP error (or any raw response)."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    return {"status": status, "body": text, "headers": dict(headers or {})}
+
+
+def hang(seconds: float = 60.0) -> dict[str, Any]:
+    """A script step that answers only after `seconds` (for Ctrl-C tests)."""
+    step = reply(content="(too late)")
+    step["delay"] = seconds
+    return step
+
+
+def _usage(reply_spec: Mapping[str, Any]) -> dict[str, Any]:
+    usage = dict(reply_spec.get("usage") or {})
+    usage.setdefault("prompt_tokens", 0)
+    usage.setdefault("completion_tokens", 0)
+    usage.setdefault("total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
+    return usage
+
+
+def _calls(reply_spec: Mapping[str, Any], request_number: int) -> list[dict[str, Any]]:
+    calls = []
+    for n, call in enumerate(reply_spec.get("tool_calls") or []):
+        arguments = call.get("arguments", {})
+        calls.append(
+            {
+                "id": call.get("id", f"call_{request_number}_{n}"),
+                "type": "function",
+                "function": {
+                    "name": call["name"],
+                    "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+                },
+            }
+        )
+    return calls
+
+
+def completion_body(reply_spec: Mapping[str, Any], request_number: int, model: str) -> bytes:
+    calls = _calls(reply_spec, request_number)
+    message: dict[str, Any] = {"role": "assistant", "content": reply_spec.get("content") or None}
+    if calls:
+        message["tool_calls"] = calls
+    if reply_spec.get("reasoning"):
+        message["reasoning"] = reply_spec["reasoning"]
+    finish = reply_spec.get("finish_reason") or ("tool_calls" if calls else "stop")
+    body = {
+        "id": f"chatcmpl-fake{request_number}",
+        "object": "chat.completion",
+        "created": 1_700_000_000 + request_number,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": _usage(reply_spec),
+    }
+    return json.dumps(body).encode()
+
+
+def sse_events(reply_spec: Mapping[str, Any], request_number: int, model: str) -> list[bytes]:
+    """The reply as OpenAI-style SSE events: text in small pieces, arguments in fragments."""
+    base = {
+        "id": f"chatcmpl-fake{request_number}",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000 + request_number,
+        "model": model,
+    }
+
+    def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return f"data: {json.dumps(chunk)}\n\n".encode()
+
+    events = [event({"role": "assistant", "content": ""})]
+    if reply_spec.get("reasoning"):
+        events.append(event({"reasoning": reply_spec["reasoning"]}))
+    content = reply_spec.get("content") or ""
+    for start in range(0, len(content), 12):
+        events.append(event({"content": content[start : start + 12]}))
+    calls = _calls(reply_spec, request_number)
+    for index, call in enumerate(calls):
+        head = {"index": index, "id": call["id"], "type": "function"}
+        events.append(event({"tool_calls": [{**head, "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+        arguments = call["function"]["arguments"]
+        for start in range(0, len(arguments), 16):
+            piece = {"index": index, "function": {"arguments": arguments[start : start + 16]}}
+            events.append(event({"tool_calls": [piece]}))
+    finish = reply_spec.get("finish_reason") or ("tool_calls" if calls else "stop")
+    events.append(event({}, finish))
+    usage_chunk = {**base, "choices": [], "usage": _usage(reply_spec)}
+    events.append(f"data: {json.dumps(usage_chunk)}\n\n".encode())
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
+class FakeServer:
+    """Serves `script` steps in order; `requests` holds every (headers, body) received."""
+
+    def __init__(self, script: Sequence[Mapping[str, Any]], model: str = "fake/scripted-model") -> None:
+        self.script = list(script)
+        self.model = model
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+                with server._lock:
+                    number = len(server.requests)
+                    server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                    step = server.script[number] if number < len(server.script) else None
+                if step is None:
+                    self._send(500, b'{"error":{"message":"fake server: script exhausted"}}', "application/json")
+                    return
+                if step.get("delay"):
+                    time.sleep(float(step["delay"]))
+                if "reply" in step:
+                    if isinstance(body, dict) and body.get("stream"):
+                        self._send_stream(sse_events(step["reply"], number, server.model), float(step.get("chunk_delay") or 0))
+                    else:
+                        self._send(200, completion_body(step["reply"], number, server.model), "application/json")
+                    return
+                headers = dict(step.get("headers") or {})
+                content_type = headers.pop("Content-Type", "application/json")
+                self._send(int(step["status"]), str(step["body"]).encode(), content_type, headers)
+
+            def _send(self, status: int, payload: bytes, content_type: str, extra: Mapping[str, str] | None = None) -> None:
+                lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('Status',))[0]}"]
+                lines.append(f"Content-Type: {content_type}")
+                lines.append(f"Content-Length: {len(payload)}")
+                for key, value in (extra or {}).items():
+                    lines.append(f"{key}: {value}")
+                head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+                self.wfile.write(head + payload)  # one write: no Nagle stall
+                self.wfile.flush()
+
+            def _send_stream(self, events: list[bytes], chunk_delay: float) -> None:
+                head = (
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
+                ).encode()
+                framed = [b"%x\r\n%s\r\n" % (len(e), e) for e in events] + [b"0\r\n\r\n"]
+                try:
+                    if chunk_delay <= 0:
+                        self.wfile.write(head + b"".join(framed))
+                    else:
+                        self.wfile.write(head)
+                        for piece in framed:
+                            self.wfile.write(piece)
+                            self.wfile.flush()
+                            time.sleep(chunk_delay)
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FakeServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve a scripted OpenAI-compatible endpoint on 127.0.0.1.")
+    parser.add_argument("script", help="JSON file: a list of script steps (see reply()/http_error())")
+    args = parser.parse_args()
+    with open(args.script, encoding="utf-8") as handle:
+        script = json.load(handle)
+    with FakeServer(script) as server:
+        print(server.base_url, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""pytest plugin (registered by the `pytest11` entry point): replay sessions inside your tests.
+
+    def test_bugfix_session_still_replays(nano_replay):
+        report = nano_replay("cassettes/bugfix.yaml")        # fails the test on divergence
+        assert report.tool_calls == 3
+
+    def test_new_prompt_changes_only_the_system_message(nano_replay):
+        nano_replay("cassettes/bugfix.yaml", ignore=["$.messages[0].content"])
+
+`nano_replay(path, expect="identical", **overrides)` returns the
+`ReplayReport`; with `expect=None` it never fails and you inspect the report
+yourself. Under pytest-xdist each worker replays its own sessions, which is
+how to spread a large corpus over many cores or machines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def nano_replay() -> Callable[..., Any]:
+    from nano_code.testing.api import replay
+
+    def run(path: str | Path, expect: str | None = "identical", **overrides: Any) -> Any:
+        report = replay(path, **overrides)
+        if expect is not None and report.status != expect:
+            detail = report.divergence.render() if report.divergence else report.error
+            pytest.fail(f"{path}: expected {expect}, got {report.status}: {detail}", pytrace=False)
+        return report
+
+    return run

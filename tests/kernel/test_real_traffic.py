@@ -1,0 +1,587 @@
+"""Every recorded real-server body decodes to what a person reading it sees.
+
+The expectations below were written by reading each file in
+shared/real-traffic/samples/ (not by snapshotting the decoder). A new sample
+without an entry fails `test_every_sample_has_an_expectation`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from kernel_helpers import SAMPLES, decode_sample, require, sample_files, sample_wire_bytes
+
+from nano_code.kernel import stream
+from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply
+from nano_code.kernel.machine import Phase, initial_state, transition
+from nano_code.kernel.events import UserInput
+from nano_code.kernel.types import KernelConfig, Usage
+from nano_code.testing.strategies import byte_pieces
+
+ABSENT = object()
+"""The call carried no arguments at all (decoded as None)."""
+
+
+@dataclass(frozen=True)
+class Call:
+    id: str
+    name: str
+    arguments: Any
+    """The parsed arguments object, or ABSENT."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    calls: tuple[Call, ...] = ()
+    content: str | None = ""
+    """Exact text; None to check `content_prefix` instead."""
+    content_prefix: str = ""
+    finish: str | None = None
+    usage: tuple[int, int, int, int, int, float | None] | None = None
+    """(prompt, completion, total, cached, reasoning tokens, cost)."""
+    reasoning: str | None = ""
+    """Exact reasoning text; None to check `reasoning_prefix` instead."""
+    reasoning_prefix: str = ""
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: FailureKind
+    status: int | None
+    says: tuple[str, ...] = field(default=())
+    """Fragments the message must contain."""
+    retry_after: float | None = None
+
+
+def weather(call_id: str, **arguments: Any) -> Call:
+    return Call(call_id, "weather", arguments)
+
+
+EXPECTED: dict[str, Reply | Failure] = {
+    "alibaba_qwen3max_stream_tool_call_empty_id_continuations.chunks.jsonl": Reply(
+        calls=(weather("call_eee11723464a4b9eb8cee71d", location="San Francisco"),),
+        finish="tool_calls",
+        usage=(295, 22, 317, 0, 0, None),
+        model="qwen3-max",
+    ),
+    "alibaba_qwen_error_400_invalid_function_arguments.json": Failure(
+        FailureKind.BAD_REQUEST, 400, ('"function.arguments" parameter', "must be in JSON format")
+    ),
+    "anthropic_openai_compat_stream_tool_call_index1_after_text.sse": Reply(
+        calls=(Call("toolu_sanitized", "read_file", {"path": "a.txt"}),),
+        content="Reading it.",
+        finish="tool_calls",
+        model="claude-haiku-4-5-20251001",
+    ),
+    "azure_openai_error_404_resource_not_found.json": Failure(
+        FailureKind.BAD_REQUEST, 404, ("Resource not found",)
+    ),
+    "azure_openai_model_router_stream_content_filter.chunks.jsonl": Reply(
+        content="Capital of Denmark.",
+        finish="stop",
+        usage=(15, 78, 93, 0, 64, None),
+        model="gpt-5-nano-2025-08-07",
+    ),
+    "azure_openai_stream_tool_call_content_filter.sse": Reply(
+        calls=(Call("call_A6XpaIHt5uNwiDqVxyvKoXMa", "get_current_temperature", {"city": "San Francisco"}),),
+        finish="tool_calls",
+        usage=(66, 17, 83, 0, 0, None),
+        model="gpt-4o-mini-2024-07-18",
+    ),
+    "cerebras_nonstream_tool_call.json": Reply(
+        calls=(Call("b8847f144", "final_result", {"city": "Paris", "country": "France"}),),
+        finish="tool_calls",
+        usage=(364, 33, 397, 0, 0, None),
+        model="qwen-3-coder-480b",
+    ),
+    "crusoe_vllm_style_nonstream_tool_call_reasoning.json": Reply(
+        calls=(Call("chatcmpl-tool-bbb91941bf76335c", "get_weather", {"city": "Paris"}),),
+        finish="tool_calls",
+        reasoning=None,
+        reasoning_prefix="The user wants to know the weather in Paris. I'll call the get_weather function",
+        usage=(167, 37, 204, 0, 25, None),
+        model="zai/GLM-5.2",
+    ),
+    "deepseek_nonstream_parallel_tool_calls_reasoning_content.json": Reply(
+        calls=(
+            Call("call_00_6edlnw3Z1MgeMfey687g8451", "get_player_name", {}),
+            Call("call_01_km02sac7sHxNDPATKLZy7705", "roll_dice", {}),
+        ),
+        content="Let me get your name and roll the die!",
+        finish="tool_calls",
+        reasoning=None,
+        reasoning_prefix="Great, now I have access to the dice roll tool.",
+        usage=(875, 79, 954, 0, 26, None),
+        model="deepseek-v4-flash",
+    ),
+    "deepseek_reasoner_nonstream_tool_call_reasoning_content.json": Reply(
+        calls=(weather("call_00_9V0vrf86Pc9aelHCJMZqnJBo", location="San Francisco"),),
+        finish="tool_calls",
+        reasoning=None,
+        reasoning_prefix="The user is asking for the weather in San Francisco. I have a weather tool",
+        usage=(339, 92, 431, 320, 48, None),
+        model="deepseek-reasoner",
+    ),
+    "deepseek_reasoner_stream_reasoning_content_then_tool_call.chunks.jsonl": Reply(
+        calls=(weather("call_00_ioIn7yN9p1ZOMNpDLwd4MgAF", location="San Francisco"),),
+        finish="tool_calls",
+        reasoning="The user is asking for the weather in San Francisco. I need to use the weather tool to get"
+        ' this information. Let me invoke the weather tool with the location parameter set to "San Francisco".',
+        usage=(339, 83, 422, 320, 39, None),
+        model="deepseek-reasoner",
+    ),
+    "gemini_openai_compat_nonstream_tool_call_empty_id.json": Reply(
+        calls=(Call("", "get_current_time", {}),),
+        finish="tool_calls",
+        usage=(35, 12, 109, 0, 0, None),
+        model="gemini-2.5-pro-preview-05-06",
+    ),
+    "groq_error_400_tool_choice_required_not_called.json": Failure(
+        FailureKind.BAD_REQUEST, 400, ("Tool choice is required, but model did not call a tool",)
+    ),
+    "groq_error_400_tool_use_failed.json": Failure(
+        FailureKind.BAD_REQUEST, 400, ("Tool call validation failed", "get_something_by_name")
+    ),
+    "groq_error_404_model_not_found.json": Failure(
+        FailureKind.BAD_REQUEST, 404, ("The model `non-existent` does not exist",)
+    ),
+    "groq_llama33_stream_tool_call_single_delta.chunks.jsonl": Reply(
+        calls=(weather("tk85n1k4m"),),
+        finish="tool_calls",
+        usage=(210, 15, 225, 0, 0, None),
+        model="llama-3.3-70b-versatile",
+    ),
+    "groq_nonstream_tool_call_gpt_oss_reasoning.json": Reply(
+        calls=(Call("fc_311ba17b-89f9-48d3-8fd9-7e74a1264855", "get_something_by_name", {"name": "test"}),),
+        finish="tool_calls",
+        reasoning='We need to call with correct param: name field. Use some name, e.g., "test".',
+        usage=(301, 52, 353, 0, 22, None),
+        model="openai/gpt-oss-120b",
+    ),
+    "groq_stream_midstream_error_event_tool_use_failed.sse": Failure(
+        FailureKind.IN_BAND_ERROR, 400, ("Tool call validation failed", "invalid_param")
+    ),
+    "groq_stream_tool_call_single_chunk_x_groq_usage.sse": Reply(
+        calls=(Call("fc_bfb39741-3748-4def-9886-a93fc9c64a90", "get_something_by_name", {"name": "example"}),),
+        finish="tool_calls",
+        reasoning='We need to call the function with correct parameter "name". Provide a name, e.g., "example".',
+        usage=(304, 49, 353, 0, 23, None),
+        model="openai/gpt-oss-120b",
+    ),
+    "huggingface_router_nonstream_finish_length.json": Reply(
+        content=None,
+        content_prefix='<think>\nHmm, the user just said "hello".',
+        finish="length",
+        usage=(4, 100, 104, 0, 0, None),
+        model="deepseek-ai/DeepSeek-R1",
+    ),
+    "huggingface_router_nonstream_tool_call.json": Reply(
+        calls=(Call("call_7qxjvbuxpm6017n3jcq1uqwt", "final_result", {"response": [2, 3, 5]}),),
+        finish="tool_calls",
+        usage=(19, 29, 48, 0, 0, None),
+        model="deepseek-ai/DeepSeek-R1",
+    ),
+    "mistral_api_glm_stream_tool_call_name_empty_in_continuation.chunks.jsonl": Reply(
+        calls=(Call("chatcmpl-tool-9f149c74c42f265b", "webSearchTool", {"query": "current Berlin weather"}),),
+        finish="tool_calls",
+        usage=(171, 14, 185, 128, 0, None),
+        model="zai-glm-5-2",
+    ),
+    "mistral_error_400_tool_call_id_format.from_issue.json": Failure(
+        FailureKind.BAD_REQUEST, 400, ("Tool call id was 2968-LWy3uasib", "with a length of 9")
+    ),
+    "mistral_nonstream_tool_call_content_empty_string.json": Reply(
+        calls=(Call("ot1MIoEMA", "get_mixed_content", {}),),
+        finish="tool_calls",
+        usage=(61, 8, 69, 0, 0, None),
+        model="mistral-medium-latest",
+    ),
+    "mistral_stream_thinking_content_array_p_field.chunks.jsonl": Reply(
+        content="391",
+        finish="stop",
+        reasoning="Okay, the user is asking for the product of 17 and 23. I need to calculate this"
+        " multiplication. Let me break it down:\n\nFirst, I recall that 17 multiplied by 20 is 340 (since"
+        " 17 * 20 = 340).\nThen, I need to add 17 multiplied by 3, which is 51 (since 17 * 3 = 51).\nNow,"
+        " add these two results together: 340 + 51 = 391.\n\nSo, 17 * 23 = 391.",
+        usage=(28, 139, 167, 0, 0, None),
+        model="mistral-small-latest",
+    ),
+    "ollama_cloud_nonstream_tool_call_reasoning.json": Reply(
+        calls=(Call("call_o2vnpxrw", "final_result", {"city": "Paris", "country": "France"}),),
+        finish="tool_calls",
+        reasoning=None,
+        reasoning_prefix='The conversation: user asked "What is the capital of France?"',
+        usage=(206, 194, 400, 0, 0, None),
+        model="gpt-oss:20b",
+    ),
+    "ollama_local_v1_nonstream_reasoning_field.json": Reply(
+        content='{ "city": "Paris", "country": "France" }',
+        finish="stop",
+        reasoning=None,
+        reasoning_prefix="Okay, the user is asking for the capital of France.",
+        usage=(136, 15, 151, 0, 0, None),
+        model="qwen3:0.6b",
+    ),
+    "openai_error_400_code_null.json": Failure(
+        FailureKind.BAD_REQUEST, 400, ("Web search options not supported with this model.",)
+    ),
+    "openai_error_400_context_length_exceeded.from_issue.json": Failure(
+        FailureKind.CONTEXT_OVERFLOW, 400, ("maximum context length is 4097 tokens",)
+    ),
+    "openai_error_400_unsupported_parameter_max_tokens.json": Failure(
+        FailureKind.BAD_REQUEST, 400, ("Unsupported parameter: 'max_tokens'",)
+    ),
+    "openai_error_400_unsupported_parameter_stop.json": Failure(
+        FailureKind.BAD_REQUEST, 400, ("Unsupported parameter: 'stop'",)
+    ),
+    "openai_error_400_unsupported_value.json": Failure(
+        FailureKind.BAD_REQUEST, 400, ("does not support 'developer'",)
+    ),
+    "openai_error_404_model_not_found.json": Failure(
+        FailureKind.BAD_REQUEST, 404, ("The model `gpt-5.2-proo` does not exist",)
+    ),
+    "openai_error_429_rate_limit_tokens.from_issue.json": Failure(
+        FailureKind.RATE_LIMIT, 429, ("Rate limit reached for gpt-4o-mini",), retry_after=114 * 3600 + 18 * 60
+    ),
+    "openai_error_500_server_error.from_issue.json": Failure(
+        FailureKind.SERVER_ERROR, 500, ("The server experienced an error",)
+    ),
+    "openai_error_503_model_overloaded.from_issue.json": Failure(
+        FailureKind.SERVER_ERROR, 503, ("That model is currently overloaded",)
+    ),
+    "openai_nonstream_four_parallel_tool_calls.json": Reply(
+        calls=(
+            Call("call_5oUhAsPTXvRf8iYnYNtQ8wc4", "counting_tool", {"value": "one"}),
+            Call("call_WR6ZV1V1Szr4gC92MCJ66c36", "counting_tool", {"value": "two"}),
+            Call("call_VVclKVRM8I9VLWmxVntIbsIA", "counting_tool", {"value": "three"}),
+            Call("call_aLqfQKJ3Ua3yMI25pwNQb4o6", "counting_tool", {"value": "four"}),
+        ),
+        finish="tool_calls",
+        usage=(172, 76, 248, 0, 0, None),
+        model="gpt-4o-mini-2024-07-18",
+    ),
+    "openai_nonstream_parallel_tool_calls.json": Reply(
+        calls=(
+            Call("call_jYdIdRZHxZTn5bWCq5jlMrJi", "delete_file", {"path": ".env"}),
+            Call("call_TmlTVWQbzrXCZ4jNsCVNbNqu", "create_file", {"path": "test.txt"}),
+        ),
+        finish="tool_calls",
+        usage=(71, 46, 117, 0, 0, None),
+        model="gpt-4o-2024-08-06",
+    ),
+    "openai_nonstream_single_tool_call.json": Reply(
+        calls=(Call("call_MOtXZsU6lfOmXwoBOtXKpCth", "get_weather", {"city": "Mexico City"}),),
+        finish="tool_calls",
+        usage=(45, 15, 60, 0, 0, None),
+        model="gpt-4o-2024-08-06",
+    ),
+    "openai_nonstream_tool_call_cached_tokens.json": Reply(
+        calls=(Call("call_x9KzZUT3UYazEUJiRmE0PvaU", "get_weather", {"location": "Tokyo"}),),
+        finish="tool_calls",
+        usage=(1187, 14, 1201, 1152, 0, None),
+        model="gpt-4.1-2025-04-14",
+    ),
+    "openai_nonstream_tool_call_finish_reason_stop_named_tool_choice.json": Reply(
+        calls=(
+            Call(
+                "call_czeHQgy5eiOVa0zlrtcfwepe",
+                "TaskEvaluation",
+                {
+                    "suggestions": [
+                        "Provide more context or details for similar tasks to enhance output expectations.",
+                        "Encourage creativity in responses for simple tasks to engage users more effectively.",
+                    ],
+                    "quality": 10,
+                    "entities": [],
+                },
+            ),
+        ),
+        finish="stop",
+        usage=(273, 40, 313, 0, 0, None),
+        model="gpt-4o-mini-2024-07-18",
+    ),
+    "openai_nonstream_tool_call_original_formatting.json": Reply(
+        calls=(Call("call_TTY8UFNo7rNCaOBUNtlRSvMG", "lookup_population", {"country": "Crumpet"}),),
+        finish="tool_calls",
+        usage=(92, 17, 109, 0, 0, None),
+        model="gpt-4o-mini-2024-07-18",
+    ),
+    "openai_stream_parallel_tool_calls.sse": Reply(
+        calls=(
+            Call("call_3rqTYrA6H21AYUaRGP4F66oq", "get_country", {}),
+            Call("call_Xw9XMKBJU48kAAd78WgIswDx", "get_product_name", {}),
+        ),
+        finish="tool_calls",
+        usage=(364, 40, 404, 0, 0, None),
+        model="gpt-4o-2024-08-06",
+    ),
+    "openai_stream_single_tool_call_args_split.sse": Reply(
+        calls=(Call("call_bCEixqN8Y40SUyius8ZfVErH", "get_weather", {"location": "New York, NY"}),),
+        finish="tool_calls",
+        usage=(68, 18, 86, 0, 0, None),
+        model="gpt-4o-2024-08-06",
+    ),
+    "openai_stream_tool_call_args_split_many_chunks.sse": Reply(
+        calls=(
+            Call(
+                "call_4kc6691zCzjPnOuEtbEGUvz2",
+                "final_result",
+                {
+                    "answers": [
+                        {"label": "Capital of the country", "answer": "Mexico City"},
+                        {"label": "Weather in the capital", "answer": "Sunny"},
+                        {"label": "Product Name", "answer": "Pydantic AI"},
+                    ]
+                },
+            ),
+        ),
+        finish="tool_calls",
+        usage=(448, 49, 497, 0, 0, None),
+        model="gpt-4o-2024-08-06",
+    ),
+    "openai_stream_tool_call_no_args_usage_chunk.chunks.jsonl": Reply(
+        calls=(weather("call_NZa7xqfefoaMI2YYHowVXVlU"),),
+        content="PRE_TOOL",
+        finish="tool_calls",
+        usage=(58, 12, 70, 0, 0, None),
+        model="gpt-4o-2024-08-06",
+    ),
+    "openai_stream_usage_chunk_cached_tokens.sse": Reply(
+        content="Farewell.",
+        finish="stop",
+        usage=(1144, 3, 1147, 1024, 0, None),
+        model="gpt-4.1-2025-04-14",
+    ),
+    "openrouter_error_400_provider_error_raw_is_json_string.from_issue.json": Failure(
+        FailureKind.BAD_REQUEST,
+        400,
+        ("Provider returned error", "must contain the word 'json'", "(provider OpenAI)"),
+    ),
+    "openrouter_error_401_no_auth.json": Failure(
+        FailureKind.AUTH, 401, ("No cookie auth credentials found",)
+    ),
+    "openrouter_error_429_provider_rate_limited.json": Failure(
+        FailureKind.RATE_LIMIT, 429, ("Provider returned error", "temporarily rate-limited upstream", "(provider Google)")
+    ),
+    "openrouter_nonstream_tool_call_gemini_reasoning_details_cost.json": Reply(
+        calls=(
+            Call(
+                "tool_insert_level_with_spaces_3ZiChYzj8xER8HixJe7W",
+                "insert_level_with_spaces",
+                {
+                    "spaces": [
+                        {"space_type": "entryway", "space_name": "entryway"},
+                        {"space_name": "living_room", "space_type": "living-room"},
+                        {"space_name": "garage", "space_type": "garage"},
+                    ],
+                    "level": {"level_type": "ground", "level_name": "ground_floor"},
+                },
+            ),
+        ),
+        finish="tool_calls",
+        usage=(326, 91, 417, 0, 0, 0.0),
+        model="google/gemini-2.5-flash",
+    ),
+    "openrouter_nonstream_tool_call_missing_arguments_key_anthropic.json": Reply(
+        calls=(Call("toolu_vrtx_015QAXScZzRDPttiPoc34AdD", "find_education_content", ABSENT),),
+        content="I'll search for education content for you.",
+        finish="tool_calls",
+        usage=(568, 48, 616, 0, 0, None),
+        model="anthropic/claude-sonnet-4.5",
+    ),
+    "openrouter_nonstream_tool_call_mistral_content_empty_string.json": Reply(
+        calls=(Call("3sniiMddS", "divide", {"numerator": 123, "denominator": 456, "on_inf": "infinity"}),),
+        finish="tool_calls",
+        usage=(134, 43, 177, 0, 0, None),
+        model="mistralai/mistral-small",
+    ),
+    "openrouter_nonstream_tool_call_qwen_content_null_cost.json": Reply(
+        calls=(
+            Call(
+                "chatcmpl-tool-a253f574b49dd571",
+                "final_result",
+                {"address": {"city": "London", "street": "12 Baker Street"}, "name": "Ada Lovelace"},
+            ),
+        ),
+        finish="tool_calls",
+        usage=(280, 40, 320, 0, 0, 4e-05),
+        model="qwen/qwen3-30b-a3b-instruct-2507",
+    ),
+    "openrouter_nonstream_usage_cost_cached.json": Reply(
+        content=None,
+        content_prefix="Here\u2019s a concise but thorough overview of Mars",
+        finish="stop",
+        reasoning=None,
+        reasoning_prefix="**Exploring Mars Overview**\n\nThe user wants a comprehensive overview of Mars",
+        usage=(17, 2177, 2194, 0, 960, 0.00435825),
+        model="openai/gpt-5-mini",
+    ),
+    "openrouter_novita_kimi_stream_tool_call_full_args_first_delta.sse": Reply(
+        calls=(Call("0", "llm_version", {}),),
+        finish=None,
+        usage=(57, 17, 74, 0, 0, 7.159e-05),
+        model="moonshotai/kimi-k2",
+    ),
+    "openrouter_novita_kimi_stream_tool_call_id0_name_repeated_no_finish_reason.sse": Reply(
+        calls=(Call("0", "llm_version", {}),),
+        finish=None,
+        usage=(57, 17, 74, 0, 0, 7.159e-05),
+        model="moonshotai/kimi-k2",
+    ),
+    "openrouter_novita_kimi_stream_tool_call_id_name_colon_index.sse": Reply(
+        calls=(Call("llm_version:0", "llm_version", {}),),
+        finish="tool_calls",
+        usage=(56, 12, 68, 0, 0, 5.952e-05),
+        model="moonshotai/kimi-k2",
+    ),
+    "openrouter_stream_error_in_200_sse_keepalive_length.sse": Failure(
+        FailureKind.IN_BAND_ERROR, 400, ("Token limit reached",)
+    ),
+    "openrouter_stream_reasoning_keepalive_usage_cost.sse": Reply(
+        content="2 + 2 = 4",
+        finish="stop",
+        reasoning="This is a simple arithmetic question. 2+2 equals 4.",
+        usage=(43, 36, 79, 0, 13, 0.000669),
+        model="anthropic/claude-sonnet-4.5",
+    ),
+    "snowflake_nonstream_tool_call_no_finish_reason.json": Reply(
+        calls=(Call("toolu_bdrk_015BgHUFs4HS1TVWWwNRNxip", "get_weather", {"city": "Mexico City"}),),
+        finish=None,
+        usage=(568, 55, 623, 0, 0, None),
+        model="claude-sonnet-4-6",
+    ),
+    "vllm_error_400_context_length_flat_format.from_issue.json": Failure(
+        FailureKind.CONTEXT_OVERFLOW, 400, ("maximum context length is 2048 tokens",)
+    ),
+    "xai_grok3mini_stream_tool_call_single_delta_usage_chunk.chunks.jsonl": Reply(
+        calls=(weather("call_55117580", location="San Francisco"),),
+        finish="tool_calls",
+        reasoning="First, the user is",
+        usage=(291, 26, 513, 290, 196, None),
+        model="grok-3-mini",
+    ),
+}
+
+
+def test_every_sample_has_an_expectation() -> None:
+    require(SAMPLES)
+    on_disk = set(sample_files())
+    assert on_disk, "no samples found"
+    missing = sorted(on_disk - EXPECTED.keys())
+    stale = sorted(EXPECTED.keys() - on_disk)
+    assert not missing, f"samples without an expectation in EXPECTED: {missing}"
+    assert not stale, f"expectations for samples that no longer exist: {stale}"
+
+
+def check_reply(decoded: ModelReply | ModelFailure, expected: Reply) -> None:
+    assert isinstance(decoded, ModelReply), f"expected a reply, got {decoded!r}"
+    assert len(decoded.tool_calls) == len(expected.calls), decoded.tool_calls
+    for got, want in zip(decoded.tool_calls, expected.calls, strict=True):
+        assert (got.id, got.name) == (want.id, want.name)
+        if want.arguments is ABSENT:
+            assert got.arguments is None
+        else:
+            assert got.arguments is not None
+            assert json.loads(got.arguments) == want.arguments
+    if expected.content is None:
+        assert decoded.content.startswith(expected.content_prefix)
+        assert len(decoded.content) > len(expected.content_prefix)
+    else:
+        assert decoded.content == expected.content
+    if expected.reasoning is None:
+        assert decoded.reasoning.startswith(expected.reasoning_prefix)
+    else:
+        assert decoded.reasoning == expected.reasoning
+    assert decoded.finish_reason == expected.finish
+    assert decoded.model == expected.model
+    if expected.usage is None:
+        assert decoded.usage is None
+    else:
+        prompt, completion, total, cached, reasoning_tokens, cost = expected.usage
+        assert decoded.usage == Usage(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=total,
+            cached_tokens=cached,
+            reasoning_tokens=reasoning_tokens,
+            cost=cost,
+        )
+
+
+def check_failure(decoded: ModelReply | ModelFailure, expected: Failure) -> None:
+    assert isinstance(decoded, ModelFailure), f"expected a failure, got {decoded!r}"
+    assert decoded.kind is expected.kind, decoded
+    assert decoded.status == expected.status
+    for fragment in expected.says:
+        assert fragment in decoded.message, (fragment, decoded.message)
+    assert decoded.retry_after == expected.retry_after
+
+
+def check(decoded: ModelReply | ModelFailure, expected: Reply | Failure) -> None:
+    if isinstance(expected, Reply):
+        check_reply(decoded, expected)
+    else:
+        check_failure(decoded, expected)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_sample_decodes_to_what_it_says(name: str) -> None:
+    require(SAMPLES / name)
+    check(decode_sample(name), EXPECTED[name])
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_sample_drives_the_machine(name: str) -> None:
+    """Whatever a real server sent, the kernel takes it as a valid transition."""
+    require(SAMPLES / name)
+    state, _ = transition(initial_state(KernelConfig(model="m", system_prompt="s")), UserInput("go"))
+    assert state.phase is Phase.AWAITING_MODEL
+    state, actions = transition(state, decode_sample(name))
+    assert actions
+
+
+STREAMS = [name for name in sorted(EXPECTED) if name.endswith((".sse", ".chunks.jsonl"))]
+
+
+def _decode_pieces(pieces: list[bytes]) -> ModelReply | ModelFailure:
+    decoder = stream.ResponseDecoder(200, {"content-type": "text/event-stream; charset=utf-8"})
+    for piece in pieces:
+        decoder.feed(piece)
+    return decoder.finish()
+
+
+@pytest.mark.parametrize("name", STREAMS)
+def test_stream_split_in_two_at_every_byte(name: str) -> None:
+    require(SAMPLES / name)
+    data = sample_wire_bytes(name)
+    if len(data) > 4096:
+        pytest.skip("every-byte split is quadratic; large files get the random splits below")
+    whole = _decode_pieces([data])
+    check(whole, EXPECTED[name])
+    for cut in range(len(data) + 1):
+        assert _decode_pieces([data[:cut], data[cut:]]) == whole, f"split at byte {cut}"
+
+
+@pytest.mark.parametrize("name", STREAMS)
+@given(data=st.data())
+def test_stream_split_anywhere(name: str, data: st.DataObject) -> None:
+    wire = sample_wire_bytes(name) if (SAMPLES / name).exists() else None
+    if wire is None:
+        pytest.skip("../shared not present")
+    pieces = data.draw(byte_pieces(wire, max_pieces=60))
+    check(_decode_pieces(pieces), EXPECTED[name])
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(EXPECTED) if n.endswith(".sse")])
+def test_sse_sample_with_other_line_endings(name: str) -> None:
+    """The same stream framed with CRLF or lone CR decodes the same."""
+    require(SAMPLES / name)
+    data = sample_wire_bytes(name)
+    for ending in (b"\r\n", b"\r"):
+        check(_decode_pieces([data.replace(b"\n", ending)]), EXPECTED[name])

@@ -58,7 +58,7 @@ from nano_code.kernel.events import (
 from nano_code.kernel.jsondiff import Difference, Mask, differences, render
 from nano_code.kernel.machine import State, initial_state, transition
 from nano_code.kernel.serialize import from_json, to_json
-from nano_code.kernel.stream import ResponseDecoder
+from nano_code.kernel.stream import ResponseDecoder, StreamDelta
 from nano_code.kernel.types import KernelConfig, Usage
 
 INFORMATIONAL = ("turn_end", "retry")
@@ -226,6 +226,7 @@ class ReplayPerformer:
         self.live: Performer | None = None
         self.on_go_live: Callable[[], None] | None = None
         self.exchange_sinks: list[Callable[[Exchange], None]] = []
+        self.on_delta: Callable[[StreamDelta], None] | None = None
 
     # -- cursor
 
@@ -316,7 +317,7 @@ class ReplayPerformer:
             return from_json(record.data["call_without_response"]["event"])  # type: ignore[no-any-return]
         if self.options.rebless:
             return self._serve_directly(record, action)
-        return self.client.call(action.body)
+        return self.client.call(action.body, self.on_delta)
 
     def _serve_directly(self, record: Record, action: CallModel | RetryModel) -> ModelReply | ModelFailure:
         """Rebless: the recorded response answers the *new* request; both are rewritten."""
@@ -475,6 +476,7 @@ def replay_session(
     fork_to: Path | None = None,
     live_performer_factory: Callable[[ModelClient], Performer] | None = None,
     observers: Sequence[Observer] = (),
+    on_delta: Callable[[StreamDelta], None] | None = None,
     config_overrides: Mapping[str, Any] | None = None,
 ) -> ReplayReport:
     """Replay one session; never raises for a bad or diverging session (see the report)."""
@@ -499,6 +501,7 @@ def replay_session(
         fork_at=fork_at,
     )
     performer = ReplayPerformer(session, client, options)
+    performer.on_delta = on_delta
     all_observers: list[Observer] = [TurnEndChecker(performer), *observers]
     writer_closers: list[Callable[[], None]] = []
     output_path = rebless_to or fork_to

@@ -132,7 +132,8 @@ def main(args: argparse.Namespace) -> int:
             recorder = Recorder(SessionWriter(Path(args.resume), None, redactor.check), redactor)
         elif not args.no_record:
             path = Path(args.record) if args.record else session_path(settings)
-            metadata = provenance(config, recorded, workspace, agents_md, origin="live")
+            origin = os.environ.get("NANO_CODE_SESSION_ORIGIN", "").strip() or "live"
+            metadata = provenance(config, recorded, workspace, agents_md, origin=origin)
             recorder = Recorder(SessionWriter(path, metadata, redactor.check), redactor)
     except FileExistsError:
         sys.stderr.write(f"nano-code: {args.record} already exists; choose another path\n")

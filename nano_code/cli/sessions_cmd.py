@@ -138,9 +138,11 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
     from nano_code.cli.run import describe_call
 
     observers = []
+    on_delta = None
     if not args.quiet and not args.json:
         display = HumanDisplay(sys.stdout, sys.stderr, describe_call, live=False)
         observers.append(display)
+        on_delta = display.on_delta
     rebless_to = None
     if args.rebless:
         rebless_to = Path(args.output) if args.output else path.with_suffix(".reblessed.yaml")
@@ -165,6 +167,7 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         fork_to=fork_to,
         live_performer_factory=factory,
         observers=observers,
+        on_delta=on_delta,
         config_overrides=overrides,
     )
 

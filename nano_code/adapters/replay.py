@@ -116,7 +116,7 @@ class ReplayReport:
         return self.status in ("identical", "reblessed", "forked")
 
     def as_json(self) -> dict[str, Any]:
-        data = to_json_report(self)
+        data: dict[str, Any] = to_json_report(self)
         return data
 
 
@@ -490,8 +490,8 @@ def replay_session(
         settings = dict(session.metadata["settings"])
         settings.update(config_overrides or {})
         config = kernel_config(settings, session.metadata.get("agents_md"))
-    except (SessionFileError, KeyError, TypeError, ValueError) as error:
-        return ReplayReport(str(path), "error", error=str(error), seconds=time.perf_counter() - started)
+    except (SessionFileError, KeyError, TypeError, ValueError) as unreadable:
+        return ReplayReport(str(path), "error", error=str(unreadable), seconds=time.perf_counter() - started)
 
     client = ModelClient(str(settings["base_url"]).rstrip("/") + "/chat/completions", api_key=None)
     options = ReplayOptions(

@@ -189,9 +189,10 @@ def _live_factory(args: argparse.Namespace) -> Any:
         )
         client.exchange_sinks.extend(recording_client.exchange_sinks)
         context = ToolContext(workspace=Path.cwd().resolve(), shell_timeout=settings.shell_timeout)
-        return LivePerformer(
-            client, context, lambda action: refuse_without_terminal(action, lambda t: sys.stderr.write(t + "\n"))
-        )
+        def warn(text: str) -> None:
+            sys.stderr.write(text + "\n")
+
+        return LivePerformer(client, context, lambda action: refuse_without_terminal(action, warn))
 
     return factory
 

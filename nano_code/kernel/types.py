@@ -16,7 +16,7 @@ from attrs import validators as v
 
 _str = v.instance_of(str)
 _opt_str = v.optional(v.instance_of(str))
-_non_negative_int = [v.instance_of(int), v.ge(0)]
+_non_negative_int = v.and_(v.instance_of(int), v.ge(0))
 
 
 def _is_json_object(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -28,7 +28,7 @@ def _is_json_object(_instance: object, attribute: attrs.Attribute[Any], value: o
 class ToolCall:
     """One function call the model asked for, as it is kept in the history."""
 
-    id: str = attrs.field(validator=[_str, v.min_len(1)])
+    id: str = attrs.field(validator=v.and_(_str, v.min_len(1)))
     """Unique within the conversation (the kernel renames empty or reused ids)."""
     name: str = attrs.field(validator=_str)
     arguments: str = attrs.field(validator=_str)
@@ -57,7 +57,7 @@ class AssistantMessage:
 
 @attrs.frozen
 class ToolMessage:
-    tool_call_id: str = attrs.field(validator=[_str, v.min_len(1)])
+    tool_call_id: str = attrs.field(validator=v.and_(_str, v.min_len(1)))
     content: str = attrs.field(validator=_str)
 
 
@@ -69,7 +69,7 @@ MESSAGE_TYPES = (SystemMessage, UserMessage, AssistantMessage, ToolMessage)
 class ToolSpec:
     """What the model is told about a tool, plus what the approval policy needs."""
 
-    name: str = attrs.field(validator=[_str, v.matches_re(r"^[a-zA-Z0-9_-]{1,64}$")])
+    name: str = attrs.field(validator=v.and_(_str, v.matches_re(r"^[a-zA-Z0-9_-]{1,64}$")))
     description: str = attrs.field(validator=_str)
     parameters: Mapping[str, Any] = attrs.field(validator=_is_json_object)
     """JSON Schema of the arguments object."""

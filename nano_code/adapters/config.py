@@ -191,8 +191,9 @@ def parse_dotenv(text: str, environ: Mapping[str, str] | None = None) -> dict[st
       after a closing quote) is skipped up to the end of its line;
     - later assignments of a key win;
     - ``${NAME}`` and ``${NAME:-default}`` are expanded in every value (quoted
-      or not), from the assignments above it in the same text, then from
-      ``environ``. As in python-dotenv the default applies only when NAME is
+      or not -- like python-dotenv, and unlike a shell, single quotes do not
+      stop expansion), from the assignments above it in the same text, then
+      from ``environ``. As in python-dotenv the default applies only when NAME is
       not defined at all (an empty value is used as is), and a key listed
       without ``=`` above expands to "".
 

@@ -449,12 +449,17 @@ def _body_matcher(masks: tuple[Mask, ...]) -> Callable[[Any, Any], None]:
 
 @contextlib.contextmanager
 def offline_cassette(path: Path, masks: tuple[Mask, ...]) -> Iterator[Any]:
-    """vcrpy with no recording, canonical-JSON body matching, no repeats."""
+    """vcrpy with no recording, canonical-JSON body matching, no repeats.
+
+    Host and port are not matched: a resumed session may have continued
+    against a server on another port, and what a replay must hold fixed is
+    what nano-code sent, not where the server happened to listen.
+    """
     import vcr  # heavy (~115 ms): only replay pays for it
 
     player = vcr.VCR(
         record_mode="none",
-        match_on=["method", "scheme", "host", "port", "path", "query", "nano_json_body"],
+        match_on=["method", "path", "query", "nano_json_body"],
         decode_compressed_response=False,
     )
     player.register_matcher("nano_json_body", _body_matcher(masks))

@@ -35,6 +35,7 @@ from nano_code.kernel.events import (
     ModelFailure,
     ModelReply,
     ToolResult,
+    UserInput,
     Verdict,
 )
 from nano_code.kernel.machine import State
@@ -127,6 +128,7 @@ class HumanDisplay:
         describe_call: Callable[[str, Any], str],
         redact: Callable[[str], str] = lambda text: text,
         live: bool | None = None,
+        echo_input: bool = False,
     ) -> None:
         self.out = out
         self.err = err
@@ -137,6 +139,7 @@ class HumanDisplay:
         self._spinner = Spinner(err, self.style) if self._live else None
         self._text_open = False
         self._reasoning_open = False
+        self._echo_input = echo_input
 
     # -- streaming
 
@@ -220,7 +223,10 @@ class HumanDisplay:
                 self.notice(usage_line(action.usage))
 
     def on_event(self, event: Event, state: State) -> None:
-        if isinstance(event, (ModelReply, ModelFailure, Interrupt)):
+        if isinstance(event, UserInput) and self._echo_input:
+            self.out.write(self.style.bold("› " + event.text.strip()) + "\n")
+            self.out.flush()
+        elif isinstance(event, (ModelReply, ModelFailure, Interrupt)):
             self._stop_spinner()
             if isinstance(event, ModelReply):
                 self._close_text()

@@ -73,7 +73,8 @@ def _status_line(report: Any) -> str:
     if report.status == "diverged":
         return f"{report.path}: {report.divergence.render()}"
     if report.status == "error":
-        return f"{report.path}: error: {report.error}"
+        first_line = (report.error or "").strip().splitlines()[0] if report.error else ""
+        return f"{report.path}: error: {first_line}"
     return f"{report.path}: {report.status} -> {report.output_path}"
 
 
@@ -140,7 +141,7 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
     observers = []
     on_delta = None
     if not args.quiet and not args.json:
-        display = HumanDisplay(sys.stdout, sys.stderr, describe_call, live=False)
+        display = HumanDisplay(sys.stdout, sys.stdout, describe_call, live=False, echo_input=True)
         observers.append(display)
         on_delta = display.on_delta
     rebless_to = None

@@ -215,3 +215,37 @@ def request_validator() -> Any:
 def schema_errors(body: Mapping[str, Any]) -> list[str]:
     validator = request_validator()
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(dict(body))]
+
+
+# ---------------------------------------------------------------- driving the machine
+
+
+def history_call_ids(history: Sequence[Message]) -> list[str]:
+    return [c.id for m in history if isinstance(m, AssistantMessage) for c in m.tool_calls]
+
+
+def draw_event(data: Any, state: Any) -> Any:
+    """An event the phase of `state` accepts, drawn with hypothesis' `data`."""
+    from hypothesis import strategies as st
+
+    from nano_code.kernel.events import ApprovalDecision, Interrupt, ToolCallFacts, Verdict
+    from nano_code.kernel.machine import Phase
+    from nano_code.testing import strategies as ns
+
+    if data.draw(st.integers(0, 30), label="interrupt?") == 0:
+        return Interrupt()
+    phase = state.phase
+    head = state.pending[0].call.id if state.pending else ""
+    if phase is Phase.AWAITING_USER:
+        return data.draw(ns.user_inputs())
+    if phase is Phase.AWAITING_MODEL:
+        if data.draw(st.integers(0, 4), label="failure?") == 0:
+            return data.draw(ns.model_failures())
+        return data.draw(ns.model_replies(state.config.tools, history_call_ids(state.history)))
+    if phase is Phase.AWAITING_TOOL_FACTS:
+        return ToolCallFacts(call_id=head, inside_workspace=data.draw(st.booleans()))
+    if phase is Phase.AWAITING_APPROVAL:
+        return ApprovalDecision(
+            call_id=head, verdict=data.draw(st.sampled_from(Verdict)), reason=data.draw(st.sampled_from(["", "no"]))
+        )
+    return data.draw(ns.tool_results(head))

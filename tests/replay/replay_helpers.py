@@ -1,0 +1,197 @@
+"""Making and editing recorded sessions for the replay tests.
+
+Sessions come from two places: the real `nano-code` executable run as a
+subprocess against a local `FakeServer` (what a user does), and an in-process
+wiring of Driver + LivePerformer + Recorder exactly like `nano_code.cli.run`
+(fast; used where many sessions are needed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nano_code.adapters.live import LivePerformer
+from nano_code.adapters.model_client import ModelClient
+from nano_code.adapters.recorder import Recorder, Redactor, provenance
+from nano_code.adapters.session_file import JOURNAL_PREFIX, SessionWriter, dump_line
+from nano_code.adapters.tools import ToolContext
+from nano_code.agent_config import kernel_config, read_agents_md
+from nano_code.driver import Driver
+from nano_code.kernel.actions import EndTurn
+from nano_code.kernel.events import ApprovalDecision
+from nano_code.kernel.machine import initial_state
+from nano_code.testing.fake_server import FakeServer, reply
+
+NANO = Path(sys.executable).parent / "nano-code"
+TASK = "write hello.py and run it"
+
+
+def three_step_script(greeting: str = "hi there", usage: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Write a file, run it with the shell, answer."""
+    return [
+        reply(tool_calls=[("write_file", {"path": "hello.py", "content": f"print({greeting!r})\n"})], usage=usage),
+        reply(tool_calls=[("shell", {"command": "python3 hello.py"})], usage=usage),
+        reply(content=f"Done: hello.py prints {greeting}.", usage=usage),
+    ]
+
+
+def cli_env(base_url: str, home: Path, **extra: str) -> dict[str, str]:
+    """The inherited environment without any nano-code settings, pointed at `base_url`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("NANO_CODE_") and k not in ("OPENROUTER_API_KEY", "MODEL_NAME", "INFERENCE_BASE_URL")
+    }
+    env.update(INFERENCE_BASE_URL=base_url, NANO_CODE_HOME=str(home), **extra)
+    return env
+
+
+def offline_env(home: Path) -> dict[str, str]:
+    return cli_env("http://127.0.0.1:9/v1", home)
+
+
+def run_cli(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float = 60, unshare: bool = False
+) -> subprocess.CompletedProcess[str]:
+    command = [str(NANO), *args]
+    if unshare:
+        command = ["unshare", "-rn", *command]
+    return subprocess.run(
+        command, cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+
+
+def record_cli(
+    path: Path,
+    workspace: Path,
+    script: Sequence[Mapping[str, Any]],
+    task: str = TASK,
+    extra: Sequence[str] = (),
+    home: Path | None = None,
+) -> tuple[subprocess.CompletedProcess[str], FakeServer]:
+    """Record a session with the real executable; returns the run and the (stopped) server."""
+    home = home or workspace.parent / "home"
+    with FakeServer(script) as server:
+        done = run_cli(
+            ["--record", str(path), "--yes", "-p", task, *extra], workspace, cli_env(server.base_url, home)
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done, server
+
+
+def replay_cli(
+    *args: str, cwd: Path, home: Path, unshare: bool = False
+) -> subprocess.CompletedProcess[str]:
+    return run_cli(["replay", *args], cwd, offline_env(home), unshare=unshare)
+
+
+def replay_json(*args: str, cwd: Path, home: Path) -> tuple[int, list[dict[str, Any]]]:
+    done = replay_cli("--json", *args, cwd=cwd, home=home)
+    reports = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return done.returncode, reports
+
+
+# ---------------------------------------------------------------- in-process recording
+
+
+def recorded_settings(base_url: str, workspace: Path, stream: bool, max_steps: int = 50) -> dict[str, Any]:
+    return {
+        "model": "test/model",
+        "base_url": base_url,
+        "max_steps": max_steps,
+        "stream": stream,
+        "auto_approve": True,
+        "shell_timeout": 30.0,
+        "workspace": str(workspace),
+    }
+
+
+def record_inproc(
+    path: Path,
+    workspace: Path,
+    base_url: str,
+    tasks: Sequence[str] = (TASK,),
+    *,
+    stream: bool = True,
+    api_key: str | None = None,
+    origin: str = "test",
+) -> list[EndTurn]:
+    """Record a session in this process, wired the way `nano_code.cli.run` wires it."""
+    settings = recorded_settings(base_url, workspace, stream)
+    agents_md = read_agents_md(workspace)
+    config = kernel_config(settings, agents_md)
+    redactor = Redactor(api_key)
+    recorder = Recorder(
+        SessionWriter(path, provenance(config, settings, workspace, agents_md, origin=origin), redactor.check),
+        redactor,
+    )
+    client = ModelClient(base_url + "/chat/completions", api_key)
+    client.exchange_sinks.append(recorder.on_exchange)
+
+    def refuse(action: Any) -> ApprovalDecision:
+        raise AssertionError(f"auto-approve is on; nothing should ask: {action!r}")
+
+    performer = LivePerformer(client, ToolContext(workspace=workspace, shell_timeout=30.0), refuse)
+    driver = Driver(initial_state(config), performer, [recorder])
+    try:
+        return [driver.run_turn(task) for task in tasks]
+    finally:
+        client.close()
+        recorder.close()
+
+
+# ---------------------------------------------------------------- editing session files
+
+
+def record_lines(path: Path) -> list[tuple[int, str, dict[str, Any]]]:
+    """(0-based line index, kind, data) for every interaction and journal line."""
+    found = []
+    for index, line in enumerate(path.read_text(encoding="utf-8").split("\n")):
+        if line.startswith("- "):
+            found.append((index, "interaction", json.loads(line[2:])))
+        elif line.startswith(JOURNAL_PREFIX):
+            found.append((index, "journal", json.loads(line[len(JOURNAL_PREFIX) :])))
+    return found
+
+
+def interaction_indexes(path: Path) -> list[int]:
+    return [index for index, kind, _ in record_lines(path) if kind == "interaction"]
+
+
+def journal_indexes(path: Path, predicate: Callable[[dict[str, Any]], bool]) -> list[int]:
+    return [index for index, kind, data in record_lines(path) if kind == "journal" and predicate(data)]
+
+
+def rewrite_line(path: Path, index: int, change: Callable[[dict[str, Any]], None]) -> None:
+    """Apply `change` to the record on line `index`; the line stays one valid JSON record."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    line = lines[index]
+    prefix = "- " if line.startswith("- ") else JOURNAL_PREFIX
+    data = json.loads(line[len(prefix) :])
+    change(data)
+    lines[index] = prefix + dump_line(data)
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def delete_line(path: Path, index: int) -> None:
+    lines = path.read_text(encoding="utf-8").split("\n")
+    del lines[index]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def swap_lines(path: Path, first: int, second: int) -> None:
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines[first], lines[second] = lines[second], lines[first]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def is_tool_result(data: Mapping[str, Any], tool: str | None = None) -> bool:
+    event = data.get("event") or {}
+    call = data.get("call") or {}
+    return event.get("type") == "ToolResult" and (tool is None or call.get("name") == tool)

@@ -152,11 +152,7 @@ def test_replay_fails_closed_when_a_response_is_missing(tmp_path: Path, workspac
         # The server is still listening at the recorded address, and heard nothing.
         assert len(server.requests) == 3
 
-        # The last interaction gone (nothing after it to notice): still never fetched.
-        fresh = tmp_path / "s2.yaml"
-        record_inproc(fresh, workspace, server.base_url, [TASK]) if False else None
-        session_copy = tmp_path / "s3.yaml"
-        session_copy.write_text(session.read_text())
+    # The last interaction gone (nothing after it to notice): still never fetched.
     last = tmp_path / "last.yaml"
     with FakeServer(three_step_script()) as server:
         record_inproc(last, workspace, server.base_url, [TASK])

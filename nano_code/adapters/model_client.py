@@ -145,12 +145,13 @@ class ModelClient:
 
 def _transport_failure(error: Exception, sending: bool) -> ModelFailure:
     reason = getattr(error, "reason", None) or error
+    # NewConnectionError subclasses ConnectTimeoutError in urllib3: test it first.
+    if isinstance(error, NewConnectionError) or isinstance(reason, NewConnectionError):
+        return ModelFailure(FailureKind.TRANSPORT, f"cannot connect to the server: {_short(reason)}")
+    if isinstance(error, SSLError) or isinstance(reason, SSLError):
+        return ModelFailure(FailureKind.TRANSPORT, f"TLS error: {_short(reason)}")
     if isinstance(error, (ReadTimeoutError, Urllib3Timeout)) or isinstance(reason, Urllib3Timeout):
         return ModelFailure(FailureKind.TIMEOUT, f"timed out waiting for the server ({_short(reason)})")
-    if isinstance(reason, SSLError) or isinstance(error, SSLError):
-        return ModelFailure(FailureKind.TRANSPORT, f"TLS error: {_short(reason)}")
-    if isinstance(reason, NewConnectionError):
-        return ModelFailure(FailureKind.TRANSPORT, f"cannot connect to the server: {_short(reason)}")
     if isinstance(error, ProtocolError) and not sending:
         return ModelFailure(FailureKind.TRANSPORT, f"the connection broke mid-response: {_short(reason)}")
     return ModelFailure(FailureKind.TRANSPORT, f"network error: {_short(reason)}")
@@ -158,7 +159,9 @@ def _transport_failure(error: Exception, sending: bool) -> ModelFailure:
 
 def _short(error: object) -> str:
     text = str(error)
-    # urllib3 wraps messages like "<urllib3.connection.HTTPConnection object at 0x..>: Failed ..."
-    if ">: " in text:
-        text = text.split(">: ", 1)[1]
+    # urllib3 prefixes messages with the connection: "HTTPConnection(host=..., port=...): Failed ..."
+    for marker in (">: ", "): "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+            break
     return " ".join(text.split())[:200]

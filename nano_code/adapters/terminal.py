@@ -247,14 +247,20 @@ class HumanDisplay:
 
 
 class JsonLinesDisplay:
-    """--json: one JSON object per kernel event and action on stdout."""
+    """--json: one JSON object per kernel event and action on stdout.
+
+    Each object is the value's JSON form with "kind" ("event" or "action") in
+    front. A value's own field called `kind` (ShowText's text kind) is written
+    as "text_kind" so it cannot overwrite that tag.
+    """
 
     def __init__(self, out: TextIO, redact: Callable[[str], str] = lambda text: text) -> None:
         self.out = out
         self._redact = redact
 
     def _write(self, kind: str, value: object) -> None:
-        line = json.dumps({"kind": kind, **to_json(value)}, ensure_ascii=False)
+        fields = {("text_kind" if key == "kind" else key): item for key, item in to_json(value).items()}
+        line = json.dumps({"kind": kind, **fields}, ensure_ascii=False)
         self.out.write(self._redact(line) + "\n")
         self.out.flush()
 

@@ -83,9 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from nano_code.cli import sessions_cmd
 
             return sessions_cmd.main(args[0], args[1:])
+        parsed = build_parser().parse_args(args)  # --help and --version exit here, before heavy imports
         from nano_code.cli import run
 
-        return run.main(build_parser().parse_args(args))
+        return run.main(parsed)
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted\n")
         return EXIT_INTERRUPTED

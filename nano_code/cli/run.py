@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 import uuid
@@ -72,7 +73,14 @@ def session_path(settings: Settings) -> Path:
     return settings.home / "sessions" / f"{stamp}-{uuid.uuid4().hex[:6]}.yaml"
 
 
+def _terminate_like_ctrl_c(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(args: argparse.Namespace) -> int:
+    # `kill` / `timeout` get the same cleanup as Ctrl-C: the tool's process
+    # group is killed and the recording closed.
+    signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     workspace = Path.cwd().resolve()
     try:
         settings = load_settings(workspace, os.environ, _overrides(args))

@@ -195,3 +195,19 @@ def is_tool_result(data: Mapping[str, Any], tool: str | None = None) -> bool:
     event = data.get("event") or {}
     call = data.get("call") or {}
     return event.get("type") == "ToolResult" and (tool is None or call.get("name") == tool)
+
+
+def rewrite_metadata(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Apply `change` to the session's metadata line (kept one line of JSON)."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    (index,) = [i for i, line in enumerate(lines) if line.startswith("metadata: ")]
+    data = json.loads(lines[index][len("metadata: ") :])
+    change(data)
+    lines[index] = "metadata: " + dump_line(data)
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def request_body(interaction: Mapping[str, Any]) -> dict[str, Any]:
+    body = json.loads(interaction["request"]["body"])
+    assert isinstance(body, dict)
+    return body

@@ -38,7 +38,7 @@ def test_cli_recording_replays_identically_without_network(
     assert "hi there" in done.stdout
     assert (workspace / "hello.py").read_text() == "print('hi there')\n"
     assert len(server.requests) == 3
-    assert all(r["body"]["stream"] is (stream_flag == "--stream") for r in server.requests)
+    assert all(bool(r["body"].get("stream")) is (stream_flag == "--stream") for r in server.requests)
 
     loaded = load_session(session)
     assert len(loaded.interactions) == 3

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from nano_code.testing.fake_server import reply
-from tests.cli.conftest import Agent, assistant_calls, tool_messages, user_text
+from cli_helpers import Agent, assistant_calls, tool_messages, user_text
 
 SCRIPT_TEXT = 'echo "hello from the script"\n'
 
@@ -35,7 +35,7 @@ def test_multi_step_task_writes_runs_and_answers(agent: Agent, stream_flag: str 
 
     bodies = agent.bodies(server)
     assert len(bodies) == 3
-    assert all(body["stream"] is (stream_flag is None) for body in bodies)
+    assert all(bool(body.get("stream")) is (stream_flag is None) for body in bodies)
     assert user_text(bodies[0]) == "write hello.sh and run it"
     outputs = [m["content"] for m in tool_messages(bodies[2])]
     assert len(outputs) == 2
@@ -105,7 +105,10 @@ def test_json_output_is_one_kernel_object_per_line(agent: Agent) -> None:
     ]:
         assert expected in types, f"{expected} missing from {sorted(types)}"
     assert objects[0] == {**objects[0], "kind": "event", "type": "UserInput"}
-    assert objects[-1]["type"] == "EndTurn"
+    assert objects[-1]["type"] in ("EndTurn", "WaitForUser")
+    # an action's own "kind" field (ShowText's) must not overwrite the event/action tag
+    shown = [o for o in objects if o["type"] == "ShowText"]
+    assert all(o["kind"] == "action" for o in shown)
     # the human transcript went to stderr
     assert "The notes say: remember the milk." in result.stderr
     assert "● read_file notes.txt" in result.stderr

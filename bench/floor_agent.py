@@ -41,8 +41,10 @@ def read_sse(response: urllib3.BaseHTTPResponse) -> dict:
                     sys.stdout.write(delta["content"])
                     sys.stdout.flush()
                 for part in delta.get("tool_calls") or []:
-                    call = calls.setdefault(part["index"], {"id": "", "type": "function",
-                                                            "function": {"name": "", "arguments": ""}})
+                    call = calls.setdefault(
+                        part["index"],
+                        {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+                    )
                     call["id"] = part.get("id") or call["id"]
                     function = part.get("function") or {}
                     call["function"]["name"] += function.get("name") or ""
@@ -65,8 +67,10 @@ def main() -> int:
         spec = json.load(handle)
     url = args.base_url.rstrip("/") + "/chat/completions"
     pool = urllib3.PoolManager(num_pools=2, maxsize=1, retries=False)
-    headers = {"Content-Type": "application/json",
-               "Accept": "text/event-stream" if args.stream else "application/json"}
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if args.stream else "application/json",
+    }
     messages = [{"role": "system", "content": spec["system"]}, {"role": "user", "content": args.prompt}]
     for _ in range(args.max_steps):
         body = {"model": spec["model"], "messages": messages, "tools": spec["tools"]}
@@ -74,7 +78,9 @@ def main() -> int:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        response = pool.request("POST", url, body=payload, headers=headers, preload_content=False, redirect=False)
+        response = pool.request(
+            "POST", url, body=payload, headers=headers, preload_content=False, redirect=False
+        )
         if args.stream:
             message = read_sse(response)
         else:
@@ -88,10 +94,20 @@ def main() -> int:
             return 0
         for call in message["tool_calls"]:
             command = json.loads(call["function"]["arguments"])["command"]
-            done = subprocess.run(["/bin/bash", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-            messages.append({"role": "tool", "tool_call_id": call["id"],
-                             "content": done.stdout.decode("utf-8", "replace")})
+            done = subprocess.run(
+                ["/bin/bash", "-c", command],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": call["id"],
+                    "content": done.stdout.decode("utf-8", "replace"),
+                }
+            )
     return 1
 
 

@@ -52,7 +52,9 @@ def _frame(event: bytes) -> bytes:
 class InstantServer:
     """`with InstantServer(tool_steps=N) as server: server.base_url` ..."""
 
-    def __init__(self, tool_steps: int = 0, text: str = "done", text_chunks: int = 1, chunk_delay: float = 0.0):
+    def __init__(
+        self, tool_steps: int = 0, text: str = "done", text_chunks: int = 1, chunk_delay: float = 0.0
+    ):
         self.tool_steps = tool_steps
         self.text = text
         self.text_chunks = text_chunks
@@ -88,8 +90,11 @@ class InstantServer:
                 stream = isinstance(body, dict) and bool(body.get("stream"))
                 n = record["n"]
                 if done < owner.tool_steps:
-                    call = {"id": f"call_{n}_{done}", "type": "function",
-                            "function": {"name": "shell", "arguments": json.dumps({"command": TOOL_COMMAND})}}
+                    call = {
+                        "id": f"call_{n}_{done}",
+                        "type": "function",
+                        "function": {"name": "shell", "arguments": json.dumps({"command": TOOL_COMMAND})},
+                    }
                     message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
                     finish = "tool_calls"
                 else:
@@ -98,20 +103,31 @@ class InstantServer:
                 if stream:
                     self._stream(n, message, finish, record)
                 else:
-                    payload = json.dumps({
-                        "id": f"chatcmpl-{n}", "object": "chat.completion", "created": 1_700_000_000, "model": MODEL,
-                        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
-                    }).encode()
-                    head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                            f"Content-Length: {len(payload)}\r\n\r\n").encode()
+                    payload = json.dumps(
+                        {
+                            "id": f"chatcmpl-{n}",
+                            "object": "chat.completion",
+                            "created": 1_700_000_000,
+                            "model": MODEL,
+                            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                            "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
+                        }
+                    ).encode()
+                    head = (
+                        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        f"Content-Length: {len(payload)}\r\n\r\n"
+                    ).encode()
                     self.wfile.write(head + payload)  # one write
                     self.wfile.flush()
                 record["t_sent"] = time.monotonic()
 
             def _stream(self, n: int, message: dict[str, Any], finish: str, record: dict[str, Any]) -> None:
-                base = {"id": f"chatcmpl-{n}", "object": "chat.completion.chunk", "created": 1_700_000_000,
-                        "model": MODEL}
+                base = {
+                    "id": f"chatcmpl-{n}",
+                    "object": "chat.completion.chunk",
+                    "created": 1_700_000_000,
+                    "model": MODEL,
+                }
 
                 def delta(d: dict[str, Any], reason: str | None = None) -> bytes:
                     return _sse({**base, "choices": [{"index": 0, "delta": d, "finish_reason": reason}]})
@@ -121,24 +137,54 @@ class InstantServer:
                 rest: list[bytes] = []
                 if message.get("tool_calls"):
                     call = message["tool_calls"][0]
-                    rest.append(delta({"tool_calls": [{"index": 0, "id": call["id"], "type": "function",
-                                                       "function": {"name": "shell", "arguments": ""}}]}))
-                    rest.append(delta({"tool_calls": [{"index": 0, "function": {
-                        "arguments": call["function"]["arguments"]}}]}))
+                    rest.append(
+                        delta(
+                            {
+                                "tool_calls": [
+                                    {
+                                        "index": 0,
+                                        "id": call["id"],
+                                        "type": "function",
+                                        "function": {"name": "shell", "arguments": ""},
+                                    }
+                                ]
+                            }
+                        )
+                    )
+                    rest.append(
+                        delta(
+                            {
+                                "tool_calls": [
+                                    {"index": 0, "function": {"arguments": call["function"]["arguments"]}}
+                                ]
+                            }
+                        )
+                    )
                 else:
                     text = message["content"]
                     size = max(1, -(-len(text) // owner.text_chunks))
-                    texts = [delta({"content": text[i:i + size]}) for i in range(0, len(text), size)]
+                    texts = [delta({"content": text[i : i + size]}) for i in range(0, len(text), size)]
                 rest.append(delta({}, finish))
-                rest.append(_sse({**base, "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 2,
-                                                                   "total_tokens": 12}}))
+                rest.append(
+                    _sse(
+                        {
+                            **base,
+                            "choices": [],
+                            "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
+                        }
+                    )
+                )
                 rest.append(b"data: [DONE]\n\n")
-                head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                        b"Transfer-Encoding: chunked\r\n\r\n")
+                head = (
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n"
+                )
                 delay = owner.chunk_delay
                 try:
                     if delay <= 0 or not texts:
-                        self.wfile.write(head + b"".join(_frame(e) for e in first + texts + rest) + b"0\r\n\r\n")
+                        self.wfile.write(
+                            head + b"".join(_frame(e) for e in first + texts + rest) + b"0\r\n\r\n"
+                        )
                     else:
                         self.wfile.write(head + _frame(first[0]))
                         self.wfile.flush()

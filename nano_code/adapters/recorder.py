@@ -39,7 +39,8 @@ from nano_code.kernel.events import (
 )
 from nano_code.kernel.machine import State
 from nano_code.kernel.serialize import to_json
-from nano_code.kernel.types import KernelConfig
+from nano_code.kernel.stream import ResponseDecoder
+from nano_code.kernel.types import KernelConfig, Usage
 
 SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization", "cookie"})
 REDACTED = "<redacted>"
@@ -162,6 +163,84 @@ def provenance(
     }
 
 
+def _usage_json(usage: Usage | None) -> dict[str, Any] | None:
+    if usage is None:
+        return None
+    raw: dict[str, Any] = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
+    if usage.cost is not None:
+        raw["cost"] = usage.cost
+    return raw
+
+
+def _scrubbed_response_body(exchange: Exchange, redactor: Redactor) -> str:
+    """The response body with the key scrubbed -- also where the key was split up.
+
+    A streamed reply carries its text and tool arguments in small pieces, so a
+    key the model echoes (say, after reading `.env`) can be spread over several
+    events, where no text replacement finds it, yet replay would reassemble it.
+    Then the reply is recorded re-encoded whole (same content, tool calls,
+    finish reason and usage), scrubbed.
+    """
+    text = redactor.scrub(exchange.response_body.decode("utf-8", "replace"))
+    if redactor.secret is None or exchange.status != 200:
+        return text
+    decoder = ResponseDecoder(exchange.status, dict(exchange.response_headers))
+    decoder.feed(text.encode("utf-8"))
+    reply = decoder.finish()
+    if not isinstance(reply, ModelReply):
+        return text
+    parts = [reply.content, reply.reasoning, reply.model or ""]
+    parts += [piece for call in reply.tool_calls for piece in (call.id, call.name, call.arguments or "")]
+    if all(redactor.scrub(part) == part for part in parts):
+        return text
+    message: dict[str, Any] = {"role": "assistant", "content": redactor.scrub(reply.content) or None}
+    if reply.reasoning:
+        message["reasoning"] = redactor.scrub(reply.reasoning)
+    calls = [
+        {
+            "index": index,
+            "id": redactor.scrub(call.id),
+            "type": "function",
+            "function": {
+                "name": redactor.scrub(call.name),
+                "arguments": redactor.scrub(call.arguments or ""),
+            },
+        }
+        for index, call in enumerate(reply.tool_calls)
+    ]
+    if calls:
+        message["tool_calls"] = calls
+    base: dict[str, Any] = {"id": "redacted", "model": redactor.scrub(reply.model or "")}
+    usage = _usage_json(reply.usage)
+    content_type = next((v for k, v in exchange.response_headers.items() if k.lower() == "content-type"), "")
+    if "event-stream" not in content_type.lower():
+        for call in calls:
+            del call["index"]
+        body = {
+            **base,
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
+        }
+        if usage is not None:
+            body["usage"] = usage
+        return json.dumps(body, ensure_ascii=False)
+    chunk = {
+        **base,
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": message, "finish_reason": reply.finish_reason}],
+    }
+    events = [chunk]
+    if usage is not None:
+        events.append({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+    return "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events) + "data: [DONE]\n\n"
+
+
 def interaction_record(exchange: Exchange, redactor: Redactor, extra: Mapping[str, Any]) -> dict[str, Any]:
     """An exchange in vcrpy's cassette shape (request/response dicts), scrubbed."""
     request_headers = {
@@ -180,7 +259,7 @@ def interaction_record(exchange: Exchange, redactor: Redactor, extra: Mapping[st
         "response": {
             "status": {"code": exchange.status, "message": exchange.reason},
             "headers": response_headers,
-            "body": {"string": redactor.scrub(exchange.response_body.decode("utf-8", "replace"))},
+            "body": {"string": _scrubbed_response_body(exchange, redactor)},
         },
         "nano_code": dict(extra),
     }

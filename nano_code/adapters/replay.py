@@ -16,6 +16,7 @@ Variants: `rebless` (accept new requests, write an updated copy), `fork_at`
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -294,6 +295,10 @@ class ReplayPerformer:
             found = self.compare(retry.data["retry"]["delay"], action.delay)
             if found:
                 raise self.diverge("retry delay", "the retry policy waits differently", retry, found)
+        interrupted = self._interrupt_if_recorded()
+        if interrupted is not None:
+            # The process died during this call (kill -9); `--resume` recorded it as interrupted.
+            return interrupted
         record = self.take()
         if record is None:
             raise self.diverge("extra request", "the new run sends a request the recording does not have", None)
@@ -521,6 +526,8 @@ def replay_session(
             fresh["parent"] = {"path": str(path), "session_id": metadata.get("session_id"), "fork_at": fork_at}
             metadata = fresh
         metadata["tool_schemas"] = [to_json(spec) for spec in config.tools]
+        # The copy's requests carry this version's system prompt: its provenance must say so.
+        metadata["system_prompt_sha256"] = hashlib.sha256(config.system_prompt.encode()).hexdigest()
         recorder = Recorder(SessionWriter(output_path, metadata), Redactor(None))
         all_observers.append(recorder)
         client.exchange_sinks.append(recorder.on_exchange)

@@ -157,6 +157,32 @@ def parse_session(text: str, path: Path) -> SessionFile:
     return SessionFile(path=path, metadata=metadata, records=tuple(records), torn_tail=torn)
 
 
+def _drop_torn_tail(path: Path) -> bool:
+    """Before appending: cut off a torn last line (load ignores it anyway).
+
+    Appending after it would leave a corrupt line in the middle of the file,
+    which neither `load_session` nor a YAML reader accepts. Returns True when
+    the file ends with a complete record that only lacks its newline.
+    """
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return False
+    start = data.rfind(b"\n") + 1
+    last = data[start:].decode("utf-8", "replace")
+    if last.strip() in ("interactions:", f"version: {FORMAT_VERSION}"):
+        return True
+    for prefix in (JOURNAL_PREFIX, INTERACTION_PREFIX):
+        if last.startswith(prefix):
+            try:
+                json.loads(last[len(prefix) :])
+            except ValueError:
+                break
+            return True
+    with open(path, "r+b") as handle:
+        handle.truncate(start)
+    return False
+
+
 class SessionWriter:
     """Appends records; each record is one write() of one line, flushed at once."""
 
@@ -172,9 +198,10 @@ class SessionWriter:
             self._file.write(header)
             self._file.flush()
         else:
+            complete_tail = _drop_torn_tail(path)
             self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115
-            if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
-                self._file.write("\n")  # start cleanly after a torn line
+            if complete_tail:
+                self._file.write("\n")  # the last record lacked only its newline
 
     def _verify(self, text: str) -> None:
         if self._check is not None:

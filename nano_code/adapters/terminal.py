@@ -246,12 +246,16 @@ class HumanDisplay:
             self.err.flush()
 
 
+_OWN_KIND = {"ShowText": "text_kind", "ModelFailure": "failure_kind"}
+"""What --json calls a value's own `kind` field, which must not overwrite the event/action tag."""
+
+
 class JsonLinesDisplay:
     """--json: one JSON object per kernel event and action on stdout.
 
     Each object is the value's JSON form with "kind" ("event" or "action") in
-    front. A value's own field called `kind` (ShowText's text kind) is written
-    as "text_kind" so it cannot overwrite that tag.
+    front. A value's own field called `kind` is renamed so it cannot overwrite
+    that tag: ShowText's becomes "text_kind", ModelFailure's "failure_kind".
     """
 
     def __init__(self, out: TextIO, redact: Callable[[str], str] = lambda text: text) -> None:
@@ -259,7 +263,8 @@ class JsonLinesDisplay:
         self._redact = redact
 
     def _write(self, kind: str, value: object) -> None:
-        fields = {("text_kind" if key == "kind" else key): item for key, item in to_json(value).items()}
+        own_kind = _OWN_KIND.get(type(value).__name__, "value_kind")
+        fields = {(own_kind if key == "kind" else key): item for key, item in to_json(value).items()}
         line = json.dumps({"kind": kind, **fields}, ensure_ascii=False)
         self.out.write(self._redact(line) + "\n")
         self.out.flush()

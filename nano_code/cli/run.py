@@ -45,17 +45,22 @@ def describe_call(name: str, arguments: Any) -> str:
 
 
 class AuthHint:
-    """Says which variable to set when the server refuses the key."""
+    """Says which variable to set when the server refuses the key, right after the error line."""
 
     def __init__(self, display: HumanDisplay) -> None:
         self.display = display
+        self._refused = False
 
     def on_event(self, event: object, state: State) -> None:
-        if isinstance(event, ModelFailure) and event.kind is FailureKind.AUTH:
-            self.display.notice(AUTH_HINT)
+        if isinstance(event, ModelFailure):
+            self._refused = event.kind is FailureKind.AUTH
 
     def on_action(self, action: object, state: State) -> None:
-        pass
+        # Observed after the display, so the hint follows "error: HTTP 401 ...".
+        if isinstance(action, EndTurn) and self._refused:
+            self._refused = False
+            if action.reason is TurnEnd.FAILED:
+                self.display.notice(AUTH_HINT)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str | None]:

@@ -152,7 +152,7 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
     overrides: dict[str, Any] = {}
     if args.fork_at is not None:
         fork_to = Path(args.output) if args.output else path.with_suffix(f".fork{args.fork_at}.yaml")
-        factory = _live_factory(args)
+        factory = _live_factory(args, on_delta)
         if args.model:
             overrides["model"] = args.model
     for target in (rebless_to, fork_to):
@@ -173,7 +173,7 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
     )
 
 
-def _live_factory(args: argparse.Namespace) -> Any:
+def _live_factory(args: argparse.Namespace, on_delta: Any = None) -> Any:
     from nano_code.adapters.config import load_settings
     from nano_code.adapters.live import LivePerformer
     from nano_code.adapters.model_client import ModelClient
@@ -193,7 +193,10 @@ def _live_factory(args: argparse.Namespace) -> Any:
         def warn(text: str) -> None:
             sys.stderr.write(text + "\n")
 
-        return LivePerformer(client, context, lambda action: refuse_without_terminal(action, warn))
+        # on_delta: the live continuation's streamed text is shown like the replayed part's
+        return LivePerformer(
+            client, context, lambda action: refuse_without_terminal(action, warn), on_delta=on_delta
+        )
 
     return factory
 

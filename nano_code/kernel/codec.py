@@ -16,7 +16,6 @@ from typing import Any
 
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall
 from nano_code.kernel.types import (
-    AssistantMessage,
     KernelConfig,
     Message,
     SystemMessage,
@@ -189,7 +188,7 @@ def arguments_text(value: object) -> str | None:
         return value
     try:
         return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
 
 
@@ -242,7 +241,7 @@ def _error_message(error: Mapping[str, Any] | None, fallback: str) -> str:
         if isinstance(raw, str) and raw:
             try:
                 upstream = error_object(json.loads(raw))
-            except ValueError:
+            except (ValueError, RecursionError):
                 upstream = None
             detail = _error_message(upstream, raw) if upstream else raw
             text = f"{text}: {detail[:300]}"
@@ -294,7 +293,7 @@ def classify_http_error(status: int, headers: Mapping[str, str], body: bytes) ->
     """A non-2xx response as a classified failure, whatever its body looks like."""
     try:
         payload: object = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         payload = None
     error = error_object(payload)
     snippet = body[:200].decode("utf-8", "replace").strip()

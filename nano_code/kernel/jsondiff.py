@@ -130,11 +130,38 @@ def _short(value: Any, width: int = 160) -> str:
     return text if len(text) <= width else text[: width - 15] + f"... ({len(text)} chars)"
 
 
+def _around_change(recorded: Any, actual: Any, width: int = 160) -> tuple[str, str]:
+    """Both sides shortened; two long strings are shown around their first difference.
+
+    Cutting both to their (shared) beginnings would hide the very change the
+    reader is looking for, e.g. a workspace path at the end of a system prompt.
+    """
+    plain = _short(recorded, width), _short(actual, width)
+    if not (isinstance(recorded, str) and isinstance(actual, str)) or MISSING in (recorded, actual):
+        return plain
+    if all(len(json.dumps(text, ensure_ascii=False)) <= width for text in (recorded, actual)):
+        return plain
+    at = 0
+    while at < min(len(recorded), len(actual)) and recorded[at] == actual[at]:
+        at += 1
+    begin = max(0, at - 40)
+    window = width // 2
+
+    def excerpt(text: str) -> str:
+        piece = json.dumps(text[begin : begin + window], ensure_ascii=False)
+        head = "..." if begin else ""
+        tail = "..." if begin + window < len(text) else ""
+        return f"{head}{piece}{tail} ({len(text)} chars, first difference at char {at})"
+
+    return excerpt(recorded), excerpt(actual)
+
+
 def render(found: Iterable[Difference]) -> str:
     """A readable, line-per-difference report: path, then recorded vs new."""
     lines = []
     for difference in found:
+        recorded, actual = _around_change(difference.recorded, difference.actual)
         lines.append(f"  {difference.path}")
-        lines.append(f"    - recorded: {_short(difference.recorded)}")
-        lines.append(f"    + new:      {_short(difference.actual)}")
+        lines.append(f"    - recorded: {recorded}")
+        lines.append(f"    + new:      {actual}")
     return "\n".join(lines)

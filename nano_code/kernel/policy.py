@@ -15,9 +15,7 @@ from typing import Any
 from nano_code.kernel.events import FailureKind, ModelFailure
 from nano_code.kernel.types import ApprovalMode, RetryPolicy, ToolSpec
 
-NEVER_RETRIED = frozenset(
-    {FailureKind.AUTH, FailureKind.BAD_REQUEST, FailureKind.CONTEXT_OVERFLOW}
-)
+NEVER_RETRIED = frozenset({FailureKind.AUTH, FailureKind.BAD_REQUEST, FailureKind.CONTEXT_OVERFLOW})
 
 
 def retry_delay(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> float | None:
@@ -31,15 +29,20 @@ def retry_delay(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> flo
     """
     if failure.kind in NEVER_RETRIED:
         return None
-    if failure.kind is FailureKind.IN_BAND_ERROR and failure.status is not None:
-        if failure.status < 500 and failure.status not in (408, 409, 429):
-            return None
+    if (
+        failure.kind is FailureKind.IN_BAND_ERROR
+        and failure.status is not None
+        and failure.status < 500
+        and failure.status not in (408, 409, 429)
+    ):
+        return None
     if attempt >= policy.max_attempts:
         return None
     if failure.retry_after is not None:
         wait = max(0.0, failure.retry_after)
         return wait if wait <= policy.max_server_wait else None
-    return min(policy.max_delay, policy.base_delay * (2.0 ** (attempt - 1)))
+    # The exponent is capped: 2.0 ** 1024 overflows, and max_delay caps far below anyway.
+    return min(policy.max_delay, policy.base_delay * (2.0 ** min(attempt - 1, 64)))
 
 
 def cut_middle(text: str, limit: int) -> str:
@@ -101,6 +104,33 @@ _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+MAX_ARGUMENT_DEPTH = 64
+"""Deeper arguments are refused: no tool needs them, and the state holding them
+must still serialise (a recursive walk would hit Python's recursion limit)."""
+
+
+def _nested_deeper_than(value: object, limit: int) -> bool:
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _reject_constant(name: str) -> Any:
+    # Python accepts NaN/Infinity, but they are not JSON: strict servers reject
+    # such arguments when the history is sent back (QUIRKS B-11).
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def parse_arguments(spec: ToolSpec | None, name: str, raw: str | None) -> dict[str, Any] | str:
     """The call's arguments as a dict, or a message telling the model what is wrong.
 
@@ -115,14 +145,19 @@ def parse_arguments(spec: ToolSpec | None, name: str, raw: str | None) -> dict[s
         arguments: object = {}
     else:
         try:
-            arguments = json.loads(raw)
-        except ValueError as error:
+            arguments = json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as error:
             return (
                 f"Error: the arguments of this {name} call are not valid JSON ({error}); "
                 "the call was not run. Send the call again with a complete JSON object."
             )
     if not isinstance(arguments, dict):
         return f"Error: the arguments of this {name} call must be a JSON object; the call was not run."
+    if _nested_deeper_than(arguments, MAX_ARGUMENT_DEPTH):
+        return (
+            f"Error: the arguments of this {name} call are nested more than {MAX_ARGUMENT_DEPTH} levels "
+            "deep; the call was not run."
+        )
     missing = [p for p in spec.required_parameters if p not in arguments]
     if missing:
         return f"Error: {name} needs the parameter(s) {', '.join(missing)}; the call was not run."

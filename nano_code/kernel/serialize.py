@@ -68,7 +68,9 @@ def _structure(data: Any, hint: Any) -> Any:
         options = typing.get_args(hint)
         if data is None and type(None) in options:
             return None
-        if isinstance(data, Mapping) and TAG in data and data[TAG] in _registry():
+        # Only a union of kernel classes holds tagged values: a plain mapping
+        # (tool arguments) may have a "type" key naming a class by chance.
+        if isinstance(data, Mapping) and _registry().get(str(data.get(TAG))) in options:
             return from_json(data)
         for option in options:
             if option is type(None):

@@ -95,7 +95,7 @@ class SseParser:
 
 
 class _CallSlot:
-    __slots__ = ("id", "index", "name", "arguments", "seen_arguments")
+    __slots__ = ("arguments", "id", "index", "name", "seen_arguments")
 
     def __init__(self, call_id: str, index: int | None) -> None:
         self.id = call_id

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any
 
 import attrs
 from attrs import validators as v
@@ -61,7 +61,7 @@ class ToolMessage:
     content: str = attrs.field(validator=_str)
 
 
-Message = Union[SystemMessage, UserMessage, AssistantMessage, ToolMessage]
+Message = SystemMessage | UserMessage | AssistantMessage | ToolMessage
 MESSAGE_TYPES = (SystemMessage, UserMessage, AssistantMessage, ToolMessage)
 
 
@@ -96,10 +96,8 @@ class Usage:
     cost: float | None = attrs.field(default=None, validator=v.optional(v.instance_of(float)))
 
     def __add__(self, other: Usage) -> Usage:
-        if self.cost is None and other.cost is None:
-            cost = None
-        else:
-            cost = (self.cost or 0.0) + (other.cost or 0.0)
+        both_unknown = self.cost is None and other.cost is None
+        cost = None if both_unknown else (self.cost or 0.0) + (other.cost or 0.0)
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
@@ -145,7 +143,10 @@ class KernelConfig:
     """Replies in a row whose every tool call was unusable before the turn fails."""
     retry: RetryPolicy = attrs.field(factory=RetryPolicy, validator=v.instance_of(RetryPolicy))
     approval: ApprovalMode = attrs.field(default=ApprovalMode.ASK, validator=v.instance_of(ApprovalMode))
-    temperature: float | None = attrs.field(default=None, validator=v.optional(v.instance_of(float)))
+    temperature: float | None = attrs.field(
+        default=None, validator=v.optional([v.instance_of(float), v.ge(0.0), v.le(2.0)])
+    )
+    """Sampling temperature; the API accepts 0 to 2."""
     max_completion_tokens: int | None = attrs.field(
         default=None, validator=v.optional([v.instance_of(int), v.ge(1)])
     )

@@ -26,6 +26,7 @@ Three layers:
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -216,7 +217,9 @@ def arguments_for(draw: st.DrawFn, spec: ToolSpec) -> dict[str, Any]:
     arguments: dict[str, Any] = {}
     for name, schema in properties.items():
         if name in required or draw(st.booleans()):
-            arguments[name] = draw(_value_of_type(schema.get("type") if isinstance(schema, Mapping) else None))
+            arguments[name] = draw(
+                _value_of_type(schema.get("type") if isinstance(schema, Mapping) else None)
+            )
     return arguments
 
 
@@ -258,7 +261,7 @@ def raw_arguments(draw: st.DrawFn, spec: ToolSpec | None) -> str | None:
     if kind == "truncated" and len(text) > 1:
         return text[: draw(st.integers(1, len(text) - 1))]
     if kind == "garbage":
-        return draw(st.sampled_from(["not json", "{'path': 'a'}", "{path: a}", "{}{}", "{\"a\":"]))
+        return draw(st.sampled_from(["not json", "{'path': 'a'}", "{path: a}", "{}{}", '{"a":']))
     if kind == "not_object":
         return draw(st.sampled_from(["[]", "null", "1", '"text"', "[{}]", "true"]))
     if kind == "missing" and spec is not None and spec.required_parameters:
@@ -279,7 +282,8 @@ def reply_tool_calls(
     """One tool call as a server reports it, before the kernel checks it."""
     names = [spec.name for spec in tools]
     name = draw(
-        st.sampled_from(names) if names and draw(st.integers(0, 9)) < 8
+        st.sampled_from(names)
+        if names and draw(st.integers(0, 9)) < 8
         else st.sampled_from(["", "no_such_tool", "Read File", "shell\n"])
     )
     spec = next((s for s in tools if s.name == name), None)
@@ -389,7 +393,12 @@ def wire_replies(draw: st.DrawFn, max_calls: int = 3) -> ModelReply:
             st.none()
             | st.just("")
             | json_values(6).map(lambda v: json.dumps({"v": v}, ensure_ascii=False))
-            | st.builds(lambda d: json.dumps(d), st.dictionaries(st.text(max_size=6), _JSON_SCALARS, max_size=3))
+            | st.builds(
+                lambda d: json.dumps(d), st.dictionaries(st.text(max_size=6), _JSON_SCALARS, max_size=3)
+            )
+            # Free text without both braces: "{}{}" cut between the objects is
+            # indistinguishable on the wire from a whole value re-sent (QUIRKS B-9),
+            # which the assembler deliberately takes as a re-send.
             | _WIRE_TEXT.filter(lambda t: not ("{" in t and "}" in t))
         )
         calls.append(ReplyToolCall(id=call_id, name=name, arguments=arguments))
@@ -531,7 +540,7 @@ def _split(draw: st.DrawFn, text: str, max_pieces: int = 5) -> list[str]:
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(text) - 1)), max_size=max_pieces - 1)))
     cuts = [c for c in cuts if 0 < c < len(text)]
     bounds = [0, *cuts, len(text)]
-    return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [text[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @st.composite
@@ -569,7 +578,9 @@ def stream_chunks(draw: st.DrawFn, reply: ModelReply) -> list[dict[str, Any]]:
     for piece in _split(draw, reply.reasoning):
         if reasoning_shape == "thinking":
             delta: dict[str, Any] = {
-                "content": [{"type": "thinking", "thinking": [{"type": "text", "text": piece}], "closed": True}]
+                "content": [
+                    {"type": "thinking", "thinking": [{"type": "text", "text": piece}], "closed": True}
+                ]
             }
         elif reasoning_shape in ("details", "both"):
             details = [{"type": "reasoning.text", "text": piece, "index": 0, "format": None}]
@@ -583,7 +594,9 @@ def stream_chunks(draw: st.DrawFn, reply: ModelReply) -> list[dict[str, Any]]:
 
     ids = [c.id for c in reply.tool_calls]
     ids_distinct = all(ids) and len(set(ids)) == len(ids)
-    index_mode = draw(st.sampled_from(["from0", "from1", "missing", "all0"]) if ids_distinct else st.just("from0"))
+    index_mode = draw(
+        st.sampled_from(["from0", "from1", "missing", "all0"]) if ids_distinct else st.just("from0")
+    )
     for position, call in enumerate(reply.tool_calls):
         index = {"from0": position, "from1": position + 1, "all0": 0}.get(index_mode)
         as_object = _is_canonical_object(call.arguments) and draw(st.booleans())
@@ -617,12 +630,7 @@ def stream_chunks(draw: st.DrawFn, reply: ModelReply) -> list[dict[str, Any]]:
                 item["index"] = index
             chunks.append(chunk({"tool_calls": [item]}))
             first = False
-        if (
-            call.arguments
-            and not as_object
-            and _is_canonical_object(call.arguments)
-            and draw(st.booleans())
-        ):
+        if call.arguments and not as_object and _is_canonical_object(call.arguments) and draw(st.booleans()):
             resend: dict[str, Any] = {"function": {"arguments": call.arguments}, "id": call.id}
             if index is not None:
                 resend["index"] = index
@@ -698,7 +706,7 @@ def byte_pieces(draw: st.DrawFn, data: bytes, max_pieces: int = 40) -> list[byte
         return [b""]
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=max_pieces - 1)))
     bounds = [0, *cuts, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 _SSE_LINES = st.one_of(

@@ -14,19 +14,19 @@ no orphan tool messages, arguments sent as JSON strings).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from nano_code.testing.fake_server import FakeServer
 
@@ -35,6 +35,8 @@ SCHEMA_FILE = PROJECT_ROOT / ".." / "shared" / "openai-schema" / "chat-completio
 EXECUTABLE = Path(sys.executable).parent / "nano-code"
 SCRUBBED = ("OPENROUTER_API_KEY", "INFERENCE_BASE_URL", "MODEL_NAME")
 RUN_TIMEOUT = 40.0
+PROMPT = "\u203a "
+"""What the interactive prompt shows before each task."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -43,7 +45,7 @@ RUN_TIMEOUT = 40.0
 
 
 @cache
-def _schema_validator() -> Any:
+def schema_validator() -> Any:
     """A validator for CreateChatCompletionRequest, or None when ../shared is absent."""
     if not SCHEMA_FILE.exists():
         return None
@@ -111,7 +113,7 @@ def check_request(request: Mapping[str, Any]) -> None:
     body = request["body"]
     problems = conversation_problems(body)
     assert not problems, f"conversation rules broken in {request['path']}:\n" + "\n".join(problems)
-    validator = _schema_validator()
+    validator = schema_validator()
     if validator is not None:
         errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
         assert not errors, "request does not match CreateChatCompletionRequest:\n" + "\n".join(
@@ -190,7 +192,9 @@ class Agent:
         self.check_requests()
         return result
 
-    def spawn(self, *args: str, env: Mapping[str, str | None] | None = None, **popen: Any) -> subprocess.Popen[Any]:
+    def spawn(
+        self, *args: str, env: Mapping[str, str | None] | None = None, **popen: Any
+    ) -> subprocess.Popen[Any]:
         """Start without waiting (for signals and terminals); the caller reaps it."""
         popen.setdefault("stdin", subprocess.DEVNULL)
         popen.setdefault("stdout", subprocess.PIPE)
@@ -215,8 +219,10 @@ class Agent:
         return sorted(self.sessions_dir.glob("*.yaml")) if self.sessions_dir.is_dir() else []
 
     def close(self) -> None:
+        # FakeServer.stop() waits out serve_forever's 0.5 s poll; stopping in the background keeps
+        # that half second per test off the suite's clock. Every request was checked already.
         for server in self.servers:
-            server.stop()
+            threading.Thread(target=server.stop, daemon=True).start()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -229,7 +235,11 @@ def tool_messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def assistant_calls(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [call for m in body["messages"] if m.get("role") == "assistant" for call in m.get("tool_calls") or []]
+    calls: list[dict[str, Any]] = []
+    for message in body["messages"]:
+        if message.get("role") == "assistant":
+            calls.extend(message.get("tool_calls") or [])
+    return calls
 
 
 def user_text(body: Mapping[str, Any]) -> str:
@@ -296,7 +306,7 @@ class Terminal:
         deadline = time.monotonic() + timeout
         while wanted not in self.seen:
             left = deadline - time.monotonic()
-            assert left > 0, f"{text!r} did not appear within {timeout} s; the terminal showed:\n{self.text()}"
+            assert left > 0, f"{text!r} not seen within {timeout} s; the terminal showed:\n{self.text()}"
             ready, _, _ = select.select([self.master], [], [], left)
             if ready:
                 try:
@@ -325,6 +335,12 @@ class Terminal:
                 self.seen += chunk
         return self.text()
 
+    def close_child_end(self) -> None:
+        """After spawning: keep only the child's copy of the slave, so its exit closes the terminal."""
+        if self.slave >= 0:
+            os.close(self.slave)
+            self.slave = -1
+
     def text(self) -> str:
         return self.seen.decode(errors="replace")
 
@@ -333,7 +349,7 @@ class Terminal:
 
     def close(self) -> None:
         for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.master = self.slave = -1

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_helpers import Agent, assistant_calls, tool_messages, user_text
 
 from nano_code.testing.fake_server import reply
-from cli_helpers import Agent, assistant_calls, tool_messages, user_text
 
 SCRIPT_TEXT = 'echo "hello from the script"\n'
 
@@ -16,7 +16,10 @@ SCRIPT_TEXT = 'echo "hello from the script"\n'
 def test_multi_step_task_writes_runs_and_answers(agent: Agent, stream_flag: str | None) -> None:
     server = agent.serve(
         [
-            reply(content="Writing it.", tool_calls=[("write_file", {"path": "hello.sh", "content": SCRIPT_TEXT})]),
+            reply(
+                content="Writing it.",
+                tool_calls=[("write_file", {"path": "hello.sh", "content": SCRIPT_TEXT})],
+            ),
             reply(tool_calls=[("shell", {"command": "sh hello.sh"})]),
             reply(content="Done: hello.sh prints its greeting."),
         ]
@@ -26,8 +29,8 @@ def test_multi_step_task_writes_runs_and_answers(agent: Agent, stream_flag: str 
 
     assert result.returncode == 0, result.stderr
     assert (agent.workspace / "hello.sh").read_text() == SCRIPT_TEXT
-    assert "Done: hello.sh prints its greeting." in result.stdout
-    assert "Writing it." in result.stdout
+    # stdout carries the answer and nothing else (`nano-code -p ... > answer.txt`)
+    assert result.stdout == "Writing it.\nDone: hello.sh prints its greeting.\n"
     # tool lines go to stderr, never into the answer on stdout
     assert "● write_file hello.sh" in result.stderr
     assert "● shell sh hello.sh" in result.stderr
@@ -68,7 +71,8 @@ def test_parallel_tool_calls_are_all_answered_in_order(agent: Agent) -> None:
     second = agent.bodies(server)[1]
     calls = assistant_calls(second)
     answers = tool_messages(second)
-    assert [m["tool_call_id"] for m in answers] == [c["id"] for c in calls] == ["call_0_0", "call_0_1", "call_0_2"]
+    assert [c["id"] for c in calls] == ["call_0_0", "call_0_1", "call_0_2"]
+    assert [m["tool_call_id"] for m in answers] == [c["id"] for c in calls]
     assert "first file" in answers[0]["content"]
     assert "second file" in answers[1]["content"]
     assert "from-the-shell" in answers[2]["content"]
@@ -158,7 +162,7 @@ def test_step_budget_stops_a_model_that_never_finishes(agent: Agent) -> None:
 def test_invalid_tool_arguments_are_reported_to_the_model_and_not_run(agent: Agent) -> None:
     server = agent.serve(
         [
-            reply(tool_calls=[{"name": "write_file", "arguments": '{"path": "bad.txt", "content": "unfinished'}]),
+            reply(tool_calls=[{"name": "write_file", "arguments": '{"path": "bad.txt", "content": "unfini'}]),
             reply(content="Sorry, fixed my mistake."),
         ]
     )

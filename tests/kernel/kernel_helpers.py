@@ -103,7 +103,9 @@ def conversation_problems(history: Sequence[Message], pending_ids: Sequence[str]
     for position, message in enumerate(history):
         if isinstance(message, ToolMessage):
             if message.tool_call_id not in open_calls:
-                problems.append(f"message {position}: tool message for {message.tool_call_id!r} answers no open call")
+                problems.append(
+                    f"message {position}: tool message for {message.tool_call_id!r} answers no open call"
+                )
             elif message.tool_call_id in answered:
                 problems.append(f"message {position}: call {message.tool_call_id!r} answered twice")
             answered.add(message.tool_call_id)
@@ -246,6 +248,8 @@ def draw_event(data: Any, state: Any) -> Any:
         return ToolCallFacts(call_id=head, inside_workspace=data.draw(st.booleans()))
     if phase is Phase.AWAITING_APPROVAL:
         return ApprovalDecision(
-            call_id=head, verdict=data.draw(st.sampled_from(Verdict)), reason=data.draw(st.sampled_from(["", "no"]))
+            call_id=head,
+            verdict=data.draw(st.sampled_from(Verdict)),
+            reason=data.draw(st.sampled_from(["", "no"])),
         )
     return data.draw(ns.tool_results(head))

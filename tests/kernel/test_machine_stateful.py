@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import hypothesis
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -76,7 +77,10 @@ class Conversation(RuleBasedStateMachine):
         before = self.state
         state, actions = transition(before, event)
         allowed = PHASE_TABLE[before.phase][type(event)][1]
-        assert state.phase in allowed, f"{before.phase} --{type(event).__name__}--> {state.phase} not in table"
+        assert state.phase in allowed, (
+            f"{before.phase} --{type(event).__name__}--> {state.phase} not in table"
+        )
+        hypothesis.event(f"{before.phase.name} --{type(event).__name__}--> {state.phase.name}")
         if before.phase is Phase.AWAITING_USER and state.phase is not Phase.AWAITING_USER:
             self.model_calls_this_turn = 0
         self.state = state
@@ -166,9 +170,10 @@ class Conversation(RuleBasedStateMachine):
     def tool_finishes(self, data: st.DataObject) -> None:
         self.feed(data.draw(ns.tool_results(self.state.pending[0].call.id)))
 
-    @rule()
-    def user_interrupts(self) -> None:
-        self.feed(Interrupt())
+    @rule(now=st.integers(0, 3))
+    def user_interrupts(self, now: int) -> None:
+        if now == 0:  # Ctrl-C is rare; interrupting every other step would end most turns early
+            self.feed(Interrupt())
 
     @rule(data=st.data())
     def driver_feeds_an_event_the_phase_does_not_accept(self, data: st.DataObject) -> None:
@@ -183,7 +188,9 @@ class Conversation(RuleBasedStateMachine):
     @rule(data=st.data())
     def driver_answers_the_wrong_call(self, data: st.DataObject) -> None:
         head = self.state.pending[0].call.id
-        others = [p.call.id for p in self.state.pending[1:]] + history_call_ids(self.state.history) + ["nope", ""]
+        others = (
+            [p.call.id for p in self.state.pending[1:]] + history_call_ids(self.state.history) + ["nope", ""]
+        )
         wrong = data.draw(st.sampled_from([i for i in others if i != head]))
         event: Any
         if self.state.phase is Phase.AWAITING_TOOL_FACTS:
@@ -211,7 +218,11 @@ class Conversation(RuleBasedStateMachine):
     def idle_means_nothing_pending(self) -> None:
         if self.state.phase is Phase.AWAITING_USER:
             assert self.state.pending == ()
-        if self.state.phase in (Phase.AWAITING_TOOL_FACTS, Phase.AWAITING_APPROVAL, Phase.AWAITING_TOOL_RESULT):
+        if self.state.phase in (
+            Phase.AWAITING_TOOL_FACTS,
+            Phase.AWAITING_APPROVAL,
+            Phase.AWAITING_TOOL_RESULT,
+        ):
             assert self.state.pending and self.state.pending[0].arguments is not None
 
     @invariant()

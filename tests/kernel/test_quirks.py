@@ -92,7 +92,9 @@ def test_empty_id_nonstream_gets_a_unique_id_in_history() -> None:
 def test_empty_id_on_continuation_deltas_keeps_the_real_id() -> None:
     """A-2: DashScope repeats "id": "" and type on every continuation delta."""
     data = sse(
-        chunk(tool_delta(index=0, id="call_eee", type="function", function={"name": "weather", "arguments": ""})),
+        chunk(
+            tool_delta(index=0, id="call_eee", type="function", function={"name": "weather", "arguments": ""})
+        ),
         chunk(tool_delta(index=0, id="", type="function", function={"arguments": '{"location": "SF'})),
         chunk(tool_delta(index=0, id="", type="function", function={"arguments": '"}'})),
         chunk({}, "tool_calls"),
@@ -103,7 +105,9 @@ def test_empty_id_on_continuation_deltas_keeps_the_real_id() -> None:
 def test_blank_name_on_continuation_keeps_the_name() -> None:
     """A-2: Mistral (GLM) sends a continuation with no id and "name": ""."""
     data = sse(
-        chunk(tool_delta(index=0, id="chatcmpl-tool-9f", function={"name": "webSearchTool", "arguments": ""})),
+        chunk(
+            tool_delta(index=0, id="chatcmpl-tool-9f", function={"name": "webSearchTool", "arguments": ""})
+        ),
         chunk(tool_delta(index=0, function={"name": "", "arguments": '{"query": "Berlin"}'})),
         chunk({}, "tool_calls"),
     )
@@ -113,8 +117,12 @@ def test_blank_name_on_continuation_keeps_the_name() -> None:
 def test_id_and_name_repeated_in_every_delta() -> None:
     """A-3: Novita repeats id "0", type and name in each delta (no llm_versionllm_version)."""
     data = sse(
-        chunk(tool_delta(index=0, id="0", type="function", function={"name": "llm_version", "arguments": ""})),
-        chunk(tool_delta(index=0, id="0", type="function", function={"name": "llm_version", "arguments": "{}"})),
+        chunk(
+            tool_delta(index=0, id="0", type="function", function={"name": "llm_version", "arguments": ""})
+        ),
+        chunk(
+            tool_delta(index=0, id="0", type="function", function={"name": "llm_version", "arguments": "{}"})
+        ),
     )
     assert calls_of(streamed(data)) == [("0", "llm_version", "{}")]
 
@@ -139,7 +147,9 @@ def test_ids_repeated_across_turns_are_made_unique() -> None:
 
 def test_generated_ids_satisfy_mistral() -> None:
     """A-5: Mistral rejects ids that are not exactly 9 characters [a-zA-Z0-9]."""
-    state, actions = transition(awaiting_model(), ModelReply(tool_calls=(ReplyToolCall("", "current_time", "{}"),)))
+    _state, actions = transition(
+        awaiting_model(), ModelReply(tool_calls=(ReplyToolCall("", "current_time", "{}"),))
+    )
     run = actions[-1]
     assert isinstance(run, RunTool)
     assert len(run.call.id) == 9 and run.call.id.isalnum()
@@ -171,20 +181,24 @@ def test_arguments_key_missing_nonstream() -> None:
     """B-7: anthropic via OpenRouter omits `arguments` for an all-optional tool."""
     reply = body({"content": "I'll search.", "tool_calls": [call("toolu_1", "current_time")]}, "tool_calls")
     assert calls_of(reply) == [("toolu_1", "current_time", None)]
-    state, actions = transition(awaiting_model(), reply)
+    _state, actions = transition(awaiting_model(), reply)
     run = actions[-1]
     assert isinstance(run, RunTool) and run.arguments == {} and run.call.arguments == "{}"
 
 
 def test_arguments_key_missing_in_stream() -> None:
     """B-7: Venice omits `arguments` in streamed deltas of argument-less functions."""
-    data = sse(chunk(tool_delta(index=0, id="c1", function={"name": "current_time"})), chunk({}, "tool_calls"))
+    data = sse(
+        chunk(tool_delta(index=0, id="c1", function={"name": "current_time"})), chunk({}, "tool_calls")
+    )
     assert calls_of(streamed(data)) == [("c1", "current_time", None)]
 
 
 def test_arguments_null() -> None:
     """B-8: Meta AI API sends arguments=null; vLLM/Ollama send null deltas."""
-    assert calls_of(body({"tool_calls": [call("c1", "current_time", None)]})) == [("c1", "current_time", None)]
+    assert calls_of(body({"tool_calls": [call("c1", "current_time", None)]})) == [
+        ("c1", "current_time", None)
+    ]
     data = sse(
         chunk(tool_delta(index=0, id="c1", function={"name": "current_time", "arguments": None})),
         chunk(tool_delta(index=0, function={"arguments": None})),
@@ -196,7 +210,7 @@ def test_arguments_empty_string_means_no_arguments() -> None:
     """B-8: OpenRouter/Anthropic return arguments '' for no-argument tools."""
     reply = body({"tool_calls": [call("c1", "current_time", "")]}, "tool_calls")
     assert calls_of(reply) == [("c1", "current_time", "")]
-    state, actions = transition(awaiting_model(), reply)
+    _state, actions = transition(awaiting_model(), reply)
     run = actions[-1]
     assert isinstance(run, RunTool) and run.arguments == {} and run.call.arguments == "{}"
 
@@ -214,7 +228,9 @@ def test_arguments_as_an_object() -> None:
     """B-10: llama-server returned arguments as a JSON object; history must send a string."""
     reply = body({"tool_calls": [call("c1", "shell", {"command": "ls -l"})]}, "tool_calls")
     assert calls_of(reply) == [("c1", "shell", '{"command": "ls -l"}')]
-    data = sse(chunk(tool_delta(index=0, id="c1", function={"name": "shell", "arguments": {"command": "ls"}})))
+    data = sse(
+        chunk(tool_delta(index=0, id="c1", function={"name": "shell", "arguments": {"command": "ls"}}))
+    )
     assert calls_of(streamed(data)) == [("c1", "shell", '{"command": "ls"}')]
     state, actions = transition(awaiting_model(), reply)
     assert isinstance(actions[-1], RunTool)
@@ -228,7 +244,7 @@ def test_arguments_as_an_object() -> None:
 def test_invalid_arguments_are_never_replayed() -> None:
     """B-11: DashScope rejects a history whose function.arguments are not JSON."""
     reply = ModelReply(tool_calls=(ReplyToolCall("c1", "shell", '{"command": "ls'),))
-    state, actions = transition(awaiting_model(), reply)
+    _state, actions = transition(awaiting_model(), reply)
     request = actions[-1]
     assert isinstance(request, CallModel)
     sent_call = request.body["messages"][-2]["tool_calls"][0]
@@ -240,7 +256,13 @@ def test_invalid_arguments_are_never_replayed() -> None:
 
 def test_groq_tool_use_failed_is_a_bad_request() -> None:
     """B-12: Groq turns the model's invalid tool args into HTTP 400 tool_use_failed."""
-    error = {"error": {"code": "tool_use_failed", "failed_generation": "{}", "message": "Tool call validation failed"}}
+    error = {
+        "error": {
+            "code": "tool_use_failed",
+            "failed_generation": "{}",
+            "message": "Tool call validation failed",
+        }
+    }
     failure = codec.classify_http_error(400, {}, json.dumps(error).encode())
     assert failure.kind is FailureKind.BAD_REQUEST and failure.status == 400
     assert retry_delay(failure, 1, RetryPolicy()) is None
@@ -302,7 +324,11 @@ def test_index_starting_at_one_after_text() -> None:
 def test_whole_call_in_one_delta() -> None:
     """C-16: Groq and xAI send id, name and complete arguments in one delta."""
     data = sse(
-        chunk(tool_delta(id="tk85n1k4m", type="function", index=0, function={"name": "weather", "arguments": "{}"})),
+        chunk(
+            tool_delta(
+                id="tk85n1k4m", type="function", index=0, function={"name": "weather", "arguments": "{}"}
+            )
+        ),
         chunk({}, "tool_calls"),
     )
     assert calls_of(streamed(data)) == [("tk85n1k4m", "weather", "{}")]
@@ -353,7 +379,7 @@ def test_no_finish_reason_in_a_stream() -> None:
     )
     reply = streamed(data)
     assert reply.finish_reason is None and calls_of(reply) == [("0", "current_time", "{}")]
-    state, actions = transition(awaiting_model(), reply)
+    _state, actions = transition(awaiting_model(), reply)
     assert isinstance(actions[-1], RunTool)
 
 
@@ -378,8 +404,21 @@ def test_content_null_empty_absent_or_alongside_tool_calls() -> None:
 def test_content_array_with_thinking_parts() -> None:
     """D-22: Mistral streams `content` as an array of thinking blocks, then text."""
     data = sse(
-        chunk({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "17*23"}], "closed": True}]}),
-        chunk({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": " = 391"}]}, {"type": "text", "text": "3"}]}),
+        chunk(
+            {
+                "content": [
+                    {"type": "thinking", "thinking": [{"type": "text", "text": "17*23"}], "closed": True}
+                ]
+            }
+        ),
+        chunk(
+            {
+                "content": [
+                    {"type": "thinking", "thinking": [{"type": "text", "text": " = 391"}]},
+                    {"type": "text", "text": "3"},
+                ]
+            }
+        ),
         chunk({"content": "91"}, "stop"),
     )
     reply = streamed(data)
@@ -397,7 +436,9 @@ def test_stream_without_done() -> None:
 
 def test_named_error_event_mid_stream() -> None:
     """E-24: Groq sends `event: error` with status_code 400 inside an HTTP 200 stream."""
-    error = {"error": {"message": "Tool call validation failed", "code": "tool_use_failed", "status_code": 400}}
+    error = {
+        "error": {"message": "Tool call validation failed", "code": "tool_use_failed", "status_code": 400}
+    }
     data = sse(chunk({"reasoning": "We"}), done=False) + sse(error, event="error", done=False)
     failure = stream.decode_stream([data])
     assert isinstance(failure, ModelFailure)
@@ -492,23 +533,42 @@ def test_usage_in_a_final_chunk_with_no_choices() -> None:
     data = sse(
         chunk({"content": "Fare"}, usage=None),
         chunk({}, "stop", usage=None),
-        chunk(None, usage={"prompt_tokens": 1144, "completion_tokens": 3, "total_tokens": 1147,
-                           "prompt_tokens_details": {"cached_tokens": 1024}}),
+        chunk(
+            None,
+            usage={
+                "prompt_tokens": 1144,
+                "completion_tokens": 3,
+                "total_tokens": 1147,
+                "prompt_tokens_details": {"cached_tokens": 1024},
+            },
+        ),
     )
     assert streamed(data).usage == Usage(1144, 3, 1147, cached_tokens=1024)
 
 
 def test_usage_on_a_chunk_that_still_has_a_delta() -> None:
     """F-28: OpenRouter/Novita attach usage to a chunk with a choices delta."""
-    data = sse(chunk({"content": "x"}, usage={"prompt_tokens": 57, "completion_tokens": 17, "total_tokens": 74,
-                                              "cost": 0.00007159}))
+    data = sse(
+        chunk(
+            {"content": "x"},
+            usage={"prompt_tokens": 57, "completion_tokens": 17, "total_tokens": 74, "cost": 0.00007159},
+        )
+    )
     assert streamed(data).usage == Usage(57, 17, 74, cost=7.159e-05)
 
 
 def test_usage_only_in_x_groq() -> None:
     """F-28: some Groq streams carry usage only in x_groq.usage."""
-    data = sse(chunk({}, "tool_calls", x_groq={"id": "req", "usage": {"prompt_tokens": 210, "completion_tokens": 15,
-                                                                      "total_tokens": 225}}))
+    data = sse(
+        chunk(
+            {},
+            "tool_calls",
+            x_groq={
+                "id": "req",
+                "usage": {"prompt_tokens": 210, "completion_tokens": 15, "total_tokens": 225},
+            },
+        )
+    )
     assert streamed(data).usage == Usage(210, 15, 225)
 
 
@@ -542,9 +602,9 @@ def test_usage_is_added_up_over_a_turn() -> None:
     reply = ModelReply(
         tool_calls=(ReplyToolCall("c1", "current_time", "{}"),), usage=Usage(10, 2, 12, cost=0.5)
     )
-    state, actions = transition(state, reply)
-    state, actions = transition(state, _result("c1"))
-    state, actions = transition(state, ModelReply(content="done", usage=Usage(20, 3, 23)))
+    state, _ = transition(state, reply)
+    state, _ = transition(state, _result("c1"))
+    state, _ = transition(state, ModelReply(content="done", usage=Usage(20, 3, 23)))
     assert state.turn_usage == Usage(30, 5, 35, cost=0.5)
     assert state.session_usage == Usage(30, 5, 35, cost=0.5)
 
@@ -556,8 +616,10 @@ def test_reasoning_in_three_shapes() -> None:
     """G-31: reasoning_content (DeepSeek), reasoning (Groq, Ollama, vLLM), reasoning_details (OpenRouter)."""
     assert body({"content": "", "reasoning_content": "R"}).reasoning == "R"
     assert body({"content": "", "reasoning": "R"}).reasoning == "R"
-    details = [{"type": "reasoning.text", "text": "R", "format": "x", "index": 0},
-               {"type": "reasoning.encrypted", "data": "gAAAA", "index": 1}]
+    details = [
+        {"type": "reasoning.text", "text": "R", "format": "x", "index": 0},
+        {"type": "reasoning.encrypted", "data": "gAAAA", "index": 1},
+    ]
     assert body({"content": "", "reasoning": None, "reasoning_details": details}).reasoning == "R"
     summary = [{"type": "reasoning.summary", "summary": "S"}]
     assert body({"content": "", "reasoning_details": summary}).reasoning == "S"
@@ -595,8 +657,17 @@ def _classify(status: int, error: Any, headers: dict[str, str] | None = None) ->
 
 def test_error_envelope_openai_nested() -> None:
     """H-32: {"error": {message, type, param, code: <string|null>}}."""
-    failure = _classify(404, {"error": {"message": "The model `x` does not exist", "type": "invalid_request_error",
-                                        "param": None, "code": "model_not_found"}})
+    failure = _classify(
+        404,
+        {
+            "error": {
+                "message": "The model `x` does not exist",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "model_not_found",
+            }
+        },
+    )
     assert (failure.kind, failure.status) == (FailureKind.BAD_REQUEST, 404)
     assert "The model `x` does not exist" in failure.message
 
@@ -604,22 +675,55 @@ def test_error_envelope_openai_nested() -> None:
 def test_error_envelope_openrouter_int_code_and_raw_json_string() -> None:
     """H-32: OpenRouter's error.code is an integer and metadata.raw a JSON-encoded string."""
     raw = json.dumps({"error": {"message": "must contain the word 'json'", "type": "invalid_request_error"}})
-    failure = _classify(400, {"error": {"message": "Provider returned error", "code": 400,
-                                        "metadata": {"raw": raw, "provider_name": "OpenAI"}}, "user_id": "u"})
+    failure = _classify(
+        400,
+        {
+            "error": {
+                "message": "Provider returned error",
+                "code": 400,
+                "metadata": {"raw": raw, "provider_name": "OpenAI"},
+            },
+            "user_id": "u",
+        },
+    )
     assert failure.kind is FailureKind.BAD_REQUEST
     assert "must contain the word 'json'" in failure.message and "OpenAI" in failure.message
-    plain = _classify(429, {"error": {"code": 429, "message": "Provider returned error",
-                                      "metadata": {"raw": "rate-limited upstream", "provider_name": "Google"}}})
+    plain = _classify(
+        429,
+        {
+            "error": {
+                "code": 429,
+                "message": "Provider returned error",
+                "metadata": {"raw": "rate-limited upstream", "provider_name": "Google"},
+            }
+        },
+    )
     assert plain.kind is FailureKind.RATE_LIMIT and "rate-limited upstream" in plain.message
 
 
 def test_error_envelope_flat_vllm_and_mistral() -> None:
     """H-32: vLLM and Mistral use a flat {"object": "error", ...} with int or numeric-string code."""
-    vllm = _classify(400, {"object": "error", "message": "maximum context length is 2048 tokens",
-                           "type": "BadRequestError", "param": None, "code": 400})
+    vllm = _classify(
+        400,
+        {
+            "object": "error",
+            "message": "maximum context length is 2048 tokens",
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        },
+    )
     assert vllm.kind is FailureKind.CONTEXT_OVERFLOW
-    mistral = _classify(400, {"object": "error", "message": "Tool call id was 2968-LWy3uasib",
-                              "type": "invalid_function_call", "param": None, "code": "3280"})
+    mistral = _classify(
+        400,
+        {
+            "object": "error",
+            "message": "Tool call id was 2968-LWy3uasib",
+            "type": "invalid_function_call",
+            "param": None,
+            "code": "3280",
+        },
+    )
     assert mistral.kind is FailureKind.BAD_REQUEST and "2968-LWy3uasib" in mistral.message
 
 
@@ -633,8 +737,17 @@ def test_error_envelope_without_type_and_with_top_level_ids() -> None:
     """H-32: OpenRouter 401 has no type; DashScope adds top-level id/request_id."""
     auth = _classify(401, {"error": {"message": "No cookie auth credentials found", "code": 401}})
     assert auth.kind is FailureKind.AUTH and retry_delay(auth, 1, RetryPolicy()) is None
-    dashscope = _classify(400, {"error": {"message": "<400> InternalError.Algo.InvalidParameter", "code":
-                                          "invalid_parameter_error"}, "id": "chatcmpl-1", "request_id": "r"})
+    dashscope = _classify(
+        400,
+        {
+            "error": {
+                "message": "<400> InternalError.Algo.InvalidParameter",
+                "code": "invalid_parameter_error",
+            },
+            "id": "chatcmpl-1",
+            "request_id": "r",
+        },
+    )
     assert dashscope.kind is FailureKind.BAD_REQUEST
 
 
@@ -646,9 +759,18 @@ def test_error_body_that_is_not_json() -> None:
 
 def test_context_overflow_in_all_its_spellings() -> None:
     """H-33: code context_length_exceeded (OpenAI), same text with another code (DeepSeek), flat vLLM."""
-    openai = _classify(400, {"error": {"message": "too long", "code": "context_length_exceeded", "param": "messages"}})
-    deepseek = _classify(400, {"error": {"message": "This model's maximum context length is 65536 tokens.",
-                                         "code": "invalid_request_error"}})
+    openai = _classify(
+        400, {"error": {"message": "too long", "code": "context_length_exceeded", "param": "messages"}}
+    )
+    deepseek = _classify(
+        400,
+        {
+            "error": {
+                "message": "This model's maximum context length is 65536 tokens.",
+                "code": "invalid_request_error",
+            }
+        },
+    )
     for failure in (openai, deepseek):
         assert failure.kind is FailureKind.CONTEXT_OVERFLOW
         assert retry_delay(failure, 1, RetryPolicy()) is None
@@ -657,8 +779,9 @@ def test_context_overflow_in_all_its_spellings() -> None:
 def test_server_errors_with_null_code() -> None:
     """H-34: OpenAI 5xx bodies have type server_error and code null; overloads are 503."""
     for status in (500, 503):
-        failure = _classify(status, {"error": {"message": "overloaded", "type": "server_error", "param": None,
-                                               "code": None}})
+        failure = _classify(
+            status, {"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}}
+        )
         assert failure.kind is FailureKind.SERVER_ERROR
         assert retry_delay(failure, 1, RetryPolicy()) is not None
 
@@ -668,7 +791,9 @@ def test_server_errors_with_null_code() -> None:
 
 def test_retry_after_ms_header_wins() -> None:
     """I-35: retry-after-ms is read first (openai-python)."""
-    failure = _classify(429, {"error": {"message": "slow down"}}, {"Retry-After-Ms": "1500", "Retry-After": "9"})
+    failure = _classify(
+        429, {"error": {"message": "slow down"}}, {"Retry-After-Ms": "1500", "Retry-After": "9"}
+    )
     assert failure.retry_after == 1.5
 
 
@@ -687,7 +812,9 @@ def test_retry_hint_in_the_message_text() -> None:
     """I-35: OpenAI 429 messages say "Please try again in 18.642s" / "1m2.5s" / "114h18m0s"."""
     cases = {"18.642s": 18.642, "1m2.5s": 62.5, "114h18m0s": 411480.0, "120ms": 0.12}
     for text, seconds in cases.items():
-        failure = _classify(429, {"error": {"message": f"Rate limit reached. Please try again in {text}. Visit"}})
+        failure = _classify(
+            429, {"error": {"message": f"Rate limit reached. Please try again in {text}. Visit"}}
+        )
         assert failure.retry_after is not None and abs(failure.retry_after - seconds) < 1e-9, text
 
 
@@ -709,8 +836,11 @@ def test_azure_minus_one_ratelimit_headers_are_no_hint() -> None:
 def test_created_in_milliseconds_and_changing_chunk_ids() -> None:
     """J-36: created in ms; per-chunk id changing (OCI via LiteLLM) does not split a reply."""
     data = sse(
-        {**chunk(tool_delta(index=0, id="c1", function={"name": "shell", "arguments": '{"command"'})),
-         "id": "a", "created": 1753242299123},
+        {
+            **chunk(tool_delta(index=0, id="c1", function={"name": "shell", "arguments": '{"command"'})),
+            "id": "a",
+            "created": 1753242299123,
+        },
         {**chunk(tool_delta(index=0, function={"arguments": ': "ls"}'})), "id": "b"},
     )
     assert calls_of(streamed(data)) == [("c1", "shell", '{"command": "ls"}')]
@@ -718,7 +848,9 @@ def test_created_in_milliseconds_and_changing_chunk_ids() -> None:
 
 def test_body_formatting_does_not_matter() -> None:
     """J-37: pretty-printed, compact or oddly spaced JSON decode the same."""
-    payload = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}
+    payload = {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]
+    }
     decoded = {codec.decode_body(json.dumps(payload, indent=indent).encode()) for indent in (None, 2, 4)}
     assert len(decoded) == 1
 

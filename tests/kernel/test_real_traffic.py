@@ -17,9 +17,8 @@ from hypothesis import strategies as st
 from kernel_helpers import SAMPLES, decode_sample, require, sample_files, sample_wire_bytes
 
 from nano_code.kernel import stream
-from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply
+from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, UserInput
 from nano_code.kernel.machine import Phase, initial_state, transition
-from nano_code.kernel.events import UserInput
 from nano_code.kernel.types import KernelConfig, Usage
 from nano_code.testing.strategies import byte_pieces
 
@@ -132,7 +131,8 @@ EXPECTED: dict[str, Reply | Failure] = {
         calls=(weather("call_00_ioIn7yN9p1ZOMNpDLwd4MgAF", location="San Francisco"),),
         finish="tool_calls",
         reasoning="The user is asking for the weather in San Francisco. I need to use the weather tool to get"
-        ' this information. Let me invoke the weather tool with the location parameter set to "San Francisco".',
+        " this information. Let me invoke the weather tool with the location parameter set to"
+        ' "San Francisco".',
         usage=(339, 83, 422, 320, 39, None),
         model="deepseek-reasoner",
     ),
@@ -168,9 +168,12 @@ EXPECTED: dict[str, Reply | Failure] = {
         FailureKind.IN_BAND_ERROR, 400, ("Tool call validation failed", "invalid_param")
     ),
     "groq_stream_tool_call_single_chunk_x_groq_usage.sse": Reply(
-        calls=(Call("fc_bfb39741-3748-4def-9886-a93fc9c64a90", "get_something_by_name", {"name": "example"}),),
+        calls=(
+            Call("fc_bfb39741-3748-4def-9886-a93fc9c64a90", "get_something_by_name", {"name": "example"}),
+        ),
         finish="tool_calls",
-        reasoning='We need to call the function with correct parameter "name". Provide a name, e.g., "example".',
+        reasoning='We need to call the function with correct parameter "name".'
+        ' Provide a name, e.g., "example".',
         usage=(304, 49, 353, 0, 23, None),
         model="openai/gpt-oss-120b",
     ),
@@ -295,7 +298,8 @@ EXPECTED: dict[str, Reply | Failure] = {
                 {
                     "suggestions": [
                         "Provide more context or details for similar tasks to enhance output expectations.",
-                        "Encourage creativity in responses for simple tasks to engage users more effectively.",
+                        "Encourage creativity in responses for simple tasks to engage users more"
+                        " effectively.",
                     ],
                     "quality": 10,
                     "entities": [],
@@ -367,7 +371,9 @@ EXPECTED: dict[str, Reply | Failure] = {
         FailureKind.AUTH, 401, ("No cookie auth credentials found",)
     ),
     "openrouter_error_429_provider_rate_limited.json": Failure(
-        FailureKind.RATE_LIMIT, 429, ("Provider returned error", "temporarily rate-limited upstream", "(provider Google)")
+        FailureKind.RATE_LIMIT,
+        429,
+        ("Provider returned error", "temporarily rate-limited upstream", "(provider Google)"),
     ),
     "openrouter_nonstream_tool_call_gemini_reasoning_details_cost.json": Reply(
         calls=(

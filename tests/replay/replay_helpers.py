@@ -32,10 +32,15 @@ NANO = Path(sys.executable).parent / "nano-code"
 TASK = "write hello.py and run it"
 
 
-def three_step_script(greeting: str = "hi there", usage: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def three_step_script(
+    greeting: str = "hi there", usage: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Write a file, run it with the shell, answer."""
     return [
-        reply(tool_calls=[("write_file", {"path": "hello.py", "content": f"print({greeting!r})\n"})], usage=usage),
+        reply(
+            tool_calls=[("write_file", {"path": "hello.py", "content": f"print({greeting!r})\n"})],
+            usage=usage,
+        ),
         reply(tool_calls=[("shell", {"command": "python3 hello.py"})], usage=usage),
         reply(content=f"Done: hello.py prints {greeting}.", usage=usage),
     ]
@@ -46,7 +51,8 @@ def cli_env(base_url: str, home: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("NANO_CODE_") and k not in ("OPENROUTER_API_KEY", "MODEL_NAME", "INFERENCE_BASE_URL")
+        if not k.startswith("NANO_CODE_")
+        and k not in ("OPENROUTER_API_KEY", "MODEL_NAME", "INFERENCE_BASE_URL")
     }
     env.update(INFERENCE_BASE_URL=base_url, NANO_CODE_HOME=str(home), **extra)
     return env
@@ -63,7 +69,13 @@ def run_cli(
     if unshare:
         command = ["unshare", "-rn", *command]
     return subprocess.run(
-        command, cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        command,
+        cwd=cwd,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -85,9 +97,7 @@ def record_cli(
     return done, server
 
 
-def replay_cli(
-    *args: str, cwd: Path, home: Path, unshare: bool = False
-) -> subprocess.CompletedProcess[str]:
+def replay_cli(*args: str, cwd: Path, home: Path, unshare: bool = False) -> subprocess.CompletedProcess[str]:
     return run_cli(["replay", *args], cwd, offline_env(home), unshare=unshare)
 
 
@@ -128,7 +138,9 @@ def record_inproc(
     config = kernel_config(settings, agents_md)
     redactor = Redactor(api_key)
     recorder = Recorder(
-        SessionWriter(path, provenance(config, settings, workspace, agents_md, origin=origin), redactor.check),
+        SessionWriter(
+            path, provenance(config, settings, workspace, agents_md, origin=origin), redactor.check
+        ),
         redactor,
     )
     client = ModelClient(base_url + "/chat/completions", api_key)

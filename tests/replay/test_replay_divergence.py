@@ -104,7 +104,9 @@ def test_ignore_masks_the_edited_path_and_says_so(session: Path, tmp_path: Path)
         "$.messages[*].content",
     )
 
-    human = replay_cli("--ignore", "$.messages[1].content", str(session), cwd=tmp_path, home=tmp_path / "home")
+    human = replay_cli(
+        "--ignore", "$.messages[1].content", str(session), cwd=tmp_path, home=tmp_path / "home"
+    )
     assert human.returncode == 0, human.stdout + human.stderr
     assert "identical" in human.stdout and "masked $.messages[1].content" in human.stdout
 

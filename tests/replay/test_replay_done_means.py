@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ def test_retry_after_429_replays_identically_without_sleeping(
     assert "identical" in replayed.stdout
 
 
-def _wait_for(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

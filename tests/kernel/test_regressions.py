@@ -1,0 +1,82 @@
+"""Counterexamples that exposed real kernel bugs, kept as named tests."""
+
+from __future__ import annotations
+
+import json
+
+from nano_code.kernel import codec, serialize, stream
+from nano_code.kernel.actions import CallModel
+from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall, UserInput
+from nano_code.kernel.machine import PendingCall, Phase, initial_state, transition
+from nano_code.kernel.types import ApprovalMode, KernelConfig, ToolCall
+from nano_code.testing.strategies import DEMO_TOOLS
+
+CONFIG = KernelConfig(model="m", system_prompt="s", tools=DEMO_TOOLS, approval=ApprovalMode.ASK)
+
+
+def round_trip(value: object) -> object:
+    return serialize.from_json(json.loads(json.dumps(serialize.to_json(value))))
+
+
+def test_regression_arguments_with_a_type_key_naming_a_kernel_class() -> None:
+    """Arguments {"type": "UserInput", ...} came back from JSON as a UserInput object."""
+    for arguments in ({"type": "UserInput", "text": "hi"}, {"type": "Usage"}, {"type": "function"}):
+        pending = PendingCall(call=ToolCall("c1", "shell", json.dumps(arguments)), arguments=arguments)
+        assert round_trip(pending) == pending
+
+
+def test_regression_state_with_such_arguments_round_trips() -> None:
+    state, _ = transition(initial_state(CONFIG), UserInput("go"))
+    reply = ModelReply(tool_calls=(ReplyToolCall("c1", "shell", '{"command": "ls", "type": "Usage"}'),))
+    state, _ = transition(state, reply)
+    assert state.phase is Phase.AWAITING_APPROVAL
+    assert round_trip(state) == state
+
+
+def test_regression_nan_arguments_are_not_sent_back() -> None:
+    """Shrunk from the state machine: a NaN in a no-parameter call's arguments reached the request body."""
+    config = KernelConfig(model="m", system_prompt="s", tools=DEMO_TOOLS, approval=ApprovalMode.AUTO)
+    state, _ = transition(initial_state(config), UserInput("go"))
+    reply = ModelReply(tool_calls=(ReplyToolCall("c1", "current_time", '{"value": NaN, "limit": Infinity}'),))
+    state, actions = transition(state, reply)
+    request = actions[-1]
+    assert isinstance(request, CallModel)
+    assert request.body["messages"][-2]["tool_calls"][0]["function"]["arguments"] == "{}"
+    assert "not valid JSON" in request.body["messages"][-1]["content"]
+    assert round_trip(state) == state
+
+
+def test_regression_deeply_nested_error_body() -> None:
+    """classify_http_error let json's RecursionError escape (it caught only ValueError)."""
+    failure = codec.classify_http_error(500, {}, b'{"error":' + b"[" * 50_000)
+    assert failure.kind is FailureKind.SERVER_ERROR
+
+
+def test_regression_deeply_nested_metadata_raw() -> None:
+    """An OpenRouter metadata.raw string holding absurdly nested JSON raised RecursionError."""
+    body = json.dumps({"error": {"message": "Provider returned error", "metadata": {"raw": "[" * 50_000}}})
+    failure = codec.classify_http_error(400, {}, body.encode())
+    assert failure.kind is FailureKind.BAD_REQUEST and "Provider returned error" in failure.message
+
+
+def test_regression_deeply_nested_tool_arguments_in_a_reply() -> None:
+    """Deep but parseable arguments must become an error message for the model, not an exception."""
+    config = KernelConfig(model="m", system_prompt="s", tools=DEMO_TOOLS, approval=ApprovalMode.AUTO)
+    state, _ = transition(initial_state(config), UserInput("go"))
+    deep = '{"a":' * 400 + "1" + "}" * 400
+    for raw in ("[" * 100_000, deep):
+        result = stream.decode_stream(
+            [
+                b'data: {"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c",'
+                b'"function":{"name":"current_time","arguments":' + json.dumps(raw).encode() + b"}}]}}]}\n\n"
+            ]
+        )
+        assert isinstance(result, ModelReply)
+        after, _actions = transition(state, result)
+        assert after.phase is Phase.AWAITING_MODEL
+        assert round_trip(after) == after
+
+
+def test_failure_events_round_trip() -> None:
+    failure = ModelFailure(FailureKind.RATE_LIMIT, "slow", status=429, retry_after=1.5)
+    assert round_trip(failure) == failure

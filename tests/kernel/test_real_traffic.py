@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -475,9 +476,11 @@ EXPECTED: dict[str, Reply | Failure] = {
 }
 
 
-def test_every_sample_has_an_expectation() -> None:
-    require(SAMPLES)
-    on_disk = set(sample_files())
+def test_every_sample_has_an_expectation(shared_dir: Path) -> None:
+    samples = shared_dir / "real-traffic" / "samples"
+    assert samples.resolve() == SAMPLES.resolve()
+    on_disk = {p.name for p in samples.iterdir() if not p.name.endswith(".meta.json")}
+    assert on_disk == set(sample_files())
     assert on_disk, "no samples found"
     missing = sorted(on_disk - EXPECTED.keys())
     stale = sorted(EXPECTED.keys() - on_disk)

@@ -230,8 +230,8 @@ class StreamAssembler:
         slot.seen_arguments = True
         if not isinstance(function.get("arguments"), str):
             slot.arguments = piece  # an object is always the whole value
-        elif piece and slot.arguments and _is_whole_resend(slot.arguments, piece):
-            slot.arguments = piece
+        elif piece and _is_whole_resend(slot.arguments, piece):
+            pass  # the same complete value again: keep one copy
         else:
             slot.arguments += piece
 
@@ -259,16 +259,17 @@ class StreamAssembler:
 
 
 def _is_whole_resend(current: str, piece: str) -> bool:
-    """True when a server re-sent the complete arguments instead of a fragment.
+    """True when a server re-sent the complete arguments it already sent (QUIRKS B-9).
 
-    Only checked when both look like whole objects, so the common case (many
-    small fragments) never pays for a JSON parse.
+    Only an identical, complete value counts: two *different* complete objects
+    are concatenated like any fragments, so the model is told its JSON is
+    invalid instead of the second object silently replacing the first. The
+    cheap comparison runs first, so ordinary fragments never pay for a parse.
     """
-    if not (piece.lstrip().startswith("{") and current.rstrip().endswith("}")):
+    if piece != current:
         return False
     try:
         json.loads(current)
-        json.loads(piece)
     except (ValueError, RecursionError):
         return False
     return True

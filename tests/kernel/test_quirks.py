@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from nano_code.kernel import codec, stream
-from nano_code.kernel.actions import CallModel, RunTool
+from nano_code.kernel.actions import AskApproval, CallModel, RunTool
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall, UserInput
 from nano_code.kernel.machine import Phase, State, initial_state, transition
 from nano_code.kernel.policy import retry_delay
@@ -222,6 +222,19 @@ def test_arguments_resent_whole_instead_of_appended() -> None:
         chunk(tool_delta(index=0, id="0", function={"name": "shell", "arguments": '{"command": "ls"}'})),
     )
     assert calls_of(streamed(data)) == [("0", "shell", '{"command": "ls"}')]
+
+
+def test_regression_two_different_objects_are_not_taken_as_a_resend() -> None:
+    """A model that emits {..}{..} must be told its JSON is invalid, not have the
+    second object silently replace the first."""
+    data = sse(
+        chunk(tool_delta(index=0, id="0", function={"name": "shell", "arguments": '{"command": "ls"}'})),
+        chunk(tool_delta(index=0, id="0", function={"arguments": '{"command": "rm -rf x"}'})),
+    )
+    assert calls_of(streamed(data)) == [("0", "shell", '{"command": "ls"}{"command": "rm -rf x"}')]
+    state, actions = transition(awaiting_model(), streamed(data))
+    assert not any(isinstance(action, (RunTool, AskApproval)) for action in actions)
+    assert "not valid JSON" in state.history[-1].content
 
 
 def test_arguments_as_an_object() -> None:

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from nano_code.kernel.actions import (
@@ -31,6 +31,7 @@ from nano_code.kernel.actions import (
 from nano_code.kernel.events import (
     ApprovalDecision,
     Event,
+    FailureKind,
     Interrupt,
     ModelFailure,
     ModelReply,
@@ -129,6 +130,7 @@ class HumanDisplay:
         redact: Callable[[str], str] = lambda text: text,
         live: bool | None = None,
         echo_input: bool = False,
+        failure_hints: Mapping[FailureKind, str] | None = None,
     ) -> None:
         self.out = out
         self.err = err
@@ -140,6 +142,8 @@ class HumanDisplay:
         self._text_open = False
         self._reasoning_open = False
         self._echo_input = echo_input
+        self._failure_hints = dict(failure_hints or {})
+        self._last_failure: FailureKind | None = None
 
     # -- streaming
 
@@ -212,7 +216,8 @@ class HumanDisplay:
             self._stop_spinner()
             self._close_text()
             if action.reason is TurnEnd.FAILED:
-                self.error(f"error: {action.detail}")
+                hint = self._failure_hints.get(self._last_failure) if self._last_failure else None
+                self.error(f"error: {action.detail}" + (f" -- {hint}" if hint else ""))
             elif action.reason is TurnEnd.STEP_BUDGET:
                 self.notice(f"stopped: {action.detail}", TextKind.WARNING)
             elif action.reason is TurnEnd.INTERRUPTED:
@@ -227,6 +232,7 @@ class HumanDisplay:
             self.out.write(self.style.bold("› " + event.text.strip()) + "\n")
             self.out.flush()
         elif isinstance(event, (ModelReply, ModelFailure, Interrupt)):
+            self._last_failure = event.kind if isinstance(event, ModelFailure) else None
             self._stop_spinner()
             if isinstance(event, ModelReply):
                 self._close_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -22,12 +23,12 @@ from nano_code.adapters.terminal import (
     TerminalApprover,
     refuse_without_terminal,
 )
-from nano_code.adapters.tools import ToolContext, find_tool, tool_specs
-from nano_code.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from nano_code.adapters.tools import ToolContext, find_tool
 from nano_code.agent_config import kernel_config, read_agents_md, recorded_settings
+from nano_code.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from nano_code.driver import Driver, Observer
 from nano_code.kernel.actions import AskApproval, EndTurn, TurnEnd
-from nano_code.kernel.events import FailureKind, ModelFailure
+from nano_code.kernel.events import FailureKind
 from nano_code.kernel.machine import State, initial_state
 
 EXIT_BY_REASON = {
@@ -36,31 +37,12 @@ EXIT_BY_REASON = {
     TurnEnd.FAILED: EXIT_FAILED,
     TurnEnd.INTERRUPTED: EXIT_INTERRUPTED,
 }
-AUTH_HINT = "check the API key: set OPENROUTER_API_KEY in .env or the environment"
+FAILURE_HINTS = {FailureKind.AUTH: "set OPENROUTER_API_KEY (in .env or the environment) to a valid key"}
 
 
 def describe_call(name: str, arguments: Any) -> str:
     tool = find_tool(name)
     return tool.summary(arguments) if tool is not None else ""
-
-
-class AuthHint:
-    """Says which variable to set when the server refuses the key, right after the error line."""
-
-    def __init__(self, display: HumanDisplay) -> None:
-        self.display = display
-        self._refused = False
-
-    def on_event(self, event: object, state: State) -> None:
-        if isinstance(event, ModelFailure):
-            self._refused = event.kind is FailureKind.AUTH
-
-    def on_action(self, action: object, state: State) -> None:
-        # Observed after the display, so the hint follows "error: HTTP 401 ...".
-        if isinstance(action, EndTurn) and self._refused:
-            self._refused = False
-            if action.reason is TurnEnd.FAILED:
-                self.display.notice(AUTH_HINT)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
@@ -131,8 +113,8 @@ def main(args: argparse.Namespace) -> int:
             return EXIT_USAGE
 
     out: TextIO = sys.stderr if args.json else sys.stdout
-    display = HumanDisplay(out, sys.stderr, describe_call, redact=redactor.scrub)
-    observers: list[Observer] = [display, AuthHint(display)]
+    display = HumanDisplay(out, sys.stderr, describe_call, redact=redactor.scrub, failure_hints=FAILURE_HINTS)
+    observers: list[Observer] = [display]
     if args.json:
         observers.append(JsonLinesDisplay(sys.stdout, redact=redactor.scrub))
 
@@ -201,10 +183,8 @@ def _turn(driver: Driver, text: str) -> TurnEnd:
 
 
 def interactive_loop(driver: Driver, display: HumanDisplay) -> int:
-    try:
+    with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - line editing and history for input()
-    except ImportError:
-        pass
     display.notice(f"nano-code · {driver.state.config.model} · empty line or Ctrl-D to quit")
     while True:
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -93,29 +94,50 @@ def _git(args: list[str], cwd: Path) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+FINGERPRINT_MAX_FILES = 2000
+FINGERPRINT_SKIPPED_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache"})
+
+
 def workspace_fingerprint(workspace: Path) -> dict[str, Any]:
-    """git HEAD and dirty state, or else a hash of the workspace's small files."""
-    head = _git(["rev-parse", "HEAD"], workspace)
-    if head is not None:
-        status = _git(["status", "--porcelain"], workspace) or ""
+    """git HEAD and dirty state, or else a hash of (at most 2000 of) the workspace's small files.
+
+    One `git status --porcelain=v2 --branch` gives both HEAD and the dirty
+    state. The content walk is bounded, so starting in a huge directory (a
+    home directory, say) costs milliseconds, not a crawl of the disk.
+    """
+    status = _git(["status", "--porcelain=v2", "--branch"], workspace)
+    if status is not None:
+        head = None
+        changes = []
+        for line in status.splitlines():
+            if line.startswith("# branch.oid "):
+                head = line.split(" ", 2)[2]
+            elif not line.startswith("#"):
+                changes.append(line)
+        text = "\n".join(changes)
         return {
             "kind": "git",
-            "head": head,
-            "dirty": bool(status),
-            "status_sha256": hashlib.sha256(status.encode()).hexdigest() if status else None,
+            "head": None if head == "(initial)" else head,
+            "dirty": bool(changes),
+            "status_sha256": hashlib.sha256(text.encode()).hexdigest() if changes else None,
         }
     digest = hashlib.sha256()
     count = 0
-    for path in sorted(workspace.rglob("*")):
-        if count >= 2000:
+    for root, dirs, files in os.walk(workspace):
+        dirs[:] = sorted(d for d in dirs if d not in FINGERPRINT_SKIPPED_DIRS)
+        for name in sorted(files):
+            if count >= FINGERPRINT_MAX_FILES:
+                break
+            path = Path(root, name)
+            try:
+                if not path.is_symlink() and path.stat().st_size <= 1_000_000:
+                    digest.update(str(path.relative_to(workspace)).encode() + b"\0" + path.read_bytes())
+                    count += 1
+            except OSError:
+                continue
+        if count >= FINGERPRINT_MAX_FILES:
             break
-        try:
-            if path.is_file() and not path.is_symlink() and path.stat().st_size <= 1_000_000:
-                digest.update(str(path.relative_to(workspace)).encode() + b"\0" + path.read_bytes())
-                count += 1
-        except OSError:
-            continue
-    return {"kind": "content", "sha256": digest.hexdigest(), "files": count}
+    return {"kind": "content", "sha256": digest.hexdigest(), "files": count, "capped": count >= FINGERPRINT_MAX_FILES}
 
 
 def nano_code_commit() -> str | None:

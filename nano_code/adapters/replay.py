@@ -31,7 +31,7 @@ from nano_code.adapters.session_file import (
     SessionFile,
     SessionFileError,
     SessionWriter,
-    VcrSerializer,
+    as_cassette_dict,
     load_session,
 )
 from nano_code.adapters.tools import ToolContext, run_tool
@@ -228,23 +228,33 @@ class ReplayPerformer:
         self.on_go_live: Callable[[], None] | None = None
         self.exchange_sinks: list[Callable[[Exchange], None]] = []
         self.on_delta: Callable[[StreamDelta], None] | None = None
+        self.interactions_taken = 0
+        """Interaction records consumed so far; the last one's index is what vcrpy may serve."""
 
     # -- cursor
 
-    def peek(self, skip_informational: bool = True) -> Record | None:
+    def _next_position(self) -> int | None:
         position = self.position
         while position < len(self.records):
             record = self.records[position]
-            if skip_informational and record.kind == "journal" and next(iter(record.data)) in INFORMATIONAL:
+            if record.kind == "journal" and next(iter(record.data)) in INFORMATIONAL:
                 position += 1
                 continue
-            return record
+            return position
         return None
 
+    def peek(self) -> Record | None:
+        position = self._next_position()
+        return None if position is None else self.records[position]
+
     def take(self) -> Record | None:
-        record = self.peek()
-        if record is not None:
-            self.position = self.records.index(record, self.position) + 1
+        position = self._next_position()
+        if position is None:
+            return None
+        self.position = position + 1
+        record = self.records[position]
+        if record.kind == "interaction":
+            self.interactions_taken += 1
         return record
 
     def take_raw_if(self, key: str) -> Record | None:
@@ -302,16 +312,19 @@ class ReplayPerformer:
         record = self.take()
         if record is None:
             raise self.diverge("extra request", "the new run sends a request the recording does not have", None)
+        payload = encode_body(action.body)
         if record.kind == "interaction":
-            recorded_body = _json_body(record.data["request"].get("body"))
+            recorded_body: Any = record.data["request"].get("body")
         elif "call_without_response" in record.data:
             recorded_body = record.data["call_without_response"]["request"]
         else:
             raise self.diverge(
                 "extra request", f"the new run calls the model where the recording has {_describe(record)}", record
             )
-        actual_body = json.loads(encode_body(action.body))
-        found = self.compare(recorded_body, actual_body)
+        if isinstance(recorded_body, str) and recorded_body == payload.decode("utf-8"):
+            found = []  # byte-identical, the common case: no need to parse and walk both
+        else:
+            found = self.compare(_json_body(recorded_body), json.loads(payload))
         if found:
             if not self.options.rebless:
                 raise self.diverge("request", f"{len(found)} difference(s) in the request body", record, found)
@@ -444,6 +457,8 @@ class TurnEndChecker:
 
 def _body_matcher(masks: tuple[Mask, ...]) -> Callable[[Any, Any], None]:
     def match(r1: Any, r2: Any) -> None:
+        if r1.body == r2.body:
+            return  # byte-identical: canonical JSON is equal too
         a, b = _json_body(r1.body), _json_body(r2.body)
         found, _ = differences(a, b, masks, limit=1)
         if found:
@@ -453,14 +468,25 @@ def _body_matcher(masks: tuple[Mask, ...]) -> Callable[[Any, Any], None]:
 
 
 @contextlib.contextmanager
-def offline_cassette(path: Path, masks: tuple[Mask, ...]) -> Iterator[Any]:
+def offline_cassette(
+    path: Path, masks: tuple[Mask, ...], session: SessionFile, expected_index: Callable[[], int]
+) -> Iterator[Any]:
     """vcrpy with no recording, canonical-JSON body matching, no repeats.
 
     Host and port are not matched: a resumed session may have continued
     against a server on another port, and what a replay must hold fixed is
     what nano-code sent, not where the server happened to listen.
+
+    vcrpy looks for a matching interaction by scanning the whole cassette
+    several times per request, which makes long replays quadratic. Replay is
+    strictly ordered anyway -- the performer has already checked the request
+    against the one recorded interaction that may answer it -- so vcrpy is
+    pointed at exactly that interaction (`expected_index`), and still matches
+    it, serves it, and counts it as played. The file is parsed once: vcrpy
+    gets the interactions already loaded.
     """
     import vcr  # heavy (~115 ms): only replay pays for it
+    from vcr.matchers import requests_match
 
     player = vcr.VCR(
         record_mode="none",
@@ -468,9 +494,32 @@ def offline_cassette(path: Path, masks: tuple[Mask, ...]) -> Iterator[Any]:
         decode_compressed_response=False,
     )
     player.register_matcher("nano_json_body", _body_matcher(masks))
-    player.register_serializer("nano_code_session", VcrSerializer)
+    player.register_serializer("nano_code_session", _LoadedSession(session))
     with player.use_cassette(str(path), serializer="nano_code_session", allow_playback_repeats=False) as cassette:
+
+        def only_the_expected_interaction(request: Any) -> Iterator[tuple[int, Any]]:
+            index = expected_index()
+            if 0 <= index < len(cassette.data):
+                stored_request, response = cassette.data[index]
+                if requests_match(request, stored_request, cassette._match_on):
+                    yield index, response
+
+        cassette._responses = only_the_expected_interaction
         yield cassette
+
+
+class _LoadedSession:
+    """A vcrpy serializer that hands over an already parsed session."""
+
+    def __init__(self, session: SessionFile) -> None:
+        self._session = session
+
+    def deserialize(self, cassette_string: str) -> dict[str, Any]:
+        return as_cassette_dict(self._session)
+
+    @staticmethod
+    def serialize(cassette_dict: Mapping[str, Any]) -> str:
+        raise SessionFileError("session files are written by nano-code's recorder, not by vcrpy")
 
 
 # ---------------------------------------------------------------- running a replay
@@ -550,7 +599,9 @@ def replay_session(
         with contextlib.ExitStack() as stack:
             cassette = None
             if rebless_to is None:
-                cassette = stack.enter_context(offline_cassette(path, masks))
+                cassette = stack.enter_context(
+                    offline_cassette(path, masks, session, lambda: performer.interactions_taken - 1)
+                )
                 performer.on_go_live = stack.close
             divergence = _drive(driver, performer)
             if divergence is None and cassette is not None and performer.live is None and not cassette.all_played:

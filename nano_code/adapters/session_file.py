@@ -26,9 +26,10 @@ surrogates), which are escaped.
 
 from __future__ import annotations
 
+import io
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,8 @@ def _escape(match: re.Match[str]) -> str:
 def dump_line(value: Any) -> str:
     """One record as a single line that is valid JSON and valid YAML flow."""
     text = json.dumps(value, ensure_ascii=False, sort_keys=False)
+    if text.isascii() and "\x7f" not in text:
+        return text  # the common case, checked in C: nothing to escape
     return _YAML_UNSAFE.sub(_escape, text)
 
 
@@ -97,20 +100,35 @@ def header_text(metadata: Mapping[str, Any]) -> str:
 def load_session(path: str | Path) -> SessionFile:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="\n") as handle:
+            return parse_session_lines(handle, path)
     except (OSError, UnicodeDecodeError) as error:
         raise SessionFileError(f"{path}: cannot read: {error}") from error
-    return parse_session(text, path)
 
 
 def parse_session(text: str, path: Path) -> SessionFile:
-    lines = text.split("\n")
+    return parse_session_lines(io.StringIO(text, newline="\n"), path)
+
+
+def parse_session_lines(lines: Iterable[str], path: Path) -> SessionFile:
+    """Parse a session from its lines (each with its newline, as a file yields them).
+
+    Streaming line by line keeps only the parsed records in memory, not the
+    whole text beside them -- sessions of thousands of steps are big, because
+    every request carries the whole conversation.
+    """
     metadata: Mapping[str, Any] | None = None
     records: list[Record] = []
     in_interactions = False
     torn = False
-    last_content = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    for number, line in enumerate(lines, start=1):
+    pending_error: tuple[int, ValueError] | None = None
+    for number, raw in enumerate(lines, start=1):
+        if pending_error is not None:
+            # A record that did not parse is only forgivable as the torn last line.
+            bad_line, error = pending_error
+            raise SessionFileError(f"{path}:{bad_line}: corrupt record: {error}") from error
+        complete = raw.endswith("\n")
+        line = raw.rstrip("\n")
         if not line.strip():
             continue
         payload: str | None = None
@@ -135,16 +153,20 @@ def parse_session(text: str, path: Path) -> SessionFile:
         try:
             value = json.loads(payload)
         except ValueError as error:
-            if number - 1 == last_content and not text.endswith("\n"):
+            if not complete:
                 torn = True  # the process died while writing this line
                 break
-            raise SessionFileError(f"{path}:{number}: corrupt record: {error}") from error
+            pending_error = (number, error)
+            continue
         if not isinstance(value, dict):
             raise SessionFileError(f"{path}:{number}: a record must be a JSON object")
         if kind == "metadata":
             metadata = value
         else:
             records.append(Record(line=number, kind=kind, data=value))
+    if pending_error is not None:
+        bad_line, error = pending_error
+        raise SessionFileError(f"{path}:{bad_line}: corrupt record: {error}") from error
     if metadata is None:
         raise SessionFileError(f"{path}: no metadata line: not a nano-code session")
     if metadata.get("format") != "nano-code-session":

@@ -98,12 +98,20 @@ class PendingCall:
     """What to tell the model instead of running the call."""
 
 
+def _history_validator(_state: object, _attribute: attrs.Attribute[Any], history: object) -> None:
+    """A tuple of messages. Only the newest is checked: every transition appends
+    at most a few messages to a history that was already valid, and checking
+    all of them on every `evolve` would make each step cost O(history)."""
+    if not isinstance(history, tuple):
+        raise TypeError(f"history must be a tuple, got {type(history).__name__}")
+    if history and not isinstance(history[-1], MESSAGE_TYPES):
+        raise TypeError(f"history holds a {type(history[-1]).__name__}, not a message")
+
+
 @attrs.frozen
 class State:
     config: KernelConfig = attrs.field(validator=v.instance_of(KernelConfig))
-    history: tuple[Message, ...] = attrs.field(
-        validator=v.deep_iterable(v.instance_of(MESSAGE_TYPES), v.instance_of(tuple))
-    )
+    history: tuple[Message, ...] = attrs.field(validator=_history_validator)
     phase: Phase = Phase.AWAITING_USER
     pending: tuple[PendingCall, ...] = ()
     """Unanswered calls of the last reply, in order; the first is the current one."""

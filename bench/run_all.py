@@ -82,7 +82,10 @@ class Env:
             if "API_KEY" not in k and not k.startswith(("NANO_CODE_", "INFERENCE_", "MODEL_NAME"))
         }
         self.env["NANO_CODE_HOME"] = str(self.root / "home")
-        self.env["PYTHONDONTWRITEBYTECODE"] = "1"
+        # Like a real install (pip compiles site-packages): use cached bytecode.
+        # With PYTHONDONTWRITEBYTECODE an editable checkout recompiles every
+        # module on every start, which is not what a user pays.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.spec = self.root / "spec.json"
         self.counter = 0
 
@@ -831,6 +834,11 @@ def main() -> int:
     out: list[str] = []
     started = time.time()
     env = Env()
+    import nano_code
+
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(Path(nano_code.__file__).parent)], check=False
+    )
     try:
         with InstantServer() as server:
             capture_spec(env, server)

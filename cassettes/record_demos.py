@@ -35,13 +35,13 @@ def mean(values):
     """Arithmetic mean of a non-empty list."""
     return sum(values) / len(values) - 1
 '''
-STATS_TEST = '''\
+STATS_TEST = """\
 from stats import mean
 
 assert mean([1, 2, 3]) == 2, mean([1, 2, 3])
 assert mean([5]) == 5
 print("all tests passed")
-'''
+"""
 
 
 def fresh_workspace(files: dict[str, str]) -> Path:
@@ -53,7 +53,9 @@ def fresh_workspace(files: dict[str, str]) -> Path:
 
 
 def environment(server: FakeServer) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NANO_CODE_", "OPENROUTER_", "MODEL_NAME"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("NANO_CODE_", "OPENROUTER_", "MODEL_NAME"))
+    }
     env.update(
         INFERENCE_BASE_URL=server.base_url,
         MODEL_NAME="demo/scripted-model",
@@ -102,7 +104,9 @@ def record_bugfix(out: Path) -> None:
         ),
     ]
     with FakeServer(script, model="demo/scripted-model") as server:
-        code = run(server, out, "-p", "test_stats.py fails; find the bug and fix it", "--yes", "--record", str(out))
+        code = run(
+            server, out, "-p", "test_stats.py fails; find the bug and fix it", "--yes", "--record", str(out)
+        )
     assert code == 0, code
 
 
@@ -110,7 +114,9 @@ def record_edit_run_fix(out: Path) -> None:
     fresh_workspace({})
     first = "import sys\n\nfor line in open(sys.argv[1]):\n    print(line.upper(), end='')\n"
     script = [
-        reply(tool_calls=[("write_file", {"path": "shout.py", "content": first})], usage=usage(1490, 70, 0.0050)),
+        reply(
+            tool_calls=[("write_file", {"path": "shout.py", "content": first})], usage=usage(1490, 70, 0.0050)
+        ),
         reply(tool_calls=[("shell", {"command": "python3 shout.py"})], usage=usage(1580, 22, 0.0050)),
         reply(
             tool_calls=[
@@ -152,7 +158,13 @@ def record_retry_interrupt(out: Path) -> None:
     fresh_workspace({"slow.sh": "#!/bin/sh\nsleep 30\necho done\n"})
     rate_limited = http_error(
         429,
-        {"error": {"message": "Rate limit reached, please try again in 0.2s", "type": "rate_limit", "code": 429}},
+        {
+            "error": {
+                "message": "Rate limit reached, please try again in 0.2s",
+                "type": "rate_limit",
+                "code": 429,
+            }
+        },
         {"Retry-After": "0.2"},
     )
     script = [

@@ -25,6 +25,8 @@ from urllib3.exceptions import (
     ProtocolError,
     ReadTimeoutError,
     SSLError,
+)
+from urllib3.exceptions import (
     TimeoutError as Urllib3Timeout,
 )
 

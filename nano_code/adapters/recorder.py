@@ -137,7 +137,12 @@ def workspace_fingerprint(workspace: Path) -> dict[str, Any]:
                 continue
         if count >= FINGERPRINT_MAX_FILES:
             break
-    return {"kind": "content", "sha256": digest.hexdigest(), "files": count, "capped": count >= FINGERPRINT_MAX_FILES}
+    return {
+        "kind": "content",
+        "sha256": digest.hexdigest(),
+        "files": count,
+        "capped": count >= FINGERPRINT_MAX_FILES,
+    }
 
 
 def nano_code_commit() -> str | None:
@@ -269,7 +274,9 @@ def interaction_record(exchange: Exchange, redactor: Redactor, extra: Mapping[st
         k: [redactor.scrub(v)] for k, v in exchange.request_headers.items() if k.lower() not in SECRET_HEADERS
     }
     response_headers = {
-        k: [redactor.scrub(v)] for k, v in exchange.response_headers.items() if k.lower() not in SECRET_HEADERS
+        k: [redactor.scrub(v)]
+        for k, v in exchange.response_headers.items()
+        if k.lower() not in SECRET_HEADERS
     }
     return {
         "request": {
@@ -320,7 +327,10 @@ class Recorder:
 
     def on_exchange(self, exchange: Exchange) -> None:
         action = self._action
-        extra: dict[str, Any] = {"t_ms": self._ms(self._started), "duration_ms": self._ms(self._action_started)}
+        extra: dict[str, Any] = {
+            "t_ms": self._ms(self._started),
+            "duration_ms": self._ms(self._action_started),
+        }
         if isinstance(action, (CallModel, RetryModel)):
             extra.update(step=action.step, attempt=action.attempt)
         self.writer.interaction(interaction_record(exchange, self.redactor, extra))
@@ -331,7 +341,13 @@ class Recorder:
     def on_action(self, action: Action, state: State) -> None:
         if isinstance(action, RetryModel):
             self._journal(
-                {"retry": {"delay": action.delay, "attempt": action.attempt, "failure": to_json(action.failure)}}
+                {
+                    "retry": {
+                        "delay": action.delay,
+                        "attempt": action.attempt,
+                        "failure": to_json(action.failure),
+                    }
+                }
             )
         if isinstance(action, (CallModel, RetryModel)):
             self.steps += 1
@@ -344,7 +360,9 @@ class Recorder:
 
     def on_event(self, event: Event, state: State) -> None:
         action = self._action
-        if isinstance(action, (CallModel, RetryModel)) and isinstance(event, (ModelReply, ModelFailure, Interrupt)):
+        if isinstance(action, (CallModel, RetryModel)) and isinstance(
+            event, (ModelReply, ModelFailure, Interrupt)
+        ):
             if not self._exchange_written:
                 # No complete HTTP response (transport failure, timeout, Ctrl-C):
                 # replay needs the request and what the kernel was told instead.
@@ -364,7 +382,9 @@ class Recorder:
             call = _call_summary(action) if not isinstance(event, UserInput) else None
             if call is not None:
                 record["call"] = call
-            if isinstance(event, ToolResult) or (isinstance(event, Interrupt) and isinstance(action, RunTool)):
+            if isinstance(event, ToolResult) or (
+                isinstance(event, Interrupt) and isinstance(action, RunTool)
+            ):
                 record["duration_ms"] = self._ms(self._action_started)
             self._journal(record)
             self._action = None

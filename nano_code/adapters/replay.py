@@ -54,7 +54,6 @@ from nano_code.kernel.events import (
     ModelReply,
     ToolCallFacts,
     ToolResult,
-    UserInput,
 )
 from nano_code.kernel.jsondiff import Difference, Mask, differences, render
 from nano_code.kernel.machine import State, initial_state, transition
@@ -102,7 +101,7 @@ class ReplayReport:
     """'identical', 'diverged', 'error', 'reblessed' or 'forked'."""
     steps: int = 0
     tool_calls: int = 0
-    usage: Usage = Usage()
+    usage: Usage = attrs.field(factory=Usage)
     seconds: float = 0.0
     divergence: Divergence | None = None
     error: str | None = None
@@ -265,7 +264,9 @@ class ReplayPerformer:
                 return record
         return None
 
-    def diverge(self, what: str, summary: str, record: Record | None, found: Sequence[Difference] = ()) -> Diverged:
+    def diverge(
+        self, what: str, summary: str, record: Record | None, found: Sequence[Difference] = ()
+    ) -> Diverged:
         return Diverged(
             Divergence(
                 step=max(self.step, 1),
@@ -283,7 +284,11 @@ class ReplayPerformer:
 
     def _interrupt_if_recorded(self) -> Interrupt | None:
         record = self.peek()
-        if record is not None and record.kind == "journal" and record.data.get("event", {}).get("type") == "Interrupt":
+        if (
+            record is not None
+            and record.kind == "journal"
+            and record.data.get("event", {}).get("type") == "Interrupt"
+        ):
             self.take()
             return Interrupt()
         return None
@@ -301,7 +306,9 @@ class ReplayPerformer:
         if isinstance(action, RetryModel):
             retry = self.take_raw_if("retry")
             if retry is None:
-                raise self.diverge("retry", "the new run retries a model call; the recording did not", self.peek())
+                raise self.diverge(
+                    "retry", "the new run retries a model call; the recording did not", self.peek()
+                )
             found = self.compare(retry.data["retry"]["delay"], action.delay)
             if found:
                 raise self.diverge("retry delay", "the retry policy waits differently", retry, found)
@@ -311,7 +318,9 @@ class ReplayPerformer:
             return interrupted
         record = self.take()
         if record is None:
-            raise self.diverge("extra request", "the new run sends a request the recording does not have", None)
+            raise self.diverge(
+                "extra request", "the new run sends a request the recording does not have", None
+            )
         payload = encode_body(action.body)
         if record.kind == "interaction":
             recorded_body: Any = record.data["request"].get("body")
@@ -319,7 +328,9 @@ class ReplayPerformer:
             recorded_body = record.data["call_without_response"]["request"]
         else:
             raise self.diverge(
-                "extra request", f"the new run calls the model where the recording has {_describe(record)}", record
+                "extra request",
+                f"the new run calls the model where the recording has {_describe(record)}",
+                record,
             )
         if isinstance(recorded_body, str) and recorded_body == payload.decode("utf-8"):
             found = []  # byte-identical, the common case: no need to parse and walk both
@@ -327,7 +338,9 @@ class ReplayPerformer:
             found = self.compare(_json_body(recorded_body), json.loads(payload))
         if found:
             if not self.options.rebless:
-                raise self.diverge("request", f"{len(found)} difference(s) in the request body", record, found)
+                raise self.diverge(
+                    "request", f"{len(found)} difference(s) in the request body", record, found
+                )
             self.changed_requests.append(
                 Divergence(self.step, record.line, "request", f"{len(found)} difference(s)", tuple(found))
             )
@@ -380,7 +393,9 @@ class ReplayPerformer:
     def check_tool_call(self, action: CheckToolCall) -> ToolCallFacts | Interrupt:
         if self.live is not None:
             return self.live.check_tool_call(action)
-        record = self._expect_event("ToolCallFacts", action, action.call.name, json.loads(action.call.arguments))
+        record = self._expect_event(
+            "ToolCallFacts", action, action.call.name, json.loads(action.call.arguments)
+        )
         if isinstance(record, Interrupt):
             return record
         return ToolCallFacts(action.call.id, bool(record.data["event"]["inside_workspace"]))
@@ -495,7 +510,9 @@ def offline_cassette(
     )
     player.register_matcher("nano_json_body", _body_matcher(masks))
     player.register_serializer("nano_code_session", _LoadedSession(session))
-    with player.use_cassette(str(path), serializer="nano_code_session", allow_playback_repeats=False) as cassette:
+    with player.use_cassette(
+        str(path), serializer="nano_code_session", allow_playback_repeats=False
+    ) as cassette:
 
         def only_the_expected_interaction(request: Any) -> Iterator[tuple[int, Any]]:
             index = expected_index()
@@ -571,8 +588,14 @@ def replay_session(
         if rebless_to is not None:
             metadata["reblessed_from"] = {"path": str(path), "session_id": metadata.get("session_id")}
         else:
-            fresh = provenance(config, settings, Path(str(settings["workspace"])), metadata.get("agents_md"), "fork")
-            fresh["parent"] = {"path": str(path), "session_id": metadata.get("session_id"), "fork_at": fork_at}
+            fresh = provenance(
+                config, settings, Path(str(settings["workspace"])), metadata.get("agents_md"), "fork"
+            )
+            fresh["parent"] = {
+                "path": str(path),
+                "session_id": metadata.get("session_id"),
+                "fork_at": fork_at,
+            }
             metadata = fresh
         metadata["tool_schemas"] = [to_json(spec) for spec in config.tools]
         # The copy's requests carry this version's system prompt: its provenance must say so.
@@ -604,7 +627,12 @@ def replay_session(
                 )
                 performer.on_go_live = stack.close
             divergence = _drive(driver, performer)
-            if divergence is None and cassette is not None and performer.live is None and not cassette.all_played:
+            if (
+                divergence is None
+                and cassette is not None
+                and performer.live is None
+                and not cassette.all_played
+            ):
                 divergence = Divergence(
                     performer.step, None, "unused interactions", "recorded interactions were never requested"
                 )

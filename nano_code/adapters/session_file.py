@@ -125,8 +125,8 @@ def parse_session_lines(lines: Iterable[str], path: Path) -> SessionFile:
     for number, raw in enumerate(lines, start=1):
         if pending_error is not None:
             # A record that did not parse is only forgivable as the torn last line.
-            bad_line, error = pending_error
-            raise SessionFileError(f"{path}:{bad_line}: corrupt record: {error}") from error
+            bad_line, bad = pending_error
+            raise SessionFileError(f"{path}:{bad_line}: corrupt record: {bad}") from bad
         complete = raw.endswith("\n")
         line = raw.rstrip("\n")
         if not line.strip():
@@ -165,8 +165,8 @@ def parse_session_lines(lines: Iterable[str], path: Path) -> SessionFile:
         else:
             records.append(Record(line=number, kind=kind, data=value))
     if pending_error is not None:
-        bad_line, error = pending_error
-        raise SessionFileError(f"{path}:{bad_line}: corrupt record: {error}") from error
+        bad_line, bad = pending_error
+        raise SessionFileError(f"{path}:{bad_line}: corrupt record: {bad}") from bad
     if metadata is None:
         raise SessionFileError(f"{path}: no metadata line: not a nano-code session")
     if metadata.get("format") != "nano-code-session":

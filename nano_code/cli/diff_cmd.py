@@ -116,14 +116,18 @@ def diff_main(argv: Sequence[str]) -> int:
     if first is None:
         print("the sessions are identical")
     elif "only_in" in first:
-        print(f"step {first['step']}: only {first['only_in'].upper()} continues ({first['kind']}, line {first['line']})")
+        print(
+            f"step {first['step']}: only {first['only_in'].upper()} continues ({first['kind']}, line {first['line']})"
+        )
     else:
         print(
             f"first divergence at step {first['step']}: "
             f"A {first['a']['kind']} (line {first['a']['line']}) vs B {first['b']['kind']} (line {first['b']['line']})"
         )
         for difference in first["differences"][:20]:
-            print(f"  {difference['path']}\n    A: {_short(difference['a'])}\n    B: {_short(difference['b'])}")
+            print(
+                f"  {difference['path']}\n    A: {_short(difference['a'])}\n    B: {_short(difference['b'])}"
+            )
     print(f"tokens: {result['tokens'][0]:,} -> {result['tokens'][1]:,} ({result['tokens_delta']:+,})")
     if result["cost_delta"] is not None:
         print(f"cost: {result['cost_delta']:+.4f} USD")

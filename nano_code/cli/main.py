@@ -57,12 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base-url", help="OpenAI-compatible base URL (INFERENCE_BASE_URL)")
     parser.add_argument("--max-steps", type=int, metavar="N", help="model calls allowed per turn")
     stream = parser.add_mutually_exclusive_group()
-    stream.add_argument("--stream", dest="stream", action="store_const", const="1", help="always stream replies")
+    stream.add_argument(
+        "--stream", dest="stream", action="store_const", const="1", help="always stream replies"
+    )
     stream.add_argument(
         "--no-stream", dest="stream", action="store_const", const="0", help="never stream (one JSON reply)"
     )
     parser.add_argument(
-        "--json", action="store_true", help="JSON Lines of every kernel event/action on stdout; text to stderr"
+        "--json",
+        action="store_true",
+        help="JSON Lines of every kernel event/action on stdout; text to stderr",
     )
     record = parser.add_mutually_exclusive_group()
     record.add_argument("--record", metavar="PATH", help="record the session to PATH (a vcrpy cassette)")

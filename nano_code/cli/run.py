@@ -144,6 +144,7 @@ def main(args: argparse.Namespace) -> int:
     if interactive or sys.stdin.isatty():
         approve = TerminalApprover(display, lambda a: preview(a, tool_context), sys.stdin).ask
     else:
+
         def approve(action: AskApproval) -> Any:
             return refuse_without_terminal(action, lambda text: display.notice(text))
 

@@ -41,7 +41,9 @@ def replay_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", "-q", action="store_true", help="do not show the session transcript")
     parser.add_argument("--rebless", action="store_true", help="accept new requests; write an updated copy")
     parser.add_argument("--output", metavar="PATH", help="where --rebless/--fork-at write (default: beside)")
-    parser.add_argument("--live-tools", action="store_true", help="also run the tools here and compare outputs")
+    parser.add_argument(
+        "--live-tools", action="store_true", help="also run the tools here and compare outputs"
+    )
     parser.add_argument("--fork-at", type=int, metavar="N", help="replay N model calls, then continue live")
     parser.add_argument("--model", help="model for the live continuation of --fork-at")
     parser.add_argument("--base-url", help="server for the live continuation of --fork-at")
@@ -80,7 +82,7 @@ def _status_line(report: Any) -> str:
 
 def replay_main(argv: Sequence[str]) -> int:
     args = replay_parser().parse_args(argv)
-    from nano_code.adapters.replay import ReplayReport, replay_session
+    from nano_code.adapters.replay import ReplayReport
     from nano_code.kernel.jsondiff import Mask, MaskError
 
     try:
@@ -190,6 +192,7 @@ def _live_factory(args: argparse.Namespace, on_delta: Any = None) -> Any:
         )
         client.exchange_sinks.extend(recording_client.exchange_sinks)
         context = ToolContext(workspace=Path.cwd().resolve(), shell_timeout=settings.shell_timeout)
+
         def warn(text: str) -> None:
             sys.stderr.write(text + "\n")
 
@@ -243,7 +246,9 @@ def sessions_main(argv: Sequence[str]) -> int:
     print(f"{'when':20} {'model':28} {'steps':>5} {'tokens':>8} {'cost':>8}  task / path")
     for row in rows:
         cost = f"${row['cost']:.4f}" if row["cost"] is not None else "-"
-        print(f"{row['created']:20} {row['model'][:28]:28} {row['steps']:>5} {row['tokens']:>8} {cost:>8}  {row['task'][:50]}")
+        print(
+            f"{row['created']:20} {row['model'][:28]:28} {row['steps']:>5} {row['tokens']:>8} {cost:>8}  {row['task'][:50]}"
+        )
         print(f"{'':76}{row['path']}")
     return EXIT_OK
 

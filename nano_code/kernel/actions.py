@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any
 
 import attrs
 from attrs import validators as v
@@ -98,5 +98,5 @@ class EndTurn:
     """Tokens spent in this turn."""
 
 
-Action = Union[CallModel, RetryModel, CheckToolCall, AskApproval, RunTool, ShowText, WaitForUser, EndTurn]
+Action = CallModel | RetryModel | CheckToolCall | AskApproval | RunTool | ShowText | WaitForUser | EndTurn
 ACTION_TYPES = (CallModel, RetryModel, CheckToolCall, AskApproval, RunTool, ShowText, WaitForUser, EndTurn)

@@ -9,7 +9,6 @@ string, any id) -- the transition function copes with all of it.
 from __future__ import annotations
 
 import enum
-from typing import Union
 
 import attrs
 from attrs import validators as v
@@ -108,7 +107,5 @@ class Interrupt:
     """The user pressed Ctrl-C: stop whatever is in flight."""
 
 
-Event = Union[
-    UserInput, ModelReply, ModelFailure, ToolCallFacts, ApprovalDecision, ToolResult, Interrupt
-]
+Event = UserInput | ModelReply | ModelFailure | ToolCallFacts | ApprovalDecision | ToolResult | Interrupt
 EVENT_TYPES = (UserInput, ModelReply, ModelFailure, ToolCallFacts, ApprovalDecision, ToolResult, Interrupt)

@@ -117,7 +117,11 @@ def differences(
                 walk(a.get(key, MISSING), b.get(key, MISSING), (*path, str(key)))
         elif isinstance(a, list) and isinstance(b, list):
             for index in range(max(len(a), len(b))):
-                walk(a[index] if index < len(a) else MISSING, b[index] if index < len(b) else MISSING, (*path, index))
+                walk(
+                    a[index] if index < len(a) else MISSING,
+                    b[index] if index < len(b) else MISSING,
+                    (*path, index),
+                )
         elif a != b or type(a) is not type(b):
             found.append(Difference(format_path(path), a, b))
 

@@ -122,8 +122,8 @@ class State:
     malformed_streak: int = 0
     """Consecutive replies whose tool calls were all unusable, or undecodable bodies."""
     always_approved: frozenset[str] = frozenset()
-    turn_usage: Usage = Usage()
-    session_usage: Usage = Usage()
+    turn_usage: Usage = attrs.field(factory=Usage)
+    session_usage: Usage = attrs.field(factory=Usage)
 
 
 def initial_state(config: KernelConfig) -> State:
@@ -154,15 +154,11 @@ def _end_turn(state: State, reason: TurnEnd, detail: str, actions: list[Action])
 
 
 def _answer(state: State, call_id: str, content: str) -> State:
-    return attrs.evolve(
-        state, history=(*state.history, ToolMessage(tool_call_id=call_id, content=content))
-    )
+    return attrs.evolve(state, history=(*state.history, ToolMessage(tool_call_id=call_id, content=content)))
 
 
 def _used_call_ids(history: tuple[Message, ...]) -> set[str]:
-    return {
-        call.id for m in history if isinstance(m, AssistantMessage) for call in m.tool_calls
-    }
+    return {call.id for m in history if isinstance(m, AssistantMessage) for call in m.tool_calls}
 
 
 def _unique_id(raw: str, taken: set[str], position: int) -> str:
@@ -275,8 +271,10 @@ def _decide(state: State, decision: Approval, actions: list[Action]) -> Transiti
         state = attrs.evolve(state, phase=Phase.AWAITING_TOOL_RESULT)
         return state, [*actions, RunTool(call=head.call, arguments=head.arguments)]
     spec = state.config.tool(head.call.name)
-    reason = "it can change files or run commands" if spec and spec.mutates else (
-        "it reaches outside the workspace"
+    reason = (
+        "it can change files or run commands"
+        if spec and spec.mutates
+        else ("it reaches outside the workspace")
     )
     state = attrs.evolve(state, phase=Phase.AWAITING_APPROVAL)
     return state, [*actions, AskApproval(call=head.call, arguments=head.arguments, reason=reason)]
@@ -344,7 +342,10 @@ def _on_model_failure(state: State, event: ModelFailure) -> Transition:
     if event.kind is FailureKind.MALFORMED:
         state = attrs.evolve(state, malformed_streak=state.malformed_streak + 1)
     delay = retry_delay(event, state.attempt, state.config.retry)
-    if event.kind is FailureKind.MALFORMED and state.malformed_streak >= state.config.max_consecutive_malformed:
+    if (
+        event.kind is FailureKind.MALFORMED
+        and state.malformed_streak >= state.config.max_consecutive_malformed
+    ):
         delay = None
     if delay is None:
         return _end_turn(state, TurnEnd.FAILED, event.message, [])

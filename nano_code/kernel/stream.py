@@ -281,9 +281,7 @@ class ResponseDecoder:
     def __init__(self, status: int, headers: Mapping[str, str]) -> None:
         self.status = status
         self._headers = dict(headers)
-        content_type = next(
-            (v for k, v in self._headers.items() if k.lower() == "content-type"), ""
-        ).lower()
+        content_type = next((v for k, v in self._headers.items() if k.lower() == "content-type"), "").lower()
         self._sse: bool | None = None if not content_type else "event-stream" in content_type
         self._body = bytearray()
         self._parser = SseParser()
@@ -313,9 +311,7 @@ class ResponseDecoder:
         if not 200 <= self.status < 300:
             return classify_http_error(self.status, self._headers, bytes(self._body))
         if self.status != 200:
-            return ModelFailure(
-                FailureKind.MALFORMED, f"unexpected HTTP {self.status}", status=self.status
-            )
+            return ModelFailure(FailureKind.MALFORMED, f"unexpected HTTP {self.status}", status=self.status)
         if not self._sse:
             return decode_body(bytes(self._body))
         for event, data in self._parser.finish():

@@ -56,7 +56,9 @@ def reply(
     }
 
 
-def http_error(status: int, body: Mapping[str, Any] | str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+def http_error(
+    status: int, body: Mapping[str, Any] | str, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """A script step answering with an HTTP error (or any raw response)."""
     text = body if isinstance(body, str) else json.dumps(body)
     return {"status": status, "body": text, "headers": dict(headers or {})}
@@ -135,7 +137,9 @@ def sse_events(reply_spec: Mapping[str, Any], request_number: int, model: str) -
     calls = _calls(reply_spec, request_number)
     for index, call in enumerate(calls):
         head = {"index": index, "id": call["id"], "type": "function"}
-        events.append(event({"tool_calls": [{**head, "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+        events.append(
+            event({"tool_calls": [{**head, "function": {"name": call["function"]["name"], "arguments": ""}}]})
+        )
         arguments = call["function"]["arguments"]
         for start in range(0, len(arguments), 16):
             piece = {"index": index, "function": {"arguments": arguments[start : start + 16]}}
@@ -177,21 +181,30 @@ class FakeServer:
                     server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
                     step = server.script[number] if number < len(server.script) else None
                 if step is None:
-                    self._send(500, b'{"error":{"message":"fake server: script exhausted"}}', "application/json")
+                    self._send(
+                        500, b'{"error":{"message":"fake server: script exhausted"}}', "application/json"
+                    )
                     return
                 if step.get("delay"):
                     time.sleep(float(step["delay"]))
                 if "reply" in step:
                     if isinstance(body, dict) and body.get("stream"):
-                        self._send_stream(sse_events(step["reply"], number, server.model), float(step.get("chunk_delay") or 0))
+                        self._send_stream(
+                            sse_events(step["reply"], number, server.model),
+                            float(step.get("chunk_delay") or 0),
+                        )
                     else:
-                        self._send(200, completion_body(step["reply"], number, server.model), "application/json")
+                        self._send(
+                            200, completion_body(step["reply"], number, server.model), "application/json"
+                        )
                     return
                 headers = dict(step.get("headers") or {})
                 content_type = headers.pop("Content-Type", "application/json")
                 self._send(int(step["status"]), str(step["body"]).encode(), content_type, headers)
 
-            def _send(self, status: int, payload: bytes, content_type: str, extra: Mapping[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, payload: bytes, content_type: str, extra: Mapping[str, str] | None = None
+            ) -> None:
                 lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('Status',))[0]}"]
                 lines.append(f"Content-Type: {content_type}")
                 lines.append(f"Content-Length: {len(payload)}")
@@ -203,9 +216,9 @@ class FakeServer:
 
             def _send_stream(self, events: list[bytes], chunk_delay: float) -> None:
                 head = (
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                    "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
-                ).encode()
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
+                )
                 framed = [b"%x\r\n%s\r\n" % (len(e), e) for e in events] + [b"0\r\n\r\n"]
                 try:
                     if chunk_delay <= 0:

@@ -37,7 +37,9 @@ def replay_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ignore", action="append", default=[], metavar="JSONPATH", help="mask a volatile field (repeatable)"
     )
-    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="replay in N processes")
+    parser.add_argument(
+        "--jobs", "-j", type=int, default=1, metavar="N", help="replay in N processes (0: one per core)"
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="do not show the session transcript")
     parser.add_argument("--rebless", action="store_true", help="accept new requests; write an updated copy")
     parser.add_argument("--output", metavar="PATH", help="where --rebless/--fork-at write (default: beside)")
@@ -99,6 +101,8 @@ def replay_main(argv: Sequence[str]) -> int:
     if (args.rebless or args.fork_at is not None) and not single:
         sys.stderr.write("nano-code replay: --rebless and --fork-at take exactly one session\n")
         return EXIT_USAGE
+    if args.jobs == 0:
+        args.jobs = os.cpu_count() or 1
     started = time.perf_counter()
     reports: list[ReplayReport] = []
     if single and (not args.quiet or args.rebless or args.fork_at is not None):

@@ -1,8 +1,8 @@
 """nano-code benchmarks: this project vs a bare urllib3 loop (the floor), side by side in one run.
 
-    /tmp/v/bin/python bench/run_all.py            # full run (a few minutes)
-    /tmp/v/bin/python bench/run_all.py --quick    # fewer repetitions, shorter timeouts
-    /tmp/v/bin/python bench/run_all.py --only cold,steps
+    .venv/bin/python bench/run_all.py            # full run (a few minutes)
+    .venv/bin/python bench/run_all.py --quick    # fewer repetitions, shorter timeouts
+    .venv/bin/python bench/run_all.py --only cold,steps
 
 Sections: cold (cold start to first request, --help, import time), steps
 (per-step overhead at step 1 and ~200, recording/streaming on and off, peak

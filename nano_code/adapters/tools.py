@@ -26,6 +26,7 @@ import attrs
 from attrs import validators as v
 
 from nano_code.adapters.shell import Ending, run_command
+from nano_code.kernel.policy import check_argument_values
 from nano_code.kernel.types import ToolSpec
 
 DEFAULT_READ_LIMIT = 2000
@@ -105,38 +106,11 @@ class Tool:
 
 # --- arguments and paths -------------------------------------------------------------------------
 
-_JSON_TYPE_CHECKS: dict[str, Callable[[object], bool]] = {
-    "string": lambda value: isinstance(value, str),
-    "integer": lambda value: isinstance(value, int) and not isinstance(value, bool),
-}
-
-
 def check_arguments(spec: ToolSpec, arguments: object) -> str | None:
-    """Why `arguments` do not fit `spec.parameters`, or None when they do."""
-    name = spec.name
+    """Why `arguments` do not fit `spec.parameters`, or None when they do (the kernel's check)."""
     if not isinstance(arguments, Mapping):
-        return f"Error: the arguments of {name} must be a JSON object; the call was not run."
-    properties: Mapping[str, Any] = spec.parameters.get("properties", {})
-    unknown = [key for key in arguments if key not in properties]
-    if unknown:
-        return (
-            f"Error: {name} has no parameter(s) {', '.join(map(repr, unknown))}; "
-            f"its parameters are {', '.join(properties)}. The call was not run."
-        )
-    missing = [key for key in spec.required_parameters if key not in arguments]
-    if missing:
-        return f"Error: {name} needs the parameter(s) {', '.join(missing)}; the call was not run."
-    for key, value in arguments.items():
-        schema = properties[key]
-        check = _JSON_TYPE_CHECKS.get(schema.get("type", ""))
-        if check is not None and not check(value):
-            return (
-                f"Error: parameter {key!r} of {name} must be of type {schema['type']}; the call was not run."
-            )
-        minimum = schema.get("minimum")
-        if minimum is not None and isinstance(value, int) and value < minimum:
-            return f"Error: parameter {key!r} of {name} must be at least {minimum}; the call was not run."
-    return None
+        return f"Error: the arguments of {spec.name} must be a JSON object; the call was not run."
+    return check_argument_values(spec, arguments)
 
 
 def inside_workspace(path: str, workspace: Path) -> bool:

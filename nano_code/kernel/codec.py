@@ -92,6 +92,45 @@ def build_request(
 # ---------------------------------------------------------------- shared helpers
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """`text` made encodable as UTF-8: lone surrogates become U+FFFD.
+
+    A JSON escape like `\\ud800` decodes to a lone surrogate, and so does an
+    undecodable byte read from stdin; either would make the next request body
+    (or the terminal) fail to encode. Cheap for the common cases.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def clean_reply(reply: ModelReply) -> ModelReply:
+    """Every string of a decoded reply made encodable (see `clean_text`)."""
+    calls = tuple(
+        ReplyToolCall(
+            id=clean_text(call.id),
+            name=clean_text(call.name),
+            arguments=None if call.arguments is None else clean_text(call.arguments),
+        )
+        for call in reply.tool_calls
+    )
+    return ModelReply(
+        content=clean_text(reply.content),
+        reasoning=clean_text(reply.reasoning),
+        tool_calls=calls,
+        finish_reason=None if reply.finish_reason is None else clean_text(reply.finish_reason),
+        usage=reply.usage,
+        model=None if reply.model is None else clean_text(reply.model),
+    )
+
+
 def _int(value: object) -> int:
     if isinstance(value, bool):
         return 0
@@ -292,7 +331,7 @@ def retry_after_seconds(headers: Mapping[str, str], message: str) -> float | Non
 def classify_http_error(status: int, headers: Mapping[str, str], body: bytes) -> ModelFailure:
     """A non-2xx response as a classified failure, whatever its body looks like."""
     try:
-        payload: object = json.loads(body)
+        payload: object = json.loads(body.decode("utf-8", "replace"))
     except (ValueError, RecursionError):
         payload = None
     error = error_object(payload)
@@ -312,7 +351,7 @@ def classify_http_error(status: int, headers: Mapping[str, str], body: bytes) ->
         kind = FailureKind.MALFORMED
     return ModelFailure(
         kind=kind,
-        message=f"HTTP {status}: {message}",
+        message=clean_text(f"HTTP {status}: {message}"),
         status=status,
         retry_after=retry_after_seconds(headers, message),
     )
@@ -330,7 +369,7 @@ def in_band_failure(error: Mapping[str, Any]) -> ModelFailure:
         kind = FailureKind.CONTEXT_OVERFLOW
     else:
         kind = FailureKind.IN_BAND_ERROR
-    return ModelFailure(kind=kind, message=f"error in response: {message}", status=status)
+    return ModelFailure(kind=kind, message=clean_text(f"error in response: {message}"), status=status)
 
 
 # ---------------------------------------------------------------- whole bodies
@@ -378,7 +417,7 @@ def decode_completion(payload: object) -> ModelReply | ModelFailure:
             ReplyToolCall(id="", name=legacy["name"], arguments=arguments_text(legacy.get("arguments"))),
         )
     model = payload.get("model")
-    return ModelReply(
+    reply = ModelReply(
         content=text,
         reasoning=reasoning_of(message) or content_reasoning,
         tool_calls=tool_calls,
@@ -386,12 +425,17 @@ def decode_completion(payload: object) -> ModelReply | ModelFailure:
         usage=decode_usage(payload.get("usage")),
         model=model if isinstance(model, str) and model else None,
     )
+    return clean_reply(reply)
 
 
 def decode_body(body: bytes) -> ModelReply | ModelFailure:
-    """A complete non-streamed HTTP 200 body."""
+    """A complete non-streamed HTTP 200 body.
+
+    Invalid UTF-8 is replaced before parsing, exactly as the recorder stores
+    the body, so a replay decodes what the live run decoded.
+    """
     try:
-        payload = json.loads(body)
+        payload = json.loads(body.decode("utf-8", "replace"))
     except ValueError:
         snippet = body[:80].decode("utf-8", "replace")
         return ModelFailure(FailureKind.MALFORMED, f"the response body is not JSON: {snippet!r}")

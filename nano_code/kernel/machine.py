@@ -45,7 +45,7 @@ from nano_code.kernel.actions import (
     TurnEnd,
     WaitForUser,
 )
-from nano_code.kernel.codec import build_request
+from nano_code.kernel.codec import build_request, clean_text
 from nano_code.kernel.errors import DriverMisuseError
 from nano_code.kernel.events import (
     ApprovalDecision,
@@ -184,7 +184,7 @@ def _unique_id(raw: str, taken: set[str], position: int) -> str:
 def _on_user_input(state: State, event: UserInput) -> Transition:
     state = attrs.evolve(
         state,
-        history=(*state.history, UserMessage(event.text)),
+        history=(*state.history, UserMessage(clean_text(event.text))),
         steps_this_turn=0,
         malformed_streak=0,
         turn_usage=Usage(),
@@ -330,7 +330,9 @@ def _on_approval(state: State, event: ApprovalDecision) -> Transition:
 
 def _on_tool_result(state: State, event: ToolResult) -> Transition:
     head = _require_head(state, event.call_id)
-    content = format_tool_output(event.output, event.exit_status, state.config.max_tool_output_chars)
+    content = format_tool_output(
+        clean_text(event.output), event.exit_status, state.config.max_tool_output_chars
+    )
     if event.is_error and not content.startswith("Error"):
         content = f"Error: {content}"
     state = _answer(state, head.call.id, content)

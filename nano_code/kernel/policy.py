@@ -158,28 +158,48 @@ def parse_arguments(spec: ToolSpec | None, name: str, raw: str | None) -> dict[s
             f"Error: the arguments of this {name} call are nested more than {MAX_ARGUMENT_DEPTH} levels "
             "deep; the call was not run."
         )
+    problem = check_argument_values(spec, arguments)
+    return arguments if problem is None else problem
+
+
+def check_argument_values(spec: ToolSpec, arguments: Mapping[str, Any]) -> str | None:
+    """Why `arguments` do not fit the tool's schema, or None when they do.
+
+    Checks what the tools' schemas use: required parameters, unknown ones
+    (when `additionalProperties` is false), basic JSON types and `minimum`.
+    The kernel runs this before asking for approval, so the user is never
+    asked about a call that could not run; the tools run it again on input
+    that reaches them another way.
+    """
+    name = spec.name
+    raw_properties = spec.parameters.get("properties")
+    properties: Mapping[str, Any] = raw_properties if isinstance(raw_properties, Mapping) else {}
+    if spec.parameters.get("additionalProperties") is False:
+        unknown = [key for key in arguments if key not in properties]
+        if unknown:
+            return (
+                f"Error: {name} has no parameter(s) {', '.join(map(repr, unknown))}; "
+                f"its parameters are {', '.join(properties)}. The call was not run."
+            )
     missing = [p for p in spec.required_parameters if p not in arguments]
     if missing:
         return f"Error: {name} needs the parameter(s) {', '.join(missing)}; the call was not run."
-    properties = spec.parameters.get("properties")
-    if isinstance(properties, Mapping):
-        for key, value in arguments.items():
-            schema = properties.get(key)
-            if not isinstance(schema, Mapping):
-                continue
-            expected = _JSON_TYPES.get(str(schema.get("type")))
-            if expected is None:
-                continue
-            if isinstance(value, bool) and expected is not bool:
-                wrong = True
-            else:
-                wrong = not isinstance(value, expected)
+    for key, value in arguments.items():
+        schema = properties.get(key)
+        if not isinstance(schema, Mapping):
+            continue
+        expected = _JSON_TYPES.get(str(schema.get("type")))
+        if expected is not None:
+            wrong = (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected)
             if wrong:
                 return (
                     f"Error: parameter {key!r} of {name} must be of type {schema.get('type')}; "
                     "the call was not run."
                 )
-    return arguments
+        minimum = schema.get("minimum")
+        if isinstance(minimum, (int, float)) and isinstance(value, (int, float)) and value < minimum:
+            return f"Error: parameter {key!r} of {name} must be at least {minimum}; the call was not run."
+    return None
 
 
 def format_tool_output(output: str, exit_status: int | None, limit: int) -> str:

@@ -24,6 +24,7 @@ import attrs
 from nano_code.kernel.codec import (
     arguments_text,
     classify_http_error,
+    clean_reply,
     decode_body,
     decode_usage,
     error_object,
@@ -248,7 +249,7 @@ class StreamAssembler:
             )
             for slot in self._calls
         )
-        return ModelReply(
+        reply = ModelReply(
             content="".join(self._text),
             reasoning="".join(self._reasoning),
             tool_calls=calls,
@@ -256,6 +257,7 @@ class StreamAssembler:
             usage=self._usage,
             model=self._model,
         )
+        return clean_reply(reply)
 
 
 def _is_whole_resend(current: str, piece: str) -> bool:

@@ -80,3 +80,52 @@ def test_regression_deeply_nested_tool_arguments_in_a_reply() -> None:
 def test_failure_events_round_trip() -> None:
     failure = ModelFailure(FailureKind.RATE_LIMIT, "slow", status=429, retry_after=1.5)
     assert round_trip(failure) == failure
+
+
+def _encodes(body: object) -> bool:
+    json.dumps(body, ensure_ascii=False).encode("utf-8")
+    return True
+
+
+def test_regression_lone_surrogate_in_a_reply_cannot_break_the_next_request() -> None:
+    """Review: content "\\ud800" (a lone surrogate escape) crashed encoding the next request."""
+    body = (
+        b'{"choices":[{"message":{"role":"assistant","content":"hi \\ud800",'
+        b'"tool_calls":[{"id":"c1","type":"function","function":{"name":"shell",'
+        b'"arguments":"{\\"command\\": \\"echo \\\\ud800\\"}"}}]},"finish_reason":"tool_calls"}]}'
+    )
+    reply = codec.decode_body(body)
+    assert isinstance(reply, ModelReply)
+    assert reply.content == "hi \ufffd"
+    state, _ = transition(initial_state(CONFIG), UserInput("go"))
+    state, actions = transition(state, reply)
+    assert _encodes(codec.build_request(state.config, state.history))
+    streamed = stream.decode_stream(
+        [
+            b"data: "
+            + json.dumps({"choices": [{"index": 0, "delta": {"content": "x\ud800y"}}]}).encode(
+                "utf-8", "surrogatepass"
+            )
+            + b"\n\n"
+        ]
+    )
+    assert isinstance(streamed, ModelReply) and streamed.content == "x\ufffdy"
+
+
+def test_regression_undecodable_user_input_becomes_replacement_characters() -> None:
+    """Review: `printf 'fix \\xff' | nano-code` read stdin with surrogateescape and crashed."""
+    state, actions = transition(initial_state(CONFIG), UserInput("fix \udcff"))
+    request = actions[-1]
+    assert isinstance(request, CallModel)
+    assert request.body["messages"][-1]["content"] == "fix \ufffd"
+    assert _encodes(request.body)
+
+
+def test_regression_invalid_utf8_body_decodes_as_the_recorder_stores_it() -> None:
+    """Review: live, invalid UTF-8 made the body MALFORMED, but the recording (decoded with
+    replacement) replayed as a reply -- an unchanged session diverged."""
+    body = b'{"choices":[{"message":{"role":"assistant","content":"caf\xe9"},"finish_reason":"stop"}]}'
+    live = codec.decode_body(body)
+    replayed = codec.decode_body(body.decode("utf-8", "replace").encode("utf-8"))
+    assert isinstance(live, ModelReply) and live == replayed
+    assert live.content == "caf\ufffd"

@@ -381,7 +381,9 @@ class _Checker:
     def url(self, name: str, value: str) -> str:
         url = value.rstrip("/")
         try:
-            host = urlsplit(url).netloc
+            parts = urlsplit(url)
+            host = parts.netloc
+            parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
         except ValueError:
             host = ""
         plain = url.isprintable() and " " not in url

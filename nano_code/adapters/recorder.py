@@ -45,8 +45,13 @@ from nano_code.kernel.types import KernelConfig, Usage
 
 SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization", "cookie"})
 REDACTED = "<redacted>"
-MIN_SCRUBBED_KEY = 8
-"""Shorter keys are too likely to occur by chance to be scrubbed from bodies."""
+MIN_SCRUBBED_KEY = 6
+"""Shorter keys (and all-digit ones) are too likely to occur by chance in ordinary
+text and numbers to be scrubbed from bodies; they are still dropped from headers."""
+
+
+def scrubbable(secret: str | None) -> bool:
+    return bool(secret) and len(secret or "") >= MIN_SCRUBBED_KEY and not (secret or "").isdigit()
 
 
 class SecretLeakError(Exception):
@@ -55,7 +60,7 @@ class SecretLeakError(Exception):
 
 class Redactor:
     def __init__(self, secret: str | None) -> None:
-        self.secret = secret if secret and len(secret) >= MIN_SCRUBBED_KEY else None
+        self.secret = secret if scrubbable(secret) else None
         self._forms: tuple[str, ...] = ()
         if self.secret:
             escaped = json.dumps(self.secret, ensure_ascii=False)[1:-1]
@@ -71,6 +76,11 @@ class Redactor:
         for form in self._forms:
             if form in text:
                 raise SecretLeakError("refusing to write the session: the API key would appear in it")
+
+    @property
+    def holdback(self) -> int:
+        """Characters of streamed text to hold back so a key split across pieces is still caught."""
+        return max((len(form) for form in self._forms), default=1) - 1
 
     def scrub_value(self, value: Any) -> Any:
         if not self._forms:
@@ -314,7 +324,6 @@ class Recorder:
         self._action: Action | None = None
         self._action_started = 0.0
         self._exchange_written = False
-        self.steps = 0
 
     def _ms(self, since: float) -> int:
         return round((time.monotonic() - since) * 1000)
@@ -350,7 +359,6 @@ class Recorder:
                 }
             )
         if isinstance(action, (CallModel, RetryModel)):
-            self.steps += 1
             self._exchange_written = False
         if isinstance(action, EndTurn):
             self._journal({"turn_end": to_json(action)})

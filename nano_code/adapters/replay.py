@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 
 from nano_code.adapters.model_client import Exchange, ModelClient, encode_body
+from nano_code.adapters.recorder import Recorder, Redactor, provenance
 from nano_code.adapters.session_file import (
     Record,
     SessionFile,
@@ -554,6 +555,7 @@ def replay_session(
     observers: Sequence[Observer] = (),
     on_delta: Callable[[StreamDelta], None] | None = None,
     config_overrides: Mapping[str, Any] | None = None,
+    redactor: Redactor | None = None,
 ) -> ReplayReport:
     """Replay one session; never raises for a bad or diverging session (see the report)."""
     from nano_code.agent_config import kernel_config  # needs tool specs
@@ -582,8 +584,6 @@ def replay_session(
     writer_closers: list[Callable[[], None]] = []
     output_path = rebless_to or fork_to
     if output_path is not None:
-        from nano_code.adapters.recorder import Recorder, Redactor, provenance
-
         metadata = dict(session.metadata)
         if rebless_to is not None:
             metadata["reblessed_from"] = {"path": str(path), "session_id": metadata.get("session_id")}
@@ -600,7 +600,8 @@ def replay_session(
         metadata["tool_schemas"] = [to_json(spec) for spec in config.tools]
         # The copy's requests carry this version's system prompt: its provenance must say so.
         metadata["system_prompt_sha256"] = hashlib.sha256(config.system_prompt.encode()).hexdigest()
-        recorder = Recorder(SessionWriter(output_path, metadata), Redactor(None))
+        scrubber = redactor if redactor is not None else Redactor(None)
+        recorder = Recorder(SessionWriter(output_path, metadata, scrubber.check), scrubber)
         all_observers.append(recorder)
         client.exchange_sinks.append(recorder.on_exchange)
         performer.exchange_sinks.append(recorder.on_exchange)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -131,12 +130,19 @@ class HumanDisplay:
         live: bool | None = None,
         echo_input: bool = False,
         failure_hints: Mapping[FailureKind, str] | None = None,
+        holdback: int = 0,
     ) -> None:
+        """`redact` scrubs the API key from everything shown; `holdback` is how many
+        characters of streamed text to hold back so a key split across stream
+        pieces is caught too (len(key) - 1)."""
         self.out = out
         self.err = err
         self.style = Style(colour_enabled(err))
         self._describe_call = describe_call
-        self._redact = redact
+        self.redact = redact
+        self._holdback = holdback
+        self._held = ""
+        self._streamed_text = False
         self._live = err.isatty() if live is None else live
         self._spinner = Spinner(err, self.style) if self._live else None
         self._text_open = False
@@ -151,13 +157,21 @@ class HumanDisplay:
         self._stop_spinner()
         if delta.kind == "text":
             self._close_reasoning()
-            self.out.write(delta.text)
-            self.out.flush()
-            self._text_open = True
+            self._streamed_text = True
+            self._write_text(delta.text)
         elif delta.kind == "reasoning" and self._live:
             self.err.write(self.style.dim(delta.text))
             self.err.flush()
             self._reasoning_open = True
+
+    def _write_text(self, text: str, final: bool = False) -> None:
+        self._held = self.redact(self._held + text)
+        cut = len(self._held) if final else max(0, len(self._held) - self._holdback)
+        if cut:
+            self.out.write(self._held[:cut])
+            self.out.flush()
+            self._held = self._held[cut:]
+            self._text_open = True
 
     def _close_reasoning(self) -> None:
         if self._reasoning_open:
@@ -166,6 +180,8 @@ class HumanDisplay:
 
     def _close_text(self) -> None:
         self._close_reasoning()
+        if self._held:
+            self._write_text("", final=True)
         if self._text_open:
             self.out.write("\n")
             self.out.flush()
@@ -178,7 +194,7 @@ class HumanDisplay:
     def notice(self, text: str, kind: TextKind = TextKind.NOTICE) -> None:
         self._stop_spinner()
         self._close_text()
-        text = self._redact(text)
+        text = self.redact(text)
         if kind is TextKind.WARNING:
             text = self.style.yellow(text)
         elif kind is TextKind.NOTICE:
@@ -189,18 +205,19 @@ class HumanDisplay:
     def error(self, text: str) -> None:
         self._stop_spinner()
         self._close_text()
-        self.err.write(self.style.red(self._redact(text)) + "\n")
+        self.err.write(self.style.red(self.redact(text)) + "\n")
         self.err.flush()
 
     # -- observer
 
     def on_action(self, action: Action, state: State) -> None:
         if isinstance(action, (CallModel, RetryModel)):
+            self._streamed_text = False
             if self._spinner is not None:
                 self._spinner.start("thinking")
         elif isinstance(action, RunTool):
             self._close_text()
-            line = self._describe_call(action.call.name, action.arguments)
+            line = self.redact(self._describe_call(action.call.name, action.arguments))
             self.err.write(self.style.cyan("● ") + self.style.bold(action.call.name) + " " + line + "\n")
             self.err.flush()
             if self._spinner is not None:
@@ -208,7 +225,7 @@ class HumanDisplay:
         elif isinstance(action, ShowText):
             if action.kind is TextKind.ASSISTANT:
                 self._stop_spinner()
-                self.out.write(action.text.rstrip("\n") + "\n")
+                self.out.write(self.redact(action.text).rstrip("\n") + "\n")
                 self.out.flush()
             else:
                 self.notice(action.text, action.kind)
@@ -235,6 +252,9 @@ class HumanDisplay:
             self._last_failure = event.kind if isinstance(event, ModelFailure) else None
             self._stop_spinner()
             if isinstance(event, ModelReply):
+                if state.config.stream and not self._streamed_text and event.content:
+                    # Asked to stream, the server sent one JSON body: nothing was shown yet.
+                    self._write_text(event.content, final=True)
                 self._close_text()
         elif isinstance(event, ToolResult):
             self._stop_spinner()
@@ -245,7 +265,7 @@ class HumanDisplay:
             if event.exit_status not in (None, 0):
                 status = f" [exit {event.exit_status}]"
             mark = self.style.red("  └ ") if event.is_error else self.style.dim("  └ ")
-            self.err.write(mark + self.style.dim(self._redact(first) + more + status) + "\n")
+            self.err.write(mark + self.style.dim(self.redact(first) + more + status) + "\n")
             self.err.flush()
         elif isinstance(event, ApprovalDecision) and event.verdict is Verdict.DENY:
             self.err.write(self.style.yellow(f"  └ not run: {event.reason or 'denied'}") + "\n")
@@ -266,13 +286,13 @@ class JsonLinesDisplay:
 
     def __init__(self, out: TextIO, redact: Callable[[str], str] = lambda text: text) -> None:
         self.out = out
-        self._redact = redact
+        self.redact = redact
 
     def _write(self, kind: str, value: object) -> None:
         own_kind = _OWN_KIND.get(type(value).__name__, "value_kind")
         fields = {(own_kind if key == "kind" else key): item for key, item in to_json(value).items()}
         line = json.dumps({"kind": kind, **fields}, ensure_ascii=False)
-        self.out.write(self._redact(line) + "\n")
+        self.out.write(self.redact(line) + "\n")
         self.out.flush()
 
     def on_event(self, event: Event, state: State) -> None:
@@ -295,7 +315,7 @@ class TerminalApprover:
         err = self._display.err
         self._display.notice("")
         err.write(style.yellow(f"{action.call.name} wants to run ({action.reason}):") + "\n")
-        err.write(self._preview(action).rstrip("\n") + "\n")
+        err.write(self._display.redact(self._preview(action)).rstrip("\n") + "\n")
         while True:
             err.write(style.bold("Allow? [y]es / [n]o / [a]lways for this tool: "))
             err.flush()
@@ -322,7 +342,3 @@ def refuse_without_terminal(action: AskApproval, warn: Callable[[str], None]) ->
         "nano-code has no terminal to ask the user for approval; it runs without --yes, "
         "so calls that change files or run commands are refused",
     )
-
-
-def stdin_is_terminal() -> bool:
-    return sys.stdin.isatty()

@@ -106,6 +106,7 @@ class Tool:
 
 # --- arguments and paths -------------------------------------------------------------------------
 
+
 def check_arguments(spec: ToolSpec, arguments: object) -> str | None:
     """Why `arguments` do not fit `spec.parameters`, or None when they do (the kernel's check)."""
     if not isinstance(arguments, Mapping):

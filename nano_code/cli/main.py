@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 SUBCOMMANDS = ("replay", "diff", "sessions")
 
+debug_requested = False
+"""Set from NANO_CODE_DEBUG in .env once settings are loaded (the environment is read directly)."""
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
@@ -97,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_FAILED
     except Exception as error:  # the one place that turns a crash into one line
-        if debug:
+        if debug or debug_requested:
             traceback.print_exc()
         else:
             sys.stderr.write(

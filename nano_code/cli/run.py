@@ -25,6 +25,7 @@ from nano_code.adapters.terminal import (
 )
 from nano_code.adapters.tools import ToolContext, find_tool
 from nano_code.agent_config import kernel_config, read_agents_md, recorded_settings
+from nano_code.cli import main as cli_main
 from nano_code.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from nano_code.driver import Driver, Observer
 from nano_code.kernel.actions import AskApproval, EndTurn, TurnEnd
@@ -60,20 +61,52 @@ def session_path(settings: Settings) -> Path:
     return settings.home / "sessions" / f"{stamp}-{uuid.uuid4().hex[:6]}.yaml"
 
 
-def _terminate_like_ctrl_c(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+EXIT_TERMINATED = 143
+QUICK_REPEAT = 1.0
+"""Seconds within which a second Ctrl-C means "quit", not just "stop this step"."""
+
+
+class Interrupts:
+    """Ctrl-C and SIGTERM both arrive as KeyboardInterrupt, so either gets the same
+    cleanup (the tool's process group killed, the recording closed); this
+    remembers which, and when, so two quick Ctrl-C can quit and `kill` exits 143."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.terminated = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._on_sigint)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        self.times.append(time.monotonic())
+        raise KeyboardInterrupt
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        self.terminated = True
+        raise KeyboardInterrupt
+
+    def twice_quickly(self) -> bool:
+        return len(self.times) >= 2 and self.times[-1] - self.times[-2] <= QUICK_REPEAT
+
+    def exit_status(self, status: int) -> int:
+        return EXIT_TERMINATED if self.terminated else status
+
+
+RESUME_FIXED_FLAGS = ("model", "max_steps", "stream", "yes")
 
 
 def main(args: argparse.Namespace) -> int:
-    # `kill` / `timeout` get the same cleanup as Ctrl-C: the tool's process
-    # group is killed and the recording closed.
-    signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
+    interrupts = Interrupts()
+    interrupts.install()
     workspace = Path.cwd().resolve()
     try:
         settings = load_settings(workspace, os.environ, _overrides(args))
     except ConfigError as error:
         sys.stderr.write(f"nano-code: {error}\n")
         return EXIT_USAGE
+    cli_main.debug_requested = settings.debug
     redactor = Redactor(settings.api_key)
 
     task = args.prompt
@@ -99,7 +132,23 @@ def main(args: argparse.Namespace) -> int:
         except SessionFileError as error:
             sys.stderr.write(f"nano-code: {error}\n")
             return EXIT_USAGE
-        recorded = dict(resume_file.metadata["settings"])
+        settings_of_session = resume_file.metadata.get("settings")
+        if not isinstance(settings_of_session, dict) or "workspace" not in settings_of_session:
+            sys.stderr.write(f"nano-code: cannot resume {args.resume}: its metadata has no settings\n")
+            return EXIT_USAGE
+        if settings_of_session["workspace"] != str(workspace):
+            sys.stderr.write(
+                f"nano-code: {args.resume} ran in {settings_of_session['workspace']}; "
+                "cd there to resume it (its tools work on that directory)\n"
+            )
+            return EXIT_USAGE
+        ignored = [f"--{name.replace('_', '-')}" for name in RESUME_FIXED_FLAGS if getattr(args, name)]
+        if ignored:
+            sys.stderr.write(
+                f"nano-code: ignoring {', '.join(ignored)}: a resumed session keeps its recorded settings "
+                "(so that it still replays)\n"
+            )
+        recorded = dict(settings_of_session)
         agents_md = resume_file.metadata.get("agents_md")
     config = kernel_config(recorded, agents_md)
 
@@ -113,7 +162,14 @@ def main(args: argparse.Namespace) -> int:
             return EXIT_USAGE
 
     out: TextIO = sys.stderr if args.json else sys.stdout
-    display = HumanDisplay(out, sys.stderr, describe_call, redact=redactor.scrub, failure_hints=FAILURE_HINTS)
+    display = HumanDisplay(
+        out,
+        sys.stderr,
+        describe_call,
+        redact=redactor.scrub,
+        failure_hints=FAILURE_HINTS,
+        holdback=redactor.holdback,
+    )
     observers: list[Observer] = [display]
     if args.json:
         observers.append(JsonLinesDisplay(sys.stdout, redact=redactor.scrub))
@@ -157,8 +213,8 @@ def main(args: argparse.Namespace) -> int:
             if closed is not None:
                 display.notice("resumed: the step that was in flight was recorded as interrupted")
         if task is not None:
-            return EXIT_BY_REASON[_turn(driver, task)]
-        return interactive_loop(driver, display)
+            return interrupts.exit_status(EXIT_BY_REASON[_turn(driver, task)])
+        return interrupts.exit_status(interactive_loop(driver, display, interrupts))
     finally:
         client.close()
         if recorder is not None:
@@ -183,7 +239,7 @@ def _turn(driver: Driver, text: str) -> TurnEnd:
     return end.reason
 
 
-def interactive_loop(driver: Driver, display: HumanDisplay) -> int:
+def interactive_loop(driver: Driver, display: HumanDisplay, interrupts: Interrupts) -> int:
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - line editing and history for input()
     display.notice(f"nano-code · {driver.state.config.model} · empty line or Ctrl-D to quit")
@@ -198,4 +254,6 @@ def interactive_loop(driver: Driver, display: HumanDisplay) -> int:
             return EXIT_OK
         if not text.strip():
             return EXIT_OK
-        _turn(driver, text)
+        reason = _turn(driver, text)
+        if reason is TurnEnd.INTERRUPTED and (interrupts.terminated or interrupts.twice_quickly()):
+            return EXIT_INTERRUPTED

@@ -155,10 +155,19 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         rebless_to = Path(args.output) if args.output else path.with_suffix(".reblessed.yaml")
     fork_to = None
     factory = None
+    redactor = None
     overrides: dict[str, Any] = {}
     if args.fork_at is not None:
+        from nano_code.adapters.config import ConfigError
+        from nano_code.adapters.recorder import Redactor
+
         fork_to = Path(args.output) if args.output else path.with_suffix(f".fork{args.fork_at}.yaml")
-        factory = _live_factory(args, on_delta)
+        try:
+            factory, api_key = _live_factory(args, on_delta)
+        except ConfigError as error:
+            sys.stderr.write(f"nano-code replay: {error}\n")
+            raise SystemExit(EXIT_USAGE) from None
+        redactor = Redactor(api_key)  # the live continuation uses the real key: keep it out of the fork
         if args.model:
             overrides["model"] = args.model
     for target in (rebless_to, fork_to):
@@ -176,6 +185,7 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         observers=observers,
         on_delta=on_delta,
         config_overrides=overrides,
+        redactor=redactor,
     )
 
 
@@ -205,7 +215,7 @@ def _live_factory(args: argparse.Namespace, on_delta: Any = None) -> Any:
             client, context, lambda action: refuse_without_terminal(action, warn), on_delta=on_delta
         )
 
-    return factory
+    return factory, settings.api_key
 
 
 def _print_report(report: Any) -> None:

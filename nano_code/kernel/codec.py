@@ -62,23 +62,18 @@ def encode_tool(spec: ToolSpec) -> dict[str, Any]:
     }
 
 
-def build_request(
-    config: KernelConfig,
-    history: tuple[Message, ...],
-    encoded_tools: tuple[dict[str, Any], ...] | None = None,
-) -> dict[str, Any]:
+def build_request(config: KernelConfig, history: tuple[Message, ...]) -> dict[str, Any]:
     """The complete /chat/completions body for the conversation so far.
 
     The system prompt travels as the first `system` message (the seed's
-    top-level `system` field is not part of the API). `encoded_tools` lets a
-    caller reuse the tool list it already encoded.
+    top-level `system` field is not part of the API).
     """
     body: dict[str, Any] = {
         "model": config.model,
         "messages": [encode_message(m) for m in history],
     }
     if config.tools:
-        body["tools"] = list(encoded_tools or tuple(encode_tool(t) for t in config.tools))
+        body["tools"] = [encode_tool(t) for t in config.tools]
     if config.temperature is not None:
         body["temperature"] = config.temperature
     if config.max_completion_tokens is not None:

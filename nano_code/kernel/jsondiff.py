@@ -20,6 +20,8 @@ import attrs
 
 _TOKEN = re.compile(r"\.\.([^.\[\]]+)|\.([^.\[\]]+)|\[(\*|\d+)\]")
 MISSING = "<missing>"
+"""How a report shows a key or element that one side does not have."""
+_ABSENT = object()  # compared by identity, so a literal "<missing>" value still differs from an absent one
 
 
 @attrs.frozen
@@ -114,16 +116,17 @@ def differences(
                 return
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             for key in list(a) + [k for k in b if k not in a]:
-                walk(a.get(key, MISSING), b.get(key, MISSING), (*path, str(key)))
+                walk(a.get(key, _ABSENT), b.get(key, _ABSENT), (*path, str(key)))
         elif isinstance(a, list) and isinstance(b, list):
             for index in range(max(len(a), len(b))):
                 walk(
-                    a[index] if index < len(a) else MISSING,
-                    b[index] if index < len(b) else MISSING,
+                    a[index] if index < len(a) else _ABSENT,
+                    b[index] if index < len(b) else _ABSENT,
                     (*path, index),
                 )
         elif a != b or type(a) is not type(b):
-            found.append(Difference(format_path(path), a, b))
+            shown = tuple(MISSING if side is _ABSENT else side for side in (a, b))
+            found.append(Difference(format_path(path), shown[0], shown[1]))
 
     walk(recorded, actual, ())
     return found, sorted(used)

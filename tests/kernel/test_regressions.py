@@ -98,7 +98,7 @@ def test_regression_lone_surrogate_in_a_reply_cannot_break_the_next_request() ->
     assert isinstance(reply, ModelReply)
     assert reply.content == "hi \ufffd"
     state, _ = transition(initial_state(CONFIG), UserInput("go"))
-    state, actions = transition(state, reply)
+    state, _actions = transition(state, reply)
     assert _encodes(codec.build_request(state.config, state.history))
     streamed = stream.decode_stream(
         [
@@ -114,7 +114,7 @@ def test_regression_lone_surrogate_in_a_reply_cannot_break_the_next_request() ->
 
 def test_regression_undecodable_user_input_becomes_replacement_characters() -> None:
     """Review: `printf 'fix \\xff' | nano-code` read stdin with surrogateescape and crashed."""
-    state, actions = transition(initial_state(CONFIG), UserInput("fix \udcff"))
+    _state, actions = transition(initial_state(CONFIG), UserInput("fix \udcff"))
     request = actions[-1]
     assert isinstance(request, CallModel)
     assert request.body["messages"][-1]["content"] == "fix \ufffd"
@@ -129,3 +129,11 @@ def test_regression_invalid_utf8_body_decodes_as_the_recorder_stores_it() -> Non
     replayed = codec.decode_body(body.decode("utf-8", "replace").encode("utf-8"))
     assert isinstance(live, ModelReply) and live == replayed
     assert live.content == "caf\ufffd"
+
+
+def test_regression_an_absent_key_differs_from_a_literal_missing_marker() -> None:
+    """Review: the differ stood "<missing>" in for absent keys, so {} equalled {"a": "<missing>"}."""
+    from nano_code.kernel.jsondiff import MISSING, differences
+
+    found, _ = differences({}, {"a": MISSING})
+    assert [(d.path, d.recorded, d.actual) for d in found] == [("$.a", MISSING, MISSING)]

@@ -32,6 +32,7 @@ from nano_code.adapters.session_file import (
     SessionFile,
     SessionFileError,
     SessionWriter,
+    VcrSerializer,
     as_cassette_dict,
     load_session,
 )
@@ -526,18 +527,14 @@ def offline_cassette(
         yield cassette
 
 
-class _LoadedSession:
+class _LoadedSession(VcrSerializer):
     """A vcrpy serializer that hands over an already parsed session."""
 
     def __init__(self, session: SessionFile) -> None:
         self._session = session
 
-    def deserialize(self, cassette_string: str) -> dict[str, Any]:
+    def deserialize(self, cassette_string: str) -> dict[str, Any]:  # type: ignore[override]
         return as_cassette_dict(self._session)
-
-    @staticmethod
-    def serialize(cassette_dict: Mapping[str, Any]) -> str:
-        raise SessionFileError("session files are written by nano-code's recorder, not by vcrpy")
 
 
 # ---------------------------------------------------------------- running a replay

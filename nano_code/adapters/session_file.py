@@ -92,6 +92,17 @@ class SessionFile:
     def journal(self) -> list[Mapping[str, Any]]:
         return [r.data for r in self.records if r.kind == "journal"]
 
+    def totals(self) -> tuple[int, float | None]:
+        """(tokens, cost) summed over the recorded turn ends; cost None when never reported."""
+        tokens, cost = 0, None
+        for data in self.journal:
+            usage = (data.get("turn_end") or {}).get("usage")
+            if usage:
+                tokens += int(usage.get("total_tokens") or 0)
+                if usage.get("cost") is not None:
+                    cost = (cost or 0.0) + float(usage["cost"])
+        return tokens, cost
+
 
 def header_text(metadata: Mapping[str, Any]) -> str:
     return f"{HEADER_COMMENT}version: 1\nmetadata: {dump_line(metadata)}\ninteractions:\n"

@@ -38,17 +38,6 @@ def comparable_steps(session: Any) -> list[tuple[str, int, Any]]:
     return steps
 
 
-def _usage(session: Any) -> tuple[int, float | None]:
-    tokens, cost = 0, None
-    for data in session.journal:
-        usage = (data.get("turn_end") or {}).get("usage")
-        if usage:
-            tokens += int(usage.get("total_tokens") or 0)
-            if usage.get("cost") is not None:
-                cost = (cost or 0.0) + float(usage["cost"])
-    return tokens, cost
-
-
 def diff_sessions(path_a: str, path_b: str, ignore: Sequence[str] = ()) -> dict[str, Any]:
     from nano_code.adapters.session_file import load_session
     from nano_code.kernel.jsondiff import Mask, differences
@@ -74,8 +63,8 @@ def diff_sessions(path_a: str, path_b: str, ignore: Sequence[str] = ()) -> dict[
         longer = "a" if len(steps_a) > len(steps_b) else "b"
         extra = (steps_a if longer == "a" else steps_b)[prefix]
         first = {"step": prefix + 1, "only_in": longer, "kind": extra[0], "line": extra[1], "differences": []}
-    tokens_a, cost_a = _usage(a)
-    tokens_b, cost_b = _usage(b)
+    tokens_a, cost_a = a.totals()
+    tokens_b, cost_b = b.totals()
     return {
         "a": path_a,
         "b": path_b,

@@ -269,17 +269,12 @@ def sessions_main(argv: Sequence[str]) -> int:
 
 def _session_row(session: Any) -> dict[str, Any]:
     task = ""
-    tokens = 0
-    cost: float | None = None
     for data in session.journal:
         event = data.get("event") or {}
-        if not task and event.get("type") == "UserInput":
-            task = event.get("text", "").strip().splitlines()[0] if event.get("text", "").strip() else ""
-        usage = (data.get("turn_end") or {}).get("usage")
-        if usage:
-            tokens += int(usage.get("total_tokens") or 0)
-            if usage.get("cost") is not None:
-                cost = (cost or 0.0) + float(usage["cost"])
+        if event.get("type") == "UserInput" and event.get("text", "").strip():
+            task = event["text"].strip().splitlines()[0]
+            break
+    tokens, cost = session.totals()
     return {
         "created": session.metadata.get("created", "?"),
         "model": session.metadata.get("model", "?"),

@@ -151,6 +151,8 @@ def run_command(
         if ending is Ending.TIMED_OUT:
             _kill_group(process, kill_grace)
             _drain(pipe.fileno(), capture)
+        elif ending is Ending.LEFT_RUNNING:
+            _LEFT_RUNNING.add(process.pid)
     finally:
         pipe.close()
 
@@ -172,6 +174,43 @@ def run_command(
         omitted_bytes=omitted,
         process_group=process.pid,
     )
+
+
+_LEFT_RUNNING: set[int] = set()
+"""Process groups of commands that returned while a background child kept running."""
+
+
+def kill_left_running(grace: float = 0.5) -> int:
+    """Kill what commands left running in the background; called when the session ends.
+
+    A model's `server &` lives as long as the session that started it, not
+    longer. (A process that leaves its group on purpose, e.g. with setsid or
+    nohup and its own session, is the user's to manage.) Returns how many
+    groups were still alive.
+    """
+    alive = 0
+    for group in sorted(_LEFT_RUNNING):
+        try:
+            os.killpg(group, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            continue
+        alive += 1
+    if alive:
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_group_alive(g) for g in _LEFT_RUNNING):
+            time.sleep(0.02)
+        for group in _LEFT_RUNNING:
+            _signal_group(group, signal.SIGKILL)
+    _LEFT_RUNNING.clear()
+    return alive
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return _has_live_member(group)
 
 
 def _pump(

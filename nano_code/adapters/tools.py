@@ -212,8 +212,8 @@ def _run_shell(arguments: Arguments, context: ToolContext) -> ToolOutcome:
     if result.ending is Ending.LEFT_RUNNING:
         notes.append(
             "[the command finished but left a background process attached to its output; that "
-            "process keeps running and its further output is not captured. Redirect a background "
-            "process's output to a file (cmd > out.log 2>&1 &) to keep it.]"
+            "process keeps running until nano-code exits, and its further output is not captured. "
+            "Redirect a background process's output to a file (cmd > out.log 2>&1 &) to keep it.]"
         )
     if notes:
         output = "\n".join([output.rstrip("\n"), *notes]) if output else "\n".join(notes)

@@ -17,6 +17,7 @@ from nano_code.adapters.live import LivePerformer
 from nano_code.adapters.model_client import ModelClient
 from nano_code.adapters.recorder import Recorder, Redactor, SecretLeakError, provenance
 from nano_code.adapters.session_file import SessionFileError, SessionWriter, load_session
+from nano_code.adapters.shell import kill_left_running
 from nano_code.adapters.terminal import (
     HumanDisplay,
     JsonLinesDisplay,
@@ -216,6 +217,7 @@ def main(args: argparse.Namespace) -> int:
             return interrupts.exit_status(EXIT_BY_REASON[_turn(driver, task)])
         return interrupts.exit_status(interactive_loop(driver, display, interrupts))
     finally:
+        kill_left_running()
         client.close()
         if recorder is not None:
             recorder.close()

@@ -72,7 +72,8 @@ INFORMATIONAL = ("turn_end", "retry")
 @attrs.frozen
 class Divergence:
     step: int
-    """Model calls made before (or at) the point of divergence, 1-based."""
+    """Model requests made up to the point of divergence, 1-based, retries included
+    (so it counts HTTP requests; the kernel's `CallModel.step` counts per turn)."""
     line: int | None
     """Line of the session file holding the recorded side, when there is one."""
     what: str

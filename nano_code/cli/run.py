@@ -253,7 +253,7 @@ def interactive_loop(driver: Driver, display: HumanDisplay, interrupts: Interrup
             return EXIT_OK
         except KeyboardInterrupt:
             display.err.write("\n")
-            return EXIT_OK
+            return EXIT_INTERRUPTED if interrupts.twice_quickly() else EXIT_OK
         if not text.strip():
             return EXIT_OK
         reason = _turn(driver, text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
+import time
 
 from cli_helpers import Agent, assert_one_clean_error, kill_if_running, processes_with, wait_for
 
@@ -65,3 +66,25 @@ def test_an_endpoint_with_an_impossible_port_is_a_configuration_error(agent: Age
     assert result.returncode == 2
     assert "INFERENCE_BASE_URL" in result.stderr
     assert_one_clean_error(result.stderr)
+
+
+def test_two_quick_ctrl_c_during_a_command_quit_the_interactive_session(agent: Agent) -> None:
+    from cli_helpers import PROMPT, Terminal
+
+    marker = _marker()
+    agent.serve([reply(tool_calls=[("shell", {"command": marker})]), reply(content="never asked")])
+    terminal = Terminal()
+    process = agent.spawn("--yes", stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave)
+    try:
+        terminal.close_child_end()
+        terminal.read_until(PROMPT)
+        terminal.write("wait for me\n")
+        assert wait_for(lambda: bool(processes_with(marker)), timeout=15), terminal.drain(0.2)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)  # two presses of a person, not one coalesced signal
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 130, terminal.drain(0.5)
+    finally:
+        kill_if_running(process)
+        terminal.close()
+    assert wait_for(lambda: not processes_with(marker), timeout=3), processes_with(marker)

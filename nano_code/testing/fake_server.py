@@ -152,6 +152,12 @@ def sse_events(reply_spec: Mapping[str, Any], request_number: int, model: str) -
     return events
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-reply (Ctrl-C tests do, on purpose) is not an error here.
+        pass
+
+
 class FakeServer:
     """Serves `script` steps in order; `requests` holds every (headers, body) received."""
 
@@ -233,9 +239,10 @@ class FakeServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: stop() waits for serve_forever to notice, 0.5 s by default.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def port(self) -> int:

@@ -8,7 +8,7 @@
 
 Exit status: 0 the turn finished; 1 it failed (model error after retries,
 step budget exhausted, a replay diverged); 2 usage or configuration error;
-130 interrupted.
+130 interrupted; 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations

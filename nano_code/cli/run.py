@@ -198,7 +198,7 @@ def main(args: argparse.Namespace) -> int:
         observers.append(recorder)
 
     tool_context = ToolContext(workspace=workspace, shell_timeout=settings.shell_timeout)
-    if interactive or sys.stdin.isatty():
+    if sys.stdin.isatty():  # interactive mode implies it; -p with a terminal asks there too
         approve = TerminalApprover(display, lambda a: preview(a, tool_context), sys.stdin).ask
     else:
 

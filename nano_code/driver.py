@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Protocol
 
+import attrs
+
 from nano_code.kernel.actions import (
     Action,
     AskApproval,
@@ -34,6 +36,7 @@ from nano_code.kernel.events import (
     UserInput,
 )
 from nano_code.kernel.machine import Phase, State, transition
+from nano_code.kernel.types import ApprovalMode
 
 
 class Performer(Protocol):
@@ -79,6 +82,24 @@ class Driver:
             if event is not None:
                 queue.extend(self.feed(event))
         return end
+
+    def set_approval_mode(self, mode: ApprovalMode) -> None:
+        """Approve from now on as the current command line says, dropping earlier "always" grants.
+
+        Authority never comes from a file: a resumed or forked session starts
+        its live part with the mode the user chose now, not the recorded one.
+        Observers with an `on_approval_mode` hook see it (the recorder writes
+        it to the journal, so a replay switches at the same point).
+        """
+        self.state = attrs.evolve(
+            self.state,
+            config=attrs.evolve(self.state.config, approval=mode),
+            always_approved=frozenset(),
+        )
+        for observer in self.observers:
+            hook = getattr(observer, "on_approval_mode", None)
+            if hook is not None:
+                hook(mode, self.state)
 
     def interrupt(self) -> EndTurn | None:
         """Close a turn that a Ctrl-C tore out of `run` (outside any performer)."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -233,6 +234,8 @@ _STREAM = "NANO_CODE_STREAM"
 _CONNECT_TIMEOUT = "NANO_CODE_CONNECT_TIMEOUT"
 _READ_TIMEOUT = "NANO_CODE_READ_TIMEOUT"
 _SHELL_TIMEOUT = "NANO_CODE_SHELL_TIMEOUT"
+_CALL_TIMEOUT = "NANO_CODE_CALL_TIMEOUT"
+_MAX_RESPONSE_BYTES = "NANO_CODE_MAX_RESPONSE_BYTES"
 _YES = "NANO_CODE_YES"
 _HOME = "NANO_CODE_HOME"
 _DEBUG = "NANO_CODE_DEBUG"
@@ -248,8 +251,19 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     (_STREAM, "true", "stream replies as they are generated (true/false)"),
     (_CONNECT_TIMEOUT, "10", "seconds to wait for a connection to the endpoint"),
     (_READ_TIMEOUT, "300", "seconds to wait for more data from the endpoint"),
+    (_CALL_TIMEOUT, "900", "seconds one model call may take in all, however the server trickles"),
+    (
+        _MAX_RESPONSE_BYTES,
+        "33554432",
+        "most bytes of one reply (after decompression) before it is abandoned (32 MiB)",
+    ),
     (_SHELL_TIMEOUT, "120", "seconds before a shell command is killed"),
-    (_YES, "false", "run every tool call without asking for approval (flag --yes)"),
+    (
+        _YES,
+        "false",
+        "run every tool call without asking for approval (flag --yes); "
+        "the environment or the flag only, never .env",
+    ),
     (
         _HOME,
         "~/.local/share/nano-code",
@@ -290,10 +304,14 @@ class Settings:
     stream: bool = True
     connect_timeout: float = 10.0
     read_timeout: float = 300.0
+    call_timeout: float = 900.0
+    max_response_bytes: int = 32 * 1024 * 1024
     shell_timeout: float = 120.0
     auto_approve: bool = False
     home: Path = attrs.field(factory=_home_from_process)
     debug: bool = False
+    warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
+    """One-line notices for the user about where settings came from (e.g. .env ignored)."""
 
     @property
     def chat_completions_url(self) -> str:
@@ -392,17 +410,40 @@ class _Checker:
         return url
 
 
+DOTENV_MAX_BYTES = 1 << 20
+AUTHORITY_SETTINGS = frozenset({_YES})
+"""Settings that grant authority: taken from the environment and flags only. A `.env`
+comes with whatever directory nano-code starts in (a cloned repository, say), so it
+is data, and must not be able to switch approval off."""
+
+
 def _read_dotenv(cwd: Path, environ: Mapping[str, str]) -> dict[str, str]:
     path = cwd / ".env"
     try:
-        text = path.read_text(encoding="utf-8")
+        # O_NONBLOCK: a named pipe called .env must not hang start-up; only regular files are read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return {}
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"cannot read {path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(f"cannot read {path}: {reason}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"cannot read {path}: not a regular file")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            data = stream.read(DOTENV_MAX_BYTES + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"cannot read {path}: {reason}") from None
+    finally:
+        os.close(fd)
+    if len(data) > DOTENV_MAX_BYTES:
+        raise ConfigError(f"cannot read {path}: larger than {DOTENV_MAX_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read {path}: not UTF-8 text (byte {exc.start})") from None
     values = parse_dotenv(text, environ)
     return {name: value for name, value in values.items() if name in _NAMES}
 
@@ -422,7 +463,14 @@ def load_settings(
     unknown = sorted(set(overrides) - _NAMES)
     if unknown:
         raise ValueError(f"unknown setting override(s): {', '.join(unknown)}")
-    layers: list[Mapping[str, str | None]] = [_read_dotenv(cwd, environ), environ, overrides]
+    dotenv = _read_dotenv(cwd, environ)
+    warnings: list[str] = []
+    for name in sorted(AUTHORITY_SETTINGS & {k for k, v in dotenv.items() if _is_set(v)}):
+        warnings.append(
+            f"ignoring {name} in {cwd / '.env'}: it grants authority, so only the environment or a flag may set it"
+        )
+        del dotenv[name]
+    layers: list[Mapping[str, str | None]] = [dotenv, environ, overrides]
     raw: dict[str, str] = {}
     for layer in layers:
         for name in _NAMES:
@@ -454,8 +502,11 @@ def load_settings(
         stream=check.boolean(_STREAM, text(_STREAM)),
         connect_timeout=check.seconds(_CONNECT_TIMEOUT, text(_CONNECT_TIMEOUT)),
         read_timeout=check.seconds(_READ_TIMEOUT, text(_READ_TIMEOUT)),
+        call_timeout=check.seconds(_CALL_TIMEOUT, text(_CALL_TIMEOUT)),
+        max_response_bytes=check.steps(_MAX_RESPONSE_BYTES, text(_MAX_RESPONSE_BYTES)),
         shell_timeout=check.seconds(_SHELL_TIMEOUT, text(_SHELL_TIMEOUT)),
         auto_approve=check.boolean(_YES, text(_YES)),
         home=home,
         debug=check.boolean(_DEBUG, text(_DEBUG)),
+        warnings=tuple(warnings),
     )

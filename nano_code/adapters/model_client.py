@@ -9,12 +9,21 @@ kernel decides whether to retry. This module parses nothing itself.
 Recording happens here, at our adapter, in vcrpy's interaction format: vcrpy
 itself would buffer a streamed response whole while recording, which kills
 live streaming.
+
+Every reply is bounded: at most `max_response_bytes` after decompression
+(gzip and deflate are inflated here, in bounded pieces, so a compression
+bomb costs no more than its cap; other encodings are refused), and at most
+`call_timeout` seconds in all, however slowly the server trickles bytes. Past
+either bound the attempt fails with one clear message and nothing of it is
+recorded but the request.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import time
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -59,6 +68,64 @@ class Exchange:
 
 ExchangeSink = Callable[[Exchange], None]
 
+READ_SIZE = 65536
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+
+
+class ResponseTooLarge(Exception):
+    pass
+
+
+class _Inflater:
+    """Undoes a Content-Encoding piece by piece, never producing more than `limit` bytes."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.encoding = encoding
+        self.limit = limit
+        self.produced = 0
+        self._inflater: Any = None
+        if encoding in ("gzip", "x-gzip"):
+            self._inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+        elif encoding == "deflate":
+            self._inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS)
+            self._raw_deflate_possible = True
+        elif encoding not in ("", "identity"):
+            raise ValueError(encoding)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._inflater is None:
+            yield self._count(data)
+            return
+        while data:
+            try:
+                piece = self._inflater.decompress(data, READ_SIZE)
+            except zlib.error:
+                if (
+                    self.encoding == "deflate"
+                    and self.produced == 0
+                    and getattr(self, "_raw_deflate_possible", False)
+                ):
+                    # Some servers send raw deflate without the zlib wrapper.
+                    self._raw_deflate_possible = False
+                    self._inflater = zlib.decompressobj(wbits=-zlib.MAX_WBITS)
+                    continue
+                raise
+            self._raw_deflate_possible = False
+            if piece:
+                yield self._count(piece)
+            data = self._inflater.unconsumed_tail
+            if self._inflater.eof and self._inflater.unused_data:
+                data = self._inflater.unused_data  # gzip allows several members
+                self._inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+            elif not piece and not data:
+                break
+
+    def _count(self, piece: bytes) -> bytes:
+        self.produced += len(piece)
+        if self.produced > self.limit:
+            raise ResponseTooLarge
+        return piece
+
 
 class ModelClient:
     def __init__(
@@ -67,9 +134,14 @@ class ModelClient:
         api_key: str | None,
         connect_timeout: float = 10.0,
         read_timeout: float = 300.0,
+        call_timeout: float = 900.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.url = url
         self._api_key = api_key
+        self._read_timeout = read_timeout
+        self.call_timeout = call_timeout
+        self.max_response_bytes = max_response_bytes
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._pool = urllib3.PoolManager(num_pools=2, maxsize=1, retries=False)
         self.exchange_sinks: list[ExchangeSink] = []
@@ -92,6 +164,7 @@ class ModelClient:
         payload = encode_body(body)
         stream = bool(body.get("stream"))
         headers = self._headers(stream)
+        deadline = time.monotonic() + self.call_timeout
         try:
             response = self._pool.request(
                 "POST",
@@ -99,25 +172,57 @@ class ModelClient:
                 body=payload,
                 headers=headers,
                 preload_content=False,
+                decode_content=False,  # inflated here, bounded (see _Inflater)
                 redirect=False,
                 timeout=self._timeout,
             )
         except HTTPError as error:
             return _transport_failure(error, sending=True)
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        try:
+            inflater = _Inflater(encoding, self.max_response_bytes)
+        except ValueError:
+            response.close()
+            return ModelFailure(
+                FailureKind.BAD_RESPONSE,
+                f"the server sent its reply with Content-Encoding {_short(encoding)[:40]!r}, which "
+                "nano-code does not decode (it asks for none)",
+                status=response.status,
+            )
         decoder = ResponseDecoder(response.status, dict(response.headers))
         received = bytearray()
         complete = False
         try:
             while True:
-                piece = response.read1(65536)
-                if not piece:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return _deadline_failure(self.call_timeout)
+                _limit_next_read(response, min(self._read_timeout, remaining))
+                raw = response.read1(READ_SIZE)
+                if not raw:
                     break
-                received += piece
-                for delta in decoder.feed(piece):
-                    if on_delta is not None:
-                        on_delta(delta)
+                for piece in inflater.feed(raw):
+                    received += piece
+                    for delta in decoder.feed(piece):
+                        if on_delta is not None:
+                            on_delta(delta)
             complete = True
+        except ResponseTooLarge:
+            return ModelFailure(
+                FailureKind.BAD_RESPONSE,
+                f"the server's reply grew past {self.max_response_bytes:,} bytes "
+                "(NANO_CODE_MAX_RESPONSE_BYTES); nano-code stopped reading it",
+                status=response.status,
+            )
+        except zlib.error as error:
+            return ModelFailure(
+                FailureKind.MALFORMED,
+                f"the server's {encoding} reply could not be decompressed: {_short(error)}",
+                status=response.status,
+            )
         except HTTPError as error:
+            if time.monotonic() >= deadline:
+                return _deadline_failure(self.call_timeout)
             return _transport_failure(error, sending=False)
         finally:
             if complete:
@@ -143,6 +248,21 @@ class ModelClient:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def _limit_next_read(response: Any, seconds: float) -> None:
+    """Let the next read wait no longer than `seconds` (the call's deadline may be near)."""
+    sock = getattr(getattr(response, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.001))
+
+
+def _deadline_failure(limit: float) -> ModelFailure:
+    return ModelFailure(
+        FailureKind.TIMEOUT,
+        f"the server's reply took longer than {limit:g} s in all (NANO_CODE_CALL_TIMEOUT); "
+        "nano-code stopped waiting",
+    )
 
 
 def _transport_failure(error: Exception, sending: bool) -> ModelFailure:

@@ -41,7 +41,7 @@ from nano_code.kernel.events import (
 from nano_code.kernel.machine import State
 from nano_code.kernel.serialize import to_json
 from nano_code.kernel.stream import ResponseDecoder
-from nano_code.kernel.types import KernelConfig, Usage
+from nano_code.kernel.types import ApprovalMode, KernelConfig, Usage
 
 SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization", "cookie"})
 REDACTED = "<redacted>"
@@ -396,6 +396,9 @@ class Recorder:
                 record["duration_ms"] = self._ms(self._action_started)
             self._journal(record)
             self._action = None
+
+    def on_approval_mode(self, mode: ApprovalMode, state: State) -> None:
+        self._journal({"approval_mode": mode.value})
 
     def close(self) -> None:
         self.writer.close()

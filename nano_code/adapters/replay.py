@@ -36,7 +36,7 @@ from nano_code.adapters.session_file import (
     as_cassette_dict,
     load_session,
 )
-from nano_code.adapters.tools import ToolContext, run_tool
+from nano_code.adapters.tools import ToolContext, ToolOutcome, find_tool, inside_workspace, run_tool
 from nano_code.driver import Driver, Observer, Performer
 from nano_code.kernel.actions import (
     Action,
@@ -56,14 +56,17 @@ from nano_code.kernel.events import (
     ModelReply,
     ToolCallFacts,
     ToolResult,
+    Verdict,
 )
 from nano_code.kernel.jsondiff import Difference, Mask, differences, render
 from nano_code.kernel.machine import State, initial_state, transition
+from nano_code.kernel.policy import Approval, approval_requirement
 from nano_code.kernel.serialize import from_json, to_json
 from nano_code.kernel.stream import ResponseDecoder, StreamDelta
-from nano_code.kernel.types import KernelConfig, Usage
+from nano_code.kernel.types import ApprovalMode, KernelConfig, Usage
 
-INFORMATIONAL = ("turn_end", "retry")
+INFORMATIONAL = ("turn_end", "retry", "approval_mode")
+"""Journal records that answer no request; `approval_mode` is applied where it stands."""
 
 
 # ---------------------------------------------------------------- reports
@@ -101,7 +104,8 @@ class ToolOutputDifference:
 class ReplayReport:
     path: str
     status: str
-    """'identical', 'diverged', 'error', 'reblessed' or 'forked'."""
+    """'identical', 'diverged', 'error', 'reblessed', 'forked', or 'tool outputs differ'
+    (with live tools: the replay itself was identical, the tools' outputs here were not)."""
     steps: int = 0
     tool_calls: int = 0
     usage: Usage = attrs.field(factory=Usage)
@@ -203,6 +207,13 @@ def _describe(record: Record | None) -> str:
 # ---------------------------------------------------------------- the performer
 
 
+Approver = Callable[[AskApproval], ApprovalDecision]
+
+
+def refuse_all(action: AskApproval) -> ApprovalDecision:
+    return ApprovalDecision(action.call.id, Verdict.DENY, "no terminal to ask and no --yes")
+
+
 @attrs.define
 class ReplayOptions:
     masks: tuple[Mask, ...] = ()
@@ -210,6 +221,10 @@ class ReplayOptions:
     live_tools: ToolContext | None = None
     fork_at: int | None = None
     live_performer_factory: Callable[[], Performer] | None = None
+    approval: ApprovalMode = ApprovalMode.ASK
+    """How live tool runs (--live-tools, a fork's live part) are approved: from the
+    current command line (`replay --yes`), never from the recording."""
+    approver: Approver = refuse_all
 
 
 class ReplayPerformer:
@@ -232,6 +247,10 @@ class ReplayPerformer:
         self.on_delta: Callable[[StreamDelta], None] | None = None
         self.interactions_taken = 0
         """Interaction records consumed so far; the last one's index is what vcrpy may serve."""
+        self.set_approval_mode: Callable[[ApprovalMode], None] | None = None
+        """Applies a recorded `approval_mode` record to the replayed state (see `Driver`)."""
+        self._applied_up_to = 0
+        self._live_always: set[str] = set()
 
     # -- cursor
 
@@ -239,7 +258,11 @@ class ReplayPerformer:
         position = self.position
         while position < len(self.records):
             record = self.records[position]
-            if record.kind == "journal" and next(iter(record.data)) in INFORMATIONAL:
+            if record.kind == "journal" and next(iter(record.data), None) in INFORMATIONAL:
+                if position >= self._applied_up_to and "approval_mode" in record.data:
+                    self._applied_up_to = position + 1
+                    if self.set_approval_mode is not None:
+                        self.set_approval_mode(ApprovalMode(record.data["approval_mode"]))
                 position += 1
                 continue
             return position
@@ -421,12 +444,34 @@ class ReplayPerformer:
             return record
         recorded: ToolResult = from_json(record.data["event"])
         if self.options.live_tools is not None:
-            outcome = run_tool(action.call.name, action.arguments, self.options.live_tools)
+            outcome = self._run_live_tool(action, self.options.live_tools)
             if outcome.output != recorded.output or outcome.exit_status != recorded.exit_status:
                 self.tool_output_differences.append(
                     ToolOutputDifference(self.step, action.call.name, recorded.output, outcome.output)
                 )
         return attrs.evolve(recorded, call_id=action.call.id)
+
+    def _run_live_tool(self, action: RunTool, context: ToolContext) -> ToolOutcome:
+        """Run a recorded tool call here, as a live session would: the recording's
+        approvals and path facts count for nothing; paths are checked here, at use,
+        and what needs approval is asked for (or refused without a terminal or --yes)."""
+        tool = find_tool(action.call.name)
+        if tool is None:
+            return run_tool(action.call.name, action.arguments, context)
+        inside: bool | None = None
+        path = tool.spec.path_parameter
+        if path is not None and isinstance(action.arguments.get(path), str):
+            inside = inside_workspace(action.arguments[path], context.workspace)
+        always = frozenset(self._live_always)
+        need = approval_requirement(tool.spec, self.options.approval, always, inside)
+        if need is not Approval.RUN:
+            what = "it changes files or runs commands" if tool.spec.mutates else "its path is outside"
+            decision = self.options.approver(AskApproval(action.call, action.arguments, what))
+            if decision.verdict is Verdict.ALWAYS:
+                self._live_always.add(tool.spec.name)
+            elif decision.verdict is Verdict.DENY:
+                return ToolOutcome(f"[not run here: {decision.reason or 'not approved'}]", is_error=True)
+        return run_tool(action.call.name, action.arguments, attrs.evolve(context, confined=inside is True))
 
     def _go_live(self) -> None:
         if self.options.live_performer_factory is None:
@@ -434,6 +479,8 @@ class ReplayPerformer:
         if self.on_go_live is not None:
             self.on_go_live()
         self.live = self.options.live_performer_factory()
+        if self.set_approval_mode is not None:
+            self.set_approval_mode(self.options.approval)  # the command line's, not the file's
 
 
 def _json_body(body: Any) -> Any:
@@ -554,8 +601,18 @@ def replay_session(
     on_delta: Callable[[StreamDelta], None] | None = None,
     config_overrides: Mapping[str, Any] | None = None,
     redactor: Redactor | None = None,
+    approval: ApprovalMode = ApprovalMode.ASK,
+    approver: Approver = refuse_all,
 ) -> ReplayReport:
-    """Replay one session; never raises for a bad or diverging session (see the report)."""
+    """Replay one session; never raises for a bad or diverging session (see the report).
+
+    `approval` and `approver` govern whatever runs live (`live_tools`, the
+    live part of a fork); they come from the caller's command line. The
+    recording's own approval mode and answers only reproduce its past.
+    Output files (`rebless_to`, `fork_to`) are written beside the target
+    and renamed into place only when the replay got that far, so a failed
+    run leaves nothing behind.
+    """
     from nano_code.agent_config import kernel_config  # needs tool specs
 
     started = time.perf_counter()
@@ -575,6 +632,8 @@ def replay_session(
         rebless=rebless_to is not None,
         live_tools=ToolContext(workspace=live_tools.resolve()) if live_tools else None,
         fork_at=fork_at,
+        approval=approval,
+        approver=approver,
     )
     performer = ReplayPerformer(session, client, options)
     performer.on_delta = on_delta
@@ -599,7 +658,9 @@ def replay_session(
         # The copy's requests carry this version's system prompt: its provenance must say so.
         metadata["system_prompt_sha256"] = hashlib.sha256(config.system_prompt.encode()).hexdigest()
         scrubber = redactor if redactor is not None else Redactor(None)
-        recorder = Recorder(SessionWriter(output_path, metadata, scrubber.check), scrubber)
+        partial_path = output_path.with_name(f".{output_path.name}.partial")
+        partial_path.unlink(missing_ok=True)
+        recorder = Recorder(SessionWriter(partial_path, metadata, scrubber.check), scrubber)
         all_observers.append(recorder)
         client.exchange_sinks.append(recorder.on_exchange)
         performer.exchange_sinks.append(recorder.on_exchange)
@@ -615,6 +676,7 @@ def replay_session(
             options.live_performer_factory = make_live
 
     driver = Driver(initial_state(config), performer, all_observers)
+    performer.set_approval_mode = driver.set_approval_mode
     divergence: Divergence | None = None
     error: str | None = None
     try:
@@ -654,8 +716,17 @@ def replay_session(
         status = "reblessed"
     elif fork_at is not None and performer.live is not None:
         status = "forked"
+    elif performer.tool_output_differences:
+        status = "tool outputs differ"
     else:
         status = "identical"
+    if output_path is not None:
+        partial = output_path.with_name(f".{output_path.name}.partial")
+        if status in ("reblessed", "forked"):
+            partial.replace(output_path)
+        else:
+            partial.unlink(missing_ok=True)
+            output_path = None
     return ReplayReport(
         path=str(path),
         status=status,

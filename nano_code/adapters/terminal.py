@@ -2,6 +2,9 @@
 
 Assistant text goes to stdout; everything else (tool calls, notices, token
 counts) to stderr, so `nano-code -p ... > answer.txt` captures the answer.
+Every piece of text from a model, a server, a tool or a session file passes
+through `safe_text.for_terminal` (after the key is redacted) on its way out,
+and the approval prompt through the stricter `for_command`.
 With `--json`, stdout carries one JSON object per kernel event and action
 instead, and the human text still goes to stderr. Colour only on a terminal
 and never with NO_COLOR.
@@ -9,13 +12,13 @@ and never with NO_COLOR.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
+from nano_code.adapters.safe_text import for_command, for_terminal, json_text
 from nano_code.kernel.actions import (
     Action,
     AskApproval,
@@ -160,15 +163,17 @@ class HumanDisplay:
             self._streamed_text = True
             self._write_text(delta.text)
         elif delta.kind == "reasoning" and self._live:
-            self.err.write(self.style.dim(delta.text))
+            self.err.write(self.style.dim(for_terminal(self.redact(delta.text))))
             self.err.flush()
             self._reasoning_open = True
 
     def _write_text(self, text: str, final: bool = False) -> None:
         self._held = self.redact(self._held + text)
         cut = len(self._held) if final else max(0, len(self._held) - self._holdback)
+        if cut and not final and self._held[cut - 1] == "\r":
+            cut -= 1  # a CR-LF split across pieces: wait for the LF
         if cut:
-            self.out.write(self._held[:cut])
+            self.out.write(for_terminal(self._held[:cut]))
             self.out.flush()
             self._held = self._held[cut:]
             self._text_open = True
@@ -194,7 +199,7 @@ class HumanDisplay:
     def notice(self, text: str, kind: TextKind = TextKind.NOTICE) -> None:
         self._stop_spinner()
         self._close_text()
-        text = self.redact(text)
+        text = for_terminal(self.redact(text))
         if kind is TextKind.WARNING:
             text = self.style.yellow(text)
         elif kind is TextKind.NOTICE:
@@ -205,7 +210,7 @@ class HumanDisplay:
     def error(self, text: str) -> None:
         self._stop_spinner()
         self._close_text()
-        self.err.write(self.style.red(self.redact(text)) + "\n")
+        self.err.write(self.style.red(for_terminal(self.redact(text))) + "\n")
         self.err.flush()
 
     # -- observer
@@ -218,14 +223,15 @@ class HumanDisplay:
         elif isinstance(action, RunTool):
             self._close_text()
             line = self.redact(self._describe_call(action.call.name, action.arguments))
-            self.err.write(self.style.cyan("● ") + self.style.bold(action.call.name) + " " + line + "\n")
+            name = for_terminal(action.call.name)
+            self.err.write(self.style.cyan("● ") + self.style.bold(name) + " " + for_terminal(line) + "\n")
             self.err.flush()
             if self._spinner is not None:
                 self._spinner.start("running")
         elif isinstance(action, ShowText):
             if action.kind is TextKind.ASSISTANT:
                 self._stop_spinner()
-                self.out.write(self.redact(action.text).rstrip("\n") + "\n")
+                self.out.write(for_terminal(self.redact(action.text)).rstrip("\n") + "\n")
                 self.out.flush()
             else:
                 self.notice(action.text, action.kind)
@@ -246,7 +252,7 @@ class HumanDisplay:
 
     def on_event(self, event: Event, state: State) -> None:
         if isinstance(event, UserInput) and self._echo_input:
-            self.out.write(self.style.bold("› " + event.text.strip()) + "\n")
+            self.out.write(self.style.bold("› " + for_terminal(self.redact(event.text.strip()))) + "\n")
             self.out.flush()
         elif isinstance(event, (ModelReply, ModelFailure, Interrupt)):
             self._last_failure = event.kind if isinstance(event, ModelFailure) else None
@@ -265,10 +271,11 @@ class HumanDisplay:
             if event.exit_status not in (None, 0):
                 status = f" [exit {event.exit_status}]"
             mark = self.style.red("  └ ") if event.is_error else self.style.dim("  └ ")
-            self.err.write(mark + self.style.dim(self.redact(first) + more + status) + "\n")
+            self.err.write(mark + self.style.dim(for_terminal(self.redact(first)) + more + status) + "\n")
             self.err.flush()
         elif isinstance(event, ApprovalDecision) and event.verdict is Verdict.DENY:
-            self.err.write(self.style.yellow(f"  └ not run: {event.reason or 'denied'}") + "\n")
+            reason = for_terminal(self.redact(event.reason or "denied"))
+            self.err.write(self.style.yellow(f"  └ not run: {reason}") + "\n")
             self.err.flush()
 
 
@@ -291,7 +298,7 @@ class JsonLinesDisplay:
     def _write(self, kind: str, value: object) -> None:
         own_kind = _OWN_KIND.get(type(value).__name__, "value_kind")
         fields = {(own_kind if key == "kind" else key): item for key, item in to_json(value).items()}
-        line = json.dumps({"kind": kind, **fields}, ensure_ascii=False)
+        line = json_text({"kind": kind, **fields})
         self.out.write(self.redact(line) + "\n")
         self.out.flush()
 
@@ -314,8 +321,19 @@ class TerminalApprover:
         style = self._display.style
         err = self._display.err
         self._display.notice("")
-        err.write(style.yellow(f"{action.call.name} wants to run ({action.reason}):") + "\n")
-        err.write(self._display.redact(self._preview(action)).rstrip("\n") + "\n")
+        name = for_terminal(action.call.name)
+        err.write(style.yellow(f"{name} wants to run ({action.reason}):") + "\n")
+        shown, escaped = for_command(self._display.redact(self._preview(action)).rstrip("\n"))
+        for line in shown.split("\n"):
+            err.write(style.dim("│ ") + line + "\n")
+        if escaped:
+            err.write(
+                style.red(
+                    "warning: this call contains control or invisible characters, shown above as "
+                    "\\x.. / \\u.... escapes; they are part of what would run"
+                )
+                + "\n"
+            )
         while True:
             err.write(style.bold("Allow? [y]es / [n]o / [a]lways for this tool: "))
             err.flush()

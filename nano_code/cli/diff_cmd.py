@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
-from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from nano_code.adapters.safe_text import json_text
+from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
 
 
 def comparable_steps(session: Any) -> list[tuple[str, int, Any]]:
@@ -94,32 +94,30 @@ def diff_main(argv: Sequence[str]) -> int:
     try:
         result = diff_sessions(args.a, args.b, args.ignore)
     except (SessionFileError, MaskError) as error:
-        sys.stderr.write(f"nano-code diff: {error}\n")
+        say(f"nano-code diff: {error}", err=True)
         return EXIT_USAGE
     if args.json:
-        print(json.dumps(result, ensure_ascii=False))
+        say(json_text(result))
         return EXIT_OK if result["identical"] else EXIT_FAILED
-    print(f"A: {args.a} ({result['steps'][0]} steps)\nB: {args.b} ({result['steps'][1]} steps)")
-    print(f"identical prefix: {result['identical_prefix']} steps")
+    say(f"A: {args.a} ({result['steps'][0]} steps)\nB: {args.b} ({result['steps'][1]} steps)")
+    say(f"identical prefix: {result['identical_prefix']} steps")
     first = result["first_divergence"]
     if first is None:
-        print("the sessions are identical")
+        say("the sessions are identical")
     elif "only_in" in first:
-        print(
+        say(
             f"step {first['step']}: only {first['only_in'].upper()} continues ({first['kind']}, line {first['line']})"
         )
     else:
-        print(
+        say(
             f"first divergence at step {first['step']}: "
             f"A {first['a']['kind']} (line {first['a']['line']}) vs B {first['b']['kind']} (line {first['b']['line']})"
         )
         for difference in first["differences"][:20]:
-            print(
-                f"  {difference['path']}\n    A: {_short(difference['a'])}\n    B: {_short(difference['b'])}"
-            )
-    print(f"tokens: {result['tokens'][0]:,} -> {result['tokens'][1]:,} ({result['tokens_delta']:+,})")
+            say(f"  {difference['path']}\n    A: {_short(difference['a'])}\n    B: {_short(difference['b'])}")
+    say(f"tokens: {result['tokens'][0]:,} -> {result['tokens'][1]:,} ({result['tokens_delta']:+,})")
     if result["cost_delta"] is not None:
-        print(f"cost: {result['cost_delta']:+.4f} USD")
+        say(f"cost: {result['cost_delta']:+.4f} USD")
     return EXIT_OK if result["identical"] else EXIT_FAILED
 
 

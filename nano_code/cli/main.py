@@ -26,6 +26,16 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+
+def say(text: str = "", *, err: bool = False) -> None:
+    """Print one line of text that may hold untrusted parts (paths, recorded values), made safe."""
+    from nano_code.adapters.safe_text import for_terminal
+
+    stream = sys.stderr if err else sys.stdout
+    stream.write(for_terminal(text) + "\n")
+    stream.flush()
+
+
 EXAMPLES = """\
 examples:
   nano-code                                   work interactively in this directory
@@ -103,8 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug or debug_requested:
             traceback.print_exc()
         else:
-            sys.stderr.write(
+            say(
                 f"nano-code: internal error: {type(error).__name__}: {error} "
-                "(set NANO_CODE_DEBUG=1 for the traceback)\n"
+                "(set NANO_CODE_DEBUG=1 for the traceback)",
+                err=True,
             )
         return EXIT_FAILED

@@ -27,11 +27,12 @@ from nano_code.adapters.terminal import (
 from nano_code.adapters.tools import ToolContext, find_tool
 from nano_code.agent_config import kernel_config, read_agents_md, recorded_settings
 from nano_code.cli import main as cli_main
-from nano_code.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from nano_code.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, say
 from nano_code.driver import Driver, Observer
 from nano_code.kernel.actions import AskApproval, EndTurn, TurnEnd
 from nano_code.kernel.events import FailureKind
 from nano_code.kernel.machine import State, initial_state
+from nano_code.kernel.types import ApprovalMode
 
 EXIT_BY_REASON = {
     TurnEnd.COMPLETED: EXIT_OK,
@@ -95,7 +96,9 @@ class Interrupts:
         return EXIT_TERMINATED if self.terminated else status
 
 
-RESUME_FIXED_FLAGS = ("model", "max_steps", "stream", "yes")
+RESUME_FIXED_FLAGS = ("model", "max_steps", "stream")
+"""Flags a resumed session cannot change (so that the whole file still replays). Approval
+is not among them: it is authority, and comes from this command line, never from the file."""
 
 
 def main(args: argparse.Namespace) -> int:
@@ -105,17 +108,25 @@ def main(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(workspace, os.environ, _overrides(args))
     except ConfigError as error:
-        sys.stderr.write(f"nano-code: {error}\n")
+        say(f"nano-code: {error}", err=True)
         return EXIT_USAGE
     cli_main.debug_requested = settings.debug
     redactor = Redactor(settings.api_key)
+    for warning in settings.warnings:
+        say(f"nano-code: {warning}", err=True)
+    if settings.api_key and plain_http_to_another_host(settings.base_url):
+        say(
+            f"nano-code: warning: the API key goes unencrypted (http://) to {settings.base_url}; "
+            "use https:// unless that host is yours",
+            err=True,
+        )
 
     task = args.prompt
     interactive = task is None and sys.stdin.isatty()
     if task is None and not interactive:
         task = sys.stdin.read()
         if not task.strip():
-            sys.stderr.write("nano-code: no task: pass -p TASK or pipe the task on stdin\n")
+            say("nano-code: no task: pass -p TASK or pipe the task on stdin", err=True)
             return EXIT_USAGE
     elif task is not None and not sys.stdin.isatty() and not args.resume:
         piped = sys.stdin.read()
@@ -131,23 +142,25 @@ def main(args: argparse.Namespace) -> int:
         try:
             resume_file = load_session(args.resume)
         except SessionFileError as error:
-            sys.stderr.write(f"nano-code: {error}\n")
+            say(f"nano-code: {error}", err=True)
             return EXIT_USAGE
         settings_of_session = resume_file.metadata.get("settings")
         if not isinstance(settings_of_session, dict) or "workspace" not in settings_of_session:
-            sys.stderr.write(f"nano-code: cannot resume {args.resume}: its metadata has no settings\n")
+            say(f"nano-code: cannot resume {args.resume}: its metadata has no settings", err=True)
             return EXIT_USAGE
         if settings_of_session["workspace"] != str(workspace):
-            sys.stderr.write(
+            say(
                 f"nano-code: {args.resume} ran in {settings_of_session['workspace']}; "
-                "cd there to resume it (its tools work on that directory)\n"
+                "cd there to resume it (its tools work on that directory)",
+                err=True,
             )
             return EXIT_USAGE
         ignored = [f"--{name.replace('_', '-')}" for name in RESUME_FIXED_FLAGS if getattr(args, name)]
         if ignored:
-            sys.stderr.write(
+            say(
                 f"nano-code: ignoring {', '.join(ignored)}: a resumed session keeps its recorded settings "
-                "(so that it still replays)\n"
+                "(so that it still replays)",
+                err=True,
             )
         recorded = dict(settings_of_session)
         agents_md = resume_file.metadata.get("agents_md")
@@ -159,7 +172,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             parent_state = rebuild_state(resume_file, config)
         except ResumeError as error:
-            sys.stderr.write(f"nano-code: cannot resume {args.resume}: {error}\n")
+            say(f"nano-code: cannot resume {args.resume}: {error}", err=True)
             return EXIT_USAGE
 
     out: TextIO = sys.stderr if args.json else sys.stdout
@@ -176,7 +189,12 @@ def main(args: argparse.Namespace) -> int:
         observers.append(JsonLinesDisplay(sys.stdout, redact=redactor.scrub))
 
     client = ModelClient(
-        settings.chat_completions_url, settings.api_key, settings.connect_timeout, settings.read_timeout
+        settings.chat_completions_url,
+        settings.api_key,
+        settings.connect_timeout,
+        settings.read_timeout,
+        call_timeout=settings.call_timeout,
+        max_response_bytes=settings.max_response_bytes,
     )
     recorder: Recorder | None = None
     try:
@@ -188,10 +206,10 @@ def main(args: argparse.Namespace) -> int:
             metadata = provenance(config, recorded, workspace, agents_md, origin=origin)
             recorder = Recorder(SessionWriter(path, metadata, redactor.check), redactor)
     except FileExistsError:
-        sys.stderr.write(f"nano-code: {args.record} already exists; choose another path\n")
+        say(f"nano-code: {args.record} already exists; choose another path", err=True)
         return EXIT_USAGE
     except (OSError, SecretLeakError) as error:
-        sys.stderr.write(f"nano-code: cannot record the session: {redactor.scrub(str(error))}\n")
+        say(f"nano-code: cannot record the session: {redactor.scrub(str(error))}", err=True)
         return EXIT_USAGE
     if recorder is not None:
         client.exchange_sinks.append(recorder.on_exchange)
@@ -213,6 +231,8 @@ def main(args: argparse.Namespace) -> int:
             closed = driver.interrupt()  # a crash mid-step left calls unanswered
             if closed is not None:
                 display.notice("resumed: the step that was in flight was recorded as interrupted")
+        if parent_state is not None:
+            driver.set_approval_mode(ApprovalMode.AUTO if settings.auto_approve else ApprovalMode.ASK)
         if task is not None:
             return interrupts.exit_status(EXIT_BY_REASON[_turn(driver, task)])
         return interrupts.exit_status(interactive_loop(driver, display, interrupts))
@@ -223,6 +243,23 @@ def main(args: argparse.Namespace) -> int:
             recorder.close()
             if not args.json:
                 display.notice(f"session recorded: {recorder.writer.path}")
+
+
+def plain_http_to_another_host(url: str) -> bool:
+    """Whether `url` is http:// to a host other than this machine's loopback."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "http":
+        return False
+    host = (parts.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 def preview(action: AskApproval, context: ToolContext) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -11,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from nano_code.adapters.safe_text import json_text
+from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
 
 
 def replay_parser() -> argparse.ArgumentParser:
@@ -47,6 +47,13 @@ def replay_parser() -> argparse.ArgumentParser:
         "--live-tools", action="store_true", help="also run the tools here and compare outputs"
     )
     parser.add_argument("--fork-at", type=int, metavar="N", help="replay N model calls, then continue live")
+    parser.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="approve every live tool call (--live-tools, --fork-at); without it they are asked on "
+        "a terminal and refused elsewhere -- never approved because the recording was",
+    )
     parser.add_argument("--model", help="model for the live continuation of --fork-at")
     parser.add_argument("--base-url", help="server for the live continuation of --fork-at")
     return parser
@@ -63,11 +70,17 @@ def expand_paths(paths: Sequence[str]) -> list[Path]:
     return found
 
 
-def _replay_quiet(job: tuple[str, list[str], bool]) -> Any:
+def _replay_quiet(job: tuple[str, list[str], bool, bool]) -> Any:
     from nano_code.adapters.replay import replay_session
+    from nano_code.kernel.types import ApprovalMode
 
-    path, ignore, live_tools = job
-    return replay_session(path, ignore=ignore, live_tools=Path.cwd() if live_tools else None)
+    path, ignore, live_tools, yes = job
+    return replay_session(
+        path,
+        ignore=ignore,
+        live_tools=Path.cwd() if live_tools else None,
+        approval=ApprovalMode.AUTO if yes else ApprovalMode.ASK,
+    )
 
 
 def _status_line(report: Any) -> str:
@@ -79,6 +92,9 @@ def _status_line(report: Any) -> str:
     if report.status == "error":
         first_line = (report.error or "").strip().splitlines()[0] if report.error else ""
         return f"{report.path}: error: {first_line}"
+    if report.status == "tool outputs differ":
+        count = len(report.tool_output_differences)
+        return f"{report.path}: replayed identically, but {count} tool output(s) differ here"
     return f"{report.path}: {report.status} -> {report.output_path}"
 
 
@@ -91,15 +107,15 @@ def replay_main(argv: Sequence[str]) -> int:
         for pattern in args.ignore:
             Mask.parse(pattern)
     except MaskError as error:
-        sys.stderr.write(f"nano-code replay: {error}\n")
+        say(f"nano-code replay: {error}", err=True)
         return EXIT_USAGE
     paths = expand_paths(args.paths)
     if not paths:
-        sys.stderr.write("nano-code replay: no session files found\n")
+        say("nano-code replay: no session files found", err=True)
         return EXIT_USAGE
     single = len(paths) == 1
     if (args.rebless or args.fork_at is not None) and not single:
-        sys.stderr.write("nano-code replay: --rebless and --fork-at take exactly one session\n")
+        say("nano-code replay: --rebless and --fork-at take exactly one session", err=True)
         return EXIT_USAGE
     if args.jobs == 0:
         args.jobs = os.cpu_count() or 1
@@ -112,30 +128,35 @@ def replay_main(argv: Sequence[str]) -> int:
     elif args.jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        jobs = [(str(p), args.ignore, args.live_tools) for p in paths]
+        jobs = [(str(p), args.ignore, args.live_tools, args.yes) for p in paths]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             for report in pool.map(_replay_quiet, jobs, chunksize=max(1, len(jobs) // (args.jobs * 4))):
                 reports.append(report)
                 if not args.json:
-                    print(_status_line(report), flush=True)
+                    say(_status_line(report), err=report.status == "error")
     else:
         for path in paths:
-            report = _replay_quiet((str(path), args.ignore, args.live_tools))
+            report = _replay_quiet((str(path), args.ignore, args.live_tools, args.yes))
             reports.append(report)
             if not args.json:
-                print(_status_line(report), flush=True)
+                say(_status_line(report), err=report.status == "error")
     elapsed = time.perf_counter() - started
     if args.json:
         for report in reports:
-            print(json.dumps(report.as_json(), ensure_ascii=False))
+            say(json_text(report.as_json()))
     elif not single:
         counts = {s: sum(r.status == s for r in reports) for s in ("identical", "diverged", "error")}
         rate = len(reports) / elapsed if elapsed > 0 else 0.0
         steps = sum(r.steps for r in reports)
-        print(
+        say(
             f"\nsessions {len(reports)} | identical {counts['identical']} | diverged {counts['diverged']} | "
             f"errors {counts['error']} | {rate:.1f} sessions/s | {steps / elapsed if elapsed else 0:.0f} steps/s"
         )
+        failed = [report for report in reports if not report.ok]
+        if failed:
+            say("failed:")
+            for report in failed:
+                say(f"  {report.path}: {report.status}")
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
 
 
@@ -143,6 +164,7 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
     from nano_code.adapters.replay import replay_session
     from nano_code.adapters.terminal import HumanDisplay
     from nano_code.cli.run import describe_call
+    from nano_code.kernel.types import ApprovalMode
 
     observers = []
     on_delta = None
@@ -150,6 +172,7 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         display = HumanDisplay(sys.stdout, sys.stdout, describe_call, live=False, echo_input=True)
         observers.append(display)
         on_delta = display.on_delta
+    approver = _approver()
     rebless_to = None
     if args.rebless:
         rebless_to = Path(args.output) if args.output else path.with_suffix(".reblessed.yaml")
@@ -163,16 +186,16 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
 
         fork_to = Path(args.output) if args.output else path.with_suffix(f".fork{args.fork_at}.yaml")
         try:
-            factory, api_key = _live_factory(args, on_delta)
+            factory, api_key = _live_factory(args, approver, on_delta)
         except ConfigError as error:
-            sys.stderr.write(f"nano-code replay: {error}\n")
+            say(f"nano-code replay: {error}", err=True)
             raise SystemExit(EXIT_USAGE) from None
         redactor = Redactor(api_key)  # the live continuation uses the real key: keep it out of the fork
         if args.model:
             overrides["model"] = args.model
     for target in (rebless_to, fork_to):
         if target is not None and target.exists():
-            sys.stderr.write(f"nano-code replay: {target} exists; pass --output\n")
+            say(f"nano-code replay: {target} exists; pass --output", err=True)
             raise SystemExit(EXIT_USAGE)
     return replay_session(
         path,
@@ -186,14 +209,28 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         on_delta=on_delta,
         config_overrides=overrides,
         redactor=redactor,
+        approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
+        approver=approver,
     )
 
 
-def _live_factory(args: argparse.Namespace, on_delta: Any = None) -> Any:
+def _approver() -> Any:
+    """Who approves live tool calls in a replay: a person at this terminal, or nobody."""
+    from nano_code.adapters.terminal import HumanDisplay, TerminalApprover, refuse_without_terminal
+    from nano_code.adapters.tools import ToolContext
+    from nano_code.cli.run import describe_call, preview
+
+    display = HumanDisplay(sys.stderr, sys.stderr, describe_call, live=False)
+    if sys.stdin.isatty():
+        context = ToolContext(workspace=Path.cwd().resolve())
+        return TerminalApprover(display, lambda action: preview(action, context), sys.stdin).ask
+    return lambda action: refuse_without_terminal(action, display.notice)
+
+
+def _live_factory(args: argparse.Namespace, approver: Any, on_delta: Any = None) -> Any:
     from nano_code.adapters.config import load_settings
     from nano_code.adapters.live import LivePerformer
     from nano_code.adapters.model_client import ModelClient
-    from nano_code.adapters.terminal import refuse_without_terminal
     from nano_code.adapters.tools import ToolContext
 
     settings = load_settings(
@@ -202,32 +239,31 @@ def _live_factory(args: argparse.Namespace, on_delta: Any = None) -> Any:
 
     def factory(recording_client: ModelClient) -> LivePerformer:
         client = ModelClient(
-            settings.chat_completions_url, settings.api_key, settings.connect_timeout, settings.read_timeout
+            settings.chat_completions_url,
+            settings.api_key,
+            settings.connect_timeout,
+            settings.read_timeout,
+            call_timeout=settings.call_timeout,
+            max_response_bytes=settings.max_response_bytes,
         )
         client.exchange_sinks.extend(recording_client.exchange_sinks)
         context = ToolContext(workspace=Path.cwd().resolve(), shell_timeout=settings.shell_timeout)
-
-        def warn(text: str) -> None:
-            sys.stderr.write(text + "\n")
-
         # on_delta: the live continuation's streamed text is shown like the replayed part's
-        return LivePerformer(
-            client, context, lambda action: refuse_without_terminal(action, warn), on_delta=on_delta
-        )
+        return LivePerformer(client, context, approver, on_delta=on_delta)
 
     return factory, settings.api_key
 
 
 def _print_report(report: Any) -> None:
-    print(_status_line(report))
+    say(_status_line(report))
     for change in report.changed_requests:
-        print(f"  changed request at step {change.step}:\n{change.render()}")
+        say(f"  changed request at step {change.step}:\n{change.render()}")
     for difference in report.tool_output_differences:
-        print(f"  step {difference.step}: {difference.tool} output differs from the recording")
+        say(f"  step {difference.step}: {difference.tool} output differs from the recording")
     if report.status in ("identical", "reblessed", "forked"):
         usage = report.usage
         cost = f", ${usage.cost:.4f}" if usage.cost is not None else ""
-        print(f"  {usage.total_tokens:,} tokens{cost}, replayed in {report.seconds * 1000:.0f} ms")
+        say(f"  {usage.total_tokens:,} tokens{cost}, replayed in {report.seconds * 1000:.0f} ms")
 
 
 def sessions_main(argv: Sequence[str]) -> int:
@@ -240,7 +276,7 @@ def sessions_main(argv: Sequence[str]) -> int:
     try:
         settings = load_settings(Path.cwd(), os.environ, {})
     except ConfigError as error:
-        sys.stderr.write(f"nano-code: {error}\n")
+        say(f"nano-code: {error}", err=True)
         return EXIT_USAGE
     directory = settings.home / "sessions"
     rows = []
@@ -252,18 +288,18 @@ def sessions_main(argv: Sequence[str]) -> int:
         rows.append(_session_row(session))
     if args.json:
         for row in rows:
-            print(json.dumps(row))
+            say(json_text(row))
         return EXIT_OK
     if not rows:
-        print(f"no sessions in {directory}")
+        say(f"no sessions in {directory}")
         return EXIT_OK
-    print(f"{'when':20} {'model':28} {'steps':>5} {'tokens':>8} {'cost':>8}  task / path")
+    say(f"{'when':20} {'model':28} {'steps':>5} {'tokens':>8} {'cost':>8}  task / path")
     for row in rows:
         cost = f"${row['cost']:.4f}" if row["cost"] is not None else "-"
-        print(
+        say(
             f"{row['created']:20} {row['model'][:28]:28} {row['steps']:>5} {row['tokens']:>8} {cost:>8}  {row['task'][:50]}"
         )
-        print(f"{'':76}{row['path']}")
+        say(f"{'':76}{row['path']}")
     return EXIT_OK
 
 

@@ -59,6 +59,9 @@ class FailureKind(enum.Enum):
     """HTTP 200, but the body (or a stream event) carried an error object."""
     TRANSPORT = "transport"
     TIMEOUT = "timeout"
+    BAD_RESPONSE = "bad_response"
+    """The reply broke a limit nano-code sets (too large) or came in a form it refuses
+    to read (an encoding it did not ask for); asking again would not help."""
 
 
 @attrs.frozen

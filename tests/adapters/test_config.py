@@ -22,8 +22,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nano_code.adapters.config import (
+    AUTHORITY_SETTINGS,
     DEFAULT_BASE_URL,
     DEFAULT_MODEL,
+    DOTENV_MAX_BYTES,
     SETTINGS_DOC,
     ConfigError,
     Settings,
@@ -378,7 +380,8 @@ def test_settings_class_defaults_agree_with_load_settings(tmp_path: Path) -> Non
 
 def test_settings_doc_covers_every_field_once() -> None:
     names = [name for name, _, _ in SETTINGS_DOC]
-    assert len(names) == len(set(names)) == len(attrs.fields(Settings))
+    setting_fields = [field for field in attrs.fields(Settings) if field.name != "warnings"]
+    assert len(names) == len(set(names)) == len(setting_fields)
     assert {"OPENROUTER_API_KEY", "INFERENCE_BASE_URL", "MODEL_NAME"} <= set(names)
     for name, _default, comment in SETTINGS_DOC:
         assert comment and "\n" not in comment, name
@@ -573,6 +576,8 @@ def test_bad_values_raise_one_line_naming_the_variable_and_value(
     tmp_path: Path, var: str, value: str
 ) -> None:
     for how in ("environ", "dotenv", "flag"):
+        if how == "dotenv" and var in AUTHORITY_SETTINGS:
+            continue  # ignored in .env (see test_dotenv_cannot_grant_authority)
         environ: dict[str, str] = {}
         overrides: dict[str, str | None] = {}
         if how == "environ":
@@ -726,3 +731,33 @@ def test_env_example_uncommented_gives_the_defaults(tmp_path: Path) -> None:
     defaults = load(tmp_path)
     write_env(tmp_path, "\n".join(uncommented) + "\n")
     assert load(tmp_path) == defaults
+
+
+def test_dotenv_cannot_grant_authority(tmp_path: Path) -> None:
+    """A .env comes with the directory (a cloned repository): it must not turn approval off."""
+    write_env(tmp_path, "NANO_CODE_YES=1\nMODEL_NAME=m\n")
+    settings = load(tmp_path, {})
+    assert settings.auto_approve is False
+    assert settings.model == "m"
+    assert any("NANO_CODE_YES" in warning and ".env" in warning for warning in settings.warnings)
+    assert load(tmp_path, {"NANO_CODE_YES": "1"}).auto_approve is True
+
+
+def test_dotenv_that_is_a_fifo_does_not_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / ".env")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load(tmp_path, {})
+
+
+def test_dotenv_size_is_capped(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"#" * (DOTENV_MAX_BYTES + 10))
+    with pytest.raises(ConfigError, match="larger than"):
+        load(tmp_path, {})
+
+
+def test_call_timeout_and_response_cap_are_settings(tmp_path: Path) -> None:
+    settings = load(tmp_path, {"NANO_CODE_CALL_TIMEOUT": "5", "NANO_CODE_MAX_RESPONSE_BYTES": "1000"})
+    assert settings.call_timeout == 5.0
+    assert settings.max_response_bytes == 1000
+    with pytest.raises(ConfigError, match="NANO_CODE_MAX_RESPONSE_BYTES"):
+        load(tmp_path, {"NANO_CODE_MAX_RESPONSE_BYTES": "0"})

@@ -127,7 +127,9 @@ def test_fork_at_replays_then_continues_live(tmp_path: Path, workspace: Path) ->
     ]
     with FakeServer(second) as server:
         env = cli_env("http://127.0.0.1:9/v1", tmp_path / "home")
-        done = run_cli(["replay", str(session), "--fork-at", "1", "--base-url", server.base_url], here, env)
+        done = run_cli(
+            ["replay", str(session), "--fork-at", "1", "--base-url", server.base_url, "--yes"], here, env
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         assert len(server.requests) == 2
         # The live continuation starts from the replayed state: step 1 and its tool result.
@@ -155,3 +157,30 @@ def test_fork_at_replays_then_continues_live(tmp_path: Path, workspace: Path) ->
     assert (report.steps, report.tool_calls) == (3, 2)
     offline = run_cli(["replay", str(fork)], tmp_path, cli_env("http://127.0.0.1:9/v1", tmp_path / "home"))
     assert offline.returncode == 0, offline.stdout + offline.stderr
+
+
+def test_fork_of_a_yes_session_does_not_run_tools_unasked(tmp_path: Path, workspace: Path) -> None:
+    """Item 2 of the trust-boundary issue: a session recorded with --yes forks into a live
+    part whose approval comes from this command line (no --yes, no terminal: refused)."""
+    session = tmp_path / "s.yaml"
+    record_cli(session, workspace, three_step_script())  # recorded with --yes
+    assert load_session(session).metadata["settings"]["auto_approve"] is True
+    here = tmp_path / "fork-ws"
+    here.mkdir()
+    second = [
+        reply(tool_calls=[("shell", {"command": "touch pwned"})]),
+        reply(content="done"),
+    ]
+    with FakeServer(second) as server:
+        env = cli_env("http://127.0.0.1:9/v1", tmp_path / "home")
+        done = run_cli(["replay", str(session), "--fork-at", "1", "--base-url", server.base_url], here, env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert len(server.requests) == 2
+        told = server.requests[1]["body"]["messages"][-1]
+    assert not (here / "pwned").exists()
+    assert told["role"] == "tool" and "not run" in told["content"].lower()
+    assert "refused shell" in done.stderr
+    fork = load_session(session.with_suffix(".fork1.yaml"))
+    assert {"approval_mode": "ask"} in [{k: v for k, v in j.items() if k != "t_ms"} for j in fork.journal]
+    report = replay_session(session.with_suffix(".fork1.yaml"))
+    assert report.status == "identical", report.divergence.render() if report.divergence else report.error

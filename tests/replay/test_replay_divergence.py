@@ -225,7 +225,7 @@ def test_rebless_accepts_changed_requests_and_writes_a_replayable_copy(session: 
     assert replay_cli(str(copy), cwd=tmp_path, home=tmp_path / "home").returncode == 0
 
 
-def test_live_tools_reports_different_tool_output_but_stays_identical(tmp_path: Path) -> None:
+def test_live_tools_reports_different_tool_output_and_fails(tmp_path: Path) -> None:
     recorded_ws = tmp_path / "ws"
     recorded_ws.mkdir()
     (recorded_ws / "data.txt").write_text("alpha\n")
@@ -238,21 +238,40 @@ def test_live_tools_reports_different_tool_output_but_stays_identical(tmp_path: 
     (other / "data.txt").write_text("beta\n")
     home = tmp_path / "home"
 
-    done = replay_cli("--live-tools", str(session), cwd=other, home=home)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "identical" in done.stdout
+    done = replay_cli("--live-tools", "--yes", str(session), cwd=other, home=home)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "replayed identically, but 1 tool output(s) differ here" in done.stdout
     assert "step 1: shell output differs from the recording" in done.stdout
 
-    code, (report,) = replay_json("--live-tools", str(session), cwd=other, home=home)
-    assert code == 0 and report["status"] == "identical"
+    code, (report,) = replay_json("--live-tools", "--yes", str(session), cwd=other, home=home)
+    assert code == 1 and report["status"] == "tool outputs differ"
     (difference,) = report["tool_output_differences"]
     assert difference["tool"] == "shell" and difference["step"] == 1
     assert difference["recorded"].startswith("alpha") and difference["actual"].startswith("beta")
 
     # Same file content: no difference reported.
     (other / "data.txt").write_text("alpha\n")
-    code, (report,) = replay_json("--live-tools", str(session), cwd=other, home=home)
-    assert code == 0 and report["tool_output_differences"] == []
+    code, (report,) = replay_json("--live-tools", "--yes", str(session), cwd=other, home=home)
+    assert code == 0 and report["status"] == "identical" and report["tool_output_differences"] == []
+
+
+def test_live_tools_ask_as_a_live_session_would(tmp_path: Path) -> None:
+    """Item 3 of the trust-boundary issue: recorded approvals and path facts grant nothing.
+    Without --yes and without a terminal, a shell call is refused and reported, not run."""
+    recorded_ws = tmp_path / "ws"
+    recorded_ws.mkdir()
+    session = tmp_path / "touch.yaml"
+    script = [reply(tool_calls=[("shell", {"command": "touch made-by-replay"})]), reply(content="ok")]
+    record_cli(session, recorded_ws, script, task="touch it")  # recorded with --yes
+    other = tmp_path / "other"
+    other.mkdir()
+    done = replay_cli("--live-tools", str(session), cwd=other, home=tmp_path / "home")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert not (other / "made-by-replay").exists()
+    assert "refused shell" in done.stderr
+    code, (report,) = replay_json("--live-tools", str(session), cwd=other, home=tmp_path / "home")
+    assert code == 1
+    assert "not run here" in report["tool_output_differences"][0]["actual"]
 
 
 def test_batch_replay_with_jobs(tmp_path: Path) -> None:

@@ -1,0 +1,73 @@
+"""The one place that makes untrusted text safe to show on a terminal.
+
+Whatever a model, a server, a tool or a session file says reaches the screen
+only through `for_terminal` (or `for_command` where a person must see exactly
+what would run). Control characters become visible escapes such as `\\x1b`,
+`\\r` or `\\u202e`, so nothing can move the cursor, erase a line, retitle the
+window, write through an OSC sequence, or reorder text with bidirectional
+overrides. Newline and tab pass through; a CR-LF pair becomes a newline.
+
+`json_text` is the same rule for JSON written to stdout (`--json`): JSON
+already escapes C0 controls, but not DEL, C1 controls, bidirectional
+overrides or lone surrogates (which are not even valid UTF-8).
+
+This module imports nothing heavy: the CLI's error paths use it too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+# C0 controls except tab and newline, DEL, C1 controls, the bidirectional
+# formatting characters, zero-width and BOM characters that can hide text,
+# line/paragraph separators, and lone surrogates (undecodable file names).
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff]"
+)
+_SHORT = {"\r": "\\r", "\x1b": "\\x1b", "\x08": "\\x08", "\x00": "\\x00", "\x0b": "\\x0b", "\x0c": "\\x0c"}
+
+
+def _escape(char: str) -> str:
+    short = _SHORT.get(char)
+    if short is not None:
+        return short
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def for_terminal(text: str) -> str:
+    """`text` with every character that could control the terminal shown as an escape."""
+    if text.isascii() and text.isprintable():
+        return text  # the common case, checked in C
+    return _UNSAFE.sub(lambda match: _escape(match.group()), text.replace("\r\n", "\n"))
+
+
+def has_unsafe(text: str) -> bool:
+    """Whether `for_terminal` would change more than CR-LF line ends in `text`."""
+    return _UNSAFE.search(text.replace("\r\n", "\n")) is not None
+
+
+def for_command(text: str) -> tuple[str, bool]:
+    """A command or path exactly as it would run, safe to show, and whether anything was escaped.
+
+    Stricter than `for_terminal`: every character Python does not call
+    printable (other than space, newline and tab) is escaped, CR-LF included,
+    so what the user approves is byte for byte what runs.
+    """
+    if text.isascii() and text.isprintable():
+        return text, False
+    shown = "".join(char if char.isprintable() or char in "\n\t" else _escape(char) for char in text)
+    return shown, shown != text
+
+
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff]")
+
+
+def json_text(value: Any) -> str:
+    """One line of JSON, UTF-8 where safe, with terminal-unsafe characters as `\\u` escapes."""
+    text = json.dumps(value, ensure_ascii=False)
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -58,32 +59,50 @@ class SecretLeakError(Exception):
     """A line about to be written still contains the API key; nothing was written."""
 
 
+def _char_forms(char: str) -> str:
+    """A pattern for `char` as it may appear in JSON text at any depth of string escaping:
+    itself, or a `\\uXXXX` escape (hex digits in either case), or a short escape,
+    each after any run of backslashes (a body inside a record doubles them)."""
+    forms = [re.escape(char)]
+    code = ord(char)
+    if code <= 0xFFFF:
+        hex_digits = "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{code:04x}")
+        forms.append(r"\\+u" + hex_digits)
+    if char in '/"':
+        forms.append(r"\\+" + re.escape(char))
+    if char == "\\":
+        forms.append(r"\\+")
+    return "(?:" + "|".join(forms) + ")"
+
+
 class Redactor:
+    """Finds the API key in text, in every form JSON allows (literal, `\\u` escapes in
+    any mix and case, `\\/`, and the same again inside a JSON string), and hides it."""
+
     def __init__(self, secret: str | None) -> None:
         self.secret = secret if scrubbable(secret) else None
-        self._forms: tuple[str, ...] = ()
+        self._pattern: re.Pattern[str] | None = None
         if self.secret:
-            escaped = json.dumps(self.secret, ensure_ascii=False)[1:-1]
-            ascii_escaped = json.dumps(self.secret)[1:-1]
-            self._forms = tuple(dict.fromkeys((self.secret, escaped, ascii_escaped)))
+            self._pattern = re.compile("".join(_char_forms(char) for char in self.secret))
 
     def scrub(self, text: str) -> str:
-        for form in self._forms:
-            text = text.replace(form, REDACTED)
-        return text
+        if self._pattern is None or self.secret is None:
+            return text
+        if self.secret not in text and "\\" not in text:
+            return text
+        return self._pattern.sub(REDACTED, text)
 
     def check(self, text: str) -> None:
-        for form in self._forms:
-            if form in text:
-                raise SecretLeakError("refusing to write the session: the API key would appear in it")
+        if self._pattern is not None and self._pattern.search(text):
+            raise SecretLeakError("refusing to write the session: the API key would appear in it")
 
     @property
     def holdback(self) -> int:
         """Characters of streamed text to hold back so a key split across pieces is still caught."""
-        return max((len(form) for form in self._forms), default=1) - 1
+        return len(self.secret) - 1 if self.secret else 0
 
     def scrub_value(self, value: Any) -> Any:
-        if not self._forms:
+        if self._pattern is None:
             return value
         if isinstance(value, str):
             return self.scrub(value)
@@ -278,16 +297,19 @@ def _scrubbed_response_body(exchange: Exchange, redactor: Redactor) -> str:
     return "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events) + "data: [DONE]\n\n"
 
 
+def _recordable_headers(headers: Mapping[str, str], redactor: Redactor) -> dict[str, list[str]]:
+    """Headers without credentials; a header whose *name* holds the key is dropped whole."""
+    return {
+        name: [redactor.scrub(value)]
+        for name, value in headers.items()
+        if name.lower() not in SECRET_HEADERS and redactor.scrub(name) == name
+    }
+
+
 def interaction_record(exchange: Exchange, redactor: Redactor, extra: Mapping[str, Any]) -> dict[str, Any]:
     """An exchange in vcrpy's cassette shape (request/response dicts), scrubbed."""
-    request_headers = {
-        k: [redactor.scrub(v)] for k, v in exchange.request_headers.items() if k.lower() not in SECRET_HEADERS
-    }
-    response_headers = {
-        k: [redactor.scrub(v)]
-        for k, v in exchange.response_headers.items()
-        if k.lower() not in SECRET_HEADERS
-    }
+    request_headers = _recordable_headers(exchange.request_headers, redactor)
+    response_headers = _recordable_headers(exchange.response_headers, redactor)
     return {
         "request": {
             "method": exchange.method,

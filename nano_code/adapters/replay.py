@@ -560,6 +560,7 @@ def offline_cassette(
     )
     player.register_matcher("nano_json_body", _body_matcher(masks))
     player.register_serializer("nano_code_session", _LoadedSession(session))
+    player.register_persister(_LoadedPersister())
     with player.use_cassette(
         str(path), serializer="nano_code_session", allow_playback_repeats=False
     ) as cassette:
@@ -573,6 +574,21 @@ def offline_cassette(
 
         cassette._responses = only_the_expected_interaction
         yield cassette
+
+
+class _LoadedPersister:
+    """Hands vcrpy the session already parsed, so the file is opened once (a file
+    swapped for a named pipe after loading cannot hang the replay) and read once."""
+
+    @staticmethod
+    def load_cassette(cassette_path: str, serializer: Any) -> Any:
+        from vcr.serialize import deserialize
+
+        return deserialize("", serializer)  # _LoadedSession ignores the text
+
+    @staticmethod
+    def save_cassette(cassette_path: str, cassette_dict: Any, serializer: Any) -> None:
+        raise SessionFileError("replay never writes through vcrpy")
 
 
 class _LoadedSession(VcrSerializer):

@@ -22,14 +22,23 @@ line is ignored on load).
 Strings are written as JSON with non-ASCII kept as UTF-8, except the few
 characters YAML does not accept raw (C1 controls, U+2028/2029, BOM,
 surrogates), which are escaped.
+
+A session file is data from wherever it came from: it is opened only when it
+is a regular file (a named pipe or `/dev/zero` is refused at once), read up
+to `MAX_SESSION_BYTES`, and a record nested too deeply to parse is a corrupt
+record, not a crash. Recordings hold what the agent read, so they are
+private: files are created 0600 and directories nano-code creates 0700,
+whatever the umask.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import re
-from collections.abc import Iterable, Mapping
+import stat
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +105,16 @@ class SessionFile:
         """(tokens, cost) summed over the recorded turn ends; cost None when never reported."""
         tokens, cost = 0, None
         for data in self.journal:
-            usage = (data.get("turn_end") or {}).get("usage")
-            if usage:
-                tokens += int(usage.get("total_tokens") or 0)
-                if usage.get("cost") is not None:
-                    cost = (cost or 0.0) + float(usage["cost"])
+            turn_end = data.get("turn_end")
+            usage = turn_end.get("usage") if isinstance(turn_end, dict) else None
+            if not isinstance(usage, dict):
+                continue  # a file is data: a record of another shape counts for nothing
+            total = usage.get("total_tokens")
+            if isinstance(total, int) and not isinstance(total, bool):
+                tokens += total
+            spent = usage.get("cost")
+            if isinstance(spent, (int, float)) and not isinstance(spent, bool):
+                cost = (cost or 0.0) + float(spent)
         return tokens, cost
 
 
@@ -108,13 +122,49 @@ def header_text(metadata: Mapping[str, Any]) -> str:
     return f"{HEADER_COMMENT}version: 1\nmetadata: {dump_line(metadata)}\ninteractions:\n"
 
 
+MAX_SESSION_BYTES = 1 << 30
+"""Larger files are refused: far beyond any real session, and reading one must stay bounded."""
+
+
+def open_regular(path: Path, flags: int = os.O_RDONLY) -> int:
+    """A descriptor for `path` only if it is a regular file (SessionFileError otherwise).
+
+    O_NONBLOCK keeps a named pipe from blocking the open itself.
+    """
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK)
+    except OSError as error:
+        raise SessionFileError(f"{path}: cannot read: {error.strerror or error}") from error
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SessionFileError(f"{path}: not a regular file (a pipe, device or directory); not read")
+        if info.st_size > MAX_SESSION_BYTES:
+            raise SessionFileError(f"{path}: larger than {MAX_SESSION_BYTES:,} bytes; not read")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def load_session(path: str | Path) -> SessionFile:
     path = Path(path)
+    fd = open_regular(path)
     try:
-        with open(path, encoding="utf-8", newline="\n") as handle:
-            return parse_session_lines(handle, path)
+        with open(fd, encoding="utf-8", newline="\n") as handle:
+            return parse_session_lines(_capped(handle, path), path)
     except (OSError, UnicodeDecodeError) as error:
         raise SessionFileError(f"{path}: cannot read: {error}") from error
+
+
+def _capped(lines: Iterable[str], path: Path) -> Iterator[str]:
+    read = 0
+    for line in lines:
+        read += len(line)
+        if read > MAX_SESSION_BYTES:
+            raise SessionFileError(f"{path}: larger than {MAX_SESSION_BYTES:,} bytes; not read")
+        yield line
 
 
 def parse_session(text: str, path: Path) -> SessionFile:
@@ -163,6 +213,8 @@ def parse_session_lines(lines: Iterable[str], path: Path) -> SessionFile:
             raise SessionFileError(f"{path}:{number}: not a nano-code session line: {line[:60]!r}")
         try:
             value = json.loads(payload)
+        except RecursionError:
+            raise SessionFileError(f"{path}:{number}: corrupt record: nested too deeply") from None
         except ValueError as error:
             if not complete:
                 torn = True  # the process died while writing this line
@@ -197,7 +249,9 @@ def _drop_torn_tail(path: Path) -> bool:
     which neither `load_session` nor a YAML reader accepts. Returns True when
     the file ends with a complete record that only lacks its newline.
     """
-    data = path.read_bytes()
+    fd = open_regular(path)
+    with open(fd, "rb") as handle:
+        data = handle.read()
     if not data or data.endswith(b"\n"):
         return False
     start = data.rfind(b"\n") + 1
@@ -220,19 +274,27 @@ class SessionWriter:
     """Appends records; each record is one write() of one line, flushed at once."""
 
     def __init__(self, path: Path, metadata: Mapping[str, Any] | None, check: Any = None) -> None:
-        """Open `path`; write the header when `metadata` is given (a new session)."""
+        """Open `path`; write the header when `metadata` is given (a new session).
+
+        A new file is created 0600 (FileExistsError if it exists); an existing
+        one (resume) must be a regular file and is made 0600 too.
+        """
         self.path = path
         self._check = check
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
         if metadata is not None:
             header = header_text(metadata)
             self._verify(header)
-            self._file = open(path, "x", encoding="utf-8")  # noqa: SIM115 - lives as long as the session
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.fchmod(fd, 0o600)
+            self._file = open(fd, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the session
             self._file.write(header)
             self._file.flush()
         else:
             complete_tail = _drop_torn_tail(path)
-            self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115
+            fd = open_regular(path, os.O_WRONLY | os.O_APPEND)
+            os.fchmod(fd, 0o600)
+            self._file = open(fd, "a", encoding="utf-8")  # noqa: SIM115
             if complete_tail:
                 self._file.write("\n")  # the last record lacked only its newline
 
@@ -252,14 +314,33 @@ class SessionWriter:
         self._file.flush()
 
     def sync(self) -> None:
-        import os
-
         self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create `directory` and missing parents as 0700, whatever the umask.
+
+    Directories that already exist are left alone (a `--record` path may be
+    anywhere); the sessions directory is tightened by its owner's code.
+    """
+    missing = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for created in reversed(missing):
+        try:
+            os.mkdir(created, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(created, 0o700)
 
 
 def as_cassette_dict(session: SessionFile) -> dict[str, Any]:

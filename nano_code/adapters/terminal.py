@@ -47,6 +47,15 @@ from nano_code.kernel.stream import StreamDelta
 from nano_code.kernel.types import Usage
 
 
+def _is_regular_file(stream: TextIO) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (AttributeError, ValueError, OSError):
+        return False  # io.StringIO and the like
+
+
 def colour_enabled(stream: TextIO) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
@@ -145,6 +154,10 @@ class HumanDisplay:
         self.redact = redact
         self._holdback = holdback
         self._held = ""
+        self._hold_whole_reply = _is_regular_file(out)
+        """Output to a file (`> answer.txt`): text is written once its reply is complete, so a
+        reply that breaks off before a retry leaves nothing half-written in it. A terminal or
+        a pipe gets the text live, and a reply that breaks off is marked as such."""
         self._streamed_text = False
         self._live = err.isatty() if live is None else live
         self._spinner = Spinner(err, self.style) if self._live else None
@@ -169,7 +182,12 @@ class HumanDisplay:
 
     def _write_text(self, text: str, final: bool = False) -> None:
         self._held = self.redact(self._held + text)
-        cut = len(self._held) if final else max(0, len(self._held) - self._holdback)
+        if final:
+            cut = len(self._held)
+        elif self._hold_whole_reply:
+            cut = 0
+        else:
+            cut = max(0, len(self._held) - self._holdback)
         if cut and not final and self._held[cut - 1] == "\r":
             cut -= 1  # a CR-LF split across pieces: wait for the LF
         if cut:
@@ -257,6 +275,12 @@ class HumanDisplay:
         elif isinstance(event, (ModelReply, ModelFailure, Interrupt)):
             self._last_failure = event.kind if isinstance(event, ModelFailure) else None
             self._stop_spinner()
+            if isinstance(event, ModelFailure):
+                self._held = ""  # what a broken reply held back is dropped, never shown
+                if self._text_open:
+                    self.out.write(self.style.dim(" [the reply broke off here]") + "\n")
+                    self.out.flush()
+                    self._text_open = False
             if isinstance(event, ModelReply):
                 if state.config.stream and not self._streamed_text and event.content:
                     # Asked to stream, the server sent one JSON body: nothing was shown yet.

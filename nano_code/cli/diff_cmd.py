@@ -38,12 +38,23 @@ def comparable_steps(session: Any) -> list[tuple[str, int, Any]]:
     return steps
 
 
+def _steps_of(session: Any) -> list[tuple[str, int, Any]]:
+    from nano_code.adapters.session_file import SessionFileError
+
+    try:
+        return comparable_steps(session)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as error:
+        raise SessionFileError(
+            f"{session.path}: a record has an unexpected shape ({type(error).__name__}: {error})"
+        ) from error
+
+
 def diff_sessions(path_a: str, path_b: str, ignore: Sequence[str] = ()) -> dict[str, Any]:
     from nano_code.adapters.session_file import load_session
     from nano_code.kernel.jsondiff import Mask, differences
 
     a, b = load_session(path_a), load_session(path_b)
-    steps_a, steps_b = comparable_steps(a), comparable_steps(b)
+    steps_a, steps_b = _steps_of(a), _steps_of(b)
     masks = [Mask.parse(p) for p in ignore]
     prefix = 0
     first: dict[str, Any] | None = None

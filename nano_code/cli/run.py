@@ -16,7 +16,7 @@ from nano_code.adapters.config import ConfigError, Settings, load_settings
 from nano_code.adapters.live import LivePerformer
 from nano_code.adapters.model_client import ModelClient
 from nano_code.adapters.recorder import Recorder, Redactor, SecretLeakError, provenance
-from nano_code.adapters.session_file import SessionFileError, SessionWriter, load_session
+from nano_code.adapters.session_file import SessionFileError, SessionWriter, load_session, make_private_dirs
 from nano_code.adapters.shell import kill_left_running
 from nano_code.adapters.terminal import (
     HumanDisplay,
@@ -59,8 +59,13 @@ def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
 
 
 def session_path(settings: Settings) -> Path:
+    """A new file in the sessions directory, which is made private (0700) if it is not."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return settings.home / "sessions" / f"{stamp}-{uuid.uuid4().hex[:6]}.yaml"
+    directory = settings.home / "sessions"
+    make_private_dirs(directory)
+    if directory.stat().st_mode & 0o077 and directory.stat().st_uid == os.getuid():
+        directory.chmod(0o700)  # made by an older version, or by hand with a loose umask
+    return directory / f"{stamp}-{uuid.uuid4().hex[:6]}.yaml"
 
 
 EXIT_TERMINATED = 143

@@ -282,10 +282,11 @@ def sessions_main(argv: Sequence[str]) -> int:
     rows = []
     for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
         try:
-            session = load_session(path)
-        except SessionFileError:
-            continue
-        rows.append(_session_row(session))
+            rows.append(_session_row(load_session(path)))
+        except SessionFileError as error:
+            say(f"skipped {error}", err=True)
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            say(f"skipped {path}: a record has an unexpected shape ({type(error).__name__})", err=True)
     if args.json:
         for row in rows:
             say(json_text(row))
@@ -306,14 +307,15 @@ def sessions_main(argv: Sequence[str]) -> int:
 def _session_row(session: Any) -> dict[str, Any]:
     task = ""
     for data in session.journal:
-        event = data.get("event") or {}
-        if event.get("type") == "UserInput" and event.get("text", "").strip():
-            task = event["text"].strip().splitlines()[0]
+        event = data.get("event")
+        text = event.get("text") if isinstance(event, dict) and event.get("type") == "UserInput" else None
+        if isinstance(text, str) and text.strip():
+            task = text.strip().splitlines()[0]
             break
     tokens, cost = session.totals()
     return {
-        "created": session.metadata.get("created", "?"),
-        "model": session.metadata.get("model", "?"),
+        "created": str(session.metadata.get("created", "?")),
+        "model": str(session.metadata.get("model", "?")),
         "task": task,
         "steps": len(session.interactions),
         "tokens": tokens,

@@ -9,6 +9,8 @@ prompt or the tools in the code shows up as a divergence.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,14 +18,33 @@ from typing import Any
 from nano_code.adapters.config import Settings
 from nano_code.adapters.tools import tool_specs
 from nano_code.kernel.types import ApprovalMode, KernelConfig
-from nano_code.prompts import AGENTS_FILE, build_system_prompt
+from nano_code.prompts import AGENTS_FILE, AGENTS_LIMIT, build_system_prompt
 
 
 def read_agents_md(workspace: Path) -> str | None:
+    """The workspace's AGENTS.md, when it is a regular file; read only as far as the prompt uses.
+
+    It comes with the directory (a cloned repository, say): a named pipe or a
+    device under that name must not hang start-up, nor a huge file fill memory.
+    """
     try:
-        return (workspace / AGENTS_FILE).read_text(encoding="utf-8", errors="replace")
+        fd = os.open(workspace / AGENTS_FILE, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            data = stream.read(AGENTS_LIMIT * 4 + 4)  # enough UTF-8 for AGENTS_LIMIT characters
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    text = data.decode("utf-8", errors="replace")
+    if len(data) > AGENTS_LIMIT * 4 and len(text) <= AGENTS_LIMIT:
+        text += "\n[... cut: the file is longer ...]"
+    return text
 
 
 def recorded_settings(settings: Settings, workspace: Path, stream: bool) -> dict[str, Any]:

@@ -1,12 +1,26 @@
-"""The live performer: real model calls, real tools, a real person to ask."""
+"""The live performer: real model calls, real tools, a real person to ask.
+
+Path checks hold at the moment of use. The kernel decides whether a call may
+run from where its path led when it was checked; the path can lead elsewhere
+by the time the tool runs (a symlink swapped in between). So the performer
+remembers, per call, whether a check it made found the path inside the
+workspace, and such a call runs confined (`ToolContext.confined`): the file
+tools then refuse what is not inside the workspace when they open it. The
+checks are the kernel's CheckToolCall and, for calls that ask the user, one
+just before and one just after asking (the prompt shows where the path leads).
+Only a call whose path was outside at every check, and which the user
+approved, or a call nobody checked (auto-approval, "always"), runs unconfined.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+import attrs
+
 from nano_code.adapters.model_client import ModelClient
-from nano_code.adapters.tools import ToolContext, inside_workspace, run_tool
+from nano_code.adapters.tools import ToolContext, find_tool, inside_workspace, run_tool
 from nano_code.kernel.actions import AskApproval, CallModel, CheckToolCall, RetryModel, RunTool
 from nano_code.kernel.events import (
     ApprovalDecision,
@@ -15,6 +29,7 @@ from nano_code.kernel.events import (
     ModelReply,
     ToolCallFacts,
     ToolResult,
+    Verdict,
 )
 from nano_code.kernel.stream import StreamDelta
 
@@ -35,6 +50,8 @@ class LivePerformer:
         self.approver = approver
         self.on_delta = on_delta
         self.sleep = sleep
+        self._seen_inside: dict[str, bool] = {}
+        """Per call id: whether any check of the call's path found it inside the workspace."""
 
     def call_model(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
         try:
@@ -45,17 +62,34 @@ class LivePerformer:
             return Interrupt()
 
     def check_tool_call(self, action: CheckToolCall) -> ToolCallFacts | Interrupt:
-        return ToolCallFacts(action.call.id, inside_workspace(action.path, self.tool_context.workspace))
+        inside = inside_workspace(action.path, self.tool_context.workspace)
+        self._seen_inside[action.call.id] = inside
+        return ToolCallFacts(action.call.id, inside)
 
     def ask_approval(self, action: AskApproval) -> ApprovalDecision | Interrupt:
+        self._check_path(action)
         try:
-            return self.approver(action)
+            decision = self.approver(action)
         except KeyboardInterrupt:
+            self._seen_inside.pop(action.call.id, None)
             return Interrupt()
+        if decision.verdict is Verdict.DENY:
+            self._seen_inside.pop(action.call.id, None)
+        else:
+            self._check_path(action)
+        return decision
+
+    def _check_path(self, action: AskApproval) -> None:
+        tool = find_tool(action.call.name)
+        path = action.arguments.get(tool.spec.path_parameter or "") if tool is not None else None
+        if isinstance(path, str) and inside_workspace(path, self.tool_context.workspace):
+            self._seen_inside[action.call.id] = True
 
     def run_tool(self, action: RunTool) -> ToolResult | Interrupt:
+        confined = self._seen_inside.pop(action.call.id, False)
+        context = attrs.evolve(self.tool_context, confined=confined)
         try:
-            outcome = run_tool(action.call.name, action.arguments, self.tool_context)
+            outcome = run_tool(action.call.name, action.arguments, context)
         except KeyboardInterrupt:
             return Interrupt()
         return ToolResult(

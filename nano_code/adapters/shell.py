@@ -11,6 +11,22 @@ group is terminated (SIGTERM, then SIGKILL after a short grace), so a command's
 children do not outlive it. A command that leaves a background process holding
 the pipe returns shortly after the shell itself exits, instead of waiting for
 the pipe to close.
+
+Background processes a command leaves running (`server > log 2>&1 &`, with
+`nohup` or `disown` too) live until nano-code exits: every session a command
+started is remembered, and `kill_left_running`, called when nano-code ends,
+terminates every process still in one of them (SIGTERM, then SIGKILL). Where
+/proc exists, a process counts as one of ours only while its session id is
+one we started, which guards against a recycled process id, and groups a
+command made inside its session (`set -m`) are found too; elsewhere each
+session's first process group is signalled. A process that starts a session
+of its own (`setsid`, a daemon that double-forks and calls setsid) leaves
+ours on purpose and escapes: it is the user's to manage.
+
+A command can also change the user's terminal through /dev/tty or its path
+(`stty -echo`). When one of our standard streams is a terminal, its settings
+are saved before the first command runs and put back after each command and
+by `kill_left_running`.
 """
 
 from __future__ import annotations
@@ -21,8 +37,11 @@ import os
 import select
 import signal
 import subprocess
+import termios
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -132,6 +151,8 @@ def run_command(
     KeyboardInterrupt while waiting kills the process group, then propagates.
     """
     capture = _Capture(head_bytes, tail_bytes)
+    _TERMINAL.save()
+    _forget_ended_sessions()
     process = subprocess.Popen(
         [SHELL, "-c", command],
         cwd=cwd,
@@ -140,6 +161,7 @@ def run_command(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    _SESSIONS.add(process.pid)
     assert process.stdout is not None
     pipe = process.stdout
     try:
@@ -151,10 +173,9 @@ def run_command(
         if ending is Ending.TIMED_OUT:
             _kill_group(process, kill_grace)
             _drain(pipe.fileno(), capture)
-        elif ending is Ending.LEFT_RUNNING:
-            _LEFT_RUNNING.add(process.pid)
     finally:
         pipe.close()
+        _TERMINAL.restore()
 
     output, omitted = capture.text()
     exit_status: int | None = None
@@ -176,41 +197,81 @@ def run_command(
     )
 
 
-_LEFT_RUNNING: set[int] = set()
-"""Process groups of commands that returned while a background child kept running."""
+_SESSIONS: set[int] = set()
+"""Sessions our commands started (each one's id is its shell's pid), while something may be left in them."""
 
 
 def kill_left_running(grace: float = 0.5) -> int:
-    """Kill what commands left running in the background; called when the session ends.
+    """End what commands left running and put the terminal back; called when nano-code ends.
 
-    A model's `server &` lives as long as the session that started it, not
-    longer. (A process that leaves its group on purpose, e.g. with setsid or
-    nohup and its own session, is the user's to manage.) Returns how many
-    groups were still alive.
+    A model's `server > log 2>&1 &` lives as long as the nano-code that
+    started it, not longer: every process group still in one of our sessions
+    gets SIGTERM, then SIGKILL after `grace` seconds. Returns how many groups
+    were still alive.
     """
-    alive = 0
-    for group in sorted(_LEFT_RUNNING):
-        try:
-            os.killpg(group, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            continue
-        alive += 1
-    if alive:
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(_group_alive(g) for g in _LEFT_RUNNING):
-            time.sleep(0.02)
-        for group in _LEFT_RUNNING:
-            _signal_group(group, signal.SIGKILL)
-    _LEFT_RUNNING.clear()
-    return alive
-
-
-def _group_alive(group: int) -> bool:
     try:
-        os.killpg(group, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return _has_live_member(group)
+        groups = _live_groups(_SESSIONS)
+        for group in groups:
+            _signal_group(group, signal.SIGTERM)
+        if groups:
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and _live_groups(_SESSIONS):
+                time.sleep(0.02)
+            for group in _live_groups(_SESSIONS):
+                _signal_group(group, signal.SIGKILL)
+        _SESSIONS.clear()
+        return len(groups)
+    finally:
+        _TERMINAL.restore()
+
+
+def _forget_ended_sessions() -> None:
+    """Drop sessions nothing is left in, so a recycled process id is not taken for one of ours."""
+    if _SESSIONS:
+        known = set(_SESSIONS)
+        _SESSIONS.difference_update(known - {session for session, _ in _live_members(known)})
+
+
+def _live_groups(sessions: Iterable[int]) -> set[int]:
+    """The process groups that still have a running (not zombie) process in one of `sessions`."""
+    return {group for _, group in _live_members(sessions)}
+
+
+def _live_members(sessions: Iterable[int]) -> set[tuple[int, int]]:
+    """(session, process group) of each running process in one of `sessions`.
+
+    Without /proc, each session's own group counts when a process is in it.
+    """
+    wanted = set(sessions)
+    table = _process_table()
+    if table is None:
+        found = set()
+        for session in wanted:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(session, 0)
+                found.add((session, session))
+        return found
+    return {(session, group) for state, group, session in table if session in wanted and state != b"Z"}
+
+
+def _process_table() -> list[tuple[bytes, int, int]] | None:
+    """(state, process group, session) of every process, from /proc; None where there is no /proc."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    table = []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat_file:
+                fields = stat_file.read().rpartition(b")")[2].split()
+            # After the command name: state, ppid, process group, session.
+            table.append((fields[0], int(fields[2]), int(fields[3])))
+        except (OSError, IndexError, ValueError):
+            continue  # it exited while we looked
+    return table
 
 
 def _pump(
@@ -297,22 +358,49 @@ def _has_live_member(group: int) -> bool:
     only every second or so; without this, each kill would sit out the grace.
     Where /proc is unavailable we assume the worst.
     """
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
+    table = _process_table()
+    if table is None:
         return True
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat_file:
-                fields = stat_file.read().rpartition(b")")[2].split()
-        except OSError:
-            continue  # it exited while we looked
-        # After the command name: state, ppid, process group.
-        if len(fields) >= 3 and int(fields[2]) == group and fields[0] != b"Z":
-            return True
-    return False
+    return any(member == group and state != b"Z" for state, member, _ in table)
+
+
+class _Terminal:
+    """The settings of the user's terminal, saved once and put back after commands change them."""
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        self.settings: list[Any] | None = None
+
+    def save(self) -> None:
+        """Remember the first terminal among stdin, stdout and stderr, and its settings (once)."""
+        if self.settings is not None:
+            return
+        for fd in (0, 1, 2):
+            with contextlib.suppress(OSError, termios.error):
+                if os.isatty(fd):
+                    self.settings = termios.tcgetattr(fd)
+                    self.fd = fd
+                    return
+
+    def restore(self) -> None:
+        """Put the saved settings back if they changed, unless we are in the terminal's background.
+
+        (Setting them from a background process group would stop nano-code with SIGTTOU.)
+        """
+        if self.fd is None or self.settings is None:
+            return
+        with contextlib.suppress(OSError, termios.error):
+            if termios.tcgetattr(self.fd) == self.settings:
+                return
+            try:
+                foreground: int | None = os.tcgetpgrp(self.fd)
+            except OSError:
+                foreground = None  # not our controlling terminal: no job control applies
+            if foreground is None or foreground == os.getpgrp():
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.settings)
+
+
+_TERMINAL = _Terminal()
 
 
 def _signal_name(number: int) -> str:

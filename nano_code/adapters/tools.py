@@ -8,11 +8,18 @@ Everything a tool can get wrong (bad arguments, missing files, permissions,
 encodings) comes back as a `ToolOutcome` with `is_error=True` and a message
 written for the model; only KeyboardInterrupt escapes, after the shell's
 process group has been killed.
+
+Path checks hold at the moment of use: when `ToolContext.confined` is set (the
+call runs because its path was found inside the workspace), the file tools
+reach the file from the workspace's own directory one name at a time without
+following symlinks (`_open_beneath`), so a link swapped after the check makes
+the call fail instead of reaching outside.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import difflib
 import os
 import re
@@ -53,6 +60,12 @@ class ToolContext:
     shell_timeout: float = attrs.field(default=120.0, validator=v.gt(0))
     output_head_bytes: int = attrs.field(default=65536, validator=v.ge(0))
     output_tail_bytes: int = attrs.field(default=65536, validator=v.ge(0))
+    confined: bool = False
+    """The file tools act only on what is inside `workspace` when they open it, and refuse otherwise.
+
+    Set for a call that runs because its path was checked as inside the
+    workspace: the path may lead elsewhere by the time the tool uses it.
+    """
 
 
 class ToolFailure(Exception):
@@ -137,19 +150,109 @@ def _resolve(path: str, context: ToolContext) -> Path:
     return context.workspace / path
 
 
+def _confinement(context: ToolContext) -> str | None:
+    """The real path file tools must stay inside, or None when the call may go anywhere."""
+    return os.path.realpath(context.workspace) if context.confined else None
+
+
+def _resolve_at_use(path: Path, shown: str, confine_to: str | None, undone: str) -> Path:
+    """Where `path` leads now, refused when it must stay inside `confine_to` and does not."""
+    target = Path(os.path.realpath(path))
+    if confine_to is not None and not target.is_relative_to(confine_to):
+        raise ToolFailure(
+            f"{shown} resolved outside the workspace when it was opened (it changed after it was "
+            f"checked); {undone}."
+        )
+    return target
+
+
+_DIRECTORY: int = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_PATH", 0)
+"""How directories on the way are opened: O_PATH (Linux) needs only search permission, like a lookup."""
+
+
+def _open_beneath(root: str, target: Path, flags: int, shown: str, undone: str, *, make_dirs: bool) -> int:
+    """Open `target`, a resolved path inside `root`, walking down from `root` without following links.
+
+    Every name on the way is opened relative to the directory before it with
+    O_NOFOLLOW, so what gets opened is inside `root` even if a part of the path
+    was swapped for a symlink after `target` was resolved: that makes the walk
+    fail instead. With `make_dirs`, `target` and the names before it are
+    directories, created when missing.
+    """
+    fd = os.open(root, _DIRECTORY)
+    try:
+        names = target.relative_to(root).parts
+        for index, name in enumerate(names):
+            if make_dirs:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, dir_fd=fd)
+            last = index == len(names) - 1
+            try:
+                step = os.open(name, (flags if last else _DIRECTORY) | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError:
+                if _is_link(name, fd):
+                    raise ToolFailure(
+                        f"{shown} changed after it was checked (a part of it is now a symbolic link, "
+                        f"or a link loops); {undone}."
+                    ) from None
+                raise
+            os.close(fd)
+            fd = step
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _target_note(path: Path, shown: str, context: ToolContext, action: str) -> str:
+    """For the approval prompt: where `path` really leads, when that is not what it says.
+
+    Empty for a plain path inside the workspace; otherwise a line naming the
+    real target and whether it is outside the workspace.
+    """
+    real = os.path.realpath(path)
+    outside = not Path(real).is_relative_to(os.path.realpath(context.workspace))
+    where = ", outside the workspace" if outside else ""
+    if real == os.path.normpath(path):
+        return f"note: {shown} is outside the workspace" if outside else ""
+    how = "is a symlink" if os.path.islink(path) else "goes through a symlink"
+    return f"note: {shown} {how}; the {action} goes to {real}{where}"
+
+
+def _with_note(text: str, note: str) -> str:
+    """`text` with `note` as its second line (its first is the heading)."""
+    if not note:
+        return text
+    heading, _, rest = text.partition("\n")
+    return "\n".join(part for part in (heading, note, rest) if part)
+
+
 def _describe_os_error(error: OSError) -> str:
     reason = error.strerror or str(error)
     return f"{reason}: {error.filename}" if error.filename else reason
 
 
-def _open_for_reading(path: Path, shown: str) -> IO[bytes]:
+def _open_for_reading(path: Path, shown: str, confine_to: str | None = None) -> IO[bytes]:
     """Open a regular file, turning the usual failures into messages for the model.
 
     O_NONBLOCK keeps a named pipe from blocking the open; anything that is not
     a regular file (pipes, devices like /dev/zero) is refused before reading.
+    With `confine_to`, only a file inside that directory is opened.
     """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        if confine_to is None:
+            fd = os.open(path, flags)
+        else:
+            target = _resolve_at_use(path, shown, confine_to, "not read")
+            fd = _open_beneath(confine_to, target, flags, shown, "not read", make_dirs=False)
     except FileNotFoundError:
         raise ToolFailure(f"file not found: {shown}") from None
     except PermissionError:
@@ -169,9 +272,9 @@ def _open_for_reading(path: Path, shown: str) -> IO[bytes]:
         raise
 
 
-def _read_text(path: Path, shown: str) -> str:
+def _read_text(path: Path, shown: str, confine_to: str | None = None) -> str:
     """The whole file as text (for edits and diffs); binary or non-UTF-8 files are refused."""
-    with _open_for_reading(path, shown) as stream:
+    with _open_for_reading(path, shown, confine_to) as stream:
         data = stream.read()
     if b"\0" in data[:BINARY_SNIFF_BYTES]:
         raise ToolFailure(f"{shown} looks like a binary file (it contains NUL bytes).")
@@ -312,7 +415,7 @@ def _read_file(arguments: Arguments, context: ToolContext) -> ToolOutcome:
     path = _resolve(shown, context)
     page: list[str] = []
     total = 0
-    with _open_for_reading(path, shown) as stream:
+    with _open_for_reading(path, shown, _confinement(context)) as stream:
         if b"\0" in stream.read(BINARY_SNIFF_BYTES):
             raise ToolFailure(
                 f"{shown} looks like a binary file (it contains NUL bytes); read_file shows text only. "
@@ -338,11 +441,12 @@ def _read_file(arguments: Arguments, context: ToolContext) -> ToolOutcome:
 
 def _preview_read(arguments: Arguments, context: ToolContext) -> str:
     shown: str = arguments["path"]
+    note = _target_note(_resolve(shown, context), shown, context, "read")
     if "offset" in arguments or "limit" in arguments:
         offset = arguments.get("offset", 1)
         limit = arguments.get("limit", DEFAULT_READ_LIMIT)
-        return f"{shown} (lines {offset}-{offset + limit - 1})"
-    return shown
+        return _with_note(f"{shown} (lines {offset}-{offset + limit - 1})", note)
+    return _with_note(shown, note)
 
 
 READ_FILE_TOOL = Tool(
@@ -385,26 +489,47 @@ READ_FILE_TOOL = Tool(
 # --- write_file ------------------------------------------------------------------------------------
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, shown: str, confine_to: str | None = None) -> bool:
     """Replace `path` with `data` so readers see the old file or the new one, never a mix.
 
     Missing parent directories are created. An existing file keeps its
     permission bits, and a symlink keeps pointing where it did: the file it
-    points at is what gets replaced.
+    points at is what gets replaced. Returns whether the file existed.
+
+    The temporary file and the rename are relative to the open directory, so
+    the file lands in the directory that was opened. With `confine_to`, that
+    directory is reached by `_open_beneath` and a symlink now in the file's
+    place is refused, so the write stays inside `confine_to`.
     """
-    target = Path(os.path.realpath(path))
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = _resolve_at_use(path, shown, confine_to, "not written")
+    if str(target) == confine_to:
+        raise IsADirectoryError(21, "Is a directory", shown)
+    if confine_to is None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        directory = os.open(target.parent, _DIRECTORY)
+    else:
+        directory = _open_beneath(confine_to, target.parent, _DIRECTORY, shown, "not written", make_dirs=True)
     try:
-        mode: int | None = stat.S_IMODE(target.stat().st_mode)
+        return _replace_in(directory, target.name, data, shown, confined=confine_to is not None)
+    finally:
+        os.close(directory)
+
+
+def _replace_in(directory: int, name: str, data: bytes, shown: str, *, confined: bool) -> bool:
+    """Put `data` in `name` of the open `directory` through a temporary file and a rename."""
+    try:
+        before = os.stat(name, dir_fd=directory, follow_symlinks=not confined)
     except FileNotFoundError:
-        mode = None
-    if target.is_dir():
-        raise IsADirectoryError(21, "Is a directory", str(path))
+        before = None
+    if before is not None and stat.S_ISLNK(before.st_mode):
+        raise ToolFailure(f"{shown} changed after it was checked (it is now a symbolic link); not written.")
+    if before is not None and stat.S_ISDIR(before.st_mode):
+        raise IsADirectoryError(21, "Is a directory", shown)
     while True:
-        temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        temporary = f".{name}.{secrets.token_hex(4)}.tmp"
         try:
             # 0o666 lets the umask decide a new file's bits, as any editor would.
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666, dir_fd=directory)
             break
         except FileExistsError:
             continue
@@ -412,13 +537,15 @@ def write_atomically(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as stream:
             stream.write(data)
             stream.flush()
-            if mode is not None:
-                os.fchmod(stream.fileno(), mode)
+            if before is not None:
+                os.fchmod(stream.fileno(), stat.S_IMODE(before.st_mode))
             os.fsync(stream.fileno())
-        os.replace(temporary, target)
+        os.replace(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary, dir_fd=directory)
         raise
+    return before is not None
 
 
 def _count_lines(text: str) -> int:
@@ -439,8 +566,7 @@ def _write_file(arguments: Arguments, context: ToolContext) -> ToolOutcome:
     data = _encode(content, "content")
     if path.is_dir():
         raise ToolFailure(f"{shown} is a directory; give the path of a file.")
-    existed = path.exists()
-    write_atomically(path, data)
+    existed = write_atomically(path, data, shown, _confinement(context))
     what = "replaced the previous content" if existed else "new file"
     return ToolOutcome(f"Wrote {len(data)} bytes ({_count_lines(content)} lines) to {shown} ({what})")
 
@@ -467,15 +593,16 @@ def _preview_write(arguments: Arguments, context: ToolContext) -> str:
     shown: str = arguments["path"]
     content: str = arguments["content"]
     path = _resolve(shown, context)
+    note = _target_note(path, shown, context, "write")
     size = f"{len(content.encode('utf-8', 'replace'))} bytes, {_count_lines(content)} lines"
     if not path.exists():
-        return f"{shown} (new file, {size})\n{_capped_diff('', content, shown)}"
+        return _with_note(f"{shown} (new file, {size})\n{_capped_diff('', content, shown)}", note)
     header = f"{shown} (overwrite, {size})"
     try:
         before = _read_text(path, shown)
     except ToolFailure as failure:
-        return f"{header}\n(no diff: {failure})"
-    return f"{header}\n{_capped_diff(before, content, shown)}"
+        return _with_note(f"{header}\n(no diff: {failure})", note)
+    return _with_note(f"{header}\n{_capped_diff(before, content, shown)}", note)
 
 
 WRITE_FILE_TOOL = Tool(
@@ -571,8 +698,10 @@ def _plan_edit(text: str, old: str, new: str, shown: str) -> _Edit:
 def _edit_file(arguments: Arguments, context: ToolContext) -> ToolOutcome:
     shown: str = arguments["path"]
     path = _resolve(shown, context)
-    edit = _plan_edit(_read_text(path, shown), arguments["old_string"], arguments["new_string"], shown)
-    write_atomically(path, _encode(edit.after, "new_string"))
+    confine_to = _confinement(context)
+    text = _read_text(path, shown, confine_to)
+    edit = _plan_edit(text, arguments["old_string"], arguments["new_string"], shown)
+    write_atomically(path, _encode(edit.after, "new_string"), shown, confine_to)
     removed = _count_lines(arguments["old_string"])
     added = _count_lines(arguments["new_string"])
     return ToolOutcome(
@@ -583,8 +712,10 @@ def _edit_file(arguments: Arguments, context: ToolContext) -> ToolOutcome:
 def _preview_edit(arguments: Arguments, context: ToolContext) -> str:
     shown: str = arguments["path"]
     path = _resolve(shown, context)
+    note = _target_note(path, shown, context, "edit")
     edit = _plan_edit(_read_text(path, shown), arguments["old_string"], arguments["new_string"], shown)
-    return _capped_diff(edit.before, edit.after, shown)
+    diff = _capped_diff(edit.before, edit.after, shown)
+    return f"{note}\n{diff}" if note else diff
 
 
 EDIT_FILE_TOOL = Tool(

@@ -548,7 +548,7 @@ def test_write_is_atomic_and_leaves_no_temporary_file(
     target = context.workspace / "data.txt"
     target.write_text("original\n")
 
-    def fail(*_args: object) -> None:
+    def fail(*_args: object, **_kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", fail)
@@ -780,3 +780,123 @@ def test_inside_workspace_reached_through_a_symlink(linked_workspace: Path, tmp_
 
 def test_inside_workspace_survives_a_symlink_loop(linked_workspace: Path) -> None:
     assert isinstance(inside_workspace("loop/x", linked_workspace), bool)
+
+
+# --- where a path really leads: previews and confined use -------------------------------------------
+
+
+@pytest.fixture
+def confined(workspace: Path) -> ToolContext:
+    return ToolContext(workspace=workspace, shell_timeout=20.0, confined=True)
+
+
+def test_write_preview_says_a_symlink_leads_outside(context: ToolContext, tmp_path: Path) -> None:
+    tool = find_tool("write_file")
+    assert tool is not None
+    outside = tmp_path / "outside.txt"
+    outside.write_text("old\n")
+    (context.workspace / "link.txt").symlink_to(outside)
+    preview = tool.preview({"path": "link.txt", "content": "new\n"}, context)
+    lines = preview.splitlines()
+    assert lines[0].startswith("link.txt (overwrite")
+    assert lines[1] == (
+        f"note: link.txt is a symlink; the write goes to {outside.resolve()}, outside the workspace"
+    )
+    new = tool.preview({"path": "link.txt", "content": "x"}, context)
+    assert "outside the workspace" in new
+
+
+def test_write_preview_names_the_target_of_an_inside_symlink(context: ToolContext) -> None:
+    tool = find_tool("write_file")
+    assert tool is not None
+    (context.workspace / "sub").mkdir()
+    (context.workspace / "dir_link").symlink_to("sub")
+    (context.workspace / "dangling").symlink_to("sub/not-yet.txt")
+    through = tool.preview({"path": "dir_link/a.txt", "content": "x"}, context)
+    target = context.workspace / "sub" / "a.txt"
+    assert f"note: dir_link/a.txt goes through a symlink; the write goes to {target}" in through
+    assert "outside" not in through
+    dangling = tool.preview({"path": "dangling", "content": "x"}, context)
+    assert f"note: dangling is a symlink; the write goes to {target.with_name('not-yet.txt')}" in dangling
+    assert "note" not in tool.preview({"path": "sub/../plain.txt", "content": "x"}, context)
+
+
+def test_write_preview_says_an_absolute_path_is_outside(context: ToolContext, tmp_path: Path) -> None:
+    tool = find_tool("write_file")
+    assert tool is not None
+    target = tmp_path / "elsewhere.txt"
+    preview = tool.preview({"path": str(target), "content": "x"}, context)
+    assert preview.splitlines()[1] == f"note: {target} is outside the workspace"
+
+
+def test_edit_and_read_previews_say_where_a_symlink_leads(context: ToolContext, tmp_path: Path) -> None:
+    edit_tool, read_tool = find_tool("edit_file"), find_tool("read_file")
+    assert edit_tool is not None and read_tool is not None
+    outside = tmp_path / "outside.py"
+    outside.write_text("x = 1\n")
+    (context.workspace / "link.py").symlink_to(outside)
+    preview = edit_tool.preview({"path": "link.py", "old_string": "1", "new_string": "2"}, context)
+    assert preview.splitlines()[0] == (
+        f"note: link.py is a symlink; the edit goes to {outside.resolve()}, outside the workspace"
+    )
+    assert "+x = 2" in preview
+    read = read_tool.preview({"path": "link.py", "offset": 2}, context)
+    assert read.splitlines() == [
+        "link.py (lines 2-2001)",
+        f"note: link.py is a symlink; the read goes to {outside.resolve()}, outside the workspace",
+    ]
+
+
+def test_confined_tools_work_inside_the_workspace(confined: ToolContext) -> None:
+    root = confined.workspace
+    (root / "real.txt").write_text("one\n")
+    (root / "real.txt").chmod(0o640)
+    (root / "sub").mkdir()
+    (root / "link.txt").symlink_to("real.txt")
+    (root / "dir_link").symlink_to("sub")
+    assert read(confined, "link.txt").output == "     1\tone"
+    assert read(confined, str(root / "real.txt")).output == "     1\tone"
+    assert not write(confined, "link.txt", "two\n").is_error
+    assert (root / "link.txt").is_symlink() and (root / "real.txt").read_text() == "two\n"
+    assert stat.S_IMODE((root / "real.txt").stat().st_mode) == 0o640
+    assert not write(confined, "dir_link/deep/new.txt", "three\n").is_error
+    assert (root / "sub" / "deep" / "new.txt").read_text() == "three\n"
+    assert not edit(confined, "dir_link/deep/new.txt", "three", "four").is_error
+    assert (root / "sub" / "deep" / "new.txt").read_text() == "four\n"
+    assert "directory" in read(confined, ".").output
+    assert "directory" in write(confined, ".", "x").output
+    assert "file not found" in read(confined, "missing.txt").output
+    assert "not a directory" in read(confined, "real.txt/x").output
+
+
+def test_confined_tools_refuse_what_leads_outside(confined: ToolContext, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret\n")
+    (confined.workspace / "out").symlink_to(secret)
+    for outcome in (
+        read(confined, "out"),
+        read(confined, str(secret)),
+        write(confined, "out", "x"),
+        write(confined, "../new.txt", "x"),
+        edit(confined, "out", "secret", "x"),
+    ):
+        assert outcome.is_error
+        assert "resolved outside the workspace when it was opened" in outcome.output
+        assert "secret\n" not in outcome.output
+    assert secret.read_text() == "secret\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret.txt", "ws"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root is not held back by permissions")
+def test_confined_tools_pass_through_a_directory_that_may_only_be_searched(confined: ToolContext) -> None:
+    locked = confined.workspace / "locked"
+    (locked / "open").mkdir(parents=True)
+    (locked / "open" / "a.txt").write_text("one\n")
+    locked.chmod(0o311)  # search, not read: names inside can be used but not listed
+    try:
+        assert read(confined, "locked/open/a.txt").output == "     1\tone"
+        assert not write(confined, "locked/open/a.txt", "two\n").is_error
+        assert not edit(confined, "locked/open/a.txt", "two", "three").is_error
+    finally:
+        locked.chmod(0o755)
+    assert (locked / "open" / "a.txt").read_text() == "three\n"

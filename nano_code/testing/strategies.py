@@ -341,6 +341,7 @@ _STATUS_BY_KIND: dict[FailureKind, list[int | None]] = {
     FailureKind.IN_BAND_ERROR: [None, 400, 429, 502],
     FailureKind.TRANSPORT: [None],
     FailureKind.TIMEOUT: [None],
+    FailureKind.BAD_RESPONSE: [200, 500, None],
 }
 
 

@@ -236,16 +236,53 @@ def finish_reason_of(value: object) -> str | None:
 
 # ---------------------------------------------------------------- errors
 
+MAX_ERROR_TEXT = 500
+"""Longest server-written text put into a failure message (a whole HTML page
+or a stack trace must not flood the terminal or the journal)."""
+
+MAX_HEADER_TEXT = 200
+"""Longest header value (e.g. a redirect's Location) shown in a message."""
+
+_ELLIPSIS = "\u2026"
+
+
+def one_line(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """`text` with its whitespace runs collapsed to single spaces, cut to `limit` characters."""
+    text = " ".join(text.lstrip()[: limit * 4 + 64].split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + _ELLIPSIS
+
+
+def header_text(value: str, limit: int = MAX_HEADER_TEXT) -> str:
+    """A header value made safe to quote: on one line, no control characters, capped."""
+    visible = "".join(ch if ch.isprintable() else " " for ch in value[: limit * 4 + 64])
+    return clean_text(one_line(visible, limit))
+
 
 def error_object(payload: object) -> Mapping[str, Any] | None:
-    """The error object of any envelope shape (QUIRKS H-32), or None."""
+    """The error object of any envelope shape (QUIRKS H-32), or None.
+
+    A string `error` beside a `message` or `detail` (Express/Node, FastAPI
+    apps: `{"error": "TypeError", "message": "Cannot read ..."}`) becomes one
+    object whose message says both.
+    """
     if not isinstance(payload, Mapping):
         return None
     inner = payload.get("error")
     if isinstance(inner, Mapping):
         return inner
-    if isinstance(inner, str) and inner:
-        return {"message": inner}
+    if isinstance(inner, str) and inner.strip():
+        merged: dict[str, Any] = {
+            key: payload[key] for key in ("code", "type", "status", "status_code") if key in payload
+        }
+        name = inner.strip()
+        detail = _human_text(payload.get("message")) or _human_text(payload.get("detail"))
+        if not detail or detail.startswith(name):
+            merged["message"] = detail or name
+        else:
+            merged["message"] = f"{name}: {detail}"
+        return merged
     if payload.get("object") == "error" or (
         "message" in payload and "choices" not in payload and ("code" in payload or "type" in payload)
     ):
@@ -258,16 +295,76 @@ def _error_code_number(error: Mapping[str, Any]) -> int | None:
         value = error.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
             return value
-        if isinstance(value, str) and value.isdigit() and 100 <= int(value) <= 599:
+        # isdigit() alone accepts "²" and other digits int() refuses.
+        if isinstance(value, str) and value.isascii() and value.isdigit() and 100 <= int(value) <= 599:
             return int(value)
     return None
+
+
+_TEXT_KEYS = ("message", "detail", "msg", "error_message", "description", "title")
+
+
+def _human_text(value: object, depth: int = 0) -> str:
+    """The text a person should read in an error value: a string, an object's
+    message/detail/msg, or the texts of a list (FastAPI's `detail` list, `errors`)."""
+    if isinstance(value, str):
+        return value.strip()
+    if depth >= 4:
+        return ""
+    if isinstance(value, Mapping):
+        for key in _TEXT_KEYS:
+            text = _human_text(value.get(key), depth + 1)
+            if text:
+                where = _location(value.get("loc"))
+                return f"{text} ({where})" if where else text
+        return ""
+    if isinstance(value, list):
+        parts: list[str] = []
+        for item in value[:8]:
+            text = _human_text(item, depth + 1)
+            if text and text not in parts:
+                parts.append(text)
+        return "; ".join(parts)
+    return ""
+
+
+def _location(loc: object) -> str:
+    """FastAPI's `loc` (["body", "messages", 0]) as `body.messages.0`."""
+    if not isinstance(loc, list):
+        return ""
+    parts = [str(p) for p in loc[:8] if isinstance(p, (str, int)) and not isinstance(p, bool)]
+    return one_line(".".join(parts), 80)
+
+
+def _is_name(value: str) -> bool:
+    """A code or type worth showing: not a number, not a stringified null."""
+    value = value.strip()
+    return bool(value) and not value.isdigit() and value.lower() not in ("none", "null")
+
+
+def _code_words(error: Mapping[str, Any]) -> list[str]:
+    """The string code, type and status of an error, as snake_case words."""
+    words = []
+    for key in ("code", "type", "status"):
+        value = error.get(key)
+        if isinstance(value, str) and 0 < len(value) <= 100:
+            snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", value.strip())
+            words.append(re.sub(r"[\s.-]+", "_", snake).lower())
+    return words
 
 
 def _error_message(error: Mapping[str, Any] | None, fallback: str) -> str:
     if error is None:
         return fallback
-    message = error.get("message")
-    text = message if isinstance(message, str) and message else fallback
+    text = ""
+    for key in ("message", "detail", "msg", "errors", "error"):
+        text = _human_text(error.get(key))
+        if text:
+            break
+    if not text:
+        # No words at all: the code or type is the best there is.
+        names = (error.get(key) for key in ("code", "type"))
+        text = next((n.strip() for n in names if isinstance(n, str) and _is_name(n)), "") or fallback
     metadata = error.get("metadata")
     if isinstance(metadata, Mapping):
         raw = metadata.get("raw")
@@ -278,10 +375,10 @@ def _error_message(error: Mapping[str, Any] | None, fallback: str) -> str:
             except (ValueError, RecursionError):
                 upstream = None
             detail = _error_message(upstream, raw) if upstream else raw
-            text = f"{text}: {detail[:300]}"
+            text = f"{text}: {one_line(detail, 300)}"
         if isinstance(provider, str) and provider:
-            text = f"{text} (provider {provider})"
-    return " ".join(text.split())[:500]
+            text = f"{text} (provider {one_line(provider, 60)})"
+    return one_line(text, MAX_ERROR_TEXT)
 
 
 _CONTEXT_WORDS = re.compile(
@@ -289,9 +386,110 @@ _CONTEXT_WORDS = re.compile(
     r"too many tokens|prompt is too long|reduce the length",
     re.IGNORECASE,
 )
+
+# Error codes and types (normalised to snake_case) that say what went wrong,
+# whatever the HTTP status claims. Checked in this order: the first group with
+# a match decides.
+_CONTEXT_CODES = frozenset(
+    {
+        "context_length_exceeded",
+        "context_window_exceeded",
+        "context_window_exceeded_error",
+        "model_context_window_exceeded",
+        "request_too_large",
+        "prompt_too_long",
+    }
+)
+_AUTH_CODES = frozenset(
+    {
+        "invalid_api_key",
+        "incorrect_api_key",
+        "missing_api_key",
+        "no_api_key",
+        "api_key_invalid",
+        "invalid_authentication",
+        "authentication_error",
+        "authentication_failed",
+        "unauthenticated",
+        "unauthorized",
+        "permission_denied",
+        "permission_denied_error",
+        "permission_error",
+        "forbidden",
+        "access_denied",
+        "account_deactivated",
+    }
+)
+_QUOTA_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "insufficient_credits",
+        "insufficient_balance",
+        "billing_hard_limit_reached",
+        "billing_not_active",
+        "payment_required",
+        "quota_exceeded",
+    }
+)
+"""Out of money or quota: waiting a minute does not help, so never retried."""
+_RATE_CODES = frozenset(
+    {
+        "rate_limit_exceeded",
+        "rate_limit_error",
+        "rate_limited",
+        "rate_limit",
+        "too_many_requests",
+        "resource_exhausted",
+    }
+)
+_BAD_REQUEST_CODES = frozenset(
+    {
+        "invalid_request_error",
+        "invalid_request",
+        "bad_request",
+        "bad_request_error",
+        "model_not_found",
+        "not_found",
+        "not_found_error",
+        "invalid_argument",
+        "invalid_parameter",
+        "invalid_parameter_error",
+        "invalid_value",
+        "invalid_model",
+        "unsupported_parameter",
+        "unsupported_value",
+        "unprocessable_entity",
+    }
+)
+_QUOTA = "quota"
+_INVALID = "invalid"
+_CODE_GROUPS: tuple[tuple[frozenset[str], FailureKind | str], ...] = (
+    (_CONTEXT_CODES, FailureKind.CONTEXT_OVERFLOW),
+    (_AUTH_CODES, FailureKind.AUTH),
+    (_QUOTA_CODES, _QUOTA),
+    (_RATE_CODES, FailureKind.RATE_LIMIT),
+    (_BAD_REQUEST_CODES, _INVALID),
+)
+
+
+def _what_codes_say(error: Mapping[str, Any] | None) -> FailureKind | str | None:
+    """What the error's string code / type / status says, when it is a code we know:
+    a decisive kind (context overflow, auth, rate limit), `_QUOTA` or `_INVALID`."""
+    if error is None:
+        return None
+    words = _code_words(error)
+    for codes, said in _CODE_GROUPS:
+        if any(word in codes for word in words):
+            return said
+    return None
+
+
 _TRY_AGAIN = re.compile(r"try again in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", re.IGNORECASE)
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_LONGEST_WAIT = 1e9
+"""Any longer server wait is held as this (still far beyond every policy's cap),
+so the value stays a finite, serialisable number that still means "not now"."""
 
 
 def _seconds(value: str) -> float | None:
@@ -299,7 +497,9 @@ def _seconds(value: str) -> float | None:
         seconds = float(value.strip())
     except ValueError:
         return None
-    return seconds if 0.0 <= seconds < 1e9 else None
+    if seconds != seconds or seconds < 0.0:
+        return None
+    return min(seconds, _LONGEST_WAIT)
 
 
 def retry_after_seconds(headers: Mapping[str, str], message: str) -> float | None:
@@ -319,28 +519,75 @@ def retry_after_seconds(headers: Mapping[str, str], message: str) -> float | Non
             return seconds
     match = _TRY_AGAIN.search(message)
     if match:
-        return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(match.group(1)))
+        total = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(match.group(1)))
+        return min(total, _LONGEST_WAIT)
     return None
 
 
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value if isinstance(value, str) else None
+    return None
+
+
+def redirect_failure(status: int, headers: Mapping[str, str]) -> ModelFailure:
+    """A 3xx: nano-code never follows redirects (the POST body and the API key
+    would go wherever the server says), so the user is told where to point it."""
+    location = header_text(_header(headers, "location") or "")
+    target = f"to {location}" if location else "without saying where"
+    message = (
+        f"the server redirected (HTTP {status}) {target}; nano-code does not follow redirects: "
+        "set INFERENCE_BASE_URL to the final URL"
+    )
+    return ModelFailure(kind=FailureKind.BAD_REQUEST, message=message, status=status)
+
+
+def _http_error(payload: object) -> Mapping[str, Any] | None:
+    """The error object of a non-2xx body, read more leniently than a 200's:
+    a flat `{"message"}`, `{"detail"}` or `{"errors"}`, or a list holding one."""
+    if isinstance(payload, list):
+        payload = next((item for item in payload[:4] if isinstance(item, Mapping)), None)
+    error = error_object(payload)
+    if error is None and isinstance(payload, Mapping):
+        return payload
+    return error
+
+
 def classify_http_error(status: int, headers: Mapping[str, str], body: bytes) -> ModelFailure:
-    """A non-2xx response as a classified failure, whatever its body looks like."""
+    """A non-2xx response as a classified failure, whatever its body looks like.
+
+    A string code or type in the body (`invalid_api_key`, `rate_limit_exceeded`,
+    `insufficient_quota`, ...) says more than a generic status, so it decides
+    when it names a request problem or a rate limit; otherwise the status does.
+    """
+    if 300 <= status < 400:
+        return redirect_failure(status, headers)
+    text = body.decode("utf-8", "replace")
     try:
-        payload: object = json.loads(body.decode("utf-8", "replace"))
+        payload: object = json.loads(text)
     except (ValueError, RecursionError):
         payload = None
-    error = error_object(payload)
-    snippet = body[:200].decode("utf-8", "replace").strip()
-    message = _error_message(error, snippet or "no error message")
-    code = str(error.get("code", "")) if error else ""
-    if status in (401, 403):
+    error = _http_error(payload)
+    message = _error_message(error, "")
+    if not message:
+        message = one_line(payload) if isinstance(payload, str) else body_text(text)
+    message = message or "no error message"
+    said = _what_codes_say(error)
+    overflow = bool(_CONTEXT_WORDS.search(message))
+    if isinstance(said, FailureKind):
+        kind = said
+    elif status in (401, 403):
         kind = FailureKind.AUTH
+    elif said is not None:  # quota, or a request the server calls invalid
+        kind = FailureKind.CONTEXT_OVERFLOW if overflow else FailureKind.BAD_REQUEST
     elif status == 429:
         kind = FailureKind.RATE_LIMIT
+    elif status == 413:
+        kind = FailureKind.CONTEXT_OVERFLOW
     elif status in (408, 409) or status >= 500:
         kind = FailureKind.SERVER_ERROR
     elif 400 <= status < 500:
-        overflow = code == "context_length_exceeded" or _CONTEXT_WORDS.search(message)
         kind = FailureKind.CONTEXT_OVERFLOW if overflow else FailureKind.BAD_REQUEST
     else:
         kind = FailureKind.MALFORMED
@@ -353,18 +600,112 @@ def classify_http_error(status: int, headers: Mapping[str, str], body: bytes) ->
 
 
 def in_band_failure(error: Mapping[str, Any]) -> ModelFailure:
-    """An error object that arrived inside an HTTP 200 (QUIRKS E-24, E-25)."""
+    """An error object that arrived inside an HTTP 200 (QUIRKS E-24, E-25).
+
+    It stays an IN_BAND_ERROR unless its code or status names a failure that
+    is handled differently: auth, rate limit, context overflow, quota. One
+    whose code calls the request invalid gets the status 400 when it carries
+    no 4xx of its own, so that, like any in-band 4xx, it is not retried.
+    """
     status = _error_code_number(error)
     message = _error_message(error, "the server reported an error")
-    if status in (401, 403):
+    said = _what_codes_say(error)
+    overflow = bool(_CONTEXT_WORDS.search(message))
+    if isinstance(said, FailureKind):
+        kind = said
+    elif status in (401, 403):
         kind = FailureKind.AUTH
+    elif said == _QUOTA:
+        kind = FailureKind.BAD_REQUEST
+    elif said == _INVALID:
+        kind = FailureKind.CONTEXT_OVERFLOW if overflow else FailureKind.IN_BAND_ERROR
+        status = status if status is not None and 400 <= status < 500 else 400
     elif status == 429:
         kind = FailureKind.RATE_LIMIT
-    elif _CONTEXT_WORDS.search(message) or error.get("code") == "context_length_exceeded":
+    elif overflow or status == 413:
         kind = FailureKind.CONTEXT_OVERFLOW
     else:
         kind = FailureKind.IN_BAND_ERROR
     return ModelFailure(kind=kind, message=clean_text(f"error in response: {message}"), status=status)
+
+
+# ---------------------------------------------------------------- text and HTML bodies
+
+_TAG = re.compile(r"<[^<>]*>")
+_ENTITY = re.compile(r"&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});")
+_NAMED_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'", "nbsp": " "}
+_HTML_HEAD = 65_536
+"""Characters of an HTML page looked at for its title or first words."""
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _lower(text: str) -> str:
+    """ASCII-only lowercasing: unlike str.lower it keeps every index in place."""
+    return text.translate(_ASCII_LOWER)
+
+
+def _unescape(text: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.startswith("#"):
+            number = int(name[2:], 16) if name[1:2] in ("x", "X") else int(name[1:])
+            return chr(number) if 0 < number < 0x110000 and not 0xD800 <= number < 0xE000 else "\ufffd"
+        return _NAMED_ENTITIES.get(name.lower(), match.group())
+
+    return _ENTITY.sub(replace, text)
+
+
+def _find_tag(lowered: str, tag: str, start: int) -> int:
+    """Index of the first `<tag` (or `</tag`) at or after `start` that is the whole tag name."""
+    while True:
+        found = lowered.find(tag, start)
+        end = found + len(tag)
+        if found < 0 or end >= len(lowered) or lowered[end] in " \t\r\n/>":
+            return found
+        start = found + 1
+
+
+def _element(lowered: str, tag: str, start: int = 0) -> tuple[int, int, int] | None:
+    """(start of `<tag`, start of its content, start of `</tag`) of the first such
+    element at or after `start`, or None. Each search moves forward: linear time."""
+    begin = _find_tag(lowered, f"<{tag}", start)
+    if begin < 0:
+        return None
+    content = lowered.find(">", begin)
+    if content < 0:
+        return None
+    end = _find_tag(lowered, f"</{tag}", content + 1)
+    return (begin, content + 1, end) if end >= 0 else None
+
+
+def _without_elements(text: str, tag: str) -> str:
+    """`text` without its <tag>...</tag> elements (script, style)."""
+    lowered = _lower(text)
+    kept: list[str] = []
+    position = 0
+    while (found := _element(lowered, tag, position)) is not None:
+        kept.append(text[position : found[0]])
+        closing = lowered.find(">", found[2])
+        position = len(text) if closing < 0 else closing + 1
+    kept.append(text[position:])
+    return "".join(kept)
+
+
+def body_text(text: str) -> str:
+    """What to show of a non-JSON error body: an HTML page's <title> (or its
+    first words), else the text itself -- on one line and capped."""
+    head = text[:_HTML_HEAD]
+    lowered = _lower(head)
+    if not re.search(r"<(?:!doctype|html|head|body|title)\b", lowered[:2048]):
+        return one_line(text)
+    title = _element(lowered, "title")
+    if title is not None:
+        text = one_line(_unescape(_TAG.sub(" ", head[title[1] : title[2]])))
+        if text:
+            return text
+    for tag in ("script", "style", "title"):
+        head = _without_elements(head, tag)
+    return one_line(_unescape(_TAG.sub(" ", head)))
 
 
 # ---------------------------------------------------------------- whole bodies

@@ -63,6 +63,7 @@ from nano_code.kernel.policy import (
     Approval,
     approval_requirement,
     format_tool_output,
+    give_up_reason,
     parse_arguments,
     retry_delay,
 )
@@ -203,6 +204,8 @@ def _on_model_reply(state: State, event: ModelReply) -> Transition:
     if not state.config.stream and event.content:
         actions.append(ShowText(event.content, TextKind.ASSISTANT))
     if not event.tool_calls:
+        if not event.content.strip() and not event.reasoning.strip():
+            actions.append(ShowText(_empty_reply_notice(event.finish_reason), TextKind.WARNING))
         message = AssistantMessage(content=event.content, reasoning=event.reasoning or None)
         state = attrs.evolve(state, history=(*state.history, message), malformed_streak=0)
         detail = "the reply was cut off at the token limit" if event.finish_reason == "length" else ""
@@ -239,6 +242,15 @@ def _on_model_reply(state: State, event: ModelReply) -> Transition:
     )
     state, more = _advance(state)
     return state, actions + more
+
+
+def _empty_reply_notice(finish_reason: str | None) -> str:
+    """The warning for a reply with nothing in it (else the turn would end in silence)."""
+    shown = " ".join(clean_text(finish_reason or "").split())
+    if not shown:
+        return "the model sent an empty reply (no finish_reason)"
+    shown = shown if len(shown) <= 40 else shown[:39] + "\u2026"
+    return f"the model sent an empty reply (finish_reason: {shown})"
 
 
 def _advance(state: State) -> Transition:
@@ -350,7 +362,8 @@ def _on_model_failure(state: State, event: ModelFailure) -> Transition:
     ):
         delay = None
     if delay is None:
-        return _end_turn(state, TurnEnd.FAILED, event.message, [])
+        reason = give_up_reason(event, state.attempt, state.config.retry)
+        return _end_turn(state, TurnEnd.FAILED, reason, [])
     state = attrs.evolve(state, attempt=state.attempt + 1)
     notice = ShowText(
         f"{event.message} -- retrying in {delay:.1f}s "

@@ -12,10 +12,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from nano_code.kernel.events import FailureKind, ModelFailure
 from nano_code.kernel.types import ApprovalMode, RetryPolicy, ToolSpec
 
-NEVER_RETRIED = frozenset({FailureKind.AUTH, FailureKind.BAD_REQUEST, FailureKind.CONTEXT_OVERFLOW})
+NEVER_RETRIED = frozenset(
+    {FailureKind.AUTH, FailureKind.BAD_REQUEST, FailureKind.CONTEXT_OVERFLOW, FailureKind.BAD_RESPONSE}
+)
 
 
 def retry_delay(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> float | None:
@@ -43,6 +47,30 @@ def retry_delay(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> flo
         return wait if wait <= policy.max_server_wait else None
     # The exponent is capped: 2.0 ** 1024 overflows, and max_delay caps far below anyway.
     return min(policy.max_delay, policy.base_delay * (2.0 ** min(attempt - 1, 64)))
+
+
+def _seconds_text(seconds: float) -> str:
+    """`99999`, `10800`, `2.5`: whole seconds without a fraction, others briefly."""
+    if seconds >= 10 or seconds == int(seconds):
+        return f"{seconds:.0f}"
+    return f"{seconds:.3g}"
+
+
+def give_up_reason(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> str:
+    """What the user reads when `retry_delay` gave up: the failure's message,
+    plus why it was not retried when the message alone does not say it.
+
+    Today that is a server wait longer than the policy's cap: the server said
+    "come back later", and the user must learn that nano-code chose not to wait.
+    """
+    if failure.retry_after is None or failure.retry_after <= policy.max_server_wait:
+        return failure.message
+    if retry_delay(attrs.evolve(failure, retry_after=None), attempt, policy) is None:
+        return failure.message  # not retried anyway: the wait is not the reason
+    return (
+        f"{failure.message} (the server asked to wait {_seconds_text(failure.retry_after)} s, "
+        f"longer than nano-code waits: {_seconds_text(policy.max_server_wait)} s)"
+    )
 
 
 def cut_middle(text: str, limit: int) -> str:

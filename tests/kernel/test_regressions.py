@@ -137,3 +137,15 @@ def test_regression_an_absent_key_differs_from_a_literal_missing_marker() -> Non
 
     found, _ = differences({}, {"a": MISSING})
     assert [(d.path, d.recorded, d.actual) for d in found] == [("$.a", MISSING, MISSING)]
+
+
+def test_regression_a_non_ascii_digit_error_code_is_no_status() -> None:
+    """Hypothesis (test_failure_reporting): an in-band error with code "²" passed
+    str.isdigit() and then crashed int(); the decoder must stay total."""
+    for code in ("²", "٤٠١", "4２9"):
+        body = json.dumps({"error": {"message": "m", "code": code}}).encode()
+        failure = codec.decode_body(body)
+        assert isinstance(failure, ModelFailure) and failure.status is None
+        assert failure.kind is FailureKind.IN_BAND_ERROR
+        streamed = stream.decode_stream([b"data: " + body + b"\n\n"])
+        assert streamed == failure

@@ -20,8 +20,10 @@ recorded but the request.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import time
+import socket
+import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -74,6 +76,48 @@ DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 class ResponseTooLarge(Exception):
     pass
+
+
+class _Tracked:
+    """Pool mix-in remembering the connection a request is using, so a watchdog can cut it."""
+
+    in_flight: Any = None
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        self.in_flight = conn
+        return conn
+
+
+class _TrackedHTTPPool(_Tracked, urllib3.HTTPConnectionPool):
+    pass
+
+
+class _TrackedHTTPSPool(_Tracked, urllib3.HTTPSConnectionPool):
+    pass
+
+
+class _Deadline:
+    """Cuts the call's connection when its time is up, wherever the call is waiting:
+    for the status line, for headers trickled a byte at a time, or for the body."""
+
+    def __init__(self, seconds: float, pool_for_url: Callable[[], Any]) -> None:
+        self.passed = False
+        self._pool_for_url = pool_for_url
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cut(self) -> None:
+        self.passed = True
+        conn = getattr(self._pool_for_url(), "in_flight", None)
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 class _Inflater:
@@ -139,11 +183,11 @@ class ModelClient:
     ) -> None:
         self.url = url
         self._api_key = api_key
-        self._read_timeout = read_timeout
         self.call_timeout = call_timeout
         self.max_response_bytes = max_response_bytes
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._pool = urllib3.PoolManager(num_pools=2, maxsize=1, retries=False)
+        self._pool.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
         self.exchange_sinks: list[ExchangeSink] = []
 
     def _headers(self, stream: bool) -> dict[str, str]:
@@ -164,7 +208,19 @@ class ModelClient:
         payload = encode_body(body)
         stream = bool(body.get("stream"))
         headers = self._headers(stream)
-        deadline = time.monotonic() + self.call_timeout
+        deadline = _Deadline(self.call_timeout, lambda: self._pool.connection_from_url(self.url))
+        try:
+            return self._call(payload, headers, deadline, on_delta)
+        finally:
+            deadline.cancel()
+
+    def _call(
+        self,
+        payload: bytes,
+        headers: dict[str, str],
+        deadline: _Deadline,
+        on_delta: Callable[[StreamDelta], None] | None,
+    ) -> ModelReply | ModelFailure:
         try:
             response = self._pool.request(
                 "POST",
@@ -177,6 +233,8 @@ class ModelClient:
                 timeout=self._timeout,
             )
         except HTTPError as error:
+            if deadline.passed:
+                return _deadline_failure(self.call_timeout)
             return _transport_failure(error, sending=True)
         encoding = response.headers.get("content-encoding", "").strip().lower()
         try:
@@ -194,11 +252,9 @@ class ModelClient:
         complete = False
         try:
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return _deadline_failure(self.call_timeout)
-                _limit_next_read(response, min(self._read_timeout, remaining))
                 raw = response.read1(READ_SIZE)
+                if deadline.passed:
+                    return _deadline_failure(self.call_timeout)
                 if not raw:
                     break
                 for piece in inflater.feed(raw):
@@ -220,9 +276,11 @@ class ModelClient:
                 f"the server's {encoding} reply could not be decompressed: {_short(error)}",
                 status=response.status,
             )
-        except HTTPError as error:
-            if time.monotonic() >= deadline:
+        except (HTTPError, OSError) as error:
+            if deadline.passed:
                 return _deadline_failure(self.call_timeout)
+            if not isinstance(error, HTTPError):
+                raise
             return _transport_failure(error, sending=False)
         finally:
             if complete:
@@ -248,13 +306,6 @@ class ModelClient:
 
     def close(self) -> None:
         self._pool.clear()
-
-
-def _limit_next_read(response: Any, seconds: float) -> None:
-    """Let the next read wait no longer than `seconds` (the call's deadline may be near)."""
-    sock = getattr(getattr(response, "connection", None), "sock", None)
-    if sock is not None:
-        sock.settimeout(max(seconds, 0.001))
 
 
 def _deadline_failure(limit: float) -> ModelFailure:

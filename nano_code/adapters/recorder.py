@@ -274,7 +274,9 @@ def _scrubbed_response_body(exchange: Exchange, redactor: Redactor) -> str:
     decoder.feed(text.encode("utf-8"))
     reply = decoder.finish()
     if not isinstance(reply, ModelReply):
-        return text
+        # A stream that failed part-way (an in-band error after some text) may still
+        # have spelled the key across its pieces; replay would show them joined.
+        return _scrub_split_stream(text, redactor)
     parts = [reply.content, reply.reasoning, reply.model or ""]
     parts += [piece for call in reply.tool_calls for piece in (call.id, call.name, call.arguments or "")]
     if all(redactor.scrub(part) == part for part in parts):
@@ -328,6 +330,57 @@ def _recordable_headers(headers: Mapping[str, str], redactor: Redactor) -> dict[
         for name, value in headers.items()
         if name.lower() not in SECRET_HEADERS and redactor.scrub(name) == name
     }
+
+
+_STREAMED_TEXT_FIELDS = ("content", "reasoning", "reasoning_content")
+
+
+def _scrub_split_stream(text: str, redactor: Redactor) -> str:
+    """An SSE body whose text pieces, joined, hold the key: the joined text, scrubbed, goes
+    in the first piece and the others are emptied; every other event stays as it was."""
+    lines = text.split("\n")
+    events: list[tuple[int, dict[str, Any]]] = []
+    pieces: dict[Any, list[tuple[dict[str, Any], str]]] = {}
+    for number, line in enumerate(lines):
+        if not line.startswith("data:"):
+            continue
+        try:
+            event = json.loads(line[5:])
+        except ValueError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        events.append((number, event))
+        choices = event.get("choices")
+        delta = (
+            choices[0].get("delta")
+            if isinstance(choices, list) and choices and isinstance(choices[0], dict)
+            else None
+        )
+        if not isinstance(delta, dict):
+            continue
+        for field in _STREAMED_TEXT_FIELDS:
+            if isinstance(delta.get(field), str):
+                pieces.setdefault(field, []).append((delta, field))
+        for call in delta.get("tool_calls") or [] if isinstance(delta.get("tool_calls"), list) else []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                pieces.setdefault(("tool", str(call.get("index"))), []).append((function, "arguments"))
+    changed = False
+    for parts in pieces.values():
+        joined = "".join(holder[field] for holder, field in parts)
+        scrubbed = redactor.scrub(joined)
+        if scrubbed != joined:
+            changed = True
+            first, field = parts[0]
+            first[field] = scrubbed
+            for holder, other in parts[1:]:
+                holder[other] = ""
+    if not changed:
+        return text
+    for number, event in events:
+        lines[number] = "data: " + json.dumps(event, ensure_ascii=False)
+    return "\n".join(lines)
 
 
 def interaction_record(exchange: Exchange, redactor: Redactor, extra: Mapping[str, Any]) -> dict[str, Any]:

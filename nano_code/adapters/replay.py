@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -561,8 +562,11 @@ def offline_cassette(
     player.register_matcher("nano_json_body", _body_matcher(masks))
     player.register_serializer("nano_code_session", _LoadedSession(session))
     player.register_persister(_LoadedPersister())
+    # vcrpy never reads the path (the persister hands over the parsed session) but builds
+    # names from it, which fails on an undecodable file name: give it a clean spelling.
+    shown_path = os.fsencode(path).decode("utf-8", "replace")
     with player.use_cassette(
-        str(path), serializer="nano_code_session", allow_playback_repeats=False
+        shown_path, serializer="nano_code_session", allow_playback_repeats=False
     ) as cassette:
 
         def only_the_expected_interaction(request: Any) -> Iterator[tuple[int, Any]]:

@@ -255,7 +255,7 @@ def _live_factory(args: argparse.Namespace, approver: Any, on_delta: Any = None)
 
 
 def _print_report(report: Any) -> None:
-    say(_status_line(report))
+    say(_status_line(report), err=report.status == "error")
     for change in report.changed_requests:
         say(f"  changed request at step {change.step}:\n{change.render()}")
     for difference in report.tool_output_differences:

@@ -167,13 +167,6 @@ def _silent(connection: Connection) -> None:
         pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: nano_code/adapters/model_client.py ModelClient.call: the call deadline "
-    "(NANO_CODE_CALL_TIMEOUT) is checked only while reading the body; _pool.request() waits for "
-    "the status line and headers with the read timeout alone (NANO_CODE_READ_TIMEOUT, 300 s), so "
-    "a server that never answers, or trickles its headers, is not bounded by the call timeout",
-)
 @pytest.mark.parametrize(
     "server_kind",
     ["silent", "header trickle"],

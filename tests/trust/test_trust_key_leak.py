@@ -158,13 +158,6 @@ def test_6_key_split_over_stream_events_is_scrubbed(agent: Agent, tmp_path: Path
     assert_no_key_anywhere(KEY, session, done.stdout, done.stderr, replayed.stdout, replayed.stderr)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: nano_code/adapters/recorder.py _scrubbed_response_body() re-encodes a streamed "
-    "reply whose pieces hold a split key only when it decodes to a ModelReply; when the stream "
-    "ends in an in-band error (a ModelFailure) the pieces are recorded as they came, so the "
-    "recording holds the key in parts and `nano-code replay` prints it whole",
-)
 def test_6_key_split_over_stream_events_before_an_in_band_error(agent: Agent, tmp_path: Path) -> None:
     body = _content_events(f"the key is {KEY} ok")
     body += 'data: {"error": {"message": "overloaded", "code": 400}}\n\n'

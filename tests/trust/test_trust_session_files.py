@@ -74,12 +74,6 @@ def test_7_replay_of_a_fifo_or_device(agent: Agent, tmp_path: Path, kind: str) -
     assert [line for line in done.stdout.splitlines() if str(target) in line] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: nano_code/cli/sessions_cmd.py replay_main: a single-file replay prints its report "
-    "through _print_report(), i.e. say(_status_line(report)) on stdout even when the status is "
-    "'error' (only the multi-file paths pass err=report.status == 'error')",
-)
 def test_10_single_file_replay_error_goes_to_stderr(agent: Agent, tmp_path: Path) -> None:
     target = _special("fifo", tmp_path / "s.yaml")
     done = agent.run("replay", str(target), timeout=QUICK)
@@ -316,13 +310,6 @@ def test_11d_json_output_for_a_file_name_that_is_not_utf8_is_valid(agent: Agent,
     assert len(rows) == 1 and rows[0]["task"] == "a good task"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: nano_code/adapters/replay.py offline_cassette() hands str(path) to vcrpy's "
-    "use_cassette; vcrpy builds a class name from it (vcr/patch.py _build_cassette_subclass), "
-    "which raises UnicodeEncodeError for a name with surrogate escapes, so the replay reports "
-    "'error' instead of replaying",
-)
 def test_11d_replay_of_a_file_name_that_is_not_utf8_works(agent: Agent, tmp_path: Path) -> None:
     odd = _odd_named_copy(agent, tmp_path)
     done = _run_with_bytes(agent, "replay", odd)

@@ -64,7 +64,11 @@ def expand_paths(paths: Sequence[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*.yaml") if p.is_file()))
+            for entry in sorted(path.rglob("*.yaml")):
+                if entry.is_file():
+                    found.append(entry)
+                elif not entry.is_dir():
+                    say(f"skipped {entry}: not a regular file (a pipe, device or dangling link)", err=True)
         else:
             found.append(path)
     return found

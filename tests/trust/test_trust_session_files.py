@@ -72,6 +72,8 @@ def test_7_replay_of_a_fifo_or_device(agent: Agent, tmp_path: Path, kind: str) -
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
     assert "identical 2 |" in done.stdout, done.stdout
     assert [line for line in done.stdout.splitlines() if str(target) in line] == []
+    skipped = [line for line in done.stderr.splitlines() if str(target) in line]
+    assert len(skipped) == 1 and skipped[0].startswith("skipped") and "not a regular file" in skipped[0]
 
 
 def test_10_single_file_replay_error_goes_to_stderr(agent: Agent, tmp_path: Path) -> None:

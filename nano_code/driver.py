@@ -53,6 +53,11 @@ class Observer(Protocol):
     def on_action(self, action: Action, state: State) -> None: ...
 
 
+def with_approval_mode(state: State, mode: ApprovalMode) -> State:
+    """`state` approving as `mode` says from now on, with no earlier "always" grants."""
+    return attrs.evolve(state, config=attrs.evolve(state.config, approval=mode), always_approved=frozenset())
+
+
 class Driver:
     def __init__(self, state: State, performer: Performer, observers: list[Observer] | None = None) -> None:
         self.state = state
@@ -91,11 +96,7 @@ class Driver:
         Observers with an `on_approval_mode` hook see it (the recorder writes
         it to the journal, so a replay switches at the same point).
         """
-        self.state = attrs.evolve(
-            self.state,
-            config=attrs.evolve(self.state.config, approval=mode),
-            always_approved=frozenset(),
-        )
+        self.state = with_approval_mode(self.state, mode)
         for observer in self.observers:
             hook = getattr(observer, "on_approval_mode", None)
             if hook is not None:

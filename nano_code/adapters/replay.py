@@ -38,7 +38,7 @@ from nano_code.adapters.session_file import (
     load_session,
 )
 from nano_code.adapters.tools import ToolContext, ToolOutcome, find_tool, inside_workspace, run_tool
-from nano_code.driver import Driver, Observer, Performer
+from nano_code.driver import Driver, Observer, Performer, with_approval_mode
 from nano_code.kernel.actions import (
     Action,
     AskApproval,
@@ -181,6 +181,12 @@ def rebuild_state(session: SessionFile, config: KernelConfig) -> State:
     """Fold the recorded events through the kernel: the state where the session stopped."""
     state = initial_state(config)
     for record in session.records:
+        if record.kind == "journal" and "approval_mode" in record.data:
+            try:
+                state = with_approval_mode(state, ApprovalMode(record.data["approval_mode"]))
+            except ValueError as error:
+                raise ResumeError(f"line {record.line}: {error}") from error
+            continue
         try:
             event = record_event(record)
             if event is not None:

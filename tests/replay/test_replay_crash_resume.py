@@ -18,6 +18,7 @@ from replay_helpers import (
     TASK,
     cli_env,
     interaction_indexes,
+    record_cli,
     record_inproc,
     run_cli,
     three_step_script,
@@ -226,3 +227,39 @@ def test_appending_after_a_record_that_only_lacks_its_newline_keeps_it(
     assert after.records[:-1] == before.records
     assert after.records[-1].data == {"event": {"type": "Interrupt"}}
     assert yaml.safe_load(session.read_text())["interactions"]
+
+
+def test_resume_takes_approval_from_this_command_line_not_the_file(tmp_path: Path, workspace: Path) -> None:
+    """A session recorded with --yes, resumed without it (and without a terminal): the
+    resumed part asks, so here it refuses; the switch is journalled and the file replays."""
+    session = tmp_path / "s.yaml"
+    record_cli(session, workspace, [reply(content="first turn done")])
+    assert load_session(session).metadata["settings"]["auto_approve"] is True
+    script = [reply(tool_calls=[("shell", {"command": "touch resumed-ran"})]), reply(content="ok")]
+    with FakeServer(script) as server:
+        done = run_cli(
+            ["--resume", str(session), "-p", "touch it"],
+            workspace,
+            cli_env(server.base_url, tmp_path / "home"),
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        told = server.requests[1]["body"]["messages"][-1]
+    assert not (workspace / "resumed-ran").exists()
+    assert told["role"] == "tool" and "not run" in told["content"].lower()
+    assert "ignoring --yes" not in done.stderr
+    modes = [record["approval_mode"] for record in load_session(session).journal if "approval_mode" in record]
+    assert modes == ["ask"]
+    report = replay_session(session)
+    assert report.status == "identical", report.divergence.render() if report.divergence else report.error
+
+    # And with --yes on this command line, the resumed part runs it.
+    with FakeServer(script) as server:
+        done = run_cli(
+            ["--resume", str(session), "--yes", "-p", "touch it"],
+            workspace,
+            cli_env(server.base_url, tmp_path / "home"),
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert (workspace / "resumed-ran").exists()
+    report = replay_session(session)
+    assert report.status == "identical", report.divergence.render() if report.divergence else report.error

@@ -225,11 +225,21 @@ def kill_left_running(grace: float = 0.5) -> int:
         _TERMINAL.restore()
 
 
+_PRUNE_EVERY = 32
+_prune_at = _PRUNE_EVERY
+
+
 def _forget_ended_sessions() -> None:
-    """Drop sessions nothing is left in, so a recycled process id is not taken for one of ours."""
-    if _SESSIONS:
+    """Drop sessions nothing is left in, so a recycled process id is not taken for one of ours.
+
+    Finding out reads every /proc/PID/stat (a few ms), so it is done once another
+    `_PRUNE_EVERY` sessions have been started, not before every command.
+    """
+    global _prune_at
+    if len(_SESSIONS) >= _prune_at:
         known = set(_SESSIONS)
         _SESSIONS.difference_update(known - {session for session, _ in _live_members(known)})
+        _prune_at = len(_SESSIONS) + _PRUNE_EVERY
 
 
 def _live_groups(sessions: Iterable[int]) -> set[int]:

@@ -202,10 +202,16 @@ class ModelClient:
         return headers
 
     def call(
-        self, body: Mapping[str, Any], on_delta: Callable[[StreamDelta], None] | None = None
+        self,
+        body: Mapping[str, Any],
+        on_delta: Callable[[StreamDelta], None] | None = None,
+        payload: bytes | None = None,
     ) -> ModelReply | ModelFailure:
-        """Send one request and decode its response. KeyboardInterrupt propagates."""
-        payload = encode_body(body)
+        """Send one request and decode its response. KeyboardInterrupt propagates.
+
+        `payload` is `body` already encoded, when the caller has it."""
+        if payload is None:
+            payload = encode_body(body)
         stream = bool(body.get("stream"))
         headers = self._headers(stream)
         deadline = _Deadline(self.call_timeout, lambda: self._pool.connection_from_url(self.url))

@@ -29,13 +29,14 @@ import attrs
 from nano_code.adapters.model_client import Exchange, ModelClient, encode_body
 from nano_code.adapters.recorder import Recorder, Redactor, provenance
 from nano_code.adapters.session_file import (
+    FORMAT_VERSION,
     Record,
     SessionFile,
     SessionFileError,
     SessionWriter,
     VcrSerializer,
-    as_cassette_dict,
     load_session,
+    with_full_body,
 )
 from nano_code.adapters.tools import ToolContext, ToolOutcome, find_tool, inside_workspace, run_tool
 from nano_code.driver import Driver, Observer, Performer, with_approval_mode
@@ -254,6 +255,9 @@ class ReplayPerformer:
         self.on_delta: Callable[[StreamDelta], None] | None = None
         self.interactions_taken = 0
         """Interaction records consumed so far; the last one's index is what vcrpy may serve."""
+        self._bodies = session.request_bodies()
+        self.current_body: str | None = None
+        """The request body, whole, of the interaction taken last (format 2 stores deltas)."""
         self.set_approval_mode: Callable[[ApprovalMode], None] | None = None
         """Applies a recorded `approval_mode` record to the replayed state (see `Driver`)."""
         self._applied_up_to = 0
@@ -287,6 +291,7 @@ class ReplayPerformer:
         record = self.records[position]
         if record.kind == "interaction":
             self.interactions_taken += 1
+            self.current_body = next(self._bodies)
         return record
 
     def take_raw_if(self, key: str) -> Record | None:
@@ -356,7 +361,7 @@ class ReplayPerformer:
             )
         payload = encode_body(action.body)
         if record.kind == "interaction":
-            recorded_body: Any = record.data["request"].get("body")
+            recorded_body: Any = self.current_body
         elif "call_without_response" in record.data:
             recorded_body = record.data["call_without_response"]["request"]
         else:
@@ -365,7 +370,7 @@ class ReplayPerformer:
                 f"the new run calls the model where the recording has {_describe(record)}",
                 record,
             )
-        if isinstance(recorded_body, str) and recorded_body == payload.decode("utf-8"):
+        if isinstance(recorded_body, str) and recorded_body.encode("utf-8") == payload:
             found = []  # byte-identical, the common case: no need to parse and walk both
         else:
             found = self.compare(_json_body(recorded_body), json.loads(payload))
@@ -381,7 +386,7 @@ class ReplayPerformer:
             return from_json(record.data["call_without_response"]["event"])  # type: ignore[no-any-return]
         if self.options.rebless:
             return self._serve_directly(record, action)
-        return self.client.call(action.body, self.on_delta)
+        return self.client.call(action.body, self.on_delta, payload=payload)
 
     def _serve_directly(self, record: Record, action: CallModel | RetryModel) -> ModelReply | ModelFailure:
         """Rebless: the recorded response answers the *new* request; both are rewritten."""
@@ -541,7 +546,10 @@ def _body_matcher(masks: tuple[Mask, ...]) -> Callable[[Any, Any], None]:
 
 @contextlib.contextmanager
 def offline_cassette(
-    path: Path, masks: tuple[Mask, ...], session: SessionFile, expected_index: Callable[[], int]
+    path: Path,
+    masks: tuple[Mask, ...],
+    session: SessionFile,
+    expected: Callable[[], tuple[int, str | None]],
 ) -> Iterator[Any]:
     """vcrpy with no recording, canonical-JSON body matching, no repeats.
 
@@ -553,9 +561,11 @@ def offline_cassette(
     several times per request, which makes long replays quadratic. Replay is
     strictly ordered anyway -- the performer has already checked the request
     against the one recorded interaction that may answer it -- so vcrpy is
-    pointed at exactly that interaction (`expected_index`), and still matches
-    it, serves it, and counts it as played. The file is parsed once: vcrpy
-    gets the interactions already loaded.
+    pointed at exactly that interaction (`expected`: its index and whole body),
+    and still matches it, serves it, and counts it as played. The file is
+    parsed once: vcrpy gets the interactions already loaded, without their
+    request bodies; the expected one's is put in place just before matching and
+    taken out at the next, so only one body is ever held twice.
     """
     import vcr  # heavy (~115 ms): only replay pays for it
     from vcr.matchers import requests_match
@@ -574,11 +584,17 @@ def offline_cassette(
     with player.use_cassette(
         shown_path, serializer="nano_code_session", allow_playback_repeats=False
     ) as cassette:
+        holding: list[Any] = []
 
         def only_the_expected_interaction(request: Any) -> Iterator[tuple[int, Any]]:
-            index = expected_index()
+            index, body = expected()
             if 0 <= index < len(cassette.data):
                 stored_request, response = cassette.data[index]
+                if not holding or holding[-1] is not stored_request:
+                    for earlier in holding:
+                        earlier.body = None
+                    holding[:] = [stored_request]
+                    stored_request.body = body
                 if requests_match(request, stored_request, cassette._match_on):
                     yield index, response
 
@@ -608,7 +624,10 @@ class _LoadedSession(VcrSerializer):
         self._session = session
 
     def deserialize(self, cassette_string: str) -> dict[str, Any]:  # type: ignore[override]
-        return as_cassette_dict(self._session)
+        interactions = [
+            with_full_body(r.data, None) for r in self._session.records if r.kind == "interaction"
+        ]
+        return {"version": 1, "metadata": dict(self._session.metadata), "interactions": interactions}
 
 
 # ---------------------------------------------------------------- running a replay
@@ -667,7 +686,7 @@ def replay_session(
     writer_closers: list[Callable[[], None]] = []
     output_path = rebless_to or fork_to
     if output_path is not None:
-        metadata = dict(session.metadata)
+        metadata = {**session.metadata, "format_version": FORMAT_VERSION}
         if rebless_to is not None:
             metadata["reblessed_from"] = {"path": str(path), "session_id": metadata.get("session_id")}
         else:
@@ -710,7 +729,12 @@ def replay_session(
             cassette = None
             if rebless_to is None:
                 cassette = stack.enter_context(
-                    offline_cassette(path, masks, session, lambda: performer.interactions_taken - 1)
+                    offline_cassette(
+                        path,
+                        masks,
+                        session,
+                        lambda: (performer.interactions_taken - 1, performer.current_body),
+                    )
                 )
                 performer.on_go_live = stack.close
             divergence = _drive(driver, performer)

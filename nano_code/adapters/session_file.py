@@ -44,7 +44,10 @@ from typing import Any
 
 import attrs
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Format 1 stored every request body whole; format 2 stores a body that shares its
+start and end with the previous interaction's as what lies between (see `BodyDelta`)."""
 JOURNAL_PREFIX = "#nc "
 INTERACTION_PREFIX = "- "
 HEADER_COMMENT = (
@@ -85,6 +88,52 @@ class Record:
     data: Mapping[str, Any]
 
 
+DELTA_KEY = "body_delta"
+"""In an interaction's `nano_code` part: [shared prefix length, shared suffix length, middle]."""
+
+
+def shared_ends(before: str, after: str) -> tuple[int, int]:
+    """(prefix, suffix) lengths `after` shares with `before`, not overlapping.
+
+    Binary search over slice comparisons: each comparison is one memcmp in C,
+    so this costs O(n log n) byte compares and no Python loop over characters.
+    """
+    limit = min(len(before), len(after))
+    low, high = 0, limit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if before[:middle] == after[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    prefix = low
+    low, high = 0, limit - prefix
+    while low < high:
+        middle = (low + high + 1) // 2
+        if before[len(before) - middle :] == after[len(after) - middle :]:
+            low = middle
+        else:
+            high = middle - 1
+    return prefix, low
+
+
+def apply_delta(previous: str, delta: Any) -> str:
+    prefix, suffix, middle = delta
+    if not (isinstance(prefix, int) and isinstance(suffix, int) and isinstance(middle, str)):
+        raise SessionFileError("a body delta is not [prefix, suffix, text]")
+    if prefix < 0 or suffix < 0 or prefix + suffix > len(previous):
+        raise SessionFileError("a body delta does not fit the body before it")
+    return previous[:prefix] + middle + previous[len(previous) - suffix :]
+
+
+def with_full_body(data: Mapping[str, Any], body: str | None) -> dict[str, Any]:
+    """An interaction record as vcrpy knows it: its request body whole, no delta."""
+    request = dict(data["request"])
+    request["body"] = body
+    extra = {k: v for k, v in (data.get("nano_code") or {}).items() if k != DELTA_KEY}
+    return {**data, "request": request, "nano_code": extra}
+
+
 @attrs.frozen
 class SessionFile:
     path: Path
@@ -95,7 +144,31 @@ class SessionFile:
 
     @property
     def interactions(self) -> list[Mapping[str, Any]]:
-        return [r.data for r in self.records if r.kind == "interaction"]
+        """Every interaction with its request body whole (all held at once: for small
+        sessions, tests and export; replay walks `request_bodies()` instead)."""
+        bodies = self.request_bodies()
+        return [with_full_body(r.data, next(bodies)) for r in self.records if r.kind == "interaction"]
+
+    def request_bodies(self) -> Iterator[str | None]:
+        """Each interaction's request body, whole, in order; only the previous one is held."""
+        previous: str | None = None
+        for record in self.records:
+            if record.kind != "interaction":
+                continue
+            delta = (record.data.get("nano_code") or {}).get(DELTA_KEY)
+            if delta is not None:
+                if previous is None:
+                    raise SessionFileError(f"{self.path}:{record.line}: a body delta with no body before it")
+                try:
+                    previous = apply_delta(previous, delta)
+                except (TypeError, ValueError) as error:
+                    raise SessionFileError(f"{self.path}:{record.line}: {error}") from error
+                except SessionFileError as error:
+                    raise SessionFileError(f"{self.path}:{record.line}: {error}") from error
+            else:
+                body = record.data.get("request", {}).get("body")
+                previous = body if isinstance(body, str) else None
+            yield previous
 
     @property
     def journal(self) -> list[Mapping[str, Any]]:
@@ -234,10 +307,10 @@ def parse_session_lines(lines: Iterable[str], path: Path) -> SessionFile:
         raise SessionFileError(f"{path}: no metadata line: not a nano-code session")
     if metadata.get("format") != "nano-code-session":
         raise SessionFileError(f"{path}: metadata does not say format: nano-code-session")
-    if metadata.get("format_version") != FORMAT_VERSION:
+    if metadata.get("format_version") not in READABLE_VERSIONS:
         raise SessionFileError(
             f"{path}: session format {metadata.get('format_version')!r} is not supported "
-            f"(this nano-code reads {FORMAT_VERSION})"
+            f"(this nano-code reads {', '.join(map(str, READABLE_VERSIONS))})"
         )
     return SessionFile(path=path, metadata=metadata, records=tuple(records), torn_tail=torn)
 
@@ -256,7 +329,7 @@ def _drop_torn_tail(path: Path) -> bool:
         return False
     start = data.rfind(b"\n") + 1
     last = data[start:].decode("utf-8", "replace")
-    if last.strip() in ("interactions:", f"version: {FORMAT_VERSION}"):
+    if last.strip() in ("interactions:", "version: 1"):
         return True
     for prefix in (JOURNAL_PREFIX, INTERACTION_PREFIX):
         if last.startswith(prefix):
@@ -273,14 +346,28 @@ def _drop_torn_tail(path: Path) -> bool:
 class SessionWriter:
     """Appends records; each record is one write() of one line, flushed at once."""
 
-    def __init__(self, path: Path, metadata: Mapping[str, Any] | None, check: Any = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        metadata: Mapping[str, Any] | None,
+        check: Any = None,
+        resume_from: SessionFile | None = None,
+    ) -> None:
         """Open `path`; write the header when `metadata` is given (a new session).
 
         A new file is created 0600 (FileExistsError if it exists); an existing
-        one (resume) must be a regular file and is made 0600 too.
+        one (resume) must be a regular file and is made 0600 too. Bodies are
+        stored as deltas in format 2 files: a resumed one continues from its last
+        body (`resume_from`); a format 1 file keeps storing them whole.
         """
         self.path = path
         self._check = check
+        self._previous_body: str | None = None
+        self._deltas = metadata is not None and metadata.get("format_version", FORMAT_VERSION) >= 2
+        if resume_from is not None:
+            self._deltas = resume_from.metadata.get("format_version") == 2
+            for body in resume_from.request_bodies():
+                self._previous_body = body
         make_private_dirs(path.parent)
         if metadata is not None:
             header = header_text(metadata)
@@ -303,6 +390,17 @@ class SessionWriter:
             self._check(text)
 
     def interaction(self, value: Mapping[str, Any]) -> None:
+        body = value["request"].get("body")
+        previous, self._previous_body = self._previous_body, body if isinstance(body, str) else None
+        if self._deltas and isinstance(body, str) and previous is not None:
+            prefix, suffix = shared_ends(previous, body)
+            if prefix + suffix > 64:  # worth it: the body shares more than a few bytes
+                delta = [prefix, suffix, body[prefix : len(body) - suffix]]
+                value = {
+                    **value,
+                    "request": {**value["request"], "body": None},
+                    "nano_code": {**(value.get("nano_code") or {}), DELTA_KEY: delta},
+                }
         self._append(INTERACTION_PREFIX + dump_line(value))
 
     def journal(self, value: Mapping[str, Any]) -> None:
@@ -320,6 +418,26 @@ class SessionWriter:
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
+
+
+def export_full(session: SessionFile, target: Path) -> None:
+    """Write `session` to `target` (a new file, 0600) with every request body whole.
+
+    The result is an ordinary vcrpy cassette whose bodies need no nano-code to
+    read; record for record and line for line it matches the original.
+    """
+    bodies = session.request_bodies()
+    lines = [header_text(session.metadata)]
+    for record in session.records:
+        if record.kind == "interaction":
+            lines.append(INTERACTION_PREFIX + dump_line(with_full_body(record.data, next(bodies))) + "\n")
+        else:
+            lines.append(JOURNAL_PREFIX + dump_line(record.data) + "\n")
+    make_private_dirs(target.parent)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.fchmod(fd, 0o600)
+    with open(fd, "w", encoding="utf-8") as stream:
+        stream.writelines(lines)
 
 
 def make_private_dirs(directory: Path) -> None:
@@ -344,7 +462,7 @@ def make_private_dirs(directory: Path) -> None:
 
 
 def as_cassette_dict(session: SessionFile) -> dict[str, Any]:
-    """What vcrpy's yaml serializer would have produced for this file."""
+    """What vcrpy's yaml serializer would have produced for this file, bodies whole."""
     return {"version": 1, "metadata": dict(session.metadata), "interactions": session.interactions}
 
 

@@ -204,7 +204,8 @@ def main(args: argparse.Namespace) -> int:
     recorder: Recorder | None = None
     try:
         if args.resume:
-            recorder = Recorder(SessionWriter(Path(args.resume), None, redactor.check), redactor)
+            writer = SessionWriter(Path(args.resume), None, redactor.check, resume_from=resume_file)
+            recorder = Recorder(writer, redactor)
         elif not args.no_record:
             path = Path(args.record) if args.record else session_path(settings)
             origin = os.environ.get("NANO_CODE_SESSION_ORIGIN", "").strip() or "live"

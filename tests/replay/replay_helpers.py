@@ -19,7 +19,13 @@ from typing import Any
 from nano_code.adapters.live import LivePerformer
 from nano_code.adapters.model_client import ModelClient
 from nano_code.adapters.recorder import Recorder, Redactor, provenance
-from nano_code.adapters.session_file import JOURNAL_PREFIX, SessionWriter, dump_line
+from nano_code.adapters.session_file import (
+    JOURNAL_PREFIX,
+    SessionWriter,
+    dump_line,
+    export_full,
+    load_session,
+)
 from nano_code.adapters.tools import ToolContext
 from nano_code.agent_config import kernel_config, read_agents_md
 from nano_code.driver import Driver
@@ -180,8 +186,17 @@ def journal_indexes(path: Path, predicate: Callable[[dict[str, Any]], bool]) -> 
     return [index for index, kind, data in record_lines(path) if kind == "journal" and predicate(data)]
 
 
+def expand_bodies(path: Path) -> None:
+    """Rewrite `path` with every request body whole (line for line), so that surgery on
+    single lines does not break format 2's chain of body deltas."""
+    expanded = path.with_name(path.name + ".expanded")
+    export_full(load_session(path), expanded)
+    expanded.replace(path)
+
+
 def rewrite_line(path: Path, index: int, change: Callable[[dict[str, Any]], None]) -> None:
     """Apply `change` to the record on line `index`; the line stays one valid JSON record."""
+    expand_bodies(path)
     lines = path.read_text(encoding="utf-8").split("\n")
     line = lines[index]
     prefix = "- " if line.startswith("- ") else JOURNAL_PREFIX
@@ -192,12 +207,14 @@ def rewrite_line(path: Path, index: int, change: Callable[[dict[str, Any]], None
 
 
 def delete_line(path: Path, index: int) -> None:
+    expand_bodies(path)
     lines = path.read_text(encoding="utf-8").split("\n")
     del lines[index]
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
 def swap_lines(path: Path, first: int, second: int) -> None:
+    expand_bodies(path)
     lines = path.read_text(encoding="utf-8").split("\n")
     lines[first], lines[second] = lines[second], lines[first]
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -1,10 +1,17 @@
-"""Helpers shared by the kernel tests: shared-data access, decoding, protocol checks."""
+"""Helpers shared by the kernel tests: response files, expectations, protocol checks.
+
+Response files come from two places: `../shared/real-traffic/samples` (recorded
+real traffic, only in development checkouts, read by path and never copied) and
+`tests/kernel/fixtures` (hand-written bodies in the same shapes, always here).
+Both are decoded and checked by the same functions below.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,12 +19,15 @@ from typing import Any
 import pytest
 
 from nano_code.kernel import codec, stream
-from nano_code.kernel.events import ModelFailure, ModelReply
-from nano_code.kernel.types import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
+from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply
+from nano_code.kernel.types import AssistantMessage, Message, SystemMessage, ToolMessage, Usage, UserMessage
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 SAMPLES = SHARED / "real-traffic" / "samples"
 SCHEMA = SHARED / "openai-schema" / "chat-completions.schema.json"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+"""Hand-written response bodies (ours, not recordings) and our request-schema subset."""
+SUBSET_SCHEMA = FIXTURES / "request-subset.schema.json"
 
 
 def require(path: Path) -> Path:
@@ -27,30 +37,50 @@ def require(path: Path) -> Path:
     return path
 
 
+def response_files(directory: Path) -> list[str]:
+    """Names of the response bodies in `directory` (sidecars and schemas excluded)."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in directory.iterdir()
+        if p.is_file() and p.name.endswith((".json", ".sse", ".chunks.jsonl"))
+        if not p.name.endswith((".meta.json", ".schema.json"))
+    )
+
+
 def sample_files() -> list[str]:
     """Names of the recorded bodies (sidecars excluded); [] when shared is absent."""
-    if not SAMPLES.is_dir():
-        return []
-    return sorted(p.name for p in SAMPLES.iterdir() if p.is_file() and not p.name.endswith(".meta.json"))
+    return response_files(SAMPLES)
 
 
-def sample_meta(name: str) -> dict[str, Any]:
-    """The sidecar of sample `name` ({} when it has none)."""
+def file_meta(path: Path) -> dict[str, Any]:
+    """The `.meta.json` sidecar of response file `path` ({} when it has none)."""
+    name = path.name
     base = name[: -len(".json")] if name.endswith(".json") else name.rsplit(".", 1)[0]
-    meta = SAMPLES / f"{base}.meta.json"
+    meta = path.with_name(f"{base}.meta.json")
     if not meta.exists():
         return {}
     loaded: dict[str, Any] = json.loads(meta.read_text())
     return loaded
 
 
-def sample_status(name: str) -> int:
-    """HTTP status of a sample: its sidecar's, else the `_error_NNN_` in its name, else 200."""
-    status = sample_meta(name).get("status")
+def file_status(path: Path) -> int:
+    """HTTP status of a response file: its sidecar's, else the `_error_NNN_` in its name, else 200."""
+    status = file_meta(path).get("status")
     if isinstance(status, int):
         return status
-    match = re.search(r"_error_(\d{3})_", name)
+    match = re.search(r"_error_(\d{3})_", path.name)
     return int(match.group(1)) if match else 200
+
+
+def sample_meta(name: str) -> dict[str, Any]:
+    """The sidecar of sample `name` ({} when it has none)."""
+    return file_meta(SAMPLES / name)
+
+
+def sample_status(name: str) -> int:
+    return file_status(SAMPLES / name)
 
 
 def chunks_as_sse(lines: Iterable[str]) -> bytes:
@@ -59,28 +89,142 @@ def chunks_as_sse(lines: Iterable[str]) -> bytes:
     return (framed + "data: [DONE]\n\n").encode()
 
 
-def sample_wire_bytes(name: str) -> bytes:
-    """The body of a sample as it came over the wire (chunk fixtures re-framed)."""
-    raw = (SAMPLES / name).read_bytes()
-    if name.endswith(".chunks.jsonl"):
+def wire_bytes(path: Path) -> bytes:
+    """The body of a response file as it came over the wire (chunk files re-framed)."""
+    raw = path.read_bytes()
+    if path.name.endswith(".chunks.jsonl"):
         return chunks_as_sse(raw.decode().splitlines())
     return raw
+
+
+def sample_wire_bytes(name: str) -> bytes:
+    return wire_bytes(SAMPLES / name)
 
 
 def is_stream_sample(name: str) -> bool:
     return name.endswith((".sse", ".chunks.jsonl"))
 
 
-def decode_sample(name: str) -> ModelReply | ModelFailure:
-    """Decode a sample the way the HTTP adapter would."""
-    status = sample_status(name)
-    meta_headers: Mapping[str, str] = sample_meta(name).get("headers") or {}
-    data = sample_wire_bytes(name)
-    if is_stream_sample(name):
+def decode_file(path: Path) -> ModelReply | ModelFailure:
+    """Decode a response file the way the HTTP adapter would."""
+    status = file_status(path)
+    meta_headers: Mapping[str, str] = file_meta(path).get("headers") or {}
+    data = wire_bytes(path)
+    if is_stream_sample(path.name):
         return stream.decode_stream([data])
     if status != 200:
         return codec.classify_http_error(status, meta_headers, data)
     return codec.decode_body(data)
+
+
+def decode_sample(name: str) -> ModelReply | ModelFailure:
+    return decode_file(SAMPLES / name)
+
+
+def decode_pieces(pieces: Sequence[bytes]) -> ModelReply | ModelFailure:
+    """A 200 event stream fed to the decoder in `pieces`."""
+    decoder = stream.ResponseDecoder(200, {"content-type": "text/event-stream; charset=utf-8"})
+    for piece in pieces:
+        decoder.feed(piece)
+    return decoder.finish()
+
+
+# ---------------------------------------------------------------- expectations
+
+ABSENT = object()
+"""The call carried no arguments at all (decoded as None)."""
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Arguments expected as exactly this text (for values that are not JSON, like "")."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Call:
+    id: str
+    name: str
+    arguments: Any
+    """The parsed arguments object, ABSENT, or Raw(text)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    calls: tuple[Call, ...] = ()
+    content: str | None = ""
+    """Exact text; None to check `content_prefix` instead."""
+    content_prefix: str = ""
+    finish: str | None = None
+    usage: tuple[int, int, int, int, int, float | None] | None = None
+    """(prompt, completion, total, cached, reasoning tokens, cost)."""
+    reasoning: str | None = ""
+    """Exact reasoning text; None to check `reasoning_prefix` instead."""
+    reasoning_prefix: str = ""
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: FailureKind
+    status: int | None
+    says: tuple[str, ...] = field(default=())
+    """Fragments the message must contain."""
+    retry_after: float | None = None
+
+
+def check_reply(decoded: ModelReply | ModelFailure, expected: Reply) -> None:
+    assert isinstance(decoded, ModelReply), f"expected a reply, got {decoded!r}"
+    assert len(decoded.tool_calls) == len(expected.calls), decoded.tool_calls
+    for got, want in zip(decoded.tool_calls, expected.calls, strict=True):
+        assert (got.id, got.name) == (want.id, want.name)
+        if want.arguments is ABSENT:
+            assert got.arguments is None
+        elif isinstance(want.arguments, Raw):
+            assert got.arguments == want.arguments.text
+        else:
+            assert got.arguments is not None
+            assert json.loads(got.arguments) == want.arguments
+    if expected.content is None:
+        assert decoded.content.startswith(expected.content_prefix)
+        assert len(decoded.content) > len(expected.content_prefix)
+    else:
+        assert decoded.content == expected.content
+    if expected.reasoning is None:
+        assert decoded.reasoning.startswith(expected.reasoning_prefix)
+    else:
+        assert decoded.reasoning == expected.reasoning
+    assert decoded.finish_reason == expected.finish
+    assert decoded.model == expected.model
+    if expected.usage is None:
+        assert decoded.usage is None
+    else:
+        prompt, completion, total, cached, reasoning_tokens, cost = expected.usage
+        assert decoded.usage == Usage(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=total,
+            cached_tokens=cached,
+            reasoning_tokens=reasoning_tokens,
+            cost=cost,
+        )
+
+
+def check_failure(decoded: ModelReply | ModelFailure, expected: Failure) -> None:
+    assert isinstance(decoded, ModelFailure), f"expected a failure, got {decoded!r}"
+    assert decoded.kind is expected.kind, decoded
+    assert decoded.status == expected.status
+    for fragment in expected.says:
+        assert fragment in decoded.message, (fragment, decoded.message)
+    assert decoded.retry_after == expected.retry_after
+
+
+def check(decoded: ModelReply | ModelFailure, expected: Reply | Failure) -> None:
+    if isinstance(expected, Reply):
+        check_reply(decoded, expected)
+    else:
+        check_failure(decoded, expected)
 
 
 # ---------------------------------------------------------------- protocol checks
@@ -129,6 +273,7 @@ def conversation_problems(history: Sequence[Message], pending_ids: Sequence[str]
 
 def body_problems(body: Mapping[str, Any]) -> list[str]:
     """A self-contained structural check of a request body (no schema needed)."""
+    body = dict(body)  # the kernel's RequestBody is a lazy Mapping
     problems: list[str] = []
     if not isinstance(body.get("model"), str):
         problems.append("model is not a string")
@@ -203,20 +348,40 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not standard JSON")
 
 
-@cache
-def request_validator() -> Any:
-    """A jsonschema validator for CreateChatCompletionRequest (skips without shared)."""
+def _validator_for(schema_file: Path, root_name: str) -> Any:
     import jsonschema
 
-    schema = json.loads(require(SCHEMA).read_text())
-    root = {"$ref": "#/$defs/CreateChatCompletionRequest", "$defs": schema["$defs"]}
+    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    root = {"$ref": f"#/$defs/{root_name}", "$defs": schema["$defs"]}
     validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator_class.check_schema(schema)
     return validator_class(root)
 
 
-def schema_errors(body: Mapping[str, Any]) -> list[str]:
-    validator = request_validator()
+def _errors(validator: Any, body: Mapping[str, Any]) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(dict(body))]
+
+
+@cache
+def request_validator() -> Any:
+    """A jsonschema validator for the official CreateChatCompletionRequest (skips without shared)."""
+    return _validator_for(require(SCHEMA), "CreateChatCompletionRequest")
+
+
+def schema_errors(body: Mapping[str, Any]) -> list[str]:
+    """Where `body` breaks the official schema (../shared/openai-schema)."""
+    return _errors(request_validator(), dict(body))
+
+
+@cache
+def subset_validator() -> Any:
+    """A validator for OUR OWN subset schema (fixtures/request-subset.schema.json), always present."""
+    return _validator_for(SUBSET_SCHEMA, "NanoCodeRequest")
+
+
+def subset_errors(body: Mapping[str, Any]) -> list[str]:
+    """Where `body` breaks our own subset of the request schema (not the official one)."""
+    return _errors(subset_validator(), body)
 
 
 # ---------------------------------------------------------------- driving the machine
@@ -253,3 +418,17 @@ def draw_event(data: Any, state: Any) -> Any:
             reason=data.draw(st.sampled_from(["", "no"])),
         )
     return data.draw(ns.tool_results(head))
+
+
+def bodies_of_a_walk(data: Any, config: Any, steps: int) -> list[dict[str, Any]]:
+    """Request bodies from a random walk (drawn with hypothesis' `data`) through reachable states."""
+    from nano_code.kernel.actions import CallModel, RetryModel
+    from nano_code.kernel.codec import build_request
+    from nano_code.kernel.machine import initial_state, transition
+
+    state = initial_state(config)
+    bodies = [build_request(config, state.history)]
+    for _ in range(steps):
+        state, actions = transition(state, draw_event(data, state))
+        bodies.extend(dict(a.body) for a in actions if isinstance(a, (CallModel, RetryModel)))
+    return bodies

@@ -3,60 +3,41 @@
 The expectations below were written by reading each file in
 shared/real-traffic/samples/ (not by snapshotting the decoder). A new sample
 without an entry fails `test_every_sample_has_an_expectation`.
+
+Every test here reads ../shared by path and is marked `shared`: on a clone
+without ../shared, tests/conftest.py leaves them out (one line in the session
+header says so) and test_standalone_fixtures.py runs the same checks over the
+hand-written bodies in tests/kernel/fixtures instead.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kernel_helpers import SAMPLES, decode_sample, require, sample_files, sample_wire_bytes
+from kernel_helpers import (
+    ABSENT,
+    SAMPLES,
+    Call,
+    Failure,
+    Reply,
+    check,
+    decode_pieces,
+    decode_sample,
+    require,
+    sample_files,
+    sample_wire_bytes,
+)
 
-from nano_code.kernel import stream
-from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, UserInput
+from nano_code.kernel.events import FailureKind, UserInput
 from nano_code.kernel.machine import Phase, initial_state, transition
-from nano_code.kernel.types import KernelConfig, Usage
+from nano_code.kernel.types import KernelConfig
 from nano_code.testing.strategies import byte_pieces
 
-ABSENT = object()
-"""The call carried no arguments at all (decoded as None)."""
-
-
-@dataclass(frozen=True)
-class Call:
-    id: str
-    name: str
-    arguments: Any
-    """The parsed arguments object, or ABSENT."""
-
-
-@dataclass(frozen=True)
-class Reply:
-    calls: tuple[Call, ...] = ()
-    content: str | None = ""
-    """Exact text; None to check `content_prefix` instead."""
-    content_prefix: str = ""
-    finish: str | None = None
-    usage: tuple[int, int, int, int, int, float | None] | None = None
-    """(prompt, completion, total, cached, reasoning tokens, cost)."""
-    reasoning: str | None = ""
-    """Exact reasoning text; None to check `reasoning_prefix` instead."""
-    reasoning_prefix: str = ""
-    model: str | None = None
-
-
-@dataclass(frozen=True)
-class Failure:
-    kind: FailureKind
-    status: int | None
-    says: tuple[str, ...] = field(default=())
-    """Fragments the message must contain."""
-    retry_after: float | None = None
+pytestmark = pytest.mark.shared("real-traffic", "samples")
 
 
 def weather(call_id: str, **arguments: Any) -> Call:
@@ -488,57 +469,6 @@ def test_every_sample_has_an_expectation(shared_dir: Path) -> None:
     assert not stale, f"expectations for samples that no longer exist: {stale}"
 
 
-def check_reply(decoded: ModelReply | ModelFailure, expected: Reply) -> None:
-    assert isinstance(decoded, ModelReply), f"expected a reply, got {decoded!r}"
-    assert len(decoded.tool_calls) == len(expected.calls), decoded.tool_calls
-    for got, want in zip(decoded.tool_calls, expected.calls, strict=True):
-        assert (got.id, got.name) == (want.id, want.name)
-        if want.arguments is ABSENT:
-            assert got.arguments is None
-        else:
-            assert got.arguments is not None
-            assert json.loads(got.arguments) == want.arguments
-    if expected.content is None:
-        assert decoded.content.startswith(expected.content_prefix)
-        assert len(decoded.content) > len(expected.content_prefix)
-    else:
-        assert decoded.content == expected.content
-    if expected.reasoning is None:
-        assert decoded.reasoning.startswith(expected.reasoning_prefix)
-    else:
-        assert decoded.reasoning == expected.reasoning
-    assert decoded.finish_reason == expected.finish
-    assert decoded.model == expected.model
-    if expected.usage is None:
-        assert decoded.usage is None
-    else:
-        prompt, completion, total, cached, reasoning_tokens, cost = expected.usage
-        assert decoded.usage == Usage(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=total,
-            cached_tokens=cached,
-            reasoning_tokens=reasoning_tokens,
-            cost=cost,
-        )
-
-
-def check_failure(decoded: ModelReply | ModelFailure, expected: Failure) -> None:
-    assert isinstance(decoded, ModelFailure), f"expected a failure, got {decoded!r}"
-    assert decoded.kind is expected.kind, decoded
-    assert decoded.status == expected.status
-    for fragment in expected.says:
-        assert fragment in decoded.message, (fragment, decoded.message)
-    assert decoded.retry_after == expected.retry_after
-
-
-def check(decoded: ModelReply | ModelFailure, expected: Reply | Failure) -> None:
-    if isinstance(expected, Reply):
-        check_reply(decoded, expected)
-    else:
-        check_failure(decoded, expected)
-
-
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_sample_decodes_to_what_it_says(name: str) -> None:
     require(SAMPLES / name)
@@ -558,33 +488,29 @@ def test_sample_drives_the_machine(name: str) -> None:
 STREAMS = [name for name in sorted(EXPECTED) if name.endswith((".sse", ".chunks.jsonl"))]
 
 
-def _decode_pieces(pieces: list[bytes]) -> ModelReply | ModelFailure:
-    decoder = stream.ResponseDecoder(200, {"content-type": "text/event-stream; charset=utf-8"})
-    for piece in pieces:
-        decoder.feed(piece)
-    return decoder.finish()
+SMALL_STREAMS = [
+    name for name in STREAMS if (SAMPLES / name).exists() and len(sample_wire_bytes(name)) <= 4096
+]
+"""Streams short enough to split at every byte (that is quadratic); the larger
+ones get the random splits of `test_stream_split_anywhere` only."""
 
 
-@pytest.mark.parametrize("name", STREAMS)
+@pytest.mark.parametrize("name", SMALL_STREAMS)
 def test_stream_split_in_two_at_every_byte(name: str) -> None:
     require(SAMPLES / name)
     data = sample_wire_bytes(name)
-    if len(data) > 4096:
-        pytest.skip("every-byte split is quadratic; large files get the random splits below")
-    whole = _decode_pieces([data])
+    whole = decode_pieces([data])
     check(whole, EXPECTED[name])
     for cut in range(len(data) + 1):
-        assert _decode_pieces([data[:cut], data[cut:]]) == whole, f"split at byte {cut}"
+        assert decode_pieces([data[:cut], data[cut:]]) == whole, f"split at byte {cut}"
 
 
 @pytest.mark.parametrize("name", STREAMS)
 @given(data=st.data())
 def test_stream_split_anywhere(name: str, data: st.DataObject) -> None:
-    wire = sample_wire_bytes(name) if (SAMPLES / name).exists() else None
-    if wire is None:
-        pytest.skip("../shared not present")
+    wire = sample_wire_bytes(name)
     pieces = data.draw(byte_pieces(wire, max_pieces=60))
-    check(_decode_pieces(pieces), EXPECTED[name])
+    check(decode_pieces(pieces), EXPECTED[name])
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(EXPECTED) if n.endswith(".sse")])
@@ -593,4 +519,4 @@ def test_sse_sample_with_other_line_endings(name: str) -> None:
     require(SAMPLES / name)
     data = sample_wire_bytes(name)
     for ending in (b"\r\n", b"\r"):
-        check(_decode_pieces([data.replace(b"\n", ending)]), EXPECTED[name])
+        check(decode_pieces([data.replace(b"\n", ending)]), EXPECTED[name])

@@ -42,16 +42,65 @@ from urllib3.exceptions import (
 )
 
 from nano_code import __version__
+from nano_code.kernel.codec import RequestBody, encode_message, request_head
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply
 from nano_code.kernel.stream import ResponseDecoder, StreamDelta
+from nano_code.kernel.types import KernelConfig, Message
 
 # Response headers that describe the bytes on the wire rather than the body we
 # keep: the recording stores the decoded body, so replay must not decode again.
 _WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding", "connection"})
 
 
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class _BodyEncoder:
+    """Request bodies as bytes, each message encoded once for the whole session.
+
+    A body is the conversation so far: at step n it repeats the n-1 messages
+    already sent. Encoding every message anew each step makes a long session
+    quadratic; here each message's JSON is kept, by the identity of the (frozen)
+    message object, and a body is joined from the pieces, byte for byte what
+    `json.dumps` of the whole body gives. Messages that left the history (a
+    cleared or compacted conversation) are dropped when the cache outgrows it.
+    """
+
+    MARK = b'"messages":[]'
+
+    def __init__(self) -> None:
+        self._messages: dict[int, tuple[Message, bytes]] = {}
+        self._head: tuple[KernelConfig, bytes, bytes] | None = None
+
+    def encode(self, body: Mapping[str, Any]) -> bytes:
+        if not isinstance(body, RequestBody):
+            return _dumps(body)
+        config = body.config
+        if self._head is None or self._head[0] is not config:
+            before, _, after = _dumps(request_head(config)).partition(self.MARK)
+            self._head = (config, before + b'"messages":[', b"]" + after)
+        _, start, end = self._head
+        history = body.history
+        cache = self._messages
+        if len(cache) > 2 * len(history) + 64:
+            alive = {id(message) for message in history}
+            self._messages = cache = {key: item for key, item in cache.items() if key in alive}
+        pieces = []
+        for message in history:
+            item = cache.get(id(message))
+            if item is None or item[0] is not message:
+                item = cache[id(message)] = (message, _dumps(encode_message(message)))
+            pieces.append(item[1])
+        return start + b",".join(pieces) + end
+
+
+_ENCODER = _BodyEncoder()
+
+
 def encode_body(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """`body` as the bytes nano-code sends: compact JSON, UTF-8, keys in order."""
+    return _ENCODER.encode(body)
 
 
 @attrs.frozen

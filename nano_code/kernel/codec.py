@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall
@@ -62,16 +62,46 @@ def encode_tool(spec: ToolSpec) -> dict[str, Any]:
     }
 
 
-def build_request(config: KernelConfig, history: tuple[Message, ...]) -> dict[str, Any]:
-    """The complete /chat/completions body for the conversation so far.
+class RequestBody(Mapping[str, Any]):
+    """The body of a request, as a read-only mapping built on first use.
 
-    The system prompt travels as the first `system` message (the seed's
-    top-level `system` field is not part of the API).
+    The kernel hands one to the driver with every CallModel; building the
+    dict walks the whole history, so it is only done when someone reads it.
+    An encoder outside the kernel can instead use `config` and `history`
+    directly and encode each message once (see `adapters/model_client.py`);
+    its bytes equal `json.dumps(dict(body), ...)` exactly.
     """
-    body: dict[str, Any] = {
-        "model": config.model,
-        "messages": [encode_message(m) for m in history],
-    }
+
+    __slots__ = ("_built", "config", "history")
+
+    def __init__(self, config: KernelConfig, history: tuple[Message, ...]) -> None:
+        self.config = config
+        self.history = history
+        self._built: dict[str, Any] | None = None
+
+    def _body(self) -> dict[str, Any]:
+        if self._built is None:
+            self._built = build_request(self.config, self.history)
+        return self._built
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "messages" or self._built is not None:
+            return self._body()[key]
+        return request_head(self.config)[key]  # cheap: no message is encoded
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(request_head(self.config))
+
+    def __len__(self) -> int:
+        return len(request_head(self.config))
+
+    def __repr__(self) -> str:
+        return f"RequestBody({self.config.model!r}, {len(self.history)} messages)"
+
+
+def request_head(config: KernelConfig) -> dict[str, Any]:
+    """Every field of a request body but `messages`, in the order they are sent."""
+    body: dict[str, Any] = {"model": config.model, "messages": []}
     if config.tools:
         body["tools"] = [encode_tool(t) for t in config.tools]
     if config.temperature is not None:
@@ -81,6 +111,17 @@ def build_request(config: KernelConfig, history: tuple[Message, ...]) -> dict[st
     if config.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def build_request(config: KernelConfig, history: tuple[Message, ...]) -> dict[str, Any]:
+    """The complete /chat/completions body for the conversation so far.
+
+    The system prompt travels as the first `system` message (the seed's
+    top-level `system` field is not part of the API).
+    """
+    body = request_head(config)
+    body["messages"] = [encode_message(m) for m in history]
     return body
 
 

@@ -45,7 +45,7 @@ from nano_code.kernel.actions import (
     TurnEnd,
     WaitForUser,
 )
-from nano_code.kernel.codec import build_request, clean_text
+from nano_code.kernel.codec import RequestBody, clean_text
 from nano_code.kernel.errors import DriverMisuseError
 from nano_code.kernel.events import (
     ApprovalDecision,
@@ -137,8 +137,8 @@ Handler = Callable[[State, Any], Transition]
 # ---------------------------------------------------------------- helpers
 
 
-def _request(state: State) -> dict[str, Any]:
-    return build_request(state.config, state.history)
+def _request(state: State) -> RequestBody:
+    return RequestBody(state.config, state.history)
 
 
 def _call_model(state: State) -> Transition:

@@ -657,7 +657,7 @@ def test_reasoning_is_recorded_but_not_sent_back() -> None:
     state, actions = transition(state, UserInput("again"))
     request = actions[-1]
     assert isinstance(request, CallModel)
-    assert "secret thoughts" not in json.dumps(request.body)
+    assert "secret thoughts" not in json.dumps(dict(request.body))
 
 
 # ---------------------------------------------------------------- H. error bodies

@@ -83,7 +83,7 @@ def test_failure_events_round_trip() -> None:
 
 
 def _encodes(body: object) -> bool:
-    json.dumps(body, ensure_ascii=False).encode("utf-8")
+    json.dumps(dict(body), ensure_ascii=False).encode("utf-8")  # type: ignore[call-overload]
     return True
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import socket
 import threading
 import zlib
@@ -71,6 +72,8 @@ class _BodyEncoder:
 
     def __init__(self) -> None:
         self._messages: dict[int, tuple[Message, bytes]] = {}
+        self._last: tuple[tuple[Message, ...], bytes] = ((), b"")
+        """The previous history and its messages joined: the next body usually extends it."""
         self._head: tuple[KernelConfig, bytes, bytes] | None = None
 
     def encode(self, body: Mapping[str, Any]) -> bytes:
@@ -82,17 +85,23 @@ class _BodyEncoder:
             self._head = (config, before + b'"messages":[', b"]" + after)
         _, start, end = self._head
         history = body.history
+        last_history, joined = self._last
+        shared = len(last_history)
+        if not (shared <= len(history) and all(map(operator.is_, history[:shared], last_history))):
+            shared, joined = 0, b""  # not an extension of the last body (cleared, compacted)
         cache = self._messages
         if len(cache) > 2 * len(history) + 64:
             alive = {id(message) for message in history}
             self._messages = cache = {key: item for key, item in cache.items() if key in alive}
-        pieces = []
-        for message in history:
+        pieces = [joined] if shared else []
+        for message in history[shared:]:
             item = cache.get(id(message))
             if item is None or item[0] is not message:
                 item = cache[id(message)] = (message, _dumps(encode_message(message)))
             pieces.append(item[1])
-        return start + b",".join(pieces) + end
+        joined = b",".join(pieces)
+        self._last = (history, joined)
+        return start + joined + end
 
 
 _ENCODER = _BodyEncoder()

@@ -123,6 +123,9 @@ class State:
     malformed_streak: int = 0
     """Consecutive replies whose tool calls were all unusable, or undecodable bodies."""
     always_approved: frozenset[str] = frozenset()
+    call_ids: frozenset[str] = frozenset()
+    """Every tool call id in the history, kept as calls are added (so a reply's ids are
+    made unique without walking the whole history each step)."""
     turn_usage: Usage = attrs.field(factory=Usage)
     session_usage: Usage = attrs.field(factory=Usage)
 
@@ -211,7 +214,7 @@ def _on_model_reply(state: State, event: ModelReply) -> Transition:
         detail = "the reply was cut off at the token limit" if event.finish_reason == "length" else ""
         return _end_turn(state, TurnEnd.COMPLETED, detail, actions)
 
-    taken = _used_call_ids(state.history)
+    taken = set(state.call_ids) if state.call_ids else _used_call_ids(state.history)
     calls: list[ToolCall] = []
     pending: list[PendingCall] = []
     base = len(state.history) * 100
@@ -237,6 +240,7 @@ def _on_model_reply(state: State, event: ModelReply) -> Transition:
     state = attrs.evolve(
         state,
         history=(*state.history, message),
+        call_ids=frozenset(taken),
         pending=tuple(pending),
         malformed_streak=state.malformed_streak + 1 if all_unusable else 0,
     )

@@ -23,6 +23,8 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
+import tempfile
 import termios
 import threading
 import time
@@ -391,6 +393,17 @@ class Measured:
     """Peak resident set size of the child itself (from wait4), in KiB."""
 
 
+_RSS_WRAPPER = """
+import os, sys
+pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+"""Run by a fresh, small interpreter: spawns the command and writes its own peak RSS (KiB)."""
+
+
 def run_measured(
     command: Sequence[str | bytes],
     cwd: Path,
@@ -399,10 +412,17 @@ def run_measured(
     stdout: Any = subprocess.PIPE,
     preexec_fn: Callable[[], None] | None = None,
 ) -> Measured:
-    """Run `command` (stdin /dev/null) to the end; kill it after `timeout` s and fail."""
+    """Run `command` (stdin /dev/null) to the end; kill it after `timeout` s and fail.
+
+    The command is started by a small wrapper process with posix_spawn, which
+    reports the command's own peak RSS: a child forked from this (large) pytest
+    process would count the parent's pages copied before its exec.
+    """
     started = time.monotonic()
+    rss_file = Path(tempfile.mkstemp(prefix="rss-")[1])
     process = subprocess.Popen(
-        list(command),
+        [sys.executable, "-c", _RSS_WRAPPER, str(rss_file), *command],
+        start_new_session=True,  # so a timeout kills the command with its wrapper
         cwd=cwd,
         env=dict(env),
         stdin=subprocess.DEVNULL,
@@ -425,9 +445,13 @@ def run_measured(
     timer = threading.Timer(timeout, lambda: _kill(process.pid))
     timer.start()
     try:
-        _, status, usage = os.wait4(process.pid, 0)
+        _, status, _usage = os.wait4(process.pid, 0)
     finally:
         timer.cancel()
+    try:
+        max_rss_kib = int(rss_file.read_text() or 0)
+    finally:
+        rss_file.unlink(missing_ok=True)
     seconds = time.monotonic() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     for reader in readers:
@@ -443,13 +467,14 @@ def run_measured(
         outputs["stdout"].decode(errors="replace"),
         outputs["stderr"].decode(errors="replace"),
         seconds,
-        usage.ru_maxrss,
+        max_rss_kib,
     )
 
 
 def _kill(pid: int) -> None:
+    """Kill the wrapper and the command it spawned (its own process group)."""
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
 
 
 # --------------------------------------------------------------------------------------------------

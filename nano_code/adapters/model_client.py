@@ -25,6 +25,7 @@ import json
 import operator
 import socket
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -156,26 +157,56 @@ class _TrackedHTTPSPool(_Tracked, urllib3.HTTPSConnectionPool):
 
 
 class _Deadline:
-    """Cuts the call's connection when its time is up, wherever the call is waiting:
-    for the status line, for headers trickled a byte at a time, or for the body."""
+    """Cuts a call's connection when its time is up, wherever the call is waiting:
+    for the status line, for headers trickled a byte at a time, or for the body.
 
-    def __init__(self, seconds: float, pool_for_url: Callable[[], Any]) -> None:
-        self.passed = False
+    One watchdog thread per client, started with the first call and armed for
+    each call (a thread per call would cost more than the call's bookkeeping).
+    """
+
+    def __init__(self, pool_for_url: Callable[[], Any]) -> None:
         self._pool_for_url = pool_for_url
-        self._timer = threading.Timer(seconds, self._cut)
-        self._timer.daemon = True
-        self._timer.start()
+        self._changed = threading.Condition()
+        self._until: float | None = None
+        self.passed = False
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float) -> None:
+        with self._changed:
+            self.passed = False
+            self._until = time.monotonic() + seconds
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="nano-code call deadline", daemon=True
+                )
+                self._thread.start()
+            self._changed.notify()
+
+    def disarm(self) -> None:
+        with self._changed:
+            self._until = None
+            self._changed.notify()
+
+    def _watch(self) -> None:
+        with self._changed:
+            while True:
+                if self._until is None:
+                    self._changed.wait()
+                    continue
+                left = self._until - time.monotonic()
+                if left > 0:
+                    self._changed.wait(left)
+                    continue
+                self._until = None
+                self.passed = True
+                self._cut()
 
     def _cut(self) -> None:
-        self.passed = True
         conn = getattr(self._pool_for_url(), "in_flight", None)
         sock = getattr(conn, "sock", None)
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-
-    def cancel(self) -> None:
-        self._timer.cancel()
 
 
 class _Inflater:
@@ -246,6 +277,7 @@ class ModelClient:
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._pool = urllib3.PoolManager(num_pools=2, maxsize=1, retries=False)
         self._pool.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+        self._deadline = _Deadline(lambda: self._pool.connection_from_url(self.url))
         self.exchange_sinks: list[ExchangeSink] = []
 
     def _headers(self, stream: bool) -> dict[str, str]:
@@ -272,11 +304,12 @@ class ModelClient:
             payload = encode_body(body)
         stream = bool(body.get("stream"))
         headers = self._headers(stream)
-        deadline = _Deadline(self.call_timeout, lambda: self._pool.connection_from_url(self.url))
+        deadline = self._deadline
+        deadline.arm(self.call_timeout)
         try:
             return self._call(payload, headers, deadline, on_delta)
         finally:
-            deadline.cancel()
+            deadline.disarm()
 
     def _call(
         self,

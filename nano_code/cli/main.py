@@ -5,6 +5,7 @@
     nano-code replay PATH...     replay recorded sessions offline and strictly
     nano-code diff A B           compare two recorded sessions step by step
     nano-code sessions           list recorded sessions
+    nano-code export PATH        write a session with every request body whole
 
 Exit status: 0 the turn finished; 1 it failed (model error after retries,
 step budget exhausted, a replay diverged); 2 usage or configuration error;
@@ -45,6 +46,7 @@ examples:
   nano-code --record fix.yaml -p "fix bug"    record the session to fix.yaml
   nano-code replay cassettes/*.yaml           replay sessions offline, strictly
   nano-code sessions                          list recorded sessions
+  nano-code export s.yaml --full              a cassette with every body whole
 
 settings (later wins): .env in this directory, then the environment, then flags.
   OPENROUTER_API_KEY    API key (not needed for local servers)
@@ -86,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SUBCOMMANDS = ("replay", "diff", "sessions")
+SUBCOMMANDS = ("replay", "diff", "sessions", "export")
 
 debug_requested = False
 """Set from NANO_CODE_DEBUG in .env once settings are loaded (the environment is read directly)."""

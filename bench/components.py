@@ -28,12 +28,12 @@ def _time(fn: Any, repeat: int) -> float:
 def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
     from nano_code.adapters.model_client import Exchange, encode_body
     from nano_code.adapters.recorder import Redactor, interaction_record
-    from nano_code.adapters.replay import rebuild_state
     from nano_code.adapters.session_file import _YAML_UNSAFE, dump_line, load_session
-    from nano_code.agent_config import kernel_config
     from nano_code.kernel.codec import build_request
     from nano_code.kernel.machine import _used_call_ids
     from nano_code.kernel.types import ToolMessage
+    from nano_code.session.replay import rebuild_state
+    from nano_code.session.settings import kernel_config
 
     session = load_session(cassette)
     config = kernel_config(session.metadata["settings"], session.metadata.get("agents_md"))
@@ -59,10 +59,10 @@ def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
     import json
 
     plain = json.dumps(record, ensure_ascii=False)
-    from nano_code.adapters.replay import response_event
     from nano_code.kernel.actions import RunTool
     from nano_code.kernel.events import ToolResult, UserInput
     from nano_code.kernel.machine import transition
+    from nano_code.session.replay import response_event
 
     waiting, _ = transition(state, UserInput("more"))
     reply = response_event(session.interactions[-2])  # a reply that calls shell

@@ -13,8 +13,8 @@ from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
 
 def comparable_steps(session: Any) -> list[tuple[str, int, Any]]:
     """(label, file line, comparable JSON) for every step that is not bookkeeping."""
-    from nano_code.adapters.replay import INFORMATIONAL, response_event
     from nano_code.kernel.serialize import to_json
+    from nano_code.session.replay import INFORMATIONAL, response_event
 
     steps: list[tuple[str, int, Any]] = []
     for record in session.records:

@@ -25,7 +25,6 @@ from nano_code.adapters.terminal import (
     refuse_without_terminal,
 )
 from nano_code.adapters.tools import ToolContext, find_tool
-from nano_code.agent_config import kernel_config, read_agents_md, recorded_settings
 from nano_code.cli import main as cli_main
 from nano_code.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, say
 from nano_code.driver import Driver, Observer
@@ -33,6 +32,7 @@ from nano_code.kernel.actions import AskApproval, EndTurn, TurnEnd
 from nano_code.kernel.events import FailureKind
 from nano_code.kernel.machine import State, initial_state
 from nano_code.kernel.types import ApprovalMode
+from nano_code.session.settings import kernel_config, read_agents_md, recorded_settings
 
 EXIT_BY_REASON = {
     TurnEnd.COMPLETED: EXIT_OK,
@@ -172,7 +172,7 @@ def main(args: argparse.Namespace) -> int:
     config = kernel_config(recorded, agents_md)
 
     if resume_file is not None:
-        from nano_code.adapters.replay import ResumeError, rebuild_state
+        from nano_code.session.replay import ResumeError, rebuild_state
 
         try:
             parent_state = rebuild_state(resume_file, config)

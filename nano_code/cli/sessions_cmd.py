@@ -75,8 +75,8 @@ def expand_paths(paths: Sequence[str]) -> list[Path]:
 
 
 def _replay_quiet(job: tuple[str, list[str], bool, bool]) -> Any:
-    from nano_code.adapters.replay import replay_session
     from nano_code.kernel.types import ApprovalMode
+    from nano_code.session.replay import replay_session
 
     path, ignore, live_tools, yes = job
     return replay_session(
@@ -104,8 +104,8 @@ def _status_line(report: Any) -> str:
 
 def replay_main(argv: Sequence[str]) -> int:
     args = replay_parser().parse_args(argv)
-    from nano_code.adapters.replay import ReplayReport
     from nano_code.kernel.jsondiff import Mask, MaskError
+    from nano_code.session.replay import ReplayReport
 
     try:
         for pattern in args.ignore:
@@ -165,10 +165,10 @@ def replay_main(argv: Sequence[str]) -> int:
 
 
 def _replay_one(path: Path, args: argparse.Namespace) -> Any:
-    from nano_code.adapters.replay import replay_session
     from nano_code.adapters.terminal import HumanDisplay
     from nano_code.cli.run import describe_call
     from nano_code.kernel.types import ApprovalMode
+    from nano_code.session.replay import replay_session
 
     observers = []
     on_delta = None

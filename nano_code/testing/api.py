@@ -6,7 +6,7 @@
         print(report.divergence.render())
 
 `replay` takes the keyword arguments of
-`nano_code.adapters.replay.replay_session`: `ignore` (JSONPath masks),
+`nano_code.session.replay.replay_session`: `ignore` (JSONPath masks),
 `config_overrides` (e.g. `{"max_steps": 3}` to try a different budget),
 `live_tools`, `rebless_to`, `fork_at`/`fork_to`.
 """
@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nano_code.adapters.replay import ReplayReport, replay_session
 from nano_code.adapters.session_file import SessionFile, load_session
+from nano_code.session.replay import ReplayReport, replay_session
 
 
 def replay(path: str | Path, **overrides: Any) -> ReplayReport:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nano_code.agent_config import read_agents_md
 from nano_code.prompts import AGENTS_LIMIT, build_system_prompt
+from nano_code.session.settings import read_agents_md
 
 
 def test_a_named_pipe_called_agents_md_is_not_read(tmp_path: Path) -> None:

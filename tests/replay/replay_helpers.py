@@ -27,11 +27,11 @@ from nano_code.adapters.session_file import (
     load_session,
 )
 from nano_code.adapters.tools import ToolContext
-from nano_code.agent_config import kernel_config, read_agents_md
 from nano_code.driver import Driver
 from nano_code.kernel.actions import EndTurn
 from nano_code.kernel.events import ApprovalDecision
 from nano_code.kernel.machine import initial_state
+from nano_code.session.settings import kernel_config, read_agents_md
 from nano_code.testing.fake_server import FakeServer, reply
 
 NANO = Path(sys.executable).parent / "nano-code"

@@ -28,8 +28,8 @@ from replay_helpers import (
     three_step_script,
 )
 
-from nano_code.adapters.replay import replay_session
 from nano_code.adapters.session_file import load_session
+from nano_code.session.replay import replay_session
 from nano_code.testing.fake_server import FakeServer, reply
 
 EDITED_TASK = "write hellO.py and run it"  # one character changed

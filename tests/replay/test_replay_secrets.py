@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from replay_helpers import record_inproc
 
 from nano_code.adapters.recorder import REDACTED, Recorder, Redactor, SecretLeakError, provenance
-from nano_code.adapters.replay import replay_session, response_event
 from nano_code.adapters.session_file import SessionWriter, load_session
-from nano_code.agent_config import kernel_config
 from nano_code.kernel.events import ModelReply
+from nano_code.session.replay import replay_session, response_event
+from nano_code.session.settings import kernel_config
 from nano_code.testing.fake_server import FakeServer, reply
 
 HEX = "0123456789abcdef"

@@ -14,8 +14,8 @@ from replay_helpers import TASK, cli_env, record_cli, record_inproc, request_bod
 
 import nano_code
 from nano_code.adapters.recorder import workspace_fingerprint
-from nano_code.adapters.replay import replay_session
 from nano_code.adapters.session_file import VcrSerializer, load_session
+from nano_code.session.replay import replay_session
 from nano_code.testing.fake_server import FakeServer, reply
 
 ODD_TASK = 'héllo ✓ tab\t line\u2028sep nel\x85 bom\ufeff emoji 😀 "quotes" \\ back'

@@ -658,7 +658,7 @@ def replay_session(
     and renamed into place only when the replay got that far, so a failed
     run leaves nothing behind.
     """
-    from nano_code.agent_config import kernel_config  # needs tool specs
+    from nano_code.session.settings import kernel_config  # needs tool specs
 
     started = time.perf_counter()
     path = Path(path)

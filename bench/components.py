@@ -27,7 +27,8 @@ def _time(fn: Any, repeat: int) -> float:
 
 def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
     from nano_code.adapters.model_client import Exchange, encode_body
-    from nano_code.adapters.recorder import Redactor, interaction_record
+    from nano_code.adapters.recorder import interaction_record
+    from nano_code.adapters.secrets import Redactor
     from nano_code.adapters.session_file import _YAML_UNSAFE, dump_line, load_session
     from nano_code.kernel.codec import build_request
     from nano_code.kernel.machine import _used_call_ids

@@ -16,7 +16,7 @@ Values are trimmed before they are checked.
 
 The API key never appears in :func:`repr` of :class:`Settings` nor in any
 :class:`ConfigError` message: a message that would contain it has the key
-replaced by ``<api key>``.
+replaced by the same ``<redacted>`` as everywhere (``nano_code.adapters.secrets``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import attrs
+
+from nano_code.adapters.secrets import REDACTED
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -365,11 +367,11 @@ class _Checker:
     def error(self, message: str) -> ConfigError:
         key = self.api_key
         if key and key in message:
-            message = message.replace(key, "<api key>")
+            message = message.replace(key, REDACTED)
         return ConfigError(message)
 
     def bad(self, name: str, expectation: str, value: str) -> ConfigError:
-        shown = value.replace(self.api_key, "<api key>") if self.api_key else value
+        shown = value.replace(self.api_key, REDACTED) if self.api_key else value
         text = repr(shown)
         if len(text) > _MAX_SHOWN:
             text = text[: _MAX_SHOWN - 4] + "...'"

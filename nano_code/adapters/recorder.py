@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -27,6 +26,10 @@ from urllib.parse import urlsplit
 
 from nano_code import __version__
 from nano_code.adapters.model_client import Exchange
+from nano_code.adapters.secrets import (
+    SECRET_HEADERS,
+    Redactor,
+)
 from nano_code.adapters.session_file import FORMAT_VERSION, SessionWriter
 from nano_code.kernel.actions import Action, CallModel, EndTurn, RetryModel, RunTool
 from nano_code.kernel.events import (
@@ -43,98 +46,6 @@ from nano_code.kernel.machine import State
 from nano_code.kernel.serialize import to_json
 from nano_code.kernel.stream import ResponseDecoder
 from nano_code.kernel.types import ApprovalMode, KernelConfig, Usage
-
-SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization", "cookie"})
-REDACTED = "<redacted>"
-MIN_SCRUBBED_KEY = 6
-"""Shorter keys (and all-digit ones) are too likely to occur by chance in ordinary
-text and numbers to be scrubbed from bodies; they are still dropped from headers."""
-
-
-def scrubbable(secret: str | None) -> bool:
-    return bool(secret) and len(secret or "") >= MIN_SCRUBBED_KEY and not (secret or "").isdigit()
-
-
-class SecretLeakError(Exception):
-    """A line about to be written still contains the API key; nothing was written."""
-
-
-def _char_forms(char: str) -> str:
-    """A pattern for `char` as it may appear in JSON text at any depth of string escaping:
-    itself, or a `\\uXXXX` escape (hex digits in either case), or a short escape,
-    each after any run of backslashes (a body inside a record doubles them)."""
-    forms = [re.escape(char)]
-    code = ord(char)
-    if code <= 0xFFFF:
-        hex_digits = "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{code:04x}")
-        forms.append(r"\\+u" + hex_digits)
-    if char in '/"':
-        forms.append(r"\\+" + re.escape(char))
-    if char == "\\":
-        forms.append(r"\\+")
-    return "(?:" + "|".join(forms) + ")"
-
-
-class Redactor:
-    """Finds the API key in text, in every form JSON allows (literal, `\\u` escapes in
-    any mix and case, `\\/`, and the same again inside a JSON string), and hides it."""
-
-    def __init__(self, secret: str | None) -> None:
-        self.secret = secret if scrubbable(secret) else None
-        self._pattern: re.Pattern[str] | None = None
-        self._plain_forms: tuple[str, ...] = ()
-        if self.secret:
-            self._pattern = re.compile("".join(_char_forms(char) for char in self.secret))
-            forms = [self.secret]
-            for _ in range(3):  # the key inside a JSON string, inside a JSON string, ...
-                forms.append(json.dumps(forms[-1])[1:-1])
-            self._plain_forms = tuple(sorted(set(forms), key=len, reverse=True))
-
-    def _escapes_possible(self, text: str) -> bool:
-        """Whether `text` may spell a key character as an escape (`\\u00XX` for an ASCII
-        key, or `\\/`); without one, only the plain spellings need looking for, with
-        C-speed `str` searches instead of the regex. ("u00" is far quicker to search
-        for than anything starting with a backslash, which JSON text is full of.)"""
-        secret = self.secret or ""
-        if "u00" in text if secret.isascii() else "\\u" in text:
-            return True
-        return "/" in secret and "\\/" in text
-
-    def scrub(self, text: str) -> str:
-        if self._pattern is None:
-            return text
-        if self._escapes_possible(text):
-            return self._pattern.sub(REDACTED, text)
-        for form in self._plain_forms:
-            if form in text:
-                text = text.replace(form, REDACTED)
-        return text
-
-    def check(self, text: str) -> None:
-        if self._pattern is None:
-            return
-        if (
-            self._pattern.search(text)
-            if self._escapes_possible(text)
-            else any(form in text for form in self._plain_forms)
-        ):
-            raise SecretLeakError("refusing to write the session: the API key would appear in it")
-
-    @property
-    def holdback(self) -> int:
-        """Characters of streamed text to hold back so a key split across pieces is still caught."""
-        return len(self.secret) - 1 if self.secret else 0
-
-    def scrub_value(self, value: Any) -> Any:
-        if self._pattern is None:
-            return value
-        if isinstance(value, str):
-            return self.scrub(value)
-        if isinstance(value, Mapping):
-            return {self.scrub(str(k)): self.scrub_value(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self.scrub_value(v) for v in value]
-        return value
 
 
 def _git(args: list[str], cwd: Path) -> str | None:

@@ -15,7 +15,8 @@ from typing import Any, TextIO
 from nano_code.adapters.config import ConfigError, Settings, load_settings
 from nano_code.adapters.live import LivePerformer
 from nano_code.adapters.model_client import ModelClient
-from nano_code.adapters.recorder import Recorder, Redactor, SecretLeakError, provenance
+from nano_code.adapters.recorder import Recorder, provenance
+from nano_code.adapters.secrets import Redactor, SecretLeakError
 from nano_code.adapters.session_file import SessionFileError, SessionWriter, load_session, make_private_dirs
 from nano_code.adapters.shell import kill_left_running
 from nano_code.adapters.terminal import (

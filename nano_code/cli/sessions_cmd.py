@@ -186,7 +186,7 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
     overrides: dict[str, Any] = {}
     if args.fork_at is not None:
         from nano_code.adapters.config import ConfigError
-        from nano_code.adapters.recorder import Redactor
+        from nano_code.adapters.secrets import Redactor
 
         fork_to = Path(args.output) if args.output else path.with_suffix(f".fork{args.fork_at}.yaml")
         try:

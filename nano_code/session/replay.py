@@ -27,7 +27,8 @@ from typing import Any
 import attrs
 
 from nano_code.adapters.model_client import Exchange, ModelClient, encode_body
-from nano_code.adapters.recorder import Recorder, Redactor, provenance
+from nano_code.adapters.recorder import Recorder, provenance
+from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import (
     FORMAT_VERSION,
     Record,

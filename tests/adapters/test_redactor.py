@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nano_code.adapters.model_client import Exchange
-from nano_code.adapters.recorder import REDACTED, Redactor, SecretLeakError, interaction_record
+from nano_code.adapters.recorder import interaction_record
+from nano_code.adapters.secrets import REDACTED, Redactor, SecretLeakError
 
 KEY_CHARS = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
 """Keys are printable ASCII without spaces (the config refuses anything else)."""

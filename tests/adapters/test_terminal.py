@@ -7,7 +7,7 @@ import io
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nano_code.adapters.recorder import Redactor
+from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.terminal import HumanDisplay
 from nano_code.kernel.actions import CallModel, RunTool, ShowText, TextKind
 from nano_code.kernel.events import ModelReply

@@ -18,7 +18,8 @@ from typing import Any
 
 from nano_code.adapters.live import LivePerformer
 from nano_code.adapters.model_client import ModelClient
-from nano_code.adapters.recorder import Recorder, Redactor, provenance
+from nano_code.adapters.recorder import Recorder, provenance
+from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import (
     JOURNAL_PREFIX,
     SessionWriter,

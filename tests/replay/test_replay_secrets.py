@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from replay_helpers import record_inproc
 
-from nano_code.adapters.recorder import REDACTED, Recorder, Redactor, SecretLeakError, provenance
+from nano_code.adapters.recorder import Recorder, provenance
+from nano_code.adapters.secrets import REDACTED, Redactor, SecretLeakError
 from nano_code.adapters.session_file import SessionWriter, load_session
 from nano_code.kernel.events import ModelReply
 from nano_code.session.replay import replay_session, response_event

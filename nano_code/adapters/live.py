@@ -57,7 +57,7 @@ class LivePerformer:
         try:
             if isinstance(action, RetryModel) and action.delay > 0:
                 self.sleep(action.delay)
-            return self.client.call(action.body, self.on_delta)
+            return self.client.call(action.body, self.on_delta, action=action)
         except KeyboardInterrupt:
             return Interrupt()
 

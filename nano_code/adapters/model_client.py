@@ -125,6 +125,10 @@ class Exchange:
     reason: str
     response_headers: Mapping[str, str]
     response_body: bytes
+    reply: ModelReply | ModelFailure | None = None
+    """What the client decoded from the response (so a recorder never decodes it again)."""
+    action: object = None
+    """The kernel action the request was made for (its step and attempt are recorded)."""
 
 
 ExchangeSink = Callable[[Exchange], None]
@@ -296,10 +300,12 @@ class ModelClient:
         body: Mapping[str, Any],
         on_delta: Callable[[StreamDelta], None] | None = None,
         payload: bytes | None = None,
+        action: object = None,
     ) -> ModelReply | ModelFailure:
         """Send one request and decode its response. KeyboardInterrupt propagates.
 
-        `payload` is `body` already encoded, when the caller has it."""
+        `payload` is `body` already encoded, when the caller has it; `action` is
+        handed to the exchange sinks with the exchange and the decoded reply."""
         if payload is None:
             payload = encode_body(body)
         stream = bool(body.get("stream"))
@@ -307,7 +313,7 @@ class ModelClient:
         deadline = self._deadline
         deadline.arm(self.call_timeout)
         try:
-            return self._call(payload, headers, deadline, on_delta)
+            return self._call(payload, headers, deadline, on_delta, action)
         finally:
             deadline.disarm()
 
@@ -317,6 +323,7 @@ class ModelClient:
         headers: dict[str, str],
         deadline: _Deadline,
         on_delta: Callable[[StreamDelta], None] | None,
+        action: object,
     ) -> ModelReply | ModelFailure:
         try:
             response = self._pool.request(
@@ -384,6 +391,7 @@ class ModelClient:
                 response.release_conn()
             else:
                 response.close()  # a half-read connection cannot be reused
+        reply = decoder.finish()
         if self.exchange_sinks:
             exchange = Exchange(
                 method="POST",
@@ -396,10 +404,12 @@ class ModelClient:
                     k: v for k, v in response.headers.items() if k.lower() not in _WIRE_HEADERS
                 },
                 response_body=bytes(received),
+                reply=reply,
+                action=action,
             )
             for sink in self.exchange_sinks:
                 sink(exchange)
-        return decoder.finish()
+        return reply
 
     def close(self) -> None:
         self._pool.clear()

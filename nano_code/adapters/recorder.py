@@ -181,9 +181,11 @@ def _scrubbed_response_body(exchange: Exchange, redactor: Redactor) -> str:
     text = redactor.scrub(exchange.response_body.decode("utf-8", "replace"))
     if redactor.secret is None or exchange.status != 200:
         return text
-    decoder = ResponseDecoder(exchange.status, dict(exchange.response_headers))
-    decoder.feed(text.encode("utf-8"))
-    reply = decoder.finish()
+    reply = exchange.reply
+    if reply is None:  # an exchange made by hand: decode it here
+        decoder = ResponseDecoder(exchange.status, dict(exchange.response_headers))
+        decoder.feed(exchange.response_body)
+        reply = decoder.finish()
     if not isinstance(reply, ModelReply):
         # A stream that failed part-way (an in-band error after some text) may still
         # have spelled the key across its pieces; replay would show them joined.
@@ -345,7 +347,7 @@ class Recorder:
     # -- exchange sink
 
     def on_exchange(self, exchange: Exchange) -> None:
-        action = self._action
+        action = exchange.action if exchange.action is not None else self._action
         extra: dict[str, Any] = {
             "t_ms": self._ms(self._started),
             "duration_ms": self._ms(self._action_started),

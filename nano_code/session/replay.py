@@ -387,7 +387,7 @@ class ReplayPerformer:
             return from_json(record.data["call_without_response"]["event"])  # type: ignore[no-any-return]
         if self.options.rebless:
             return self._serve_directly(record, action)
-        return self.client.call(action.body, self.on_delta, payload=payload)
+        return self.client.call(action.body, self.on_delta, payload=payload, action=action)
 
     def _serve_directly(self, record: Record, action: CallModel | RetryModel) -> ModelReply | ModelFailure:
         """Rebless: the recorded response answers the *new* request; both are rewritten."""
@@ -402,10 +402,13 @@ class ReplayPerformer:
             reason=str(response["status"].get("message", "")),
             response_headers={k: v[0] for k, v in response.get("headers", {}).items() if v},
             response_body=response["body"]["string"].encode("utf-8"),
+            reply=response_event(record.data),
+            action=action,
         )
         for sink in self.exchange_sinks:
             sink(exchange)
-        return response_event(record.data)
+        assert exchange.reply is not None
+        return exchange.reply
 
     def _expect_event(self, kind: str, action: Action, call_name: str, arguments: Any) -> Record | Interrupt:
         interrupted = self._interrupt_if_recorded()

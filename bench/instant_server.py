@@ -19,6 +19,7 @@ fully written), `t_text` (first content chunk written, streaming only) and
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,6 +50,24 @@ def _frame(event: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(event), event)
 
 
+def task_cpu_ns(pid: int | None) -> int | None:
+    """CPU time the process `pid` itself has used (all its threads, not its children), in ns.
+
+    /proc/PID/task/*/schedstat's first field has nanosecond resolution, where
+    /proc/PID/stat's utime/stime count 10 ms ticks -- too coarse for one step.
+    """
+    if pid is None:
+        return None
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat", "rb") as stat:
+                total += int(stat.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
 class InstantServer:
     """`with InstantServer(tool_steps=N) as server: server.base_url` ..."""
 
@@ -62,6 +81,8 @@ class InstantServer:
         self.records: list[dict[str, Any]] = []
         self.bodies: list[Any] = []
         self.keep_bodies = False
+        self.agent_pid: int | None = None
+        """The agent being measured: its own CPU time is read when each request arrives."""
         self._lock = threading.Lock()
         owner = self
 
@@ -80,7 +101,11 @@ class InstantServer:
                     body = json.loads(raw)
                 except ValueError:
                     body = None
-                record: dict[str, Any] = {"t_recv": t_recv, "body_bytes": length}
+                record: dict[str, Any] = {
+                    "t_recv": t_recv,
+                    "body_bytes": length,
+                    "cpu_ns": task_cpu_ns(owner.agent_pid),
+                }
                 with owner._lock:
                     record["n"] = len(owner.records)
                     owner.records.append(record)

@@ -123,8 +123,17 @@ def floor_cmd(env: Env, url: str, steps: int, stream: bool) -> list[str]:
     return cmd + (["--stream"] if stream else [])
 
 
-def run_child(cmd: list[str], env: Env, timeout: float, stdout: Any = subprocess.DEVNULL) -> dict[str, Any]:
-    """Run to completion (or kill after `timeout`); wall time, exit status and this child's max RSS."""
+def run_child(
+    cmd: list[str],
+    env: Env,
+    timeout: float,
+    stdout: Any = subprocess.DEVNULL,
+    server: InstantServer | None = None,
+) -> dict[str, Any]:
+    """Run to completion (or kill after `timeout`); wall time, exit status and this child's max RSS.
+
+    With `server`, the server reads the child's own CPU time as each request arrives.
+    """
     t0 = time.monotonic()
     proc = subprocess.Popen(
         cmd,
@@ -134,7 +143,13 @@ def run_child(cmd: list[str], env: Env, timeout: float, stdout: Any = subprocess
         stdout=stdout,
         stderr=subprocess.DEVNULL,
     )
-    return {"t0": t0, **reap(proc, t0, timeout)}
+    if server is not None:
+        server.agent_pid = proc.pid
+    try:
+        return {"t0": t0, **reap(proc, t0, timeout)}
+    finally:
+        if server is not None:
+            server.agent_pid = None
 
 
 def reap(proc: subprocess.Popen, t0: float, timeout: float) -> dict[str, Any]:
@@ -301,13 +316,24 @@ def bench_steps(env: Env, server: InstantServer, steps: int, runs: int, out: lis
         )
         variants[f"floor, {tag}"] = lambda s=stream: floor_cmd(env, server.base_url, steps, s)
     data: dict[str, dict[str, list[float]]] = {
-        k: {"s1": [], "early": [], "late": [], "rss": [], "wall": [], "b1": [], "blate": []} for k in variants
+        k: {
+            "s1": [],
+            "early": [],
+            "late": [],
+            "rss": [],
+            "wall": [],
+            "b1": [],
+            "blate": [],
+            "cpu_early": [],
+            "cpu_late": [],
+        }
+        for k in variants
     }
     late_lo, late_hi = max(1, steps - 9), steps  # steps 191..200 for 200
     for _ in range(runs):
         for name, make in variants.items():
             server.reset(tool_steps=steps)
-            result = run_child(make(), env, 300)
+            result = run_child(make(), env, 300, server=server)
             recs = server.records
             if len(recs) < steps + 1 or any("t_sent" not in r for r in recs):
                 log(f"  {name}: incomplete ({len(recs)} requests, rc {result['rc']})")
@@ -323,6 +349,11 @@ def bench_steps(env: Env, server: InstantServer, steps: int, runs: int, out: lis
             d["wall"].append(result["wall"])
             d["b1"].append(recs[1]["body_bytes"])
             d["blate"].append(recs[steps]["body_bytes"])
+            if all(r.get("cpu_ns") is not None for r in recs):
+                # The agent's own CPU from request k to request k+1 (bash's excluded).
+                cpu = [(recs[k]["cpu_ns"] - recs[k - 1]["cpu_ns"]) / 1e9 for k in range(1, len(recs))]
+                d["cpu_early"].extend(cpu[0:10])
+                d["cpu_late"].extend(cpu[late_lo - 1 : late_hi])
     out.append(
         f"### 2. Per-step overhead ({steps}-step session, `shell` `echo hi` each step; "
         f"{runs} run(s) per variant, interleaved)\n"
@@ -352,10 +383,27 @@ def bench_steps(env: Env, server: InstantServer, steps: int, runs: int, out: lis
             "late": late,
             "rss_mb": med(d["rss"]),
             "wall": med(d["wall"]),
+            "cpu_early": med(d["cpu_early"]) if d["cpu_early"] else None,
+            "cpu_late": med(d["cpu_late"]) if d["cpu_late"] else None,
         }
         out.append(
             f"| {name} | {ms(med(d['s1']))} | {ms(e)} | {ms(late)} | {late / e:.2f}x | {b1 / 1024:.1f} KiB "
             f"| {bl / 1024:.1f} KiB | {bl / b1:.1f}x | {ratio(e, fe)} | {ratio(late, fl)} |"
+        )
+    out.append(
+        f"\n### 2b. Agent-only CPU per step ({steps}-step session; the agent's own threads, read from "
+        "/proc/PID/task/*/schedstat as each request arrives, so bash and echo are excluded)\n"
+    )
+    out.append("| variant | early (1-10) | late | late/early | vs floor early | vs floor late |")
+    out.append("|---|---|---|---|---|---|")
+    for name, d in data.items():
+        if not d["cpu_early"]:
+            continue
+        floor = data["floor, stream" if "stream" in name else "floor, json"]
+        ce, cl = med(d["cpu_early"]), med(d["cpu_late"])
+        fce, fcl = med(floor["cpu_early"] or [0.0]), med(floor["cpu_late"] or [0.0])
+        out.append(
+            f"| {name} | {ms(ce)} | {ms(cl)} | {cl / ce:.2f}x | {ratio(ce, fce)} | {ratio(cl, fcl)} |"
         )
     out.append(
         f"\n### 4a. Peak memory of the {steps}-step session (max RSS of the agent process, "

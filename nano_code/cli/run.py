@@ -33,7 +33,13 @@ from nano_code.kernel.actions import AskApproval, EndTurn, TurnEnd
 from nano_code.kernel.events import FailureKind
 from nano_code.kernel.machine import State, initial_state
 from nano_code.kernel.types import ApprovalMode
-from nano_code.session.settings import kernel_config, read_agents_md, recorded_settings
+from nano_code.session.settings import (
+    RecordedSettings,
+    SettingsError,
+    kernel_config,
+    read_agents_md,
+    recorded_settings,
+)
 
 EXIT_BY_REASON = {
     TurnEnd.COMPLETED: EXIT_OK,
@@ -150,13 +156,14 @@ def main(args: argparse.Namespace) -> int:
         except SessionFileError as error:
             say(f"nano-code: {error}", err=True)
             return EXIT_USAGE
-        settings_of_session = resume_file.metadata.get("settings")
-        if not isinstance(settings_of_session, dict) or "workspace" not in settings_of_session:
-            say(f"nano-code: cannot resume {args.resume}: its metadata has no settings", err=True)
+        try:
+            settings_of_session = RecordedSettings.from_json(resume_file.metadata.get("settings"))
+        except SettingsError as error:
+            say(f"nano-code: cannot resume {args.resume}: {error}", err=True)
             return EXIT_USAGE
-        if settings_of_session["workspace"] != str(workspace):
+        if settings_of_session.workspace != str(workspace):
             say(
-                f"nano-code: {args.resume} ran in {settings_of_session['workspace']}; "
+                f"nano-code: {args.resume} ran in {settings_of_session.workspace}; "
                 "cd there to resume it (its tools work on that directory)",
                 err=True,
             )
@@ -168,7 +175,7 @@ def main(args: argparse.Namespace) -> int:
                 "(so that it still replays)",
                 err=True,
             )
-        recorded = dict(settings_of_session)
+        recorded = settings_of_session
         agents_md = resume_file.metadata.get("agents_md")
     config = kernel_config(recorded, agents_md)
 
@@ -210,7 +217,7 @@ def main(args: argparse.Namespace) -> int:
         elif not args.no_record:
             path = Path(args.record) if args.record else session_path(settings)
             origin = os.environ.get("NANO_CODE_SESSION_ORIGIN", "").strip() or "live"
-            metadata = provenance(config, recorded, workspace, agents_md, origin=origin)
+            metadata = provenance(config, recorded.to_json(), workspace, agents_md, origin=origin)
             recorder = Recorder(SessionWriter(path, metadata, redactor.check), redactor)
     except FileExistsError:
         say(f"nano-code: {args.record} already exists; choose another path", err=True)

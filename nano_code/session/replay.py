@@ -662,20 +662,20 @@ def replay_session(
     and renamed into place only when the replay got that far, so a failed
     run leaves nothing behind.
     """
-    from nano_code.session.settings import kernel_config  # needs tool specs
+    from nano_code.session.settings import RecordedSettings, kernel_config  # needs tool specs
 
     started = time.perf_counter()
     path = Path(path)
     masks = tuple(Mask.parse(pattern) for pattern in ignore)
     try:
         session = load_session(path)
-        settings = dict(session.metadata["settings"])
-        settings.update(config_overrides or {})
+        settings = RecordedSettings.from_json(session.metadata.get("settings"))
+        settings = settings.with_overrides(config_overrides or {})
         config = kernel_config(settings, session.metadata.get("agents_md"))
     except (SessionFileError, KeyError, TypeError, ValueError) as unreadable:
         return ReplayReport(str(path), "error", error=str(unreadable), seconds=time.perf_counter() - started)
 
-    client = ModelClient(str(settings["base_url"]).rstrip("/") + "/chat/completions", api_key=None)
+    client = ModelClient(settings.base_url.rstrip("/") + "/chat/completions", api_key=None)
     options = ReplayOptions(
         masks=masks,
         rebless=rebless_to is not None,
@@ -695,7 +695,7 @@ def replay_session(
             metadata["reblessed_from"] = {"path": str(path), "session_id": metadata.get("session_id")}
         else:
             fresh = provenance(
-                config, settings, Path(str(settings["workspace"])), metadata.get("agents_md"), "fork"
+                config, settings.to_json(), Path(settings.workspace), metadata.get("agents_md"), "fork"
             )
             fresh["parent"] = {
                 "path": str(path),

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from nano_code.adapters.config import Settings
 from nano_code.adapters.tools import tool_specs
 from nano_code.kernel.types import ApprovalMode, KernelConfig
@@ -47,25 +49,97 @@ def read_agents_md(workspace: Path) -> str | None:
     return text
 
 
-def recorded_settings(settings: Settings, workspace: Path, stream: bool) -> dict[str, Any]:
+DEFAULT_TOOL_OUTPUT_CHARS = 30_000
+"""The cap on one tool result sent to the model; files that predate its recording used it."""
+
+
+class SettingsError(ValueError):
+    """A session's recorded settings, or an override of them, are not usable."""
+
+
+def _typed(kind: type | tuple[type, ...], minimum: float | None = None) -> Any:
+    checks: list[Any] = [attrs.validators.instance_of(kind)]
+    if minimum is not None:
+        checks.append(attrs.validators.ge(minimum))
+    return attrs.validators.and_(*checks)
+
+
+@attrs.frozen(kw_only=True)
+class RecordedSettings:
+    """Every setting that shaped a session's requests or decisions, as its file records them.
+
+    Live runs, resume, replay and forks all build their kernel config from one
+    of these (`kernel_config`), so a replay rebuilds exactly the config the
+    live run had. Never the key.
+    """
+
+    model: str = attrs.field(validator=_typed(str))
+    """The model named in every request."""
+    base_url: str = attrs.field(validator=_typed(str))
+    """The server the session talked to (replay never connects to it)."""
+    max_steps: int = attrs.field(validator=_typed(int, 1))
+    """Model calls allowed per turn."""
+    stream: bool = attrs.field(validator=_typed(bool))
+    """Whether requests asked for a streamed reply."""
+    auto_approve: bool = attrs.field(validator=_typed(bool))
+    """The approval mode the session started with. Authority for anything that runs
+    live comes from the current command line, never from this."""
+    shell_timeout: float = attrs.field(validator=_typed((int, float), 0))
+    """Seconds before a shell command was killed."""
+    workspace: str = attrs.field(validator=_typed(str))
+    """The directory the tools worked in (the system prompt names it)."""
+    max_tool_output_chars: int = attrs.field(default=DEFAULT_TOOL_OUTPUT_CHARS, validator=_typed(int, 200))
+    """The cap on one tool result sent to the model (files from before it was recorded: the
+    default of that time)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: object) -> RecordedSettings:
+        """From a file's `settings`; keys this version does not know are ignored."""
+        if not isinstance(data, Mapping):
+            raise SettingsError("the session's metadata has no settings")
+        known = {field.name for field in attrs.fields(cls)}
+        try:
+            return cls(**{key: value for key, value in data.items() if key in known})
+        except (TypeError, ValueError) as error:
+            raise SettingsError(f"the session's settings are not usable: {error}") from None
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> RecordedSettings:
+        """These settings with some changed; an unknown name is an error, not ignored."""
+        unknown = sorted(set(overrides) - {field.name for field in attrs.fields(type(self))})
+        if unknown:
+            known = ", ".join(field.name for field in attrs.fields(type(self)))
+            raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; the settings are {known}")
+        try:
+            return attrs.evolve(self, **overrides)
+        except (TypeError, ValueError) as error:
+            raise SettingsError(f"bad override: {error}") from None
+
+
+def recorded_settings(settings: Settings, workspace: Path, stream: bool) -> RecordedSettings:
     """The settings that shaped requests and decisions, safe to record (no key)."""
-    return {
-        "model": settings.model,
-        "base_url": settings.base_url,
-        "max_steps": settings.max_steps,
-        "stream": stream,
-        "auto_approve": settings.auto_approve,
-        "shell_timeout": settings.shell_timeout,
-        "workspace": str(workspace),
-    }
+    return RecordedSettings(
+        model=settings.model,
+        base_url=settings.base_url,
+        max_steps=settings.max_steps,
+        stream=stream,
+        auto_approve=settings.auto_approve,
+        shell_timeout=settings.shell_timeout,
+        workspace=str(workspace),
+    )
 
 
-def kernel_config(recorded: Mapping[str, Any], agents_md: str | None) -> KernelConfig:
+def kernel_config(recorded: RecordedSettings | Mapping[str, Any], agents_md: str | None) -> KernelConfig:
+    if not isinstance(recorded, RecordedSettings):
+        recorded = RecordedSettings.from_json(recorded)
     return KernelConfig(
-        model=str(recorded["model"]),
-        system_prompt=build_system_prompt(str(recorded["workspace"]), agents_md),
+        model=recorded.model,
+        system_prompt=build_system_prompt(recorded.workspace, agents_md),
         tools=tool_specs(),
-        stream=bool(recorded["stream"]),
-        max_steps_per_turn=int(recorded["max_steps"]),
-        approval=ApprovalMode.AUTO if recorded["auto_approve"] else ApprovalMode.ASK,
+        stream=recorded.stream,
+        max_steps_per_turn=recorded.max_steps,
+        approval=ApprovalMode.AUTO if recorded.auto_approve else ApprovalMode.ASK,
+        max_tool_output_chars=recorded.max_tool_output_chars,
     )

@@ -32,7 +32,7 @@ from nano_code.driver import Driver
 from nano_code.kernel.actions import EndTurn
 from nano_code.kernel.events import ApprovalDecision
 from nano_code.kernel.machine import initial_state
-from nano_code.session.settings import kernel_config, read_agents_md
+from nano_code.session.settings import RecordedSettings, kernel_config, read_agents_md
 from nano_code.testing.fake_server import FakeServer, reply
 
 NANO = Path(sys.executable).parent / "nano-code"
@@ -118,15 +118,15 @@ def replay_json(*args: str, cwd: Path, home: Path) -> tuple[int, list[dict[str, 
 
 
 def recorded_settings(base_url: str, workspace: Path, stream: bool, max_steps: int = 50) -> dict[str, Any]:
-    return {
-        "model": "test/model",
-        "base_url": base_url,
-        "max_steps": max_steps,
-        "stream": stream,
-        "auto_approve": True,
-        "shell_timeout": 30.0,
-        "workspace": str(workspace),
-    }
+    return RecordedSettings(
+        model="test/model",
+        base_url=base_url,
+        max_steps=max_steps,
+        stream=stream,
+        auto_approve=True,
+        shell_timeout=30.0,
+        workspace=str(workspace),
+    ).to_json()
 
 
 def record_inproc(

@@ -25,6 +25,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nano_code import __version__
+from nano_code.adapters.journal import (
+    ApprovalModeEntry,
+    CallWithoutResponse,
+    EventEntry,
+    JournalEntry,
+    RecordedCall,
+    RetryEntry,
+    TurnEndEntry,
+    entry_json,
+)
 from nano_code.adapters.model_client import Exchange
 from nano_code.adapters.secrets import (
     SECRET_HEADERS,
@@ -316,14 +326,14 @@ def interaction_record(exchange: Exchange, redactor: Redactor, extra: Mapping[st
     }
 
 
-def _call_summary(action: Action | None) -> dict[str, Any] | None:
+def _recorded_call(action: Action | None) -> RecordedCall | None:
     call = getattr(action, "call", None)
     if call is None:
         return None
     arguments = getattr(action, "arguments", None)
-    summary: dict[str, Any] = {"id": call.id, "name": call.name}
-    summary["arguments"] = dict(arguments) if arguments is not None else json.loads(call.arguments)
-    return summary
+    return RecordedCall(
+        call.id, call.name, dict(arguments) if arguments is not None else json.loads(call.arguments)
+    )
 
 
 class Recorder:
@@ -335,12 +345,14 @@ class Recorder:
         self._started = time.monotonic()
         self._action: Action | None = None
         self._action_started = 0.0
-        self._exchange_written = False
+        self._answered: object = None
+        """The action whose HTTP exchange was recorded last (each exchange names its action)."""
 
     def _ms(self, since: float) -> int:
         return round((time.monotonic() - since) * 1000)
 
-    def _journal(self, record: dict[str, Any]) -> None:
+    def _journal(self, entry: JournalEntry) -> None:
+        record = entry_json(entry)
         record["t_ms"] = self._ms(self._started)
         self.writer.journal(self.redactor.scrub_value(record))
 
@@ -355,25 +367,15 @@ class Recorder:
         if isinstance(action, (CallModel, RetryModel)):
             extra.update(step=action.step, attempt=action.attempt)
         self.writer.interaction(interaction_record(exchange, self.redactor, extra))
-        self._exchange_written = True
+        self._answered = action
 
     # -- observer
 
     def on_action(self, action: Action, state: State) -> None:
         if isinstance(action, RetryModel):
-            self._journal(
-                {
-                    "retry": {
-                        "delay": action.delay,
-                        "attempt": action.attempt,
-                        "failure": to_json(action.failure),
-                    }
-                }
-            )
-        if isinstance(action, (CallModel, RetryModel)):
-            self._exchange_written = False
+            self._journal(RetryEntry(action.delay, action.attempt, to_json(action.failure)))
         if isinstance(action, EndTurn):
-            self._journal({"turn_end": to_json(action)})
+            self._journal(TurnEndEntry(action))
             self.writer.sync()
         self._action = action
         self._action_started = time.monotonic()
@@ -383,34 +385,27 @@ class Recorder:
         if isinstance(action, (CallModel, RetryModel)) and isinstance(
             event, (ModelReply, ModelFailure, Interrupt)
         ):
-            if not self._exchange_written:
+            if self._answered is not action:
                 # No complete HTTP response (transport failure, timeout, Ctrl-C):
                 # replay needs the request and what the kernel was told instead.
-                self._journal(
-                    {
-                        "call_without_response": {
-                            "request": dict(action.body),
-                            "event": to_json(event),
-                            "duration_ms": self._ms(self._action_started),
-                        }
-                    }
-                )
+                self._journal(CallWithoutResponse(dict(action.body), event, self._ms(self._action_started)))
             self._action = None
             return
         if isinstance(event, (UserInput, ToolCallFacts, ApprovalDecision, ToolResult, Interrupt)):
-            record: dict[str, Any] = {"event": to_json(event)}
-            call = _call_summary(action) if not isinstance(event, UserInput) else None
-            if call is not None:
-                record["call"] = call
-            if isinstance(event, ToolResult) or (
+            timed = isinstance(event, ToolResult) or (
                 isinstance(event, Interrupt) and isinstance(action, RunTool)
-            ):
-                record["duration_ms"] = self._ms(self._action_started)
-            self._journal(record)
+            )
+            self._journal(
+                EventEntry(
+                    event,
+                    _recorded_call(action) if not isinstance(event, UserInput) else None,
+                    self._ms(self._action_started) if timed else None,
+                )
+            )
             self._action = None
 
     def on_approval_mode(self, mode: ApprovalMode, state: State) -> None:
-        self._journal({"approval_mode": mode.value})
+        self._journal(ApprovalModeEntry(mode))
 
     def close(self) -> None:
         self.writer.close()

@@ -33,6 +33,7 @@ whatever the umask.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -43,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
+from nano_code.adapters.journal import JournalEntry, JournalError, TurnEndEntry, read_entry
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -86,6 +89,13 @@ class Record:
     kind: str
     """'interaction' or 'journal'."""
     data: Mapping[str, Any]
+
+    @functools.cached_property
+    def entry(self) -> JournalEntry:
+        """A journal record as its typed entry (JournalError when it is none)."""
+        if self.kind != "journal":
+            raise JournalError(f"line {self.line} is an HTTP interaction, not a journal record")
+        return read_entry(self.data)
 
 
 DELTA_KEY = "body_delta"
@@ -177,17 +187,17 @@ class SessionFile:
     def totals(self) -> tuple[int, float | None]:
         """(tokens, cost) summed over the recorded turn ends; cost None when never reported."""
         tokens, cost = 0, None
-        for data in self.journal:
-            turn_end = data.get("turn_end")
-            usage = turn_end.get("usage") if isinstance(turn_end, dict) else None
-            if not isinstance(usage, dict):
+        for record in self.records:
+            if record.kind != "journal" or "turn_end" not in record.data:
+                continue
+            try:
+                entry = record.entry
+            except JournalError:
                 continue  # a file is data: a record of another shape counts for nothing
-            total = usage.get("total_tokens")
-            if isinstance(total, int) and not isinstance(total, bool):
-                tokens += total
-            spent = usage.get("cost")
-            if isinstance(spent, (int, float)) and not isinstance(spent, bool):
-                cost = (cost or 0.0) + float(spent)
+            if isinstance(entry, TurnEndEntry):
+                tokens += entry.end.usage.total_tokens
+                if entry.end.usage.cost is not None:
+                    cost = (cost or 0.0) + entry.end.usage.cost
         return tokens, cost
 
 

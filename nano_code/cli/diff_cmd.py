@@ -13,28 +13,31 @@ from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
 
 def comparable_steps(session: Any) -> list[tuple[str, int, Any]]:
     """(label, file line, comparable JSON) for every step that is not bookkeeping."""
+    from nano_code.adapters.journal import CallWithoutResponse, EventEntry, entry_json
     from nano_code.kernel.serialize import to_json
-    from nano_code.session.replay import INFORMATIONAL, response_event
+    from nano_code.session.replay import response_event
 
     steps: list[tuple[str, int, Any]] = []
+    bodies = session.request_bodies()
     for record in session.records:
-        data = record.data
         if record.kind == "interaction":
-            body = data["request"].get("body")
+            body = next(bodies)
             try:
                 request = json.loads(body) if isinstance(body, str) else body
             except ValueError:
                 request = body
-            reply = to_json(response_event(data))
+            reply = to_json(response_event(record.data))
             steps.append(("model call", record.line, {"request": request, "reply": reply}))
-        elif "call_without_response" in data:
-            call = data["call_without_response"]
-            steps.append(("model call", record.line, {"request": call["request"], "reply": call["event"]}))
-        elif "event" in data:
-            label = data["event"].get("type", "event")
+            continue
+        entry = record.entry
+        if isinstance(entry, CallWithoutResponse):
+            steps.append(
+                ("model call", record.line, {"request": dict(entry.request), "reply": to_json(entry.event)})
+            )
+        elif isinstance(entry, EventEntry):
+            data = entry_json(entry)
+            label = type(entry.event).__name__
             steps.append((label, record.line, {"event": data["event"], "call": data.get("call")}))
-        elif next(iter(data), "") not in INFORMATIONAL:
-            steps.append(("record", record.line, data))
     return steps
 
 

@@ -309,12 +309,19 @@ def sessions_main(argv: Sequence[str]) -> int:
 
 
 def _session_row(session: Any) -> dict[str, Any]:
+    from nano_code.adapters.journal import EventEntry, JournalError
+    from nano_code.kernel.events import UserInput
+
     task = ""
-    for data in session.journal:
-        event = data.get("event")
-        text = event.get("text") if isinstance(event, dict) and event.get("type") == "UserInput" else None
-        if isinstance(text, str) and text.strip():
-            task = text.strip().splitlines()[0]
+    for record in session.records:
+        if record.kind != "journal" or "event" not in record.data:
+            continue
+        try:
+            entry = record.entry
+        except JournalError:
+            continue  # listed anyway: one odd record does not hide a session
+        if isinstance(entry, EventEntry) and isinstance(entry.event, UserInput) and entry.event.text.strip():
+            task = entry.event.text.strip().splitlines()[0]
             break
     tokens, cost = session.totals()
     return {

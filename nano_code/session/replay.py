@@ -26,6 +26,14 @@ from typing import Any
 
 import attrs
 
+from nano_code.adapters.journal import (
+    INFORMATIONAL,
+    ApprovalModeEntry,
+    CallWithoutResponse,
+    EventEntry,
+    RetryEntry,
+    TurnEndEntry,
+)
 from nano_code.adapters.model_client import Exchange, ModelClient, encode_body
 from nano_code.adapters.recorder import Recorder, provenance
 from nano_code.adapters.secrets import Redactor
@@ -59,17 +67,27 @@ from nano_code.kernel.events import (
     ModelReply,
     ToolCallFacts,
     ToolResult,
+    UserInput,
     Verdict,
 )
 from nano_code.kernel.jsondiff import Difference, Mask, differences, render
 from nano_code.kernel.machine import State, initial_state, transition
 from nano_code.kernel.policy import Approval, approval_requirement
-from nano_code.kernel.serialize import from_json, to_json
+from nano_code.kernel.serialize import to_json
 from nano_code.kernel.stream import ResponseDecoder, StreamDelta
 from nano_code.kernel.types import ApprovalMode, KernelConfig, Usage
 
-INFORMATIONAL = ("turn_end", "retry", "approval_mode")
-"""Journal records that answer no request; `approval_mode` is applied where it stands."""
+
+def _informational(record: Record) -> bool:
+    """A journal entry that answers no request of the driver's (checked or applied where it stands)."""
+    return record.kind == "journal" and isinstance(record.entry, INFORMATIONAL)
+
+
+def _event_entry(record: Record | None) -> EventEntry | None:
+    if record is None or record.kind != "journal":
+        return None
+    entry = record.entry
+    return entry if isinstance(entry, EventEntry) else None
 
 
 # ---------------------------------------------------------------- reports
@@ -172,10 +190,9 @@ def record_event(record: Record) -> Event | None:
     """The kernel event a record stands for; None for informational records."""
     if record.kind == "interaction":
         return response_event(record.data)
-    if "event" in record.data:
-        return from_json(record.data["event"])  # type: ignore[no-any-return]
-    if "call_without_response" in record.data:
-        return from_json(record.data["call_without_response"]["event"])  # type: ignore[no-any-return]
+    entry = record.entry
+    if isinstance(entry, (EventEntry, CallWithoutResponse)):
+        return entry.event
     return None
 
 
@@ -183,13 +200,10 @@ def rebuild_state(session: SessionFile, config: KernelConfig) -> State:
     """Fold the recorded events through the kernel: the state where the session stopped."""
     state = initial_state(config)
     for record in session.records:
-        if record.kind == "journal" and "approval_mode" in record.data:
-            try:
-                state = with_approval_mode(state, ApprovalMode(record.data["approval_mode"]))
-            except ValueError as error:
-                raise ResumeError(f"line {record.line}: {error}") from error
-            continue
         try:
+            if record.kind == "journal" and isinstance(record.entry, ApprovalModeEntry):
+                state = with_approval_mode(state, record.entry.mode)
+                continue
             event = record_event(record)
             if event is not None:
                 state, _ = transition(state, event)
@@ -203,14 +217,13 @@ def _describe(record: Record | None) -> str:
         return "the end of the recording"
     if record.kind == "interaction":
         return "a model request"
-    data = record.data
-    if "call_without_response" in data:
+    entry = record.entry
+    if isinstance(entry, CallWithoutResponse):
         return "a model request (without response)"
-    if "event" in data:
-        kind = data["event"].get("type", "?")
-        call = data.get("call")
-        return f"{kind}" + (f" for {call['name']}" if call else "")
-    return next(iter(data), "?")
+    if isinstance(entry, EventEntry):
+        kind = type(entry.event).__name__
+        return kind + (f" for {entry.call.name}" if entry.call else "")
+    return type(entry).__name__
 
 
 # ---------------------------------------------------------------- the performer
@@ -270,11 +283,12 @@ class ReplayPerformer:
         position = self.position
         while position < len(self.records):
             record = self.records[position]
-            if record.kind == "journal" and next(iter(record.data), None) in INFORMATIONAL:
-                if position >= self._applied_up_to and "approval_mode" in record.data:
+            if _informational(record):
+                entry = record.entry
+                if position >= self._applied_up_to and isinstance(entry, ApprovalModeEntry):
                     self._applied_up_to = position + 1
                     if self.set_approval_mode is not None:
-                        self.set_approval_mode(ApprovalMode(record.data["approval_mode"]))
+                        self.set_approval_mode(entry.mode)
                 position += 1
                 continue
             return position
@@ -295,10 +309,11 @@ class ReplayPerformer:
             self.current_body = next(self._bodies)
         return record
 
-    def take_raw_if(self, key: str) -> Record | None:
+    def take_entry_if(self, kind: type) -> Record | None:
+        """The record right at the cursor, taken, when it is a journal entry of `kind`."""
         if self.position < len(self.records):
             record = self.records[self.position]
-            if record.kind == "journal" and key in record.data:
+            if record.kind == "journal" and isinstance(record.entry, kind):
                 self.position += 1
                 return record
         return None
@@ -322,12 +337,8 @@ class ReplayPerformer:
         return found
 
     def _interrupt_if_recorded(self) -> Interrupt | None:
-        record = self.peek()
-        if (
-            record is not None
-            and record.kind == "journal"
-            and record.data.get("event", {}).get("type") == "Interrupt"
-        ):
+        entry = _event_entry(self.peek())
+        if entry is not None and isinstance(entry.event, Interrupt):
             self.take()
             return Interrupt()
         return None
@@ -343,12 +354,13 @@ class ReplayPerformer:
             return self.live.call_model(action)
         self.step += 1
         if isinstance(action, RetryModel):
-            retry = self.take_raw_if("retry")
+            retry = self.take_entry_if(RetryEntry)
             if retry is None:
                 raise self.diverge(
                     "retry", "the new run retries a model call; the recording did not", self.peek()
                 )
-            found = self.compare(retry.data["retry"]["delay"], action.delay)
+            assert isinstance(retry.entry, RetryEntry)
+            found = self.compare(retry.entry.delay, action.delay)
             if found:
                 raise self.diverge("retry delay", "the retry policy waits differently", retry, found)
         interrupted = self._interrupt_if_recorded()
@@ -361,10 +373,11 @@ class ReplayPerformer:
                 "extra request", "the new run sends a request the recording does not have", None
             )
         payload = encode_body(action.body)
+        unanswered = record.entry if record.kind == "journal" else None
         if record.kind == "interaction":
             recorded_body: Any = self.current_body
-        elif "call_without_response" in record.data:
-            recorded_body = record.data["call_without_response"]["request"]
+        elif isinstance(unanswered, CallWithoutResponse):
+            recorded_body = unanswered.request
         else:
             raise self.diverge(
                 "extra request",
@@ -383,8 +396,8 @@ class ReplayPerformer:
             self.changed_requests.append(
                 Divergence(self.step, record.line, "request", f"{len(found)} difference(s)", tuple(found))
             )
-        if record.kind != "interaction":
-            return from_json(record.data["call_without_response"]["event"])  # type: ignore[no-any-return]
+        if isinstance(unanswered, CallWithoutResponse):
+            return unanswered.event  # type: ignore[return-value]
         if self.options.rebless:
             return self._serve_directly(record, action)
         return self.client.call(action.body, self.on_delta, payload=payload, action=action)
@@ -410,55 +423,58 @@ class ReplayPerformer:
         assert exchange.reply is not None
         return exchange.reply
 
-    def _expect_event(self, kind: str, action: Action, call_name: str, arguments: Any) -> Record | Interrupt:
+    def _expect_event(self, kind: type, action: Action, call_name: str, arguments: Any) -> Event:
+        """The recorded event of `kind` answering this call (Interrupt if one was recorded)."""
         interrupted = self._interrupt_if_recorded()
         if interrupted is not None:
             return interrupted
         record = self.take()
-        event = record.data.get("event", {}) if record is not None and record.kind == "journal" else {}
-        if event.get("type") != kind:
+        entry = _event_entry(record)
+        if entry is None or not isinstance(entry.event, kind):
+            name = kind.__name__
             raise self.diverge(
-                "tool call" if kind == "ToolResult" else kind,
-                f"the new run asks for {kind} of {call_name}; the recording has {_describe(record)}",
+                "tool call" if kind is ToolResult else name,
+                f"the new run asks for {name} of {call_name}; the recording has {_describe(record)}",
                 record,
             )
-        assert record is not None
-        recorded_call = record.data.get("call") or {}
+        recorded_call = entry.call
         found = self.compare(
-            {"name": recorded_call.get("name"), "arguments": recorded_call.get("arguments")},
+            {
+                "name": recorded_call.name if recorded_call else None,
+                "arguments": recorded_call.arguments if recorded_call else None,
+            },
             {"name": call_name, "arguments": json.loads(json.dumps(arguments))},
         )
         if found:
             raise self.diverge("tool call", f"{call_name} is called differently", record, found)
-        return record
+        return entry.event
 
     def check_tool_call(self, action: CheckToolCall) -> ToolCallFacts | Interrupt:
         if self.live is not None:
             return self.live.check_tool_call(action)
-        record = self._expect_event(
-            "ToolCallFacts", action, action.call.name, json.loads(action.call.arguments)
-        )
-        if isinstance(record, Interrupt):
-            return record
-        return ToolCallFacts(action.call.id, bool(record.data["event"]["inside_workspace"]))
+        event = self._expect_event(ToolCallFacts, action, action.call.name, json.loads(action.call.arguments))
+        if isinstance(event, Interrupt):
+            return event
+        assert isinstance(event, ToolCallFacts)
+        return attrs.evolve(event, call_id=action.call.id)
 
     def ask_approval(self, action: AskApproval) -> ApprovalDecision | Interrupt:
         if self.live is not None:
             return self.live.ask_approval(action)
-        record = self._expect_event("ApprovalDecision", action, action.call.name, action.arguments)
-        if isinstance(record, Interrupt):
-            return record
-        recorded = from_json(record.data["event"])
-        return attrs.evolve(recorded, call_id=action.call.id)  # type: ignore[no-any-return]
+        event = self._expect_event(ApprovalDecision, action, action.call.name, action.arguments)
+        if isinstance(event, Interrupt):
+            return event
+        assert isinstance(event, ApprovalDecision)
+        return attrs.evolve(event, call_id=action.call.id)
 
     def run_tool(self, action: RunTool) -> ToolResult | Interrupt:
         if self.live is not None:
             return self.live.run_tool(action)
         self.tool_calls += 1
-        record = self._expect_event("ToolResult", action, action.call.name, action.arguments)
-        if isinstance(record, Interrupt):
-            return record
-        recorded: ToolResult = from_json(record.data["event"])
+        recorded = self._expect_event(ToolResult, action, action.call.name, action.arguments)
+        if isinstance(recorded, Interrupt):
+            return recorded
+        assert isinstance(recorded, ToolResult)
         if self.options.live_tools is not None:
             outcome = self._run_live_tool(action, self.options.live_tools)
             if outcome.output != recorded.output or outcome.exit_status != recorded.exit_status:
@@ -520,16 +536,17 @@ class TurnEndChecker:
     def on_action(self, action: Action, state: State) -> None:
         if not isinstance(action, EndTurn) or self.performer.live is not None:
             return
-        record = self.performer.take_raw_if("turn_end")
+        record = self.performer.take_entry_if(TurnEndEntry)
         if record is None:
             return
-        recorded = record.data["turn_end"]
-        if recorded.get("reason") != action.reason.value:
+        assert isinstance(record.entry, TurnEndEntry)
+        recorded = record.entry.end.reason.value
+        if recorded != action.reason.value:
             raise self.performer.diverge(
                 "turn end",
-                f"the turn ended {action.reason.value!r}; the recording ended it {recorded.get('reason')!r}",
+                f"the turn ended {action.reason.value!r}; the recording ended it {recorded!r}",
                 record,
-                [Difference("$.reason", recorded.get("reason"), action.reason.value)],
+                [Difference("$.reason", recorded, action.reason.value)],
             )
 
 
@@ -803,14 +820,14 @@ def _drive(driver: Driver, performer: ReplayPerformer) -> Divergence | None:
         record = performer.peek()
         if record is None:
             return None
-        event = record.data.get("event", {}) if record.kind == "journal" else {}
-        if event.get("type") == "UserInput":
+        entry = _event_entry(record)
+        if entry is not None and isinstance(entry.event, UserInput):
             performer.take()
-            driver.run_turn(from_json(event).text)
+            driver.run_turn(entry.event.text)
             if performer.live is not None:
                 return None  # forked: the live continuation ends with its turn
             continue
-        if event.get("type") == "Interrupt":
+        if entry is not None and isinstance(entry.event, Interrupt):
             performer.take()
             continue
         return Divergence(

@@ -84,10 +84,10 @@ class RecordedSettings:
     auto_approve: bool = attrs.field(validator=_typed(bool))
     """The approval mode the session started with. Authority for anything that runs
     live comes from the current command line, never from this."""
-    shell_timeout: float = attrs.field(validator=_typed((int, float), 0))
-    """Seconds before a shell command was killed."""
     workspace: str = attrs.field(validator=_typed(str))
     """The directory the tools worked in (the system prompt names it)."""
+    shell_timeout: float = attrs.field(default=120.0, validator=_typed((int, float), 0))
+    """Seconds before a shell command was killed."""
     max_tool_output_chars: int = attrs.field(default=DEFAULT_TOOL_OUTPUT_CHARS, validator=_typed(int, 200))
     """The cap on one tool result sent to the model (files from before it was recorded: the
     default of that time)."""

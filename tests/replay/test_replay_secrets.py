@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from replay_helpers import record_inproc
 
+from nano_code.adapters.journal import EventEntry
 from nano_code.adapters.recorder import Recorder, provenance
 from nano_code.adapters.secrets import REDACTED, Redactor, SecretLeakError
 from nano_code.adapters.session_file import SessionWriter, load_session
-from nano_code.kernel.events import ModelReply
+from nano_code.kernel.events import ModelReply, UserInput
 from nano_code.session.replay import replay_session, response_event
 from nano_code.session.settings import kernel_config
 from nano_code.testing.fake_server import FakeServer, reply
@@ -124,7 +125,7 @@ def test_session_writer_refuses_a_line_with_the_key(tmp_path: Path) -> None:
 
     # The recorder scrubs journal records before the writer checks them.
     recorder = Recorder(SessionWriter(path, None, redactor.check), redactor)
-    recorder._journal({"event": {"type": "UserInput", "text": f"my key is {key}"}})
+    recorder._journal(EventEntry(UserInput(f"my key is {key}")))
     recorder.close()
     assert key not in path.read_text() and f"my key is {REDACTED}" in path.read_text()
 

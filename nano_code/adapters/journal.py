@@ -1,0 +1,158 @@
+"""The session journal as typed records: one writer (`entry_json`), one reader (`read_entry`).
+
+A session file's `#nc ` lines record everything replay needs beyond HTTP.
+Each line is one of these entries; nothing else in nano-code spells the keys:
+
+    EventEntry            an event the driver fed the kernel (user input, path
+                          facts, an approval, a tool result, an interrupt),
+                          with the tool call it answered and how long it took
+    CallWithoutResponse   a model call that got no complete HTTP response
+                          (transport failure, timeout, Ctrl-C): its request and
+                          what the kernel was told instead
+    RetryEntry            the kernel retried a model call after `delay` seconds
+    TurnEndEntry          how a turn ended
+    ApprovalModeEntry     approval switched to the current command line's mode
+                          (a resumed or forked session)
+
+A file is data: `read_entry` turns any line into an entry or raises
+`JournalError`, never anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from nano_code.kernel.actions import EndTurn
+from nano_code.kernel.events import Event
+from nano_code.kernel.serialize import from_json, to_json
+from nano_code.kernel.types import ApprovalMode
+
+
+class JournalError(ValueError):
+    """A journal line that is not one of the entries nano-code writes."""
+
+
+@attrs.frozen
+class RecordedCall:
+    id: str
+    name: str
+    arguments: Any
+    """The parsed arguments, as the tool received them."""
+
+
+@attrs.frozen
+class EventEntry:
+    event: Event
+    call: RecordedCall | None = None
+    duration_ms: int | None = None
+
+
+@attrs.frozen
+class CallWithoutResponse:
+    request: Mapping[str, Any]
+    event: Event
+    duration_ms: int | None = None
+
+
+@attrs.frozen
+class RetryEntry:
+    delay: float
+    attempt: int
+    failure: Mapping[str, Any]
+
+
+@attrs.frozen
+class TurnEndEntry:
+    end: EndTurn
+
+
+@attrs.frozen
+class ApprovalModeEntry:
+    mode: ApprovalMode
+
+
+JournalEntry = EventEntry | CallWithoutResponse | RetryEntry | TurnEndEntry | ApprovalModeEntry
+
+INFORMATIONAL = (RetryEntry, TurnEndEntry, ApprovalModeEntry)
+"""Entries that answer no request of the driver's (replay checks or applies them where they stand)."""
+
+
+def entry_json(entry: JournalEntry) -> dict[str, Any]:
+    """The one writer: an entry as the JSON object of its journal line (without `t_ms`)."""
+    if isinstance(entry, EventEntry):
+        data: dict[str, Any] = {"event": to_json(entry.event)}
+        if entry.call is not None:
+            data["call"] = {"id": entry.call.id, "name": entry.call.name, "arguments": entry.call.arguments}
+        if entry.duration_ms is not None:
+            data["duration_ms"] = entry.duration_ms
+        return data
+    if isinstance(entry, CallWithoutResponse):
+        return {
+            "call_without_response": {
+                "request": dict(entry.request),
+                "event": to_json(entry.event),
+                "duration_ms": entry.duration_ms,
+            }
+        }
+    if isinstance(entry, RetryEntry):
+        return {"retry": {"delay": entry.delay, "attempt": entry.attempt, "failure": dict(entry.failure)}}
+    if isinstance(entry, TurnEndEntry):
+        return {"turn_end": to_json(entry.end)}
+    return {"approval_mode": entry.mode.value}
+
+
+def read_entry(data: Mapping[str, Any]) -> JournalEntry:
+    """The one reader: a journal line's JSON object as a typed entry (JournalError if it is none)."""
+    try:
+        if "event" in data:
+            call = data.get("call")
+            return EventEntry(
+                event=_event(data["event"]),
+                call=RecordedCall(str(call["id"]), str(call["name"]), call.get("arguments"))
+                if isinstance(call, Mapping)
+                else None,
+                duration_ms=_optional_int(data.get("duration_ms")),
+            )
+        if "call_without_response" in data:
+            body = data["call_without_response"]
+            request = body["request"]
+            if not isinstance(request, Mapping):
+                raise JournalError("call_without_response: the request is not an object")
+            return CallWithoutResponse(request, _event(body["event"]), _optional_int(body.get("duration_ms")))
+        if "retry" in data:
+            retry = data["retry"]
+            delay = retry["delay"]
+            if not isinstance(delay, (int, float)) or isinstance(delay, bool):
+                raise JournalError("retry: the delay is not a number")
+            failure = retry.get("failure") or {}
+            return RetryEntry(
+                float(delay), int(retry.get("attempt", 0)), failure if isinstance(failure, Mapping) else {}
+            )
+        if "turn_end" in data:
+            end = from_json(data["turn_end"])
+            if not isinstance(end, EndTurn):
+                raise JournalError("turn_end: not an EndTurn")
+            return TurnEndEntry(end)
+        if "approval_mode" in data:
+            return ApprovalModeEntry(ApprovalMode(data["approval_mode"]))
+    except JournalError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
+        raise JournalError(
+            f"a journal record of an unexpected shape ({type(error).__name__}: {error})"
+        ) from None
+    raise JournalError(f"an unknown journal record ({', '.join(map(str, list(data)[:3])) or 'empty'})")
+
+
+def _event(data: Any) -> Event:
+    event = from_json(data)
+    if not attrs.has(type(event)) or type(event).__module__ != "nano_code.kernel.events":
+        raise JournalError("not a kernel event")
+    return event  # type: ignore[no-any-return]
+
+
+def _optional_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

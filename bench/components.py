@@ -9,6 +9,7 @@ gap grows with the session.
 
 from __future__ import annotations
 
+import json
 import statistics
 import tempfile
 import time
@@ -42,6 +43,20 @@ def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
     history = state.history
     body = build_request(config, history)
     payload = encode_body(body)
+    from nano_code.adapters.model_client import _BodyEncoder
+    from nano_code.adapters.session_file import shared_ends
+    from nano_code.kernel.codec import RequestBody
+
+    encoder = _BodyEncoder()
+    previous_payload = encoder.encode(RequestBody(config, history[:-1]))
+    previous_state = encoder._last
+
+    def encode_next() -> bytes:
+        encoder._last = previous_state  # as at the step before: the body extends it by one message
+        return encoder.encode(RequestBody(config, history))
+
+    assert encode_next() == payload
+    previous_text, text = previous_payload.decode(), payload.decode()
     last = session.interactions[-1]
     exchange = Exchange(
         method="POST",
@@ -55,10 +70,15 @@ def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
     )
     redactor = Redactor(None)
     redactor_with_key = Redactor("sk-bench-0123456789abcdef")
-    record = interaction_record(exchange, redactor, {"t_ms": 1})
+    full_record = interaction_record(exchange, redactor, {"t_ms": 1})
+    prefix, suffix = shared_ends(previous_text, text)
+    # What the writer stores: the body as what it adds to the previous one (format 2).
+    record = {
+        **full_record,
+        "request": {**full_record["request"], "body": None},
+        "nano_code": {"t_ms": 1, "body_delta": [prefix, suffix, text[prefix : len(text) - suffix]]},
+    }
     line = dump_line(record)
-    import json
-
     plain = json.dumps(record, ensure_ascii=False)
     from nano_code.kernel.actions import RunTool
     from nano_code.kernel.events import ToolResult, UserInput
@@ -82,17 +102,25 @@ def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
             lambda: attrs.evolve(state, attempt=1), repeat
         ),
         "request body bytes": len(payload),
-        "kernel: build_request (messages -> dicts)": _time(lambda: build_request(config, history), repeat),
+        "kernel: build_request (messages -> dicts; now only when a body is read as a dict)": _time(
+            lambda: build_request(config, history), repeat
+        ),
         "kernel: _used_call_ids(history)": _time(lambda: _used_call_ids(history), repeat),
         "kernel: history tuple copy + 1": _time(lambda: (*history, ToolMessage("x", "y")), repeat),
-        "client: encode_body (json.dumps)": _time(lambda: encode_body(body), repeat),
+        "client: json.dumps of the whole body (the floor's way, and nano-code's before)": _time(
+            lambda: json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), repeat
+        ),
+        "client: encode the body from per-message pieces (what a step pays now)": _time(encode_next, repeat),
+        "recorder: shared_ends (the body stored as what it adds)": _time(
+            lambda: shared_ends(previous_text, text), repeat
+        ),
         "recorder: interaction_record (no key)": _time(
             lambda: interaction_record(exchange, redactor, {}), repeat
         ),
         "recorder: interaction_record (with a key to scrub)": _time(
             lambda: interaction_record(exchange, redactor_with_key, {}), repeat
         ),
-        "recorder: json.dumps of the record": _time(lambda: json.dumps(record, ensure_ascii=False), repeat),
+        "recorder: json.dumps of the stored record (body as its delta)": _time(lambda: json.dumps(record, ensure_ascii=False), repeat),
         "recorder: _YAML_UNSAFE.sub over the line": _time(lambda: _YAML_UNSAFE.sub("", plain), repeat),
         "recorder: dump_line (dumps + sub)": _time(lambda: dump_line(record), repeat),
         "recorder: secret check of the line (with a key)": _time(

@@ -173,6 +173,7 @@ class _Deadline:
         self._changed = threading.Condition()
         self._until: float | None = None
         self.passed = False
+        self._stopping = False
         self._thread: threading.Thread | None = None
 
     def arm(self, seconds: float) -> None:
@@ -191,9 +192,19 @@ class _Deadline:
             self._until = None
             self._changed.notify()
 
+    def stop(self) -> None:
+        """End the watchdog thread (the client is closed)."""
+        with self._changed:
+            self._stopping = True
+            self._until = None
+            self._changed.notify()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
     def _watch(self) -> None:
         with self._changed:
-            while True:
+            while not self._stopping:
                 if self._until is None:
                     self._changed.wait()
                     continue
@@ -412,6 +423,7 @@ class ModelClient:
         return reply
 
     def close(self) -> None:
+        self._deadline.stop()
         self._pool.clear()
 
 

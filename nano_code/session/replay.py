@@ -34,7 +34,7 @@ from nano_code.adapters.journal import (
     RetryEntry,
     TurnEndEntry,
 )
-from nano_code.adapters.model_client import Exchange, ModelClient, encode_body
+from nano_code.adapters.model_client import ModelClient, encode_body
 from nano_code.adapters.recorder import Recorder, provenance
 from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import (
@@ -265,7 +265,6 @@ class ReplayPerformer:
         self.tool_output_differences: list[ToolOutputDifference] = []
         self.live: Performer | None = None
         self.on_go_live: Callable[[], None] | None = None
-        self.exchange_sinks: list[Callable[[Exchange], None]] = []
         self.on_delta: Callable[[StreamDelta], None] | None = None
         self.interactions_taken = 0
         """Interaction records consumed so far; the last one's index is what vcrpy may serve."""
@@ -398,30 +397,8 @@ class ReplayPerformer:
             )
         if isinstance(unanswered, CallWithoutResponse):
             return unanswered.event  # type: ignore[return-value]
-        if self.options.rebless:
-            return self._serve_directly(record, action)
+        # One route for every replay, rebless included: the real client, under vcrpy.
         return self.client.call(action.body, self.on_delta, payload=payload, action=action)
-
-    def _serve_directly(self, record: Record, action: CallModel | RetryModel) -> ModelReply | ModelFailure:
-        """Rebless: the recorded response answers the *new* request; both are rewritten."""
-        request = record.data["request"]
-        response = record.data["response"]
-        exchange = Exchange(
-            method=request.get("method", "POST"),
-            uri=request.get("uri", ""),
-            request_headers={k: v[0] for k, v in request.get("headers", {}).items() if v},
-            request_body=encode_body(action.body),
-            status=int(response["status"]["code"]),
-            reason=str(response["status"].get("message", "")),
-            response_headers={k: v[0] for k, v in response.get("headers", {}).items() if v},
-            response_body=response["body"]["string"].encode("utf-8"),
-            reply=response_event(record.data),
-            action=action,
-        )
-        for sink in self.exchange_sinks:
-            sink(exchange)
-        assert exchange.reply is not None
-        return exchange.reply
 
     def _expect_event(self, kind: type, action: Action, call_name: str, arguments: Any) -> Event:
         """The recorded event of `kind` answering this call (Interrupt if one was recorded)."""
@@ -571,6 +548,7 @@ def offline_cassette(
     masks: tuple[Mask, ...],
     session: SessionFile,
     expected: Callable[[], tuple[int, str | None]],
+    match_body: bool = True,
 ) -> Iterator[Any]:
     """vcrpy with no recording, canonical-JSON body matching, no repeats.
 
@@ -593,7 +571,9 @@ def offline_cassette(
 
     player = vcr.VCR(
         record_mode="none",
-        match_on=["method", "path", "query", "nano_json_body"],
+        # A rebless accepts changed requests: the body is compared (and each change
+        # reported) by the performer, not matched here.
+        match_on=["method", "path", "query", *(["nano_json_body"] if match_body else [])],
         decode_compressed_response=False,
     )
     player.register_matcher("nano_json_body", _body_matcher(masks))
@@ -729,7 +709,6 @@ def replay_session(
         recorder = Recorder(SessionWriter(partial_path, metadata, scrubber.check), scrubber)
         all_observers.append(recorder)
         client.exchange_sinks.append(recorder.on_exchange)
-        performer.exchange_sinks.append(recorder.on_exchange)
         writer_closers.append(recorder.close)
         if live_performer_factory is not None:
             factory = live_performer_factory
@@ -747,21 +726,19 @@ def replay_session(
     error: str | None = None
     try:
         with contextlib.ExitStack() as stack:
-            cassette = None
-            if rebless_to is None:
-                cassette = stack.enter_context(
-                    offline_cassette(
-                        path,
-                        masks,
-                        session,
-                        lambda: (performer.interactions_taken - 1, performer.current_body),
-                    )
+            cassette = stack.enter_context(
+                offline_cassette(
+                    path,
+                    masks,
+                    session,
+                    lambda: (performer.interactions_taken - 1, performer.current_body),
+                    match_body=rebless_to is None,
                 )
-                performer.on_go_live = stack.close
+            )
+            performer.on_go_live = stack.close
             divergence = _drive(driver, performer)
             if (
                 divergence is None
-                and cassette is not None
                 and performer.live is None
                 and not cassette.all_played
             ):

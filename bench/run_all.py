@@ -665,7 +665,7 @@ def bench_replay(env: Env, server: InstantServer, big: int, quick: bool, out: li
     out.append(f"- `load_session` alone: {load_rss:.0f} MiB max RSS for a {big_mb:.0f} MiB file.")
     out.append(
         f"- `nano-code replay -q`: {big_cli['max_rss_kb'] / 1024:.0f} MiB"
-        f"{' when killed at the timeout' if big_cli['timed_out'] else ''}."
+        f"{' when killed at the timeout' if big_cli['timed_out'] else ''}.\n"
     )
     return {
         "cli_1000": None if big_cli["timed_out"] else big_cli["wall"],

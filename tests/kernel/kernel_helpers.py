@@ -3,7 +3,10 @@
 Response files come from two places: `../shared/real-traffic/samples` (recorded
 real traffic, only in development checkouts, read by path and never copied) and
 `tests/kernel/fixtures` (hand-written bodies in the same shapes, always here).
-Both are decoded and checked by the same functions below.
+Both are decoded and checked by the same functions below. The checks every
+response file gets are written once, at the end of this file:
+test_real_traffic.py runs them over the recordings, test_standalone_fixtures.py
+over the fixtures.
 """
 
 from __future__ import annotations
@@ -17,10 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nano_code.kernel import codec, stream
+from nano_code.kernel.actions import AskApproval, CallModel, CheckToolCall, RetryModel, RunTool
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply
+from nano_code.kernel.machine import Phase, State, initial_state, transition
 from nano_code.kernel.types import AssistantMessage, Message, SystemMessage, ToolMessage, Usage, UserMessage
+from nano_code.testing.strategies import DEMO_TOOLS, byte_pieces
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 SAMPLES = SHARED / "real-traffic" / "samples"
@@ -49,11 +57,6 @@ def response_files(directory: Path) -> list[str]:
     )
 
 
-def sample_files() -> list[str]:
-    """Names of the recorded bodies (sidecars excluded); [] when shared is absent."""
-    return response_files(SAMPLES)
-
-
 def file_meta(path: Path) -> dict[str, Any]:
     """The `.meta.json` sidecar of response file `path` ({} when it has none)."""
     name = path.name
@@ -74,15 +77,6 @@ def file_status(path: Path) -> int:
     return int(match.group(1)) if match else 200
 
 
-def sample_meta(name: str) -> dict[str, Any]:
-    """The sidecar of sample `name` ({} when it has none)."""
-    return file_meta(SAMPLES / name)
-
-
-def sample_status(name: str) -> int:
-    return file_status(SAMPLES / name)
-
-
 def chunks_as_sse(lines: Iterable[str]) -> bytes:
     """A vercel `.chunks.jsonl` fixture framed back into SSE (plus `data: [DONE]`)."""
     framed = "".join(f"data: {line}\n\n" for line in lines if line.strip())
@@ -95,10 +89,6 @@ def wire_bytes(path: Path) -> bytes:
     if path.name.endswith(".chunks.jsonl"):
         return chunks_as_sse(raw.decode().splitlines())
     return raw
-
-
-def sample_wire_bytes(name: str) -> bytes:
-    return wire_bytes(SAMPLES / name)
 
 
 def is_stream_sample(name: str) -> bool:
@@ -115,10 +105,6 @@ def decode_file(path: Path) -> ModelReply | ModelFailure:
     if status != 200:
         return codec.classify_http_error(status, meta_headers, data)
     return codec.decode_body(data)
-
-
-def decode_sample(name: str) -> ModelReply | ModelFailure:
-    return decode_file(SAMPLES / name)
 
 
 def decode_pieces(pieces: Sequence[bytes]) -> ModelReply | ModelFailure:
@@ -432,3 +418,159 @@ def bodies_of_a_walk(data: Any, config: Any, steps: int) -> list[dict[str, Any]]
         state, actions = transition(state, draw_event(data, state))
         bodies.extend(dict(a.body) for a in actions if isinstance(a, (CallModel, RetryModel)))
     return bodies
+
+
+# ---------------------------------------------------------------- the checks every response file gets
+#
+# Written once, run by test_real_traffic.py over ../shared/real-traffic/samples
+# and by test_standalone_fixtures.py over tests/kernel/fixtures. Each module
+# binds them to its own test names and lets `parametrize_response_files` hand
+# them their cases: the name of a check's argument says which files it takes.
+
+
+@dataclass(frozen=True)
+class ResponseFile:
+    """A response file and what a person reading it sees."""
+
+    path: Path
+    expected: Reply | Failure
+
+
+EVERY_BYTE_UP_TO = 6 * 1024
+"""Streams at most this long (on the wire) are split at every byte, which is
+quadratic; longer ones get the random splits of `stream_split_anywhere` only."""
+
+
+def parametrize_response_files(
+    metafunc: pytest.Metafunc, directory: Path, expected: Mapping[str, Reply | Failure]
+) -> None:
+    """Give a check below the files of `directory` its argument asks for, one case each.
+
+    `any_file`: every file `expected` lists; `stream_file`: the streams (`.sse`,
+    `.chunks.jsonl`); `short_stream_file`: the streams of at most
+    EVERY_BYTE_UP_TO bytes; `sse_file`: the `.sse` ones. Test ids are the file
+    names. Files are only read to measure streams, and only when they exist
+    (../shared may be absent while a module is collected and then deselected).
+    """
+    names = sorted(expected)
+    streams = [name for name in names if is_stream_sample(name)]
+    chosen: dict[str, list[str]] = {
+        "any_file": names,
+        "stream_file": streams,
+        "sse_file": [name for name in streams if name.endswith(".sse")],
+    }
+    if "short_stream_file" in metafunc.fixturenames:
+        chosen["short_stream_file"] = [
+            name
+            for name in streams
+            if (directory / name).exists() and len(wire_bytes(directory / name)) <= EVERY_BYTE_UP_TO
+        ]
+    for argname, cases in chosen.items():
+        if argname in metafunc.fixturenames:
+            files = [ResponseFile(directory / name, expected[name]) for name in cases]
+            metafunc.parametrize(argname, files, ids=cases)
+
+
+def every_file_has_an_expectation(directory: Path, expected: Mapping[str, Reply | Failure]) -> set[str]:
+    """The response files in `directory`, each with an expectation and each expectation with a file."""
+    on_disk = set(response_files(directory))
+    assert on_disk, f"no response files in {directory}"
+    missing = sorted(on_disk - expected.keys())
+    stale = sorted(expected.keys() - on_disk)
+    assert not missing, f"files without an expectation in EXPECTED: {missing}"
+    assert not stale, f"expectations for files that do not exist: {stale}"
+    return on_disk
+
+
+def awaiting_model(*, auto: bool) -> State:
+    """A fresh kernel that was asked something and waits for the model: one without
+    tools, or (`auto`) one with the demo tools, approved automatically."""
+    from nano_code.kernel.events import UserInput
+    from nano_code.kernel.types import ApprovalMode, KernelConfig
+
+    config = KernelConfig(model="m", system_prompt="s")
+    if auto:
+        config = KernelConfig(model="m", system_prompt="s", tools=DEMO_TOOLS, approval=ApprovalMode.AUTO)
+    state, _ = transition(initial_state(config), UserInput("go"))
+    assert state.phase is Phase.AWAITING_MODEL
+    return state
+
+
+def drive(event: ModelReply | ModelFailure) -> tuple[State, list[Any]]:
+    """Feed `event` to a kernel waiting for the model (`auto`), then answer its tool work
+    until it calls the model again."""
+    from nano_code.kernel.events import ToolCallFacts, ToolResult
+
+    state, actions = transition(awaiting_model(auto=True), event)
+    seen = list(actions)
+    for _ in range(10):
+        last = actions[-1] if actions else None
+        if isinstance(last, RunTool):
+            state, actions = transition(state, ToolResult(call_id=last.call.id, output="ok"))
+        elif isinstance(last, CheckToolCall):
+            state, actions = transition(state, ToolCallFacts(call_id=last.call.id, inside_workspace=True))
+        else:
+            break
+        seen.extend(actions)
+    return state, seen
+
+
+def decodes_to_what_it_says(any_file: ResponseFile) -> None:
+    check(decode_file(any_file.path), any_file.expected)
+
+
+def drives_the_machine(any_file: ResponseFile) -> None:
+    """Whatever the body says, the kernel moves on, and every request it builds next is valid."""
+    decoded = decode_file(any_file.path)
+    _, actions = transition(awaiting_model(auto=False), decoded)
+    assert actions, "a kernel without tools did nothing with it"
+    state, actions = drive(decoded)
+    assert actions
+    assert not any(isinstance(a, AskApproval) for a in actions)
+    bodies = [dict(a.body) for a in actions if isinstance(a, (CallModel, RetryModel))]
+    for body in bodies:
+        assert body_problems(body) == []
+        assert subset_errors(body) == []
+    pending = [p.call.id for p in state.pending]
+    assert conversation_problems(state.history, pending) == []
+    if not (isinstance(decoded, ModelReply) and decoded.tool_calls):
+        return
+    # The calls are replayed: the server's id when it gave one, else a fresh
+    # 9-character alphanumeric id (QUIRKS A-1, A-5, A-6); arguments as JSON text.
+    assert bodies, "a tool round must end with the next model call"
+    sent = next(m for m in bodies[-1]["messages"] if m.get("tool_calls"))
+    assert [c["function"]["name"] for c in sent["tool_calls"]] == [c.name for c in decoded.tool_calls]
+    for got, server in zip(sent["tool_calls"], decoded.tool_calls, strict=True):
+        if server.id:
+            assert got["id"] == server.id
+        else:
+            assert len(got["id"]) == 9 and got["id"].isalnum()
+        assert isinstance(json.loads(got["function"]["arguments"]), dict)
+
+
+def stream_split_in_two_at_every_byte(short_stream_file: ResponseFile) -> None:
+    data = wire_bytes(short_stream_file.path)
+    whole = decode_pieces([data])
+    check(whole, short_stream_file.expected)
+    for cut in range(len(data) + 1):
+        assert decode_pieces([data[:cut], data[cut:]]) == whole, f"split at byte {cut}"
+
+
+@given(data=st.data())
+def stream_split_anywhere(stream_file: ResponseFile, data: st.DataObject) -> None:
+    pieces = data.draw(byte_pieces(wire_bytes(stream_file.path), max_pieces=60))
+    check(decode_pieces(pieces), stream_file.expected)
+
+
+def sse_with_other_line_endings(sse_file: ResponseFile) -> None:
+    """The same stream framed with CRLF or lone CR decodes the same."""
+    data = wire_bytes(sse_file.path)
+    for ending in (b"\r\n", b"\r"):
+        check(decode_pieces([data.replace(b"\n", ending)]), sse_file.expected)
+
+
+def stream_without_content_type_is_sniffed(stream_file: ResponseFile) -> None:
+    """E-27: a stream whose Content-Type is missing is recognised from its first bytes."""
+    decoder = stream.ResponseDecoder(200, {})
+    decoder.feed(wire_bytes(stream_file.path))
+    check(decoder.finish(), stream_file.expected)

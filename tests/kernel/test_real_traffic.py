@@ -4,10 +4,11 @@ The expectations below were written by reading each file in
 shared/real-traffic/samples/ (not by snapshotting the decoder). A new sample
 without an entry fails `test_every_sample_has_an_expectation`.
 
-Every test here reads ../shared by path and is marked `shared`: on a clone
-without ../shared, tests/conftest.py leaves them out (one line in the session
-header says so) and test_standalone_fixtures.py runs the same checks over the
-hand-written bodies in tests/kernel/fixtures instead.
+The checks are the ones every response file gets, written once in
+kernel_helpers.py; test_standalone_fixtures.py runs them over the hand-written
+bodies in tests/kernel/fixtures. Every test here reads ../shared by path and is
+marked `shared`: on a clone without ../shared, tests/conftest.py leaves them
+out (one line in the session header says so) and the fixtures stand in.
 """
 
 from __future__ import annotations
@@ -15,27 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import kernel_helpers
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from kernel_helpers import (
-    ABSENT,
-    SAMPLES,
-    Call,
-    Failure,
-    Reply,
-    check,
-    decode_pieces,
-    decode_sample,
-    require,
-    sample_files,
-    sample_wire_bytes,
-)
+from kernel_helpers import ABSENT, SAMPLES, Call, Failure, Reply
 
-from nano_code.kernel.events import FailureKind, UserInput
-from nano_code.kernel.machine import Phase, initial_state, transition
-from nano_code.kernel.types import KernelConfig
-from nano_code.testing.strategies import byte_pieces
+from nano_code.kernel.events import FailureKind
 
 pytestmark = pytest.mark.shared("real-traffic", "samples")
 
@@ -460,63 +445,18 @@ EXPECTED: dict[str, Reply | Failure] = {
 def test_every_sample_has_an_expectation(shared_dir: Path) -> None:
     samples = shared_dir / "real-traffic" / "samples"
     assert samples.resolve() == SAMPLES.resolve()
-    on_disk = {p.name for p in samples.iterdir() if not p.name.endswith(".meta.json")}
-    assert on_disk == set(sample_files())
-    assert on_disk, "no samples found"
-    missing = sorted(on_disk - EXPECTED.keys())
-    stale = sorted(EXPECTED.keys() - on_disk)
-    assert not missing, f"samples without an expectation in EXPECTED: {missing}"
-    assert not stale, f"expectations for samples that no longer exist: {stale}"
+    on_disk = kernel_helpers.every_file_has_an_expectation(SAMPLES, EXPECTED)
+    assert on_disk == {p.name for p in samples.iterdir() if not p.name.endswith(".meta.json")}
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_sample_decodes_to_what_it_says(name: str) -> None:
-    require(SAMPLES / name)
-    check(decode_sample(name), EXPECTED[name])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    kernel_helpers.parametrize_response_files(metafunc, SAMPLES, EXPECTED)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_sample_drives_the_machine(name: str) -> None:
-    """Whatever a real server sent, the kernel takes it as a valid transition."""
-    require(SAMPLES / name)
-    state, _ = transition(initial_state(KernelConfig(model="m", system_prompt="s")), UserInput("go"))
-    assert state.phase is Phase.AWAITING_MODEL
-    state, actions = transition(state, decode_sample(name))
-    assert actions
-
-
-STREAMS = [name for name in sorted(EXPECTED) if name.endswith((".sse", ".chunks.jsonl"))]
-
-
-SMALL_STREAMS = [
-    name for name in STREAMS if (SAMPLES / name).exists() and len(sample_wire_bytes(name)) <= 4096
-]
-"""Streams short enough to split at every byte (that is quadratic); the larger
-ones get the random splits of `test_stream_split_anywhere` only."""
-
-
-@pytest.mark.parametrize("name", SMALL_STREAMS)
-def test_stream_split_in_two_at_every_byte(name: str) -> None:
-    require(SAMPLES / name)
-    data = sample_wire_bytes(name)
-    whole = decode_pieces([data])
-    check(whole, EXPECTED[name])
-    for cut in range(len(data) + 1):
-        assert decode_pieces([data[:cut], data[cut:]]) == whole, f"split at byte {cut}"
-
-
-@pytest.mark.parametrize("name", STREAMS)
-@given(data=st.data())
-def test_stream_split_anywhere(name: str, data: st.DataObject) -> None:
-    wire = sample_wire_bytes(name)
-    pieces = data.draw(byte_pieces(wire, max_pieces=60))
-    check(decode_pieces(pieces), EXPECTED[name])
-
-
-@pytest.mark.parametrize("name", [n for n in sorted(EXPECTED) if n.endswith(".sse")])
-def test_sse_sample_with_other_line_endings(name: str) -> None:
-    """The same stream framed with CRLF or lone CR decodes the same."""
-    require(SAMPLES / name)
-    data = sample_wire_bytes(name)
-    for ending in (b"\r\n", b"\r"):
-        check(decode_pieces([data.replace(b"\n", ending)]), EXPECTED[name])
+# The checks every response file gets (kernel_helpers.py), once per sample they apply to.
+test_sample_decodes_to_what_it_says = kernel_helpers.decodes_to_what_it_says
+test_sample_drives_the_machine = kernel_helpers.drives_the_machine
+test_sample_stream_split_in_two_at_every_byte = kernel_helpers.stream_split_in_two_at_every_byte
+test_sample_stream_split_anywhere = kernel_helpers.stream_split_anywhere
+test_sample_sse_with_other_line_endings = kernel_helpers.sse_with_other_line_endings
+test_sample_stream_without_content_type_is_sniffed = kernel_helpers.stream_without_content_type_is_sniffed

@@ -2,7 +2,8 @@
 
 These are the stand-alone counterpart of test_real_traffic.py: the same checks
 (decode to the expected reply or failure, drive the state machine, split a
-stream at every byte and at random, other SSE line endings), run on bodies we
+stream at every byte and at random, other SSE line endings, a stream without
+Content-Type), written once in kernel_helpers.py and run here on bodies we
 wrote ourselves in the shapes of QUIRKS.md, so they need no ../shared. The
 expectations were written together with the fixtures, by hand. Which quirk each
 fixture shows is in the table at the top of test_standalone_quirks.py.
@@ -14,41 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import kernel_helpers
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from kernel_helpers import (
-    ABSENT,
-    FIXTURES,
-    SAMPLES,
-    Call,
-    Failure,
-    Raw,
-    Reply,
-    body_problems,
-    check,
-    conversation_problems,
-    decode_file,
-    decode_pieces,
-    is_stream_sample,
-    response_files,
-    subset_errors,
-    wire_bytes,
-)
+from kernel_helpers import ABSENT, FIXTURES, SAMPLES, Call, Failure, Raw, Reply
 
-from nano_code.kernel import stream
-from nano_code.kernel.actions import AskApproval, CallModel, CheckToolCall, RetryModel, RunTool
-from nano_code.kernel.events import (
-    FailureKind,
-    ModelFailure,
-    ModelReply,
-    ToolCallFacts,
-    ToolResult,
-    UserInput,
-)
-from nano_code.kernel.machine import Phase, State, initial_state, transition
-from nano_code.kernel.types import ApprovalMode, KernelConfig
-from nano_code.testing.strategies import DEMO_TOOLS, byte_pieces
+from nano_code.kernel.events import FailureKind
 
 EXPECTED: dict[str, Reply | Failure] = {
     # ---------------------------------------------------------------- streams
@@ -347,17 +318,10 @@ EXPECTED: dict[str, Reply | Failure] = {
     ),
 }
 
-STREAMS = [name for name in sorted(EXPECTED) if is_stream_sample(name)]
-SSE = [name for name in STREAMS if name.endswith(".sse")]
-
-AUTO = KernelConfig(model="m", system_prompt="s", tools=DEMO_TOOLS, approval=ApprovalMode.AUTO)
-
 
 def test_every_fixture_has_an_expectation() -> None:
-    on_disk = set(response_files(FIXTURES))
+    on_disk = kernel_helpers.every_file_has_an_expectation(FIXTURES, EXPECTED)
     assert len(on_disk) >= 50, sorted(on_disk)
-    assert not sorted(on_disk - EXPECTED.keys()), "fixtures without an expectation in EXPECTED"
-    assert not sorted(EXPECTED.keys() - on_disk), "expectations for fixtures that do not exist"
 
 
 def test_fixtures_are_hand_written_not_recordings() -> None:
@@ -454,84 +418,14 @@ def test_no_fixture_copies_a_recorded_value() -> None:
         assert not copied, f"{name} repeats recorded values {sorted(copied)}"
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_fixture_decodes_to_what_it_says(name: str) -> None:
-    check(decode_file(FIXTURES / name), EXPECTED[name])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    kernel_helpers.parametrize_response_files(metafunc, FIXTURES, EXPECTED)
 
 
-def _drive(event: ModelReply | ModelFailure) -> tuple[State, list[Any]]:
-    """Feed `event` to a kernel waiting for the model, then answer tool work until it calls the model again."""
-    state, _ = transition(initial_state(AUTO), UserInput("go"))
-    assert state.phase is Phase.AWAITING_MODEL
-    state, actions = transition(state, event)
-    seen = list(actions)
-    for _ in range(10):
-        last = actions[-1] if actions else None
-        if isinstance(last, RunTool):
-            state, actions = transition(state, ToolResult(call_id=last.call.id, output="ok"))
-        elif isinstance(last, CheckToolCall):
-            state, actions = transition(state, ToolCallFacts(call_id=last.call.id, inside_workspace=True))
-        else:
-            break
-        seen.extend(actions)
-    return state, seen
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_fixture_drives_the_machine(name: str) -> None:
-    """Whatever the body says, the kernel moves on, and every request it builds next is valid."""
-    decoded = decode_file(FIXTURES / name)
-    state, actions = _drive(decoded)
-    assert actions
-    assert not any(isinstance(a, AskApproval) for a in actions)
-    bodies = [dict(a.body) for a in actions if isinstance(a, (CallModel, RetryModel))]
-    for body in bodies:
-        assert body_problems(body) == []
-        assert subset_errors(body) == []
-    pending = [p.call.id for p in state.pending]
-    assert conversation_problems(state.history, pending) == []
-    if not (isinstance(decoded, ModelReply) and decoded.tool_calls):
-        return
-    # The calls are replayed: the server's id when it gave one, else a fresh
-    # 9-character alphanumeric id (QUIRKS A-1, A-5, A-6); arguments as JSON text.
-    assert bodies, "a tool round must end with the next model call"
-    sent = next(m for m in bodies[-1]["messages"] if m.get("tool_calls"))
-    assert [c["function"]["name"] for c in sent["tool_calls"]] == [c.name for c in decoded.tool_calls]
-    for got, server in zip(sent["tool_calls"], decoded.tool_calls, strict=True):
-        if server.id:
-            assert got["id"] == server.id
-        else:
-            assert len(got["id"]) == 9 and got["id"].isalnum()
-        assert isinstance(json.loads(got["function"]["arguments"]), dict)
-
-
-@pytest.mark.parametrize("name", STREAMS)
-def test_fixture_stream_split_in_two_at_every_byte(name: str) -> None:
-    data = wire_bytes(FIXTURES / name)
-    whole = decode_pieces([data])
-    check(whole, EXPECTED[name])
-    for cut in range(len(data) + 1):
-        assert decode_pieces([data[:cut], data[cut:]]) == whole, f"split at byte {cut}"
-
-
-@pytest.mark.parametrize("name", STREAMS)
-@given(data=st.data())
-def test_fixture_stream_split_anywhere(name: str, data: st.DataObject) -> None:
-    pieces = data.draw(byte_pieces(wire_bytes(FIXTURES / name), max_pieces=60))
-    check(decode_pieces(pieces), EXPECTED[name])
-
-
-@pytest.mark.parametrize("name", SSE)
-def test_fixture_sse_with_other_line_endings(name: str) -> None:
-    """The same stream framed with CRLF or lone CR decodes the same."""
-    data = wire_bytes(FIXTURES / name)
-    for ending in (b"\r\n", b"\r"):
-        check(decode_pieces([data.replace(b"\n", ending)]), EXPECTED[name])
-
-
-@pytest.mark.parametrize("name", STREAMS)
-def test_fixture_stream_without_content_type_is_sniffed(name: str) -> None:
-    """E-27: a stream whose Content-Type is missing is recognised from its first bytes."""
-    decoder = stream.ResponseDecoder(200, {})
-    decoder.feed(wire_bytes(FIXTURES / name))
-    check(decoder.finish(), EXPECTED[name])
+# The checks every response file gets (kernel_helpers.py), once per fixture they apply to.
+test_fixture_decodes_to_what_it_says = kernel_helpers.decodes_to_what_it_says
+test_fixture_drives_the_machine = kernel_helpers.drives_the_machine
+test_fixture_stream_split_in_two_at_every_byte = kernel_helpers.stream_split_in_two_at_every_byte
+test_fixture_stream_split_anywhere = kernel_helpers.stream_split_anywhere
+test_fixture_sse_with_other_line_endings = kernel_helpers.sse_with_other_line_endings
+test_fixture_stream_without_content_type_is_sniffed = kernel_helpers.stream_without_content_type_is_sniffed

@@ -419,6 +419,19 @@ comes with whatever directory nano-code starts in (a cloned repository, say), so
 is data, and must not be able to switch approval off."""
 
 
+def is_loopback_url(url: str) -> bool:
+    """Whether `url` points at this machine (localhost or a loopback address)."""
+    import ipaddress
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _read_dotenv(cwd: Path, environ: Mapping[str, str]) -> dict[str, str]:
     path = cwd / ".env"
     try:
@@ -482,6 +495,19 @@ def load_settings(
 
     api_key = raw.get(_API_KEY)
     check = _Checker(api_key)
+
+    def from_dotenv(name: str) -> bool:
+        later = [layer.get(name) for layer in layers[1:]]
+        return name in dotenv and not any(value is not None and _is_set(value) for value in later)
+
+    if api_key is not None and from_dotenv(_BASE_URL) and not from_dotenv(_API_KEY):
+        url = raw[_BASE_URL]
+        if not is_loopback_url(url):
+            raise check.error(
+                f"{cwd / '.env'} points {_BASE_URL} at {urlsplit(url).hostname or url!r}, but the API key "
+                "comes from your environment: nano-code will not send it there. Put the key in that "
+                f".env too, or set {_BASE_URL} in the environment or with --base-url"
+            )
     if api_key is not None and not all("!" <= char <= "~" for char in api_key):
         raise check.error(f"{_API_KEY} must be printable ASCII without spaces (value not shown)")
 

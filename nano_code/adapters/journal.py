@@ -140,7 +140,7 @@ def read_entry(data: Mapping[str, Any]) -> JournalEntry:
             return ApprovalModeEntry(ApprovalMode(data["approval_mode"]))
     except JournalError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError, ArithmeticError) as error:
         raise JournalError(
             f"a journal record of an unexpected shape ({type(error).__name__}: {error})"
         ) from None

@@ -212,7 +212,9 @@ class _Deadline:
                 if left > 0:
                     self._changed.wait(left)
                     continue
-                self._until = None
+                # Cut, and again every half second until the call gives up: the
+                # connection may not exist yet (a slow connect) when time runs out.
+                self._until = time.monotonic() + 0.5
                 self.passed = True
                 self._cut()
 
@@ -351,6 +353,9 @@ class ModelClient:
             if deadline.passed:
                 return _deadline_failure(self.call_timeout)
             return _transport_failure(error, sending=True)
+        if deadline.passed:
+            response.close()
+            return _deadline_failure(self.call_timeout)
         encoding = response.headers.get("content-encoding", "").strip().lower()
         try:
             inflater = _Inflater(encoding, self.max_response_bytes)

@@ -57,11 +57,27 @@ from nano_code.kernel.serialize import to_json
 from nano_code.kernel.stream import ResponseDecoder
 from nano_code.kernel.types import ApprovalMode, KernelConfig, Usage
 
+_GIT_SAFETY = (
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "safe.bareRepository=explicit",
+)
+"""A repository's own config can name programs git runs (an fsmonitor, hooks); the
+workspace is data, so nano-code's read-only git calls turn those off."""
+
 
 def _git(args: list[str], cwd: Path) -> str | None:
     try:
         done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL
+            ["git", *_GIT_SAFETY, *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -318,7 +334,7 @@ def interaction_record(exchange: Exchange, redactor: Redactor, extra: Mapping[st
             "headers": request_headers,
         },
         "response": {
-            "status": {"code": exchange.status, "message": exchange.reason},
+            "status": {"code": exchange.status, "message": redactor.scrub(exchange.reason)},
             "headers": response_headers,
             "body": {"string": _scrubbed_response_body(exchange, redactor)},
         },

@@ -33,15 +33,16 @@ def _char_forms(char: str) -> str:
     """A pattern for `char` as it may appear in JSON text at any depth of string escaping:
     itself, or a `\\uXXXX` escape (hex digits in either case), or a short escape,
     each after any run of backslashes (a body inside a record doubles them)."""
-    forms = [re.escape(char)]
+    forms = []
     code = ord(char)
     if code <= 0xFFFF:
         hex_digits = "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{code:04x}")
         forms.append(r"\\+u" + hex_digits)
     if char in '/"':
         forms.append(r"\\+" + re.escape(char))
-    if char == "\\":
-        forms.append(r"\\+")
+    # A backslash is a whole run of them (`\\`, `\\\\` ...): matching just one would
+    # leave half an escape behind and break the JSON around it.
+    forms.append(r"\\+" if char == "\\" else re.escape(char))
     return "(?:" + "|".join(forms) + ")"
 
 

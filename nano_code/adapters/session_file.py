@@ -181,6 +181,10 @@ class SessionFile:
             yield previous
 
     @property
+    def interaction_count(self) -> int:
+        return sum(record.kind == "interaction" for record in self.records)
+
+    @property
     def journal(self) -> list[Mapping[str, Any]]:
         return [r.data for r in self.records if r.kind == "journal"]
 
@@ -235,19 +239,29 @@ def load_session(path: str | Path) -> SessionFile:
     path = Path(path)
     fd = open_regular(path)
     try:
-        with open(fd, encoding="utf-8", newline="\n") as handle:
-            return parse_session_lines(_capped(handle, path), path)
-    except (OSError, UnicodeDecodeError) as error:
+        with open(fd, "rb") as handle:
+            return parse_session_lines(_decoded(handle, path), path)
+    except OSError as error:
         raise SessionFileError(f"{path}: cannot read: {error}") from error
 
 
-def _capped(lines: Iterable[str], path: Path) -> Iterator[str]:
+def _decoded(lines: Iterable[bytes], path: Path) -> Iterator[str]:
+    """The file's lines as text, read up to MAX_SESSION_BYTES (the file may grow while read).
+
+    A last line cut off inside a character (a crash mid-write) is passed on
+    with the cut marked, for the parser to treat as the torn tail it is.
+    """
     read = 0
-    for line in lines:
-        read += len(line)
+    for number, raw in enumerate(lines, start=1):
+        read += len(raw)
         if read > MAX_SESSION_BYTES:
             raise SessionFileError(f"{path}: larger than {MAX_SESSION_BYTES:,} bytes; not read")
-        yield line
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if raw.endswith(b"\n"):
+                raise SessionFileError(f"{path}:{number}: not UTF-8 text ({error})") from None
+            yield raw.decode("utf-8", "replace")  # an incomplete last line: torn
 
 
 def parse_session(text: str, path: Path) -> SessionFile:
@@ -292,6 +306,9 @@ def parse_session_lines(lines: Iterable[str], path: Path) -> SessionFile:
             if line.split(":", 1)[1].strip() != "1":
                 raise SessionFileError(f"{path}:{number}: unsupported cassette version")
             continue
+        elif not complete:
+            torn = True  # the process died while writing the start of this line
+            break
         else:
             raise SessionFileError(f"{path}:{number}: not a nano-code session line: {line[:60]!r}")
         try:
@@ -401,7 +418,7 @@ class SessionWriter:
 
     def interaction(self, value: Mapping[str, Any]) -> None:
         body = value["request"].get("body")
-        previous, self._previous_body = self._previous_body, body if isinstance(body, str) else None
+        previous = self._previous_body
         if self._deltas and isinstance(body, str) and previous is not None:
             prefix, suffix = shared_ends(previous, body)
             if prefix + suffix > 64:  # worth it: the body shares more than a few bytes
@@ -412,6 +429,8 @@ class SessionWriter:
                     "nano_code": {**(value.get("nano_code") or {}), DELTA_KEY: delta},
                 }
         self._append(INTERACTION_PREFIX + dump_line(value))
+        # Only a written record moves the chain on: the next delta is against what is on disk.
+        self._previous_body = body if isinstance(body, str) else None
 
     def journal(self, value: Mapping[str, Any]) -> None:
         self._append(JOURNAL_PREFIX + dump_line(value))

@@ -163,6 +163,7 @@ class HumanDisplay:
         self._spinner = Spinner(err, self.style) if self._live else None
         self._text_open = False
         self._reasoning_open = False
+        self._held_reasoning = ""
         self._echo_input = echo_input
         self._failure_hints = dict(failure_hints or {})
         self._last_failure: FailureKind | None = None
@@ -176,8 +177,13 @@ class HumanDisplay:
             self._streamed_text = True
             self._write_text(delta.text)
         elif delta.kind == "reasoning" and self._live:
-            self.err.write(self.style.dim(for_terminal(self.redact(delta.text))))
-            self.err.flush()
+            # Held back like answer text, so a key split across pieces is caught here too.
+            self._held_reasoning = self.redact(self._held_reasoning + delta.text)
+            cut = max(0, len(self._held_reasoning) - self._holdback)
+            if cut:
+                self.err.write(self.style.dim(for_terminal(self._held_reasoning[:cut])))
+                self.err.flush()
+                self._held_reasoning = self._held_reasoning[cut:]
             self._reasoning_open = True
 
     def _write_text(self, text: str, final: bool = False) -> None:
@@ -197,6 +203,9 @@ class HumanDisplay:
             self._text_open = True
 
     def _close_reasoning(self) -> None:
+        if self._held_reasoning:
+            self.err.write(self.style.dim(for_terminal(self.redact(self._held_reasoning))))
+            self._held_reasoning = ""
         if self._reasoning_open:
             self.err.write("\n")
             self._reasoning_open = False
@@ -240,7 +249,11 @@ class HumanDisplay:
                 self._spinner.start("thinking")
         elif isinstance(action, RunTool):
             self._close_text()
-            line = self.redact(self._describe_call(action.call.name, action.arguments))
+            arguments = {
+                key: self.redact(value) if isinstance(value, str) else value
+                for key, value in action.arguments.items()
+            }  # redacted before the summary cuts it
+            line = self.redact(self._describe_call(action.call.name, arguments))
             name = for_terminal(action.call.name)
             self.err.write(self.style.cyan("● ") + self.style.bold(name) + " " + for_terminal(line) + "\n")
             self.err.flush()
@@ -288,7 +301,7 @@ class HumanDisplay:
                 self._close_text()
         elif isinstance(event, ToolResult):
             self._stop_spinner()
-            lines = event.output.strip().splitlines()
+            lines = self.redact(event.output).strip().splitlines()  # redacted before it is cut
             first = lines[0][:120] if lines else "(no output)"
             more = f" (+{len(lines) - 1} lines)" if len(lines) > 1 else ""
             status = ""
@@ -348,8 +361,11 @@ class TerminalApprover:
         name = for_terminal(action.call.name)
         err.write(style.yellow(f"{name} wants to run ({action.reason}):") + "\n")
         shown, escaped = for_command(self._display.redact(self._preview(action)).rstrip("\n"))
-        for line in shown.split("\n"):
+        lines = shown.split("\n")
+        for line in _visible_lines(lines):
             err.write(style.dim("│ ") + line + "\n")
+        if len(lines) > 1:
+            err.write(style.dim(f"({len(lines)} lines, {len(shown)} characters)") + "\n")
         if escaped:
             err.write(
                 style.red(
@@ -374,6 +390,38 @@ class TerminalApprover:
                 err.flush()
                 why = self._in.readline().strip()
                 return ApprovalDecision(action.call.id, Verdict.DENY, why or "the user said no")
+
+
+PROMPT_HEAD_LINES = 40
+PROMPT_TAIL_LINES = 10
+
+
+def _visible_lines(lines: list[str]) -> list[str]:
+    """What the approval prompt prints of a call: blank runs folded, a very long call cut in the
+    middle with the cut said -- so nothing can scroll the real command out of sight unnoticed."""
+    folded: list[str] = []
+    blank = 0
+
+    def fold_blanks() -> None:
+        if blank:
+            folded.append("" if blank == 1 else f"[{blank} blank lines]")
+
+    for line in lines:
+        if not line.strip():
+            blank += 1
+            continue
+        fold_blanks()
+        blank = 0
+        folded.append(line)
+    fold_blanks()
+    if len(folded) > PROMPT_HEAD_LINES + PROMPT_TAIL_LINES:
+        hidden = len(folded) - PROMPT_HEAD_LINES - PROMPT_TAIL_LINES
+        folded = [
+            *folded[:PROMPT_HEAD_LINES],
+            f"[... {hidden} more lines not shown: this call is long; answer n if unsure ...]",
+            *folded[-PROMPT_TAIL_LINES:],
+        ]
+    return folded
 
 
 def refuse_without_terminal(action: AskApproval, warn: Callable[[str], None]) -> ApprovalDecision:

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any, TextIO
 
-from nano_code.adapters.config import ConfigError, Settings, load_settings
+from nano_code.adapters.config import ConfigError, Settings, is_loopback_url, load_settings
 from nano_code.adapters.live import LivePerformer
 from nano_code.adapters.model_client import ModelClient
 from nano_code.adapters.recorder import Recorder, provenance
@@ -38,6 +38,7 @@ from nano_code.session.settings import (
     SettingsError,
     kernel_config,
     read_agents_md,
+    recorded_agents_md,
     recorded_settings,
 )
 
@@ -176,7 +177,11 @@ def main(args: argparse.Namespace) -> int:
                 err=True,
             )
         recorded = settings_of_session
-        agents_md = resume_file.metadata.get("agents_md")
+        try:
+            agents_md = recorded_agents_md(resume_file.metadata)
+        except SettingsError as error:
+            say(f"nano-code: cannot resume {args.resume}: {error}", err=True)
+            return EXIT_USAGE
     config = kernel_config(recorded, agents_md)
 
     if resume_file is not None:
@@ -222,7 +227,7 @@ def main(args: argparse.Namespace) -> int:
     except FileExistsError:
         say(f"nano-code: {args.record} already exists; choose another path", err=True)
         return EXIT_USAGE
-    except (OSError, SecretLeakError) as error:
+    except (OSError, SecretLeakError, SessionFileError) as error:
         say(f"nano-code: cannot record the session: {redactor.scrub(str(error))}", err=True)
         return EXIT_USAGE
     if recorder is not None:
@@ -261,19 +266,9 @@ def main(args: argparse.Namespace) -> int:
 
 def plain_http_to_another_host(url: str) -> bool:
     """Whether `url` is http:// to a host other than this machine's loopback."""
-    import ipaddress
     from urllib.parse import urlsplit
 
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "http":
-        return False
-    host = (parts.hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True
+    return urlsplit(url).scheme.lower() == "http" and not is_loopback_url(url)
 
 
 def preview(action: AskApproval, context: ToolContext) -> str:

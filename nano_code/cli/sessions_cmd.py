@@ -104,6 +104,17 @@ def _status_line(report: Any) -> str:
 
 def replay_main(argv: Sequence[str]) -> int:
     args = replay_parser().parse_args(argv)
+    if not (args.live_tools or args.fork_at is not None):
+        return _replay_main(args)
+    from nano_code.adapters.shell import kill_left_running
+
+    try:
+        return _replay_main(args)
+    finally:
+        kill_left_running()  # what live tools left running ends with the replay, as in a live session
+
+
+def _replay_main(args: argparse.Namespace) -> int:
     from nano_code.kernel.jsondiff import Mask, MaskError
     from nano_code.session.replay import ReplayReport
 
@@ -165,18 +176,36 @@ def replay_main(argv: Sequence[str]) -> int:
 
 
 def _replay_one(path: Path, args: argparse.Namespace) -> Any:
+    from nano_code.adapters.config import ConfigError, load_settings
+    from nano_code.adapters.secrets import Redactor
     from nano_code.adapters.terminal import HumanDisplay
     from nano_code.cli.run import describe_call
     from nano_code.kernel.types import ApprovalMode
     from nano_code.session.replay import replay_session
 
+    api_key = None
+    if args.fork_at is not None:  # the live continuation uses the real key: keep it off the screen
+        try:
+            api_key = load_settings(Path.cwd(), os.environ, {"INFERENCE_BASE_URL": args.base_url}).api_key
+        except ConfigError as error:
+            say(f"nano-code replay: {error}", err=True)
+            raise SystemExit(EXIT_USAGE) from None
+    shown = Redactor(api_key)
     observers = []
     on_delta = None
     if not args.quiet and not args.json:
-        display = HumanDisplay(sys.stdout, sys.stdout, describe_call, live=False, echo_input=True)
+        display = HumanDisplay(
+            sys.stdout,
+            sys.stdout,
+            describe_call,
+            redact=shown.scrub,
+            holdback=shown.holdback,
+            live=False,
+            echo_input=True,
+        )
         observers.append(display)
         on_delta = display.on_delta
-    approver = _approver()
+    approver = _approver(shown.scrub)
     rebless_to = None
     if args.rebless:
         rebless_to = Path(args.output) if args.output else path.with_suffix(".reblessed.yaml")
@@ -185,9 +214,6 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
     redactor = None
     overrides: dict[str, Any] = {}
     if args.fork_at is not None:
-        from nano_code.adapters.config import ConfigError
-        from nano_code.adapters.secrets import Redactor
-
         fork_to = Path(args.output) if args.output else path.with_suffix(f".fork{args.fork_at}.yaml")
         try:
             factory, api_key = _live_factory(args, approver, on_delta)
@@ -218,13 +244,15 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
     )
 
 
-def _approver() -> Any:
+def _approver(redact: Any = None) -> Any:
     """Who approves live tool calls in a replay: a person at this terminal, or nobody."""
     from nano_code.adapters.terminal import HumanDisplay, TerminalApprover, refuse_without_terminal
     from nano_code.adapters.tools import ToolContext
     from nano_code.cli.run import describe_call, preview
 
-    display = HumanDisplay(sys.stderr, sys.stderr, describe_call, live=False)
+    display = HumanDisplay(
+        sys.stderr, sys.stderr, describe_call, redact=redact or (lambda text: text), live=False
+    )
     if sys.stdin.isatty():
         context = ToolContext(workspace=Path.cwd().resolve())
         return TerminalApprover(display, lambda action: preview(action, context), sys.stdin).ask
@@ -328,7 +356,7 @@ def _session_row(session: Any) -> dict[str, Any]:
         "created": str(session.metadata.get("created", "?")),
         "model": str(session.metadata.get("model", "?")),
         "task": task,
-        "steps": len(session.interactions),
+        "steps": session.interaction_count,
         "tokens": tokens,
         "cost": cost,
         "path": str(session.path),

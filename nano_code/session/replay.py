@@ -207,7 +207,7 @@ def rebuild_state(session: SessionFile, config: KernelConfig) -> State:
             event = record_event(record)
             if event is not None:
                 state, _ = transition(state, event)
-        except (DriverMisuseError, ValueError, KeyError, TypeError) as error:
+        except Exception as error:  # a file is data: whatever it holds, one clear line
             raise ResumeError(f"line {record.line}: {error}") from error
     return state
 
@@ -659,7 +659,11 @@ def replay_session(
     and renamed into place only when the replay got that far, so a failed
     run leaves nothing behind.
     """
-    from nano_code.session.settings import RecordedSettings, kernel_config  # needs tool specs
+    from nano_code.session.settings import (  # needs tool specs
+        RecordedSettings,
+        kernel_config,
+        recorded_agents_md,
+    )
 
     started = time.perf_counter()
     path = Path(path)
@@ -668,8 +672,8 @@ def replay_session(
         session = load_session(path)
         settings = RecordedSettings.from_json(session.metadata.get("settings"))
         settings = settings.with_overrides(config_overrides or {})
-        config = kernel_config(settings, session.metadata.get("agents_md"))
-    except (SessionFileError, KeyError, TypeError, ValueError) as unreadable:
+        config = kernel_config(settings, recorded_agents_md(session.metadata))
+    except (SessionFileError, KeyError, TypeError, ValueError, AttributeError) as unreadable:
         return ReplayReport(str(path), "error", error=str(unreadable), seconds=time.perf_counter() - started)
 
     client = ModelClient(settings.base_url.rstrip("/") + "/chat/completions", api_key=None)
@@ -691,9 +695,8 @@ def replay_session(
         if rebless_to is not None:
             metadata["reblessed_from"] = {"path": str(path), "session_id": metadata.get("session_id")}
         else:
-            fresh = provenance(
-                config, settings.to_json(), Path(settings.workspace), metadata.get("agents_md"), "fork"
-            )
+            # The fork's live tools work here: fingerprint this directory, never one a file names.
+            fresh = provenance(config, settings.to_json(), Path.cwd(), metadata.get("agents_md"), "fork")
             fresh["parent"] = {
                 "path": str(path),
                 "session_id": metadata.get("session_id"),
@@ -737,11 +740,7 @@ def replay_session(
             )
             performer.on_go_live = stack.close
             divergence = _drive(driver, performer)
-            if (
-                divergence is None
-                and performer.live is None
-                and not cassette.all_played
-            ):
+            if divergence is None and performer.live is None and not cassette.all_played:
                 divergence = Divergence(
                     performer.step, None, "unused interactions", "recorded interactions were never requested"
                 )

@@ -118,6 +118,14 @@ class RecordedSettings:
             raise SettingsError(f"bad override: {error}") from None
 
 
+def recorded_agents_md(metadata: Mapping[str, Any]) -> str | None:
+    """The AGENTS.md text a session recorded (SettingsError when the file says something else)."""
+    text = metadata.get("agents_md")
+    if text is not None and not isinstance(text, str):
+        raise SettingsError("the session's agents_md is not text")
+    return text
+
+
 def recorded_settings(settings: Settings, workspace: Path, stream: bool) -> RecordedSettings:
     """The settings that shaped requests and decisions, safe to record (no key)."""
     return RecordedSettings(

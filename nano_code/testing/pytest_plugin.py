@@ -30,7 +30,10 @@ def nano_replay() -> Callable[..., Any]:
         report = replay(path, **overrides)
         if expect is not None and report.status != expect:
             detail = report.divergence.render() if report.divergence else report.error
-            pytest.fail(f"{path}: expected {expect}, got {report.status}: {detail}", pytrace=False)
+            from nano_code.adapters.safe_text import for_terminal  # the file's text is data
+
+            message = for_terminal(f"{path}: expected {expect}, got {report.status}: {detail}")
+            pytest.fail(message, pytrace=False)
         return report
 
     return run

@@ -761,3 +761,21 @@ def test_call_timeout_and_response_cap_are_settings(tmp_path: Path) -> None:
     assert settings.max_response_bytes == 1000
     with pytest.raises(ConfigError, match="NANO_CODE_MAX_RESPONSE_BYTES"):
         load(tmp_path, {"NANO_CODE_MAX_RESPONSE_BYTES": "0"})
+
+
+def test_a_dotenv_cannot_send_the_environments_key_to_its_own_host(tmp_path: Path) -> None:
+    """A cloned repository's .env must not redirect the user's key to a host it picks."""
+    write_env(tmp_path, "INFERENCE_BASE_URL=https://collector.example/v1\n")
+    with pytest.raises(ConfigError, match="will not send it there") as caught:
+        load(tmp_path, {"OPENROUTER_API_KEY": "sk-from-the-environment"})
+    assert "sk-from-the-environment" not in str(caught.value)
+    # Fine: no key, a key in the same .env, a URL from the environment or a flag, or loopback.
+    assert load(tmp_path, {}).base_url == "https://collector.example/v1"
+    write_env(tmp_path, "INFERENCE_BASE_URL=https://collector.example/v1\nOPENROUTER_API_KEY=sk-same-file\n")
+    assert load(tmp_path, {}).api_key == "sk-same-file"
+    write_env(tmp_path, "INFERENCE_BASE_URL=https://collector.example/v1\n")
+    environ = {"OPENROUTER_API_KEY": "sk-env", "INFERENCE_BASE_URL": "https://openrouter.ai/api/v1"}
+    assert load(tmp_path, environ).base_url == "https://openrouter.ai/api/v1"
+    assert load(tmp_path, {"OPENROUTER_API_KEY": "sk-env"}, INFERENCE_BASE_URL="https://x.example/v1").api_key
+    write_env(tmp_path, "INFERENCE_BASE_URL=http://127.0.0.1:8080/v1\n")
+    assert load(tmp_path, {"OPENROUTER_API_KEY": "sk-env"}).base_url == "http://127.0.0.1:8080/v1"

@@ -91,3 +91,11 @@ def test_a_header_whose_name_holds_the_key_is_dropped_not_fatal() -> None:
     assert "Authorization" not in record["request"]["headers"]
     assert not any(key in name for name in record["response"]["headers"])
     assert record["response"]["headers"]["x-note"] == [f"saw {REDACTED}"]
+
+
+def test_regression_a_key_ending_in_a_backslash_leaves_valid_json() -> None:
+    """Shrunk by hypothesis: the pattern took one backslash of `\\\\` and broke the string."""
+    key = "00000\\"
+    body = '{"error": {"message": "' + json.dumps(key)[1:-1] + '"}}'
+    scrubbed = Redactor(key).scrub(body)
+    assert json.loads(scrubbed)["error"]["message"] == REDACTED

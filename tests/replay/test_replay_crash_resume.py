@@ -263,3 +263,19 @@ def test_resume_takes_approval_from_this_command_line_not_the_file(tmp_path: Pat
     assert (workspace / "resumed-ran").exists()
     report = replay_session(session)
     assert report.status == "identical", report.divergence.render() if report.divergence else report.error
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"- ", b"-", b'#nc {"event": {"type": "UserInput", "text": "caf\xc3'],
+    ids=["interaction-prefix-only", "dash-only", "cut-inside-a-character"],
+)
+def test_a_tail_cut_anywhere_is_ignored_on_load(tmp_path: Path, workspace: Path, tail: bytes) -> None:
+    session = tmp_path / "s.yaml"
+    with FakeServer(three_step_script()) as server:
+        record_inproc(session, workspace, server.base_url, [TASK])
+    whole = load_session(session)
+    session.write_bytes(session.read_bytes() + tail)
+    torn = load_session(session)
+    assert torn.torn_tail and len(torn.records) == len(whole.records)
+    assert replay_session(session).status == "identical"

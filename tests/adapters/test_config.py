@@ -779,3 +779,9 @@ def test_a_dotenv_cannot_send_the_environments_key_to_its_own_host(tmp_path: Pat
     assert load(tmp_path, {"OPENROUTER_API_KEY": "sk-env"}, INFERENCE_BASE_URL="https://x.example/v1").api_key
     write_env(tmp_path, "INFERENCE_BASE_URL=http://127.0.0.1:8080/v1\n")
     assert load(tmp_path, {"OPENROUTER_API_KEY": "sk-env"}).base_url == "http://127.0.0.1:8080/v1"
+
+
+def test_the_committed_env_example_is_the_rendered_one() -> None:
+    """`.env.example` is generated from SETTINGS_DOC; a new setting must land in it too."""
+    committed = Path(__file__).resolve().parents[2] / ".env.example"
+    assert committed.read_text(encoding="utf-8") == render_env_example()

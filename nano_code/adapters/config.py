@@ -24,13 +24,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import attrs
 
+from nano_code.adapters.regular_files import NotARegularFile, read_regular
 from nano_code.adapters.secrets import REDACTED
 
 __all__ = [
@@ -435,24 +435,14 @@ def is_loopback_url(url: str) -> bool:
 def _read_dotenv(cwd: Path, environ: Mapping[str, str]) -> dict[str, str]:
     path = cwd / ".env"
     try:
-        # O_NONBLOCK: a named pipe called .env must not hang start-up; only regular files are read.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        data = read_regular(path, DOTENV_MAX_BYTES)
     except FileNotFoundError:
         return {}
+    except NotARegularFile:
+        raise ConfigError(f"cannot read {path}: not a regular file") from None
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(f"cannot read {path}: {reason}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ConfigError(f"cannot read {path}: not a regular file")
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=False) as stream:
-            data = stream.read(DOTENV_MAX_BYTES + 1)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"cannot read {path}: {reason}") from None
-    finally:
-        os.close(fd)
     if len(data) > DOTENV_MAX_BYTES:
         raise ConfigError(f"cannot read {path}: larger than {DOTENV_MAX_BYTES} bytes")
     try:

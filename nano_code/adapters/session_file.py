@@ -38,13 +38,13 @@ import io
 import json
 import os
 import re
-import stat
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from nano_code.adapters import regular_files
 from nano_code.adapters.journal import JournalEntry, JournalError, TurnEndEntry, read_entry
 
 FORMAT_VERSION = 2
@@ -214,24 +214,18 @@ MAX_SESSION_BYTES = 1 << 30
 
 
 def open_regular(path: Path, flags: int = os.O_RDONLY) -> int:
-    """A descriptor for `path` only if it is a regular file (SessionFileError otherwise).
-
-    O_NONBLOCK keeps a named pipe from blocking the open itself.
-    """
+    """A descriptor for the session file `path`, a regular file of at most MAX_SESSION_BYTES."""
     try:
-        fd = os.open(path, flags | os.O_NONBLOCK)
+        fd = regular_files.open_regular(path, flags)
+    except regular_files.NotARegularFile:
+        raise SessionFileError(
+            f"{path}: not a regular file (a pipe, device or directory); not read"
+        ) from None
     except OSError as error:
         raise SessionFileError(f"{path}: cannot read: {error.strerror or error}") from error
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise SessionFileError(f"{path}: not a regular file (a pipe, device or directory); not read")
-        if info.st_size > MAX_SESSION_BYTES:
-            raise SessionFileError(f"{path}: larger than {MAX_SESSION_BYTES:,} bytes; not read")
-        os.set_blocking(fd, True)
-    except BaseException:
+    if os.fstat(fd).st_size > MAX_SESSION_BYTES:
         os.close(fd)
-        raise
+        raise SessionFileError(f"{path}: larger than {MAX_SESSION_BYTES:,} bytes; not read")
     return fd
 
 

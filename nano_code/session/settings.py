@@ -9,8 +9,6 @@ prompt or the tools in the code shows up as a divergence.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import attrs
 
 from nano_code.adapters.config import Settings
+from nano_code.adapters.regular_files import read_regular
 from nano_code.adapters.tools import tool_specs
 from nano_code.kernel.types import ApprovalMode, KernelConfig
 from nano_code.prompts import AGENTS_FILE, AGENTS_LIMIT, build_system_prompt
@@ -30,19 +29,9 @@ def read_agents_md(workspace: Path) -> str | None:
     device under that name must not hang start-up, nor a huge file fill memory.
     """
     try:
-        fd = os.open(workspace / AGENTS_FILE, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
+        data = read_regular(workspace / AGENTS_FILE, AGENTS_LIMIT * 4 + 3)  # enough UTF-8 for the limit
+    except OSError:  # missing, unreadable, or a pipe or device
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=False) as stream:
-            data = stream.read(AGENTS_LIMIT * 4 + 4)  # enough UTF-8 for AGENTS_LIMIT characters
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     text = data.decode("utf-8", errors="replace")
     if len(data) > AGENTS_LIMIT * 4 and len(text) <= AGENTS_LIMIT:
         text += "\n[... cut: the file is longer ...]"

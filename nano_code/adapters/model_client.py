@@ -28,7 +28,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import urllib3
@@ -48,6 +48,9 @@ from nano_code.kernel.codec import RequestBody, encode_message, request_head
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply
 from nano_code.kernel.stream import ResponseDecoder, StreamDelta
 from nano_code.kernel.types import KernelConfig, Message
+
+if TYPE_CHECKING:
+    from nano_code.adapters.config import Settings
 
 # Response headers that describe the bytes on the wire rather than the body we
 # keep: the recording stores the decoded body, so replay must not decode again.
@@ -296,6 +299,18 @@ class ModelClient:
         self._pool.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
         self._deadline = _Deadline(lambda: self._pool.connection_from_url(self.url))
         self.exchange_sinks: list[ExchangeSink] = []
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ModelClient:
+        """A client for the server, key, timeouts and reply cap the settings name."""
+        return cls(
+            settings.chat_completions_url,
+            settings.api_key,
+            settings.connect_timeout,
+            settings.read_timeout,
+            call_timeout=settings.call_timeout,
+            max_response_bytes=settings.max_response_bytes,
+        )
 
     def _headers(self, stream: bool) -> dict[str, str]:
         headers = {

@@ -206,14 +206,7 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         observers.append(JsonLinesDisplay(sys.stdout, redact=redactor.scrub))
 
-    client = ModelClient(
-        settings.chat_completions_url,
-        settings.api_key,
-        settings.connect_timeout,
-        settings.read_timeout,
-        call_timeout=settings.call_timeout,
-        max_response_bytes=settings.max_response_bytes,
-    )
+    client = ModelClient.for_settings(settings)
     recorder: Recorder | None = None
     try:
         if args.resume:

@@ -183,14 +183,17 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
     from nano_code.kernel.types import ApprovalMode
     from nano_code.session.replay import replay_session
 
-    api_key = None
-    if args.fork_at is not None:  # the live continuation uses the real key: keep it off the screen
+    live_settings = None
+    if args.fork_at is not None:
         try:
-            api_key = load_settings(Path.cwd(), os.environ, {"INFERENCE_BASE_URL": args.base_url}).api_key
+            live_settings = load_settings(
+                Path.cwd(), os.environ, {"MODEL_NAME": args.model, "INFERENCE_BASE_URL": args.base_url}
+            )
         except ConfigError as error:
             say(f"nano-code replay: {error}", err=True)
             raise SystemExit(EXIT_USAGE) from None
-    shown = Redactor(api_key)
+    # The live continuation uses the real key: keep it off the screen and out of the fork.
+    shown = Redactor(live_settings.api_key if live_settings else None)
     observers = []
     on_delta = None
     if not args.quiet and not args.json:
@@ -211,16 +214,10 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         rebless_to = Path(args.output) if args.output else path.with_suffix(".reblessed.yaml")
     fork_to = None
     factory = None
-    redactor = None
     overrides: dict[str, Any] = {}
-    if args.fork_at is not None:
+    if live_settings is not None:
         fork_to = Path(args.output) if args.output else path.with_suffix(f".fork{args.fork_at}.yaml")
-        try:
-            factory, api_key = _live_factory(args, approver, on_delta)
-        except ConfigError as error:
-            say(f"nano-code replay: {error}", err=True)
-            raise SystemExit(EXIT_USAGE) from None
-        redactor = Redactor(api_key)  # the live continuation uses the real key: keep it out of the fork
+        factory = _live_factory(live_settings, approver, on_delta)
         if args.model:
             overrides["model"] = args.model
     for target in (rebless_to, fork_to):
@@ -238,7 +235,7 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         observers=observers,
         on_delta=on_delta,
         config_overrides=overrides,
-        redactor=redactor,
+        redactor=shown,
         approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
         approver=approver,
     )
@@ -259,31 +256,19 @@ def _approver(redact: Any = None) -> Any:
     return lambda action: refuse_without_terminal(action, display.notice)
 
 
-def _live_factory(args: argparse.Namespace, approver: Any, on_delta: Any = None) -> Any:
-    from nano_code.adapters.config import load_settings
+def _live_factory(settings: Any, approver: Any, on_delta: Any = None) -> Any:
     from nano_code.adapters.live import LivePerformer
     from nano_code.adapters.model_client import ModelClient
     from nano_code.adapters.tools import ToolContext
 
-    settings = load_settings(
-        Path.cwd(), os.environ, {"MODEL_NAME": args.model, "INFERENCE_BASE_URL": args.base_url}
-    )
-
     def factory(recording_client: ModelClient) -> LivePerformer:
-        client = ModelClient(
-            settings.chat_completions_url,
-            settings.api_key,
-            settings.connect_timeout,
-            settings.read_timeout,
-            call_timeout=settings.call_timeout,
-            max_response_bytes=settings.max_response_bytes,
-        )
+        client = ModelClient.for_settings(settings)
         client.exchange_sinks.extend(recording_client.exchange_sinks)
         context = ToolContext(workspace=Path.cwd().resolve(), shell_timeout=settings.shell_timeout)
         # on_delta: the live continuation's streamed text is shown like the replayed part's
         return LivePerformer(client, context, approver, on_delta=on_delta)
 
-    return factory, settings.api_key
+    return factory
 
 
 def _print_report(report: Any) -> None:

@@ -130,6 +130,30 @@ class Spinner:
             self._out.flush()
 
 
+class _HeldBack:
+    """Streamed text held back just long enough that the key, split across pieces, is
+    redacted whole (`holdback` is its length less one), and a CR-LF is not split."""
+
+    def __init__(self, redact: Callable[[str], str], holdback: int) -> None:
+        self.redact = redact
+        self.holdback = holdback
+        self.text = ""
+
+    def release(self, piece: str, final: bool = False, hold_all: bool = False) -> str:
+        """What of the held text (with `piece` added) can be shown now, redacted."""
+        self.text = self.redact(self.text + piece)
+        if final:
+            cut = len(self.text)
+        elif hold_all:
+            cut = 0
+        else:
+            cut = max(0, len(self.text) - self.holdback)
+            if cut and self.text[cut - 1] == "\r":
+                cut -= 1  # a CR-LF split across pieces: wait for the LF
+        released, self.text = self.text[:cut], self.text[cut:]
+        return released
+
+
 class HumanDisplay:
     """The transcript a person reads. An Observer of the driver, plus stream deltas."""
 
@@ -152,8 +176,8 @@ class HumanDisplay:
         self.style = Style(colour_enabled(err))
         self._describe_call = describe_call
         self.redact = redact
-        self._holdback = holdback
-        self._held = ""
+        self._held = _HeldBack(redact, holdback)
+        self._held_reasoning = _HeldBack(redact, holdback)
         self._hold_whole_reply = _is_regular_file(out)
         """Output to a file (`> answer.txt`): text is written once its reply is complete, so a
         reply that breaks off before a retry leaves nothing half-written in it. A terminal or
@@ -163,7 +187,6 @@ class HumanDisplay:
         self._spinner = Spinner(err, self.style) if self._live else None
         self._text_open = False
         self._reasoning_open = False
-        self._held_reasoning = ""
         self._echo_input = echo_input
         self._failure_hints = dict(failure_hints or {})
         self._last_failure: FailureKind | None = None
@@ -177,42 +200,32 @@ class HumanDisplay:
             self._streamed_text = True
             self._write_text(delta.text)
         elif delta.kind == "reasoning" and self._live:
-            # Held back like answer text, so a key split across pieces is caught here too.
-            self._held_reasoning = self.redact(self._held_reasoning + delta.text)
-            cut = max(0, len(self._held_reasoning) - self._holdback)
-            if cut:
-                self.err.write(self.style.dim(for_terminal(self._held_reasoning[:cut])))
-                self.err.flush()
-                self._held_reasoning = self._held_reasoning[cut:]
+            self._write_reasoning(delta.text)
             self._reasoning_open = True
 
+    def _write_reasoning(self, text: str, final: bool = False) -> None:
+        released = self._held_reasoning.release(text, final)
+        if released:
+            self.err.write(self.style.dim(for_terminal(released)))
+            self.err.flush()
+
     def _write_text(self, text: str, final: bool = False) -> None:
-        self._held = self.redact(self._held + text)
-        if final:
-            cut = len(self._held)
-        elif self._hold_whole_reply:
-            cut = 0
-        else:
-            cut = max(0, len(self._held) - self._holdback)
-        if cut and not final and self._held[cut - 1] == "\r":
-            cut -= 1  # a CR-LF split across pieces: wait for the LF
-        if cut:
-            self.out.write(for_terminal(self._held[:cut]))
+        released = self._held.release(text, final, hold_all=self._hold_whole_reply)
+        if released:
+            self.out.write(for_terminal(released))
             self.out.flush()
-            self._held = self._held[cut:]
             self._text_open = True
 
     def _close_reasoning(self) -> None:
-        if self._held_reasoning:
-            self.err.write(self.style.dim(for_terminal(self.redact(self._held_reasoning))))
-            self._held_reasoning = ""
+        if self._held_reasoning.text:
+            self._write_reasoning("", final=True)
         if self._reasoning_open:
             self.err.write("\n")
             self._reasoning_open = False
 
     def _close_text(self) -> None:
         self._close_reasoning()
-        if self._held:
+        if self._held.text:
             self._write_text("", final=True)
         if self._text_open:
             self.out.write("\n")
@@ -289,7 +302,7 @@ class HumanDisplay:
             self._last_failure = event.kind if isinstance(event, ModelFailure) else None
             self._stop_spinner()
             if isinstance(event, ModelFailure):
-                self._held = ""  # what a broken reply held back is dropped, never shown
+                self._held.text = ""  # what a broken reply held back is dropped, never shown
                 if self._text_open:
                     self.out.write(self.style.dim(" [the reply broke off here]") + "\n")
                     self.out.flush()

@@ -188,16 +188,24 @@ class SessionFile:
     def journal(self) -> list[Mapping[str, Any]]:
         return [r.data for r in self.records if r.kind == "journal"]
 
+    def readable_entries(self, key: str) -> Iterator[JournalEntry]:
+        """The journal entries written under `key` ("event", "turn_end", ...), in order.
+
+        For summaries (listing, totals): a record that does not read as an
+        entry counts for nothing here; replay, which must be exact, reads
+        `Record.entry` and fails on it instead.
+        """
+        for record in self.records:
+            if record.kind == "journal" and key in record.data:
+                try:
+                    yield record.entry
+                except JournalError:
+                    continue
+
     def totals(self) -> tuple[int, float | None]:
         """(tokens, cost) summed over the recorded turn ends; cost None when never reported."""
         tokens, cost = 0, None
-        for record in self.records:
-            if record.kind != "journal" or "turn_end" not in record.data:
-                continue
-            try:
-                entry = record.entry
-            except JournalError:
-                continue  # a file is data: a record of another shape counts for nothing
+        for entry in self.readable_entries("turn_end"):
             if isinstance(entry, TurnEndEntry):
                 tokens += entry.end.usage.total_tokens
                 if entry.end.usage.cost is not None:

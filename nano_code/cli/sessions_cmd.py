@@ -322,17 +322,11 @@ def sessions_main(argv: Sequence[str]) -> int:
 
 
 def _session_row(session: Any) -> dict[str, Any]:
-    from nano_code.adapters.journal import EventEntry, JournalError
+    from nano_code.adapters.journal import EventEntry
     from nano_code.kernel.events import UserInput
 
     task = ""
-    for record in session.records:
-        if record.kind != "journal" or "event" not in record.data:
-            continue
-        try:
-            entry = record.entry
-        except JournalError:
-            continue  # listed anyway: one odd record does not hide a session
+    for entry in session.readable_entries("event"):  # an odd record does not hide a session
         if isinstance(entry, EventEntry) and isinstance(entry.event, UserInput) and entry.event.text.strip():
             task = entry.event.text.strip().splitlines()[0]
             break

@@ -23,10 +23,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from nano_code.testing.fake_server import FakeServer
 
@@ -353,3 +355,17 @@ class Terminal:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self.master = self.slave = -1
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[Agent]:
+    """A workspace, a NANO_CODE_HOME and fake servers stopped (and their requests checked) at the end.
+
+    Shared by tests/cli and tests/trust: each conftest imports it from here.
+    """
+    runner = Agent(tmp_path)
+    try:
+        yield runner
+        runner.check_requests()
+    finally:
+        runner.close()

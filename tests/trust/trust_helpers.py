@@ -16,7 +16,6 @@ import fcntl
 import gzip
 import json
 import os
-import pty
 import re
 import select
 import signal
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pyte
+from cli_helpers import Terminal
 
 from nano_code.testing.fake_server import completion_body, reply, sse_events
 
@@ -51,11 +51,12 @@ def control_bytes_in(data: bytes) -> list[bytes]:
 # --------------------------------------------------------------------------------------------------
 
 
-class ScreenTerminal:
-    """A pty for one child (stdin, stdout and stderr), 120x40, rendered by pyte as it reads."""
+class ScreenTerminal(Terminal):
+    """A pty for one child (stdin, stdout and stderr), 120x40, rendered by pyte as it reads
+    (the pty itself, writing and closing come from tests/cli's `Terminal`)."""
 
     def __init__(self, columns: int = 120, lines: int = 40) -> None:
-        self.master, self.slave = pty.openpty()
+        super().__init__()
         fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
         self.screen = pyte.Screen(columns, lines)
         self._stream = pyte.ByteStream(self.screen)
@@ -104,26 +105,11 @@ class ScreenTerminal:
         while time.monotonic() < deadline and self._read_once(0.1):
             pass
 
-    def write(self, text: str) -> None:
-        os.write(self.master, text.encode())
-
-    def close_child_end(self) -> None:
-        if self.slave >= 0:
-            os.close(self.slave)
-            self.slave = -1
-
     def lines(self) -> list[str]:
         return [line.rstrip() for line in self.screen.display]
 
     def text(self) -> str:
         return "\n".join(self.lines()).rstrip("\n")
-
-    def close(self) -> None:
-        for fd in (self.master, self.slave):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self.master = self.slave = -1
 
 
 # --------------------------------------------------------------------------------------------------

@@ -237,11 +237,12 @@ class _Inflater:
         self.limit = limit
         self.produced = 0
         self._inflater: Any = None
+        self._may_be_raw_deflate = encoding == "deflate"
+        """Some servers send deflate without its zlib wrapper: tried once, if the first bytes fail."""
         if encoding in ("gzip", "x-gzip"):
             self._inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
         elif encoding == "deflate":
             self._inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS)
-            self._raw_deflate_possible = True
         elif encoding not in ("", "identity"):
             raise ValueError(encoding)
 
@@ -253,17 +254,12 @@ class _Inflater:
             try:
                 piece = self._inflater.decompress(data, READ_SIZE)
             except zlib.error:
-                if (
-                    self.encoding == "deflate"
-                    and self.produced == 0
-                    and getattr(self, "_raw_deflate_possible", False)
-                ):
-                    # Some servers send raw deflate without the zlib wrapper.
-                    self._raw_deflate_possible = False
+                if self._may_be_raw_deflate:
+                    self._may_be_raw_deflate = False
                     self._inflater = zlib.decompressobj(wbits=-zlib.MAX_WBITS)
                     continue
                 raise
-            self._raw_deflate_possible = False
+            self._may_be_raw_deflate = False
             if piece:
                 yield self._count(piece)
             data = self._inflater.unconsumed_tail

@@ -102,6 +102,11 @@ class Driver:
             if hook is not None:
                 hook(mode, self.state)
 
+    def hand_over(self, performer: Performer) -> None:
+        """From the next action on, `performer` carries them out (a fork going live:
+        the replaying performer hands the session to a live one, once)."""
+        self.performer = performer
+
     def interrupt(self) -> EndTurn | None:
         """Close a turn that a Ctrl-C tore out of `run` (outside any performer)."""
         if self.state.phase is Phase.AWAITING_USER:

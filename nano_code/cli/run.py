@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nano_code.adapters.config import ConfigError, Settings, is_loopback_url, load_settings
-from nano_code.adapters.live import LivePerformer
-from nano_code.adapters.model_client import ModelClient
 from nano_code.adapters.recorder import Recorder, provenance
 from nano_code.adapters.secrets import Redactor, SecretLeakError
-from nano_code.adapters.session_file import SessionFileError, SessionWriter, load_session, make_private_dirs
+from nano_code.adapters.session_file import SessionFileError, load_session, make_private_dirs
 from nano_code.adapters.shell import kill_left_running
 from nano_code.adapters.terminal import (
     HumanDisplay,
@@ -33,6 +31,7 @@ from nano_code.kernel.actions import AskApproval, EndTurn, TurnEnd
 from nano_code.kernel.events import FailureKind
 from nano_code.kernel.machine import State, initial_state
 from nano_code.kernel.types import ApprovalMode
+from nano_code.session.factory import live_session, open_recorder
 from nano_code.session.settings import (
     RecordedSettings,
     SettingsError,
@@ -206,38 +205,35 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         observers.append(JsonLinesDisplay(sys.stdout, redact=redactor.scrub))
 
-    client = ModelClient.for_settings(settings)
     recorder: Recorder | None = None
     try:
         if args.resume:
-            writer = SessionWriter(Path(args.resume), None, redactor.check, resume_from=resume_file)
-            recorder = Recorder(writer, redactor)
+            recorder = open_recorder(Path(args.resume), None, redactor, resume_from=resume_file)
         elif not args.no_record:
             path = Path(args.record) if args.record else session_path(settings)
             origin = os.environ.get("NANO_CODE_SESSION_ORIGIN", "").strip() or "live"
             metadata = provenance(config, recorded.to_json(), workspace, agents_md, origin=origin)
-            recorder = Recorder(SessionWriter(path, metadata, redactor.check), redactor)
+            recorder = open_recorder(path, metadata, redactor)
     except FileExistsError:
         say(f"nano-code: {args.record} already exists; choose another path", err=True)
         return EXIT_USAGE
     except (OSError, SecretLeakError, SessionFileError) as error:
         say(f"nano-code: cannot record the session: {redactor.scrub(str(error))}", err=True)
         return EXIT_USAGE
-    if recorder is not None:
-        client.exchange_sinks.append(recorder.on_exchange)
-        observers.append(recorder)
 
-    tool_context = ToolContext(workspace=workspace, shell_timeout=settings.shell_timeout)
     if sys.stdin.isatty():  # interactive mode implies it; -p with a terminal asks there too
-        approve = TerminalApprover(display, lambda a: preview(a, tool_context), sys.stdin).ask
+        # the prompt previews a call with the tool context the call will run in
+        approve = TerminalApprover(display, lambda a: preview(a, session.performer.tool_context), sys.stdin).ask
     else:
 
         def approve(action: AskApproval) -> Any:
             return refuse_without_terminal(action, lambda text: display.notice(text))
 
-    performer = LivePerformer(client, tool_context, approve, on_delta=display.on_delta)
     state = parent_state if parent_state is not None else initial_state(config)
-    driver = Driver(state, performer, observers)
+    session = live_session(
+        settings, state, workspace, approve, recorder=recorder, observers=observers, on_delta=display.on_delta
+    )
+    driver = session.driver
     try:
         if parent_state is not None and recorder is not None:
             closed = driver.interrupt()  # a crash mid-step left calls unanswered
@@ -250,11 +246,9 @@ def main(args: argparse.Namespace) -> int:
         return interrupts.exit_status(interactive_loop(driver, display, interrupts))
     finally:
         kill_left_running()
-        client.close()
-        if recorder is not None:
-            recorder.close()
-            if not args.json:
-                display.notice(f"session recorded: {recorder.writer.path}")
+        session.close()
+        if recorder is not None and not args.json:
+            display.notice(f"session recorded: {recorder.writer.path}")
 
 
 def plain_http_to_another_host(url: str) -> bool:

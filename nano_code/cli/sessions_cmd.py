@@ -213,11 +213,9 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
     if args.rebless:
         rebless_to = Path(args.output) if args.output else path.with_suffix(".reblessed.yaml")
     fork_to = None
-    factory = None
     overrides: dict[str, Any] = {}
     if live_settings is not None:
         fork_to = Path(args.output) if args.output else path.with_suffix(f".fork{args.fork_at}.yaml")
-        factory = _live_factory(live_settings, approver, on_delta)
         if args.model:
             overrides["model"] = args.model
     for target in (rebless_to, fork_to):
@@ -231,7 +229,7 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         live_tools=Path.cwd() if args.live_tools else None,
         fork_at=args.fork_at,
         fork_to=fork_to,
-        live_performer_factory=factory,
+        live_settings=live_settings,
         observers=observers,
         on_delta=on_delta,
         config_overrides=overrides,
@@ -254,21 +252,6 @@ def _approver(redact: Any = None) -> Any:
         context = ToolContext(workspace=Path.cwd().resolve())
         return TerminalApprover(display, lambda action: preview(action, context), sys.stdin).ask
     return lambda action: refuse_without_terminal(action, display.notice)
-
-
-def _live_factory(settings: Any, approver: Any, on_delta: Any = None) -> Any:
-    from nano_code.adapters.live import LivePerformer
-    from nano_code.adapters.model_client import ModelClient
-    from nano_code.adapters.tools import ToolContext
-
-    def factory(recording_client: ModelClient) -> LivePerformer:
-        client = ModelClient.for_settings(settings)
-        client.exchange_sinks.extend(recording_client.exchange_sinks)
-        context = ToolContext(workspace=Path.cwd().resolve(), shell_timeout=settings.shell_timeout)
-        # on_delta: the live continuation's streamed text is shown like the replayed part's
-        return LivePerformer(client, context, approver, on_delta=on_delta)
-
-    return factory
 
 
 def _print_report(report: Any) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import attrs
 
+from nano_code.adapters.config import Settings
 from nano_code.adapters.journal import (
     INFORMATIONAL,
     ApprovalModeEntry,
@@ -42,7 +43,6 @@ from nano_code.adapters.session_file import (
     Record,
     SessionFile,
     SessionFileError,
-    SessionWriter,
     VcrSerializer,
     load_session,
     with_full_body,
@@ -76,6 +76,7 @@ from nano_code.kernel.policy import Approval, approval_requirement
 from nano_code.kernel.serialize import to_json
 from nano_code.kernel.stream import ResponseDecoder, StreamDelta
 from nano_code.kernel.types import ApprovalMode, KernelConfig, Usage
+from nano_code.session.factory import live_performer, open_recorder
 
 
 def _informational(record: Record) -> bool:
@@ -242,7 +243,6 @@ class ReplayOptions:
     rebless: bool = False
     live_tools: ToolContext | None = None
     fork_at: int | None = None
-    live_performer_factory: Callable[[], Performer] | None = None
     approval: ApprovalMode = ApprovalMode.ASK
     """How live tool runs (--live-tools, a fork's live part) are approved: from the
     current command line (`replay --yes`), never from the recording."""
@@ -263,8 +263,10 @@ class ReplayPerformer:
         self.masked: set[str] = set()
         self.changed_requests: list[Divergence] = []
         self.tool_output_differences: list[ToolOutputDifference] = []
-        self.live: Performer | None = None
-        self.on_go_live: Callable[[], None] | None = None
+        self.forked = False
+        """The fork point was reached and the driver handed to a live performer."""
+        self.go_live: Callable[[], Performer] | None = None
+        """Builds the live performer of a fork and hands the driver to it (see `replay_session`)."""
         self.on_delta: Callable[[StreamDelta], None] | None = None
         self.interactions_taken = 0
         """Interaction records consumed so far; the last one's index is what vcrpy may serve."""
@@ -345,12 +347,8 @@ class ReplayPerformer:
     # -- Performer
 
     def call_model(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
-        if self.live is not None:
-            return self.live.call_model(action)
         if self.options.fork_at is not None and self.step >= self.options.fork_at:
-            self._go_live()
-            assert self.live is not None
-            return self.live.call_model(action)
+            return self._go_live().call_model(action)
         self.step += 1
         if isinstance(action, RetryModel):
             retry = self.take_entry_if(RetryEntry)
@@ -427,8 +425,6 @@ class ReplayPerformer:
         return entry.event
 
     def check_tool_call(self, action: CheckToolCall) -> ToolCallFacts | Interrupt:
-        if self.live is not None:
-            return self.live.check_tool_call(action)
         event = self._expect_event(ToolCallFacts, action, action.call.name, json.loads(action.call.arguments))
         if isinstance(event, Interrupt):
             return event
@@ -436,8 +432,6 @@ class ReplayPerformer:
         return attrs.evolve(event, call_id=action.call.id)
 
     def ask_approval(self, action: AskApproval) -> ApprovalDecision | Interrupt:
-        if self.live is not None:
-            return self.live.ask_approval(action)
         event = self._expect_event(ApprovalDecision, action, action.call.name, action.arguments)
         if isinstance(event, Interrupt):
             return event
@@ -445,8 +439,6 @@ class ReplayPerformer:
         return attrs.evolve(event, call_id=action.call.id)
 
     def run_tool(self, action: RunTool) -> ToolResult | Interrupt:
-        if self.live is not None:
-            return self.live.run_tool(action)
         self.tool_calls += 1
         recorded = self._expect_event(ToolResult, action, action.call.name, action.arguments)
         if isinstance(recorded, Interrupt):
@@ -482,14 +474,15 @@ class ReplayPerformer:
                 return ToolOutcome(f"[not run here: {decision.reason or 'not approved'}]", is_error=True)
         return run_tool(action.call.name, action.arguments, attrs.evolve(context, confined=inside is True))
 
-    def _go_live(self) -> None:
-        if self.options.live_performer_factory is None:
+    def _go_live(self) -> Performer:
+        """The fork point: from here a live performer carries out every action."""
+        if self.go_live is None:
             raise ReplayError("no live model configured for --fork-at")
-        if self.on_go_live is not None:
-            self.on_go_live()
-        self.live = self.options.live_performer_factory()
+        live = self.go_live()
+        self.forked = True
         if self.set_approval_mode is not None:
             self.set_approval_mode(self.options.approval)  # the command line's, not the file's
+        return live
 
 
 def _json_body(body: Any) -> Any:
@@ -511,7 +504,7 @@ class TurnEndChecker:
         pass
 
     def on_action(self, action: Action, state: State) -> None:
-        if not isinstance(action, EndTurn) or self.performer.live is not None:
+        if not isinstance(action, EndTurn) or self.performer.forked:
             return
         record = self.performer.take_entry_if(TurnEndEntry)
         if record is None:
@@ -642,7 +635,8 @@ def replay_session(
     live_tools: Path | None = None,
     fork_at: int | None = None,
     fork_to: Path | None = None,
-    live_performer_factory: Callable[[ModelClient], Performer] | None = None,
+    live_settings: Settings | None = None,
+    workspace: Path | None = None,
     observers: Sequence[Observer] = (),
     on_delta: Callable[[StreamDelta], None] | None = None,
     config_overrides: Mapping[str, Any] | None = None,
@@ -653,7 +647,9 @@ def replay_session(
     """Replay one session; never raises for a bad or diverging session (see the report).
 
     `approval` and `approver` govern whatever runs live (`live_tools`, the
-    live part of a fork); they come from the caller's command line. The
+    live part of a fork); they come from the caller's command line. A fork's
+    live part talks to the server `live_settings` name (with its key) and runs
+    its tools in `workspace` (default: the current directory). The
     recording's own approval mode and answers only reproduce its past.
     Output files (`rebless_to`, `fork_to`) are written beside the target
     and renamed into place only when the replay got that far, so a failed
@@ -688,7 +684,8 @@ def replay_session(
     performer = ReplayPerformer(session, client, options)
     performer.on_delta = on_delta
     all_observers: list[Observer] = [TurnEndChecker(performer), *observers]
-    writer_closers: list[Callable[[], None]] = []
+    closers: list[Callable[[], None]] = []
+    recorder: Recorder | None = None
     output_path = rebless_to or fork_to
     if output_path is not None:
         metadata = {**session.metadata, "format_version": FORMAT_VERSION}
@@ -709,19 +706,10 @@ def replay_session(
         scrubber = redactor if redactor is not None else Redactor(None)
         partial_path = output_path.with_name(f".{output_path.name}.partial")
         partial_path.unlink(missing_ok=True)
-        recorder = Recorder(SessionWriter(partial_path, metadata, scrubber.check), scrubber)
+        recorder = open_recorder(partial_path, metadata, scrubber)
         all_observers.append(recorder)
         client.exchange_sinks.append(recorder.on_exchange)
-        writer_closers.append(recorder.close)
-        if live_performer_factory is not None:
-            factory = live_performer_factory
-
-            def make_live() -> Performer:
-                live_client = ModelClient(client.url, None)
-                live_client.exchange_sinks.append(recorder.on_exchange)
-                return factory(live_client)
-
-            options.live_performer_factory = make_live
+        closers.append(recorder.close)
 
     driver = Driver(initial_state(config), performer, all_observers)
     performer.set_approval_mode = driver.set_approval_mode
@@ -738,11 +726,33 @@ def replay_session(
                     match_body=rebless_to is None,
                 )
             )
-            performer.on_go_live = stack.close
+            if live_settings is not None and fork_at is not None:
+                fork_settings = live_settings
+
+                def go_live() -> Performer:
+                    stack.close()  # vcrpy lets go of HTTP: the live part talks to a real server
+                    sinks = [recorder.on_exchange] if recorder is not None else []
+                    live = live_performer(
+                        fork_settings,
+                        (workspace or Path.cwd()).resolve(),
+                        approver,
+                        on_delta=on_delta,
+                        exchange_sinks=sinks,
+                    )
+                    closers.insert(0, live.client.close)
+                    driver.hand_over(live)
+                    return live
+
+                performer.go_live = go_live
             divergence = _drive(driver, performer)
-            if divergence is None and performer.live is None and not cassette.all_played:
+            if divergence is None and not performer.forked and not cassette.all_played:
                 divergence = Divergence(
                     performer.step, None, "unused interactions", "recorded interactions were never requested"
+                )
+            if divergence is None and fork_at is not None and not performer.forked:
+                raise ReplayError(
+                    f"--fork-at {fork_at} is past the recording's end "
+                    f"(it has {performer.step} model call(s); fork at fewer)"
                 )
     except Diverged as diverged:
         divergence = diverged.divergence
@@ -752,7 +762,7 @@ def replay_session(
         error = f"{type(failure).__name__}: {failure}"
     finally:
         client.close()
-        for close in writer_closers:
+        for close in closers:
             close()
 
     if error is not None:
@@ -761,7 +771,7 @@ def replay_session(
         status = "diverged"
     elif rebless_to is not None:
         status = "reblessed"
-    elif fork_at is not None and performer.live is not None:
+    elif fork_at is not None and performer.forked:
         status = "forked"
     elif performer.tool_output_differences:
         status = "tool outputs differ"
@@ -800,7 +810,7 @@ def _drive(driver: Driver, performer: ReplayPerformer) -> Divergence | None:
         if entry is not None and isinstance(entry.event, UserInput):
             performer.take()
             driver.run_turn(entry.event.text)
-            if performer.live is not None:
+            if performer.forked:
                 return None  # forked: the live continuation ends with its turn
             continue
         if entry is not None and isinstance(entry.event, Interrupt):

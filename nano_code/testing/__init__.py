@@ -1,6 +1,8 @@
 """Tools for researchers: replay sessions from Python, a pytest plugin, hypothesis strategies.
 
 - `replay(path, **overrides) -> ReplayReport` and `load_session(path)`: see `api`.
+- `run(task, base_url=..., workspace=..., record_to=...) -> RunResult`: one live turn of
+  the real agent (against a `FakeServer`, say), wired as the CLI wires it.
 - the `nano_replay` pytest fixture: see `pytest_plugin` (installed automatically).
 - `nano_code.testing.strategies`: hypothesis strategies for model replies,
   including the quirks of real servers, to property-test kernel variants.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load_session", "replay"]
+__all__ = ["RunResult", "load_session", "replay", "run"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,9 +1,12 @@
-"""Replaying and reading sessions from Python.
+"""Running, replaying and reading sessions from Python.
 
-    from nano_code.testing import replay, load_session
+    from nano_code.testing import replay, load_session, run
     report = replay("cassettes/bugfix.yaml", ignore=["$..id"])
     if report.status != "identical":
         print(report.divergence.render())
+
+    with FakeServer([reply(text="done")]) as server:
+        result = run("say done", base_url=server.base_url, workspace=tmp, record_to=tmp / "s.yaml")
 
 `replay` takes the keyword arguments of
 `nano_code.session.replay.replay_session`: `ignore` (JSONPath masks),
@@ -16,7 +19,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from nano_code.adapters.session_file import SessionFile, load_session
+from nano_code.kernel.actions import TurnEnd
+from nano_code.kernel.machine import State
 from nano_code.session.replay import ReplayReport, replay_session
 
 
@@ -25,4 +32,72 @@ def replay(path: str | Path, **overrides: Any) -> ReplayReport:
     return replay_session(path, **overrides)
 
 
-__all__ = ["ReplayReport", "SessionFile", "load_session", "replay"]
+@attrs.frozen
+class RunResult:
+    """How a `run` ended: the turn's end, the kernel's final state, and the recording."""
+
+    reason: TurnEnd
+    state: State
+    recording: Path | None
+
+
+def run(
+    task: str,
+    *,
+    base_url: str,
+    workspace: str | Path,
+    record_to: str | Path | None = None,
+    model: str = "fake/scripted-model",
+    approve_all: bool = True,
+    max_steps: int = 50,
+    stream: bool = False,
+    api_key: str | None = None,
+) -> RunResult:
+    """One live turn of the real agent against `base_url` (a `FakeServer`, say), its
+    tools working in `workspace`, recorded to `record_to` when given -- built by the same
+    factory as a CLI run, so the recording replays with `replay`.
+
+    Calls that need approval run when `approve_all`, and are refused otherwise.
+    """
+    from nano_code.adapters.config import Settings
+    from nano_code.adapters.recorder import provenance
+    from nano_code.adapters.secrets import Redactor
+    from nano_code.adapters.shell import kill_left_running
+    from nano_code.adapters.terminal import refuse_without_terminal
+    from nano_code.kernel.machine import initial_state
+    from nano_code.session.factory import live_session, open_recorder
+    from nano_code.session.settings import kernel_config, read_agents_md, recorded_settings
+
+    root = Path(workspace).resolve()
+    settings = Settings(
+        api_key=api_key,
+        base_url=base_url.rstrip("/"),
+        model=model,
+        max_steps=max_steps,
+        stream=stream,
+        auto_approve=approve_all,
+    )
+    agents_md = read_agents_md(root)
+    recorded = recorded_settings(settings, root, stream)
+    config = kernel_config(recorded, agents_md)
+    redactor = Redactor(api_key)
+    recorder = None
+    if record_to is not None:
+        metadata = provenance(config, recorded.to_json(), root, agents_md, origin="nano_code.testing")
+        recorder = open_recorder(Path(record_to), metadata, redactor)
+    session = live_session(
+        settings,
+        initial_state(config),
+        root,
+        lambda action: refuse_without_terminal(action, lambda text: None),
+        recorder=recorder,
+    )
+    try:
+        end = session.driver.run_turn(task)
+    finally:
+        kill_left_running()
+        session.close()
+    return RunResult(end.reason, session.driver.state, Path(record_to) if record_to is not None else None)
+
+
+__all__ = ["ReplayReport", "RunResult", "SessionFile", "load_session", "replay", "run"]

@@ -2,8 +2,8 @@
 
 Sessions come from two places: the real `nano-code` executable run as a
 subprocess against a local `FakeServer` (what a user does), and an in-process
-wiring of Driver + LivePerformer + Recorder exactly like `nano_code.cli.run`
-(fast; used where many sessions are needed).
+session built by the same factory as `nano_code.cli.run` (fast; used where
+many sessions are needed).
 """
 
 from __future__ import annotations
@@ -16,22 +16,19 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nano_code.adapters.live import LivePerformer
-from nano_code.adapters.model_client import ModelClient
-from nano_code.adapters.recorder import Recorder, provenance
+from nano_code.adapters.config import Settings
+from nano_code.adapters.recorder import provenance
 from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import (
     JOURNAL_PREFIX,
-    SessionWriter,
     dump_line,
     export_full,
     load_session,
 )
-from nano_code.adapters.tools import ToolContext
-from nano_code.driver import Driver
 from nano_code.kernel.actions import EndTurn
 from nano_code.kernel.events import ApprovalDecision
 from nano_code.kernel.machine import initial_state
+from nano_code.session.factory import live_session, open_recorder
 from nano_code.session.settings import RecordedSettings, kernel_config, read_agents_md
 from nano_code.testing.fake_server import FakeServer, reply
 
@@ -139,30 +136,22 @@ def record_inproc(
     api_key: str | None = None,
     origin: str = "test",
 ) -> list[EndTurn]:
-    """Record a session in this process, wired the way `nano_code.cli.run` wires it."""
+    """Record a session in this process, built by the factory `nano_code.cli.run` uses."""
     settings = recorded_settings(base_url, workspace, stream)
     agents_md = read_agents_md(workspace)
     config = kernel_config(settings, agents_md)
     redactor = Redactor(api_key)
-    recorder = Recorder(
-        SessionWriter(
-            path, provenance(config, settings, workspace, agents_md, origin=origin), redactor.check
-        ),
-        redactor,
-    )
-    client = ModelClient(base_url + "/chat/completions", api_key)
-    client.exchange_sinks.append(recorder.on_exchange)
+    recorder = open_recorder(path, provenance(config, settings, workspace, agents_md, origin=origin), redactor)
 
     def refuse(action: Any) -> ApprovalDecision:
         raise AssertionError(f"auto-approve is on; nothing should ask: {action!r}")
 
-    performer = LivePerformer(client, ToolContext(workspace=workspace, shell_timeout=30.0), refuse)
-    driver = Driver(initial_state(config), performer, [recorder])
+    live = Settings(api_key=api_key, base_url=base_url, model="test/model", stream=stream, shell_timeout=30.0)
+    session = live_session(live, initial_state(config), workspace, refuse, recorder=recorder)
     try:
-        return [driver.run_turn(task) for task in tasks]
+        return [session.driver.run_turn(task) for task in tasks]
     finally:
-        client.close()
-        recorder.close()
+        session.close()
 
 
 # ---------------------------------------------------------------- editing session files

@@ -43,9 +43,7 @@ from nano_code.adapters.session_file import (
     Record,
     SessionFile,
     SessionFileError,
-    VcrSerializer,
     load_session,
-    with_full_body,
 )
 from nano_code.adapters.tools import ToolContext, ToolOutcome, find_tool, inside_workspace, run_tool
 from nano_code.driver import Driver, Observer, Performer, with_approval_mode
@@ -554,29 +552,34 @@ def offline_cassette(
     strictly ordered anyway -- the performer has already checked the request
     against the one recorded interaction that may answer it -- so vcrpy is
     pointed at exactly that interaction (`expected`: its index and whole body),
-    and still matches it, serves it, and counts it as played. The file is
-    parsed once: vcrpy gets the interactions already loaded, without their
-    request bodies; the expected one's is put in place just before matching and
-    taken out at the next, so only one body is ever held twice.
-    """
-    import vcr  # heavy (~115 ms): only replay pays for it
-    from vcr.matchers import requests_match
+    and still matches it, serves it, and counts it as played.
 
-    player = vcr.VCR(
-        record_mode="none",
-        # A rebless accepts changed requests: the body is compared (and each change
-        # reported) by the performer, not matched here.
-        match_on=["method", "path", "query", *(["nano_json_body"] if match_body else [])],
-        decode_compressed_response=False,
-    )
-    player.register_matcher("nano_json_body", _body_matcher(masks))
-    player.register_serializer("nano_code_session", _LoadedSession(session))
-    player.register_persister(_LoadedPersister())
+    The file is parsed once: vcrpy gets the interactions already loaded
+    (`_LoadedPersister`), without their request bodies; the expected one's is
+    put in place just before matching and taken out at the next, so only one
+    body is ever held twice. The cassette is opened with `Cassette.use`, not
+    through a `VCR` config: a config wraps every request hook in a deep copy
+    of the request (body included) and nothing here filters requests, and the
+    loaded responses are marked immutable, so vcrpy does not copy those either.
+    """
+    import vcr  # noqa: F401 - heavy (~100 ms): only replay pays for it
+    from vcr.cassette import Cassette
+    from vcr.matchers import method, query, requests_match
+    from vcr.matchers import path as url_path
+    from vcr.record_mode import RecordMode
+
+    # A rebless accepts changed requests: the body is compared (and each change
+    # reported) by the performer, not matched here.
+    match_on = (method, url_path, query, *((_body_matcher(masks),) if match_body else ()))
     # vcrpy never reads the path (the persister hands over the parsed session) but builds
     # names from it, which fails on an undecodable file name: give it a clean spelling.
     shown_path = os.fsencode(path).decode("utf-8", "replace")
-    with player.use_cassette(
-        shown_path, serializer="nano_code_session", allow_playback_repeats=False
+    with Cassette.use(
+        path=shown_path,
+        persister=_LoadedPersister(session),
+        record_mode=RecordMode.NONE,
+        match_on=match_on,
+        allow_playback_repeats=False,
     ) as cassette:
         holding: list[Any] = []
 
@@ -596,32 +599,49 @@ def offline_cassette(
         yield cassette
 
 
+class _RecordedResponse(dict[str, Any]):
+    """A recorded response as vcrpy plays it. Nothing changes it once loaded, so
+    vcrpy's defensive deep copy of each response would only cost time."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _RecordedResponse:
+        return self
+
+
 class _LoadedPersister:
     """Hands vcrpy the session already parsed, so the file is opened once (a file
-    swapped for a named pipe after loading cannot hang the replay) and read once."""
+    swapped for a named pipe after loading cannot hang the replay) and read once.
 
-    @staticmethod
-    def load_cassette(cassette_path: str, serializer: Any) -> Any:
-        from vcr.serialize import deserialize
-
-        return deserialize("", serializer)  # _LoadedSession ignores the text
-
-    @staticmethod
-    def save_cassette(cassette_path: str, cassette_dict: Any, serializer: Any) -> None:
-        raise SessionFileError("replay never writes through vcrpy")
-
-
-class _LoadedSession(VcrSerializer):
-    """A vcrpy serializer that hands over an already parsed session."""
+    It builds vcrpy's requests (without their bodies: see `offline_cassette`)
+    and responses (their bodies as bytes, as vcrpy's own loading leaves them)
+    from the records, without touching the records themselves.
+    """
 
     def __init__(self, session: SessionFile) -> None:
         self._session = session
 
-    def deserialize(self, cassette_string: str) -> dict[str, Any]:  # type: ignore[override]
-        interactions = [
-            with_full_body(r.data, None) for r in self._session.records if r.kind == "interaction"
-        ]
-        return {"version": 1, "metadata": dict(self._session.metadata), "interactions": interactions}
+    def load_cassette(self, cassette_path: str, serializer: Any) -> tuple[list[Any], list[Any]]:
+        from vcr.request import Request
+
+        requests: list[Any] = []
+        responses: list[Any] = []
+        for record in self._session.records:
+            if record.kind != "interaction":
+                continue
+            request, response = record.data["request"], record.data["response"]
+            requests.append(Request(request["method"], request["uri"], None, request["headers"]))
+            body = response["body"]["string"]
+            responses.append(
+                _RecordedResponse(
+                    status=response["status"],
+                    headers=response["headers"],
+                    body={"string": body.encode("utf-8") if isinstance(body, str) else body},
+                )
+            )
+        return requests, responses
+
+    @staticmethod
+    def save_cassette(cassette_path: str, cassette_dict: Any, serializer: Any) -> None:
+        raise SessionFileError("replay never writes through vcrpy")
 
 
 # ---------------------------------------------------------------- running a replay

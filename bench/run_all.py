@@ -499,8 +499,8 @@ def replay_cli(env: Env, path: Path, timeout: float) -> dict[str, Any]:
     return run_child([NANO, "replay", "-q", str(path)], env, timeout)
 
 
-def replay_inproc(env: Env, path: Path, timeout: float, whatif: bool = False) -> dict[str, Any]:
-    cmd = [PY, str(BENCH / "replay_inprocess.py")] + (["--whatif"] if whatif else []) + [str(path)]
+def replay_inproc(env: Env, path: Path, timeout: float) -> dict[str, Any]:
+    cmd = [PY, str(BENCH / "replay_inprocess.py"), str(path)]
     t0 = time.monotonic()
     proc = subprocess.Popen(
         cmd,
@@ -596,6 +596,16 @@ def bench_replay(env: Env, server: InstantServer, big: int, quick: bool, out: li
         f"| **{big}** | {big_bytes / 2**20:.2f} MiB | {shown(big_cli)} | 3 | {shown(big_inproc, 'seconds')} "
         f"| {cli_rate} | {big_cli['max_rss_kb'] / 1024:.0f} MiB{' at kill' if big_cli['timed_out'] else ''} |"
     )
+    floor_runs = [run_child([PY, "-c", "import urllib3, vcr"], env, 60)["wall"] for _ in range(5)]
+    vcr_floor = med(floor_runs)
+    inproc_100 = [replay_inproc(env, cassettes[100], 120) for _ in range(3)]
+    imports_100 = med([r.get("import_seconds", 0.0) for r in inproc_100])
+    out.append(
+        f"\nWhere the 100-step CLI replay's {cli_times[100]:.2f} s go: starting Python and importing "
+        f"urllib3 and vcrpy, which any vcrpy replay pays, {vcr_floor:.2f} s (`python -c 'import urllib3, "
+        f"vcr'`, median of 5); importing the replayer with vcrpy, in-process, {imports_100:.2f} s; the replay "
+        f"itself {med([r.get('seconds', 0.0) for r in inproc_100]):.2f} s.\n"
+    )
     out.append(
         f"\nCLI replay time grows as steps^{exponent:.2f} between {a} and {b} steps (process start "
         f"dominates small files). Recording the {big}-step cassette took "
@@ -673,6 +683,7 @@ def bench_replay(env: Env, server: InstantServer, big: int, quick: bool, out: li
         "exponent": exponent,
         "big_mb": big_mb,
         "load_rss": load_rss,
+        "vcr_floor": vcr_floor,
     }
 
 

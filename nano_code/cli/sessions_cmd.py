@@ -325,37 +325,10 @@ def _session_row(session: Any) -> dict[str, Any]:
     }
 
 
-def export_main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="nano-code export",
-        description=(
-            "Write a session as a cassette with every request body whole (format 2 stores a body "
-            "that extends the previous one as what it adds), for tools that read cassettes "
-            "without nano-code."
-        ),
-    )
-    parser.add_argument("path", metavar="PATH")
-    parser.add_argument("--full", action="store_true", help="every body whole (the only kind, for now)")
-    parser.add_argument("--output", "-o", metavar="OUT", help="where to write (default: PATH.full.yaml)")
-    args = parser.parse_args(argv)
-    from nano_code.adapters.session_file import SessionFileError, export_full, load_session
-
-    source = Path(args.path)
-    target = Path(args.output) if args.output else source.with_suffix(".full.yaml")
-    try:
-        export_full(load_session(source), target)
-    except FileExistsError:
-        say(f"nano-code export: {target} exists; pass --output", err=True)
-        return EXIT_USAGE
-    except (SessionFileError, OSError) as error:
-        say(f"nano-code export: {error}", err=True)
-        return EXIT_USAGE
-    say(f"{source}: exported with every body whole -> {target}")
-    return EXIT_OK
-
-
 def main(command: str, argv: Sequence[str]) -> int:
     if command == "export":
+        from nano_code.cli.export_cmd import export_main
+
         return export_main(argv)
     if command == "replay":
         return replay_main(argv)

@@ -269,13 +269,17 @@ def _advance(state: State) -> Transition:
         spec = state.config.tool(head.call.name)
         assert spec is not None  # parse_arguments refused unknown tools
         inside: bool | None = None
-        decision = approval_requirement(spec, state.config.approval, state.always_approved, inside)
+        decision = approval_requirement(
+            spec, state.config.approval, state.always_approved, inside, state.config.sandbox
+        )
         if decision is Approval.NEEDS_FACTS:
             path = head.arguments.get(spec.path_parameter or "")
             if isinstance(path, str):
                 state = attrs.evolve(state, phase=Phase.AWAITING_TOOL_FACTS)
                 return state, [*actions, CheckToolCall(call=head.call, path=path)]
-            decision = Approval.RUN
+            # No path to check (its schema let a non-string through): a write
+            # the sandbox would have confined asks, a read runs as it always did.
+            decision = Approval.ASK if spec.mutates else Approval.RUN
         return _decide(state, decision, actions)
     return _after_tools(state, actions)
 
@@ -327,7 +331,7 @@ def _on_tool_facts(state: State, event: ToolCallFacts) -> Transition:
     spec = state.config.tool(head.call.name)
     assert spec is not None
     decision = approval_requirement(
-        spec, state.config.approval, state.always_approved, event.inside_workspace
+        spec, state.config.approval, state.always_approved, event.inside_workspace, state.config.sandbox
     )
     return _decide(state, decision, [])
 

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from nano_code.kernel.events import FailureKind, ModelFailure
-from nano_code.kernel.types import ApprovalMode, RetryPolicy, ToolSpec
+from nano_code.kernel.types import ApprovalMode, RetryPolicy, SandboxMode, ToolSpec
 
 NEVER_RETRIED = frozenset(
     {FailureKind.AUTH, FailureKind.BAD_REQUEST, FailureKind.CONTEXT_OVERFLOW, FailureKind.BAD_RESPONSE}
@@ -104,16 +104,27 @@ def approval_requirement(
     mode: ApprovalMode,
     always_approved: frozenset[str],
     inside_workspace: bool | None,
+    sandbox: SandboxMode = SandboxMode.OFF,
 ) -> Approval:
     """Whether a well-formed call may run without asking.
 
     Read-only tools inside the workspace run freely; anything that mutates, or
     any path outside the workspace, needs the user's yes unless they chose
     auto-approval or said "always" for this tool earlier in the session.
+
+    With a sandbox on, what it confines runs freely too: a sandboxed tool (the
+    shell) always, and under `workspace-write` a write whose path is inside the
+    workspace (the file tools then refuse, at the moment of use, any write that
+    is not). A write outside the workspace, or any write under `read-only`,
+    still asks. A sandbox only ever removes questions: whatever runs without
+    asking with it off runs without asking with it on.
     """
     if mode is ApprovalMode.AUTO or spec.name in always_approved:
         return Approval.RUN
-    if spec.mutates:
+    if sandbox is not SandboxMode.OFF and spec.sandboxed:
+        return Approval.RUN
+    confined_write = sandbox is SandboxMode.WORKSPACE_WRITE and spec.path_parameter is not None
+    if spec.mutates and not confined_write:
         return Approval.ASK
     if spec.path_parameter is None:
         return Approval.RUN

@@ -77,6 +77,12 @@ class ToolSpec:
     """True when running it can change anything (files, processes, the world)."""
     path_parameter: str | None = attrs.field(default=None, validator=_opt_str)
     """Name of the argument holding a path, checked against the workspace."""
+    sandboxed: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    """True when it runs inside the OS sandbox whenever one is on (the shell).
+
+    The sandbox, not the user, then bounds what it can reach, so the approval
+    policy lets it run without asking. Not part of what the model is told.
+    """
 
     @property
     def required_parameters(self) -> tuple[str, ...]:
@@ -126,6 +132,17 @@ class ApprovalMode(enum.Enum):
     """Approve every call (--yes)."""
 
 
+class SandboxMode(enum.Enum):
+    """What the OS sandbox around tools allows; the driver enforces it, the kernel relies on it."""
+
+    OFF = "off"
+    """No sandbox: approval is all that stands between the model and the machine."""
+    READ_ONLY = "read-only"
+    """Commands run confined: everything read-only but a private /tmp, no network."""
+    WORKSPACE_WRITE = "workspace-write"
+    """Commands run confined: the workspace and a private /tmp writable, no network."""
+
+
 @attrs.frozen
 class KernelConfig:
     """Everything that shapes requests and decisions; recorded with every session."""
@@ -150,6 +167,9 @@ class KernelConfig:
     max_completion_tokens: int | None = attrs.field(
         default=None, validator=v.optional([v.instance_of(int), v.ge(1)])
     )
+    sandbox: SandboxMode = attrs.field(default=SandboxMode.OFF, validator=v.instance_of(SandboxMode))
+    """The sandbox tools run in: with one on, sandboxed tools and (in workspace-write) writes
+    inside the workspace run without asking. A fact the driver passes in; never read from a file."""
 
     def tool(self, name: str) -> ToolSpec | None:
         for spec in self.tools:

@@ -41,7 +41,7 @@ from nano_code.kernel.events import (
     ToolResult,
     UserInput,
 )
-from nano_code.kernel.types import ApprovalMode, KernelConfig, RetryPolicy, ToolSpec, Usage
+from nano_code.kernel.types import ApprovalMode, KernelConfig, RetryPolicy, SandboxMode, ToolSpec, Usage
 
 __all__ = [
     "DEMO_TOOLS",
@@ -57,6 +57,7 @@ __all__ = [
     "raw_arguments",
     "reply_tool_calls",
     "retry_policies",
+    "sandbox_modes",
     "sse_encode",
     "sse_ish_bytes",
     "sse_streams",
@@ -101,6 +102,7 @@ DEMO_TOOLS: tuple[ToolSpec, ...] = (
             "required": ["command"],
         },
         mutates=True,
+        sandboxed=True,
     ),
     ToolSpec(
         name="current_time",
@@ -110,7 +112,8 @@ DEMO_TOOLS: tuple[ToolSpec, ...] = (
     ),
 )
 """A small tool set covering every approval path: read-only with a path,
-mutating with a path, mutating without one, and argument-less."""
+mutating with a path, mutating without one (confined by the sandbox when one
+is on, like the real shell), and argument-less."""
 
 _short_text = st.text(max_size=30)
 
@@ -126,8 +129,20 @@ def retry_policies() -> st.SearchStrategy[RetryPolicy]:
     )
 
 
-def kernel_configs(tools: Sequence[ToolSpec] = DEMO_TOOLS) -> st.SearchStrategy[KernelConfig]:
-    """Configurations with small budgets, so limits are actually reached."""
+def sandbox_modes() -> st.SearchStrategy[SandboxMode]:
+    """Every sandbox mode, off included."""
+    return st.sampled_from(SandboxMode)
+
+
+def kernel_configs(
+    tools: Sequence[ToolSpec] = DEMO_TOOLS,
+    sandbox: st.SearchStrategy[SandboxMode] | None = None,
+) -> st.SearchStrategy[KernelConfig]:
+    """Configurations with small budgets, so limits are actually reached.
+
+    The sandbox is off unless `sandbox` draws modes (e.g. `sandbox_modes()`):
+    with one on, sandboxed tools run without approval.
+    """
     return st.builds(
         KernelConfig,
         model=st.sampled_from(["openai/gpt-4o-mini", "qwen3-max", "local-model"]),
@@ -141,6 +156,7 @@ def kernel_configs(tools: Sequence[ToolSpec] = DEMO_TOOLS) -> st.SearchStrategy[
         approval=st.sampled_from(ApprovalMode),
         temperature=st.none() | st.sampled_from([0.0, 0.7, 2.0]),
         max_completion_tokens=st.none() | st.integers(1, 4096),
+        sandbox=st.just(SandboxMode.OFF) if sandbox is None else sandbox,
     )
 
 

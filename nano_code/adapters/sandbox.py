@@ -1,0 +1,294 @@
+"""The OS sandbox the shell tool's commands run in: what it allows, and whether it works here.
+
+With a sandbox on, the kernel lets shell commands run without asking (see
+`nano_code.kernel.policy.approval_requirement`): the sandbox, not the user,
+bounds what a command can reach. What each mode allows, on Linux (bubblewrap):
+
+* the whole filesystem is visible **read-only** (`--ro-bind / /`, every mount
+  under it too);
+* `workspace-write`: the workspace is bound **read-write** over it;
+  `read-only`: the workspace stays read-only like everything else;
+* `/tmp` is a **private, empty tmpfs** in both modes (`TMPDIR` points at it):
+  nothing written there is seen outside the command, and nothing of the real
+  /tmp is seen inside (a workspace under /tmp is bound in after it); `/dev/shm`
+  is a private tmpfs as well;
+* `/dev` is a minimal new one (null, zero, full, random, urandom, tty and a
+  private devpts: the user's terminal is not there), `/proc` belongs to the
+  sandbox's own pid namespace;
+* **no network** unless asked for (`--unshare-net`: only a loopback of its
+  own, so not even 127.0.0.1 services of the host are reachable); without the
+  network, `/run` is hidden too (an empty tmpfs), which takes the sockets of
+  local daemons (Docker, D-Bus, systemd) out of reach. Unix sockets elsewhere on
+  the read-only filesystem can still be connected to: bubblewrap has no rule
+  against that, and a seccomp filter is out of scope here;
+* a **pid namespace** of its own (`--unshare-pid`): when the command's shell
+  exits, every process it left behind (`server &`, `nohup`, `setsid`, double
+  forks alike) is killed by the kernel, so nothing outlives the command;
+  `--die-with-parent` kills the sandbox when nano-code dies, even by `kill -9`;
+* a **new session** (`--new-session`): no controlling terminal, so a command
+  cannot push keystrokes into the user's terminal (TIOCSTI);
+* **no capabilities** (`--cap-drop ALL`): when nano-code runs as root, root in
+  the sandbox still cannot remount anything writable;
+* a private System V IPC namespace (`--unshare-ipc`).
+
+The home directory is readable but read-only, caches in it included (`~/.cache`,
+`~/.npm`): that is the point. Tools that insist on writing there must be told
+to use the workspace or /tmp.
+
+macOS uses `sandbox-exec` with a profile of the same meaning (writes only in the
+workspace, a private temporary directory and a few devices; no network unless
+asked). It is written and unit-tested as text, but has NOT been run on a real
+Mac. Other systems have no sandbox.
+
+`choose` turns what the user asked for into a `Sandbox` (or none) and fails
+loudly when an explicitly requested sandbox cannot work; `probe` says once per
+process whether bubblewrap works here.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import attrs
+from attrs import validators as v
+
+from nano_code.kernel.types import SandboxMode
+
+__all__ = [
+    "Sandbox",
+    "SandboxUnavailable",
+    "bwrap_arguments",
+    "choose",
+    "probe",
+    "seatbelt_profile",
+]
+
+BWRAP = "bwrap"
+SANDBOX_EXEC = "/usr/bin/sandbox-exec"
+PROBE_TIMEOUT = 10.0
+"""Seconds the trial run may take before the sandbox counts as not working."""
+
+INSTALL_HINT = "`apt-get install bubblewrap` (Debian/Ubuntu) or your distribution's bubblewrap package"
+
+
+class SandboxUnavailable(Exception):
+    """A sandbox was asked for explicitly and cannot run here; the message says why and what to do."""
+
+
+def _absolute(_instance: object, attribute: attrs.Attribute[Path], value: Path) -> None:
+    if not isinstance(value, Path) or not value.is_absolute():
+        raise ValueError(f"{attribute.name} must be an absolute Path, got {value!r}")
+
+
+@attrs.frozen
+class Sandbox:
+    """A sandbox that is on: how to wrap a command line so that it runs inside."""
+
+    mode: SandboxMode = attrs.field(validator=v.in_([SandboxMode.READ_ONLY, SandboxMode.WORKSPACE_WRITE]))
+    """READ_ONLY or WORKSPACE_WRITE (no sandbox at all is `None`, not a mode)."""
+    network: bool = attrs.field(validator=v.instance_of(bool))
+    """Whether commands may use the network."""
+    workspace: Path = attrs.field(validator=_absolute)
+    """The workspace, absolute and resolved (symlinks followed): what `workspace-write` opens."""
+    platform: str = attrs.field(default="linux", validator=v.in_(["linux", "darwin"]))
+    """Which mechanism `wrap` uses: bubblewrap ("linux") or sandbox-exec ("darwin")."""
+    private_tmp: Path | None = attrs.field(default=None, validator=v.optional(_absolute))
+    """macOS only: the writable directory TMPDIR points at (Linux mounts a fresh /tmp instead)."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.platform == "darwin" and self.private_tmp is None:
+            raise ValueError("a macOS sandbox needs a private_tmp directory")
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """The command line that runs `argv` inside this sandbox, in the workspace."""
+        if self.platform == "darwin":
+            assert self.private_tmp is not None
+            profile = seatbelt_profile(self.mode, self.network, self.workspace, self.private_tmp)
+            return [SANDBOX_EXEC, "-p", profile, "/usr/bin/env", f"TMPDIR={self.private_tmp}/", *argv]
+        return [BWRAP, *bwrap_arguments(self.mode, self.network, self.workspace), "--", *argv]
+
+    def describe(self) -> str:
+        """One line for the user: the mode and whether the network is open."""
+        network = "network on" if self.network else "no network"
+        return f"sandbox {self.mode.value} ({network})"
+
+
+def _depth(path: str) -> int:
+    return len(Path(path).parts)
+
+
+def bwrap_arguments(mode: SandboxMode, network: bool, workspace: Path) -> list[str]:
+    """bubblewrap's options (everything between `bwrap` and `--`) for a sandbox of `mode`.
+
+    A pure function of its arguments, so it is tested directly. Mounts are
+    applied in order and a later one covers an earlier one beneath it, so they
+    are sorted parents first: the private /tmp comes before a workspace under
+    /tmp, and a workspace that is `/` itself comes before /dev, /proc and /tmp.
+    """
+    if mode not in (SandboxMode.READ_ONLY, SandboxMode.WORKSPACE_WRITE):
+        raise ValueError(f"no bwrap arguments for sandbox mode {mode.value!r}")
+    ws = str(workspace)
+    mounts: list[tuple[str, list[str]]] = [
+        ("/", ["--ro-bind", "/", "/"]),
+        ("/dev", ["--dev", "/dev"]),
+        ("/dev/shm", ["--tmpfs", "/dev/shm"]),
+        ("/proc", ["--proc", "/proc"]),
+        ("/tmp", ["--tmpfs", "/tmp"]),
+    ]
+    if not network:
+        mounts.append(("/run", ["--tmpfs", "/run"]))
+    # Read-only mode binds the workspace too: a private /tmp or /run would otherwise hide one under them.
+    bind = "--bind" if mode is SandboxMode.WORKSPACE_WRITE else "--ro-bind"
+    mounts.append((ws, [bind, ws, ws]))
+    mounts.sort(key=lambda mount: _depth(mount[0]))  # stable: ties keep the order above
+    arguments = [option for _, options in mounts for option in options]
+    arguments += ["--unshare-pid", "--unshare-ipc"]
+    if not network:
+        arguments.append("--unshare-net")
+    arguments += [
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--setenv",
+        "TMPDIR",
+        "/tmp",
+        "--chdir",
+        ws,
+    ]
+    return arguments
+
+
+def _sbpl_string(path: Path) -> str:
+    """`path` as a sandbox profile string literal."""
+    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def seatbelt_profile(mode: SandboxMode, network: bool, workspace: Path, private_tmp: Path) -> str:
+    """The macOS `sandbox-exec` profile with the meaning of the Linux sandbox of `mode`.
+
+    Reading, running programs and everything else stay allowed; writing is
+    denied except under the workspace (`workspace-write` only), under
+    `private_tmp` and to a few harmless devices; the network is denied unless
+    `network`. The paths must be resolved (/tmp is /private/tmp on macOS and
+    the profile matches real paths). Written from Apple's sandbox profile
+    language as documented in its system profiles; NOT run on a real Mac.
+    """
+    if mode not in (SandboxMode.READ_ONLY, SandboxMode.WORKSPACE_WRITE):
+        raise ValueError(f"no sandbox profile for sandbox mode {mode.value!r}")
+    writable = [f"(subpath {_sbpl_string(private_tmp)})"]
+    if mode is SandboxMode.WORKSPACE_WRITE:
+        writable.insert(0, f"(subpath {_sbpl_string(workspace)})")
+    devices = ['(literal "/dev/null")', '(literal "/dev/zero")', '(literal "/dev/dtracehelper")']
+    lines = [
+        "(version 1)",
+        f"; nano-code sandbox: {mode.value}, network {'on' if network else 'off'}",
+        "(allow default)",
+        "(deny file-write*)",
+        "(allow file-write*",
+        *(f"    {rule}" for rule in [*writable, *devices]),
+        ")",
+    ]
+    if not network:
+        lines.append("(deny network*)")
+    return "\n".join(lines) + "\n"
+
+
+@functools.cache
+def probe(platform: str = sys.platform) -> str | None:
+    """None when a sandbox works on this system, else a one-line reason it does not.
+
+    Linux: `bwrap` must be on PATH and one trial run with the real options
+    (read-only root, writable workspace, private /tmp, no network, own pid
+    namespace) of `true` must succeed; that catches kernels or containers that
+    forbid the namespaces bubblewrap needs. Checked once per process; the
+    trial costs a few milliseconds.
+    """
+    if platform == "darwin":
+        return _probe_darwin()
+    if not platform.startswith("linux"):
+        return f"nano-code has no sandbox for this system ({platform})"
+    if shutil.which(BWRAP) is None:
+        return "bwrap (bubblewrap) not found"
+    with tempfile.TemporaryDirectory(prefix="nano-code-probe-") as workspace:
+        trial = Sandbox(SandboxMode.WORKSPACE_WRITE, network=False, workspace=Path(workspace).resolve())
+        return _trial(trial.wrap(["true"]), "bwrap")
+
+
+def _probe_darwin() -> str | None:
+    if not os.path.exists(SANDBOX_EXEC):
+        return f"{SANDBOX_EXEC} not found"
+    return _trial([SANDBOX_EXEC, "-p", "(version 1)\n(allow default)\n", "/usr/bin/true"], "sandbox-exec")
+
+
+def _trial(argv: list[str], name: str) -> str | None:
+    try:
+        done = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=PROBE_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return f"a trial run of {name} did not finish within {PROBE_TIMEOUT:g} s"
+    except OSError as error:
+        return f"{name} could not be started: {error.strerror or error}"
+    if done.returncode == 0:
+        return None
+    lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    first = " ".join(lines[0].split())[:200] if lines else f"exit status {done.returncode}"
+    return f"a trial run of {name} failed: {first}"
+
+
+def choose(
+    requested: SandboxMode | None,
+    *,
+    network: bool,
+    workspace: Path,
+    platform: str = sys.platform,
+) -> tuple[Sandbox | None, str | None]:
+    """The sandbox to use, and a one-line notice for the user when there is none by default.
+
+    `requested` None means the user did not choose: `workspace-write` where the
+    sandbox works, else no sandbox and a notice saying how to get one. OFF is
+    no sandbox and no notice. Any other mode asked for explicitly that cannot
+    work here raises `SandboxUnavailable`: a sandbox the user asked for is
+    never dropped silently.
+    """
+    if requested is SandboxMode.OFF:
+        return None, None
+    mode = requested or SandboxMode.WORKSPACE_WRITE
+    reason = probe(platform)
+    if reason is not None:
+        if requested is None:
+            return None, _notice(reason, platform)
+        raise SandboxUnavailable(f"--sandbox {mode.value} cannot be used: {reason}. {_remedy(platform)}")
+    resolved = Path(os.path.realpath(workspace))
+    if platform == "darwin":
+        sandbox = Sandbox(mode, network, resolved, platform="darwin", private_tmp=_private_tmp())
+    else:
+        sandbox = Sandbox(mode, network, resolved)
+    return sandbox, None
+
+
+def _remedy(platform: str) -> str:
+    if platform.startswith("linux"):
+        return f"Install it with {INSTALL_HINT}, or run with --sandbox off."
+    return "Run with --sandbox off."
+
+
+def _notice(reason: str, platform: str) -> str:
+    if platform.startswith("linux"):
+        return f"sandbox off: {reason}; {INSTALL_HINT} turns it on (commands then run confined)"
+    return f"sandbox off: {reason}"
+
+
+def _private_tmp() -> Path:
+    """A fresh directory for a macOS sandbox's temporary files, removed when nano-code exits."""
+    path = Path(os.path.realpath(tempfile.mkdtemp(prefix="nano-code-tmp-")))
+    atexit.register(shutil.rmtree, path, True)
+    return path

@@ -23,6 +23,14 @@ session's first process group is signalled. A process that starts a session
 of its own (`setsid`, a daemon that double-forks and calls setsid) leaves
 ours on purpose and escapes: it is the user's to manage.
 
+With a sandbox (`nano_code.adapters.sandbox`), the shell runs inside bubblewrap
+(or macOS's sandbox-exec), which is what this module starts and kills as the
+command's session and process group. Bubblewrap gives the command a pid
+namespace of its own, so when the shell exits every process it left behind is
+killed by the kernel at once: nothing is left running, and killing bubblewrap
+(timeout, Ctrl-C) ends everything inside. Its exit status is the shell's; a
+shell killed by signal N shows as status 128+N without the signal's name.
+
 A command can also change the user's terminal through /dev/tty or its path
 (`stty -echo`). When one of our standard streams is a terminal, its settings
 are saved before the first command runs and put back after each command and
@@ -45,6 +53,7 @@ from typing import Any
 
 import attrs
 
+from nano_code.adapters.sandbox import Sandbox
 from nano_code.kernel.policy import join_head_and_tail
 
 SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
@@ -144,17 +153,20 @@ def run_command(
     tail_bytes: int = 65536,
     kill_grace: float = KILL_GRACE,
     linger: float = LINGER,
+    sandbox: Sandbox | None = None,
 ) -> CommandResult:
     """Run `command` with the shell in `cwd` and wait at most `timeout` seconds.
 
+    With `sandbox`, the shell runs inside it (`cwd` should be its workspace).
     Raises OSError if the shell cannot be started (e.g. `cwd` is missing).
     KeyboardInterrupt while waiting kills the process group, then propagates.
     """
     capture = _Capture(head_bytes, tail_bytes)
     _TERMINAL.save()
     _forget_ended_sessions()
+    argv = [SHELL, "-c", command]
     process = subprocess.Popen(
-        [SHELL, "-c", command],
+        argv if sandbox is None else sandbox.wrap(argv),
         cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

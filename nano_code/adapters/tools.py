@@ -14,6 +14,16 @@ call runs because its path was found inside the workspace), the file tools
 reach the file from the workspace's own directory one name at a time without
 following symlinks (`_open_beneath`), so a link swapped after the check makes
 the call fail instead of reaching outside.
+
+With an OS sandbox on (`ToolContext.sandbox`), the shell runs inside it and the
+file tools keep to the same boundary, so the model meets one rule whichever
+tool it uses. Writes are always confined: under `read-only` every write_file
+and edit_file is refused; under `workspace-write` a write whose path leads
+outside the workspace is refused when the file is opened, even when the user
+approved the call (approval lets a call run, it does not widen the sandbox),
+and /tmp counts as outside, as it is for the shell, whose /tmp is private.
+Reads are not confined by the sandbox: the shell can read the whole
+filesystem too, and read_file outside the workspace still asks first.
 """
 
 from __future__ import annotations
@@ -32,9 +42,10 @@ from typing import IO, Any
 import attrs
 from attrs import validators as v
 
+from nano_code.adapters.sandbox import Sandbox
 from nano_code.adapters.shell import Ending, run_command
 from nano_code.kernel.policy import check_argument_values
-from nano_code.kernel.types import ToolSpec
+from nano_code.kernel.types import SandboxMode, ToolSpec
 
 DEFAULT_READ_LIMIT = 2000
 MAX_LINE_CHARS = 2000
@@ -66,6 +77,9 @@ class ToolContext:
     Set for a call that runs because its path was checked as inside the
     workspace: the path may lead elsewhere by the time the tool uses it.
     """
+    sandbox: Sandbox | None = None
+    """The OS sandbox the shell runs in, or None. With one, the file tools keep to its
+    boundary too: no write under read-only, and writes only inside the workspace."""
 
 
 class ToolFailure(Exception):
@@ -153,6 +167,31 @@ def _resolve(path: str, context: ToolContext) -> Path:
 def _confinement(context: ToolContext) -> str | None:
     """The real path file tools must stay inside, or None when the call may go anywhere."""
     return os.path.realpath(context.workspace) if context.confined else None
+
+
+def _write_confinement(path: Path, shown: str, context: ToolContext) -> str | None:
+    """Where a write must stay, or None when it may go anywhere; refuses what the sandbox forbids.
+
+    Without a sandbox this is `_confinement`. With one, a write is always
+    confined: under read-only there is none at all, and under workspace-write
+    a path that leads outside the workspace is refused here, as the shell's
+    sandbox would refuse it (its /tmp is private, so the real /tmp is outside
+    for both).
+    """
+    if context.sandbox is None:
+        return _confinement(context)
+    if context.sandbox.mode is SandboxMode.READ_ONLY:
+        raise ToolFailure(
+            f"the sandbox is read-only, so no file can be written; {shown} was not written. "
+            "Tell the user the change you would make instead."
+        )
+    root = os.path.realpath(context.sandbox.workspace)
+    if not Path(os.path.realpath(path)).is_relative_to(root):
+        raise ToolFailure(
+            f"{shown} is outside the workspace, and the sandbox (workspace-write) lets tools write "
+            f"only inside it ({root}); not written. Write inside the workspace instead."
+        )
+    return root
 
 
 def _resolve_at_use(path: Path, shown: str, confine_to: str | None, undone: str) -> Path:
@@ -298,13 +337,20 @@ def _run_shell(arguments: Arguments, context: ToolContext) -> ToolOutcome:
         timeout=context.shell_timeout,
         head_bytes=context.output_head_bytes,
         tail_bytes=context.output_tail_bytes,
+        sandbox=context.sandbox,
     )
     if result.ending is Ending.TIMED_OUT:
         limit = f"{context.shell_timeout:g}"
+        advice = (
+            "For a server or other long-running program, start it in the background with its output "
+            "redirected to a file (cmd > out.log 2>&1 &)."
+            if context.sandbox is None
+            else "Commands run in a sandbox where background processes end with the command, so start "
+            "a server and what uses it in the same command (server & sleep 1; client; kill %1)."
+        )
         return ToolOutcome(
             f"Error: the command did not finish within {limit} s, so it and every process it started "
-            "were killed. For a server or other long-running program, start it in the background with "
-            "its output redirected to a file (cmd > out.log 2>&1 &).\n"
+            f"were killed. {advice}\n"
             f"Output before it was killed:\n{result.output}",
             is_error=True,
         )
@@ -350,6 +396,7 @@ SHELL_TOOL = Tool(
         },
         mutates=True,
         path_parameter=None,
+        sandboxed=True,
     ),
     execute=_run_shell,
     describe=_preview_shell,
@@ -564,9 +611,10 @@ def _write_file(arguments: Arguments, context: ToolContext) -> ToolOutcome:
     content: str = arguments["content"]
     path = _resolve(shown, context)
     data = _encode(content, "content")
+    confine_to = _write_confinement(path, shown, context)
     if path.is_dir():
         raise ToolFailure(f"{shown} is a directory; give the path of a file.")
-    existed = write_atomically(path, data, shown, _confinement(context))
+    existed = write_atomically(path, data, shown, confine_to)
     what = "replaced the previous content" if existed else "new file"
     return ToolOutcome(f"Wrote {len(data)} bytes ({_count_lines(content)} lines) to {shown} ({what})")
 
@@ -698,7 +746,7 @@ def _plan_edit(text: str, old: str, new: str, shown: str) -> _Edit:
 def _edit_file(arguments: Arguments, context: ToolContext) -> ToolOutcome:
     shown: str = arguments["path"]
     path = _resolve(shown, context)
-    confine_to = _confinement(context)
+    confine_to = _write_confinement(path, shown, context)
     text = _read_text(path, shown, confine_to)
     edit = _plan_edit(text, arguments["old_string"], arguments["new_string"], shown)
     write_atomically(path, _encode(edit.after, "new_string"), shown, confine_to)

@@ -58,6 +58,11 @@ def with_approval_mode(state: State, mode: ApprovalMode) -> State:
     return attrs.evolve(state, config=attrs.evolve(state.config, approval=mode), always_approved=frozenset())
 
 
+def with_model(state: State, model: str) -> State:
+    """`state` naming `model` in its requests from now on."""
+    return attrs.evolve(state, config=attrs.evolve(state.config, model=model))
+
+
 class Driver:
     def __init__(self, state: State, performer: Performer, observers: list[Observer] | None = None) -> None:
         self.state = state
@@ -101,6 +106,15 @@ class Driver:
             hook = getattr(observer, "on_approval_mode", None)
             if hook is not None:
                 hook(mode, self.state)
+
+    def set_model(self, model: str) -> None:
+        """Name `model` in requests from now on; observers with an `on_model_change`
+        hook see it (the recorder journals it, so a replay switches at the same point)."""
+        self.state = with_model(self.state, model)
+        for observer in self.observers:
+            hook = getattr(observer, "on_model_change", None)
+            if hook is not None:
+                hook(model, self.state)
 
     def hand_over(self, performer: Performer) -> None:
         """From the next action on, `performer` carries them out (a fork going live:

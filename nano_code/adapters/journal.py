@@ -13,6 +13,8 @@ Each line is one of these entries; nothing else in nano-code spells the keys:
     TurnEndEntry          how a turn ended
     ApprovalModeEntry     approval switched to the current command line's mode
                           (a resumed or forked session)
+    ModelChangeEntry      requests name another model from here on (a fork's
+                          live part with --model)
 
 A file is data: `read_entry` turns any line into an entry or raises
 `JournalError`, never anything else.
@@ -74,9 +76,16 @@ class ApprovalModeEntry:
     mode: ApprovalMode
 
 
-JournalEntry = EventEntry | CallWithoutResponse | RetryEntry | TurnEndEntry | ApprovalModeEntry
+@attrs.frozen
+class ModelChangeEntry:
+    model: str
 
-INFORMATIONAL = (RetryEntry, TurnEndEntry, ApprovalModeEntry)
+
+JournalEntry = EventEntry | CallWithoutResponse | RetryEntry | TurnEndEntry | ApprovalModeEntry | ModelChangeEntry
+
+INFORMATIONAL = (RetryEntry, TurnEndEntry, ApprovalModeEntry, ModelChangeEntry)
+SETTING_CHANGES = (ApprovalModeEntry, ModelChangeEntry)
+"""Entries that change how the session goes on from where they stand (replay and resume apply them)."""
 """Entries that answer no request of the driver's (replay checks or applies them where they stand)."""
 
 
@@ -101,6 +110,8 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
         return {"retry": {"delay": entry.delay, "attempt": entry.attempt, "failure": dict(entry.failure)}}
     if isinstance(entry, TurnEndEntry):
         return {"turn_end": to_json(entry.end)}
+    if isinstance(entry, ModelChangeEntry):
+        return {"model_change": entry.model}
     return {"approval_mode": entry.mode.value}
 
 
@@ -138,6 +149,11 @@ def read_entry(data: Mapping[str, Any]) -> JournalEntry:
             return TurnEndEntry(end)
         if "approval_mode" in data:
             return ApprovalModeEntry(ApprovalMode(data["approval_mode"]))
+        if "model_change" in data:
+            model = data["model_change"]
+            if not isinstance(model, str) or not model:
+                raise JournalError("model_change: not a model name")
+            return ModelChangeEntry(model)
     except JournalError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError, ArithmeticError) as error:

@@ -30,6 +30,7 @@ from nano_code.adapters.journal import (
     CallWithoutResponse,
     EventEntry,
     JournalEntry,
+    ModelChangeEntry,
     RecordedCall,
     RetryEntry,
     TurnEndEntry,
@@ -322,6 +323,18 @@ def _scrub_split_stream(text: str, redactor: Redactor) -> str:
     return "\n".join(lines)
 
 
+def _same_call(answered: object, action: CallModel | RetryModel) -> bool:
+    """Whether the exchange recorded last answered `action`: the very action, or the
+    same call sent with a rebuilt body (a fork's first live request under `--model`)."""
+    if answered is action:
+        return True
+    return (
+        isinstance(answered, type(action))
+        and answered.step == action.step
+        and answered.attempt == action.attempt
+    )
+
+
 def interaction_record(exchange: Exchange, redactor: Redactor, extra: Mapping[str, Any]) -> dict[str, Any]:
     """An exchange in vcrpy's cassette shape (request/response dicts), scrubbed."""
     request_headers = _recordable_headers(exchange.request_headers, redactor)
@@ -401,11 +414,12 @@ class Recorder:
         if isinstance(action, (CallModel, RetryModel)) and isinstance(
             event, (ModelReply, ModelFailure, Interrupt)
         ):
-            if self._answered is not action:
+            if not _same_call(self._answered, action):
                 # No complete HTTP response (transport failure, timeout, Ctrl-C):
                 # replay needs the request and what the kernel was told instead.
                 self._journal(CallWithoutResponse(dict(action.body), event, self._ms(self._action_started)))
             self._action = None
+            self._answered = None
             return
         if isinstance(event, (UserInput, ToolCallFacts, ApprovalDecision, ToolResult, Interrupt)):
             timed = isinstance(event, ToolResult) or (
@@ -422,6 +436,9 @@ class Recorder:
 
     def on_approval_mode(self, mode: ApprovalMode, state: State) -> None:
         self._journal(ApprovalModeEntry(mode))
+
+    def on_model_change(self, model: str, state: State) -> None:
+        self._journal(ModelChangeEntry(model))
 
     def close(self) -> None:
         self.writer.close()

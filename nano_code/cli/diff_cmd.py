@@ -7,17 +7,38 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
+
 from nano_code.adapters.safe_text import json_text
 from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
 
 
-def comparable_steps(session: Any) -> list[tuple[str, int, Any]]:
-    """(label, file line, comparable JSON) for every step that is not bookkeeping."""
+@attrs.frozen
+class Step:
+    """One record two sessions are compared by: a model call or a journalled event."""
+
+    kind: str
+    """'model call', or the event's type ('ToolResult', 'UserInput', ...)."""
+    line: int
+    step: int
+    """The model call it belongs to, numbered as replay numbers them (every request,
+    retries included): a call is its own; a user's input leads into the next call;
+    a tool's facts, approval and result belong to the call that asked for it."""
+    request: Any = None
+    """A model call's request body (what `replay --ignore` paths point into)."""
+    value: Any = None
+    """A model call's decoded reply, or the event and the tool call it answered."""
+
+
+def comparable_steps(session: Any) -> list[Step]:
+    """Every record that is not bookkeeping, in order."""
     from nano_code.adapters.journal import CallWithoutResponse, EventEntry, entry_json
+    from nano_code.kernel.events import UserInput
     from nano_code.kernel.serialize import to_json
     from nano_code.session.replay import response_event
 
-    steps: list[tuple[str, int, Any]] = []
+    steps: list[Step] = []
+    calls = 0
     bodies = session.request_bodies()
     for record in session.records:
         if record.kind == "interaction":
@@ -26,22 +47,22 @@ def comparable_steps(session: Any) -> list[tuple[str, int, Any]]:
                 request = json.loads(body) if isinstance(body, str) else body
             except ValueError:
                 request = body
-            reply = to_json(response_event(record.data))
-            steps.append(("model call", record.line, {"request": request, "reply": reply}))
+            calls += 1
+            steps.append(Step("model call", record.line, calls, request, to_json(response_event(record.data))))
             continue
         entry = record.entry
         if isinstance(entry, CallWithoutResponse):
-            steps.append(
-                ("model call", record.line, {"request": dict(entry.request), "reply": to_json(entry.event)})
-            )
+            calls += 1
+            steps.append(Step("model call", record.line, calls, dict(entry.request), to_json(entry.event)))
         elif isinstance(entry, EventEntry):
             data = entry_json(entry)
-            label = type(entry.event).__name__
-            steps.append((label, record.line, {"event": data["event"], "call": data.get("call")}))
+            step = calls + 1 if isinstance(entry.event, UserInput) else max(calls, 1)
+            value = {"event": data["event"], "call": data.get("call")}
+            steps.append(Step(type(entry.event).__name__, record.line, step, None, value))
     return steps
 
 
-def _steps_of(session: Any) -> list[tuple[str, int, Any]]:
+def _steps_of(session: Any) -> list[Step]:
     from nano_code.adapters.session_file import SessionFileError
 
     try:
@@ -52,44 +73,76 @@ def _steps_of(session: Any) -> list[tuple[str, int, Any]]:
         ) from error
 
 
+def _masks(patterns: Sequence[str]) -> tuple[Any, Any]:
+    """(masks for request bodies, masks for replies and events). Paths are spelled as for
+    `replay --ignore` (`$.messages[0].content`); the older `$.request.…` still works."""
+    from nano_code.kernel.jsondiff import Mask
+
+    body, other = [], []
+    for pattern in patterns:
+        if pattern.startswith("$.request.") or pattern.startswith("$.request["):
+            body.append(Mask.parse("$" + pattern[len("$.request") :]))
+        elif pattern.startswith("$.reply"):
+            other.append(Mask.parse("$" + pattern[len("$.reply") :]))
+        else:
+            body.append(Mask.parse(pattern))
+            other.append(Mask.parse(pattern))
+    return body, other
+
+
+def _compare(a: Step, b: Step, masks: tuple[Any, Any]) -> list[Any]:
+    from nano_code.kernel.jsondiff import Difference, differences
+
+    if a.kind == "model call" and b.kind == "model call":
+        in_request, _ = differences(a.request, b.request, masks[0])
+        in_reply, _ = differences(a.value, b.value, masks[1])
+        return in_request + [Difference("$.reply" + d.path[1:], d.recorded, d.actual) for d in in_reply]
+    found, _ = differences(a.value, b.value, masks[1])
+    return found
+
+
 def diff_sessions(path_a: str, path_b: str, ignore: Sequence[str] = ()) -> dict[str, Any]:
     from nano_code.adapters.session_file import load_session
-    from nano_code.kernel.jsondiff import Mask, differences
 
     a, b = load_session(path_a), load_session(path_b)
     steps_a, steps_b = _steps_of(a), _steps_of(b)
-    masks = [Mask.parse(p) for p in ignore]
-    prefix = 0
+    masks = _masks(ignore)
+    same = 0
     first: dict[str, Any] | None = None
-    for (label_a, line_a, value_a), (label_b, line_b, value_b) in zip(steps_a, steps_b, strict=False):
-        found, _ = differences(value_a, value_b, masks)
-        if label_a == label_b and not found:
-            prefix += 1
+    for step_a, step_b in zip(steps_a, steps_b, strict=False):
+        found = _compare(step_a, step_b, masks) if step_a.kind == step_b.kind else []
+        if step_a.kind == step_b.kind and not found:
+            same += 1
             continue
         first = {
-            "step": prefix + 1,
-            "a": {"kind": label_a, "line": line_a},
-            "b": {"kind": label_b, "line": line_b},
+            "step": step_a.step,
+            "a": {"kind": step_a.kind, "line": step_a.line},
+            "b": {"kind": step_b.kind, "line": step_b.line},
             "differences": [{"path": d.path, "a": d.recorded, "b": d.actual} for d in found],
         }
         break
     if first is None and len(steps_a) != len(steps_b):
         longer = "a" if len(steps_a) > len(steps_b) else "b"
-        extra = (steps_a if longer == "a" else steps_b)[prefix]
-        first = {"step": prefix + 1, "only_in": longer, "kind": extra[0], "line": extra[1], "differences": []}
+        extra = (steps_a if longer == "a" else steps_b)[same]
+        first = {"step": extra.step, "only_in": longer, "kind": extra.kind, "line": extra.line, "differences": []}
+    calls_a = sum(step.kind == "model call" for step in steps_a)
+    calls_b = sum(step.kind == "model call" for step in steps_b)
     tokens_a, cost_a = a.totals()
     tokens_b, cost_b = b.totals()
     return {
         "a": path_a,
         "b": path_b,
-        "steps": [len(steps_a), len(steps_b)],
-        "identical_prefix": prefix,
+        "steps": [calls_a, calls_b],
+        "records": [len(steps_a), len(steps_b)],
+        "identical_prefix": (first["step"] - 1) if first is not None else min(calls_a, calls_b),
         "identical": first is None,
         "first_divergence": first,
         "tokens": [tokens_a, tokens_b],
         "tokens_delta": tokens_b - tokens_a,
         "cost": [cost_a, cost_b],
-        "cost_delta": None if cost_a is None and cost_b is None else (cost_b or 0.0) - (cost_a or 0.0),
+        "cost_delta": None
+        if cost_a is None and cost_b is None
+        else round((cost_b or 0.0) - (cost_a or 0.0), 10),
     }
 
 
@@ -99,11 +152,18 @@ def diff_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("a")
     parser.add_argument("b")
-    parser.add_argument("--ignore", action="append", default=[], metavar="JSONPATH")
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="JSONPATH",
+        help="mask a field, spelled as for `replay --ignore` ($.messages[0].content); "
+        "$.reply.… masks a reply (repeatable)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from nano_code.adapters.session_file import SessionFileError
-    from nano_code.kernel.jsondiff import MaskError
+    from nano_code.kernel.jsondiff import Difference, MaskError, render
 
     try:
         result = diff_sessions(args.a, args.b, args.ignore)
@@ -127,14 +187,10 @@ def diff_main(argv: Sequence[str]) -> int:
             f"first divergence at step {first['step']}: "
             f"A {first['a']['kind']} (line {first['a']['line']}) vs B {first['b']['kind']} (line {first['b']['line']})"
         )
-        for difference in first["differences"][:20]:
-            say(f"  {difference['path']}\n    A: {_short(difference['a'])}\n    B: {_short(difference['b'])}")
+        shown = [Difference(d["path"], d["a"], d["b"]) for d in first["differences"][:20]]
+        if shown:
+            say(render(shown, labels=("A", "B")))
     say(f"tokens: {result['tokens'][0]:,} -> {result['tokens'][1]:,} ({result['tokens_delta']:+,})")
     if result["cost_delta"] is not None:
         say(f"cost: {result['cost_delta']:+.4f} USD")
     return EXIT_OK if result["identical"] else EXIT_FAILED
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 150 else text[:140] + "..."

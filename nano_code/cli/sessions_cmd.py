@@ -87,7 +87,27 @@ def _replay_quiet(job: tuple[str, list[str], bool, bool]) -> Any:
     )
 
 
+TORN_NOTE = (
+    "the file's last line was cut off while being written (the session was killed mid-write); "
+    "the replay stops where the file does"
+)
+
+
+def _notes(report: Any) -> list[str]:
+    """What a user should know beside the status: a torn file, masks that hid nothing."""
+    notes = []
+    if report.torn:
+        notes.append(f"  note: {TORN_NOTE}")
+    for pattern in report.unused_masks:
+        notes.append(f"  note: --ignore {pattern} hid nothing (a typo, or a field that did not change?)")
+    return notes
+
+
 def _status_line(report: Any) -> str:
+    return "\n".join([_status(report), *_notes(report)])
+
+
+def _status(report: Any) -> str:
     if report.status == "identical":
         masked = f", masked {', '.join(report.masked)}" if report.masked else ""
         return f"{report.path}: identical ({report.steps} steps, {report.tool_calls} tool calls{masked})"
@@ -213,14 +233,12 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
     if args.rebless:
         rebless_to = Path(args.output) if args.output else path.with_suffix(".reblessed.yaml")
     fork_to = None
-    overrides: dict[str, Any] = {}
     if live_settings is not None:
         fork_to = Path(args.output) if args.output else path.with_suffix(f".fork{args.fork_at}.yaml")
-        if args.model:
-            overrides["model"] = args.model
     for target in (rebless_to, fork_to):
         if target is not None and target.exists():
-            say(f"nano-code replay: {target} exists; pass --output", err=True)
+            fix = "choose another --output, or remove it" if args.output else "pass --output"
+            say(f"nano-code replay: {target} exists; {fix}", err=True)
             raise SystemExit(EXIT_USAGE)
     return replay_session(
         path,
@@ -232,7 +250,7 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         live_settings=live_settings,
         observers=observers,
         on_delta=on_delta,
-        config_overrides=overrides,
+        live_model=args.model,
         redactor=shown,
         approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
         approver=approver,
@@ -257,7 +275,7 @@ def _approver(redact: Any = None) -> Any:
 def _print_report(report: Any) -> None:
     say(_status_line(report), err=report.status == "error")
     for change in report.changed_requests:
-        say(f"  changed request at step {change.step}:\n{change.render()}")
+        say(f"  {change.render('accepted a change')}")
     for difference in report.tool_output_differences:
         say(f"  step {difference.step}: {difference.tool} output differs from the recording")
     if report.status in ("identical", "reblessed", "forked"):

@@ -163,12 +163,14 @@ def _around_change(recorded: Any, actual: Any, width: int = 160) -> tuple[str, s
     return excerpt(recorded), excerpt(actual)
 
 
-def render(found: Iterable[Difference]) -> str:
-    """A readable, line-per-difference report: path, then recorded vs new."""
+def render(found: Iterable[Difference], labels: tuple[str, str] = ("recorded", "new")) -> str:
+    """A readable, line-per-difference report: path, then the two sides (named by
+    `labels`), long values shown as a window around where they differ."""
+    width = max(len(labels[0]), len(labels[1])) + 1
     lines = []
     for difference in found:
         recorded, actual = _around_change(difference.recorded, difference.actual)
         lines.append(f"  {difference.path}")
-        lines.append(f"    - recorded: {recorded}")
-        lines.append(f"    + new:      {actual}")
+        lines.append(f"    - {(labels[0] + ':').ljust(width)} {recorded}")
+        lines.append(f"    + {(labels[1] + ':').ljust(width)} {actual}")
     return "\n".join(lines)

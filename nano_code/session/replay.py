@@ -26,17 +26,21 @@ from typing import Any
 
 import attrs
 
+from nano_code import __version__
 from nano_code.adapters.config import Settings
 from nano_code.adapters.journal import (
     INFORMATIONAL,
+    SETTING_CHANGES,
     ApprovalModeEntry,
     CallWithoutResponse,
     EventEntry,
+    JournalEntry,
+    ModelChangeEntry,
     RetryEntry,
     TurnEndEntry,
 )
 from nano_code.adapters.model_client import ModelClient, encode_body
-from nano_code.adapters.recorder import Recorder, provenance
+from nano_code.adapters.recorder import Recorder, nano_code_commit, provenance
 from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import (
     FORMAT_VERSION,
@@ -46,7 +50,7 @@ from nano_code.adapters.session_file import (
     load_session,
 )
 from nano_code.adapters.tools import ToolContext, ToolOutcome, find_tool, inside_workspace, run_tool
-from nano_code.driver import Driver, Observer, Performer, with_approval_mode
+from nano_code.driver import Driver, Observer, Performer, with_approval_mode, with_model
 from nano_code.kernel.actions import (
     Action,
     AskApproval,
@@ -56,6 +60,7 @@ from nano_code.kernel.actions import (
     RetryModel,
     RunTool,
 )
+from nano_code.kernel.codec import RequestBody
 from nano_code.kernel.errors import DriverMisuseError
 from nano_code.kernel.events import (
     ApprovalDecision,
@@ -104,9 +109,11 @@ class Divergence:
     summary: str
     differences: tuple[Difference, ...] = ()
 
-    def render(self) -> str:
+    def render(self, verb: str = "diverged") -> str:
+        """One line (then the differences): `verb` at where, what, summary; a rebless
+        reports each change it accepted with "changed"."""
         where = f"step {self.step}" + (f" (line {self.line})" if self.line else "")
-        text = f"diverged at {where}: {self.what}: {self.summary}"
+        text = f"{verb} at {where}: {self.what}: {self.summary}"
         if self.differences:
             text += "\n" + render(self.differences)
         return text
@@ -137,6 +144,11 @@ class ReplayReport:
     changed_requests: tuple[Divergence, ...] = ()
     tool_output_differences: tuple[ToolOutputDifference, ...] = ()
     output_path: str | None = None
+    unused_masks: tuple[str, ...] = ()
+    """--ignore patterns that hid nothing (a typo, or a field that did not change)."""
+    torn: bool = False
+    """The file's last line was cut off while being written (the session was killed):
+    it was left out, and whatever it held is missing from the replay."""
 
     @property
     def ok(self) -> bool:
@@ -153,7 +165,10 @@ def to_json_report(value: Any) -> Any:
     if isinstance(value, Difference):
         return {"path": value.path, "recorded": value.recorded, "new": value.actual}
     if isinstance(value, Usage):
-        return {k: v for k, v in to_json(value).items() if k != "type"}
+        data = {k: v for k, v in to_json(value).items() if k != "type"}
+        if isinstance(data.get("cost"), float):
+            data["cost"] = round(data["cost"], 10)  # a sum of server-reported costs, not 0.0272000...02
+        return data
     if isinstance(value, (list, tuple)):
         return [to_json_report(v) for v in value]
     return value
@@ -200,8 +215,8 @@ def rebuild_state(session: SessionFile, config: KernelConfig) -> State:
     state = initial_state(config)
     for record in session.records:
         try:
-            if record.kind == "journal" and isinstance(record.entry, ApprovalModeEntry):
-                state = with_approval_mode(state, record.entry.mode)
+            if record.kind == "journal" and isinstance(record.entry, SETTING_CHANGES):
+                state = _changed(state, record.entry)
                 continue
             event = record_event(record)
             if event is not None:
@@ -209,6 +224,23 @@ def rebuild_state(session: SessionFile, config: KernelConfig) -> State:
         except Exception as error:  # a file is data: whatever it holds, one clear line
             raise ResumeError(f"line {record.line}: {error}") from error
     return state
+
+
+def _changed(state: State, entry: JournalEntry) -> State:
+    """`state` after a recorded setting change."""
+    if isinstance(entry, ApprovalModeEntry):
+        return with_approval_mode(state, entry.mode)
+    if isinstance(entry, ModelChangeEntry):
+        return with_model(state, entry.model)
+    return state
+
+
+def apply_change(driver: Driver, entry: JournalEntry) -> None:
+    """A recorded setting change, made through the driver (so a recorder copies it)."""
+    if isinstance(entry, ApprovalModeEntry):
+        driver.set_approval_mode(entry.mode)
+    elif isinstance(entry, ModelChangeEntry):
+        driver.set_model(entry.model)
 
 
 def _describe(record: Record | None) -> str:
@@ -245,6 +277,9 @@ class ReplayOptions:
     """How live tool runs (--live-tools, a fork's live part) are approved: from the
     current command line (`replay --yes`), never from the recording."""
     approver: Approver = refuse_all
+    live_model: str | None = None
+    """The model a fork's live part names (`replay --fork-at N --model M`); the replayed
+    part keeps the recorded one."""
 
 
 class ReplayPerformer:
@@ -271,8 +306,10 @@ class ReplayPerformer:
         self._bodies = session.request_bodies()
         self.current_body: str | None = None
         """The request body, whole, of the interaction taken last (format 2 stores deltas)."""
-        self.set_approval_mode: Callable[[ApprovalMode], None] | None = None
-        """Applies a recorded `approval_mode` record to the replayed state (see `Driver`)."""
+        self.apply_change: Callable[[JournalEntry], None] | None = None
+        """Applies a recorded setting change (approval mode, model) to the replayed state."""
+        self._model: str | None = None
+        """The model the last model change named (None: the recorded settings' own)."""
         self._applied_up_to = 0
         self._live_always: set[str] = set()
 
@@ -284,10 +321,9 @@ class ReplayPerformer:
             record = self.records[position]
             if _informational(record):
                 entry = record.entry
-                if position >= self._applied_up_to and isinstance(entry, ApprovalModeEntry):
+                if position >= self._applied_up_to and isinstance(entry, SETTING_CHANGES):
                     self._applied_up_to = position + 1
-                    if self.set_approval_mode is not None:
-                        self.set_approval_mode(entry.mode)
+                    self._change(entry)
                 position += 1
                 continue
             return position
@@ -346,7 +382,7 @@ class ReplayPerformer:
 
     def call_model(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
         if self.options.fork_at is not None and self.step >= self.options.fork_at:
-            return self._go_live().call_model(action)
+            return self._go_live(action)
         self.step += 1
         if isinstance(action, RetryModel):
             retry = self.take_entry_if(RetryEntry)
@@ -357,7 +393,17 @@ class ReplayPerformer:
             assert isinstance(retry.entry, RetryEntry)
             found = self.compare(retry.entry.delay, action.delay)
             if found:
-                raise self.diverge("retry delay", "the retry policy waits differently", retry, found)
+                # numbered as the request it retries (attempt 2 of step N is N's first retry)
+                retried = self.step - (action.attempt - 1)
+                raise Diverged(
+                    Divergence(
+                        max(retried, 1),
+                        retry.line,
+                        "retry delay",
+                        f"the retry policy waits differently before retry {action.attempt - 1} of this step",
+                        tuple(found),
+                    )
+                )
         interrupted = self._interrupt_if_recorded()
         if interrupted is not None:
             # The process died during this call (kill -9); `--resume` recorded it as interrupted.
@@ -367,6 +413,7 @@ class ReplayPerformer:
             raise self.diverge(
                 "extra request", "the new run sends a request the recording does not have", None
             )
+        action = self._current_model(action)
         payload = encode_body(action.body)
         unanswered = record.entry if record.kind == "journal" else None
         if record.kind == "interaction":
@@ -472,15 +519,35 @@ class ReplayPerformer:
                 return ToolOutcome(f"[not run here: {decision.reason or 'not approved'}]", is_error=True)
         return run_tool(action.call.name, action.arguments, attrs.evolve(context, confined=inside is True))
 
-    def _go_live(self) -> Performer:
+    def _change(self, entry: JournalEntry) -> None:
+        if isinstance(entry, ModelChangeEntry):
+            self._model = entry.model
+        if self.apply_change is not None:
+            self.apply_change(entry)
+
+    def _current_model(self, action: CallModel | RetryModel) -> CallModel | RetryModel:
+        """`action` naming the model a change just before it switched to.
+
+        The kernel builds a request as soon as the event before it is fed; a
+        model change journalled between that event and the request (a fork's
+        `--model` at the fork point) applies to that request too.
+        """
+        body = action.body
+        if self._model is None or not isinstance(body, RequestBody) or body.config.model == self._model:
+            return action
+        config = attrs.evolve(body.config, model=self._model)
+        return attrs.evolve(action, body=RequestBody(config, body.history))
+
+    def _go_live(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
         """The fork point: from here a live performer carries out every action."""
         if self.go_live is None:
             raise ReplayError("no live model configured for --fork-at")
         live = self.go_live()
         self.forked = True
-        if self.set_approval_mode is not None:
-            self.set_approval_mode(self.options.approval)  # the command line's, not the file's
-        return live
+        self._change(ApprovalModeEntry(self.options.approval))  # the command line's, not the file's
+        if self.options.live_model is not None:
+            self._change(ModelChangeEntry(self.options.live_model))
+        return live.call_model(self._current_model(action))
 
 
 def _json_body(body: Any) -> Any:
@@ -656,6 +723,7 @@ def replay_session(
     fork_at: int | None = None,
     fork_to: Path | None = None,
     live_settings: Settings | None = None,
+    live_model: str | None = None,
     workspace: Path | None = None,
     observers: Sequence[Observer] = (),
     on_delta: Callable[[StreamDelta], None] | None = None,
@@ -668,8 +736,10 @@ def replay_session(
 
     `approval` and `approver` govern whatever runs live (`live_tools`, the
     live part of a fork); they come from the caller's command line. A fork's
-    live part talks to the server `live_settings` name (with its key) and runs
-    its tools in `workspace` (default: the current directory). The
+    live part talks to the server `live_settings` name (with its key), names
+    `live_model` in its requests when given (the replayed part keeps the
+    recorded model, and the switch is journalled), and runs its tools in
+    `workspace` (default: the current directory). The
     recording's own approval mode and answers only reproduce its past.
     Output files (`rebless_to`, `fork_to`) are written beside the target
     and renamed into place only when the replay got that far, so a failed
@@ -700,6 +770,7 @@ def replay_session(
         fork_at=fork_at,
         approval=approval,
         approver=approver,
+        live_model=live_model,
     )
     performer = ReplayPerformer(session, client, options)
     performer.on_delta = on_delta
@@ -711,6 +782,9 @@ def replay_session(
         metadata = {**session.metadata, "format_version": FORMAT_VERSION}
         if rebless_to is not None:
             metadata["reblessed_from"] = {"path": str(path), "session_id": metadata.get("session_id")}
+            # the copy's requests are this version's: its provenance must say so
+            metadata["nano_code_version"] = __version__
+            metadata["nano_code_commit"] = nano_code_commit()
         else:
             # The fork's live tools work here: fingerprint this directory, never one a file names.
             fresh = provenance(config, settings.to_json(), Path.cwd(), metadata.get("agents_md"), "fork")
@@ -732,7 +806,7 @@ def replay_session(
         closers.append(recorder.close)
 
     driver = Driver(initial_state(config), performer, all_observers)
-    performer.set_approval_mode = driver.set_approval_mode
+    performer.apply_change = lambda entry: apply_change(driver, entry)
     divergence: Divergence | None = None
     error: str | None = None
     try:
@@ -814,6 +888,8 @@ def replay_session(
         divergence=divergence,
         error=error,
         masked=tuple(sorted(performer.masked)),
+        unused_masks=tuple(pattern for pattern in ignore if pattern not in performer.masked),
+        torn=session.torn_tail,
         changed_requests=tuple(performer.changed_requests),
         tool_output_differences=tuple(performer.tool_output_differences),
         output_path=str(output_path) if output_path else None,

@@ -60,14 +60,21 @@ def test_diff_same_script_is_identical_once_volatile_parts_are_masked(tmp_path: 
     b = _record(tmp_path / "b.yaml")
     # Recorded in different directories: only the workspace line of the system prompt differs.
     raw = diff_sessions(str(a), str(b))
-    assert raw["identical"] is False and raw["identical_prefix"] == 1  # the user input matches
-    assert {d["path"] for d in raw["first_divergence"]["differences"]} == {"$.request.messages[0].content"}
+    # the user input matches; the first model call does not: no step is identical
+    assert raw["identical"] is False and raw["identical_prefix"] == 0
+    assert raw["first_divergence"]["step"] == 1
+    # paths are spelled as for `replay --ignore`: from the request body's root
+    assert {d["path"] for d in raw["first_divergence"]["differences"]} == {"$.messages[0].content"}
 
-    code, result, human = _diff_cli(tmp_path, "--ignore", "$..messages[0].content", str(a), str(b))
+    code, result, human = _diff_cli(tmp_path, "--ignore", "$.messages[0].content", str(a), str(b))
     assert code == 0, result
     assert result["identical"] is True and result["first_divergence"] is None
-    assert result["steps"] == [6, 6]  # input, 3 model calls, 2 tool results
-    assert result["identical_prefix"] == 6
+    assert result["steps"] == [3, 3]  # model calls, as replay counts them
+    assert result["records"] == [6, 6]  # input, 3 model calls, 2 tool results
+    assert result["identical_prefix"] == 3
+    assert "(3 steps)" in human
+    # the older spelling, from the whole step, still works
+    assert diff_sessions(str(a), str(b), ["$.request.messages[0].content"])["identical"] is True
     assert result["tokens_delta"] == 0
     assert "the sessions are identical" in human
 
@@ -87,7 +94,8 @@ def test_diff_reports_token_and_cost_deltas(tmp_path: Path) -> None:
     assert "tokens: 360 -> 750 (+390)" in human
     assert "cost: +0.0060 USD" in human
     # the replies' usage differs, so the sessions are not identical
-    assert code == 1 and result["first_divergence"]["step"] == 2
+    assert code == 1 and result["first_divergence"]["step"] == 1
+    assert result["cost_delta"] == 0.006  # exactly, not 0.006000000000000001
     assert {d["path"] for d in result["first_divergence"]["differences"]} >= {
         "$.reply.usage.prompt_tokens",
         "$.reply.usage.cost",
@@ -104,9 +112,9 @@ def test_diff_when_one_session_goes_on(tmp_path: Path) -> None:
     with FakeServer([reply(content="one"), reply(content="two")]) as server:
         record_inproc(longer, workspace, server.base_url, ["hi", "again"])
     result = diff_sessions(str(short), str(longer))
-    assert result["identical"] is False and result["identical_prefix"] == 2
+    assert result["identical"] is False and result["identical_prefix"] == 1
     assert result["first_divergence"] == {
-        "step": 3,
+        "step": 2,  # the second input leads into the second model call
         "only_in": "b",
         "kind": "UserInput",
         "line": result["first_divergence"]["line"],

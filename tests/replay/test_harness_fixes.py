@@ -1,0 +1,103 @@
+"""The replay-harness bugs a researcher hit first (research harness II), one test each."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from replay_helpers import (
+    cli_env,
+    record_cli,
+    record_inproc,
+    record_lines,
+    rewrite_line,
+    run_cli,
+    three_step_script,
+)
+
+from nano_code.adapters.journal import ModelChangeEntry
+from nano_code.adapters.session_file import load_session
+from nano_code.session.replay import replay_session
+from nano_code.testing.fake_server import FakeServer
+
+SHIPPED = Path(__file__).resolve().parents[2] / "cassettes"
+
+
+def test_fork_model_changes_only_the_live_part_and_the_fork_replays(tmp_path: Path, workspace: Path) -> None:
+    session = tmp_path / "s.yaml"
+    record_cli(session, workspace, three_step_script())
+    recorded_model = load_session(session).metadata["model"]
+    here = tmp_path / "fork-ws"
+    here.mkdir()
+    fork = tmp_path / "f.yaml"
+    with FakeServer(three_step_script()[1:]) as server:
+        env = cli_env(server.base_url, tmp_path / "home")
+        args = ["replay", str(session), "--fork-at", "1", "--base-url", server.base_url]
+        done = run_cli([*args, "--model", "other/model", "--output", str(fork), "--yes"], here, env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        bodies = [r["body"] for r in server.requests]
+    # the replayed prefix kept the recorded model; the live part named the new one
+    assert [body["model"] for body in bodies] == ["other/model", "other/model"]
+    forked = load_session(fork)
+    requests = [json.loads(body or "null") for body in forked.request_bodies()]
+    assert [r["model"] for r in requests] == [recorded_model, "other/model", "other/model"]
+    assert [e for e in forked.readable_entries("model_change")] == [ModelChangeEntry("other/model")]
+    assert replay_session(fork).status == "identical"
+    # a second run with the same --output says what to do about it
+    again = run_cli([*args, "--model", "other/model", "--output", str(fork), "--yes"], here, env)
+    assert again.returncode == 2
+    assert "exists; choose another --output, or remove it" in again.stderr
+
+
+def test_a_torn_file_is_reported_as_torn(tmp_path: Path) -> None:
+    torn = tmp_path / "torn.yaml"
+    shutil.copy(SHIPPED / "bugfix.yaml", torn)
+    text = torn.read_bytes()
+    torn.write_bytes(text.rstrip(b"\n")[:-20])  # kill -9 in the middle of the last line
+    done = run_cli(["replay", "-q", str(torn)], tmp_path, cli_env("http://127.0.0.1:9/v1", tmp_path / "home"))
+    assert "last line was cut off while being written" in done.stdout
+    report = replay_session(torn)
+    assert report.torn is True
+    assert replay_session(SHIPPED / "bugfix.yaml").torn is False
+
+
+def test_a_mask_that_hides_nothing_is_named(tmp_path: Path) -> None:
+    env = cli_env("http://127.0.0.1:9/v1", tmp_path / "home")
+    done = run_cli(["replay", "-q", str(SHIPPED / "bugfix.yaml"), "--ignore", "$.no_such_field"], tmp_path, env)
+    assert done.returncode == 0
+    assert "--ignore $.no_such_field hid nothing" in done.stdout
+    report = replay_session(SHIPPED / "bugfix.yaml", ignore=["$.no_such_field"])
+    assert report.unused_masks == ("$.no_such_field",)
+
+
+def test_json_report_costs_are_exact(tmp_path: Path, workspace: Path) -> None:
+    session = tmp_path / "s.yaml"
+    usage = {"prompt_tokens": 100, "completion_tokens": 20, "cost": 0.0068}
+    with FakeServer(three_step_script(usage=usage) + three_step_script(usage=usage)) as server:
+        record_inproc(session, workspace, server.base_url, ["one", "two"])
+    done = run_cli(["replay", "--json", str(session)], tmp_path, cli_env("http://127.0.0.1:9/v1", tmp_path / "home"))
+    report = json.loads(done.stdout)
+    assert 6 * 0.0068 != 0.0408  # the float sum is not exact ...
+    assert report["usage"]["cost"] == 0.0408  # ... the report is
+    assert '"cost": 0.0408' in done.stdout
+
+
+def test_a_retry_delay_divergence_is_numbered_as_the_call_it_retries(tmp_path: Path) -> None:
+    session = tmp_path / "retry.yaml"
+    shutil.copy(SHIPPED / "retry_interrupt.yaml", session)
+    (index,) = [i for i, kind, data in record_lines(session) if kind == "journal" and "retry" in data]
+    calls_before = sum(1 for i, kind, _ in record_lines(session) if kind == "interaction" and i < index)
+
+    def slower(data: dict[str, object]) -> None:
+        retry = data["retry"]
+        assert isinstance(retry, dict)
+        retry["delay"] = 7.5
+
+    rewrite_line(session, index, slower)
+    report = replay_session(session)
+    assert report.status == "diverged" and report.divergence is not None
+    assert report.divergence.what == "retry delay"
+    # the retry follows the failed request: it retries that call, not a new step
+    assert report.divergence.step == calls_before
+    assert "retry 1 of this step" in report.divergence.summary

@@ -75,7 +75,13 @@ SANDBOX_EXEC = "/usr/bin/sandbox-exec"
 PROBE_TIMEOUT = 10.0
 """Seconds the trial run may take before the sandbox counts as not working."""
 
+BWRAP_NOT_FOUND = "bwrap (bubblewrap) not found"
 INSTALL_HINT = "`apt-get install bubblewrap` (Debian/Ubuntu) or your distribution's bubblewrap package"
+USERNS_HINT = (
+    "bubblewrap needs unprivileged user namespaces: allowed by the kernel "
+    "(sysctl kernel.unprivileged_userns_clone, user.max_user_namespaces), by AppArmor "
+    "(kernel.apparmor_restrict_unprivileged_userns on Ubuntu 24.04) and by the container"
+)
 
 
 class SandboxUnavailable(Exception):
@@ -216,7 +222,7 @@ def probe(platform: str = sys.platform) -> str | None:
     if not platform.startswith("linux"):
         return f"nano-code has no sandbox for this system ({platform})"
     if shutil.which(BWRAP) is None:
-        return "bwrap (bubblewrap) not found"
+        return BWRAP_NOT_FOUND
     with tempfile.TemporaryDirectory(prefix="nano-code-probe-") as workspace:
         trial = Sandbox(SandboxMode.WORKSPACE_WRITE, network=False, workspace=Path(workspace).resolve())
         return _trial(trial.wrap(["true"]), "bwrap")
@@ -265,8 +271,8 @@ def choose(
     reason = probe(platform)
     if reason is not None:
         if requested is None:
-            return None, _notice(reason, platform)
-        raise SandboxUnavailable(f"--sandbox {mode.value} cannot be used: {reason}. {_remedy(platform)}")
+            return None, _notice(reason)
+        raise SandboxUnavailable(f"--sandbox {mode.value} cannot be used: {reason}. {_remedy(reason)}")
     resolved = Path(os.path.realpath(workspace))
     if platform == "darwin":
         sandbox = Sandbox(mode, network, resolved, platform="darwin", private_tmp=_private_tmp())
@@ -275,15 +281,21 @@ def choose(
     return sandbox, None
 
 
-def _remedy(platform: str) -> str:
-    if platform.startswith("linux"):
+def _remedy(reason: str) -> str:
+    """What the user can do about `reason`, as a sentence."""
+    if reason == BWRAP_NOT_FOUND:
         return f"Install it with {INSTALL_HINT}, or run with --sandbox off."
+    if reason.startswith("a trial run of bwrap"):
+        return f"{USERNS_HINT}, or run with --sandbox off."
     return "Run with --sandbox off."
 
 
-def _notice(reason: str, platform: str) -> str:
-    if platform.startswith("linux"):
+def _notice(reason: str) -> str:
+    """The one line shown when the default sandbox is off."""
+    if reason == BWRAP_NOT_FOUND:
         return f"sandbox off: {reason}; {INSTALL_HINT} turns it on (commands then run confined)"
+    if reason.startswith("a trial run of bwrap"):
+        return f"sandbox off: {reason} ({USERNS_HINT})"
     return f"sandbox off: {reason}"
 
 

@@ -263,3 +263,16 @@ def test_macos_gets_a_profile_and_a_private_tmp(works: None, tmp_path: Path) -> 
     assert notice is None and box is not None
     assert box.platform == "darwin" and box.private_tmp is not None and box.private_tmp.is_dir()
     assert box.wrap(["true"])[0] == "/usr/bin/sandbox-exec"
+
+
+def test_a_bwrap_that_fails_its_trial_points_at_user_namespaces(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    reason = "a trial run of bwrap failed: bwrap: setting up uid map: Permission denied"
+    monkeypatch.setattr(sandbox, "probe", lambda platform="linux": reason)
+    box, notice = choose(None, network=False, workspace=tmp_path, platform="linux")
+    assert box is None and notice is not None
+    assert notice.startswith(f"sandbox off: {reason}") and "user namespaces" in notice
+    assert "apt-get" not in notice
+    with pytest.raises(SandboxUnavailable, match=r"user namespaces.*--sandbox off"):
+        choose(WW, network=False, workspace=tmp_path, platform="linux")

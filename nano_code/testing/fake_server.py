@@ -1,14 +1,30 @@
 """A scripted OpenAI-compatible server on 127.0.0.1, for tests, benchmarks and demos.
 
-It answers POST /chat/completions from a script: a list of steps, one per
-request, each either a model reply (rendered as JSON, or as SSE when the
-request asked to stream) or a raw HTTP response (errors, odd bodies). Every
-request it receives is kept, so tests can check what nano-code sent.
+It answers POST /chat/completions with one step per request, each either a
+model reply (rendered as JSON, or as SSE when the request asked to stream) or
+a raw HTTP response (errors, odd bodies). Steps are built with `reply`,
+`http_error` and `hang`, and come from one of two places:
+
+- a script: a list of steps, served in order (request n gets step n);
+- a function of the request, `respond(request, number) -> step`, for a model
+  that reacts to what it is sent (`request` is the parsed JSON body, `number`
+  counts requests from 0).
+
+Every request it receives is kept in `requests`, so tests can check what
+nano-code sent.
 
     with FakeServer([reply(content="hi")]) as server:
         url = server.base_url          # http://127.0.0.1:PORT/v1
 
-Run it standalone for manual play: `python -m nano_code.testing.fake_server SCRIPT.json`.
+    def respond(request, number):
+        if request["messages"][-1]["role"] == "tool":
+            return reply(content="done")
+        return reply(tool_calls=[("shell", {"command": "make test"})])
+
+    with FakeServer(respond) as server: ...
+
+Run it standalone for manual play with a script file of steps in JSON:
+`python -m nano_code.testing.fake_server SCRIPT.json`.
 """
 
 from __future__ import annotations
@@ -17,9 +33,15 @@ import argparse
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+__all__ = ["FakeServer", "Respond", "completion_body", "hang", "http_error", "reply", "sse_events"]
+
+Respond = Callable[[Mapping[str, Any], int], Mapping[str, Any] | None]
+"""A model as a function: (the request's JSON body, its number from 0) -> the step to answer
+with, or None when it has nothing more to say (the server then answers HTTP 500)."""
 
 
 def reply(
@@ -159,12 +181,26 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FakeServer:
-    """Serves `script` steps in order; `requests` holds every (headers, body) received."""
+    """Answers each request with a step: from `script` in order, or from `script(request, number)`
+    when it is a function (see `Respond`).
 
-    def __init__(self, script: Sequence[Mapping[str, Any]], model: str = "fake/scripted-model") -> None:
-        self.script = list(script)
+    `requests` holds every request received ({"path", "headers", "body"}, the body parsed
+    as JSON or None). A respond function that raises makes the server answer HTTP 500;
+    the exception is kept in `errors`, so a test can re-raise it.
+    """
+
+    def __init__(
+        self, script: Sequence[Mapping[str, Any]] | Respond, model: str = "fake/scripted-model"
+    ) -> None:
+        if callable(script):
+            self.script: list[Mapping[str, Any]] = []
+            self.respond: Respond = script
+        else:
+            self.script = list(script)
+            self.respond = self._next_in_script
         self.model = model
         self.requests: list[dict[str, Any]] = []
+        self.errors: list[Exception] = []
         self._lock = threading.Lock()
         server = self
 
@@ -185,7 +221,15 @@ class FakeServer:
                 with server._lock:
                     number = len(server.requests)
                     server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                    step = server.script[number] if number < len(server.script) else None
+                    try:
+                        step = server.respond(body if isinstance(body, dict) else {}, number)
+                    except Exception as error:  # the test's model is broken: say so, keep serving
+                        server.errors.append(error)
+                        message = f"fake server: respond raised {type(error).__name__}: {error}"
+                        self._send(
+                            500, json.dumps({"error": {"message": message}}).encode(), "application/json"
+                        )
+                        return
                 if step is None:
                     self._send(
                         500, b'{"error":{"message":"fake server: script exhausted"}}', "application/json"
@@ -243,6 +287,9 @@ class FakeServer:
         self._server.daemon_threads = True
         # A short poll interval: stop() waits for serve_forever to notice, 0.5 s by default.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    def _next_in_script(self, _request: Mapping[str, Any], number: int) -> Mapping[str, Any] | None:
+        return self.script[number] if number < len(self.script) else None
 
     @property
     def port(self) -> int:

@@ -1,25 +1,75 @@
-"""Tools for researchers: replay sessions from Python, a pytest plugin, hypothesis strategies.
+"""Tools for researchers: property-test the kernel, run and replay sessions from Python.
 
-- `replay(path, **overrides) -> ReplayReport` and `load_session(path)`: see `api`.
-- `run(task, base_url=..., workspace=..., record_to=...) -> RunResult`: one live turn of
-  the real agent (against a `FakeServer`, say), wired as the CLI wires it.
-- the `nano_replay` pytest fixture: see `pytest_plugin` (installed automatically).
-- `nano_code.testing.strategies`: hypothesis strategies for model replies,
-  including the quirks of real servers, to property-test kernel variants.
-- `nano_code.testing.fake_server`: a scripted OpenAI-compatible server.
+Everything below is importable from `nano_code.testing` itself; each name is
+loaded on first use, so `import nano_code.testing.strategies` (which needs
+hypothesis) does not pull in the replayer, and the replayer does not pull in
+hypothesis.
+
+The kernel, with no I/O at all (`conversation`, `strategies`):
+
+- `conversation_problems(body_or_history) -> list[str]`: every way a
+  conversation breaks the Chat Completions rules ([] when valid);
+  `assert_valid_conversation` raises instead.
+- `nano_code.testing.strategies`: hypothesis strategies for configs, model
+  replies and failures (the quirks of real servers included), tool results,
+  wire bodies and SSE streams.
+
+Sessions, through the real agent (`api`, `fake_server`):
+
+- `FakeServer(script_or_respond)`: a scripted OpenAI-compatible server on
+  127.0.0.1, answering from a list of steps or from a function of the request;
+  `reply`, `http_error` and `hang` build the steps.
+- `run(task, base_url=..., workspace=..., record_to=...) -> RunResult`: one live
+  turn of the real agent, wired as the CLI wires it.
+- `replay(path, **overrides) -> ReplayReport` and `load_session(path) -> SessionFile`.
+- the `nano_replay` pytest fixture (`pytest_plugin`, installed automatically).
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
-__all__ = ["RunResult", "load_session", "replay", "run"]
+_HOME = {
+    "assert_valid_conversation": "conversation",
+    "conversation_problems": "conversation",
+    "FakeServer": "fake_server",
+    "hang": "fake_server",
+    "http_error": "fake_server",
+    "reply": "fake_server",
+    "ReplayReport": "api",
+    "RunResult": "api",
+    "SessionFile": "api",
+    "load_session": "api",
+    "replay": "api",
+    "run": "api",
+}
+"""Public name -> the submodule that defines it."""
+
+__all__ = [
+    "FakeServer",
+    "ReplayReport",
+    "RunResult",
+    "SessionFile",
+    "assert_valid_conversation",
+    "conversation_problems",
+    "hang",
+    "http_error",
+    "load_session",
+    "replay",
+    "reply",
+    "run",
+]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so `import nano_code.testing.strategies` does not pull in the replayer.
-    if name in __all__:
-        from nano_code.testing import api
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # looked up once
+    return value
 
-        return getattr(api, name)
-    raise AttributeError(name)
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,12 +1,14 @@
 """Running, replaying and reading sessions from Python.
 
-    from nano_code.testing import replay, load_session, run
+    from nano_code.testing import FakeServer, load_session, replay, reply, run
+
     report = replay("cassettes/bugfix.yaml", ignore=["$..id"])
     if report.status != "identical":
         print(report.divergence.render())
 
-    with FakeServer([reply(text="done")]) as server:
+    with FakeServer([reply(content="done")]) as server:
         result = run("say done", base_url=server.base_url, workspace=tmp, record_to=tmp / "s.yaml")
+    session = load_session(tmp / "s.yaml")
 
 `replay` takes the keyword arguments of
 `nano_code.session.replay.replay_session`: `ignore` (JSONPath masks),

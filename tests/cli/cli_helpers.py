@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from nano_code.testing import conversation_problems
 from nano_code.testing.fake_server import FakeServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -57,57 +58,6 @@ def schema_validator() -> Any:
     schema = {"$ref": "#/$defs/CreateChatCompletionRequest", "$defs": definitions}
     validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     return validator_class(schema)
-
-
-def conversation_problems(body: Any) -> list[str]:
-    """What breaks the Chat Completions conversation rules in a request body ([] when none)."""
-    if not isinstance(body, dict):
-        return [f"the body is not a JSON object: {body!r:.200}"]
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return ["no messages"]
-    problems: list[str] = []
-    if not isinstance(messages[0], dict) or messages[0].get("role") != "system":
-        problems.append("the first message is not the system message")
-    open_ids: list[str] = []  # tool_call ids of the latest assistant message still unanswered
-    answered: set[str] = set()
-    for index, message in enumerate(messages):
-        role = message.get("role") if isinstance(message, dict) else None
-        where = f"messages[{index}] ({role})"
-        if role == "system" and index != 0:
-            problems.append(f"{where}: a system message after the first")
-        if role in ("assistant", "user", "system") and open_ids:
-            problems.append(f"{where}: tool calls {open_ids} were not answered before it")
-            open_ids = []
-        if role == "assistant":
-            answered = set()
-            for call in message.get("tool_calls") or []:
-                call_id = call.get("id")
-                if not isinstance(call_id, str) or not call_id:
-                    problems.append(f"{where}: a tool call without an id")
-                    continue
-                if call_id in open_ids:
-                    problems.append(f"{where}: tool call id {call_id!r} used twice")
-                open_ids.append(call_id)
-                arguments = (call.get("function") or {}).get("arguments")
-                if not isinstance(arguments, str):
-                    problems.append(f"{where}: arguments of {call_id!r} are not a JSON string: {arguments!r}")
-        elif role == "tool":
-            call_id = message.get("tool_call_id")
-            if call_id in open_ids:
-                open_ids.remove(call_id)
-                answered.add(call_id)
-            elif call_id in answered:
-                problems.append(f"{where}: tool call {call_id!r} answered twice")
-            else:
-                problems.append(f"{where}: orphan tool message for {call_id!r}")
-            if not isinstance(message.get("content"), str):
-                problems.append(f"{where}: tool content is not a string")
-        elif role not in ("user", "system", "assistant"):
-            problems.append(f"{where}: unexpected role")
-    if open_ids:
-        problems.append(f"the request ends with unanswered tool calls {open_ids}")
-    return problems
 
 
 def check_request(request: Mapping[str, Any]) -> None:

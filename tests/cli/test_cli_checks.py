@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from cli_helpers import SCHEMA_FILE, check_request, conversation_problems, schema_validator
+from cli_helpers import SCHEMA_FILE, check_request, schema_validator
+
+from nano_code.testing import conversation_problems
 
 
 def _call(call_id: str, arguments: Any = "{}") -> dict[str, Any]:

@@ -27,7 +27,8 @@ from nano_code.kernel import codec, stream
 from nano_code.kernel.actions import AskApproval, CallModel, CheckToolCall, RetryModel, RunTool
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply
 from nano_code.kernel.machine import Phase, State, initial_state, transition
-from nano_code.kernel.types import AssistantMessage, Message, SystemMessage, ToolMessage, Usage, UserMessage
+from nano_code.kernel.types import AssistantMessage, Message, Usage
+from nano_code.testing import conversation_problems
 from nano_code.testing.strategies import DEMO_TOOLS, byte_pieces
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
@@ -214,47 +215,6 @@ def check(decoded: ModelReply | ModelFailure, expected: Reply | Failure) -> None
 
 
 # ---------------------------------------------------------------- protocol checks
-
-
-def conversation_problems(history: Sequence[Message], pending_ids: Sequence[str] = ()) -> list[str]:
-    """Everything that makes `history` an invalid Chat Completions conversation.
-
-    `pending_ids` are the calls of the last assistant message that are still
-    being worked on; only they may be unanswered, and only at the end.
-    """
-    problems: list[str] = []
-    if not history or not isinstance(history[0], SystemMessage):
-        problems.append("the first message is not the system message")
-    if any(isinstance(m, SystemMessage) for m in history[1:]):
-        problems.append("a system message appears after the first message")
-    seen_ids: set[str] = set()
-    open_calls: list[str] = []
-    answered: set[str] = set()
-    for position, message in enumerate(history):
-        if isinstance(message, ToolMessage):
-            if message.tool_call_id not in open_calls:
-                problems.append(
-                    f"message {position}: tool message for {message.tool_call_id!r} answers no open call"
-                )
-            elif message.tool_call_id in answered:
-                problems.append(f"message {position}: call {message.tool_call_id!r} answered twice")
-            answered.add(message.tool_call_id)
-            continue
-        if isinstance(message, (AssistantMessage, UserMessage)):
-            unanswered = [i for i in open_calls if i not in answered]
-            if unanswered:
-                problems.append(f"message {position}: calls {unanswered} unanswered before it")
-            open_calls, answered = [], set()
-        if isinstance(message, AssistantMessage):
-            for call in message.tool_calls:
-                if call.id in seen_ids:
-                    problems.append(f"message {position}: tool call id {call.id!r} is not unique")
-                seen_ids.add(call.id)
-                open_calls.append(call.id)
-    unanswered = [i for i in open_calls if i not in answered]
-    if sorted(unanswered) != sorted(pending_ids):
-        problems.append(f"unanswered calls at the end {unanswered} != pending {list(pending_ids)}")
-    return problems
 
 
 def body_problems(body: Mapping[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from kernel_helpers import SCHEMA, body_problems, conversation_problems, history_call_ids, schema_errors
+from kernel_helpers import SCHEMA, body_problems, history_call_ids, schema_errors
 
 from nano_code.kernel import serialize
 from nano_code.kernel.actions import (
@@ -43,6 +43,7 @@ from nano_code.kernel.events import (
 )
 from nano_code.kernel.machine import PHASE_TABLE, Phase, State, initial_state, transition
 from nano_code.kernel.types import ApprovalMode, KernelConfig
+from nano_code.testing import conversation_problems
 from nano_code.testing import strategies as ns
 
 ANY_EVENT = {

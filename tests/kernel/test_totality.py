@@ -12,13 +12,14 @@ import json
 
 from hypothesis import example, given
 from hypothesis import strategies as st
-from kernel_helpers import body_problems, conversation_problems
+from kernel_helpers import body_problems
 
 from nano_code.kernel import codec, stream
 from nano_code.kernel.actions import CallModel, RetryModel
 from nano_code.kernel.events import ModelFailure, ModelReply, ToolResult, UserInput
 from nano_code.kernel.machine import PHASE_TABLE, Phase, initial_state, transition
 from nano_code.kernel.types import ApprovalMode, KernelConfig
+from nano_code.testing import conversation_problems
 from nano_code.testing.strategies import DEMO_TOOLS, byte_pieces, json_values, sse_ish_bytes
 
 CONFIG = KernelConfig(model="m", system_prompt="s", tools=DEMO_TOOLS, approval=ApprovalMode.AUTO)

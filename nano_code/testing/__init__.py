@@ -5,8 +5,12 @@ loaded on first use, so `import nano_code.testing.strategies` (which needs
 hypothesis) does not pull in the replayer, and the replayer does not pull in
 hypothesis.
 
-The kernel, with no I/O at all (`conversation`, `strategies`):
+The kernel, with no I/O at all (`kernel_harness`, `conversation`):
 
+- `requests_for(config, events) -> list[dict]`: every request body the kernel
+  would send, given what the user typed and what the model replied (tool work
+  in between is answered for you); `drive_kernel` returns the whole `KernelRun`
+  (final state, actions, events fed) and takes your own `answer` for tool work.
 - `conversation_problems(body_or_history) -> list[str]`: every way a
   conversation breaks the Chat Completions rules ([] when valid);
   `assert_valid_conversation` raises instead.
@@ -31,6 +35,11 @@ from importlib import import_module
 from typing import Any
 
 _HOME = {
+    "KernelRun": "kernel_harness",
+    "ToolWork": "kernel_harness",
+    "answer_tool_work": "kernel_harness",
+    "drive_kernel": "kernel_harness",
+    "requests_for": "kernel_harness",
     "assert_valid_conversation": "conversation",
     "conversation_problems": "conversation",
     "FakeServer": "fake_server",
@@ -48,16 +57,21 @@ _HOME = {
 
 __all__ = [
     "FakeServer",
+    "KernelRun",
     "ReplayReport",
     "RunResult",
     "SessionFile",
+    "ToolWork",
+    "answer_tool_work",
     "assert_valid_conversation",
     "conversation_problems",
+    "drive_kernel",
     "hang",
     "http_error",
     "load_session",
     "replay",
     "reply",
+    "requests_for",
     "run",
 ]
 

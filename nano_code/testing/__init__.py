@@ -26,6 +26,9 @@ Sessions, through the real agent (`api`, `fake_server`):
 - `run(task, base_url=..., workspace=..., record_to=...) -> RunResult`: one live
   turn of the real agent, wired as the CLI wires it.
 - `replay(path, **overrides) -> ReplayReport` and `load_session(path) -> SessionFile`.
+- `corpus_tables(paths)`, `session_tables(path)`, `write_table(tables, "steps.csv")`:
+  recorded sessions as rows, one per session, model call or tool call
+  (`nano_code.session.corpus`; `nano-code export PATH... --to TABLE`).
 - the `nano_replay` pytest fixture (`pytest_plugin`, installed automatically).
 """
 
@@ -52,8 +55,11 @@ _HOME = {
     "load_session": "api",
     "replay": "api",
     "run": "api",
+    "corpus_tables": "nano_code.session.corpus",
+    "session_tables": "nano_code.session.corpus",
+    "write_table": "nano_code.session.corpus",
 }
-"""Public name -> the submodule that defines it."""
+"""Public name -> the module that defines it (a bare name is a submodule of this package)."""
 
 __all__ = [
     "FakeServer",
@@ -65,6 +71,7 @@ __all__ = [
     "answer_tool_work",
     "assert_valid_conversation",
     "conversation_problems",
+    "corpus_tables",
     "drive_kernel",
     "hang",
     "http_error",
@@ -73,6 +80,8 @@ __all__ = [
     "reply",
     "requests_for",
     "run",
+    "session_tables",
+    "write_table",
 ]
 
 
@@ -80,7 +89,7 @@ def __getattr__(name: str) -> Any:
     home = _HOME.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{home}"), name)
+    value = getattr(import_module(home if "." in home else f"{__name__}.{home}"), name)
     globals()[name] = value  # looked up once
     return value
 

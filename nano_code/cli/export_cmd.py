@@ -1,31 +1,75 @@
-"""`nano-code export`: a session as a cassette with every body whole."""
+"""`nano-code export`: a session as a cassette with every body whole, or sessions as corpus tables."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from nano_code.cli.main import EXIT_OK, EXIT_USAGE, say
+from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
 
 
-def export_main(argv: Sequence[str]) -> int:
+def export_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nano-code export",
         description=(
             "Write a session as a cassette with every request body whole (format 2 stores a body "
             "that extends the previous one as what it adds), for tools that read cassettes "
-            "without nano-code."
+            "without nano-code; or, with --to, write recorded sessions as a table: one row per "
+            "session, model call or tool call (CSV), or one JSON object per session (.jsonl)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  nano-code export s.yaml --full                 s.full.yaml, every body whole\n"
+            "  nano-code export runs/ --to sessions.csv       one row per session under runs/\n"
+            "  nano-code export runs/ --to steps.csv          one row per model call\n"
+            "  nano-code export runs/ --to tool_calls.csv     one row per tool call\n"
+            "  nano-code export a.yaml b.yaml --to corpus.jsonl --replay\n"
+            "\n"
+            "The table is chosen by the --to name (sessions, steps or tool_calls, a prefix like\n"
+            "run1- allowed) or the suffix .jsonl; columns are described in nano_code/session/corpus.py.\n"
+            "The file is created 0600: it holds what the sessions read."
         ),
     )
-    parser.add_argument("path", metavar="PATH")
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="session file; with --to, files or directories of them"
+    )
     parser.add_argument("--full", action="store_true", help="every body whole (the only kind, for now)")
     parser.add_argument("--output", "-o", metavar="OUT", help="where to write (default: PATH.full.yaml)")
+    parser.add_argument(
+        "--to", metavar="TABLE", help="write a table: sessions.csv, steps.csv, tool_calls.csv or NAME.jsonl"
+    )
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="with --to: replay each session offline first and fill the replay and divergence columns",
+    )
+    parser.add_argument("--force", action="store_true", help="with --to: replace an existing file")
+    return parser
+
+
+def export_main(argv: Sequence[str]) -> int:
+    parser = export_parser()
     args = parser.parse_args(argv)
+    if args.to is not None:
+        if args.full or args.output:
+            say("nano-code export: --to writes a table; --full and --output write a cassette", err=True)
+            return EXIT_USAGE
+        return _export_table(args)
+    if args.replay or args.force:
+        say("nano-code export: --replay and --force go with --to", err=True)
+        return EXIT_USAGE
+    if len(args.paths) != 1:
+        say("nano-code export: give one session (or pass --to to write a table of many)", err=True)
+        return EXIT_USAGE
+    return _export_full(Path(args.paths[0]), args.output)
+
+
+def _export_full(source: Path, output: str | None) -> int:
     from nano_code.adapters.session_file import SessionFileError, export_full, load_session
 
-    source = Path(args.path)
-    target = Path(args.output) if args.output else source.with_suffix(".full.yaml")
+    target = Path(output) if output else source.with_suffix(".full.yaml")
     try:
         export_full(load_session(source), target)
     except FileExistsError:
@@ -36,3 +80,53 @@ def export_main(argv: Sequence[str]) -> int:
         return EXIT_USAGE
     say(f"{source}: exported with every body whole -> {target}")
     return EXIT_OK
+
+
+def _export_table(args: argparse.Namespace) -> int:
+    from nano_code.adapters.session_file import SessionFileError
+    from nano_code.cli.sessions_cmd import expand_paths
+    from nano_code.session.corpus import SessionTables, corpus_tables, table_for, write_table
+
+    target = Path(args.to)
+    try:
+        table = table_for(target)
+    except ValueError as error:
+        say(f"nano-code export: {error}", err=True)
+        return EXIT_USAGE
+    if target.exists() and not args.force:
+        say(f"nano-code export: {target} exists; pass --force to replace it", err=True)
+        return EXIT_USAGE
+    paths = expand_paths(args.paths)
+    if not paths:
+        say("nano-code export: no session files found", err=True)
+        return EXIT_USAGE
+    reports = None
+    if args.replay:
+        from nano_code.session.replay import replay_session
+
+        reports = {str(path): replay_session(path) for path in paths}
+    skipped: list[Path] = []
+    read = 0
+
+    def readable_sessions() -> Iterator[SessionTables]:
+        nonlocal read
+
+        def skip(path: Path, error: SessionFileError) -> None:
+            skipped.append(path)
+            say(f"skipped {error}", err=True)
+
+        for tables in corpus_tables(paths, reports, on_error=skip):
+            read += 1
+            yield tables
+
+    try:
+        rows = write_table(readable_sessions(), target, table, overwrite=args.force)
+    except OSError as error:
+        say(f"nano-code export: {error}", err=True)
+        return EXIT_USAGE
+    if table == "jsonl":
+        summary = f"{rows} session(s), one JSON object each"
+    else:
+        summary = f"{rows} row(s) of {table} from {read} session(s)"
+    say(f"{target}: {summary}" + (f"; {len(skipped)} file(s) skipped" if skipped else ""))
+    return EXIT_FAILED if skipped else EXIT_OK

@@ -239,6 +239,9 @@ _SHELL_TIMEOUT = "NANO_CODE_SHELL_TIMEOUT"
 _CALL_TIMEOUT = "NANO_CODE_CALL_TIMEOUT"
 _MAX_RESPONSE_BYTES = "NANO_CODE_MAX_RESPONSE_BYTES"
 _YES = "NANO_CODE_YES"
+_SANDBOX = "NANO_CODE_SANDBOX"
+_SANDBOX_NETWORK = "NANO_CODE_SANDBOX_NETWORK"
+_SNAPSHOT_MAX_BYTES = "NANO_CODE_SNAPSHOT_MAX_BYTES"
 _HOME = "NANO_CODE_HOME"
 _DEBUG = "NANO_CODE_DEBUG"
 
@@ -267,6 +270,22 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
         "the environment or the flag only, never .env",
     ),
     (
+        _SANDBOX,
+        "",
+        "workspace-write (the default where bwrap works), read-only or off (flag --sandbox); "
+        "the environment or the flag only, never .env",
+    ),
+    (
+        _SANDBOX_NETWORK,
+        "false",
+        "let sandboxed commands use the network (flag --sandbox-network); the environment or the flag only",
+    ),
+    (
+        _SNAPSHOT_MAX_BYTES,
+        "20971520",
+        "most bytes of workspace files a recorded session keeps a snapshot of, for forks (20 MiB; 0: none)",
+    ),
+    (
         _HOME,
         "~/.local/share/nano-code",
         "where sessions are stored (default $XDG_DATA_HOME/nano-code when XDG_DATA_HOME is set)",
@@ -275,6 +294,7 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
 )
 
 _DEFAULTS = {name: default for name, default, _ in SETTINGS_DOC}
+SANDBOX_MODES = ("workspace-write", "read-only", "off")
 _NAMES = frozenset(_DEFAULTS)
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -310,6 +330,10 @@ class Settings:
     max_response_bytes: int = 32 * 1024 * 1024
     shell_timeout: float = 120.0
     auto_approve: bool = False
+    sandbox: str | None = None
+    """'workspace-write', 'read-only' or 'off' as asked for; None: the default (see adapters/sandbox.py)."""
+    sandbox_network: bool = False
+    snapshot_max_bytes: int = 20 * 1024 * 1024
     home: Path = attrs.field(factory=_home_from_process)
     debug: bool = False
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
@@ -385,6 +409,16 @@ class _Checker:
             return False
         raise self.bad(name, "one of 1/0/true/false/yes/no/on/off", value)
 
+    def size(self, name: str, value: str) -> int:
+        if _WHOLE_NUMBER.fullmatch(value) is None:
+            raise self.bad(name, "a whole number of bytes >= 0", value)
+        return int(value)
+
+    def choice(self, name: str, value: str, allowed: tuple[str, ...]) -> str:
+        if value.lower() not in allowed:
+            raise self.bad(name, f"one of {'/'.join(allowed)}", value)
+        return value.lower()
+
     def steps(self, name: str, value: str) -> int:
         if _WHOLE_NUMBER.fullmatch(value) is None or int(value) < 1:
             raise self.bad(name, "a whole number >= 1", value)
@@ -413,7 +447,7 @@ class _Checker:
 
 
 DOTENV_MAX_BYTES = 1 << 20
-AUTHORITY_SETTINGS = frozenset({_YES})
+AUTHORITY_SETTINGS = frozenset({_YES, _SANDBOX, _SANDBOX_NETWORK})
 """Settings that grant authority: taken from the environment and flags only. A `.env`
 comes with whatever directory nano-code starts in (a cloned repository, say), so it
 is data, and must not be able to switch approval off."""
@@ -524,6 +558,9 @@ def load_settings(
         max_response_bytes=check.steps(_MAX_RESPONSE_BYTES, text(_MAX_RESPONSE_BYTES)),
         shell_timeout=check.seconds(_SHELL_TIMEOUT, text(_SHELL_TIMEOUT)),
         auto_approve=check.boolean(_YES, text(_YES)),
+        sandbox=check.choice(_SANDBOX, raw[_SANDBOX], SANDBOX_MODES) if _SANDBOX in raw else None,
+        sandbox_network=check.boolean(_SANDBOX_NETWORK, text(_SANDBOX_NETWORK)),
+        snapshot_max_bytes=check.size(_SNAPSHOT_MAX_BYTES, text(_SNAPSHOT_MAX_BYTES)),
         home=home,
         debug=check.boolean(_DEBUG, text(_DEBUG)),
         warnings=tuple(warnings),

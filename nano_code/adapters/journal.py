@@ -15,6 +15,8 @@ Each line is one of these entries; nothing else in nano-code spells the keys:
                           (a resumed or forked session)
     ModelChangeEntry      requests name another model from here on (a fork's
                           live part with --model)
+    SnapshotEntry         the workspace snapshot taken as the session started
+                          (adapters/snapshot.py), or why there is none
 
 A file is data: `read_entry` turns any line into an entry or raises
 `JournalError`, never anything else.
@@ -81,9 +83,23 @@ class ModelChangeEntry:
     model: str
 
 
-JournalEntry = EventEntry | CallWithoutResponse | RetryEntry | TurnEndEntry | ApprovalModeEntry | ModelChangeEntry
+@attrs.frozen
+class SnapshotEntry:
+    info: Mapping[str, Any]
+    """`SnapshotInfo.to_json()`, or {"error": why} when none could be taken."""
 
-INFORMATIONAL = (RetryEntry, TurnEndEntry, ApprovalModeEntry, ModelChangeEntry)
+
+JournalEntry = (
+    EventEntry
+    | CallWithoutResponse
+    | RetryEntry
+    | TurnEndEntry
+    | ApprovalModeEntry
+    | ModelChangeEntry
+    | SnapshotEntry
+)
+
+INFORMATIONAL = (RetryEntry, TurnEndEntry, ApprovalModeEntry, ModelChangeEntry, SnapshotEntry)
 SETTING_CHANGES = (ApprovalModeEntry, ModelChangeEntry)
 """Entries that change how the session goes on from where they stand (replay and resume apply them)."""
 """Entries that answer no request of the driver's (replay checks or applies them where they stand)."""
@@ -112,6 +128,8 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
         return {"turn_end": to_json(entry.end)}
     if isinstance(entry, ModelChangeEntry):
         return {"model_change": entry.model}
+    if isinstance(entry, SnapshotEntry):
+        return {"workspace_snapshot": dict(entry.info)}
     return {"approval_mode": entry.mode.value}
 
 
@@ -154,6 +172,11 @@ def read_entry(data: Mapping[str, Any]) -> JournalEntry:
             if not isinstance(model, str) or not model:
                 raise JournalError("model_change: not a model name")
             return ModelChangeEntry(model)
+        if "workspace_snapshot" in data:
+            info = data["workspace_snapshot"]
+            if not isinstance(info, Mapping):
+                raise JournalError("workspace_snapshot: not an object")
+            return SnapshotEntry(info)
     except JournalError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError, ArithmeticError) as error:

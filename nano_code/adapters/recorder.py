@@ -33,6 +33,7 @@ from nano_code.adapters.journal import (
     ModelChangeEntry,
     RecordedCall,
     RetryEntry,
+    SnapshotEntry,
     TurnEndEntry,
     entry_json,
 )
@@ -439,6 +440,9 @@ class Recorder:
 
     def on_model_change(self, model: str, state: State) -> None:
         self._journal(ModelChangeEntry(model))
+
+    def on_snapshot(self, info: Mapping[str, Any]) -> None:
+        self._journal(SnapshotEntry(info))
 
     def close(self) -> None:
         self.writer.close()

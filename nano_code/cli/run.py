@@ -206,6 +206,7 @@ def main(args: argparse.Namespace) -> int:
         observers.append(JsonLinesDisplay(sys.stdout, redact=redactor.scrub))
 
     recorder: Recorder | None = None
+    snapshot_beside: Path | None = None
     try:
         if args.resume:
             recorder = open_recorder(Path(args.resume), None, redactor, resume_from=resume_file)
@@ -214,6 +215,7 @@ def main(args: argparse.Namespace) -> int:
             origin = os.environ.get("NANO_CODE_SESSION_ORIGIN", "").strip() or "live"
             metadata = provenance(config, recorded.to_json(), workspace, agents_md, origin=origin)
             recorder = open_recorder(path, metadata, redactor)
+            snapshot_beside = path
     except FileExistsError:
         say(f"nano-code: {args.record} already exists; choose another path", err=True)
         return EXIT_USAGE
@@ -231,7 +233,14 @@ def main(args: argparse.Namespace) -> int:
 
     state = parent_state if parent_state is not None else initial_state(config)
     session = live_session(
-        settings, state, workspace, approve, recorder=recorder, observers=observers, on_delta=display.on_delta
+        settings,
+        state,
+        workspace,
+        approve,
+        recorder=recorder,
+        observers=observers,
+        on_delta=display.on_delta,
+        snapshot_beside=snapshot_beside,
     )
     driver = session.driver
     try:

@@ -15,6 +15,7 @@ live session's do.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,15 @@ from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import SessionFile, SessionWriter
 from nano_code.adapters.tools import ToolContext
 from nano_code.driver import Driver, Observer
+from nano_code.kernel.actions import AskApproval, CallModel, CheckToolCall, RetryModel, RunTool
+from nano_code.kernel.events import (
+    ApprovalDecision,
+    Interrupt,
+    ModelFailure,
+    ModelReply,
+    ToolCallFacts,
+    ToolResult,
+)
 from nano_code.kernel.machine import State
 from nano_code.kernel.stream import StreamDelta
 
@@ -60,6 +70,62 @@ def open_recorder(
     return Recorder(SessionWriter(path, metadata, redactor.check, resume_from=resume_from), redactor)
 
 
+class WorkspaceSnapshot:
+    """Takes the workspace snapshot of a recorded session in a thread as it starts.
+
+    The first model call takes seconds, the snapshot usually milliseconds, so
+    it costs the session nothing; the first tool waits for it (the files must
+    be taken before anything changes them). The result is journalled from the
+    thread that drives the session.
+    """
+
+    def __init__(self, workspace: Path, session_path: Path, max_bytes: int, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.info: dict[str, Any] | None = None
+        self._journalled = False
+        self._thread = threading.Thread(
+            target=self._take, args=(workspace, session_path, max_bytes), name="nano-code-snapshot", daemon=True
+        )
+        self._thread.start()
+
+    def _take(self, workspace: Path, session_path: Path, max_bytes: int) -> None:
+        from nano_code.adapters import snapshot
+
+        try:
+            self.info = snapshot.take(workspace, session_path, max_bytes).to_json()
+        except (OSError, snapshot.SnapshotError, ValueError) as error:
+            self.info = {"error": f"{type(error).__name__}: {error}"}
+
+    def finish(self) -> None:
+        """Wait for the snapshot and journal it (once)."""
+        if self._journalled:
+            return
+        self._thread.join()
+        self._journalled = True
+        self.recorder.on_snapshot(self.info or {"error": "no snapshot was taken"})
+
+
+class SnapshotFirst:
+    """A performer whose first tool run waits for the workspace snapshot."""
+
+    def __init__(self, performer: LivePerformer, snapshot: WorkspaceSnapshot) -> None:
+        self.performer = performer
+        self.snapshot = snapshot
+
+    def call_model(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
+        return self.performer.call_model(action)
+
+    def check_tool_call(self, action: CheckToolCall) -> ToolCallFacts | Interrupt:
+        return self.performer.check_tool_call(action)
+
+    def ask_approval(self, action: AskApproval) -> ApprovalDecision | Interrupt:
+        return self.performer.ask_approval(action)
+
+    def run_tool(self, action: RunTool) -> ToolResult | Interrupt:
+        self.snapshot.finish()
+        return self.performer.run_tool(action)
+
+
 @attrs.define
 class Session:
     """A live session, wired: drive it with `driver`, then `close` it."""
@@ -67,6 +133,7 @@ class Session:
     driver: Driver
     performer: LivePerformer
     recorder: Recorder | None
+    snapshot: WorkspaceSnapshot | None = None
 
     @property
     def client(self) -> ModelClient:
@@ -75,6 +142,8 @@ class Session:
     def close(self) -> None:
         """Close the connection pool and the recording (the file stays loadable)."""
         self.performer.client.close()
+        if self.snapshot is not None:
+            self.snapshot.finish()
         if self.recorder is not None:
             self.recorder.close()
 
@@ -88,13 +157,22 @@ def live_session(
     recorder: Recorder | None = None,
     observers: Sequence[Observer] = (),
     on_delta: Callable[[StreamDelta], None] | None = None,
+    snapshot_beside: Path | None = None,
 ) -> Session:
     """A live session starting from `state` (a new one, or a resumed one's), recorded
     when a `recorder` is given: it sees every event and action and every HTTP exchange,
-    the reply already decoded, from the client."""
+    the reply already decoded, from the client. With `snapshot_beside` (the new
+    session file's path) the workspace is snapshotted beside it for later forks,
+    at most `settings.snapshot_max_bytes` of it (0: no snapshot)."""
     sinks = [recorder.on_exchange] if recorder is not None else []
     performer = live_performer(settings, workspace, approve, on_delta=on_delta, exchange_sinks=sinks)
     watchers: list[Observer] = [*observers]
     if recorder is not None:
         watchers.append(recorder)
-    return Session(Driver(state, performer, watchers), performer, recorder)
+    snapshot = None
+    if recorder is not None and snapshot_beside is not None and settings.snapshot_max_bytes > 0:
+        snapshot = WorkspaceSnapshot(workspace, snapshot_beside, settings.snapshot_max_bytes, recorder)
+        driver = Driver(state, SnapshotFirst(performer, snapshot), watchers)
+    else:
+        driver = Driver(state, performer, watchers)
+    return Session(driver, performer, recorder, snapshot)

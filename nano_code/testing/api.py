@@ -93,6 +93,7 @@ def run(
         root,
         lambda action: refuse_without_terminal(action, lambda text: None),
         recorder=recorder,
+        snapshot_beside=Path(record_to) if record_to is not None else None,
     )
     try:
         end = session.driver.run_turn(task)

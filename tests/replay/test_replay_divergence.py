@@ -116,7 +116,7 @@ def test_ignore_masks_the_edited_path_and_says_so(session: Path, tmp_path: Path)
 
 def test_one_character_in_a_recorded_tool_output(session: Path, tmp_path: Path) -> None:
     (index,) = journal_indexes(session, lambda d: is_tool_result(d, "write_file"))
-    original = load_session(session).journal[1]["event"]["output"]
+    original = [j for j in load_session(session).journal if "event" in j][1]["event"]["output"]
 
     def edit(data: dict[str, Any]) -> None:
         assert "18 bytes" in data["event"]["output"]

@@ -133,3 +133,26 @@ def test_fork_past_the_end_of_the_recording_is_an_error_not_identical(tmp_path: 
     assert "--fork-at 7 is past the recording's end" in (report.error or "")
     assert "3 model call(s)" in (report.error or "")
     assert not (tmp_path / "fork.yaml").exists()
+
+
+def test_a_recorded_session_snapshots_its_workspace_before_the_first_tool(tmp_path: Path) -> None:
+    from nano_code.adapters.journal import SnapshotEntry
+    from nano_code.adapters.snapshot import SnapshotInfo, archive_path, restore
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "before.txt").write_text("there at the start\n")
+    with FakeServer(three_step_script()) as server:
+        run(TASK, base_url=server.base_url, workspace=workspace, record_to=tmp_path / "s.yaml")
+    session = load_session(tmp_path / "s.yaml")
+    (entry,) = list(session.readable_entries("workspace_snapshot"))
+    assert isinstance(entry, SnapshotEntry)
+    info = SnapshotInfo.from_json(entry.info)
+    assert tmp_path / info.file == archive_path(tmp_path / "s.yaml")
+    # it was taken before the tool wrote hello.py
+    into = tmp_path / "restored"
+    into.mkdir()
+    restore(tmp_path / "s.yaml", info, into)
+    assert sorted(p.name for p in into.iterdir()) == ["before.txt"]
+    # the entry is bookkeeping: the session still replays
+    assert replay(tmp_path / "s.yaml").status == "identical"

@@ -256,6 +256,7 @@ def test_1_replay_and_diff_write_no_raw_control_bytes(agent: Agent, tmp_path: Pa
     assert SHOWN_TOOL_LINE in replayed
     assert r"odd\x1b]0;PWNED\x07\r.yaml" in runs["replay odd name"].stdout.decode()
     assert runs["diff"].returncode == 1
-    assert "osc:" in runs["diff"].stdout.decode()  # the differing text is shown, escaped
+    # the differing text is shown, escaped, in a window around where it differs
+    assert r"\u001b]0;OTHER\u0007" in runs["diff"].stdout.decode()
     listed = runs["sessions"].stdout.decode()
     assert r"go\x1b]0;PWNED\x07\x1b[2J" in listed and r"listed\x1b[2J.yaml" in listed, listed

@@ -48,6 +48,12 @@ def replay_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--fork-at", type=int, metavar="N", help="replay N model calls, then continue live")
     parser.add_argument(
+        "--workspace",
+        metavar="DIR",
+        help="run live tools (--live-tools, --fork-at) in DIR, which they change; default: a fresh "
+        "temporary directory holding the session's workspace snapshot",
+    )
+    parser.add_argument(
         "-y",
         "--yes",
         action="store_true",
@@ -74,15 +80,16 @@ def expand_paths(paths: Sequence[str]) -> list[Path]:
     return found
 
 
-def _replay_quiet(job: tuple[str, list[str], bool, bool]) -> Any:
+def _replay_quiet(job: tuple[str, list[str], bool, bool, str | None]) -> Any:
     from nano_code.kernel.types import ApprovalMode
     from nano_code.session.replay import replay_session
 
-    path, ignore, live_tools, yes = job
+    path, ignore, live_tools, yes, workspace = job
     return replay_session(
         path,
         ignore=ignore,
-        live_tools=Path.cwd() if live_tools else None,
+        live_tools=live_tools,
+        workspace=Path(workspace) if workspace else None,
         approval=ApprovalMode.AUTO if yes else ApprovalMode.ASK,
     )
 
@@ -163,7 +170,7 @@ def _replay_main(args: argparse.Namespace) -> int:
     elif args.jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        jobs = [(str(p), args.ignore, args.live_tools, args.yes) for p in paths]
+        jobs = [(str(p), args.ignore, args.live_tools, args.yes, args.workspace) for p in paths]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             for report in pool.map(_replay_quiet, jobs, chunksize=max(1, len(jobs) // (args.jobs * 4))):
                 reports.append(report)
@@ -171,7 +178,7 @@ def _replay_main(args: argparse.Namespace) -> int:
                     say(_status_line(report), err=report.status == "error")
     else:
         for path in paths:
-            report = _replay_quiet((str(path), args.ignore, args.live_tools, args.yes))
+            report = _replay_quiet((str(path), args.ignore, args.live_tools, args.yes, args.workspace))
             reports.append(report)
             if not args.json:
                 say(_status_line(report), err=report.status == "error")
@@ -244,7 +251,8 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         path,
         ignore=args.ignore,
         rebless_to=rebless_to,
-        live_tools=Path.cwd() if args.live_tools else None,
+        live_tools=args.live_tools,
+        workspace=Path(args.workspace) if args.workspace else None,
         fork_at=args.fork_at,
         fork_to=fork_to,
         live_settings=live_settings,
@@ -276,6 +284,8 @@ def _print_report(report: Any) -> None:
     say(_status_line(report), err=report.status == "error")
     for change in report.changed_requests:
         say(f"  {change.render('accepted a change')}")
+    if report.workspace is not None:
+        say(f"  tools ran in {report.workspace}")
     for difference in report.tool_output_differences:
         say(f"  step {difference.step}: {difference.tool} output differs from the recording")
     if report.status in ("identical", "reblessed", "forked"):

@@ -37,6 +37,7 @@ from nano_code.adapters.journal import (
     JournalEntry,
     ModelChangeEntry,
     RetryEntry,
+    SnapshotEntry,
     TurnEndEntry,
 )
 from nano_code.adapters.model_client import ModelClient, encode_body
@@ -49,6 +50,7 @@ from nano_code.adapters.session_file import (
     SessionFileError,
     load_session,
 )
+from nano_code.adapters.snapshot import SnapshotError
 from nano_code.adapters.tools import ToolContext, ToolOutcome, find_tool, inside_workspace, run_tool
 from nano_code.driver import Driver, Observer, Performer, with_approval_mode, with_model
 from nano_code.kernel.actions import (
@@ -149,6 +151,8 @@ class ReplayReport:
     torn: bool = False
     """The file's last line was cut off while being written (the session was killed):
     it was left out, and whatever it held is missing from the replay."""
+    workspace: str | None = None
+    """Where live tools (and a fork's live part) ran: a restored snapshot, or the caller's."""
 
     @property
     def ok(self) -> bool:
@@ -241,6 +245,24 @@ def apply_change(driver: Driver, entry: JournalEntry) -> None:
         driver.set_approval_mode(entry.mode)
     elif isinstance(entry, ModelChangeEntry):
         driver.set_model(entry.model)
+
+
+def restore_workspace(path: Path, session: SessionFile) -> Path:
+    """A fresh temporary directory holding the workspace as the session found it."""
+    from nano_code.adapters.snapshot import SnapshotInfo, restored_workspace
+
+    entries = list(session.readable_entries("workspace_snapshot"))
+    if not entries:
+        raise SnapshotError(
+            f"{path} has no workspace snapshot (recorded before nano-code took them, or with "
+            "NANO_CODE_SNAPSHOT_MAX_BYTES=0): pass --workspace DIR to run its tools in a directory "
+            "of your choosing (they will change it)"
+        )
+    entry = entries[-1]
+    assert isinstance(entry, SnapshotEntry)
+    if "error" in entry.info:
+        raise SnapshotError(f"{path} has no workspace snapshot: taking it failed ({entry.info['error']})")
+    return restored_workspace(path, SnapshotInfo.from_json(entry.info))
 
 
 def _describe(record: Record | None) -> str:
@@ -719,7 +741,7 @@ def replay_session(
     *,
     ignore: Sequence[str] = (),
     rebless_to: Path | None = None,
-    live_tools: Path | None = None,
+    live_tools: bool | Path = False,
     fork_at: int | None = None,
     fork_to: Path | None = None,
     live_settings: Settings | None = None,
@@ -734,12 +756,18 @@ def replay_session(
 ) -> ReplayReport:
     """Replay one session; never raises for a bad or diverging session (see the report).
 
+    `live_tools` also runs each recorded tool call here and reports where its
+    output differs; a fork (`fork_at`) does so up to the fork point, so its
+    live part starts from the files the recorded tools left. They run in
+    `workspace`, or by default in a fresh temporary directory holding the
+    session's workspace snapshot (the user's own files are never touched unless
+    they pass their directory as `workspace`); the report names it.
+
     `approval` and `approver` govern whatever runs live (`live_tools`, the
     live part of a fork); they come from the caller's command line. A fork's
-    live part talks to the server `live_settings` name (with its key), names
-    `live_model` in its requests when given (the replayed part keeps the
-    recorded model, and the switch is journalled), and runs its tools in
-    `workspace` (default: the current directory). The
+    live part talks to the server `live_settings` name (with its key), and
+    names `live_model` in its requests when given (the replayed part keeps the
+    recorded model, and the switch is journalled). The
     recording's own approval mode and answers only reproduce its past.
     Output files (`rebless_to`, `fork_to`) are written beside the target
     and renamed into place only when the replay got that far, so a failed
@@ -761,12 +789,22 @@ def replay_session(
         config = kernel_config(settings, recorded_agents_md(session.metadata))
     except (SessionFileError, KeyError, TypeError, ValueError, AttributeError) as unreadable:
         return ReplayReport(str(path), "error", error=str(unreadable), seconds=time.perf_counter() - started)
+    if isinstance(live_tools, Path) and workspace is None:
+        workspace = live_tools  # the older spelling: live_tools=DIR
+    where: Path | None = None
+    if live_tools or fork_at is not None:
+        try:
+            where = workspace.resolve() if workspace is not None else restore_workspace(path, session)
+        except SnapshotError as no_workspace:
+            return ReplayReport(
+                str(path), "error", error=str(no_workspace), seconds=time.perf_counter() - started
+            )
 
     client = ModelClient(settings.base_url.rstrip("/") + "/chat/completions", api_key=None)
     options = ReplayOptions(
         masks=masks,
         rebless=rebless_to is not None,
-        live_tools=ToolContext(workspace=live_tools.resolve()) if live_tools else None,
+        live_tools=ToolContext(workspace=where, shell_timeout=settings.shell_timeout) if where else None,
         fork_at=fork_at,
         approval=approval,
         approver=approver,
@@ -786,8 +824,9 @@ def replay_session(
             metadata["nano_code_version"] = __version__
             metadata["nano_code_commit"] = nano_code_commit()
         else:
-            # The fork's live tools work here: fingerprint this directory, never one a file names.
-            fresh = provenance(config, settings.to_json(), Path.cwd(), metadata.get("agents_md"), "fork")
+            # The fork's tools work in `where`: fingerprint it, never a directory a file names.
+            assert where is not None
+            fresh = provenance(config, settings.to_json(), where, metadata.get("agents_md"), "fork")
             fresh["parent"] = {
                 "path": str(path),
                 "session_id": metadata.get("session_id"),
@@ -826,9 +865,10 @@ def replay_session(
                 def go_live() -> Performer:
                     stack.close()  # vcrpy lets go of HTTP: the live part talks to a real server
                     sinks = [recorder.on_exchange] if recorder is not None else []
+                    assert where is not None
                     live = live_performer(
                         fork_settings,
-                        (workspace or Path.cwd()).resolve(),
+                        where,
                         approver,
                         on_delta=on_delta,
                         exchange_sinks=sinks,
@@ -893,6 +933,7 @@ def replay_session(
         changed_requests=tuple(performer.changed_requests),
         tool_output_differences=tuple(performer.tool_output_differences),
         output_path=str(output_path) if output_path else None,
+        workspace=str(where) if where is not None else None,
     )
 
 

@@ -147,7 +147,9 @@ def record_inproc(
         raise AssertionError(f"auto-approve is on; nothing should ask: {action!r}")
 
     live = Settings(api_key=api_key, base_url=base_url, model="test/model", stream=stream, shell_timeout=30.0)
-    session = live_session(live, initial_state(config), workspace, refuse, recorder=recorder)
+    session = live_session(
+        live, initial_state(config), workspace, refuse, recorder=recorder, snapshot_beside=path
+    )
     try:
         return [session.driver.run_turn(task) for task in tasks]
     finally:

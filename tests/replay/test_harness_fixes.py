@@ -101,3 +101,41 @@ def test_a_retry_delay_divergence_is_numbered_as_the_call_it_retries(tmp_path: P
     # the retry follows the failed request: it retries that call, not a new step
     assert report.divergence.step == calls_before
     assert "retry 1 of this step" in report.divergence.summary
+
+
+def test_a_fork_runs_in_a_restored_workspace_and_leaves_the_users_alone(
+    tmp_path: Path, workspace: Path
+) -> None:
+    (workspace / "notes.txt").write_text("from the start\n")
+    session = tmp_path / "s.yaml"
+    record_cli(session, workspace, three_step_script())
+    (workspace / "hello.py").write_text("print('changed since')\n")  # the user's copy moves on
+    here = tmp_path / "cwd"
+    here.mkdir()
+    with FakeServer(three_step_script(greeting="forked")[1:]) as server:
+        env = cli_env(server.base_url, tmp_path / "home")
+        done = run_cli(
+            ["replay", str(session), "--fork-at", "1", "--base-url", server.base_url, "--yes"], here, env
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    ran_in = Path(done.stdout.split("tools ran in ", 1)[1].split()[0])
+    assert ran_in not in (workspace, here)
+    # the restored workspace had the recorded files, the prefix's write re-run, the live part's run
+    assert (ran_in / "notes.txt").read_text() == "from the start\n"
+    assert (ran_in / "hello.py").read_text() == "print('hi there')\n"
+    forked = load_session(session.with_suffix(".fork1.yaml"))
+    outputs = [e.event.output for e in forked.readable_entries("event") if hasattr(e.event, "output")]
+    assert outputs[-1].startswith("hi there")
+    assert forked.metadata["workspace"]["path"] == str(ran_in)  # provenance names where it ran
+    assert list(here.iterdir()) == []
+    assert (workspace / "hello.py").read_text() == "print('changed since')\n"
+
+
+def test_a_fork_of_a_session_without_a_snapshot_asks_for_a_workspace(tmp_path: Path) -> None:
+    env = cli_env("http://127.0.0.1:9/v1", tmp_path / "home")
+    args = ["replay", str(SHIPPED / "bugfix.yaml"), "--fork-at", "1", "--output", str(tmp_path / "f.yaml")]
+    done = run_cli(args, tmp_path, env)
+    assert done.returncode == 1
+    assert "has no workspace snapshot" in done.stdout + done.stderr
+    assert "--workspace DIR" in done.stdout + done.stderr
+    assert not (tmp_path / "f.yaml").exists()

@@ -243,12 +243,24 @@ def test_live_tools_reports_different_tool_output_and_fails(tmp_path: Path) -> N
     (other / "data.txt").write_text("beta\n")
     home = tmp_path / "home"
 
-    done = replay_cli("--live-tools", "--yes", str(session), cwd=other, home=home)
+    # By default the tools run in a restored copy of the recorded workspace: same output.
+    restored = replay_cli("--live-tools", "--yes", str(session), cwd=other, home=home)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "identical" in restored.stdout and "tools ran in " in restored.stdout
+    ran_in = Path(restored.stdout.split("tools ran in ", 1)[1].split()[0])
+    assert ran_in != other and (ran_in / "data.txt").read_text() == "alpha\n"
+
+    # In a directory of the user's choosing, they see its files.
+    done = replay_cli(
+        "--live-tools", "--yes", "--workspace", str(other), str(session), cwd=tmp_path, home=home
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "replayed identically, but 1 tool output(s) differ here" in done.stdout
     assert "step 1: shell output differs from the recording" in done.stdout
 
-    code, (report,) = replay_json("--live-tools", "--yes", str(session), cwd=other, home=home)
+    code, (report,) = replay_json(
+        "--live-tools", "--yes", "--workspace", ".", str(session), cwd=other, home=home
+    )
     assert code == 1 and report["status"] == "tool outputs differ"
     (difference,) = report["tool_output_differences"]
     assert difference["tool"] == "shell" and difference["step"] == 1
@@ -256,7 +268,9 @@ def test_live_tools_reports_different_tool_output_and_fails(tmp_path: Path) -> N
 
     # Same file content: no difference reported.
     (other / "data.txt").write_text("alpha\n")
-    code, (report,) = replay_json("--live-tools", "--yes", str(session), cwd=other, home=home)
+    code, (report,) = replay_json(
+        "--live-tools", "--yes", "--workspace", ".", str(session), cwd=other, home=home
+    )
     assert code == 0 and report["status"] == "identical" and report["tool_output_differences"] == []
 
 

@@ -13,10 +13,10 @@ def export_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nano-code export",
         description=(
-            "Write a session as a cassette with every request body whole (format 2 stores a body "
-            "that extends the previous one as what it adds), for tools that read cassettes "
-            "without nano-code; or, with --to, write recorded sessions as a table: one row per "
-            "session, model call or tool call (CSV), or one JSON object per session (.jsonl)."
+            "Write a session as a cassette with every request body whole (format 2 stores a body\n"
+            "that extends the previous one as what it adds), for tools that read cassettes without\n"
+            "nano-code; or, with --to, write recorded sessions as a table: one row per session,\n"
+            "model call or tool call (CSV), or one JSON object per session (.jsonl)."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(

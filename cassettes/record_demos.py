@@ -1,6 +1,13 @@
 """Re-record the shipped sessions through the real CLI against a scripted local server.
 
-    python cassettes/record_demos.py
+    python cassettes/record_demos.py              # all of them
+    python cassettes/record_demos.py stats_fix    # just one
+
+bugfix, edit_run_fix and retry_interrupt were recorded in session format 1 and
+are kept that way on purpose: they are the format-1 files every later version
+must still load, replay and resume. Re-recording one makes it format 2.
+stats_fix is format 2 with a workspace snapshot beside it
+(stats_fix.workspace.tar.gz), so forks of it start from the recorded files.
 
 The replies come from `nano_code.testing.fake_server` scripts below, not from a
 real model, and each session's metadata says so (`origin`). Everything else is
@@ -110,6 +117,12 @@ def record_bugfix(out: Path) -> None:
     assert code == 0, code
 
 
+def record_stats_fix(out: Path) -> None:
+    """The bugfix session again, in today's format, with its workspace snapshot."""
+    out.with_name(out.stem + ".workspace.tar.gz").unlink(missing_ok=True)
+    record_bugfix(out)
+
+
 def record_edit_run_fix(out: Path) -> None:
     fresh_workspace({})
     first = "import sys\n\nfor line in open(sys.argv[1]):\n    print(line.upper(), end='')\n"
@@ -187,11 +200,15 @@ def record_retry_interrupt(out: Path) -> None:
 
 
 def main() -> None:
+    chosen = set(sys.argv[1:])
     for name, record in (
         ("bugfix.yaml", record_bugfix),
         ("edit_run_fix.yaml", record_edit_run_fix),
         ("retry_interrupt.yaml", record_retry_interrupt),
+        ("stats_fix.yaml", record_stats_fix),
     ):
+        if chosen and Path(name).stem not in chosen:
+            continue
         out = HERE / name
         out.unlink(missing_ok=True)
         record(out)

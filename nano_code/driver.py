@@ -63,6 +63,11 @@ def with_model(state: State, model: str) -> State:
     return attrs.evolve(state, config=attrs.evolve(state.config, model=model))
 
 
+def with_temperature(state: State, temperature: float | None) -> State:
+    """`state` asking for `temperature` (None: the server's default) from now on."""
+    return attrs.evolve(state, config=attrs.evolve(state.config, temperature=temperature))
+
+
 class Driver:
     def __init__(self, state: State, performer: Performer, observers: list[Observer] | None = None) -> None:
         self.state = state
@@ -115,6 +120,14 @@ class Driver:
             hook = getattr(observer, "on_model_change", None)
             if hook is not None:
                 hook(model, self.state)
+
+    def set_temperature(self, temperature: float | None) -> None:
+        """Sample at `temperature` from now on; journalled like `set_model`."""
+        self.state = with_temperature(self.state, temperature)
+        for observer in self.observers:
+            hook = getattr(observer, "on_temperature_change", None)
+            if hook is not None:
+                hook(temperature, self.state)
 
     def hand_over(self, performer: Performer) -> None:
         """From the next action on, `performer` carries them out (a fork going live:

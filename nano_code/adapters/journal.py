@@ -15,6 +15,8 @@ Each line is one of these entries; nothing else in nano-code spells the keys:
                           (a resumed or forked session)
     ModelChangeEntry      requests name another model from here on (a fork's
                           live part with --model)
+    SamplingChangeEntry   requests sample at another temperature from here on (a
+                          fork's live part with --temperature)
     SnapshotEntry         the workspace snapshot taken as the session started
                           (adapters/snapshot.py), or why there is none
 
@@ -84,6 +86,11 @@ class ModelChangeEntry:
 
 
 @attrs.frozen
+class SamplingChangeEntry:
+    temperature: float | None
+
+
+@attrs.frozen
 class SnapshotEntry:
     info: Mapping[str, Any]
     """`SnapshotInfo.to_json()`, or {"error": why} when none could be taken."""
@@ -96,11 +103,19 @@ JournalEntry = (
     | TurnEndEntry
     | ApprovalModeEntry
     | ModelChangeEntry
+    | SamplingChangeEntry
     | SnapshotEntry
 )
 
-INFORMATIONAL = (RetryEntry, TurnEndEntry, ApprovalModeEntry, ModelChangeEntry, SnapshotEntry)
-SETTING_CHANGES = (ApprovalModeEntry, ModelChangeEntry)
+INFORMATIONAL = (
+    RetryEntry,
+    TurnEndEntry,
+    ApprovalModeEntry,
+    ModelChangeEntry,
+    SamplingChangeEntry,
+    SnapshotEntry,
+)
+SETTING_CHANGES = (ApprovalModeEntry, ModelChangeEntry, SamplingChangeEntry)
 """Entries that change how the session goes on from where they stand (replay and resume apply them)."""
 """Entries that answer no request of the driver's (replay checks or applies them where they stand)."""
 
@@ -128,6 +143,8 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
         return {"turn_end": to_json(entry.end)}
     if isinstance(entry, ModelChangeEntry):
         return {"model_change": entry.model}
+    if isinstance(entry, SamplingChangeEntry):
+        return {"sampling_change": {"temperature": entry.temperature}}
     if isinstance(entry, SnapshotEntry):
         return {"workspace_snapshot": dict(entry.info)}
     return {"approval_mode": entry.mode.value}
@@ -172,6 +189,13 @@ def read_entry(data: Mapping[str, Any]) -> JournalEntry:
             if not isinstance(model, str) or not model:
                 raise JournalError("model_change: not a model name")
             return ModelChangeEntry(model)
+        if "sampling_change" in data:
+            temperature = data["sampling_change"]["temperature"]
+            if temperature is not None and (
+                not isinstance(temperature, float) or not 0.0 <= temperature <= 2.0
+            ):
+                raise JournalError("sampling_change: the temperature is not a number from 0 to 2")
+            return SamplingChangeEntry(temperature)
         if "workspace_snapshot" in data:
             info = data["workspace_snapshot"]
             if not isinstance(info, Mapping):

@@ -33,6 +33,7 @@ from nano_code.adapters.journal import (
     ModelChangeEntry,
     RecordedCall,
     RetryEntry,
+    SamplingChangeEntry,
     SnapshotEntry,
     TurnEndEntry,
     entry_json,
@@ -440,6 +441,9 @@ class Recorder:
 
     def on_model_change(self, model: str, state: State) -> None:
         self._journal(ModelChangeEntry(model))
+
+    def on_temperature_change(self, temperature: float | None, state: State) -> None:
+        self._journal(SamplingChangeEntry(temperature))
 
     def on_snapshot(self, info: Mapping[str, Any]) -> None:
         self._journal(SnapshotEntry(info))

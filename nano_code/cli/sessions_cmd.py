@@ -30,6 +30,7 @@ def replay_parser() -> argparse.ArgumentParser:
             "  nano-code replay s.yaml --ignore '$.messages[0].content'\n"
             "  nano-code replay s.yaml --rebless          # accept changed requests, write s.reblessed.yaml\n"
             "  nano-code replay s.yaml --fork-at 2 --model other/model\n"
+            "  nano-code replay s.yaml --fork-at 2 --samples 5 --check 'python3 -m pytest -q' --yes\n"
         ),
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="session files or directories of them")
@@ -42,7 +43,11 @@ def replay_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="do not show the session transcript")
     parser.add_argument("--rebless", action="store_true", help="accept new requests; write an updated copy")
-    parser.add_argument("--output", metavar="PATH", help="where --rebless/--fork-at write (default: beside)")
+    parser.add_argument(
+        "--output",
+        metavar="PATH",
+        help="where --rebless/--fork-at write (default: beside the session); with --samples, a directory",
+    )
     parser.add_argument(
         "--live-tools", action="store_true", help="also run the tools here and compare outputs"
     )
@@ -61,6 +66,17 @@ def replay_parser() -> argparse.ArgumentParser:
         "a terminal and refused elsewhere -- never approved because the recording was",
     )
     parser.add_argument("--model", help="model for the live continuation of --fork-at")
+    parser.add_argument(
+        "--temperature", type=float, metavar="T", help="sampling temperature of the live continuation (0-2)"
+    )
+    parser.add_argument(
+        "--samples", type=int, metavar="K", help="with --fork-at: K independent forks, and a table of them"
+    )
+    parser.add_argument(
+        "--check",
+        metavar="CMD",
+        help="with --samples: a shell command run in each fork's final workspace; exit 0 is a pass",
+    )
     parser.add_argument("--base-url", help="server for the live continuation of --fork-at")
     return parser
 
@@ -161,6 +177,17 @@ def _replay_main(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.jobs == 0:
         args.jobs = os.cpu_count() or 1
+    if args.temperature is not None and not 0.0 <= args.temperature <= 2.0:
+        say("nano-code replay: --temperature takes a number from 0 to 2", err=True)
+        return EXIT_USAGE
+    if args.samples is not None or args.check is not None:
+        if args.samples is None or args.fork_at is None or args.samples < 1:
+            say(
+                "nano-code replay: --samples K (K >= 1) goes with --fork-at N; --check with --samples",
+                err=True,
+            )
+            return EXIT_USAGE
+        return _samples(paths[0], args)
     started = time.perf_counter()
     reports: list[ReplayReport] = []
     if single and (not args.quiet or args.rebless or args.fork_at is not None):
@@ -202,23 +229,47 @@ def _replay_main(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
 
 
-def _replay_one(path: Path, args: argparse.Namespace) -> Any:
+def _live_settings(args: argparse.Namespace) -> Any:
+    """The server, key and limits of a fork's live part: this command line's and environment's."""
     from nano_code.adapters.config import ConfigError, load_settings
+
+    try:
+        return load_settings(
+            Path.cwd(), os.environ, {"MODEL_NAME": args.model, "INFERENCE_BASE_URL": args.base_url}
+        )
+    except ConfigError as error:
+        say(f"nano-code replay: {error}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def _samples(path: Path, args: argparse.Namespace) -> int:
+    from nano_code.kernel.types import ApprovalMode
+    from nano_code.session.samples import sample_forks
+
+    report = sample_forks(
+        path,
+        args.fork_at,
+        args.samples,
+        _live_settings(args),
+        check=args.check,
+        jobs=args.jobs,
+        live_model=args.model,
+        temperature=args.temperature,
+        approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
+        out_dir=Path(args.output) if args.output else None,
+    )
+    say(json_text(report.as_json()) if args.json else report.table())
+    return EXIT_OK if all(sample.report.ok for sample in report.samples) else EXIT_FAILED
+
+
+def _replay_one(path: Path, args: argparse.Namespace) -> Any:
     from nano_code.adapters.secrets import Redactor
     from nano_code.adapters.terminal import HumanDisplay
     from nano_code.cli.run import describe_call
     from nano_code.kernel.types import ApprovalMode
     from nano_code.session.replay import replay_session
 
-    live_settings = None
-    if args.fork_at is not None:
-        try:
-            live_settings = load_settings(
-                Path.cwd(), os.environ, {"MODEL_NAME": args.model, "INFERENCE_BASE_URL": args.base_url}
-            )
-        except ConfigError as error:
-            say(f"nano-code replay: {error}", err=True)
-            raise SystemExit(EXIT_USAGE) from None
+    live_settings = _live_settings(args) if args.fork_at is not None else None
     # The live continuation uses the real key: keep it off the screen and out of the fork.
     shown = Redactor(live_settings.api_key if live_settings else None)
     observers = []
@@ -259,6 +310,7 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         observers=observers,
         on_delta=on_delta,
         live_model=args.model,
+        live_temperature=args.temperature,
         redactor=shown,
         approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
         approver=approver,

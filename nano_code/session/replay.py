@@ -37,6 +37,7 @@ from nano_code.adapters.journal import (
     JournalEntry,
     ModelChangeEntry,
     RetryEntry,
+    SamplingChangeEntry,
     SnapshotEntry,
     TurnEndEntry,
 )
@@ -52,7 +53,7 @@ from nano_code.adapters.session_file import (
 )
 from nano_code.adapters.snapshot import SnapshotError
 from nano_code.adapters.tools import ToolContext, ToolOutcome, find_tool, inside_workspace, run_tool
-from nano_code.driver import Driver, Observer, Performer, with_approval_mode, with_model
+from nano_code.driver import Driver, Observer, Performer, with_approval_mode, with_model, with_temperature
 from nano_code.kernel.actions import (
     Action,
     AskApproval,
@@ -236,6 +237,8 @@ def _changed(state: State, entry: JournalEntry) -> State:
         return with_approval_mode(state, entry.mode)
     if isinstance(entry, ModelChangeEntry):
         return with_model(state, entry.model)
+    if isinstance(entry, SamplingChangeEntry):
+        return with_temperature(state, entry.temperature)
     return state
 
 
@@ -245,6 +248,8 @@ def apply_change(driver: Driver, entry: JournalEntry) -> None:
         driver.set_approval_mode(entry.mode)
     elif isinstance(entry, ModelChangeEntry):
         driver.set_model(entry.model)
+    elif isinstance(entry, SamplingChangeEntry):
+        driver.set_temperature(entry.temperature)
 
 
 def restore_workspace(path: Path, session: SessionFile) -> Path:
@@ -302,6 +307,8 @@ class ReplayOptions:
     live_model: str | None = None
     """The model a fork's live part names (`replay --fork-at N --model M`); the replayed
     part keeps the recorded one."""
+    live_temperature: float | None = None
+    """The temperature a fork's live part asks for (`--temperature`); likewise."""
 
 
 class ReplayPerformer:
@@ -330,8 +337,8 @@ class ReplayPerformer:
         """The request body, whole, of the interaction taken last (format 2 stores deltas)."""
         self.apply_change: Callable[[JournalEntry], None] | None = None
         """Applies a recorded setting change (approval mode, model) to the replayed state."""
-        self._model: str | None = None
-        """The model the last model change named (None: the recorded settings' own)."""
+        self._changed: dict[str, Any] = {}
+        """Config fields a recorded or a fork's change set (model, temperature), and their values."""
         self._applied_up_to = 0
         self._live_always: set[str] = set()
 
@@ -435,7 +442,7 @@ class ReplayPerformer:
             raise self.diverge(
                 "extra request", "the new run sends a request the recording does not have", None
             )
-        action = self._current_model(action)
+        action = self._current_config(action)
         payload = encode_body(action.body)
         unanswered = record.entry if record.kind == "journal" else None
         if record.kind == "interaction":
@@ -543,21 +550,26 @@ class ReplayPerformer:
 
     def _change(self, entry: JournalEntry) -> None:
         if isinstance(entry, ModelChangeEntry):
-            self._model = entry.model
+            self._changed["model"] = entry.model
+        elif isinstance(entry, SamplingChangeEntry):
+            self._changed["temperature"] = entry.temperature
         if self.apply_change is not None:
             self.apply_change(entry)
 
-    def _current_model(self, action: CallModel | RetryModel) -> CallModel | RetryModel:
-        """`action` naming the model a change just before it switched to.
+    def _current_config(self, action: CallModel | RetryModel) -> CallModel | RetryModel:
+        """`action` with the settings a change just before it switched to.
 
         The kernel builds a request as soon as the event before it is fed; a
-        model change journalled between that event and the request (a fork's
-        `--model` at the fork point) applies to that request too.
+        change journalled between that event and the request (a fork's
+        `--model` or `--temperature` at the fork point) applies to that
+        request too.
         """
         body = action.body
-        if self._model is None or not isinstance(body, RequestBody) or body.config.model == self._model:
+        if not self._changed or not isinstance(body, RequestBody):
             return action
-        config = attrs.evolve(body.config, model=self._model)
+        if all(getattr(body.config, name) == value for name, value in self._changed.items()):
+            return action
+        config = attrs.evolve(body.config, **self._changed)
         return attrs.evolve(action, body=RequestBody(config, body.history))
 
     def _go_live(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
@@ -569,7 +581,9 @@ class ReplayPerformer:
         self._change(ApprovalModeEntry(self.options.approval))  # the command line's, not the file's
         if self.options.live_model is not None:
             self._change(ModelChangeEntry(self.options.live_model))
-        return live.call_model(self._current_model(action))
+        if self.options.live_temperature is not None:
+            self._change(SamplingChangeEntry(self.options.live_temperature))
+        return live.call_model(self._current_config(action))
 
 
 def _json_body(body: Any) -> Any:
@@ -579,6 +593,20 @@ def _json_body(body: Any) -> Any:
         return json.loads(body) if isinstance(body, str) else body
     except ValueError:
         return body
+
+
+class CallCounter:
+    """Observer: model requests made, replayed or live (a fork's steps go on after the fork point)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def on_event(self, event: Event, state: State) -> None:
+        pass
+
+    def on_action(self, action: Action, state: State) -> None:
+        if isinstance(action, (CallModel, RetryModel)):
+            self.calls += 1
 
 
 class TurnEndChecker:
@@ -746,6 +774,7 @@ def replay_session(
     fork_to: Path | None = None,
     live_settings: Settings | None = None,
     live_model: str | None = None,
+    live_temperature: float | None = None,
     workspace: Path | None = None,
     observers: Sequence[Observer] = (),
     on_delta: Callable[[StreamDelta], None] | None = None,
@@ -766,8 +795,8 @@ def replay_session(
     `approval` and `approver` govern whatever runs live (`live_tools`, the
     live part of a fork); they come from the caller's command line. A fork's
     live part talks to the server `live_settings` name (with its key), and
-    names `live_model` in its requests when given (the replayed part keeps the
-    recorded model, and the switch is journalled). The
+    names `live_model` and `live_temperature` in its requests when given (the
+    replayed part keeps the recorded ones, and the switch is journalled). The
     recording's own approval mode and answers only reproduce its past.
     Output files (`rebless_to`, `fork_to`) are written beside the target
     and renamed into place only when the replay got that far, so a failed
@@ -809,10 +838,12 @@ def replay_session(
         approval=approval,
         approver=approver,
         live_model=live_model,
+        live_temperature=live_temperature,
     )
     performer = ReplayPerformer(session, client, options)
     performer.on_delta = on_delta
-    all_observers: list[Observer] = [TurnEndChecker(performer), *observers]
+    counter = CallCounter()
+    all_observers: list[Observer] = [TurnEndChecker(performer), counter, *observers]
     closers: list[Callable[[], None]] = []
     recorder: Recorder | None = None
     output_path = rebless_to or fork_to
@@ -921,7 +952,7 @@ def replay_session(
     return ReplayReport(
         path=str(path),
         status=status,
-        steps=performer.step,
+        steps=counter.calls if performer.forked else performer.step,
         tool_calls=performer.tool_calls,
         usage=driver.state.session_usage,
         seconds=time.perf_counter() - started,

@@ -1,0 +1,292 @@
+"""K forks of one session from the same step, each in its own restored workspace, with an outcome.
+
+`sample_forks` replays a recorded session up to step N K times, each time
+going live from there (`replay_session(fork_at=N)`) in a fresh directory
+holding the session's workspace snapshot, and records each fork as a child
+session naming its parent. A `check` command, run in each fork's final
+workspace, gives the outcome (exit status 0: success); the same check run
+in the parent's own final workspace (its recorded tools re-run on a restored
+snapshot) says where the parent stands. `SampleReport.table()` is what the
+CLI prints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import subprocess
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from nano_code.adapters.config import Settings
+from nano_code.adapters.journal import EventEntry
+from nano_code.adapters.session_file import SessionFileError, load_session
+from nano_code.kernel.types import ApprovalMode
+from nano_code.session.replay import ReplayReport, replay_session, response_event
+
+CHECK_TIMEOUT = 600.0
+"""Seconds a --check command may run in one workspace."""
+
+
+@attrs.frozen
+class Outcome:
+    passed: bool | None
+    """None when there was no check, or the fork failed before it could run."""
+    detail: str = ""
+
+
+@attrs.frozen
+class Sample:
+    index: int
+    report: ReplayReport
+    outcome: Outcome
+    child: str | None
+    """The child session's file."""
+
+
+@attrs.frozen
+class SampleReport:
+    parent: str
+    fork_at: int
+    samples: tuple[Sample, ...]
+    parent_outcome: Outcome
+    parting_step: int | None
+    """The first step at which the forks' actions differ (None: they never part)."""
+
+    @property
+    def passed(self) -> int:
+        return sum(sample.outcome.passed is True for sample in self.samples)
+
+    @property
+    def checked(self) -> int:
+        return sum(sample.outcome.passed is not None for sample in self.samples)
+
+    def table(self) -> str:
+        lines = [f"{len(self.samples)} forks of {self.parent} at step {self.fork_at}", ""]
+        lines.append(
+            f"{'fork':>4}  {'status':10} {'outcome':8} {'steps':>5} {'tokens':>8} {'cost':>9}  session"
+        )
+        for sample in self.samples:
+            usage = sample.report.usage
+            cost = f"${usage.cost:.4f}" if usage.cost is not None else "-"
+            outcome = {True: "pass", False: "fail", None: "-"}[sample.outcome.passed]
+            lines.append(
+                f"{sample.index:>4}  {sample.report.status:10} {outcome:8} {sample.report.steps:>5} "
+                f"{usage.total_tokens:>8} {cost:>9}  {sample.child or sample.report.error or ''}"
+            )
+        lines.append("")
+        if self.checked:
+            low, high = wilson_interval(self.passed, self.checked)
+            lines.append(
+                f"outcome: {self.passed}/{self.checked} passed ({self.passed / self.checked:.0%}; "
+                f"95% interval {low:.0%}-{high:.0%}, Wilson)"
+            )
+        steps = [float(s.report.steps) for s in self.samples if s.report.ok]
+        tokens = [float(s.report.usage.total_tokens) for s in self.samples if s.report.ok]
+        costs = [s.report.usage.cost for s in self.samples if s.report.ok and s.report.usage.cost is not None]
+        lines.append(f"steps:   {spread(steps)}")
+        lines.append(f"tokens:  {spread(tokens)}")
+        if costs:
+            lines.append(f"cost:    {spread(costs, money=True)}")
+        parting = (
+            f"step {self.parting_step}" if self.parting_step is not None else "never (all forks acted alike)"
+        )
+        lines.append(f"the forks' actions first differ at: {parting}")
+        parent = {True: "passes", False: "fails", None: "not checked"}[self.parent_outcome.passed]
+        lines.append(f"the parent session's own outcome: {parent}{_detail(self.parent_outcome)}")
+        return "\n".join(lines)
+
+    def as_json(self) -> dict[str, Any]:
+        low, high = wilson_interval(self.passed, self.checked) if self.checked else (None, None)
+        return {
+            "parent": self.parent,
+            "fork_at": self.fork_at,
+            "passed": self.passed,
+            "checked": self.checked,
+            "wilson_95": [low, high],
+            "parting_step": self.parting_step,
+            "parent_outcome": self.parent_outcome.passed,
+            "samples": [
+                {
+                    "index": s.index,
+                    "status": s.report.status,
+                    "outcome": s.outcome.passed,
+                    "steps": s.report.steps,
+                    "tokens": s.report.usage.total_tokens,
+                    "cost": round(s.report.usage.cost, 10) if s.report.usage.cost is not None else None,
+                    "child": s.child,
+                    "workspace": s.report.workspace,
+                    "error": s.report.error,
+                }
+                for s in self.samples
+            ],
+        }
+
+
+def _detail(outcome: Outcome) -> str:
+    return f" ({outcome.detail})" if outcome.detail else ""
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson score interval for a binomial proportion (95% by default)."""
+    if trials <= 0:
+        raise ValueError("no trials")
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return low, high
+
+
+def spread(values: Sequence[float], money: bool = False) -> str:
+    """Mean, standard deviation, and range, or '-' for no values."""
+    if not values:
+        return "-"
+
+    def shown(value: float) -> str:
+        return f"${value:.4f}" if money else f"{value:,.1f}"
+
+    deviation = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"mean {shown(statistics.fmean(values))}, sd {shown(deviation)}, {shown(min(values))}-{shown(max(values))}"
+
+
+def run_check(command: str, workspace: str | None) -> Outcome:
+    """Run `command` with the shell in `workspace`; exit status 0 is a pass."""
+    if workspace is None:
+        return Outcome(None, "no workspace to check")
+    try:
+        done = subprocess.run(
+            ["/bin/sh", "-c", command],
+            cwd=workspace,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=CHECK_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        return Outcome(False, f"the check ran over {CHECK_TIMEOUT:g} s")
+    except OSError as error:
+        return Outcome(None, f"the check could not run: {error}")
+    return Outcome(done.returncode == 0, "" if done.returncode == 0 else f"exit status {done.returncode}")
+
+
+def actions_by_step(path: str | Path) -> list[str]:
+    """What the model did at each step of a session (its tool calls, or its answer), as text."""
+    session = load_session(Path(path))
+    steps: list[str] = []
+    for record in session.records:
+        if record.kind == "interaction":
+            event = response_event(record.data)
+            calls = getattr(event, "tool_calls", None)
+            if calls:
+                steps.append(json.dumps([[c.name, c.arguments] for c in calls], sort_keys=True))
+            else:
+                steps.append(json.dumps(["answer", getattr(event, "content", None)]))
+        elif isinstance(record.entry, EventEntry):
+            continue
+    return steps
+
+
+def parting_step(children: Sequence[str]) -> int | None:
+    """The first step (1-based) at which the sessions' actions are not all the same."""
+    try:
+        runs = [actions_by_step(child) for child in children]
+    except SessionFileError:
+        return None
+    if len(runs) < 2:
+        return None
+    longest = max(len(run) for run in runs)
+    for step in range(longest):
+        seen = {run[step] if step < len(run) else None for run in runs}
+        if len(seen) > 1:
+            return step + 1
+    return None
+
+
+@attrs.frozen
+class _Job:
+    path: str
+    index: int
+    fork_at: int
+    fork_to: str
+    live_settings: Settings
+    live_model: str | None
+    temperature: float | None
+    approval: ApprovalMode
+    check: str | None
+
+
+def _one_fork(job: _Job) -> Sample:
+    report = replay_session(
+        job.path,
+        fork_at=job.fork_at,
+        fork_to=Path(job.fork_to),
+        live_settings=job.live_settings,
+        live_model=job.live_model,
+        live_temperature=job.temperature,
+        approval=job.approval,
+    )
+    outcome = Outcome(None)
+    if job.check is not None and report.ok:
+        outcome = run_check(job.check, report.workspace)
+    return Sample(job.index, report, outcome, report.output_path)
+
+
+def sample_forks(
+    path: str | Path,
+    fork_at: int,
+    samples: int,
+    live_settings: Settings,
+    *,
+    check: str | None = None,
+    jobs: int = 1,
+    live_model: str | None = None,
+    temperature: float | None = None,
+    approval: ApprovalMode = ApprovalMode.ASK,
+    out_dir: Path | None = None,
+) -> SampleReport:
+    """K forks of the session at `path` from step `fork_at`; see the module's docstring.
+
+    Nothing is asked in a sampled fork: calls that need approval run when
+    `approval` is AUTO (`--yes`) and are refused otherwise.
+    """
+    if samples < 1:
+        raise ValueError("--samples must be at least 1")
+    path = Path(path)
+    directory = out_dir or path.parent
+    todo = []
+    for index in range(1, samples + 1):
+        target = directory / f"{path.stem}.fork{fork_at}.s{index}.yaml"
+        todo.append(
+            _Job(
+                str(path),
+                index,
+                fork_at,
+                str(target),
+                live_settings,
+                live_model,
+                temperature,
+                approval,
+                check,
+            )
+        )
+    if jobs > 1 and samples > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, samples)) as pool:
+            done = list(pool.map(_one_fork, todo))
+    else:
+        done = [_one_fork(job) for job in todo]
+    parent_outcome = Outcome(None)
+    if check is not None:
+        parent = replay_session(path, live_tools=True, approval=approval)
+        if parent.status in ("identical", "tool outputs differ"):
+            parent_outcome = run_check(check, parent.workspace)
+        else:
+            parent_outcome = Outcome(None, f"its tools could not be re-run: {parent.error or parent.status}")
+    children = [sample.child for sample in done if sample.child is not None]
+    return SampleReport(str(path), fork_at, tuple(done), parent_outcome, parting_step(children))

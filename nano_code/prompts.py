@@ -33,9 +33,29 @@ AGENTS_LIMIT = 20_000
 """Characters of AGENTS.md included; more would crowd out the conversation."""
 
 
-def build_system_prompt(workspace: str, agents_md: str | None) -> str:
-    """The system prompt for a workspace, with its AGENTS.md (capped) when present."""
+SANDBOX_NOTES = {
+    "workspace-write": "Your shell commands run in a sandbox: they can write inside the workspace and in "
+    "a private /tmp that is emptied after each command; everything else is read-only{network}; and "
+    "background processes end when their command does, so start a server and what uses it in the "
+    "same command. The file tools write only inside the workspace unless the user approves more. If "
+    "the task needs more than this, tell the user what and why.",
+    "read-only": "Your shell commands run in a read-only sandbox: nothing is writable but a private "
+    "/tmp that is emptied after each command{network}, and background processes end when their "
+    "command does. The file tools write only with the user's approval. If the task needs to change "
+    "files, say what you would change.",
+}
+
+
+def build_system_prompt(
+    workspace: str, agents_md: str | None, sandbox: str = "off", sandbox_network: bool = False
+) -> str:
+    """The system prompt for a workspace, with its AGENTS.md (capped) when present, and what the
+    sandbox allows when one is on (with none, the prompt is what it always was)."""
     prompt = f"{SYSTEM_PROMPT}\nWorkspace: {workspace}\n"
+    note = SANDBOX_NOTES.get(sandbox)
+    if note is not None:
+        network = "; the network is open" if sandbox_network else "; there is no network"
+        prompt += "\n" + note.format(network=network) + "\n"
     if agents_md and agents_md.strip():
         text = agents_md.strip()
         if len(text) > AGENTS_LIMIT:

@@ -10,6 +10,14 @@ checks are the kernel's CheckToolCall and, for calls that ask the user, one
 just before and one just after asking (the prompt shows where the path leads).
 Only a call whose path was outside at every check, and which the user
 approved, or a call nobody checked (auto-approval, "always"), runs unconfined.
+
+With an OS sandbox on (`ToolContext.sandbox`), what runs without asking keeps
+to it: the shell runs inside it, and the file tools write only where it lets
+them. A call the user approved at the prompt is the exception: the question
+was asked because the call leaves the sandbox (a write outside the
+workspace, or any write under read-only), and the user's yes lets it do
+exactly that, as it would with no sandbox. `--yes` does not: it approves
+what the sandbox allows.
 """
 
 from __future__ import annotations
@@ -36,6 +44,12 @@ from nano_code.kernel.stream import StreamDelta
 Approver = Callable[[AskApproval], ApprovalDecision]
 
 
+def find_tool_sandboxed(name: str) -> bool:
+    """Whether tool `name` runs inside the OS sandbox whatever it is approved for (the shell)."""
+    tool = find_tool(name)
+    return tool is not None and tool.spec.sandboxed
+
+
 class LivePerformer:
     def __init__(
         self,
@@ -52,6 +66,8 @@ class LivePerformer:
         self.sleep = sleep
         self._seen_inside: dict[str, bool] = {}
         """Per call id: whether any check of the call's path found it inside the workspace."""
+        self._approved_at_prompt: set[str] = set()
+        """Call ids the user said yes to: they may leave the sandbox's file boundary."""
 
     def call_model(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
         try:
@@ -77,6 +93,7 @@ class LivePerformer:
             self._seen_inside.pop(action.call.id, None)
         else:
             self._check_path(action)
+            self._approved_at_prompt.add(action.call.id)
         return decision
 
     def _check_path(self, action: AskApproval) -> None:
@@ -88,6 +105,10 @@ class LivePerformer:
     def run_tool(self, action: RunTool) -> ToolResult | Interrupt:
         confined = self._seen_inside.pop(action.call.id, False)
         context = attrs.evolve(self.tool_context, confined=confined)
+        if action.call.id in self._approved_at_prompt:
+            self._approved_at_prompt.discard(action.call.id)
+            if not find_tool_sandboxed(action.call.name):
+                context = attrs.evolve(context, sandbox=None)  # the user approved leaving it
         try:
             outcome = run_tool(action.call.name, action.arguments, context)
         except KeyboardInterrupt:

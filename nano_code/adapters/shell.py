@@ -168,6 +168,7 @@ def run_command(
     process = subprocess.Popen(
         argv if sandbox is None else sandbox.wrap(argv),
         cwd=cwd,
+        env=command_environment(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -294,6 +295,16 @@ def _process_table() -> list[tuple[bytes, int, int]] | None:
         except (OSError, IndexError, ValueError):
             continue  # it exited while we looked
     return table
+
+
+HIDDEN_VARIABLES = frozenset({"OPENROUTER_API_KEY"})
+"""Never handed to a command: the model's key is nano-code's, not the commands' (a command
+the model wrote could print it, or send it out where the network is open)."""
+
+
+def command_environment() -> dict[str, str]:
+    """nano-code's environment, without the variables commands must not see."""
+    return {name: value for name, value in os.environ.items() if name not in HIDDEN_VARIABLES}
 
 
 def _pump(

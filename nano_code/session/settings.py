@@ -17,8 +17,9 @@ import attrs
 
 from nano_code.adapters.config import Settings
 from nano_code.adapters.regular_files import read_regular
+from nano_code.adapters.sandbox import Sandbox
 from nano_code.adapters.tools import tool_specs
-from nano_code.kernel.types import ApprovalMode, KernelConfig
+from nano_code.kernel.types import ApprovalMode, KernelConfig, SandboxMode
 from nano_code.prompts import AGENTS_FILE, AGENTS_LIMIT, build_system_prompt
 
 
@@ -80,6 +81,14 @@ class RecordedSettings:
     max_tool_output_chars: int = attrs.field(default=DEFAULT_TOOL_OUTPUT_CHARS, validator=_typed(int, 200))
     """The cap on one tool result sent to the model (files from before it was recorded: the
     default of that time)."""
+    sandbox: str = attrs.field(
+        default="off", validator=attrs.validators.in_(("off", "read-only", "workspace-write"))
+    )
+    """The OS sandbox the session's commands ran in (as really in force, not as asked for).
+    It shapes the system prompt and the kernel's approval decisions; a replay uses it to
+    reproduce them. What runs live gets its sandbox from the current command line."""
+    sandbox_network: bool = attrs.field(default=False, validator=_typed(bool))
+    """Whether the sandbox let commands use the network."""
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -115,9 +124,14 @@ def recorded_agents_md(metadata: Mapping[str, Any]) -> str | None:
     return text
 
 
-def recorded_settings(settings: Settings, workspace: Path, stream: bool) -> RecordedSettings:
-    """The settings that shaped requests and decisions, safe to record (no key)."""
+def recorded_settings(
+    settings: Settings, workspace: Path, stream: bool, sandbox: Sandbox | None = None
+) -> RecordedSettings:
+    """The settings that shaped requests and decisions, safe to record (no key); `sandbox`
+    is the one really in force."""
     return RecordedSettings(
+        sandbox=sandbox.mode.value if sandbox is not None else "off",
+        sandbox_network=sandbox.network if sandbox is not None else False,
         model=settings.model,
         base_url=settings.base_url,
         max_steps=settings.max_steps,
@@ -133,10 +147,13 @@ def kernel_config(recorded: RecordedSettings | Mapping[str, Any], agents_md: str
         recorded = RecordedSettings.from_json(recorded)
     return KernelConfig(
         model=recorded.model,
-        system_prompt=build_system_prompt(recorded.workspace, agents_md),
+        system_prompt=build_system_prompt(
+            recorded.workspace, agents_md, recorded.sandbox, recorded.sandbox_network
+        ),
         tools=tool_specs(),
         stream=recorded.stream,
         max_steps_per_turn=recorded.max_steps,
         approval=ApprovalMode.AUTO if recorded.auto_approve else ApprovalMode.ASK,
         max_tool_output_chars=recorded.max_tool_output_chars,
+        sandbox=SandboxMode(recorded.sandbox),
     )

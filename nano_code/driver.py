@@ -36,7 +36,7 @@ from nano_code.kernel.events import (
     UserInput,
 )
 from nano_code.kernel.machine import Phase, State, transition
-from nano_code.kernel.types import ApprovalMode
+from nano_code.kernel.types import ApprovalMode, SandboxMode
 
 
 class Performer(Protocol):
@@ -53,9 +53,13 @@ class Observer(Protocol):
     def on_action(self, action: Action, state: State) -> None: ...
 
 
-def with_approval_mode(state: State, mode: ApprovalMode) -> State:
-    """`state` approving as `mode` says from now on, with no earlier "always" grants."""
-    return attrs.evolve(state, config=attrs.evolve(state.config, approval=mode), always_approved=frozenset())
+def with_approval_mode(state: State, mode: ApprovalMode, sandbox: SandboxMode | None = None) -> State:
+    """`state` approving as `mode` says from now on, with no earlier "always" grants, and
+    deciding for the sandbox `sandbox` when one is given."""
+    config = attrs.evolve(state.config, approval=mode)
+    if sandbox is not None:
+        config = attrs.evolve(config, sandbox=sandbox)
+    return attrs.evolve(state, config=config, always_approved=frozenset())
 
 
 def with_model(state: State, model: str) -> State:
@@ -98,7 +102,7 @@ class Driver:
                 queue.extend(self.feed(event))
         return end
 
-    def set_approval_mode(self, mode: ApprovalMode) -> None:
+    def set_approval_mode(self, mode: ApprovalMode, sandbox: SandboxMode | None = None) -> None:
         """Approve from now on as the current command line says, dropping earlier "always" grants.
 
         Authority never comes from a file: a resumed or forked session starts
@@ -106,7 +110,7 @@ class Driver:
         Observers with an `on_approval_mode` hook see it (the recorder writes
         it to the journal, so a replay switches at the same point).
         """
-        self.state = with_approval_mode(self.state, mode)
+        self.state = with_approval_mode(self.state, mode, sandbox)
         for observer in self.observers:
             hook = getattr(observer, "on_approval_mode", None)
             if hook is not None:
@@ -128,6 +132,14 @@ class Driver:
             hook = getattr(observer, "on_temperature_change", None)
             if hook is not None:
                 hook(temperature, self.state)
+
+    def note_command(self, text: str) -> None:
+        """An interactive command the user typed (/cost, /model ...): observers with an
+        `on_command` hook see it (the recorder journals it)."""
+        for observer in self.observers:
+            hook = getattr(observer, "on_command", None)
+            if hook is not None:
+                hook(text, self.state)
 
     def hand_over(self, performer: Performer) -> None:
         """From the next action on, `performer` carries them out (a fork going live:

@@ -11,12 +11,14 @@ Each line is one of these entries; nothing else in nano-code spells the keys:
                           what the kernel was told instead
     RetryEntry            the kernel retried a model call after `delay` seconds
     TurnEndEntry          how a turn ended
-    ApprovalModeEntry     approval switched to the current command line's mode
-                          (a resumed or forked session)
+    ApprovalModeEntry     approval (and the sandbox) switched to the current command
+                          line's (a resumed or forked session)
     ModelChangeEntry      requests name another model from here on (a fork's
                           live part with --model)
     SamplingChangeEntry   requests sample at another temperature from here on (a
                           fork's live part with --temperature)
+    CommandEntry          an interactive command the user typed (/cost, /model ...);
+                          what it changed is recorded by its own entry or event
     SnapshotEntry         the workspace snapshot taken as the session started
                           (adapters/snapshot.py), or why there is none
 
@@ -34,7 +36,7 @@ import attrs
 from nano_code.kernel.actions import EndTurn
 from nano_code.kernel.events import Event
 from nano_code.kernel.serialize import from_json, to_json
-from nano_code.kernel.types import ApprovalMode
+from nano_code.kernel.types import ApprovalMode, SandboxMode
 
 
 class JournalError(ValueError):
@@ -78,6 +80,8 @@ class TurnEndEntry:
 @attrs.frozen
 class ApprovalModeEntry:
     mode: ApprovalMode
+    sandbox: SandboxMode | None = None
+    """The OS sandbox from here on (None in files from before sandboxes: unchanged)."""
 
 
 @attrs.frozen
@@ -88,6 +92,11 @@ class ModelChangeEntry:
 @attrs.frozen
 class SamplingChangeEntry:
     temperature: float | None
+
+
+@attrs.frozen
+class CommandEntry:
+    text: str
 
 
 @attrs.frozen
@@ -104,6 +113,7 @@ JournalEntry = (
     | ApprovalModeEntry
     | ModelChangeEntry
     | SamplingChangeEntry
+    | CommandEntry
     | SnapshotEntry
 )
 
@@ -113,11 +123,12 @@ INFORMATIONAL = (
     ApprovalModeEntry,
     ModelChangeEntry,
     SamplingChangeEntry,
+    CommandEntry,
     SnapshotEntry,
 )
+"""Entries that answer no request of the driver's (replay checks or applies them where they stand)."""
 SETTING_CHANGES = (ApprovalModeEntry, ModelChangeEntry, SamplingChangeEntry)
 """Entries that change how the session goes on from where they stand (replay and resume apply them)."""
-"""Entries that answer no request of the driver's (replay checks or applies them where they stand)."""
 
 
 def entry_json(entry: JournalEntry) -> dict[str, Any]:
@@ -147,7 +158,11 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
         return {"sampling_change": {"temperature": entry.temperature}}
     if isinstance(entry, SnapshotEntry):
         return {"workspace_snapshot": dict(entry.info)}
-    return {"approval_mode": entry.mode.value}
+    if isinstance(entry, CommandEntry):
+        return {"command": entry.text}
+    if entry.sandbox is None:
+        return {"approval_mode": entry.mode.value}
+    return {"approval_mode": entry.mode.value, "sandbox": entry.sandbox.value}
 
 
 def read_entry(data: Mapping[str, Any]) -> JournalEntry:
@@ -183,7 +198,10 @@ def read_entry(data: Mapping[str, Any]) -> JournalEntry:
                 raise JournalError("turn_end: not an EndTurn")
             return TurnEndEntry(end)
         if "approval_mode" in data:
-            return ApprovalModeEntry(ApprovalMode(data["approval_mode"]))
+            sandbox = data.get("sandbox")
+            return ApprovalModeEntry(
+                ApprovalMode(data["approval_mode"]), SandboxMode(sandbox) if sandbox is not None else None
+            )
         if "model_change" in data:
             model = data["model_change"]
             if not isinstance(model, str) or not model:
@@ -196,6 +214,11 @@ def read_entry(data: Mapping[str, Any]) -> JournalEntry:
             ):
                 raise JournalError("sampling_change: the temperature is not a number from 0 to 2")
             return SamplingChangeEntry(temperature)
+        if "command" in data:
+            text = data["command"]
+            if not isinstance(text, str):
+                raise JournalError("command: not text")
+            return CommandEntry(text)
         if "workspace_snapshot" in data:
             info = data["workspace_snapshot"]
             if not isinstance(info, Mapping):

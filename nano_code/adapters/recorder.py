@@ -28,6 +28,7 @@ from nano_code import __version__
 from nano_code.adapters.journal import (
     ApprovalModeEntry,
     CallWithoutResponse,
+    CommandEntry,
     EventEntry,
     JournalEntry,
     ModelChangeEntry,
@@ -437,13 +438,16 @@ class Recorder:
             self._action = None
 
     def on_approval_mode(self, mode: ApprovalMode, state: State) -> None:
-        self._journal(ApprovalModeEntry(mode))
+        self._journal(ApprovalModeEntry(mode, state.config.sandbox))
 
     def on_model_change(self, model: str, state: State) -> None:
         self._journal(ModelChangeEntry(model))
 
     def on_temperature_change(self, temperature: float | None, state: State) -> None:
         self._journal(SamplingChangeEntry(temperature))
+
+    def on_command(self, text: str, state: State) -> None:
+        self._journal(CommandEntry(text))
 
     def on_snapshot(self, info: Mapping[str, Any]) -> None:
         self._journal(SnapshotEntry(info))

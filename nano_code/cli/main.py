@@ -5,7 +5,7 @@
     nano-code replay PATH...     replay recorded sessions offline and strictly
     nano-code diff A B           compare two recorded sessions step by step
     nano-code sessions           list recorded sessions
-    nano-code export PATH        write a session with every request body whole
+    nano-code export PATH        a session with every body whole, or sessions as tables
 
 Exit status: 0 the turn finished; 1 it failed (model error after retries,
 step budget exhausted, a replay diverged); 2 usage or configuration error;
@@ -44,9 +44,11 @@ examples:
   git diff | nano-code -p "review this"       task text plus stdin
   echo "add a README" | nano-code --yes       the task read from stdin
   nano-code --record fix.yaml -p "fix bug"    record the session to fix.yaml
+  nano-code --sandbox off -p "run the app"    commands with your full rights
   nano-code replay cassettes/*.yaml           replay sessions offline, strictly
   nano-code sessions                          list recorded sessions
   nano-code export s.yaml --full              a cassette with every body whole
+  nano-code export runs/ --to steps.csv       one row per model call of every session under runs/
 
 settings (later wins): .env in this directory, then the environment, then flags.
   OPENROUTER_API_KEY    API key (not needed for local servers)
@@ -54,6 +56,21 @@ settings (later wins): .env in this directory, then the environment, then flags.
   MODEL_NAME            the model to use
 see .env.example for every setting.
 """
+
+
+def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sandbox",
+        choices=("workspace-write", "read-only", "off"),
+        help="run shell commands in an OS sandbox (NANO_CODE_SANDBOX): workspace-write (the default "
+        "where bwrap works) lets them write the workspace and a private /tmp, read-only only the "
+        "private /tmp; no network, background processes end with their command",
+    )
+    parser.add_argument(
+        "--sandbox-network",
+        action="store_true",
+        help="let sandboxed commands use the network (package installs)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="JSON Lines of every kernel event/action on stdout; text to stderr",
     )
+    add_sandbox_arguments(parser)
     record = parser.add_mutually_exclusive_group()
     record.add_argument("--record", metavar="PATH", help="record the session to PATH (a vcrpy cassette)")
     record.add_argument("--no-record", action="store_true", help="do not record this session")

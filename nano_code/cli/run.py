@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from nano_code.adapters.config import ConfigError, Settings, is_loopback_url, load_settings
 from nano_code.adapters.recorder import Recorder, provenance
+from nano_code.adapters.sandbox import SandboxUnavailable
 from nano_code.adapters.secrets import Redactor, SecretLeakError
 from nano_code.adapters.session_file import SessionFileError, load_session, make_private_dirs
 from nano_code.adapters.shell import kill_left_running
@@ -30,8 +31,8 @@ from nano_code.driver import Driver, Observer
 from nano_code.kernel.actions import AskApproval, EndTurn, TurnEnd
 from nano_code.kernel.events import FailureKind
 from nano_code.kernel.machine import State, initial_state
-from nano_code.kernel.types import ApprovalMode
-from nano_code.session.factory import live_session, open_recorder
+from nano_code.kernel.types import ApprovalMode, SandboxMode
+from nano_code.session.factory import choose_sandbox, live_session, open_recorder, sandbox_provenance
 from nano_code.session.settings import (
     RecordedSettings,
     SettingsError,
@@ -62,6 +63,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
         "NANO_CODE_MAX_STEPS": str(args.max_steps) if args.max_steps is not None else None,
         "NANO_CODE_STREAM": args.stream,
         "NANO_CODE_YES": "1" if args.yes else None,
+        "NANO_CODE_SANDBOX": args.sandbox,
+        "NANO_CODE_SANDBOX_NETWORK": "1" if args.sandbox_network else None,
     }
 
 
@@ -145,9 +148,16 @@ def main(args: argparse.Namespace) -> int:
         if piped.strip():
             task = f"{task}\n\n{piped}"
 
+    try:
+        sandbox, sandbox_notice = choose_sandbox(settings.sandbox, settings.sandbox_network, workspace)
+    except SandboxUnavailable as error:
+        say(f"nano-code: {error}", err=True)
+        return EXIT_USAGE
+    if sandbox_notice is not None:
+        say(f"nano-code: {sandbox_notice}", err=True)
     stream = settings.stream if (args.stream is not None or not args.json) else False
     agents_md = read_agents_md(workspace)
-    recorded = recorded_settings(settings, workspace, stream)
+    recorded = recorded_settings(settings, workspace, stream, sandbox)
     parent_state: State | None = None
     resume_file = None
     if args.resume:
@@ -214,6 +224,7 @@ def main(args: argparse.Namespace) -> int:
             path = Path(args.record) if args.record else session_path(settings)
             origin = os.environ.get("NANO_CODE_SESSION_ORIGIN", "").strip() or "live"
             metadata = provenance(config, recorded.to_json(), workspace, agents_md, origin=origin)
+            metadata["sandbox"] = sandbox_provenance(settings.sandbox, sandbox, sandbox_notice)
             recorder = open_recorder(path, metadata, redactor)
             snapshot_beside = path
     except FileExistsError:
@@ -241,6 +252,7 @@ def main(args: argparse.Namespace) -> int:
         observers=observers,
         on_delta=display.on_delta,
         snapshot_beside=snapshot_beside,
+        sandbox=sandbox,
     )
     driver = session.driver
     try:
@@ -249,7 +261,10 @@ def main(args: argparse.Namespace) -> int:
             if closed is not None:
                 display.notice("resumed: the step that was in flight was recorded as interrupted")
         if parent_state is not None:
-            driver.set_approval_mode(ApprovalMode.AUTO if settings.auto_approve else ApprovalMode.ASK)
+            driver.set_approval_mode(
+                ApprovalMode.AUTO if settings.auto_approve else ApprovalMode.ASK,
+                sandbox.mode if sandbox is not None else SandboxMode.OFF,
+            )
         if task is not None:
             return interrupts.exit_status(EXIT_BY_REASON[_turn(driver, task)])
         return interrupts.exit_status(interactive_loop(driver, display, interrupts))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from nano_code.adapters.safe_text import json_text
-from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
+from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_sandbox_arguments, say
 
 
 def replay_parser() -> argparse.ArgumentParser:
@@ -65,6 +65,7 @@ def replay_parser() -> argparse.ArgumentParser:
         help="approve every live tool call (--live-tools, --fork-at); without it they are asked on "
         "a terminal and refused elsewhere -- never approved because the recording was",
     )
+    add_sandbox_arguments(parser)
     parser.add_argument("--model", help="model for the live continuation of --fork-at")
     parser.add_argument(
         "--temperature", type=float, metavar="T", help="sampling temperature of the live continuation (0-2)"
@@ -96,17 +97,26 @@ def expand_paths(paths: Sequence[str]) -> list[Path]:
     return found
 
 
-def _replay_quiet(job: tuple[str, list[str], bool, bool, str | None]) -> Any:
+def _sandbox(args: argparse.Namespace) -> tuple[str | None, bool]:
+    """The sandbox this command line (or the environment) asks for live tools: a mode or None."""
+    requested = args.sandbox or os.environ.get("NANO_CODE_SANDBOX", "").strip().lower() or None
+    network = args.sandbox_network or os.environ.get("NANO_CODE_SANDBOX_NETWORK", "").lower() in ("1", "true")
+    return requested, network
+
+
+def _replay_quiet(job: tuple[str, list[str], bool, bool, str | None, str | None, bool]) -> Any:
     from nano_code.kernel.types import ApprovalMode
     from nano_code.session.replay import replay_session
 
-    path, ignore, live_tools, yes, workspace = job
+    path, ignore, live_tools, yes, workspace, sandbox, network = job
     return replay_session(
         path,
         ignore=ignore,
         live_tools=live_tools,
         workspace=Path(workspace) if workspace else None,
         approval=ApprovalMode.AUTO if yes else ApprovalMode.ASK,
+        sandbox=sandbox,
+        sandbox_network=network,
     )
 
 
@@ -197,7 +207,9 @@ def _replay_main(args: argparse.Namespace) -> int:
     elif args.jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        jobs = [(str(p), args.ignore, args.live_tools, args.yes, args.workspace) for p in paths]
+        jobs = [
+            (str(p), args.ignore, args.live_tools, args.yes, args.workspace, *_sandbox(args)) for p in paths
+        ]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             for report in pool.map(_replay_quiet, jobs, chunksize=max(1, len(jobs) // (args.jobs * 4))):
                 reports.append(report)
@@ -205,7 +217,9 @@ def _replay_main(args: argparse.Namespace) -> int:
                     say(_status_line(report), err=report.status == "error")
     else:
         for path in paths:
-            report = _replay_quiet((str(path), args.ignore, args.live_tools, args.yes, args.workspace))
+            report = _replay_quiet(
+                (str(path), args.ignore, args.live_tools, args.yes, args.workspace, *_sandbox(args))
+            )
             reports.append(report)
             if not args.json:
                 say(_status_line(report), err=report.status == "error")
@@ -257,6 +271,8 @@ def _samples(path: Path, args: argparse.Namespace) -> int:
         temperature=args.temperature,
         approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
         out_dir=Path(args.output) if args.output else None,
+        sandbox=_sandbox(args)[0],
+        sandbox_network=_sandbox(args)[1],
     )
     say(json_text(report.as_json()) if args.json else report.table())
     return EXIT_OK if all(sample.report.ok for sample in report.samples) else EXIT_FAILED
@@ -311,6 +327,8 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         on_delta=on_delta,
         live_model=args.model,
         live_temperature=args.temperature,
+        sandbox=_sandbox(args)[0],
+        sandbox_network=_sandbox(args)[1],
         redactor=shown,
         approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
         approver=approver,

@@ -26,6 +26,7 @@ from nano_code.adapters.config import Settings
 from nano_code.adapters.live import Approver, LivePerformer
 from nano_code.adapters.model_client import Exchange, ModelClient
 from nano_code.adapters.recorder import Recorder
+from nano_code.adapters.sandbox import Sandbox, choose
 from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import SessionFile, SessionWriter
 from nano_code.adapters.tools import ToolContext
@@ -41,6 +42,7 @@ from nano_code.kernel.events import (
 )
 from nano_code.kernel.machine import State
 from nano_code.kernel.stream import StreamDelta
+from nano_code.kernel.types import SandboxMode
 
 
 def live_performer(
@@ -50,13 +52,39 @@ def live_performer(
     *,
     on_delta: Callable[[StreamDelta], None] | None = None,
     exchange_sinks: Iterable[Callable[[Exchange], None]] = (),
+    sandbox: Sandbox | None = None,
 ) -> LivePerformer:
-    """Real model calls to the server `settings` name, real tools in `workspace`,
-    and `approve` for whatever the kernel says needs a person's yes."""
+    """Real model calls to the server `settings` name, real tools in `workspace` (their
+    commands inside `sandbox` when one is given), and `approve` for whatever the kernel
+    says needs a person's yes."""
     client = ModelClient.for_settings(settings)
     client.exchange_sinks.extend(exchange_sinks)
-    context = ToolContext(workspace=workspace, shell_timeout=settings.shell_timeout)
+    context = ToolContext(workspace=workspace, shell_timeout=settings.shell_timeout, sandbox=sandbox)
     return LivePerformer(client, context, approve, on_delta=on_delta)
+
+
+def choose_sandbox(
+    requested: str | None, network: bool, workspace: Path
+) -> tuple[Sandbox | None, str | None]:
+    """The sandbox the current command line asks for (`requested`: a mode's name, or None for
+    the default), and a notice when the default cannot be had. SandboxUnavailable when a
+    mode asked for by name cannot be had: never a silent fallback."""
+    mode = SandboxMode(requested) if requested is not None else None
+    return choose(mode, network=network, workspace=workspace)
+
+
+def sandbox_provenance(requested: str | None, sandbox: Sandbox | None, notice: str | None) -> dict[str, Any]:
+    """What a session records about its sandbox: asked for, and really in force."""
+    return {
+        "requested": requested or "default",
+        "mode": sandbox.mode.value if sandbox is not None else "off",
+        "network": sandbox.network if sandbox is not None else True,
+        "in_force": sandbox is not None,
+        "mechanism": ("sandbox-exec" if sandbox.platform == "darwin" else "bwrap")
+        if sandbox is not None
+        else None,
+        "notice": notice,
+    }
 
 
 def open_recorder(
@@ -84,7 +112,10 @@ class WorkspaceSnapshot:
         self.info: dict[str, Any] | None = None
         self._journalled = False
         self._thread = threading.Thread(
-            target=self._take, args=(workspace, session_path, max_bytes), name="nano-code-snapshot", daemon=True
+            target=self._take,
+            args=(workspace, session_path, max_bytes),
+            name="nano-code-snapshot",
+            daemon=True,
         )
         self._thread.start()
 
@@ -158,6 +189,7 @@ def live_session(
     observers: Sequence[Observer] = (),
     on_delta: Callable[[StreamDelta], None] | None = None,
     snapshot_beside: Path | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Session:
     """A live session starting from `state` (a new one, or a resumed one's), recorded
     when a `recorder` is given: it sees every event and action and every HTTP exchange,
@@ -165,7 +197,9 @@ def live_session(
     session file's path) the workspace is snapshotted beside it for later forks,
     at most `settings.snapshot_max_bytes` of it (0: no snapshot)."""
     sinks = [recorder.on_exchange] if recorder is not None else []
-    performer = live_performer(settings, workspace, approve, on_delta=on_delta, exchange_sinks=sinks)
+    performer = live_performer(
+        settings, workspace, approve, on_delta=on_delta, exchange_sinks=sinks, sandbox=sandbox
+    )
     watchers: list[Observer] = [*observers]
     if recorder is not None:
         watchers.append(recorder)

@@ -43,6 +43,7 @@ from nano_code.adapters.journal import (
 )
 from nano_code.adapters.model_client import ModelClient, encode_body
 from nano_code.adapters.recorder import Recorder, nano_code_commit, provenance
+from nano_code.adapters.sandbox import Sandbox, SandboxUnavailable
 from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import (
     FORMAT_VERSION,
@@ -81,8 +82,8 @@ from nano_code.kernel.machine import State, initial_state, transition
 from nano_code.kernel.policy import Approval, approval_requirement
 from nano_code.kernel.serialize import to_json
 from nano_code.kernel.stream import ResponseDecoder, StreamDelta
-from nano_code.kernel.types import ApprovalMode, KernelConfig, Usage
-from nano_code.session.factory import live_performer, open_recorder
+from nano_code.kernel.types import ApprovalMode, KernelConfig, SandboxMode, Usage
+from nano_code.session.factory import choose_sandbox, live_performer, open_recorder
 
 
 def _informational(record: Record) -> bool:
@@ -234,7 +235,7 @@ def rebuild_state(session: SessionFile, config: KernelConfig) -> State:
 def _changed(state: State, entry: JournalEntry) -> State:
     """`state` after a recorded setting change."""
     if isinstance(entry, ApprovalModeEntry):
-        return with_approval_mode(state, entry.mode)
+        return with_approval_mode(state, entry.mode, entry.sandbox)
     if isinstance(entry, ModelChangeEntry):
         return with_model(state, entry.model)
     if isinstance(entry, SamplingChangeEntry):
@@ -245,7 +246,7 @@ def _changed(state: State, entry: JournalEntry) -> State:
 def apply_change(driver: Driver, entry: JournalEntry) -> None:
     """A recorded setting change, made through the driver (so a recorder copies it)."""
     if isinstance(entry, ApprovalModeEntry):
-        driver.set_approval_mode(entry.mode)
+        driver.set_approval_mode(entry.mode, entry.sandbox)
     elif isinstance(entry, ModelChangeEntry):
         driver.set_model(entry.model)
     elif isinstance(entry, SamplingChangeEntry):
@@ -309,6 +310,8 @@ class ReplayOptions:
     part keeps the recorded one."""
     live_temperature: float | None = None
     """The temperature a fork's live part asks for (`--temperature`); likewise."""
+    sandbox_mode: SandboxMode = SandboxMode.OFF
+    """The OS sandbox live tools run in (from the current command line)."""
 
 
 class ReplayPerformer:
@@ -538,7 +541,9 @@ class ReplayPerformer:
         if path is not None and isinstance(action.arguments.get(path), str):
             inside = inside_workspace(action.arguments[path], context.workspace)
         always = frozenset(self._live_always)
-        need = approval_requirement(tool.spec, self.options.approval, always, inside)
+        mode = context.sandbox.mode if context.sandbox is not None else SandboxMode.OFF
+        need = approval_requirement(tool.spec, self.options.approval, always, inside, mode)
+        run_in = attrs.evolve(context, confined=inside is True)
         if need is not Approval.RUN:
             what = "it changes files or runs commands" if tool.spec.mutates else "its path is outside"
             decision = self.options.approver(AskApproval(action.call, action.arguments, what))
@@ -546,7 +551,9 @@ class ReplayPerformer:
                 self._live_always.add(tool.spec.name)
             elif decision.verdict is Verdict.DENY:
                 return ToolOutcome(f"[not run here: {decision.reason or 'not approved'}]", is_error=True)
-        return run_tool(action.call.name, action.arguments, attrs.evolve(context, confined=inside is True))
+            if not tool.spec.sandboxed:
+                run_in = attrs.evolve(run_in, sandbox=None)  # approved at the prompt: may leave it
+        return run_tool(action.call.name, action.arguments, run_in)
 
     def _change(self, entry: JournalEntry) -> None:
         if isinstance(entry, ModelChangeEntry):
@@ -578,7 +585,8 @@ class ReplayPerformer:
             raise ReplayError("no live model configured for --fork-at")
         live = self.go_live()
         self.forked = True
-        self._change(ApprovalModeEntry(self.options.approval))  # the command line's, not the file's
+        # the command line's approval and sandbox, not the file's
+        self._change(ApprovalModeEntry(self.options.approval, self.options.sandbox_mode))
         if self.options.live_model is not None:
             self._change(ModelChangeEntry(self.options.live_model))
         if self.options.live_temperature is not None:
@@ -776,6 +784,8 @@ def replay_session(
     live_model: str | None = None,
     live_temperature: float | None = None,
     workspace: Path | None = None,
+    sandbox: str | None = None,
+    sandbox_network: bool = False,
     observers: Sequence[Observer] = (),
     on_delta: Callable[[StreamDelta], None] | None = None,
     config_overrides: Mapping[str, Any] | None = None,
@@ -790,7 +800,9 @@ def replay_session(
     live part starts from the files the recorded tools left. They run in
     `workspace`, or by default in a fresh temporary directory holding the
     session's workspace snapshot (the user's own files are never touched unless
-    they pass their directory as `workspace`); the report names it.
+    they pass their directory as `workspace`); the report names it. Their
+    commands run in the OS sandbox `sandbox` names (None: the default,
+    workspace-write where it works), bounded to that directory.
 
     `approval` and `approver` govern whatever runs live (`live_tools`, the
     live part of a fork); they come from the caller's command line. A fork's
@@ -821,10 +833,12 @@ def replay_session(
     if isinstance(live_tools, Path) and workspace is None:
         workspace = live_tools  # the older spelling: live_tools=DIR
     where: Path | None = None
+    live_sandbox: Sandbox | None = None
     if live_tools or fork_at is not None:
         try:
             where = workspace.resolve() if workspace is not None else restore_workspace(path, session)
-        except SnapshotError as no_workspace:
+            live_sandbox, _ = choose_sandbox(sandbox, sandbox_network, where)
+        except (SnapshotError, SandboxUnavailable) as no_workspace:
             return ReplayReport(
                 str(path), "error", error=str(no_workspace), seconds=time.perf_counter() - started
             )
@@ -833,12 +847,15 @@ def replay_session(
     options = ReplayOptions(
         masks=masks,
         rebless=rebless_to is not None,
-        live_tools=ToolContext(workspace=where, shell_timeout=settings.shell_timeout) if where else None,
+        live_tools=ToolContext(workspace=where, shell_timeout=settings.shell_timeout, sandbox=live_sandbox)
+        if where
+        else None,
         fork_at=fork_at,
         approval=approval,
         approver=approver,
         live_model=live_model,
         live_temperature=live_temperature,
+        sandbox_mode=live_sandbox.mode if live_sandbox is not None else SandboxMode.OFF,
     )
     performer = ReplayPerformer(session, client, options)
     performer.on_delta = on_delta
@@ -903,6 +920,7 @@ def replay_session(
                         approver,
                         on_delta=on_delta,
                         exchange_sinks=sinks,
+                        sandbox=live_sandbox,
                     )
                     closers.insert(0, live.client.close)
                     driver.hand_over(live)

@@ -220,6 +220,8 @@ class _Job:
     temperature: float | None
     approval: ApprovalMode
     check: str | None
+    sandbox: str | None
+    sandbox_network: bool
 
 
 def _one_fork(job: _Job) -> Sample:
@@ -231,6 +233,8 @@ def _one_fork(job: _Job) -> Sample:
         live_model=job.live_model,
         live_temperature=job.temperature,
         approval=job.approval,
+        sandbox=job.sandbox,
+        sandbox_network=job.sandbox_network,
     )
     outcome = Outcome(None)
     if job.check is not None and report.ok:
@@ -250,6 +254,8 @@ def sample_forks(
     temperature: float | None = None,
     approval: ApprovalMode = ApprovalMode.ASK,
     out_dir: Path | None = None,
+    sandbox: str | None = None,
+    sandbox_network: bool = False,
 ) -> SampleReport:
     """K forks of the session at `path` from step `fork_at`; see the module's docstring.
 
@@ -274,6 +280,8 @@ def sample_forks(
                 temperature,
                 approval,
                 check,
+                sandbox,
+                sandbox_network,
             )
         )
     if jobs > 1 and samples > 1:
@@ -283,7 +291,9 @@ def sample_forks(
         done = [_one_fork(job) for job in todo]
     parent_outcome = Outcome(None)
     if check is not None:
-        parent = replay_session(path, live_tools=True, approval=approval)
+        parent = replay_session(
+            path, live_tools=True, approval=approval, sandbox=sandbox, sandbox_network=sandbox_network
+        )
         if parent.status in ("identical", "tool outputs differ"):
             parent_outcome = run_check(check, parent.workspace)
         else:

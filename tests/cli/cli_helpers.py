@@ -109,6 +109,9 @@ class Agent:
         }
         env["NANO_CODE_HOME"] = str(self.home)
         env["NO_COLOR"] = "1"
+        # Approval without a sandbox is what most tests are about; tests of the sandbox turn it
+        # on (pass {"NANO_CODE_SANDBOX": None} for the default, or a mode).
+        env["NANO_CODE_SANDBOX"] = "off"
         if self.base_url is not None:
             env["INFERENCE_BASE_URL"] = self.base_url
         for key, value in (extra or {}).items():

@@ -58,7 +58,10 @@ def cli_env(base_url: str, home: Path, **extra: str) -> dict[str, str]:
         if not k.startswith("NANO_CODE_")
         and k not in ("OPENROUTER_API_KEY", "MODEL_NAME", "INFERENCE_BASE_URL")
     }
-    env.update(INFERENCE_BASE_URL=base_url, NANO_CODE_HOME=str(home), **extra)
+    # Approval without a sandbox is what most of these tests are about; a test of the sandbox
+    # passes NANO_CODE_SANDBOX itself.
+    env.update(INFERENCE_BASE_URL=base_url, NANO_CODE_HOME=str(home), NANO_CODE_SANDBOX="off")
+    env.update(extra)
     return env
 
 

@@ -189,6 +189,8 @@ def test_fork_of_a_yes_session_does_not_run_tools_unasked(tmp_path: Path, worksp
     assert told["role"] == "tool" and "not run" in told["content"].lower()
     assert "refused shell" in done.stderr
     fork = load_session(session.with_suffix(".fork1.yaml"))
-    assert {"approval_mode": "ask"} in [{k: v for k, v in j.items() if k != "t_ms"} for j in fork.journal]
+    assert {"approval_mode": "ask", "sandbox": "off"} in [
+        {k: v for k, v in j.items() if k != "t_ms"} for j in fork.journal
+    ]
     report = replay_session(session.with_suffix(".fork1.yaml"))
     assert report.status == "identical", report.divergence.render() if report.divergence else report.error

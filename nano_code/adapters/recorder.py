@@ -48,6 +48,8 @@ from nano_code.adapters.session_file import FORMAT_VERSION, SessionWriter
 from nano_code.kernel.actions import Action, CallModel, EndTurn, RetryModel, RunTool
 from nano_code.kernel.events import (
     ApprovalDecision,
+    ClearConversation,
+    CompactRequest,
     Event,
     Interrupt,
     ModelFailure,
@@ -326,6 +328,10 @@ def _scrub_split_stream(text: str, redactor: Redactor) -> str:
     return "\n".join(lines)
 
 
+TOP_LEVEL_EVENTS = (UserInput, CompactRequest, ClearConversation)
+"""Events the user starts, between turns: they answer no tool call."""
+
+
 def _same_call(answered: object, action: CallModel | RetryModel) -> bool:
     """Whether the exchange recorded last answered `action`: the very action, or the
     same call sent with a rebuilt body (a fork's first live request under `--model`)."""
@@ -424,14 +430,25 @@ class Recorder:
             self._action = None
             self._answered = None
             return
-        if isinstance(event, (UserInput, ToolCallFacts, ApprovalDecision, ToolResult, Interrupt)):
+        if isinstance(
+            event,
+            (
+                UserInput,
+                ToolCallFacts,
+                ApprovalDecision,
+                ToolResult,
+                Interrupt,
+                CompactRequest,
+                ClearConversation,
+            ),
+        ):
             timed = isinstance(event, ToolResult) or (
                 isinstance(event, Interrupt) and isinstance(action, RunTool)
             )
             self._journal(
                 EventEntry(
                     event,
-                    _recorded_call(action) if not isinstance(event, UserInput) else None,
+                    _recorded_call(action) if not isinstance(event, TOP_LEVEL_EVENTS) else None,
                     self._ms(self._action_started) if timed else None,
                 )
             )

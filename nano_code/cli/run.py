@@ -236,7 +236,9 @@ def main(args: argparse.Namespace) -> int:
 
     if sys.stdin.isatty():  # interactive mode implies it; -p with a terminal asks there too
         # the prompt previews a call with the tool context the call will run in
-        approve = TerminalApprover(display, lambda a: preview(a, session.performer.tool_context), sys.stdin).ask
+        approve = TerminalApprover(
+            display, lambda a: preview(a, session.performer.tool_context), sys.stdin
+        ).ask
     else:
 
         def approve(action: AskApproval) -> Any:
@@ -267,7 +269,7 @@ def main(args: argparse.Namespace) -> int:
             )
         if task is not None:
             return interrupts.exit_status(EXIT_BY_REASON[_turn(driver, task)])
-        return interrupts.exit_status(interactive_loop(driver, display, interrupts))
+        return interrupts.exit_status(interactive_loop(driver, display, interrupts, workspace))
     finally:
         kill_left_running()
         session.close()
@@ -298,10 +300,25 @@ def _turn(driver: Driver, text: str) -> TurnEnd:
     return end.reason
 
 
-def interactive_loop(driver: Driver, display: HumanDisplay, interrupts: Interrupts) -> int:
+def _conversation_event(driver: Driver, name: str) -> None:
+    """/clear or /compact: the kernel event it stands for, and the turn it may start (a summary call)."""
+    from nano_code.kernel.events import ClearConversation, CompactRequest
+
+    event = CompactRequest() if name == "/compact" else ClearConversation()
+    try:
+        driver.run(driver.feed(event))
+    except KeyboardInterrupt:
+        driver.interrupt()
+
+
+def interactive_loop(driver: Driver, display: HumanDisplay, interrupts: Interrupts, workspace: Path) -> int:
+    from nano_code.cli import commands
+
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - line editing and history for input()
-    display.notice(f"nano-code · {driver.state.config.model} · empty line or Ctrl-D to quit")
+    display.notice(
+        f"nano-code · {driver.state.config.model} · /help for commands · empty line or Ctrl-D to quit"
+    )
     while True:
         try:
             text = input(display.style.bold("› "))
@@ -313,6 +330,13 @@ def interactive_loop(driver: Driver, display: HumanDisplay, interrupts: Interrup
             return EXIT_INTERRUPTED if interrupts.twice_quickly() else EXIT_OK
         if not text.strip():
             return EXIT_OK
+        command = commands.parse(text)
+        if command is not None:
+            if commands.run(
+                command, driver, workspace, display.notice, lambda name: _conversation_event(driver, name)
+            ):
+                return EXIT_OK
+            continue
         reason = _turn(driver, text)
         if reason is TurnEnd.INTERRUPTED and (interrupts.terminated or interrupts.twice_quickly()):
             return EXIT_INTERRUPTED

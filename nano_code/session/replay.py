@@ -68,6 +68,8 @@ from nano_code.kernel.codec import RequestBody
 from nano_code.kernel.errors import DriverMisuseError
 from nano_code.kernel.events import (
     ApprovalDecision,
+    ClearConversation,
+    CompactRequest,
     Event,
     Interrupt,
     ModelFailure,
@@ -998,6 +1000,10 @@ def _drive(driver: Driver, performer: ReplayPerformer) -> Divergence | None:
             driver.run_turn(entry.event.text)
             if performer.forked:
                 return None  # forked: the live continuation ends with its turn
+            continue
+        if entry is not None and isinstance(entry.event, (CompactRequest, ClearConversation)):
+            performer.take()  # /compact or /clear between turns: the same event, the same turn
+            driver.run(driver.feed(entry.event))
             continue
         if entry is not None and isinstance(entry.event, Interrupt):
             performer.take()

@@ -1,0 +1,170 @@
+"""The interactive prompt's commands: /help, /cost, /clear, /compact, /model, /diff, /exit.
+
+A line whose first word is one of them is a command, not a message to the
+model. Every command is journalled (`Driver.note_command`); those that change
+the conversation do it through the kernel or the driver, so a replay makes
+the same change at the same point: /clear and /compact are kernel events,
+/model a journalled model change. /cost, /diff and /help only show things.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+
+from nano_code.adapters.safe_text import for_terminal
+from nano_code.driver import Driver
+from nano_code.kernel.types import AssistantMessage, Usage
+
+HELP = {
+    "/help": "list these commands",
+    "/cost": "tokens and cost of the last turn and of the whole session",
+    "/clear": "start a new conversation (the session file goes on)",
+    "/compact": "replace the older part of the conversation with a summary the model writes",
+    "/model NAME": "use model NAME from the next request on (/model alone shows the current one)",
+    "/diff": "what this session changed in the workspace (git diff, or the files written)",
+    "/exit": "leave (so does an empty line or Ctrl-D)",
+}
+NAMES = frozenset(key.split()[0] for key in HELP)
+DIFF_LIMIT = 200_000
+"""Characters of `git diff` shown at most."""
+_WRITING_TOOLS = ("write_file", "edit_file")
+
+
+@attrs.frozen
+class Command:
+    name: str
+    argument: str
+
+
+def parse(line: str) -> Command | None:
+    """The command on `line`, or None when the line is a message for the model.
+
+    Only a known command word counts: a message may well begin with a path
+    such as /etc/hosts.
+    """
+    text = line.strip()
+    if not text.startswith("/"):
+        return None
+    word, _, rest = text.partition(" ")
+    if word.lower() in NAMES:
+        return Command(word.lower(), rest.strip())
+    if word[1:].isalpha():
+        return Command(word.lower(), rest.strip())  # unknown: said so, never sent
+    return None
+
+
+def usage_line(label: str, usage: Usage) -> str:
+    cost = f", ${usage.cost:.4f}" if usage.cost is not None else ""
+    return (
+        f"{label}: {usage.prompt_tokens:,} tokens in / {usage.completion_tokens:,} out"
+        f" ({usage.total_tokens:,} in all{cost})"
+    )
+
+
+def files_written(driver: Driver) -> list[str]:
+    """Paths the model's write and edit calls named, in order, each once."""
+    seen: dict[str, None] = {}
+    for message in driver.state.history:
+        if not isinstance(message, AssistantMessage):
+            continue
+        for call in message.tool_calls:
+            if call.name not in _WRITING_TOOLS:
+                continue
+            try:
+                path = json.loads(call.arguments).get("path")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(path, str):
+                seen.setdefault(path, None)
+    return list(seen)
+
+
+def workspace_diff(workspace: Path, driver: Driver) -> str:
+    """`git diff` (with untracked files named) where the workspace is a repository, else the files written."""
+    git = ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "--no-pager"]
+    try:
+        inside = subprocess.run(
+            [*git, "rev-parse", "--is-inside-work-tree"],
+            cwd=workspace,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if inside.returncode == 0 and inside.stdout.strip() == "true":
+            diff = subprocess.run(
+                [*git, "diff", "--no-color", "--no-ext-diff", "HEAD"],
+                cwd=workspace,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=30,
+            ).stdout
+            untracked = subprocess.run(
+                [*git, "ls-files", "--others", "--exclude-standard"],
+                cwd=workspace,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=30,
+            ).stdout.split("\n")
+            parts = []
+            if diff.strip():
+                parts.append(
+                    diff[:DIFF_LIMIT] + ("\n[... the diff goes on ...]" if len(diff) > DIFF_LIMIT else "")
+                )
+            new = [name for name in untracked if name]
+            if new:
+                parts.append("untracked files:\n" + "\n".join(f"  {name}" for name in new))
+            return "\n".join(parts) if parts else "no changes in the workspace (git diff HEAD is empty)"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    written = files_written(driver)
+    if not written:
+        return "not a git repository, and no file was written in this session"
+    return "not a git repository; files the session wrote or edited:\n" + "\n".join(f"  {p}" for p in written)
+
+
+def run(
+    command: Command,
+    driver: Driver,
+    workspace: Path,
+    show: Callable[[str], None],
+    conversation_event: Callable[[str], None],
+) -> bool:
+    """Carry out `command`; True when the session should end.
+
+    `conversation_event` feeds the kernel the event /clear or /compact stands
+    for (the caller runs the turn it may start, e.g. /compact's summary call).
+    """
+    driver.note_command(f"{command.name} {command.argument}".strip())
+    if command.name == "/help":
+        width = max(len(key) for key in HELP)
+        show("\n".join(f"  {key.ljust(width)}  {text}" for key, text in HELP.items()))
+    elif command.name == "/cost":
+        show(
+            usage_line("last turn", driver.state.turn_usage)
+            + "\n"
+            + usage_line("session", driver.state.session_usage)
+        )
+    elif command.name == "/model":
+        if not command.argument:
+            show(f"model: {for_terminal(driver.state.config.model)}")
+        elif any(ch.isspace() for ch in command.argument) or len(command.argument) > 200:
+            show("/model takes one model name, e.g. /model openai/gpt-4.1")
+        else:
+            driver.set_model(command.argument)
+            show(f"model: {for_terminal(command.argument)} from the next request on")
+    elif command.name == "/diff":
+        show(for_terminal(workspace_diff(workspace, driver)))
+    elif command.name in ("/clear", "/compact"):
+        conversation_event(command.name)
+    elif command.name == "/exit":
+        return True
+    else:
+        show(f"unknown command {for_terminal(command.name)}; /help lists them")
+    return False

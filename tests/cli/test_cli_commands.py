@@ -1,0 +1,105 @@
+"""The interactive prompt's commands, typed on a real pseudo-terminal, then the session replayed."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from cli_helpers import PROMPT, Agent, Terminal, kill_if_running
+
+from nano_code.adapters.session_file import load_session
+from nano_code.cli import commands
+from nano_code.session.replay import replay_session
+from nano_code.testing.fake_server import reply
+
+
+def test_parse_knows_commands_from_paths() -> None:
+    assert commands.parse("/cost") == commands.Command("/cost", "")
+    assert commands.parse("  /model  openai/gpt-4.1 ") == commands.Command("/model", "openai/gpt-4.1")
+    assert commands.parse("/etc/hosts has a typo, fix it") is None  # a message that starts with a path
+    assert commands.parse("/frobnicate") == commands.Command("/frobnicate", "")  # unknown: said so, not sent
+    assert commands.parse("fix /cost") is None
+
+
+def _git(workspace: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args],
+        cwd=workspace,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_each_command_on_a_terminal_and_the_session_replays(agent: Agent) -> None:
+    (agent.workspace / "notes.txt").write_text("old line\n")
+    _git(agent.workspace, "init", "-q")
+    _git(agent.workspace, "add", "-A")
+    _git(agent.workspace, "commit", "-qm", "init")
+    server = agent.serve(
+        [
+            reply(
+                tool_calls=[("write_file", {"path": "notes.txt", "content": "new line\n"})],
+                usage={"prompt_tokens": 1200, "completion_tokens": 30, "cost": 0.0042},
+            ),
+            reply(content="Rewrote notes.txt.", usage={"prompt_tokens": 1300, "completion_tokens": 10}),
+            reply(content="Summary: notes.txt was rewritten to say 'new line'."),  # /compact's summary
+            reply(content="after compact"),
+            reply(content="after clear"),
+        ]
+    )
+    terminal = Terminal()
+    process = agent.spawn(
+        "--yes", "--record", "s.yaml", stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave
+    )
+    try:
+        terminal.close_child_end()
+        assert "/help for commands" in terminal.read_until(PROMPT)
+        terminal.write("/help\n")
+        shown = terminal.read_until(PROMPT)
+        for name in ("/cost", "/clear", "/compact", "/model", "/diff", "/exit"):
+            assert name in shown
+        terminal.write("rewrite notes.txt\n")
+        terminal.read_until("Rewrote notes.txt.")
+        terminal.read_until(PROMPT)
+        terminal.write("/cost\n")
+        shown = terminal.read_until(PROMPT)
+        assert "last turn: 2,500 tokens in / 40 out" in shown and "$0.0042" in shown
+        assert "session: 2,500 tokens in" in shown
+        terminal.write("/diff\n")
+        shown = terminal.read_until(PROMPT)
+        assert "-old line" in shown and "+new line" in shown
+        terminal.write("/model other/model\n")
+        assert "other/model from the next request on" in terminal.read_until(PROMPT)
+        terminal.write("/compact\n")
+        terminal.read_until(PROMPT)
+        terminal.write("go on\n")
+        terminal.read_until("after compact")
+        terminal.read_until(PROMPT)
+        terminal.write("/clear\n")
+        terminal.read_until(PROMPT)
+        terminal.write("fresh start\n")
+        terminal.read_until("after clear")
+        terminal.read_until(PROMPT)
+        terminal.write("/nonsense\n")
+        assert "unknown command /nonsense; /help lists them" in terminal.read_until(PROMPT)
+        terminal.write("/exit\n")
+        assert process.wait(timeout=15) == 0
+    finally:
+        kill_if_running(process)
+        terminal.close()
+
+    bodies = [request["body"] for request in server.requests]
+    assert len(bodies) == 5  # /nonsense and the other commands reached no model
+    assert [body["model"] for body in bodies[2:]] == ["other/model"] * 3  # /model took effect
+    after_compact = bodies[3]["messages"]
+    assert any("new line" in str(m.get("content")) for m in after_compact[1:-1])  # the summary is kept
+    assert len(after_compact) < len(bodies[1]["messages"]) + 2
+    after_clear = bodies[4]["messages"]
+    assert [m["role"] for m in after_clear] == ["system", "user"]
+    assert after_clear[1]["content"] == "fresh start"
+
+    session = load_session(agent.workspace / "s.yaml")
+    typed = [entry["command"] for entry in session.journal if "command" in entry]
+    assert typed == ["/help", "/cost", "/diff", "/model other/model", "/compact", "/clear", "/nonsense", "/exit"]
+    report = replay_session(agent.workspace / "s.yaml")
+    assert report.status == "identical", report.divergence.render() if report.divergence else report.error

@@ -14,7 +14,9 @@ Three layers:
 * wire renderings -- `wire_replies` draws a reply that a server can express on
   the wire, `completion_bodies` renders it as a non-streamed JSON body and
   `sse_streams` as a server-sent-events stream, each with the deviations from
-  the OpenAI reference listed in shared/real-traffic/QUIRKS.md (empty or
+  the OpenAI reference that real servers show (the quirks catalogue kept
+  beside development checkouts; tests/kernel/fixtures holds a hand-written
+  body for each, and tests/kernel/test_standalone_quirks.py maps them) (empty or
   repeated ids, names repeated or blanked, arguments absent/null/""/an
   object/re-sent whole, index missing/reused/starting at 1, usage in a
   `choices: []` chunk or only in `x_groq`, three reasoning shapes, keep-alive

@@ -62,3 +62,32 @@ def build_system_prompt(
             text = text[:AGENTS_LIMIT] + f"\n[... {AGENTS_FILE} cut at {AGENTS_LIMIT} characters ...]"
         prompt += f"\nThe workspace's {AGENTS_FILE} says:\n\n{text}\n"
     return prompt
+
+
+SUMMARY_PROMPT = """\
+You are nano-code, a coding agent, and your conversation with the user has grown \
+too long for your context window. You will be shown its older part as a \
+transcript. Write the summary you will work from instead of it: the newest \
+messages stay as they are and follow your summary, so the work must be able to \
+continue from the summary alone, with nothing asked again and nothing done twice.
+
+Include, as far as the transcript shows them:
+- The user's requests and instructions, the latest quoted word for word, with \
+every constraint or preference they stated.
+- What has been done: files read, created or changed (with their paths and what \
+changed), commands run and what they showed, tests and their results.
+- Facts found that the rest of the work needs: names, paths, versions, error \
+messages quoted exactly, decisions taken and why.
+- Problems met and how they were solved, or that they are still open.
+- Where the work stands now and the next steps still to do.
+
+Write plain text in short sections or bullet points. Be specific: prefer exact \
+paths, names and numbers to descriptions. Leave out pleasantries and anything \
+that no longer matters. Do not call tools and do not continue the task: only \
+write the summary.
+"""
+"""The system prompt of a compaction's summary request (the kernel's `KernelConfig.summary_prompt`).
+
+The kernel sends it with the older messages rendered as a transcript, and puts the
+reply into the conversation, marked as a summary of earlier work, in their place.
+"""

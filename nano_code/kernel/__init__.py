@@ -2,7 +2,8 @@
 
 What lives here: frozen attrs types (messages, events, actions, state), the
 one transition function and its phase table (`machine`), the policies it
-applies (`policy`), the OpenAI Chat Completions codec (`codec`, `stream`) and
+applies (`policy`, and `compaction` for a conversation outgrowing the
+context window), the OpenAI Chat Completions codec (`codec`, `stream`) and
 lossless JSON conversion (`serialize`).
 
 What may not: anything that does I/O or depends on the outside world -- no
@@ -16,6 +17,7 @@ from nano_code.kernel.actions import (
     Action,
     AskApproval,
     CallModel,
+    CallPurpose,
     CheckToolCall,
     EndTurn,
     RetryModel,
@@ -28,6 +30,8 @@ from nano_code.kernel.actions import (
 from nano_code.kernel.errors import DriverMisuseError
 from nano_code.kernel.events import (
     ApprovalDecision,
+    ClearConversation,
+    CompactRequest,
     Event,
     FailureKind,
     Interrupt,
@@ -62,7 +66,10 @@ __all__ = [
     "AskApproval",
     "AssistantMessage",
     "CallModel",
+    "CallPurpose",
     "CheckToolCall",
+    "ClearConversation",
+    "CompactRequest",
     "DriverMisuseError",
     "EndTurn",
     "Event",

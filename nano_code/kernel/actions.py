@@ -21,13 +21,30 @@ _str = v.instance_of(str)
 _step = [v.instance_of(int), v.ge(1)]
 
 
+class CallPurpose(enum.Enum):
+    """What a model call is for; the driver performs both kinds alike."""
+
+    STEP = "step"
+    """A step of the turn: the conversation so far, tools offered. The reply joins the history."""
+    SUMMARY = "summary"
+    """Compaction: the model is asked to summarise the older part of the conversation. The
+    reply is not the assistant's answer to the user (a display should not show it as one);
+    the kernel puts it into the history as the summary."""
+
+
+_purpose = v.instance_of(CallPurpose)
+
+
 @attrs.frozen
 class CallModel:
     """Send `body` to /chat/completions; answer with ModelReply or ModelFailure."""
 
     body: Mapping[str, Any]
     step: int = attrs.field(validator=_step)
+    """The turn's step this call makes, or (a summary call) prepares."""
     attempt: int = attrs.field(default=1, validator=_step)
+    """Calls made for this step (or this summary), this one included."""
+    purpose: CallPurpose = attrs.field(default=CallPurpose.STEP, validator=_purpose)
 
 
 @attrs.frozen
@@ -39,6 +56,7 @@ class RetryModel:
     step: int = attrs.field(validator=_step)
     attempt: int = attrs.field(validator=_step)
     failure: ModelFailure = attrs.field(validator=v.instance_of(ModelFailure))
+    purpose: CallPurpose = attrs.field(default=CallPurpose.STEP, validator=_purpose)
 
 
 @attrs.frozen
@@ -80,7 +98,8 @@ class ShowText:
 
 @attrs.frozen
 class WaitForUser:
-    """The kernel is idle; the next event it accepts is UserInput."""
+    """The kernel is idle; the next event it accepts is UserInput (or CompactRequest,
+    ClearConversation)."""
 
 
 class TurnEnd(enum.Enum):

@@ -419,12 +419,17 @@ def _error_message(error: Mapping[str, Any] | None, fallback: str) -> str:
             text = f"{text}: {one_line(detail, 300)}"
         if isinstance(provider, str) and provider:
             text = f"{text} (provider {one_line(provider, 60)})"
+    window = error.get("n_ctx")
+    if isinstance(window, int) and not isinstance(window, bool) and window > 0:
+        # llama.cpp states its context window only in this field: say it, so it can be learned.
+        text = f"{one_line(text, MAX_ERROR_TEXT - 40)} (context size: {window} tokens)"
     return one_line(text, MAX_ERROR_TEXT)
 
 
 _CONTEXT_WORDS = re.compile(
     r"context[_ ]length|context window|maximum context|context_length_exceeded|"
-    r"too many tokens|prompt is too long|reduce the length",
+    r"too many tokens|prompt is too long|reduce the length|available context size|"
+    r"maximum (?:model|prompt) length|maximum number of tokens allowed",
     re.IGNORECASE,
 )
 
@@ -439,6 +444,7 @@ _CONTEXT_CODES = frozenset(
         "model_context_window_exceeded",
         "request_too_large",
         "prompt_too_long",
+        "exceed_context_size_error",
     }
 )
 _AUTH_CODES = frozenset(

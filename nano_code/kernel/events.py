@@ -110,5 +110,43 @@ class Interrupt:
     """The user pressed Ctrl-C: stop whatever is in flight."""
 
 
-Event = UserInput | ModelReply | ModelFailure | ToolCallFacts | ApprovalDecision | ToolResult | Interrupt
-EVENT_TYPES = (UserInput, ModelReply, ModelFailure, ToolCallFacts, ApprovalDecision, ToolResult, Interrupt)
+@attrs.frozen
+class CompactRequest:
+    """The user asked to compact the conversation now (/compact); accepted while awaiting the user.
+
+    The kernel summarises the older part of the conversation with a model call, as it
+    does on its own near the context window, and then awaits the user again.
+    """
+
+
+@attrs.frozen
+class ClearConversation:
+    """The user asked to start afresh (/clear); accepted while awaiting the user.
+
+    The history goes back to the system prompt alone. The session's usage totals,
+    its "always" approvals and the context window it learned stay.
+    """
+
+
+Event = (
+    UserInput
+    | ModelReply
+    | ModelFailure
+    | ToolCallFacts
+    | ApprovalDecision
+    | ToolResult
+    | Interrupt
+    | CompactRequest
+    | ClearConversation
+)
+EVENT_TYPES = (
+    UserInput,
+    ModelReply,
+    ModelFailure,
+    ToolCallFacts,
+    ApprovalDecision,
+    ToolResult,
+    Interrupt,
+    CompactRequest,
+    ClearConversation,
+)

@@ -17,6 +17,15 @@ for good, or the user interrupts. Whatever ends a turn, the history stays a
 valid Chat Completions conversation: every tool call is answered by exactly
 one tool message before anything else is appended.
 
+Compaction keeps a long conversation inside the model's context window. When
+a reply's prompt tokens pass the threshold, the next model call waits: the
+kernel first asks the model (a `CallModel` whose purpose is SUMMARY, phase
+AWAITING_SUMMARY) to summarise the older part of the history, replaces that
+part with the summary, and then makes the call. When the server says the
+context overflowed, it does the same and sends the step again, once. The
+user can ask for it (`CompactRequest`) between turns. What to cut and how to
+ask is decided in `compaction`.
+
 Untrusted input (everything inside ModelReply / ModelFailure) never raises.
 A driver that feeds an event the phase does not accept, or answers a call
 that is not the pending one, gets `DriverMisuseError`.
@@ -32,10 +41,12 @@ from typing import Any
 import attrs
 from attrs import validators as v
 
+from nano_code.kernel import compaction
 from nano_code.kernel.actions import (
     Action,
     AskApproval,
     CallModel,
+    CallPurpose,
     CheckToolCall,
     EndTurn,
     RetryModel,
@@ -49,6 +60,8 @@ from nano_code.kernel.codec import RequestBody, clean_text
 from nano_code.kernel.errors import DriverMisuseError
 from nano_code.kernel.events import (
     ApprovalDecision,
+    ClearConversation,
+    CompactRequest,
     Event,
     FailureKind,
     Interrupt,
@@ -69,6 +82,7 @@ from nano_code.kernel.policy import (
 )
 from nano_code.kernel.types import (
     MESSAGE_TYPES,
+    MIN_CONTEXT_TOKENS,
     AssistantMessage,
     KernelConfig,
     Message,
@@ -86,6 +100,8 @@ class Phase(enum.Enum):
     AWAITING_TOOL_FACTS = "awaiting_tool_facts"
     AWAITING_APPROVAL = "awaiting_approval"
     AWAITING_TOOL_RESULT = "awaiting_tool_result"
+    AWAITING_SUMMARY = "awaiting_summary"
+    """A compaction's summary call is in flight (see `Compaction`)."""
 
 
 @attrs.frozen
@@ -97,6 +113,31 @@ class PendingCall:
     """Checked arguments; None when the call is unusable (see `problem`)."""
     problem: str | None = attrs.field(default=None, validator=v.optional(v.instance_of(str)))
     """What to tell the model instead of running the call."""
+
+
+class AfterSummary(enum.Enum):
+    """Where a compaction goes once the summary is in."""
+
+    NEXT_STEP = "next_step"
+    """The threshold was passed: make the turn's next model call."""
+    RETRY_STEP = "retry_step"
+    """The step overflowed the context window: send it again, once."""
+    USER = "user"
+    """The user asked (`CompactRequest`): await the user again."""
+
+
+@attrs.frozen
+class Compaction:
+    """A compaction in flight: the history does not change while the summary is awaited."""
+
+    cut: int = attrs.field(validator=[v.instance_of(int), v.ge(2)])
+    """`history[1:cut]` is being summarised; `history[cut:]` will be kept verbatim."""
+    then: AfterSummary = attrs.field(validator=v.instance_of(AfterSummary))
+    transcript_tokens: int = attrs.field(validator=[v.instance_of(int), v.ge(1)])
+    """Estimated tokens of old conversation the summary request carries (halved when the
+    summary request itself overflows)."""
+    attempt: int = attrs.field(default=1, validator=[v.instance_of(int), v.ge(1)])
+    """Summary calls made for this compaction, the current one included."""
 
 
 def _history_validator(_state: object, _attribute: attrs.Attribute[Any], history: object) -> None:
@@ -128,6 +169,21 @@ class State:
     made unique without walking the whole history each step)."""
     turn_usage: Usage = attrs.field(factory=Usage)
     session_usage: Usage = attrs.field(factory=Usage)
+    learned_context_tokens: int | None = None
+    """A context window smaller than the config's, stated by a server's context-length error."""
+    compact_due: bool = False
+    """A reply's prompt tokens passed the threshold: compact before the next model call."""
+    overflow_compacted: bool = False
+    """This step already overflowed once and was compacted: another overflow fails the turn."""
+    compaction: Compaction | None = None
+    """The compaction in flight (phase AWAITING_SUMMARY), else None."""
+
+    @property
+    def context_window(self) -> int:
+        """The context window decisions use: the config's, or the smaller one learned."""
+        learned = self.learned_context_tokens
+        window = self.config.context_tokens
+        return window if learned is None else min(window, learned)
 
 
 def initial_state(config: KernelConfig) -> State:
@@ -153,7 +209,7 @@ def _call_model(state: State) -> Transition:
 
 def _end_turn(state: State, reason: TurnEnd, detail: str, actions: list[Action]) -> Transition:
     end = EndTurn(reason=reason, detail=detail, usage=state.turn_usage)
-    state = attrs.evolve(state, phase=Phase.AWAITING_USER, pending=(), attempt=0)
+    state = attrs.evolve(state, phase=Phase.AWAITING_USER, pending=(), attempt=0, compaction=None)
     return state, [*actions, end, WaitForUser()]
 
 
@@ -192,17 +248,26 @@ def _on_user_input(state: State, event: UserInput) -> Transition:
         steps_this_turn=0,
         malformed_streak=0,
         turn_usage=Usage(),
+        overflow_compacted=False,
     )
-    return _call_model(state)
+    return _next_step(state, [])
+
+
+def _count_usage(state: State, usage: Usage | None) -> State:
+    if usage is None:
+        return state
+    return attrs.evolve(state, turn_usage=state.turn_usage + usage, session_usage=state.session_usage + usage)
 
 
 def _on_model_reply(state: State, event: ModelReply) -> Transition:
-    if event.usage is not None:
-        state = attrs.evolve(
-            state,
-            turn_usage=state.turn_usage + event.usage,
-            session_usage=state.session_usage + event.usage,
-        )
+    state = _count_usage(state, event.usage)
+    state = attrs.evolve(state, overflow_compacted=False)
+    if (
+        state.config.summary_prompt is not None
+        and event.usage is not None
+        and event.usage.prompt_tokens >= state.config.compact_at * state.context_window
+    ):
+        state = attrs.evolve(state, compact_due=True)
     actions: list[Action] = []
     if not state.config.stream and event.content:
         actions.append(ShowText(event.content, TextKind.ASSISTANT))
@@ -315,6 +380,27 @@ def _after_tools(state: State, actions: list[Action]) -> Transition:
             f"stopped after {state.steps_this_turn} model calls (the step budget)",
             actions,
         )
+    return _next_step(state, actions)
+
+
+def _next_step(state: State, actions: list[Action]) -> Transition:
+    """The turn's next model call, after a compaction when the last reply made one due."""
+    if state.compact_due:
+        state = attrs.evolve(state, compact_due=False)
+        notice = (
+            f"the conversation is near the context window ({state.config.compact_at:.0%} of "
+            f"{state.context_window:,} tokens): summarising its older part"
+        )
+        started = _start_compaction(state, AfterSummary.NEXT_STEP, [*actions, ShowText(notice)])
+        if started is not None:
+            return started
+        actions = [
+            *actions,
+            ShowText(
+                "the conversation is near the context window, but nothing in it is old enough to compact yet",
+                TextKind.WARNING,
+            ),
+        ]
     state, more = _call_model(state)
     return state, actions + more
 
@@ -361,6 +447,10 @@ def _on_tool_result(state: State, event: ToolResult) -> Transition:
 
 
 def _on_model_failure(state: State, event: ModelFailure) -> Transition:
+    if event.kind is FailureKind.CONTEXT_OVERFLOW:
+        state = _learn_context_window(state, event)
+        if state.config.summary_prompt is not None:
+            return _on_overflow(state, event)
     if event.kind is FailureKind.MALFORMED:
         state = attrs.evolve(state, malformed_streak=state.malformed_streak + 1)
     delay = retry_delay(event, state.attempt, state.config.retry)
@@ -384,6 +474,199 @@ def _on_model_failure(state: State, event: ModelFailure) -> Transition:
     return state, [notice, retry]
 
 
+# ---------------------------------------------------------------- compaction
+
+
+def _learn_context_window(state: State, event: ModelFailure) -> State:
+    """`state` knowing the smaller context window the failure's message states, if any."""
+    stated = compaction.context_limit_in(event.message)
+    if stated is None:
+        return state
+    window = max(MIN_CONTEXT_TOKENS, stated)
+    if window >= state.context_window:
+        return state
+    return attrs.evolve(state, learned_context_tokens=window)
+
+
+def _on_overflow(state: State, event: ModelFailure) -> Transition:
+    """The step's request did not fit the context window: compact and send it again, once."""
+    if state.overflow_compacted:
+        detail = (
+            f"{event.message} -- the conversation is still too long for the model's context window "
+            "after compacting it (the newest messages alone do not fit)"
+        )
+        return _end_turn(state, TurnEnd.FAILED, detail, [])
+    notice = ShowText(
+        "the conversation no longer fits the model's context window: summarising its older part, "
+        "then sending the step again",
+        TextKind.WARNING,
+    )
+    started = _start_compaction(
+        attrs.evolve(state, overflow_compacted=True), AfterSummary.RETRY_STEP, [notice]
+    )
+    if started is not None:
+        return started
+    detail = (
+        f"{event.message} -- the conversation is too long for the model's context window, and "
+        "nothing in it is old enough to compact (the newest messages alone do not fit)"
+    )
+    return _end_turn(state, TurnEnd.FAILED, detail, [])
+
+
+def _start_compaction(state: State, then: AfterSummary, actions: list[Action]) -> Transition | None:
+    """Ask for a summary of the older part of the history; None when nothing is old enough."""
+    assert not state.pending, "compaction starts only between steps"
+    assert state.config.summary_prompt is not None
+    window = state.context_window
+    keep = compaction.keep_budget(state.history, window, state.config.keep_recent)
+    cut = compaction.choose_cut(state.history, keep)
+    if cut is None:
+        return None
+    budget = compaction.transcript_budget(window, state.config.summary_prompt)
+    state = attrs.evolve(
+        state,
+        phase=Phase.AWAITING_SUMMARY,
+        compaction=Compaction(cut=cut, then=then, transcript_tokens=budget),
+    )
+    return state, [*actions, _summary_call(state, None)]
+
+
+def _summary_body(state: State) -> RequestBody:
+    assert state.compaction is not None and state.config.summary_prompt is not None
+    messages = compaction.summary_messages(
+        state.history,
+        state.compaction.cut,
+        state.config.summary_prompt,
+        state.compaction.transcript_tokens,
+        state.context_window,
+    )
+    # No tools: the summary request asks for text, and its transcript holds no tool calls.
+    return RequestBody(attrs.evolve(state.config, tools=()), messages)
+
+
+def _summary_step(state: State) -> int:
+    """The step a summary call prepares: the one about to be sent (or sent again)."""
+    assert state.compaction is not None
+    upcoming = state.steps_this_turn + (1 if state.compaction.then is AfterSummary.NEXT_STEP else 0)
+    return max(1, upcoming)
+
+
+def _summary_call(state: State, retry: tuple[float, ModelFailure] | None) -> CallModel | RetryModel:
+    assert state.compaction is not None
+    body, step, attempt = _summary_body(state), _summary_step(state), state.compaction.attempt
+    if retry is None:
+        return CallModel(body=body, step=step, attempt=attempt, purpose=CallPurpose.SUMMARY)
+    delay, failure = retry
+    return RetryModel(
+        delay=delay, body=body, step=step, attempt=attempt, failure=failure, purpose=CallPurpose.SUMMARY
+    )
+
+
+def _on_summary_reply(state: State, event: ModelReply) -> Transition:
+    state = _count_usage(state, event.usage)
+    pending = state.compaction
+    assert pending is not None
+    summary = clean_text(event.content).strip()
+    if not summary:
+        why = "the model sent an empty summary"
+        if event.finish_reason == "length":
+            why += " (it was cut off at the token limit)"
+        return _compaction_failed(state, why)
+    window = state.context_window
+    before = compaction.estimate_tokens(state.history)
+    history = compaction.compacted(state.history, pending.cut, summary, window)
+    after = compaction.estimate_tokens(history)
+    state = attrs.evolve(state, history=history, compaction=None, compact_due=False)
+    done = ShowText(
+        f"compacted the conversation: {pending.cut - 1} older messages replaced by a summary "
+        f"(about {before:,} -> {after:,} tokens, estimated)"
+    )
+    if pending.then is AfterSummary.USER:
+        return _end_turn(state, TurnEnd.COMPLETED, "", [done])
+    if pending.then is AfterSummary.NEXT_STEP:
+        state, more = _call_model(state)
+        return state, [done, *more]
+    state = attrs.evolve(state, phase=Phase.AWAITING_MODEL, attempt=state.attempt + 1)
+    again = CallModel(body=_request(state), step=state.steps_this_turn, attempt=state.attempt)
+    return state, [done, again]
+
+
+def _on_summary_failure(state: State, event: ModelFailure) -> Transition:
+    pending = state.compaction
+    assert pending is not None
+    if event.kind is FailureKind.CONTEXT_OVERFLOW:
+        # The old part itself is too long to summarise at once: send less of it.
+        state = _learn_context_window(state, event)
+        window = state.context_window
+        assert state.config.summary_prompt is not None
+        smaller = min(
+            pending.transcript_tokens // 2,
+            compaction.transcript_budget(window, state.config.summary_prompt),
+        )
+        if pending.attempt >= state.config.retry.max_attempts or smaller < compaction.MIN_TRANSCRIPT_TOKENS:
+            return _compaction_failed(
+                state, f"{event.message} (even a shortened summary request is too long)"
+            )
+        state = attrs.evolve(
+            state, compaction=attrs.evolve(pending, attempt=pending.attempt + 1, transcript_tokens=smaller)
+        )
+        return state, [_summary_call(state, (0.0, event))]
+    delay = retry_delay(event, pending.attempt, state.config.retry)
+    if delay is None:
+        return _compaction_failed(state, give_up_reason(event, pending.attempt, state.config.retry))
+    state = attrs.evolve(state, compaction=attrs.evolve(pending, attempt=pending.attempt + 1))
+    notice = ShowText(
+        f"{event.message} -- retrying the summary in {delay:.1f}s "
+        f"(attempt {pending.attempt + 1} of {state.config.retry.max_attempts})",
+        TextKind.WARNING,
+    )
+    return state, [notice, _summary_call(state, (delay, event))]
+
+
+def _compaction_failed(state: State, why: str) -> Transition:
+    """A summary that did not come: the turn fails, the history as it was (still valid)."""
+    notice = ShowText(
+        "compacting failed; the conversation is unchanged (/compact tries again, /clear starts afresh)",
+        TextKind.WARNING,
+    )
+    state = attrs.evolve(state, compact_due=False)
+    return _end_turn(state, TurnEnd.FAILED, f"compacting the conversation failed: {why}", [notice])
+
+
+def _on_compact_request(state: State, _event: CompactRequest) -> Transition:
+    state = attrs.evolve(
+        state, steps_this_turn=0, malformed_streak=0, turn_usage=Usage(), overflow_compacted=False
+    )
+    if state.config.summary_prompt is None:
+        return _end_turn(state, TurnEnd.FAILED, "compaction is off (no summary prompt is configured)", [])
+    started = _start_compaction(
+        state, AfterSummary.USER, [ShowText("summarising the older part of the conversation")]
+    )
+    if started is not None:
+        return started
+    return _end_turn(state, TurnEnd.COMPLETED, "nothing to compact yet: the conversation is short", [])
+
+
+def _on_clear(state: State, _event: ClearConversation) -> Transition:
+    system = state.history[0] if state.history else SystemMessage(state.config.system_prompt)
+    if not isinstance(system, SystemMessage):
+        system = SystemMessage(state.config.system_prompt)
+    state = attrs.evolve(
+        state,
+        history=(system,),
+        pending=(),
+        steps_this_turn=0,
+        attempt=0,
+        malformed_streak=0,
+        call_ids=frozenset(),
+        turn_usage=Usage(),
+        compact_due=False,
+        overflow_compacted=False,
+        compaction=None,
+    )
+    return _end_turn(state, TurnEnd.COMPLETED, "", [ShowText("cleared the conversation: starting afresh")])
+
+
 INTERRUPTED_CALL = "Not run: the user interrupted before this call finished."
 
 
@@ -403,7 +686,9 @@ def _ignore(state: State, _event: Event) -> Transition:
 # phase -> event type -> (handler, phases the handler may lead to)
 PHASE_TABLE: dict[Phase, dict[type, tuple[Handler, tuple[Phase, ...]]]] = {
     Phase.AWAITING_USER: {
-        UserInput: (_on_user_input, (Phase.AWAITING_MODEL,)),
+        UserInput: (_on_user_input, (Phase.AWAITING_MODEL, Phase.AWAITING_SUMMARY)),
+        CompactRequest: (_on_compact_request, (Phase.AWAITING_SUMMARY, Phase.AWAITING_USER)),
+        ClearConversation: (_on_clear, (Phase.AWAITING_USER,)),
         Interrupt: (_ignore, (Phase.AWAITING_USER,)),
     },
     Phase.AWAITING_MODEL: {
@@ -415,9 +700,13 @@ PHASE_TABLE: dict[Phase, dict[type, tuple[Handler, tuple[Phase, ...]]]] = {
                 Phase.AWAITING_TOOL_FACTS,
                 Phase.AWAITING_APPROVAL,
                 Phase.AWAITING_TOOL_RESULT,
+                Phase.AWAITING_SUMMARY,
             ),
         ),
-        ModelFailure: (_on_model_failure, (Phase.AWAITING_MODEL, Phase.AWAITING_USER)),
+        ModelFailure: (
+            _on_model_failure,
+            (Phase.AWAITING_MODEL, Phase.AWAITING_USER, Phase.AWAITING_SUMMARY),
+        ),
         Interrupt: (_on_interrupt, (Phase.AWAITING_USER,)),
     },
     Phase.AWAITING_TOOL_FACTS: {
@@ -433,6 +722,7 @@ PHASE_TABLE: dict[Phase, dict[type, tuple[Handler, tuple[Phase, ...]]]] = {
                 Phase.AWAITING_TOOL_FACTS,
                 Phase.AWAITING_APPROVAL,
                 Phase.AWAITING_TOOL_RESULT,
+                Phase.AWAITING_SUMMARY,
             ),
         ),
         Interrupt: (_on_interrupt, (Phase.AWAITING_USER,)),
@@ -446,8 +736,14 @@ PHASE_TABLE: dict[Phase, dict[type, tuple[Handler, tuple[Phase, ...]]]] = {
                 Phase.AWAITING_TOOL_FACTS,
                 Phase.AWAITING_APPROVAL,
                 Phase.AWAITING_TOOL_RESULT,
+                Phase.AWAITING_SUMMARY,
             ),
         ),
+        Interrupt: (_on_interrupt, (Phase.AWAITING_USER,)),
+    },
+    Phase.AWAITING_SUMMARY: {
+        ModelReply: (_on_summary_reply, (Phase.AWAITING_MODEL, Phase.AWAITING_USER)),
+        ModelFailure: (_on_summary_failure, (Phase.AWAITING_SUMMARY, Phase.AWAITING_USER)),
         Interrupt: (_on_interrupt, (Phase.AWAITING_USER,)),
     },
 }

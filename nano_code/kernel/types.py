@@ -132,6 +132,19 @@ class ApprovalMode(enum.Enum):
     """Approve every call (--yes)."""
 
 
+MIN_CONTEXT_TOKENS = 1024
+"""The smallest context window nano-code works with: its system prompt and tool
+schemas alone take about that much."""
+
+
+def _below_compact_at(instance: Any, _attribute: attrs.Attribute[Any], value: float) -> None:
+    if value >= instance.compact_at:
+        raise ValueError(
+            f"keep_recent ({value}) must be below compact_at ({instance.compact_at}): "
+            "otherwise compacting would not bring the conversation under the threshold"
+        )
+
+
 class SandboxMode(enum.Enum):
     """What the OS sandbox around tools allows; the driver enforces it, the kernel relies on it."""
 
@@ -170,6 +183,25 @@ class KernelConfig:
     sandbox: SandboxMode = attrs.field(default=SandboxMode.OFF, validator=v.instance_of(SandboxMode))
     """The sandbox tools run in: with one on, sandboxed tools and (in workspace-write) writes
     inside the workspace run without asking. A fact the driver passes in; never read from a file."""
+    context_tokens: int = attrs.field(
+        default=128_000, validator=[v.instance_of(int), v.ge(MIN_CONTEXT_TOKENS)]
+    )
+    """The model's context window in tokens (NANO_CODE_CONTEXT_TOKENS). A smaller window
+    stated in a server's context-length error is learned on top of it, per session
+    (`State.learned_context_tokens`). Shapes decisions only, never a request body."""
+    compact_at: float = attrs.field(default=0.8, validator=[v.instance_of(float), v.ge(0.1), v.le(1.0)])
+    """Compact before the next model call once a reply's prompt tokens reach this share
+    of the context window."""
+    keep_recent: float = attrs.field(
+        default=0.25, validator=[v.instance_of(float), v.ge(0.0), _below_compact_at]
+    )
+    """Share of the context window (and at most of the conversation's own size) that the
+    newest messages may fill and still be kept verbatim when compacting; everything older
+    is summarised. The kept part always starts at a user or assistant message, so a tool
+    call and its answers stay together; at least the newest such piece is kept."""
+    summary_prompt: str | None = attrs.field(default=None, validator=_opt_str)
+    """The system prompt of a summary request (`nano_code.prompts.SUMMARY_PROMPT`). None
+    turns compaction off: an overflow then fails the turn, and /compact says it is off."""
 
     def tool(self, name: str) -> ToolSpec | None:
         for spec in self.tools:

@@ -1,0 +1,249 @@
+"""Compaction: how a long conversation is fitted back into the model's context window.
+
+When the conversation nears the window (a reply's prompt tokens pass
+`KernelConfig.compact_at` of it) or overflows it (the server says so), the
+machine asks the model to summarise the older part of the history and goes on
+with: the system prompt, one message carrying that summary, and the newest
+messages verbatim. Every decision about it is a pure function here; the machine
+(`machine.py`) only sequences them.
+
+- `context_limit_in` reads the window a server's context-length error states;
+- `estimate_tokens` counts tokens without a tokenizer, on the high side;
+- `cut_points` lists where the kept part may start, `choose_cut` picks one;
+- `summary_messages` builds the summary request's conversation;
+- `compacted` is the history that replaces the old one.
+
+The history's invariant is what shapes the cut: a tool message always follows
+the assistant message that called it, before any user or assistant message. So
+a kept part that starts at a user or an assistant message never separates a
+call from its answer, and what is left is a valid Chat Completions conversation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+
+from nano_code.kernel.codec import encode_message
+from nano_code.kernel.policy import cut_middle
+from nano_code.kernel.types import (
+    MIN_CONTEXT_TOKENS,
+    AssistantMessage,
+    Message,
+    SystemMessage,
+    ToolMessage,
+    UserMessage,
+)
+
+CHARS_PER_TOKEN = 3
+"""Estimates assume this many characters of JSON (non-ASCII escaped as `\\uXXXX`) per
+token: fewer than English prose takes, so estimates err on the high side."""
+
+SUMMARY_HEADER = "[Summary of the earlier conversation]"
+"""How the message carrying a summary begins (and how a later compaction recognises it)."""
+
+SUMMARY_NOTE = (
+    "The conversation grew too long for the context window, so its older part was replaced "
+    "by this summary, which you wrote. The messages after it continue the conversation verbatim."
+)
+
+SUMMARY_ACK = "Understood: I will continue from this summary."
+"""The assistant message put between the summary and a kept part that starts with a user
+message: two user messages in a row break the chat templates of some local servers."""
+
+MIN_TRANSCRIPT_TOKENS = 256
+"""A summary request with less of the old conversation than this is not worth sending."""
+
+
+# ---------------------------------------------------------------- the context window
+
+_NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)"
+_LIMIT_PATTERNS = tuple(
+    re.compile(pattern, re.IGNORECASE)
+    for pattern in (
+        # OpenAI, Azure, DeepSeek, vLLM, OpenRouter, LiteLLM, Groq:
+        # "This model's maximum context length is 8192 tokens. However, ..."
+        rf"maximum context length (?:is|of)\s*{_NUMBER}",
+        # Anthropic (directly or via OpenRouter): "prompt is too long: 210000 tokens > 200000 maximum"
+        rf"{_NUMBER}\s*tokens?\s*>\s*{_NUMBER}\s*maximum",
+        # Mistral: "Prompt contains 40000 tokens ..., too large for model with 32768 maximum context length"
+        rf"model with {_NUMBER}\s*maximum context length",
+        # vLLM v1: "longer than the maximum model length of 8192"; xAI: "maximum prompt length is 131072"
+        rf"maximum (?:model|prompt|input) length (?:is|of)\s*{_NUMBER}",
+        # Gemini: "exceeds the maximum number of tokens allowed (1048576)"
+        rf"maximum number of tokens allowed\s*\(?\s*{_NUMBER}",
+        # Fireworks: "model maximum context length: 32768"; llama.cpp (n_ctx, see codec):
+        # "context size: 4096 tokens"; generic "context window of 8192 tokens"
+        rf"context (?:length|window|size)\s*(?:is|of|:)\s*{_NUMBER}",
+        # Cohere: "... cannot exceed 4081 - received 5000"
+        rf"tokens.{{0,80}}cannot exceed\s*{_NUMBER}",
+        # Hugging Face TGI: "`inputs` tokens + `max_new_tokens` must be <= 8193"
+        rf"tokens.{{0,80}}must be <=\s*{_NUMBER}",
+    )
+)
+_MOST_TOKENS = 100_000_000
+
+
+def context_limit_in(message: str) -> int | None:
+    """The context window (in tokens) a context-length error message states, or None.
+
+    Knows the phrasings of OpenAI, Anthropic, Mistral, vLLM, Gemini, xAI, Cohere,
+    TGI and llama.cpp (whose `n_ctx` the codec adds to the message). The last
+    number of the first phrase that matches is the limit ("210000 tokens > 200000
+    maximum" states 200000); an implausible number counts as none.
+    """
+    text = message[:4000]
+    for pattern in _LIMIT_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            limit = int(match.group(match.lastindex or 1).replace(",", ""))
+            return limit if MIN_CONTEXT_TOKENS // 4 <= limit <= _MOST_TOKENS else None
+    return None
+
+
+def message_tokens(message: Message) -> int:
+    """Estimated tokens of one message as it is sent (see `CHARS_PER_TOKEN`)."""
+    return len(json.dumps(encode_message(message))) // CHARS_PER_TOKEN + 4
+
+
+def estimate_tokens(messages: Sequence[Message]) -> int:
+    """Estimated tokens of `messages` as they are sent, on the high side."""
+    return sum(message_tokens(message) for message in messages)
+
+
+# ---------------------------------------------------------------- where to cut
+
+
+def is_compaction_message(message: Message) -> bool:
+    """True for a summary message an earlier compaction left, or the acknowledgement after it."""
+    if isinstance(message, UserMessage):
+        return message.content.startswith(SUMMARY_HEADER)
+    return isinstance(message, AssistantMessage) and not message.tool_calls and message.content == SUMMARY_ACK
+
+
+def cut_points(history: Sequence[Message]) -> list[int]:
+    """Every index where the kept part of a compacted `history` may start, in order.
+
+    `history[1:cut]` would be summarised and `history[cut:]` kept. A cut is at a
+    user or assistant message, never at a tool message (which would leave the
+    kept part with an answer whose call was summarised), and leaves at least one
+    message in the kept part and, in the summarised part, at least one message
+    besides an earlier compaction's summary: re-summarising a summary alone
+    gains nothing.
+    """
+    first = 1
+    while first < len(history) and is_compaction_message(history[first]):
+        first += 1
+    return [index for index in range(first + 1, len(history)) if not isinstance(history[index], ToolMessage)]
+
+
+def choose_cut(history: Sequence[Message], keep_tokens: int) -> int | None:
+    """Where to cut: the earliest cut point whose kept part fits in `keep_tokens`, else
+    the latest one (the newest user or assistant message and its tool answers are
+    always kept); None when there is no cut point (nothing old enough to compact)."""
+    points = cut_points(history)
+    if not points:
+        return None
+    starts = set(points)
+    fits: int | None = None
+    kept = 0
+    for index in range(len(history) - 1, points[0] - 1, -1):
+        kept += message_tokens(history[index])
+        if kept > keep_tokens:
+            break
+        if index in starts:
+            fits = index
+    return points[-1] if fits is None else fits
+
+
+def keep_budget(history: Sequence[Message], window: int, keep_recent: float) -> int:
+    """Estimated tokens the kept part may hold: `keep_recent` of the window, or of the
+    conversation's own size when that is smaller (so a /compact of a short conversation
+    still makes it shorter)."""
+    return int(keep_recent * min(window, estimate_tokens(history)))
+
+
+# ---------------------------------------------------------------- the summary request
+
+
+def summary_target_tokens(window: int) -> int:
+    """How long a summary should be: a tenth of the window, within 256 and 3000 tokens."""
+    return min(3000, max(256, window // 10))
+
+
+def transcript_budget(window: int, summary_prompt: str) -> int:
+    """Estimated tokens of old conversation a summary request may carry: half the window,
+    less the summary prompt, so the request and the summary fit with room to spare."""
+    return max(MIN_TRANSCRIPT_TOKENS, window // 2 - len(summary_prompt) // CHARS_PER_TOKEN - 64)
+
+
+def render_transcript(messages: Sequence[Message], budget_tokens: int) -> str:
+    """The messages as a plain-text transcript of at most about `budget_tokens`.
+
+    Each message is capped first (long tool output is where the tokens go), then the
+    whole transcript, keeping its beginning and its end; the cut marks say how much
+    is missing. Reasoning text is left out, as it is from requests.
+    """
+    budget_chars = max(MIN_TRANSCRIPT_TOKENS, budget_tokens) * CHARS_PER_TOKEN
+    piece_chars = max(400, min(6000, budget_chars // 8))
+    names: dict[str, str] = {}
+    parts: list[str] = []
+    for message in messages:
+        if isinstance(message, SystemMessage):
+            continue
+        if isinstance(message, UserMessage):
+            parts.append("[user]\n" + cut_middle(message.content, piece_chars))
+        elif isinstance(message, ToolMessage):
+            name = names.get(message.tool_call_id, "a tool")
+            parts.append(f"[result of {name}]\n" + cut_middle(message.content, piece_chars))
+        else:
+            if message.content:
+                parts.append("[assistant]\n" + cut_middle(message.content, piece_chars))
+            for call in message.tool_calls:
+                names[call.id] = call.name
+                parts.append(f"[assistant called {call.name}]\n" + cut_middle(call.arguments, piece_chars))
+    return cut_middle("\n\n".join(parts), budget_chars)
+
+
+def summary_messages(
+    history: Sequence[Message], cut: int, summary_prompt: str, budget_tokens: int, window: int
+) -> tuple[Message, ...]:
+    """The conversation of a summary request: the summary prompt, then one user message
+    holding `history[1:cut]` as a transcript and saying how long the summary may be.
+
+    A transcript rather than the messages themselves: it needs no tool schemas (servers
+    reject tool calls in a history without them), it invites no tool call, and it can be
+    cut to fit a window the old messages themselves overflow.
+    """
+    transcript = render_transcript(history[1:cut], budget_tokens)
+    words = summary_target_tokens(window) * 3 // 4
+    request = (
+        "Here is the older part of our conversation, as a transcript:\n\n"
+        f"<transcript>\n{transcript}\n</transcript>\n\n"
+        f"Write the summary now, in at most about {words} words."
+    )
+    return (SystemMessage(summary_prompt), UserMessage(request))
+
+
+# ---------------------------------------------------------------- the compacted history
+
+
+def summary_text(summary: str, window: int) -> str:
+    """The content of the message carrying `summary`, marked as a summary of earlier work
+    and capped at twice the length asked for (a runaway summary must not refill the window)."""
+    limit = summary_target_tokens(window) * 2 * 4
+    return f"{SUMMARY_HEADER}\n{SUMMARY_NOTE}\n\n{cut_middle(summary.strip(), limit)}"
+
+
+def compacted(history: Sequence[Message], cut: int, summary: str, window: int) -> tuple[Message, ...]:
+    """`history` with `history[1:cut]` replaced by one user message carrying `summary`.
+
+    The system prompt stays first and `history[cut:]` stays verbatim; when that starts
+    with a user message, a short assistant acknowledgement keeps the roles alternating.
+    """
+    kept = tuple(history[cut:])
+    head: tuple[Message, ...] = (history[0], UserMessage(summary_text(summary, window)))
+    if kept and isinstance(kept[0], UserMessage):
+        head += (AssistantMessage(content=SUMMARY_ACK),)
+    return head + kept

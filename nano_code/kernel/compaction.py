@@ -178,6 +178,15 @@ def transcript_budget(window: int, summary_prompt: str) -> int:
     return max(MIN_TRANSCRIPT_TOKENS, window // 2 - len(summary_prompt) // CHARS_PER_TOKEN - 64)
 
 
+def _cut_to(text: str, budget_chars: int) -> str:
+    """`text` cut in the middle to about `budget_chars` characters *as sent* (JSON-escaped,
+    so text that costs more tokens per character, like CJK, is cut shorter)."""
+    sent = len(json.dumps(text))
+    if sent <= budget_chars:
+        return text
+    return cut_middle(text, max(1, len(text) * budget_chars // sent))
+
+
 def render_transcript(messages: Sequence[Message], budget_tokens: int) -> str:
     """The messages as a plain-text transcript of at most about `budget_tokens`.
 
@@ -193,17 +202,17 @@ def render_transcript(messages: Sequence[Message], budget_tokens: int) -> str:
         if isinstance(message, SystemMessage):
             continue
         if isinstance(message, UserMessage):
-            parts.append("[user]\n" + cut_middle(message.content, piece_chars))
+            parts.append("[user]\n" + _cut_to(message.content, piece_chars))
         elif isinstance(message, ToolMessage):
             name = names.get(message.tool_call_id, "a tool")
-            parts.append(f"[result of {name}]\n" + cut_middle(message.content, piece_chars))
+            parts.append(f"[result of {name}]\n" + _cut_to(message.content, piece_chars))
         else:
             if message.content:
-                parts.append("[assistant]\n" + cut_middle(message.content, piece_chars))
+                parts.append("[assistant]\n" + _cut_to(message.content, piece_chars))
             for call in message.tool_calls:
                 names[call.id] = call.name
-                parts.append(f"[assistant called {call.name}]\n" + cut_middle(call.arguments, piece_chars))
-    return cut_middle("\n\n".join(parts), budget_chars)
+                parts.append(f"[assistant called {call.name}]\n" + _cut_to(call.arguments, piece_chars))
+    return _cut_to("\n\n".join(parts), budget_chars)
 
 
 def summary_messages(

@@ -3,7 +3,9 @@
 Rules feed `transition` only events the current phase accepts (per
 `PHASE_TABLE`), drawn from `nano_code.testing.strategies`: user input, model
 replies realistic and quirky, failures of every kind, tool facts, approvals,
-tool results and interrupts. Other rules check that misuse by the driver
+tool results and interrupts; with compaction on in half the runs (small
+context windows, so drawn usage and overflows trigger it), summary replies
+and failures, /compact and /clear too. Other rules check that misuse by the driver
 raises `DriverMisuseError` and nothing else.
 """
 
@@ -22,6 +24,7 @@ from nano_code.kernel import serialize
 from nano_code.kernel.actions import (
     AskApproval,
     CallModel,
+    CallPurpose,
     CheckToolCall,
     EndTurn,
     RetryModel,
@@ -32,6 +35,8 @@ from nano_code.kernel.codec import build_request
 from nano_code.kernel.errors import DriverMisuseError
 from nano_code.kernel.events import (
     ApprovalDecision,
+    ClearConversation,
+    CompactRequest,
     FailureKind,
     Interrupt,
     ModelFailure,
@@ -42,7 +47,7 @@ from nano_code.kernel.events import (
     Verdict,
 )
 from nano_code.kernel.machine import PHASE_TABLE, Phase, State, initial_state, transition
-from nano_code.kernel.types import ApprovalMode, KernelConfig
+from nano_code.kernel.types import ApprovalMode, KernelConfig, SystemMessage
 from nano_code.testing import conversation_problems
 from nano_code.testing import strategies as ns
 
@@ -54,6 +59,8 @@ ANY_EVENT = {
     ApprovalDecision: ApprovalDecision("nc0000001", Verdict.APPROVE),
     ToolResult: ToolResult("nc0000001", "out"),
     Interrupt: Interrupt(),
+    CompactRequest: CompactRequest(),
+    ClearConversation: ClearConversation(),
 }
 
 
@@ -64,7 +71,7 @@ def in_phase(*phases: Phase) -> Any:
 class Conversation(RuleBasedStateMachine):
     state: State
 
-    @initialize(config=ns.kernel_configs())
+    @initialize(config=ns.kernel_configs() | ns.kernel_configs(compaction=True))
     def start(self, config: KernelConfig) -> None:
         self.state = initial_state(config)
         self.model_calls_this_turn = 0
@@ -91,7 +98,10 @@ class Conversation(RuleBasedStateMachine):
     def check_actions(self, before: State, event: Any, actions: list[Any]) -> None:
         state = self.state
         calls = [a for a in actions if isinstance(a, (CallModel, RetryModel))]
-        self.model_calls_this_turn += sum(isinstance(a, CallModel) for a in actions)
+        # A new step is a first attempt; a summary call or a step sent again after compacting is not.
+        self.model_calls_this_turn += sum(
+            isinstance(a, CallModel) and a.purpose is CallPurpose.STEP and a.attempt == 1 for a in actions
+        )
         assert self.model_calls_this_turn <= state.config.max_steps_per_turn
         for action in actions:
             if isinstance(action, RetryModel):
@@ -99,9 +109,21 @@ class Conversation(RuleBasedStateMachine):
                 assert action.delay >= 0.0
             if isinstance(action, RunTool):
                 self.check_may_run(action)
-        if state.phase is Phase.AWAITING_MODEL:
+        if state.phase is Phase.AWAITING_SUMMARY:
             assert len(calls) == 1 and actions[-1] is calls[0], actions
             request = calls[0]
+            assert request.purpose is CallPurpose.SUMMARY
+            assert state.compaction is not None and request.attempt == state.compaction.attempt
+            body = dict(request.body)
+            assert "tools" not in body
+            assert body["messages"][0] == {"role": "system", "content": state.config.summary_prompt}
+            assert not body_problems(body), body_problems(body)
+            if self.check_schema:
+                assert not schema_errors(body), schema_errors(body)
+        elif state.phase is Phase.AWAITING_MODEL:
+            assert len(calls) == 1 and actions[-1] is calls[0], actions
+            request = calls[0]
+            assert request.purpose is CallPurpose.STEP
             assert request.body == build_request(state.config, state.history)
             assert (request.step, request.attempt) == (state.steps_this_turn, state.attempt)
             assert not body_problems(request.body), body_problems(request.body)
@@ -145,10 +167,40 @@ class Conversation(RuleBasedStateMachine):
         reply = data.draw(ns.model_replies(self.state.config.tools, history_call_ids(self.state.history)))
         self.feed(reply)
 
-    @in_phase(Phase.AWAITING_MODEL)
+    @in_phase(Phase.AWAITING_MODEL, Phase.AWAITING_SUMMARY)
     @rule(failure=ns.model_failures())
     def model_fails(self, failure: ModelFailure) -> None:
         self.feed(failure)
+
+    @in_phase(Phase.AWAITING_MODEL, Phase.AWAITING_SUMMARY)
+    @rule(data=st.data())
+    def context_overflows(self, data: st.DataObject) -> None:
+        from nano_code.kernel.codec import classify_http_error
+
+        _server, status, body, _limit = data.draw(ns.context_overflows())
+        self.feed(classify_http_error(status, {}, body))
+
+    @in_phase(Phase.AWAITING_SUMMARY)
+    @rule(data=st.data())
+    def model_summarises(self, data: st.DataObject) -> None:
+        self.feed(data.draw(ns.model_replies(self.state.config.tools)))
+
+    @in_phase(Phase.AWAITING_USER)
+    @rule()
+    def user_compacts(self) -> None:
+        before = self.state.history
+        self.feed(CompactRequest())
+        if self.state.phase is Phase.AWAITING_USER:
+            assert self.state.history == before
+
+    @in_phase(Phase.AWAITING_USER)
+    @rule(now=st.integers(0, 3))
+    def user_clears(self, now: int) -> None:
+        if now == 0:
+            usage = self.state.session_usage
+            self.feed(ClearConversation())
+            assert self.state.history == (SystemMessage(self.state.config.system_prompt),)
+            assert self.state.session_usage == usage
 
     @in_phase(Phase.AWAITING_TOOL_FACTS)
     @rule(inside=st.booleans())
@@ -212,6 +264,20 @@ class Conversation(RuleBasedStateMachine):
         assert not problems, problems
 
     @invariant()
+    def system_prompt_stays_first(self) -> None:
+        assert self.state.history[0] == SystemMessage(self.state.config.system_prompt)
+
+    @invariant()
+    def a_compaction_is_in_flight_exactly_while_awaiting_its_summary(self) -> None:
+        assert (self.state.compaction is not None) == (self.state.phase is Phase.AWAITING_SUMMARY)
+        if self.state.compaction is not None:
+            assert 2 <= self.state.compaction.cut < len(self.state.history)
+
+    @invariant()
+    def the_context_window_never_grows(self) -> None:
+        assert 1024 <= self.state.context_window <= self.state.config.context_tokens
+
+    @invariant()
     def turn_stays_within_its_step_budget(self) -> None:
         assert 0 <= self.state.steps_this_turn <= self.state.config.max_steps_per_turn
 
@@ -233,3 +299,14 @@ class Conversation(RuleBasedStateMachine):
 
 
 TestConversation = Conversation.TestCase
+
+
+class CompactingConversation(Conversation):
+    """The same rules and invariants with compaction always on (so it is reached in quick runs too)."""
+
+    @initialize(config=ns.kernel_configs(compaction=True))
+    def start(self, config: KernelConfig) -> None:
+        super().start(config)
+
+
+TestCompactingConversation = CompactingConversation.TestCase

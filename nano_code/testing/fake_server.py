@@ -13,6 +13,16 @@ a raw HTTP response (errors, odd bodies). Steps are built with `reply`,
 Every request it receives is kept in `requests`, so tests can check what
 nano-code sent.
 
+It can also play a model with a small context window, for compaction tests:
+with `context_limit=N` a request of more than N tokens (counted as
+`request_tokens`: its JSON length over 4) gets the HTTP 400 context-length
+error OpenAI sends (`context_length_error`), and every reply reports the
+request's count as its prompt tokens; with `summary=TEXT` (or a function of
+the request) a compaction's summary request (`is_summary_request`) is answered
+with that text. Requests answered this way use no script step.
+
+    with FakeServer(respond, context_limit=6000, summary="Steps 1-9 done.") as server: ...
+
     with FakeServer([reply(content="hi")]) as server:
         url = server.base_url          # http://127.0.0.1:PORT/v1
 
@@ -37,7 +47,18 @@ from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeServer", "Respond", "completion_body", "hang", "http_error", "reply", "sse_events"]
+__all__ = [
+    "FakeServer",
+    "Respond",
+    "completion_body",
+    "context_length_error",
+    "hang",
+    "http_error",
+    "is_summary_request",
+    "reply",
+    "request_tokens",
+    "sse_events",
+]
 
 Respond = Callable[[Mapping[str, Any], int], Mapping[str, Any] | None]
 """A model as a function: (the request's JSON body, its number from 0) -> the step to answer
@@ -84,6 +105,31 @@ def http_error(
     """A script step answering with an HTTP error (or any raw response)."""
     text = body if isinstance(body, str) else json.dumps(body)
     return {"status": status, "body": text, "headers": dict(headers or {})}
+
+
+def request_tokens(request: Mapping[str, Any]) -> int:
+    """A request's size in tokens as this server counts them: its JSON length over 4."""
+    return len(json.dumps(request)) // 4
+
+
+def context_length_error(limit: int, tokens: int) -> dict[str, Any]:
+    """A script step answering as OpenAI does a request of `tokens` past a window of `limit`."""
+    message = (
+        f"This model's maximum context length is {limit} tokens. However, your messages resulted in "
+        f"{tokens} tokens. Please reduce the length of the messages."
+    )
+    error = {"message": message, "type": "invalid_request_error", "param": "messages"}
+    return http_error(400, {"error": {**error, "code": "context_length_exceeded"}})
+
+
+def is_summary_request(request: Mapping[str, Any]) -> bool:
+    """True for a compaction's summary request: its system message is nano-code's summary prompt."""
+    from nano_code.prompts import SUMMARY_PROMPT
+
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages or not isinstance(messages[0], Mapping):
+        return False
+    return messages[0].get("role") == "system" and messages[0].get("content") == SUMMARY_PROMPT
 
 
 def hang(seconds: float = 60.0) -> dict[str, Any]:
@@ -187,11 +233,26 @@ class FakeServer:
     `requests` holds every request received ({"path", "headers", "body"}, the body parsed
     as JSON or None). A respond function that raises makes the server answer HTTP 500;
     the exception is kept in `errors`, so a test can re-raise it.
+
+    `context_limit` and `summary` play a model with a small context window (see the
+    module docstring); `overflows` and `summaries` count the requests answered so. The
+    `number` a respond function gets then counts only the requests it answers.
     """
 
     def __init__(
-        self, script: Sequence[Mapping[str, Any]] | Respond, model: str = "fake/scripted-model"
+        self,
+        script: Sequence[Mapping[str, Any]] | Respond,
+        model: str = "fake/scripted-model",
+        *,
+        context_limit: int | None = None,
+        summary: str | Callable[[Mapping[str, Any]], str] | None = None,
     ) -> None:
+        self.context_limit = context_limit
+        self.summary = summary
+        self.overflows = 0
+        self.summaries = 0
+        self._answered = 0
+        """Requests handed to the script or respond function so far."""
         if callable(script):
             self.script: list[Mapping[str, Any]] = []
             self.respond: Respond = script
@@ -222,7 +283,7 @@ class FakeServer:
                     number = len(server.requests)
                     server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
                     try:
-                        step = server.respond(body if isinstance(body, dict) else {}, number)
+                        step = server._step(body if isinstance(body, dict) else {})
                     except Exception as error:  # the test's model is broken: say so, keep serving
                         server.errors.append(error)
                         message = f"fake server: respond raised {type(error).__name__}: {error}"
@@ -287,6 +348,25 @@ class FakeServer:
         self._server.daemon_threads = True
         # A short poll interval: stop() waits for serve_forever to notice, 0.5 s by default.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    def _step(self, request: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The step answering `request`: the context window's, the summary's, or the script's."""
+        tokens = request_tokens(request)
+        if self.context_limit is not None and tokens > self.context_limit:
+            self.overflows += 1
+            return context_length_error(self.context_limit, tokens)
+        if self.summary is not None and is_summary_request(request):
+            self.summaries += 1
+            text = self.summary(request) if callable(self.summary) else self.summary
+            step: Mapping[str, Any] | None = reply(content=text)
+        else:
+            step = self.respond(request, self._answered)
+            self._answered += 1
+        if step is not None and self.context_limit is not None and "reply" in step:
+            usage = dict(step["reply"].get("usage") or {})
+            usage.update(prompt_tokens=tokens, total_tokens=tokens + int(usage.get("completion_tokens") or 0))
+            step = {**step, "reply": {**step["reply"], "usage": usage}}
+        return step
 
     def _next_in_script(self, _request: Mapping[str, Any], number: int) -> Mapping[str, Any] | None:
         return self.script[number] if number < len(self.script) else None

@@ -98,8 +98,16 @@ class Env:
 
 
 def nano_cmd(
-    env: Env, url: str, steps: int, record: bool, stream: bool, record_path: str | None = None
+    env: Env,
+    url: str,
+    steps: int,
+    record: bool,
+    stream: bool,
+    record_path: str | None = None,
+    sandbox: bool = False,
 ) -> list[str]:
+    """nano-code on the bench task. Commands run unsandboxed (`--sandbox off`) unless `sandbox`,
+    as the floor runs them: the sandbox's own cost is measured apart (bench/sandbox_overhead.py)."""
     cmd = [
         NANO,
         "-p",
@@ -115,6 +123,8 @@ def nano_cmd(
         cmd += ["--record", record_path or env.fresh_record_path()]
     else:
         cmd.append("--no-record")
+    if not sandbox:
+        cmd += ["--sandbox", "off"]
     return cmd
 
 
@@ -191,8 +201,8 @@ def capture_spec(env: Env, server: InstantServer) -> None:
 def bench_cold(env: Env, server: InstantServer, runs: int, out: list[str]) -> dict[str, Any]:
     log(f"cold start: {runs} interleaved runs of each variant")
     variants = {
-        "nano-code -p --no-record": lambda: nano_cmd(env, server.base_url, 0, False, False),
-        "nano-code -p (recording)": lambda: nano_cmd(env, server.base_url, 0, True, False),
+        "nano-code -p --no-record": lambda: nano_cmd(env, server.base_url, 0, False, False, sandbox=True),
+        "nano-code -p (recording)": lambda: nano_cmd(env, server.base_url, 0, True, False, sandbox=True),
         "floor (urllib3 loop)": lambda: floor_cmd(env, server.base_url, 0, False),
     }
     first: dict[str, list[float]] = {k: [] for k in variants}

@@ -242,6 +242,7 @@ _YES = "NANO_CODE_YES"
 _SANDBOX = "NANO_CODE_SANDBOX"
 _SANDBOX_NETWORK = "NANO_CODE_SANDBOX_NETWORK"
 _SNAPSHOT_MAX_BYTES = "NANO_CODE_SNAPSHOT_MAX_BYTES"
+_CONTEXT_TOKENS = "NANO_CODE_CONTEXT_TOKENS"
 _HOME = "NANO_CODE_HOME"
 _DEBUG = "NANO_CODE_DEBUG"
 
@@ -263,6 +264,12 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
         "most bytes of one reply (after decompression) before it is abandoned (32 MiB)",
     ),
     (_SHELL_TIMEOUT, "120", "seconds before a shell command is killed"),
+    (
+        _CONTEXT_TOKENS,
+        "128000",
+        "the model's context window in tokens: the conversation is compacted (older part summarised) "
+        "near it; a smaller window a server's error states is learned",
+    ),
     (
         _YES,
         "false",
@@ -334,6 +341,7 @@ class Settings:
     """'workspace-write', 'read-only' or 'off' as asked for; None: the default (see adapters/sandbox.py)."""
     sandbox_network: bool = False
     snapshot_max_bytes: int = 20 * 1024 * 1024
+    context_tokens: int = 128_000
     home: Path = attrs.field(factory=_home_from_process)
     debug: bool = False
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
@@ -418,6 +426,11 @@ class _Checker:
         if value.lower() not in allowed:
             raise self.bad(name, f"one of {'/'.join(allowed)}", value)
         return value.lower()
+
+    def at_least(self, name: str, value: str, minimum: int) -> int:
+        if _WHOLE_NUMBER.fullmatch(value) is None or int(value) < minimum:
+            raise self.bad(name, f"a whole number >= {minimum}", value)
+        return int(value)
 
     def steps(self, name: str, value: str) -> int:
         if _WHOLE_NUMBER.fullmatch(value) is None or int(value) < 1:
@@ -561,6 +574,7 @@ def load_settings(
         sandbox=check.choice(_SANDBOX, raw[_SANDBOX], SANDBOX_MODES) if _SANDBOX in raw else None,
         sandbox_network=check.boolean(_SANDBOX_NETWORK, text(_SANDBOX_NETWORK)),
         snapshot_max_bytes=check.size(_SNAPSHOT_MAX_BYTES, text(_SNAPSHOT_MAX_BYTES)),
+        context_tokens=check.at_least(_CONTEXT_TOKENS, text(_CONTEXT_TOKENS), 1024),
         home=home,
         debug=check.boolean(_DEBUG, text(_DEBUG)),
         warnings=tuple(warnings),

@@ -14,11 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -163,12 +161,12 @@ def provenance(
     return {
         "format": "nano-code-session",
         "format_version": FORMAT_VERSION,
-        "session_id": uuid.uuid4().hex,
+        "session_id": os.urandom(16).hex(),  # as random as uuid4, without importing uuid
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "origin": origin,
         "nano_code_version": __version__,
         "nano_code_commit": nano_code_commit(),
-        "python": platform.python_version(),
+        "python": "{}.{}.{}".format(*sys.version_info[:3]),
         "platform": sys.platform,
         "model": config.model,
         "server_host": split.hostname or "",

@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -75,7 +74,7 @@ def session_path(settings: Settings) -> Path:
     make_private_dirs(directory)
     if directory.stat().st_mode & 0o077 and directory.stat().st_uid == os.getuid():
         directory.chmod(0o700)  # made by an older version, or by hand with a loose umask
-    return directory / f"{stamp}-{uuid.uuid4().hex[:6]}.yaml"
+    return directory / f"{stamp}-{os.urandom(3).hex()}.yaml"
 
 
 EXIT_TERMINATED = 143

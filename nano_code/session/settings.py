@@ -20,7 +20,7 @@ from nano_code.adapters.regular_files import read_regular
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.adapters.tools import tool_specs
 from nano_code.kernel.types import ApprovalMode, KernelConfig, SandboxMode
-from nano_code.prompts import AGENTS_FILE, AGENTS_LIMIT, build_system_prompt
+from nano_code.prompts import AGENTS_FILE, AGENTS_LIMIT, SUMMARY_PROMPT, build_system_prompt
 
 
 def read_agents_md(workspace: Path) -> str | None:
@@ -89,6 +89,9 @@ class RecordedSettings:
     reproduce them. What runs live gets its sandbox from the current command line."""
     sandbox_network: bool = attrs.field(default=False, validator=_typed(bool))
     """Whether the sandbox let commands use the network."""
+    context_tokens: int = attrs.field(default=128_000, validator=_typed(int, 1024))
+    """The model's context window the session assumed (compaction decisions; files from
+    before it was recorded: the default of that time)."""
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -139,6 +142,7 @@ def recorded_settings(
         auto_approve=settings.auto_approve,
         shell_timeout=settings.shell_timeout,
         workspace=str(workspace),
+        context_tokens=settings.context_tokens,
     )
 
 
@@ -156,4 +160,6 @@ def kernel_config(recorded: RecordedSettings | Mapping[str, Any], agents_md: str
         approval=ApprovalMode.AUTO if recorded.auto_approve else ApprovalMode.ASK,
         max_tool_output_chars=recorded.max_tool_output_chars,
         sandbox=SandboxMode(recorded.sandbox),
+        context_tokens=recorded.context_tokens,
+        summary_prompt=SUMMARY_PROMPT,
     )

@@ -21,6 +21,9 @@ def test_parse_knows_commands_from_paths() -> None:
     assert commands.parse("fix /cost") is None
 
 
+LONG = "".join(f"line {n}: some text long enough to be worth summarising\n" for n in range(60))
+
+
 def _git(workspace: Path, *args: str) -> None:
     subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args],
@@ -38,7 +41,7 @@ def test_each_command_on_a_terminal_and_the_session_replays(agent: Agent) -> Non
     server = agent.serve(
         [
             reply(
-                tool_calls=[("write_file", {"path": "notes.txt", "content": "new line\n"})],
+                tool_calls=[("write_file", {"path": "notes.txt", "content": "new line\n" + LONG})],
                 usage={"prompt_tokens": 1200, "completion_tokens": 30, "cost": 0.0042},
             ),
             reply(content="Rewrote notes.txt.", usage={"prompt_tokens": 1300, "completion_tokens": 10}),
@@ -49,7 +52,13 @@ def test_each_command_on_a_terminal_and_the_session_replays(agent: Agent) -> Non
     )
     terminal = Terminal()
     process = agent.spawn(
-        "--yes", "--record", "s.yaml", stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave
+        "--yes",
+        "--record",
+        "s.yaml",
+        env={"NANO_CODE_CONTEXT_TOKENS": "4000"},  # small, so the first turn is worth compacting
+        stdin=terminal.slave,
+        stdout=terminal.slave,
+        stderr=terminal.slave,
     )
     try:
         terminal.close_child_end()

@@ -37,70 +37,71 @@ from nano_code.kernel.actions import EndTurn
 from nano_code.kernel.events import Event
 from nano_code.kernel.serialize import from_json, to_json
 from nano_code.kernel.types import ApprovalMode, SandboxMode
+from nano_code.kernel.value import Value, value
 
 
 class JournalError(ValueError):
     """A journal line that is not one of the entries nano-code writes."""
 
 
-@attrs.frozen
-class RecordedCall:
+@value
+class RecordedCall(Value):
     id: str
     name: str
     arguments: Any
     """The parsed arguments, as the tool received them."""
 
 
-@attrs.frozen
-class EventEntry:
+@value
+class EventEntry(Value):
     event: Event
     call: RecordedCall | None = None
     duration_ms: int | None = None
 
 
-@attrs.frozen
-class CallWithoutResponse:
+@value
+class CallWithoutResponse(Value):
     request: Mapping[str, Any]
     event: Event
     duration_ms: int | None = None
 
 
-@attrs.frozen
-class RetryEntry:
+@value
+class RetryEntry(Value):
     delay: float
     attempt: int
     failure: Mapping[str, Any]
 
 
-@attrs.frozen
-class TurnEndEntry:
+@value
+class TurnEndEntry(Value):
     end: EndTurn
 
 
-@attrs.frozen
-class ApprovalModeEntry:
+@value
+class ApprovalModeEntry(Value):
     mode: ApprovalMode
     sandbox: SandboxMode | None = None
     """The OS sandbox from here on (None in files from before sandboxes: unchanged)."""
 
 
-@attrs.frozen
-class ModelChangeEntry:
+@value
+class ModelChangeEntry(Value):
     model: str
 
 
-@attrs.frozen
-class SamplingChangeEntry:
+@value
+class SamplingChangeEntry(Value):
     temperature: float | None
 
 
-@attrs.frozen
-class CommandEntry:
+@value
+class CommandEntry(Value):
     text: str
 
 
-@attrs.frozen
-class SnapshotEntry:
+@value
+class SnapshotEntry(Value):
     info: Mapping[str, Any]
     """`SnapshotInfo.to_json()`, or {"error": why} when none could be taken."""
 

@@ -16,6 +16,7 @@ from attrs import validators as v
 
 from nano_code.kernel.events import ModelFailure
 from nano_code.kernel.types import ToolCall, Usage
+from nano_code.kernel.value import Value, value
 
 _str = v.instance_of(str)
 _step = [v.instance_of(int), v.ge(1)]
@@ -35,8 +36,8 @@ class CallPurpose(enum.Enum):
 _purpose = v.instance_of(CallPurpose)
 
 
-@attrs.frozen
-class CallModel:
+@value
+class CallModel(Value):
     """Send `body` to /chat/completions; answer with ModelReply or ModelFailure."""
 
     body: Mapping[str, Any]
@@ -47,8 +48,8 @@ class CallModel:
     purpose: CallPurpose = attrs.field(default=CallPurpose.STEP, validator=_purpose)
 
 
-@attrs.frozen
-class RetryModel:
+@value
+class RetryModel(Value):
     """Sleep `delay` seconds, then send `body` again; answer as for CallModel."""
 
     delay: float = attrs.field(validator=[v.instance_of(float), v.ge(0.0)])
@@ -59,16 +60,16 @@ class RetryModel:
     purpose: CallPurpose = attrs.field(default=CallPurpose.STEP, validator=_purpose)
 
 
-@attrs.frozen
-class CheckToolCall:
+@value
+class CheckToolCall(Value):
     """Find out whether `path` stays inside the workspace; answer with ToolCallFacts."""
 
     call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
     path: str = attrs.field(validator=_str)
 
 
-@attrs.frozen
-class AskApproval:
+@value
+class AskApproval(Value):
     """Ask the user whether to run the call; answer with ApprovalDecision."""
 
     call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
@@ -76,8 +77,8 @@ class AskApproval:
     reason: str = attrs.field(validator=_str)
 
 
-@attrs.frozen
-class RunTool:
+@value
+class RunTool(Value):
     """Run the tool; answer with ToolResult."""
 
     call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
@@ -90,14 +91,14 @@ class TextKind(enum.Enum):
     WARNING = "warning"
 
 
-@attrs.frozen
-class ShowText:
+@value
+class ShowText(Value):
     text: str = attrs.field(validator=_str)
     kind: TextKind = attrs.field(default=TextKind.NOTICE, validator=v.instance_of(TextKind))
 
 
-@attrs.frozen
-class WaitForUser:
+@value
+class WaitForUser(Value):
     """The kernel is idle; the next event it accepts is UserInput (or CompactRequest,
     ClearConversation)."""
 
@@ -109,8 +110,8 @@ class TurnEnd(enum.Enum):
     INTERRUPTED = "interrupted"
 
 
-@attrs.frozen
-class EndTurn:
+@value
+class EndTurn(Value):
     reason: TurnEnd = attrs.field(validator=v.instance_of(TurnEnd))
     detail: str = attrs.field(default="", validator=_str)
     usage: Usage = attrs.field(factory=Usage, validator=v.instance_of(Usage))

@@ -14,18 +14,19 @@ import attrs
 from attrs import validators as v
 
 from nano_code.kernel.types import Usage
+from nano_code.kernel.value import Value, value
 
 _str = v.instance_of(str)
 _opt_str = v.optional(v.instance_of(str))
 
 
-@attrs.frozen
-class UserInput:
+@value
+class UserInput(Value):
     text: str = attrs.field(validator=_str)
 
 
-@attrs.frozen
-class ReplyToolCall:
+@value
+class ReplyToolCall(Value):
     """A tool call exactly as the server sent it, before the kernel checks it."""
 
     id: str = attrs.field(validator=_str)
@@ -35,8 +36,8 @@ class ReplyToolCall:
     """Raw JSON text; None when the server sent no arguments at all (or null)."""
 
 
-@attrs.frozen
-class ModelReply:
+@value
+class ModelReply(Value):
     content: str = attrs.field(default="", validator=_str)
     reasoning: str = attrs.field(default="", validator=_str)
     tool_calls: tuple[ReplyToolCall, ...] = attrs.field(
@@ -64,8 +65,8 @@ class FailureKind(enum.Enum):
     to read (an encoding it did not ask for); asking again would not help."""
 
 
-@attrs.frozen
-class ModelFailure:
+@value
+class ModelFailure(Value):
     kind: FailureKind = attrs.field(validator=v.instance_of(FailureKind))
     message: str = attrs.field(validator=_str)
     status: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
@@ -74,8 +75,8 @@ class ModelFailure:
     """Seconds the server asked us to wait, when it said so."""
 
 
-@attrs.frozen
-class ToolCallFacts:
+@value
+class ToolCallFacts(Value):
     """What only the driver can find out about a call (it needs the filesystem)."""
 
     call_id: str = attrs.field(validator=_str)
@@ -89,29 +90,29 @@ class Verdict(enum.Enum):
     """Approve, and do not ask again for this tool in this session."""
 
 
-@attrs.frozen
-class ApprovalDecision:
+@value
+class ApprovalDecision(Value):
     call_id: str = attrs.field(validator=_str)
     verdict: Verdict = attrs.field(validator=v.instance_of(Verdict))
     reason: str = attrs.field(default="", validator=_str)
     """Why a call was denied, told to the model."""
 
 
-@attrs.frozen
-class ToolResult:
+@value
+class ToolResult(Value):
     call_id: str = attrs.field(validator=_str)
     output: str = attrs.field(validator=_str)
     is_error: bool = attrs.field(default=False, validator=v.instance_of(bool))
     exit_status: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
 
 
-@attrs.frozen
-class Interrupt:
+@value
+class Interrupt(Value):
     """The user pressed Ctrl-C: stop whatever is in flight."""
 
 
-@attrs.frozen
-class CompactRequest:
+@value
+class CompactRequest(Value):
     """The user asked to compact the conversation now (/compact); accepted while awaiting the user.
 
     The kernel summarises the older part of the conversation with a model call, as it
@@ -119,8 +120,8 @@ class CompactRequest:
     """
 
 
-@attrs.frozen
-class ClearConversation:
+@value
+class ClearConversation(Value):
     """The user asked to start afresh (/clear); accepted while awaiting the user.
 
     The history goes back to the system prompt alone. The session's usage totals,

@@ -92,6 +92,7 @@ from nano_code.kernel.types import (
     Usage,
     UserMessage,
 )
+from nano_code.kernel.value import Value, value
 
 
 class Phase(enum.Enum):
@@ -104,8 +105,8 @@ class Phase(enum.Enum):
     """A compaction's summary call is in flight (see `Compaction`)."""
 
 
-@attrs.frozen
-class PendingCall:
+@value
+class PendingCall(Value):
     """A tool call from the last reply that has not been answered yet."""
 
     call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
@@ -126,8 +127,8 @@ class AfterSummary(enum.Enum):
     """The user asked (`CompactRequest`): await the user again."""
 
 
-@attrs.frozen
-class Compaction:
+@value
+class Compaction(Value):
     """A compaction in flight: the history does not change while the summary is awaited."""
 
     cut: int = attrs.field(validator=[v.instance_of(int), v.ge(2)])
@@ -150,8 +151,8 @@ def _history_validator(_state: object, _attribute: attrs.Attribute[Any], history
         raise TypeError(f"history holds a {type(history[-1]).__name__}, not a message")
 
 
-@attrs.frozen
-class State:
+@value
+class State(Value):
     config: KernelConfig = attrs.field(validator=v.instance_of(KernelConfig))
     history: tuple[Message, ...] = attrs.field(validator=_history_validator)
     phase: Phase = Phase.AWAITING_USER

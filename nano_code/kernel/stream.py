@@ -19,8 +19,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
-
 from nano_code.kernel.codec import (
     arguments_text,
     classify_http_error,
@@ -35,12 +33,13 @@ from nano_code.kernel.codec import (
 )
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall
 from nano_code.kernel.types import Usage
+from nano_code.kernel.value import Value, value
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
-@attrs.frozen
-class StreamDelta:
+@value
+class StreamDelta(Value):
     """A piece of the reply to show as it arrives: kind is 'text', 'reasoning' or 'tool'."""
 
     kind: str

@@ -14,6 +14,8 @@ from typing import Any
 import attrs
 from attrs import validators as v
 
+from nano_code.kernel.value import Value, value
+
 _str = v.instance_of(str)
 _opt_str = v.optional(v.instance_of(str))
 _non_negative_int = v.and_(v.instance_of(int), v.ge(0))
@@ -24,8 +26,8 @@ def _is_json_object(_instance: object, attribute: attrs.Attribute[Any], value: o
         raise TypeError(f"{attribute.name} must be a mapping, got {type(value).__name__}")
 
 
-@attrs.frozen
-class ToolCall:
+@value
+class ToolCall(Value):
     """One function call the model asked for, as it is kept in the history."""
 
     id: str = attrs.field(validator=v.and_(_str, v.min_len(1)))
@@ -35,18 +37,18 @@ class ToolCall:
     """JSON text of an object, exactly as sent back to the server."""
 
 
-@attrs.frozen
-class SystemMessage:
+@value
+class SystemMessage(Value):
     content: str = attrs.field(validator=_str)
 
 
-@attrs.frozen
-class UserMessage:
+@value
+class UserMessage(Value):
     content: str = attrs.field(validator=_str)
 
 
-@attrs.frozen
-class AssistantMessage:
+@value
+class AssistantMessage(Value):
     content: str | None = attrs.field(default=None, validator=_opt_str)
     tool_calls: tuple[ToolCall, ...] = attrs.field(
         default=(), validator=v.deep_iterable(v.instance_of(ToolCall), v.instance_of(tuple))
@@ -55,8 +57,8 @@ class AssistantMessage:
     """Reasoning text the server exposed; kept for the record, never sent back."""
 
 
-@attrs.frozen
-class ToolMessage:
+@value
+class ToolMessage(Value):
     tool_call_id: str = attrs.field(validator=v.and_(_str, v.min_len(1)))
     content: str = attrs.field(validator=_str)
 
@@ -65,8 +67,8 @@ Message = SystemMessage | UserMessage | AssistantMessage | ToolMessage
 MESSAGE_TYPES = (SystemMessage, UserMessage, AssistantMessage, ToolMessage)
 
 
-@attrs.frozen
-class ToolSpec:
+@value
+class ToolSpec(Value):
     """What the model is told about a tool, plus what the approval policy needs."""
 
     name: str = attrs.field(validator=v.and_(_str, v.matches_re(r"^[a-zA-Z0-9_-]{1,64}$")))
@@ -90,8 +92,8 @@ class ToolSpec:
         return tuple(name for name in required if isinstance(name, str))
 
 
-@attrs.frozen
-class Usage:
+@value
+class Usage(Value):
     """Token counts (and cost, when the server reports it) of one or more replies."""
 
     prompt_tokens: int = attrs.field(default=0, validator=_non_negative_int)
@@ -114,8 +116,8 @@ class Usage:
         )
 
 
-@attrs.frozen
-class RetryPolicy:
+@value
+class RetryPolicy(Value):
     max_attempts: int = attrs.field(default=5, validator=[v.instance_of(int), v.ge(1)])
     """Model calls per step, the first one included."""
     base_delay: float = attrs.field(default=1.0, validator=[v.instance_of(float), v.ge(0.0)])
@@ -156,8 +158,8 @@ class SandboxMode(enum.Enum):
     """Commands run confined: the workspace and a private /tmp writable, no network."""
 
 
-@attrs.frozen
-class KernelConfig:
+@value
+class KernelConfig(Value):
     """Everything that shapes requests and decisions; recorded with every session."""
 
     model: str = attrs.field(validator=_str)

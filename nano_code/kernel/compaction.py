@@ -184,7 +184,15 @@ def _cut_to(text: str, budget_chars: int) -> str:
     sent = len(json.dumps(text))
     if sent <= budget_chars:
         return text
-    return cut_middle(text, max(1, len(text) * budget_chars // sent))
+    limit = max(1, len(text) * budget_chars // sent)
+    while True:
+        cut = cut_middle(text, limit)
+        # The head and tail kept may cost more per character than the average: trim again.
+        # Each character removed saves at least one character as sent, so this ends quickly.
+        over = len(json.dumps(cut)) - budget_chars
+        if over <= 0 or limit == 1:
+            return cut
+        limit = max(1, limit - over)
 
 
 def render_transcript(messages: Sequence[Message], budget_tokens: int) -> str:

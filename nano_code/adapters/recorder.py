@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nano_code import __version__
+from nano_code.adapters import git
 from nano_code.adapters.journal import (
     ApprovalModeEntry,
     CallWithoutResponse,
@@ -61,31 +61,9 @@ from nano_code.kernel.serialize import to_json
 from nano_code.kernel.stream import ResponseDecoder
 from nano_code.kernel.types import ApprovalMode, KernelConfig, Usage
 
-_GIT_SAFETY = (
-    "-c",
-    "core.fsmonitor=false",
-    "-c",
-    "core.hooksPath=/dev/null",
-    "-c",
-    "safe.bareRepository=explicit",
-)
-"""A repository's own config can name programs git runs (an fsmonitor, hooks); the
-workspace is data, so nano-code's read-only git calls turn those off."""
 
-
-def _git(args: list[str], cwd: Path) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *_GIT_SAFETY, *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
+def _git(args: tuple[str, ...] | list[str], cwd: Path) -> str | None:
+    return git.output(args, cwd)
 
 
 FINGERPRINT_MAX_FILES = 2000
@@ -99,7 +77,7 @@ def workspace_fingerprint(workspace: Path) -> dict[str, Any]:
     state. The content walk is bounded, so starting in a huge directory (a
     home directory, say) costs milliseconds, not a crawl of the disk.
     """
-    status = _git(["status", "--porcelain=v2", "--branch"], workspace)
+    status = _git(git.STATUS, workspace)
     if status is not None:
         head = None
         changes = []
@@ -141,10 +119,8 @@ def workspace_fingerprint(workspace: Path) -> dict[str, Any]:
 
 def nano_code_commit() -> str | None:
     """The git commit of nano-code itself when it runs from a checkout."""
-    source = Path(__file__).resolve().parents[2]
-    if not (source / ".git").exists():
-        return None
-    return _git(["rev-parse", "HEAD"], source)
+    source = git.source_checkout()
+    return _git(git.HEAD, source) if source is not None else None
 
 
 def provenance(

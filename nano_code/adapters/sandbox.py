@@ -59,6 +59,7 @@ from pathlib import Path
 import attrs
 from attrs import validators as v
 
+from nano_code.adapters import early
 from nano_code.kernel.types import SandboxMode
 
 __all__ = [
@@ -223,9 +224,31 @@ def probe(platform: str = sys.platform) -> str | None:
         return f"nano-code has no sandbox for this system ({platform})"
     if shutil.which(BWRAP) is None:
         return BWRAP_NOT_FOUND
-    with tempfile.TemporaryDirectory(prefix="nano-code-probe-") as workspace:
-        trial = Sandbox(SandboxMode.WORKSPACE_WRITE, network=False, workspace=Path(workspace).resolve())
-        return _trial(trial.wrap(["true"]), "bwrap")
+    global _TRIAL
+    argv, workspace = _TRIAL if _TRIAL is not None else _trial_argv()
+    _TRIAL = None  # used once: a later probe (after cache_clear) starts afresh
+    try:
+        return _trial(argv, "bwrap")
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+_TRIAL: tuple[list[str], str] | None = None
+"""The trial run `start_probe` launched: its command line and its throwaway workspace."""
+
+
+def _trial_argv() -> tuple[list[str], str]:
+    workspace = tempfile.mkdtemp(prefix="nano-code-probe-")
+    trial = Sandbox(SandboxMode.WORKSPACE_WRITE, network=False, workspace=Path(workspace).resolve())
+    return trial.wrap(["true"]), workspace
+
+
+def start_probe() -> None:
+    """Start `probe`'s trial run now, to run while nano-code imports the rest (see `early`)."""
+    global _TRIAL
+    if _TRIAL is None and sys.platform.startswith("linux") and shutil.which(BWRAP) is not None:
+        _TRIAL = _trial_argv()
+        early.start(_TRIAL[0], "/")
 
 
 def _probe_darwin() -> str | None:
@@ -236,9 +259,7 @@ def _probe_darwin() -> str | None:
 
 def _trial(argv: list[str], name: str) -> str | None:
     try:
-        done = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=PROBE_TIMEOUT, check=False
-        )
+        done = early.run(argv, "/", PROBE_TIMEOUT)
     except subprocess.TimeoutExpired:
         return f"a trial run of {name} did not finish within {PROBE_TIMEOUT:g} s"
     except OSError as error:

@@ -34,6 +34,7 @@ from typing import Any
 
 import attrs
 
+from nano_code.adapters import git
 from nano_code.adapters.regular_files import read_regular
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
@@ -42,15 +43,6 @@ SKIPPED_DIRS = frozenset(
     {".git", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".tox"}
 )
 LEFT_OUT_NAMES = 20
-_GIT = (
-    "git",
-    "-c",
-    "core.fsmonitor=false",
-    "-c",
-    "core.hooksPath=/dev/null",
-    "-c",
-    "safe.bareRepository=explicit",
-)
 _GIT_TIMEOUT = 30.0
 
 
@@ -119,7 +111,7 @@ def archive_path(session_path: Path) -> Path:
 def _git(args: list[str], cwd: Path, data: bytes | None = None) -> bytes | None:
     try:
         done = subprocess.run(
-            [*_GIT, *args],
+            git.argv(*args),
             cwd=cwd,
             input=data,
             capture_output=True,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import attrs
 
+from nano_code.adapters.git import argv as git_argv
 from nano_code.adapters.safe_text import for_terminal
 from nano_code.driver import Driver
 from nano_code.kernel.types import AssistantMessage, Usage
@@ -86,7 +87,7 @@ def files_written(driver: Driver) -> list[str]:
 
 def workspace_diff(workspace: Path, driver: Driver) -> str:
     """`git diff` (with untracked files named) where the workspace is a repository, else the files written."""
-    git = ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "--no-pager"]
+    git = [*git_argv(), "--no-pager"]
     try:
         inside = subprocess.run(
             [*git, "rev-parse", "--is-inside-work-tree"],

@@ -112,6 +112,23 @@ debug_requested = False
 """Set from NANO_CODE_DEBUG in .env once settings are loaded (the environment is read directly)."""
 
 
+def _start_early(args: argparse.Namespace) -> None:
+    """Start the short commands a run needs before its first request, so they run while
+    the rest is imported (adapters/early.py): git for a new recording's provenance, and
+    bwrap's trial run unless the sandbox is off."""
+    from pathlib import Path
+
+    if not args.no_record and not args.resume:
+        from nano_code.adapters import git
+
+        git.start_provenance(Path.cwd().resolve())
+    requested = args.sandbox or os.environ.get("NANO_CODE_SANDBOX", "").strip().lower()
+    if requested != "off":
+        from nano_code.adapters import sandbox
+
+        sandbox.start_probe()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("NANO_CODE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
@@ -121,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return sessions_cmd.main(args[0], args[1:])
         parsed = build_parser().parse_args(args)  # --help and --version exit here, before heavy imports
+        _start_early(parsed)
         from nano_code.cli import run
 
         return run.main(parsed)

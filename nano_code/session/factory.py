@@ -99,12 +99,14 @@ def open_recorder(
 
 
 class WorkspaceSnapshot:
-    """Takes the workspace snapshot of a recorded session in a thread as it starts.
+    """Takes the workspace snapshot of a recorded session in a thread, from its first request on.
 
-    The first model call takes seconds, the snapshot usually milliseconds, so
-    it costs the session nothing; the first tool waits for it (the files must
-    be taken before anything changes them). The result is journalled from the
-    thread that drives the session.
+    The thread starts as the first request goes out (not before: it would
+    compete with getting that request out), and the model's reply takes
+    seconds where the snapshot usually takes milliseconds, so it costs the
+    session nothing; the first tool waits for it (the files must be taken
+    before anything changes them). The result is journalled from the thread
+    that drives the session.
     """
 
     def __init__(self, workspace: Path, session_path: Path, max_bytes: int, recorder: Recorder) -> None:
@@ -117,7 +119,12 @@ class WorkspaceSnapshot:
             name="nano-code-snapshot",
             daemon=True,
         )
-        self._thread.start()
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
 
     def _take(self, workspace: Path, session_path: Path, max_bytes: int) -> None:
         from nano_code.adapters import snapshot
@@ -131,6 +138,7 @@ class WorkspaceSnapshot:
         """Wait for the snapshot and journal it (once)."""
         if self._journalled:
             return
+        self.start()
         self._thread.join()
         self._journalled = True
         self.recorder.on_snapshot(self.info or {"error": "no snapshot was taken"})
@@ -144,6 +152,7 @@ class SnapshotFirst:
         self.snapshot = snapshot
 
     def call_model(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
+        self.snapshot.start()
         return self.performer.call_model(action)
 
     def check_tool_call(self, action: CheckToolCall) -> ToolCallFacts | Interrupt:

@@ -494,7 +494,7 @@ def _on_overflow(state: State, event: ModelFailure) -> Transition:
     if state.overflow_compacted:
         detail = (
             f"{event.message} -- the conversation is still too long for the model's context window "
-            "after compacting it (the newest messages alone do not fit)"
+            "after compacting it (the summary and the newest messages kept verbatim do not fit)"
         )
         return _end_turn(state, TurnEnd.FAILED, detail, [])
     notice = ShowText(

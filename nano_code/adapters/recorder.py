@@ -43,7 +43,7 @@ from nano_code.adapters.secrets import (
     Redactor,
 )
 from nano_code.adapters.session_file import FORMAT_VERSION, SessionWriter
-from nano_code.kernel.actions import Action, CallModel, EndTurn, RetryModel, RunTool
+from nano_code.kernel.actions import Action, CallModel, CallPurpose, EndTurn, RetryModel, RunTool
 from nano_code.kernel.events import (
     ApprovalDecision,
     ClearConversation,
@@ -315,6 +315,7 @@ def _same_call(answered: object, action: CallModel | RetryModel) -> bool:
         isinstance(answered, type(action))
         and answered.step == action.step
         and answered.attempt == action.attempt
+        and answered.purpose is action.purpose  # a summary call shares its step's numbers
     )
 
 
@@ -378,6 +379,8 @@ class Recorder:
         }
         if isinstance(action, (CallModel, RetryModel)):
             extra.update(step=action.step, attempt=action.attempt)
+            if action.purpose is not CallPurpose.STEP:
+                extra["purpose"] = action.purpose.value  # a summary call, for readers of the file
         self.writer.interaction(interaction_record(exchange, self.redactor, extra))
         self._answered = action
 

@@ -23,6 +23,7 @@ from nano_code.kernel.actions import (
     Action,
     AskApproval,
     CallModel,
+    CallPurpose,
     EndTurn,
     RetryModel,
     RunTool,
@@ -183,6 +184,8 @@ class HumanDisplay:
         reply that breaks off before a retry leaves nothing half-written in it. A terminal or
         a pipe gets the text live, and a reply that breaks off is marked as such."""
         self._streamed_text = False
+        self._summarising = False
+        """The model call in flight writes a summary for compaction: nothing of it is shown."""
         self._live = err.isatty() if live is None else live
         self._spinner = Spinner(err, self.style) if self._live else None
         self._text_open = False
@@ -194,6 +197,8 @@ class HumanDisplay:
     # -- streaming
 
     def on_delta(self, delta: StreamDelta) -> None:
+        if self._summarising:
+            return  # a summary for the kernel, not an answer for the user: the spinner goes on
         self._stop_spinner()
         if delta.kind == "text":
             self._close_reasoning()
@@ -258,8 +263,9 @@ class HumanDisplay:
     def on_action(self, action: Action, state: State) -> None:
         if isinstance(action, (CallModel, RetryModel)):
             self._streamed_text = False
+            self._summarising = action.purpose is CallPurpose.SUMMARY
             if self._spinner is not None:
-                self._spinner.start("thinking")
+                self._spinner.start("compacting" if self._summarising else "thinking")
         elif isinstance(action, RunTool):
             self._close_text()
             arguments = {
@@ -307,7 +313,8 @@ class HumanDisplay:
                     self.out.write(self.style.dim(" [the reply broke off here]") + "\n")
                     self.out.flush()
                     self._text_open = False
-            if isinstance(event, ModelReply):
+            summary, self._summarising = self._summarising, False
+            if isinstance(event, ModelReply) and not summary:
                 if state.config.stream and not self._streamed_text and event.content:
                     # Asked to stream, the server sent one JSON body: nothing was shown yet.
                     self._write_text(event.content, final=True)

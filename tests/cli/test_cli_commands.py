@@ -80,7 +80,9 @@ def test_each_command_on_a_terminal_and_the_session_replays(agent: Agent) -> Non
         terminal.write("/model other/model\n")
         assert "other/model from the next request on" in terminal.read_until(PROMPT)
         terminal.write("/compact\n")
-        terminal.read_until(PROMPT)
+        shown = terminal.read_until(PROMPT)
+        assert "Summary: notes.txt" not in shown  # the summary is for the model, not shown as an answer
+        assert "compacted the conversation" in shown
         terminal.write("go on\n")
         terminal.read_until("after compact")
         terminal.read_until(PROMPT)

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nano_code.adapters.session_file import load_session
 from nano_code.session.replay import replay_session
 from nano_code.testing.fake_server import FakeServer, reply
@@ -41,7 +43,8 @@ def scripted_model(workspace: Path) -> tuple[Any, Any]:
     return respond, summarise
 
 
-def test_a_60_step_task_completes_past_a_small_context_window(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
+def test_a_60_step_task_completes_past_a_small_context_window(tmp_path: Path, stream: str) -> None:
     workspace = tmp_path / "ws"
     workspace.mkdir()
     env = {
@@ -78,6 +81,7 @@ def test_a_60_step_task_completes_past_a_small_context_window(tmp_path: Path) ->
         biggest = max(len(json.dumps(r["body"])) // 4 for r in server.requests)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"All {STEPS} files written." in done.stdout
+    assert "Writing files f00.txt" not in done.stdout  # summaries are not shown as answers
     assert sorted(p.name for p in workspace.glob("f*.txt")) == [f"f{n:02d}.txt" for n in range(STEPS)]
     assert overflows >= 1  # the window was hit at least once ...
     assert summaries >= 2  # ... and the conversation was compacted more than once

@@ -64,7 +64,7 @@ def test_a_60_step_task_completes_past_a_small_context_window(tmp_path: Path, st
                 "-p",
                 "write the sixty files",
                 "--yes",
-                "--no-stream",
+                stream,
                 "--max-steps",
                 "80",
                 "--record",

@@ -67,9 +67,9 @@ def with_model(state: State, model: str) -> State:
     return attrs.evolve(state, config=attrs.evolve(state.config, model=model))
 
 
-def with_temperature(state: State, temperature: float | None) -> State:
-    """`state` asking for `temperature` (None: the server's default) from now on."""
-    return attrs.evolve(state, config=attrs.evolve(state.config, temperature=temperature))
+def with_sampling(state: State, temperature: float | None, seed: int | None) -> State:
+    """`state` asking for `temperature` and `seed` (None: the server's default) from now on."""
+    return attrs.evolve(state, config=attrs.evolve(state.config, temperature=temperature, seed=seed))
 
 
 class Driver:
@@ -125,13 +125,13 @@ class Driver:
             if hook is not None:
                 hook(model, self.state)
 
-    def set_temperature(self, temperature: float | None) -> None:
-        """Sample at `temperature` from now on; journalled like `set_model`."""
-        self.state = with_temperature(self.state, temperature)
+    def set_sampling(self, temperature: float | None, seed: int | None) -> None:
+        """Sample at `temperature`, with `seed`, from now on; journalled like `set_model`."""
+        self.state = with_sampling(self.state, temperature, seed)
         for observer in self.observers:
-            hook = getattr(observer, "on_temperature_change", None)
+            hook = getattr(observer, "on_sampling_change", None)
             if hook is not None:
-                hook(temperature, self.state)
+                hook(temperature, seed, self.state)
 
     def note_command(self, text: str) -> None:
         """An interactive command the user typed (/cost, /model ...): observers with an

@@ -15,8 +15,8 @@ Each line is one of these entries; nothing else in nano-code spells the keys:
                           line's (a resumed or forked session)
     ModelChangeEntry      requests name another model from here on (a fork's
                           live part with --model)
-    SamplingChangeEntry   requests sample at another temperature from here on (a
-                          fork's live part with --temperature)
+    SamplingChangeEntry   requests sample at another temperature, or with a seed,
+                          from here on (a fork's live part with --temperature/--seed)
     CommandEntry          an interactive command the user typed (/cost, /model ...);
                           what it changed is recorded by its own entry or event
     SnapshotEntry         the workspace snapshot taken as the session started
@@ -93,6 +93,7 @@ class ModelChangeEntry(Value):
 @value
 class SamplingChangeEntry(Value):
     temperature: float | None
+    seed: int | None = None
 
 
 @value
@@ -156,7 +157,7 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
     if isinstance(entry, ModelChangeEntry):
         return {"model_change": entry.model}
     if isinstance(entry, SamplingChangeEntry):
-        return {"sampling_change": {"temperature": entry.temperature}}
+        return {"sampling_change": {"temperature": entry.temperature, "seed": entry.seed}}
     if isinstance(entry, SnapshotEntry):
         return {"workspace_snapshot": dict(entry.info)}
     if isinstance(entry, CommandEntry):
@@ -214,7 +215,10 @@ def read_entry(data: Mapping[str, Any]) -> JournalEntry:
                 not isinstance(temperature, float) or not 0.0 <= temperature <= 2.0
             ):
                 raise JournalError("sampling_change: the temperature is not a number from 0 to 2")
-            return SamplingChangeEntry(temperature)
+            seed = data["sampling_change"].get("seed")
+            if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+                raise JournalError("sampling_change: the seed is not a whole number")
+            return SamplingChangeEntry(temperature, seed)
         if "command" in data:
             text = data["command"]
             if not isinstance(text, str):

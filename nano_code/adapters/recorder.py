@@ -149,6 +149,7 @@ def provenance(
         "generation": {
             "stream": config.stream,
             "temperature": config.temperature,
+            "seed": config.seed,
             "max_completion_tokens": config.max_completion_tokens,
         },
         "settings": dict(settings),
@@ -437,8 +438,8 @@ class Recorder:
     def on_model_change(self, model: str, state: State) -> None:
         self._journal(ModelChangeEntry(model))
 
-    def on_temperature_change(self, temperature: float | None, state: State) -> None:
-        self._journal(SamplingChangeEntry(temperature))
+    def on_sampling_change(self, temperature: float | None, seed: int | None, state: State) -> None:
+        self._journal(SamplingChangeEntry(temperature, seed))
 
     def on_command(self, text: str, state: State) -> None:
         self._journal(CommandEntry(text))

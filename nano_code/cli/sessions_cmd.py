@@ -71,6 +71,9 @@ def replay_parser() -> argparse.ArgumentParser:
         "--temperature", type=float, metavar="T", help="sampling temperature of the live continuation (0-2)"
     )
     parser.add_argument(
+        "--seed", type=int, metavar="N", help="ask the server for repeatable sampling in the live continuation"
+    )
+    parser.add_argument(
         "--samples", type=int, metavar="K", help="with --fork-at: K independent forks, and a table of them"
     )
     parser.add_argument(
@@ -269,6 +272,7 @@ def _samples(path: Path, args: argparse.Namespace) -> int:
         jobs=args.jobs,
         live_model=args.model,
         temperature=args.temperature,
+        seed=args.seed,
         approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
         out_dir=Path(args.output) if args.output else None,
         sandbox=_sandbox(args)[0],
@@ -327,6 +331,7 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         on_delta=on_delta,
         live_model=args.model,
         live_temperature=args.temperature,
+        live_seed=args.seed,
         sandbox=_sandbox(args)[0],
         sandbox_network=_sandbox(args)[1],
         redactor=shown,

@@ -106,6 +106,8 @@ def request_head(config: KernelConfig) -> dict[str, Any]:
         body["tools"] = [encode_tool(t) for t in config.tools]
     if config.temperature is not None:
         body["temperature"] = config.temperature
+    if config.seed is not None:
+        body["seed"] = config.seed
     if config.max_completion_tokens is not None:
         body["max_completion_tokens"] = config.max_completion_tokens
     if config.stream:

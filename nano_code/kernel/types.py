@@ -182,6 +182,8 @@ class KernelConfig(Value):
     max_completion_tokens: int | None = attrs.field(
         default=None, validator=v.optional([v.instance_of(int), v.ge(1)])
     )
+    seed: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
+    """Asks the server for repeatable sampling (`seed` in the request; best effort on its side)."""
     sandbox: SandboxMode = attrs.field(default=SandboxMode.OFF, validator=v.instance_of(SandboxMode))
     """The sandbox tools run in: with one on, sandboxed tools and (in workspace-write) writes
     inside the workspace run without asking. A fact the driver passes in; never read from a file."""

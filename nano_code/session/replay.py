@@ -54,7 +54,7 @@ from nano_code.adapters.session_file import (
 )
 from nano_code.adapters.snapshot import SnapshotError
 from nano_code.adapters.tools import ToolContext, ToolOutcome, find_tool, inside_workspace, run_tool
-from nano_code.driver import Driver, Observer, Performer, with_approval_mode, with_model, with_temperature
+from nano_code.driver import Driver, Observer, Performer, with_approval_mode, with_model, with_sampling
 from nano_code.kernel.actions import (
     Action,
     AskApproval,
@@ -241,7 +241,7 @@ def _changed(state: State, entry: JournalEntry) -> State:
     if isinstance(entry, ModelChangeEntry):
         return with_model(state, entry.model)
     if isinstance(entry, SamplingChangeEntry):
-        return with_temperature(state, entry.temperature)
+        return with_sampling(state, entry.temperature, entry.seed)
     return state
 
 
@@ -252,7 +252,7 @@ def apply_change(driver: Driver, entry: JournalEntry) -> None:
     elif isinstance(entry, ModelChangeEntry):
         driver.set_model(entry.model)
     elif isinstance(entry, SamplingChangeEntry):
-        driver.set_temperature(entry.temperature)
+        driver.set_sampling(entry.temperature, entry.seed)
 
 
 def restore_workspace(path: Path, session: SessionFile) -> Path:
@@ -312,6 +312,8 @@ class ReplayOptions:
     part keeps the recorded one."""
     live_temperature: float | None = None
     """The temperature a fork's live part asks for (`--temperature`); likewise."""
+    live_seed: int | None = None
+    """The seed a fork's live part asks for (`--seed`); likewise."""
     sandbox_mode: SandboxMode = SandboxMode.OFF
     """The OS sandbox live tools run in (from the current command line)."""
 
@@ -562,6 +564,7 @@ class ReplayPerformer:
             self._changed["model"] = entry.model
         elif isinstance(entry, SamplingChangeEntry):
             self._changed["temperature"] = entry.temperature
+            self._changed["seed"] = entry.seed
         if self.apply_change is not None:
             self.apply_change(entry)
 
@@ -591,8 +594,9 @@ class ReplayPerformer:
         self._change(ApprovalModeEntry(self.options.approval, self.options.sandbox_mode))
         if self.options.live_model is not None:
             self._change(ModelChangeEntry(self.options.live_model))
-        if self.options.live_temperature is not None:
-            self._change(SamplingChangeEntry(self.options.live_temperature))
+        if self.options.live_temperature is not None or self.options.live_seed is not None:
+            config = self.options
+            self._change(SamplingChangeEntry(config.live_temperature, config.live_seed))
         return live.call_model(self._current_config(action))
 
 
@@ -785,6 +789,7 @@ def replay_session(
     live_settings: Settings | None = None,
     live_model: str | None = None,
     live_temperature: float | None = None,
+    live_seed: int | None = None,
     workspace: Path | None = None,
     sandbox: str | None = None,
     sandbox_network: bool = False,
@@ -809,7 +814,7 @@ def replay_session(
     `approval` and `approver` govern whatever runs live (`live_tools`, the
     live part of a fork); they come from the caller's command line. A fork's
     live part talks to the server `live_settings` name (with its key), and
-    names `live_model` and `live_temperature` in its requests when given (the
+    names `live_model`, `live_temperature` and `live_seed` in its requests when given (the
     replayed part keeps the recorded ones, and the switch is journalled). The
     recording's own approval mode and answers only reproduce its past.
     Output files (`rebless_to`, `fork_to`) are written beside the target
@@ -857,6 +862,7 @@ def replay_session(
         approver=approver,
         live_model=live_model,
         live_temperature=live_temperature,
+        live_seed=live_seed,
         sandbox_mode=live_sandbox.mode if live_sandbox is not None else SandboxMode.OFF,
     )
     performer = ReplayPerformer(session, client, options)

@@ -218,6 +218,7 @@ class _Job:
     live_settings: Settings
     live_model: str | None
     temperature: float | None
+    seed: int | None
     approval: ApprovalMode
     check: str | None
     sandbox: str | None
@@ -232,6 +233,7 @@ def _one_fork(job: _Job) -> Sample:
         live_settings=job.live_settings,
         live_model=job.live_model,
         live_temperature=job.temperature,
+        live_seed=job.seed,
         approval=job.approval,
         sandbox=job.sandbox,
         sandbox_network=job.sandbox_network,
@@ -252,6 +254,7 @@ def sample_forks(
     jobs: int = 1,
     live_model: str | None = None,
     temperature: float | None = None,
+    seed: int | None = None,
     approval: ApprovalMode = ApprovalMode.ASK,
     out_dir: Path | None = None,
     sandbox: str | None = None,
@@ -260,7 +263,8 @@ def sample_forks(
     """K forks of the session at `path` from step `fork_at`; see the module's docstring.
 
     Nothing is asked in a sampled fork: calls that need approval run when
-    `approval` is AUTO (`--yes`) and are refused otherwise.
+    `approval` is AUTO (`--yes`) and are refused otherwise. With a `seed`, fork i
+    asks for seed + i - 1: the forks sample apart, and each can be asked for again.
     """
     if samples < 1:
         raise ValueError("--samples must be at least 1")
@@ -278,6 +282,7 @@ def sample_forks(
                 live_settings,
                 live_model,
                 temperature,
+                seed + index - 1 if seed is not None else None,  # apart, and each repeatable
                 approval,
                 check,
                 sandbox,

@@ -114,3 +114,11 @@ def test_each_command_on_a_terminal_and_the_session_replays(agent: Agent) -> Non
     assert typed == ["/help", "/cost", "/diff", "/model other/model", "/compact", "/clear", "/nonsense", "/exit"]
     report = replay_session(agent.workspace / "s.yaml")
     assert report.status == "identical", report.divergence.render() if report.divergence else report.error
+
+
+def test_an_empty_reply_says_so_on_stderr(agent: Agent) -> None:
+    agent.serve([reply(content="", finish_reason="stop")])
+    done = agent.run("-p", "say something")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+    assert "the model sent an empty reply (finish_reason: stop)" in done.stderr

@@ -64,7 +64,9 @@ def test_a_torn_file_is_reported_as_torn(tmp_path: Path) -> None:
 
 def test_a_mask_that_hides_nothing_is_named(tmp_path: Path) -> None:
     env = cli_env("http://127.0.0.1:9/v1", tmp_path / "home")
-    done = run_cli(["replay", "-q", str(SHIPPED / "bugfix.yaml"), "--ignore", "$.no_such_field"], tmp_path, env)
+    done = run_cli(
+        ["replay", "-q", str(SHIPPED / "bugfix.yaml"), "--ignore", "$.no_such_field"], tmp_path, env
+    )
     assert done.returncode == 0
     assert "--ignore $.no_such_field hid nothing" in done.stdout
     report = replay_session(SHIPPED / "bugfix.yaml", ignore=["$.no_such_field"])
@@ -76,7 +78,9 @@ def test_json_report_costs_are_exact(tmp_path: Path, workspace: Path) -> None:
     usage = {"prompt_tokens": 100, "completion_tokens": 20, "cost": 0.0068}
     with FakeServer(three_step_script(usage=usage) + three_step_script(usage=usage)) as server:
         record_inproc(session, workspace, server.base_url, ["one", "two"])
-    done = run_cli(["replay", "--json", str(session)], tmp_path, cli_env("http://127.0.0.1:9/v1", tmp_path / "home"))
+    done = run_cli(
+        ["replay", "--json", str(session)], tmp_path, cli_env("http://127.0.0.1:9/v1", tmp_path / "home")
+    )
     report = json.loads(done.stdout)
     assert 6 * 0.0068 != 0.0408  # the float sum is not exact ...
     assert report["usage"]["cost"] == 0.0408  # ... the report is
@@ -139,3 +143,24 @@ def test_a_fork_of_a_session_without_a_snapshot_asks_for_a_workspace(tmp_path: P
     assert "has no workspace snapshot" in done.stdout + done.stderr
     assert "--workspace DIR" in done.stdout + done.stderr
     assert not (tmp_path / "f.yaml").exists()
+
+
+def test_fork_temperature_and_seed_reach_only_the_live_part_and_are_journalled(
+    tmp_path: Path, workspace: Path
+) -> None:
+    from nano_code.adapters.journal import SamplingChangeEntry
+
+    session = tmp_path / "s.yaml"
+    record_cli(session, workspace, three_step_script())
+    with FakeServer(three_step_script()[1:]) as server:
+        env = cli_env(server.base_url, tmp_path / "home")
+        args = ["replay", str(session), "--fork-at", "1", "--base-url", server.base_url, "--yes"]
+        done = run_cli([*args, "--temperature", "0.5", "--seed", "7"], tmp_path, env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        bodies = [r["body"] for r in server.requests]
+    assert [(b["temperature"], b["seed"]) for b in bodies] == [(0.5, 7), (0.5, 7)]
+    fork = session.with_suffix(".fork1.yaml")
+    first = json.loads(next(load_session(fork).request_bodies()) or "{}")
+    assert "temperature" not in first and "seed" not in first  # the replayed prefix is unchanged
+    assert list(load_session(fork).readable_entries("sampling_change")) == [SamplingChangeEntry(0.5, 7)]
+    assert replay_session(fork).status == "identical"

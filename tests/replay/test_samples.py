@@ -144,3 +144,45 @@ def test_samples_need_a_fork_point_and_a_positive_count(tmp_path: Path, extra: l
     done = run_cli(["replay", str(SHIPPED), *extra], tmp_path, env)
     assert done.returncode == 2
     assert "--samples K" in done.stderr
+
+
+def test_forks_in_parallel_processes(tmp_path: Path) -> None:
+    """--jobs 2: each fork in its own process; the model answers by what it is sent, in any order."""
+
+    def respond(request: dict[str, Any], number: int) -> dict[str, Any]:
+        last = request["messages"][-1]
+        if last["role"] == "tool" and "def mean" in last["content"]:  # it has just read stats.py
+            return one_fork(RIGHT, 0.001)[0]
+        if last["role"] == "tool" and "Edited stats.py" in last["content"]:
+            return one_fork(RIGHT, 0.001)[1]
+        return one_fork(RIGHT, 0.001)[2]
+
+    with FakeServer(respond) as server:
+        env = cli_env(server.base_url, tmp_path / "home")
+        done = run_cli(
+            [
+                "replay",
+                str(SHIPPED),
+                "--fork-at",
+                "2",
+                "--samples",
+                "3",
+                "--jobs",
+                "2",
+                "--check",
+                "python3 test_stats.py",
+                "--yes",
+                "--base-url",
+                server.base_url,
+                "--output",
+                str(tmp_path),
+                "--json",
+            ],
+            tmp_path,
+            env,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert [s["outcome"] for s in report["samples"]] == [True, True, True]
+    assert len({s["workspace"] for s in report["samples"]}) == 3
+    assert report["parting_step"] is None  # all three acted alike

@@ -154,6 +154,11 @@ def bwrap_arguments(mode: SandboxMode, network: bool, workspace: Path) -> list[s
     # Read-only mode binds the workspace too: a private /tmp or /run would otherwise hide one under them.
     bind = "--bind" if mode is SandboxMode.WORKSPACE_WRITE else "--ro-bind"
     mounts.append((ws, [bind, ws, ws]))
+    if mode is SandboxMode.WORKSPACE_WRITE:
+        # The repository's own config and hooks stay read-only: a command could otherwise plant
+        # a filter, a hook or an fsmonitor that git runs later, outside the sandbox.
+        git_dir = os.path.join(ws, ".git")
+        mounts.append((git_dir, ["--ro-bind-try", git_dir, git_dir]))
     mounts.sort(key=lambda mount: _depth(mount[0]))  # stable: ties keep the order above
     arguments = [option for _, options in mounts for option in options]
     arguments += ["--unshare-pid", "--unshare-ipc"]
@@ -203,6 +208,9 @@ def seatbelt_profile(mode: SandboxMode, network: bool, workspace: Path, private_
         *(f"    {rule}" for rule in [*writable, *devices]),
         ")",
     ]
+    if mode is SandboxMode.WORKSPACE_WRITE:
+        # the repository's config and hooks stay read-only (the last matching rule wins)
+        lines.append(f"(deny file-write* (subpath {_sbpl_string(workspace / '.git')}))")
     if not network:
         lines.append("(deny network*)")
     return "\n".join(lines) + "\n"

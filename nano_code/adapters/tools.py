@@ -186,10 +186,16 @@ def _write_confinement(path: Path, shown: str, context: ToolContext) -> str | No
             "Tell the user the change you would make instead."
         )
     root = os.path.realpath(context.sandbox.workspace)
-    if not Path(os.path.realpath(path)).is_relative_to(root):
+    target = Path(os.path.realpath(path))
+    if not target.is_relative_to(root):
         raise ToolFailure(
             f"{shown} is outside the workspace, and the sandbox (workspace-write) lets tools write "
             f"only inside it ({root}); not written. Write inside the workspace instead."
+        )
+    if target.is_relative_to(os.path.join(root, ".git")):
+        raise ToolFailure(
+            f"{shown} is in the repository's .git directory, which the sandbox keeps read-only "
+            "(git would run what its config names); not written. Use git commands instead."
         )
     return root
 

@@ -422,3 +422,33 @@ def test_reads_outside_stay_possible(workspace: Path, outside: Path) -> None:
     (outside / "r.txt").write_text("seen\n")
     outcome = run_tool("read_file", {"path": str(outside / "r.txt")}, context(workspace, RO))
     assert outcome == ToolOutcome("     1\tseen")
+
+
+# --- the repository's .git stays read-only --------------------------------------------------------
+
+
+def test_a_sandboxed_command_cannot_plant_git_config_or_hooks(workspace: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    before = (workspace / ".git" / "config").read_text()
+    ctx = context(workspace)
+    planted = shell(ctx, 'printf "[filter \\"x\\"]\\n\\tclean = touch PWNED\\n" >> .git/config; echo done')
+    assert "Read-only file system" in planted.output
+    assert (workspace / ".git" / "config").read_text() == before
+    hook = shell(ctx, "echo 'touch PWNED' > .git/hooks/pre-commit")
+    assert "Read-only file system" in hook.output
+    assert not (workspace / ".git" / "hooks" / "pre-commit").exists()
+    # the rest of the workspace stays writable, and git can still read its repository
+    assert shell(ctx, "echo ok > kept.txt && git status --porcelain").exit_status == 0
+    assert (workspace / "kept.txt").read_text() == "ok\n"
+
+
+def test_the_file_tools_keep_out_of_git_too(workspace: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    refused = write(context(workspace), ".git/hooks/post-checkout", "#!/bin/sh\ntouch PWNED\n")
+    assert refused.is_error and "read-only" in refused.output
+    assert not (workspace / ".git" / "hooks" / "post-checkout").exists()
+
+
+def test_a_workspace_without_git_still_runs(workspace: Path) -> None:
+    assert shell(context(workspace), "echo fine > f.txt").exit_status == 0
+    assert (workspace / "f.txt").read_text() == "fine\n"

@@ -103,7 +103,7 @@ def workspace_fingerprint(workspace: Path) -> dict[str, Any]:
             path = Path(root, name)
             try:
                 if not path.is_symlink() and path.stat().st_size <= 1_000_000:
-                    digest.update(str(path.relative_to(workspace)).encode() + b"\0" + path.read_bytes())
+                    digest.update(os.fsencode(path.relative_to(workspace)) + b"\0" + path.read_bytes())
                     count += 1
             except OSError:
                 continue

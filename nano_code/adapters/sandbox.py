@@ -256,6 +256,7 @@ def start_probe() -> None:
     global _TRIAL
     if _TRIAL is None and sys.platform.startswith("linux") and shutil.which(BWRAP) is not None:
         _TRIAL = _trial_argv()
+        atexit.register(shutil.rmtree, _TRIAL[1], True)  # also when the run ends before probing
         early.start(_TRIAL[0], "/")
 
 

@@ -17,11 +17,14 @@ the call fail instead of reaching outside.
 
 With an OS sandbox on (`ToolContext.sandbox`), the shell runs inside it and the
 file tools keep to the same boundary, so the model meets one rule whichever
-tool it uses. Writes are always confined: under `read-only` every write_file
-and edit_file is refused; under `workspace-write` a write whose path leads
-outside the workspace is refused when the file is opened, even when the user
-approved the call (approval lets a call run, it does not widen the sandbox),
-and /tmp counts as outside, as it is for the shell, whose /tmp is private.
+tool it uses. What runs without asking is confined: under `read-only` every
+write_file and edit_file is refused; under `workspace-write` a write whose path
+leads outside the workspace, or into its .git (read-only for the shell too), is
+refused when the file is opened, and /tmp counts as outside, as it is for the
+shell, whose /tmp is private. A call the user approved at the prompt runs
+without the sandbox (`LivePerformer` drops it from the call's context): the
+question was asked because the call leaves the sandbox, and the answer was yes.
+`--yes` approves only what the sandbox allows.
 Reads are not confined by the sandbox: the shell can read the whole
 filesystem too, and read_file outside the workspace still asks first.
 """

@@ -157,3 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 err=True,
             )
         return EXIT_FAILED
+    finally:
+        if "nano_code.adapters.early" in sys.modules:
+            from nano_code.adapters import early
+
+            early.forget()  # commands started early and never asked for (the run ended first)

@@ -120,6 +120,7 @@ def _replay_quiet(job: tuple[str, list[str], bool, bool, str | None, str | None,
         approval=ApprovalMode.AUTO if yes else ApprovalMode.ASK,
         sandbox=sandbox,
         sandbox_network=network,
+        keep_workspace=False,  # a batch of --live-tools replays: each restored copy goes after use
     )
 
 
@@ -141,6 +142,11 @@ def _notes(report: Any) -> list[str]:
 
 def _status_line(report: Any) -> str:
     return "\n".join([_status(report), *_notes(report)])
+
+
+def _sandbox_notice(report: Any) -> None:
+    if report.sandbox_notice:
+        say(f"nano-code replay: {report.sandbox_notice} (live tools ran unsandboxed)", err=True)
 
 
 def _status(report: Any) -> str:
@@ -192,6 +198,25 @@ def _replay_main(args: argparse.Namespace) -> int:
         args.jobs = os.cpu_count() or 1
     if args.temperature is not None and not 0.0 <= args.temperature <= 2.0:
         say("nano-code replay: --temperature takes a number from 0 to 2", err=True)
+        return EXIT_USAGE
+    live_only = [
+        flag
+        for flag, given in (
+            ("--model", args.model),
+            ("--base-url", args.base_url),
+            ("--temperature", args.temperature is not None),
+            ("--seed", args.seed is not None),
+        )
+        if given
+    ]
+    if live_only and args.fork_at is None:
+        say(f"nano-code replay: {', '.join(live_only)} shape a fork's live part: add --fork-at N", err=True)
+        return EXIT_USAGE
+    if args.workspace and not (args.live_tools or args.fork_at is not None):
+        say("nano-code replay: --workspace is where live tools run: add --live-tools or --fork-at N", err=True)
+        return EXIT_USAGE
+    if args.samples is not None and args.workspace:
+        say("nano-code replay: --samples restores a fresh workspace for each fork; drop --workspace", err=True)
         return EXIT_USAGE
     if args.samples is not None or args.check is not None:
         if args.samples is None or args.fork_at is None or args.samples < 1:
@@ -263,21 +288,25 @@ def _samples(path: Path, args: argparse.Namespace) -> int:
     from nano_code.kernel.types import ApprovalMode
     from nano_code.session.samples import sample_forks
 
-    report = sample_forks(
-        path,
-        args.fork_at,
-        args.samples,
-        _live_settings(args),
-        check=args.check,
-        jobs=args.jobs,
-        live_model=args.model,
-        temperature=args.temperature,
-        seed=args.seed,
-        approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
-        out_dir=Path(args.output) if args.output else None,
-        sandbox=_sandbox(args)[0],
-        sandbox_network=_sandbox(args)[1],
-    )
+    try:
+        report = sample_forks(
+            path,
+            args.fork_at,
+            args.samples,
+            _live_settings(args),
+            check=args.check,
+            jobs=args.jobs,
+            live_model=args.model,
+            temperature=args.temperature,
+            seed=args.seed,
+            approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
+            out_dir=Path(args.output) if args.output else None,
+            sandbox=_sandbox(args)[0],
+            sandbox_network=_sandbox(args)[1],
+        )
+    except FileExistsError as error:
+        say(f"nano-code replay: {error}", err=True)
+        return EXIT_USAGE
     say(json_text(report.as_json()) if args.json else report.table())
     return EXIT_OK if all(sample.report.ok for sample in report.samples) else EXIT_FAILED
 
@@ -356,6 +385,7 @@ def _approver(redact: Any = None) -> Any:
 
 
 def _print_report(report: Any) -> None:
+    _sandbox_notice(report)
     say(_status_line(report), err=report.status == "error")
     for change in report.changed_requests:
         say(f"  {change.render('accepted a change')}")

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -52,7 +53,7 @@ from nano_code.adapters.session_file import (
     SessionFileError,
     load_session,
 )
-from nano_code.adapters.snapshot import SnapshotError
+from nano_code.adapters.snapshot import SnapshotError, archive_path
 from nano_code.adapters.tools import ToolContext, ToolOutcome, find_tool, inside_workspace, run_tool
 from nano_code.driver import Driver, Observer, Performer, with_approval_mode, with_model, with_sampling
 from nano_code.kernel.actions import (
@@ -85,7 +86,7 @@ from nano_code.kernel.policy import Approval, approval_requirement
 from nano_code.kernel.serialize import to_json
 from nano_code.kernel.stream import ResponseDecoder, StreamDelta
 from nano_code.kernel.types import ApprovalMode, KernelConfig, SandboxMode, Usage
-from nano_code.session.factory import choose_sandbox, live_performer, open_recorder
+from nano_code.session.factory import choose_sandbox, live_performer, open_recorder, sandbox_provenance
 
 
 def _informational(record: Record) -> bool:
@@ -157,6 +158,8 @@ class ReplayReport:
     it was left out, and whatever it held is missing from the replay."""
     workspace: str | None = None
     """Where live tools (and a fork's live part) ran: a restored snapshot, or the caller's."""
+    sandbox_notice: str | None = None
+    """Why live tools ran without a sandbox, when the default could not be had."""
 
     @property
     def ok(self) -> bool:
@@ -271,6 +274,31 @@ def restore_workspace(path: Path, session: SessionFile) -> Path:
     if "error" in entry.info:
         raise SnapshotError(f"{path} has no workspace snapshot: taking it failed ({entry.info['error']})")
     return restored_workspace(path, SnapshotInfo.from_json(entry.info))
+
+
+def _carry_snapshot(path: Path, session: SessionFile, fork_to: Path, recorder: Recorder) -> None:
+    """Give a fork the parent's workspace snapshot (a copy beside it), so that the fork, which
+    replays the parent's first steps, can itself be replayed with live tools or forked again."""
+    from nano_code.adapters.snapshot import SnapshotInfo
+
+    entries = list(session.readable_entries("workspace_snapshot"))
+    if not entries:
+        return
+    entry = entries[-1]
+    assert isinstance(entry, SnapshotEntry)
+    if "error" in entry.info:
+        recorder.on_snapshot(dict(entry.info))
+        return
+    try:
+        info = SnapshotInfo.from_json(entry.info)
+        target = archive_path(fork_to)
+        target.unlink(missing_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "wb") as out, open(path.with_name(info.file), "rb") as source:
+            shutil.copyfileobj(source, out)
+        recorder.on_snapshot({**info.to_json(), "file": target.name})
+    except (SnapshotError, OSError) as error:
+        recorder.on_snapshot({"error": f"the parent's snapshot could not be copied: {error}"})
 
 
 def _describe(record: Record | None) -> str:
@@ -793,6 +821,7 @@ def replay_session(
     workspace: Path | None = None,
     sandbox: str | None = None,
     sandbox_network: bool = False,
+    keep_workspace: bool = True,
     observers: Sequence[Observer] = (),
     on_delta: Callable[[StreamDelta], None] | None = None,
     config_overrides: Mapping[str, Any] | None = None,
@@ -840,11 +869,14 @@ def replay_session(
     if isinstance(live_tools, Path) and workspace is None:
         workspace = live_tools  # the older spelling: live_tools=DIR
     where: Path | None = None
+    restored = False
     live_sandbox: Sandbox | None = None
+    sandbox_notice: str | None = None
     if live_tools or fork_at is not None:
         try:
+            restored = workspace is None
             where = workspace.resolve() if workspace is not None else restore_workspace(path, session)
-            live_sandbox, _ = choose_sandbox(sandbox, sandbox_network, where)
+            live_sandbox, sandbox_notice = choose_sandbox(sandbox, sandbox_network, where)
         except (SnapshotError, SandboxUnavailable) as no_workspace:
             return ReplayReport(
                 str(path), "error", error=str(no_workspace), seconds=time.perf_counter() - started
@@ -888,6 +920,7 @@ def replay_session(
                 "session_id": metadata.get("session_id"),
                 "fork_at": fork_at,
             }
+            fresh["sandbox"] = sandbox_provenance(sandbox, live_sandbox, sandbox_notice)
             metadata = fresh
         metadata["tool_schemas"] = [to_json(spec) for spec in config.tools]
         # The copy's requests carry this version's system prompt: its provenance must say so.
@@ -896,6 +929,8 @@ def replay_session(
         partial_path = output_path.with_name(f".{output_path.name}.partial")
         partial_path.unlink(missing_ok=True)
         recorder = open_recorder(partial_path, metadata, scrubber)
+        if fork_to is not None:
+            _carry_snapshot(path, session, fork_to, recorder)
         all_observers.append(recorder)
         client.exchange_sinks.append(recorder.on_exchange)
         closers.append(recorder.close)
@@ -974,7 +1009,11 @@ def replay_session(
             partial.replace(output_path)
         else:
             partial.unlink(missing_ok=True)
+            if fork_to is not None:
+                archive_path(fork_to).unlink(missing_ok=True)
             output_path = None
+    if restored and where is not None and not keep_workspace:
+        shutil.rmtree(where, ignore_errors=True)
     return ReplayReport(
         path=str(path),
         status=status,
@@ -991,6 +1030,7 @@ def replay_session(
         tool_output_differences=tuple(performer.tool_output_differences),
         output_path=str(output_path) if output_path else None,
         workspace=str(where) if where is not None else None,
+        sandbox_notice=sandbox_notice,
     )
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import statistics
-import subprocess
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -157,23 +157,29 @@ def spread(values: Sequence[float], money: bool = False) -> str:
     return f"mean {shown(statistics.fmean(values))}, sd {shown(deviation)}, {shown(min(values))}-{shown(max(values))}"
 
 
-def run_check(command: str, workspace: str | None) -> Outcome:
-    """Run `command` with the shell in `workspace`; exit status 0 is a pass."""
+def run_check(
+    command: str, workspace: str | None, sandbox: str | None = None, sandbox_network: bool = False
+) -> Outcome:
+    """Run `command` with the shell in `workspace`; exit status 0 is a pass.
+
+    It runs on code the model wrote, so it runs as the fork's tools did: in the
+    sandbox (the default where one works), without the API key in its environment.
+    """
+    from nano_code.adapters.sandbox import SandboxUnavailable
+    from nano_code.adapters.shell import Ending, run_command
+    from nano_code.session.factory import choose_sandbox
+
     if workspace is None:
         return Outcome(None, "no workspace to check")
     try:
-        done = subprocess.run(
-            ["/bin/sh", "-c", command],
-            cwd=workspace,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=CHECK_TIMEOUT,
-        )
-    except subprocess.TimeoutExpired:
-        return Outcome(False, f"the check ran over {CHECK_TIMEOUT:g} s")
-    except OSError as error:
+        box, _ = choose_sandbox(sandbox, sandbox_network, Path(workspace))
+        done = run_command(command, Path(workspace), timeout=CHECK_TIMEOUT, sandbox=box)
+    except (OSError, SandboxUnavailable) as error:
         return Outcome(None, f"the check could not run: {error}")
-    return Outcome(done.returncode == 0, "" if done.returncode == 0 else f"exit status {done.returncode}")
+    if done.ending is Ending.TIMED_OUT:
+        return Outcome(False, f"the check ran over {CHECK_TIMEOUT:g} s")
+    passed = done.exit_status == 0
+    return Outcome(passed, "" if passed else f"exit status {done.exit_status}")
 
 
 def actions_by_step(path: str | Path) -> list[str]:
@@ -226,8 +232,11 @@ class _Job:
 
 
 def _one_fork(job: _Job) -> Sample:
+    from nano_code.adapters.secrets import Redactor
+
     report = replay_session(
         job.path,
+        redactor=Redactor(job.live_settings.api_key),  # the live part's key stays out of the fork
         fork_at=job.fork_at,
         fork_to=Path(job.fork_to),
         live_settings=job.live_settings,
@@ -240,7 +249,7 @@ def _one_fork(job: _Job) -> Sample:
     )
     outcome = Outcome(None)
     if job.check is not None and report.ok:
-        outcome = run_check(job.check, report.workspace)
+        outcome = run_check(job.check, report.workspace, job.sandbox, job.sandbox_network)
     return Sample(job.index, report, outcome, report.output_path)
 
 
@@ -270,9 +279,12 @@ def sample_forks(
         raise ValueError("--samples must be at least 1")
     path = Path(path)
     directory = out_dir or path.parent
+    targets = [directory / f"{path.stem}.fork{fork_at}.s{index}.yaml" for index in range(1, samples + 1)]
+    existing = [str(target) for target in targets if target.exists()]
+    if existing:
+        raise FileExistsError(f"{existing[0]} exists; choose another --output directory, or remove it")
     todo = []
-    for index in range(1, samples + 1):
-        target = directory / f"{path.stem}.fork{fork_at}.s{index}.yaml"
+    for index, target in enumerate(targets, start=1):
         todo.append(
             _Job(
                 str(path),
@@ -297,10 +309,17 @@ def sample_forks(
     parent_outcome = Outcome(None)
     if check is not None:
         parent = replay_session(
-            path, live_tools=True, approval=approval, sandbox=sandbox, sandbox_network=sandbox_network
+            path,
+            live_tools=True,
+            approval=approval,
+            sandbox=sandbox,
+            sandbox_network=sandbox_network,
+            keep_workspace=True,  # the check runs there; removed after it
         )
         if parent.status in ("identical", "tool outputs differ"):
-            parent_outcome = run_check(check, parent.workspace)
+            parent_outcome = run_check(check, parent.workspace, sandbox, sandbox_network)
+            if parent.workspace is not None:
+                shutil.rmtree(parent.workspace, ignore_errors=True)
         else:
             parent_outcome = Outcome(None, f"its tools could not be re-run: {parent.error or parent.status}")
     children = [sample.child for sample in done if sample.child is not None]

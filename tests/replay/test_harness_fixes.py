@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from replay_helpers import (
     cli_env,
@@ -19,7 +21,7 @@ from replay_helpers import (
 from nano_code.adapters.journal import ModelChangeEntry
 from nano_code.adapters.session_file import load_session
 from nano_code.session.replay import replay_session
-from nano_code.testing.fake_server import FakeServer
+from nano_code.testing.fake_server import FakeServer, reply
 
 SHIPPED = Path(__file__).resolve().parents[2] / "cassettes"
 
@@ -164,3 +166,76 @@ def test_fork_temperature_and_seed_reach_only_the_live_part_and_are_journalled(
     assert "temperature" not in first and "seed" not in first  # the replayed prefix is unchanged
     assert list(load_session(fork).readable_entries("sampling_change")) == [SamplingChangeEntry(0.5, 7)]
     assert replay_session(fork).status == "identical"
+
+
+def test_a_fork_carries_the_parents_snapshot_so_it_replays_with_live_tools(
+    tmp_path: Path, workspace: Path
+) -> None:
+    session = tmp_path / "s.yaml"
+    record_cli(session, workspace, three_step_script())
+    with FakeServer(three_step_script()[1:]) as server:
+        env = cli_env(server.base_url, tmp_path / "home")
+        args = ["replay", str(session), "--fork-at", "1", "--base-url", server.base_url, "--yes"]
+        assert run_cli(args, tmp_path, env).returncode == 0
+    fork = session.with_suffix(".fork1.yaml")
+    assert (tmp_path / "s.fork1.workspace.tar.gz").exists()
+    again = run_cli(
+        ["replay", "--live-tools", "--yes", str(fork)],
+        tmp_path,
+        cli_env("http://127.0.0.1:9/v1", tmp_path / "home"),
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "identical" in again.stdout
+
+
+def test_flags_for_a_live_part_need_a_fork(tmp_path: Path) -> None:
+    env = cli_env("http://127.0.0.1:9/v1", tmp_path / "home")
+    for extra in (["--model", "m"], ["--seed", "3"], ["--temperature", "0.2"], ["--workspace", "."]):
+        done = run_cli(["replay", str(SHIPPED / "bugfix.yaml"), *extra], tmp_path, env)
+        assert done.returncode == 2, (extra, done.stderr)
+        assert "add --fork-at" in done.stderr or "add --live-tools" in done.stderr
+
+
+def test_batch_live_tools_replays_leave_no_restored_copies(tmp_path: Path, workspace: Path) -> None:
+    import glob
+    import tempfile
+
+    for name in ("a.yaml", "b.yaml"):
+        record_cli(tmp_path / name, workspace, three_step_script())
+    pattern = os.path.join(tempfile.gettempdir(), "nano-fork-*")
+    before = set(glob.glob(pattern))
+    done = run_cli(
+        ["replay", "-q", "--live-tools", "--yes", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")],
+        tmp_path,
+        cli_env("http://127.0.0.1:9/v1", tmp_path / "home"),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert set(glob.glob(pattern)) <= before
+
+
+def test_sampled_forks_keep_the_key_out_and_refuse_to_overwrite(tmp_path: Path) -> None:
+    key = "sk-or-v1-" + "7" * 40
+    stats = SHIPPED / "stats_fix.yaml"
+
+    def respond(request: dict[str, Any], number: int) -> dict[str, Any]:
+        return reply(content=f"done; the key was {key}")
+
+    with FakeServer(respond) as server:
+        env = cli_env(server.base_url, tmp_path / "home", OPENROUTER_API_KEY=key)
+        args = [
+            "replay",
+            str(stats),
+            "--fork-at",
+            "2",
+            "--samples",
+            "2",
+            "--yes",
+            "--base-url",
+            server.base_url,
+        ]
+        done = run_cli([*args, "--output", str(tmp_path)], tmp_path, env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        for child in tmp_path.glob("stats_fix.fork2.s*.yaml"):
+            assert key not in child.read_text()
+        again = run_cli([*args, "--output", str(tmp_path)], tmp_path, env)
+    assert again.returncode == 2 and "exists; choose another --output directory" in again.stderr

@@ -96,7 +96,12 @@ def test_provenance_in_the_metadata(tmp_path: Path, workspace: Path) -> None:
     assert meta["model"] == "test/provenance"
     assert meta["server_host"] == "127.0.0.1"
     assert meta["settings"]["base_url"] == f"http://127.0.0.1:{port}/v1"
-    assert meta["generation"] == {"stream": False, "temperature": None, "max_completion_tokens": None}
+    assert meta["generation"] == {
+        "stream": False,
+        "temperature": None,
+        "seed": None,
+        "max_completion_tokens": None,
+    }
     assert meta["origin"] == "live"
     assert meta["agents_md"] == "Always say please.\n"
     assert meta["parent"] is None

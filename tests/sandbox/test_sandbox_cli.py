@@ -169,3 +169,13 @@ def test_live_tools_of_a_replay_run_in_the_sandbox(agent: Agent, tmp_path: Path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "identical" in done.stdout
     assert not os.path.exists(marker)  # the replay's live tools ran in the sandbox's private /tmp
+
+
+def test_live_tools_without_a_sandbox_say_so(agent: Agent, tmp_path: Path) -> None:
+    agent.serve([reply(tool_calls=[("shell", {"command": "echo hi"})]), reply(content="ok")])
+    assert agent.run("-p", "say hi", "--record", "s.yaml", "--yes").returncode == 0
+    done = agent.run(
+        "replay", "--live-tools", "--yes", "s.yaml", env={**DEFAULT, "PATH": _without_bwrap(tmp_path)}
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "sandbox off" in done.stderr and "live tools ran unsandboxed" in done.stderr

@@ -648,7 +648,7 @@ def _rebuild_repository(into: Path, info: SnapshotInfo, contents: _Contents, lin
     for relative, target in links.items():
         if relative in untracked or relative in contents.head:
             continue
-        blob = _restore_git(into, ["hash-object", "-w", "--stdin"], "git hash-object", target.encode())
+        blob = _restore_git(into, ["hash-object", "-w", "--stdin"], "git hash-object", os.fsencode(target))
         entry = f"120000,{blob.decode().strip()},{relative}"
         _restore_git(into, ["update-index", "--add", "--cacheinfo", entry], "git update-index")
     if info.head is not None:
@@ -694,7 +694,7 @@ def restore(session_path: Path, info: SnapshotInfo, into: Path) -> None:
             _rebuild_repository(into, info, contents, links)
         for relative, target in links.items():
             tree.link(relative, target)
-    except OSError as error:
+    except (OSError, UnicodeError) as error:
         raise SnapshotError(f"the workspace snapshot cannot be restored: {_one_line(error)}") from None
 
 

@@ -10,13 +10,12 @@ the same change at the same point: /clear and /compact are kernel events,
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import attrs
 
-from nano_code.adapters.git import argv as git_argv
+from nano_code.adapters import git
 from nano_code.adapters.safe_text import for_terminal
 from nano_code.driver import Driver
 from nano_code.kernel.types import AssistantMessage, Usage
@@ -87,43 +86,20 @@ def files_written(driver: Driver) -> list[str]:
 
 def workspace_diff(workspace: Path, driver: Driver) -> str:
     """`git diff` (with untracked files named) where the workspace is a repository, else the files written."""
-    git = [*git_argv(), "--no-pager"]
-    try:
-        inside = subprocess.run(
-            [*git, "rev-parse", "--is-inside-work-tree"],
-            cwd=workspace,
-            capture_output=True,
-            text=True,
-            timeout=10,
+    if git.output(("rev-parse", "--is-inside-work-tree"), workspace, timeout=10) == "true":
+        diff = git.output(
+            ("--no-pager", "diff", "--no-color", "--no-ext-diff", "HEAD"), workspace, timeout=30
         )
-        if inside.returncode == 0 and inside.stdout.strip() == "true":
-            diff = subprocess.run(
-                [*git, "diff", "--no-color", "--no-ext-diff", "HEAD"],
-                cwd=workspace,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=30,
-            ).stdout
-            untracked = subprocess.run(
-                [*git, "ls-files", "--others", "--exclude-standard"],
-                cwd=workspace,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=30,
-            ).stdout.split("\n")
-            parts = []
-            if diff.strip():
-                parts.append(
-                    diff[:DIFF_LIMIT] + ("\n[... the diff goes on ...]" if len(diff) > DIFF_LIMIT else "")
-                )
-            new = [name for name in untracked if name]
-            if new:
-                parts.append("untracked files:\n" + "\n".join(f"  {name}" for name in new))
-            return "\n".join(parts) if parts else "no changes in the workspace (git diff HEAD is empty)"
-    except (OSError, subprocess.SubprocessError):
-        pass
+        untracked = git.output(("ls-files", "--others", "--exclude-standard"), workspace, timeout=30)
+        parts = []
+        if diff:
+            parts.append(
+                diff[:DIFF_LIMIT] + ("\n[... the diff goes on ...]" if len(diff) > DIFF_LIMIT else "")
+            )
+        new = [name for name in (untracked or "").split("\n") if name]
+        if new:
+            parts.append("untracked files:\n" + "\n".join(f"  {name}" for name in new))
+        return "\n".join(parts) if parts else "no changes in the workspace (git diff HEAD is empty)"
     written = files_written(driver)
     if not written:
         return "not a git repository, and no file was written in this session"

@@ -71,7 +71,10 @@ def replay_parser() -> argparse.ArgumentParser:
         "--temperature", type=float, metavar="T", help="sampling temperature of the live continuation (0-2)"
     )
     parser.add_argument(
-        "--seed", type=int, metavar="N", help="ask the server for repeatable sampling in the live continuation"
+        "--seed",
+        type=int,
+        metavar="N",
+        help="ask the server for repeatable sampling in the live continuation",
     )
     parser.add_argument(
         "--samples", type=int, metavar="K", help="with --fork-at: K independent forks, and a table of them"
@@ -100,11 +103,22 @@ def expand_paths(paths: Sequence[str]) -> list[Path]:
     return found
 
 
-def _sandbox(args: argparse.Namespace) -> tuple[str | None, bool]:
-    """The sandbox this command line (or the environment) asks for live tools: a mode or None."""
-    requested = args.sandbox or os.environ.get("NANO_CODE_SANDBOX", "").strip().lower() or None
-    network = args.sandbox_network or os.environ.get("NANO_CODE_SANDBOX_NETWORK", "").lower() in ("1", "true")
-    return requested, network
+def _resolve_sandbox(args: argparse.Namespace) -> None:
+    """Set `args.sandbox` and `args.sandbox_network` to what this command line and the
+    environment ask for live tools, read and checked as a live run reads them (never
+    from .env); a bad value is a usage error."""
+    from nano_code.adapters.config import ConfigError, load_settings
+
+    overrides = {
+        "NANO_CODE_SANDBOX": args.sandbox,
+        "NANO_CODE_SANDBOX_NETWORK": "1" if args.sandbox_network else None,
+    }
+    try:
+        settings = load_settings(Path.cwd(), os.environ, overrides)
+    except ConfigError as error:
+        say(f"nano-code replay: {error}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    args.sandbox, args.sandbox_network = settings.sandbox, settings.sandbox_network
 
 
 def _replay_quiet(job: tuple[str, list[str], bool, bool, str | None, str | None, bool]) -> Any:
@@ -213,11 +227,17 @@ def _replay_main(args: argparse.Namespace) -> int:
         say(f"nano-code replay: {', '.join(live_only)} shape a fork's live part: add --fork-at N", err=True)
         return EXIT_USAGE
     if args.workspace and not (args.live_tools or args.fork_at is not None):
-        say("nano-code replay: --workspace is where live tools run: add --live-tools or --fork-at N", err=True)
+        say(
+            "nano-code replay: --workspace is where live tools run: add --live-tools or --fork-at N", err=True
+        )
         return EXIT_USAGE
     if args.samples is not None and args.workspace:
-        say("nano-code replay: --samples restores a fresh workspace for each fork; drop --workspace", err=True)
+        say(
+            "nano-code replay: --samples restores a fresh workspace for each fork; drop --workspace", err=True
+        )
         return EXIT_USAGE
+    if args.live_tools or args.fork_at is not None:
+        _resolve_sandbox(args)
     if args.samples is not None or args.check is not None:
         if args.samples is None or args.fork_at is None or args.samples < 1:
             say(
@@ -236,7 +256,16 @@ def _replay_main(args: argparse.Namespace) -> int:
         from concurrent.futures import ProcessPoolExecutor
 
         jobs = [
-            (str(p), args.ignore, args.live_tools, args.yes, args.workspace, *_sandbox(args)) for p in paths
+            (
+                str(p),
+                args.ignore,
+                args.live_tools,
+                args.yes,
+                args.workspace,
+                args.sandbox,
+                args.sandbox_network,
+            )
+            for p in paths
         ]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             for report in pool.map(_replay_quiet, jobs, chunksize=max(1, len(jobs) // (args.jobs * 4))):
@@ -246,7 +275,15 @@ def _replay_main(args: argparse.Namespace) -> int:
     else:
         for path in paths:
             report = _replay_quiet(
-                (str(path), args.ignore, args.live_tools, args.yes, args.workspace, *_sandbox(args))
+                (
+                    str(path),
+                    args.ignore,
+                    args.live_tools,
+                    args.yes,
+                    args.workspace,
+                    args.sandbox,
+                    args.sandbox_network,
+                )
             )
             reports.append(report)
             if not args.json:
@@ -301,8 +338,8 @@ def _samples(path: Path, args: argparse.Namespace) -> int:
             seed=args.seed,
             approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
             out_dir=Path(args.output) if args.output else None,
-            sandbox=_sandbox(args)[0],
-            sandbox_network=_sandbox(args)[1],
+            sandbox=args.sandbox,
+            sandbox_network=args.sandbox_network,
         )
     except FileExistsError as error:
         say(f"nano-code replay: {error}", err=True)
@@ -361,8 +398,8 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         live_model=args.model,
         live_temperature=args.temperature,
         live_seed=args.seed,
-        sandbox=_sandbox(args)[0],
-        sandbox_network=_sandbox(args)[1],
+        sandbox=args.sandbox,
+        sandbox_network=args.sandbox_network,
         redactor=shown,
         approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
         approver=approver,

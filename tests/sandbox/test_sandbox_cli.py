@@ -179,3 +179,12 @@ def test_live_tools_without_a_sandbox_say_so(agent: Agent, tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sandbox off" in done.stderr and "live tools ran unsandboxed" in done.stderr
+
+
+def test_a_bad_sandbox_setting_for_live_tools_is_a_usage_error(agent: Agent) -> None:
+    agent.serve([reply(content="ok")])
+    assert agent.run("-p", "hi", "--record", "s.yaml").returncode == 0
+    done = agent.run("replay", "--live-tools", "--yes", "s.yaml", env={"NANO_CODE_SANDBOX": "bogus"})
+    assert done.returncode == 2
+    assert "NANO_CODE_SANDBOX must be one of workspace-write/read-only/off" in done.stderr
+    assert "internal error" not in done.stderr

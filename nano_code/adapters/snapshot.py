@@ -418,7 +418,9 @@ def take(workspace: Path, session_path: Path, max_bytes: int = DEFAULT_MAX_BYTES
 # ---------------------------------------------------------------- restoring
 
 
-def _read_archive(session_path: Path, info: SnapshotInfo) -> bytes:
+def read_archive(session_path: Path, info: SnapshotInfo) -> bytes:
+    """The archive `info` names beside the session file, checked: a regular file, of the
+    recorded size and checksum (SnapshotError otherwise)."""
     path = session_path.with_name(info.file)
     if info.bytes > MAX_ARCHIVE_BYTES:
         raise SnapshotError(
@@ -673,7 +675,7 @@ def restore(session_path: Path, info: SnapshotInfo, into: Path) -> None:
             raise SnapshotError(f"the workspace snapshot names a path it may not hold: {name!r}")
     try:
         into = into.resolve()
-        data = _read_archive(session_path, info)
+        data = read_archive(session_path, info)
         limit = unpacked_limit(info)
         try:
             contents = _read_members(_decompress(data, limit), limit)

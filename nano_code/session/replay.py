@@ -258,44 +258,49 @@ def apply_change(driver: Driver, entry: JournalEntry) -> None:
         driver.set_sampling(entry.temperature, entry.seed)
 
 
+def _snapshot_entry(session: SessionFile) -> SnapshotEntry | None:
+    """The session's workspace snapshot entry (the last one), if it has one."""
+    entries = list(session.readable_entries("workspace_snapshot"))
+    entry = entries[-1] if entries else None
+    assert entry is None or isinstance(entry, SnapshotEntry)
+    return entry
+
+
 def restore_workspace(path: Path, session: SessionFile) -> Path:
     """A fresh temporary directory holding the workspace as the session found it."""
     from nano_code.adapters.snapshot import SnapshotInfo, restored_workspace
 
-    entries = list(session.readable_entries("workspace_snapshot"))
-    if not entries:
+    entry = _snapshot_entry(session)
+    if entry is None:
         raise SnapshotError(
             f"{path} has no workspace snapshot (recorded before nano-code took them, or with "
             "NANO_CODE_SNAPSHOT_MAX_BYTES=0): pass --workspace DIR to run its tools in a directory "
             "of your choosing (they will change it)"
         )
-    entry = entries[-1]
-    assert isinstance(entry, SnapshotEntry)
     if "error" in entry.info:
         raise SnapshotError(f"{path} has no workspace snapshot: taking it failed ({entry.info['error']})")
     return restored_workspace(path, SnapshotInfo.from_json(entry.info))
 
 
 def _carry_snapshot(path: Path, session: SessionFile, fork_to: Path, recorder: Recorder) -> None:
-    """Give a fork the parent's workspace snapshot (a copy beside it), so that the fork, which
-    replays the parent's first steps, can itself be replayed with live tools or forked again."""
-    from nano_code.adapters.snapshot import SnapshotInfo
+    """Give a fork the parent's workspace snapshot (a checked copy beside it), so that the fork,
+    which replays the parent's first steps, can itself be replayed with live tools or forked again."""
+    from nano_code.adapters.snapshot import SnapshotInfo, read_archive
 
-    entries = list(session.readable_entries("workspace_snapshot"))
-    if not entries:
+    entry = _snapshot_entry(session)
+    if entry is None:
         return
-    entry = entries[-1]
-    assert isinstance(entry, SnapshotEntry)
     if "error" in entry.info:
         recorder.on_snapshot(dict(entry.info))
         return
     try:
         info = SnapshotInfo.from_json(entry.info)
+        data = read_archive(path, info)
         target = archive_path(fork_to)
         target.unlink(missing_ok=True)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        with os.fdopen(fd, "wb") as out, open(path.with_name(info.file), "rb") as source:
-            shutil.copyfileobj(source, out)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
         recorder.on_snapshot({**info.to_json(), "file": target.name})
     except (SnapshotError, OSError) as error:
         recorder.on_snapshot({"error": f"the parent's snapshot could not be copied: {error}"})

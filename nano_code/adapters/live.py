@@ -28,7 +28,7 @@ from collections.abc import Callable
 import attrs
 
 from nano_code.adapters.model_client import ModelClient
-from nano_code.adapters.tools import ToolContext, find_tool, inside_workspace, run_tool
+from nano_code.adapters.tools import ToolContext, approved_at_prompt, find_tool, inside_workspace, run_tool
 from nano_code.kernel.actions import AskApproval, CallModel, CheckToolCall, RetryModel, RunTool
 from nano_code.kernel.events import (
     ApprovalDecision,
@@ -42,12 +42,6 @@ from nano_code.kernel.events import (
 from nano_code.kernel.stream import StreamDelta
 
 Approver = Callable[[AskApproval], ApprovalDecision]
-
-
-def find_tool_sandboxed(name: str) -> bool:
-    """Whether tool `name` runs inside the OS sandbox whatever it is approved for (the shell)."""
-    tool = find_tool(name)
-    return tool is not None and tool.spec.sandboxed
 
 
 class LivePerformer:
@@ -107,8 +101,7 @@ class LivePerformer:
         context = attrs.evolve(self.tool_context, confined=confined)
         if action.call.id in self._approved_at_prompt:
             self._approved_at_prompt.discard(action.call.id)
-            if not find_tool_sandboxed(action.call.name):
-                context = attrs.evolve(context, sandbox=None)  # the user approved leaving it
+            context = approved_at_prompt(action.call.name, context)
         try:
             outcome = run_tool(action.call.name, action.arguments, context)
         except KeyboardInterrupt:

@@ -820,6 +820,16 @@ def find_tool(name: str) -> Tool | None:
     return None
 
 
+def approved_at_prompt(name: str, context: ToolContext) -> ToolContext:
+    """The context a call the user approved at the prompt runs in: the question was asked
+    because the call leaves the sandbox, so it runs without the sandbox's file boundary --
+    except a tool that runs inside the OS sandbox whatever it is approved for (the shell)."""
+    tool = find_tool(name)
+    if tool is not None and tool.spec.sandboxed:
+        return context
+    return attrs.evolve(context, sandbox=None)
+
+
 def run_tool(name: str, arguments: Mapping[str, Any], context: ToolContext) -> ToolOutcome:
     """Run a tool by name. Errors come back as outcomes; KeyboardInterrupt propagates."""
     tool = find_tool(name)

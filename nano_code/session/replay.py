@@ -54,7 +54,14 @@ from nano_code.adapters.session_file import (
     load_session,
 )
 from nano_code.adapters.snapshot import SnapshotError, archive_path
-from nano_code.adapters.tools import ToolContext, ToolOutcome, find_tool, inside_workspace, run_tool
+from nano_code.adapters.tools import (
+    ToolContext,
+    ToolOutcome,
+    approved_at_prompt,
+    find_tool,
+    inside_workspace,
+    run_tool,
+)
 from nano_code.driver import Driver, Observer, Performer, with_approval_mode, with_model, with_sampling
 from nano_code.kernel.actions import (
     Action,
@@ -588,8 +595,7 @@ class ReplayPerformer:
                 self._live_always.add(tool.spec.name)
             elif decision.verdict is Verdict.DENY:
                 return ToolOutcome(f"[not run here: {decision.reason or 'not approved'}]", is_error=True)
-            if not tool.spec.sandboxed:
-                run_in = attrs.evolve(run_in, sandbox=None)  # approved at the prompt: may leave it
+            run_in = approved_at_prompt(action.call.name, run_in)
         return run_tool(action.call.name, action.arguments, run_in)
 
     def _change(self, entry: JournalEntry) -> None:

@@ -24,7 +24,6 @@ from typing import Any
 import attrs
 
 from nano_code.adapters.config import Settings
-from nano_code.adapters.journal import EventEntry
 from nano_code.adapters.session_file import SessionFileError, load_session
 from nano_code.kernel.types import ApprovalMode
 from nano_code.session.replay import ReplayReport, replay_session, response_event
@@ -194,8 +193,6 @@ def actions_by_step(path: str | Path) -> list[str]:
                 steps.append(json.dumps([[c.name, c.arguments] for c in calls], sort_keys=True))
             else:
                 steps.append(json.dumps(["answer", getattr(event, "content", None)]))
-        elif isinstance(record.entry, EventEntry):
-            continue
     return steps
 
 

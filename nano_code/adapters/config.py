@@ -32,6 +32,7 @@ import attrs
 
 from nano_code.adapters.regular_files import NotARegularFile, read_regular
 from nano_code.adapters.secrets import REDACTED
+from nano_code.kernel.value import Value, value
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -322,8 +323,8 @@ def _home_from_process() -> Path:
     return _default_home(os.environ)
 
 
-@attrs.frozen
-class Settings:
+@value
+class Settings(Value):
     """Everything nano-code reads from its configuration. The API key is never shown."""
 
     api_key: str | None = attrs.field(default=None, repr=False)

@@ -30,7 +30,6 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import urllib3
 from urllib3.exceptions import (
     HTTPError,
@@ -48,6 +47,7 @@ from nano_code.kernel.codec import RequestBody, encode_message, request_head
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply
 from nano_code.kernel.stream import ResponseDecoder, StreamDelta
 from nano_code.kernel.types import KernelConfig, Message
+from nano_code.kernel.value import Value, value
 
 if TYPE_CHECKING:
     from nano_code.adapters.config import Settings
@@ -116,8 +116,8 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
     return _ENCODER.encode(body)
 
 
-@attrs.frozen
-class Exchange:
+@value
+class Exchange(Value):
     """One complete HTTP request and response, as vcrpy stores an interaction."""
 
     method: str

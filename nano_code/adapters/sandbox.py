@@ -61,6 +61,7 @@ from attrs import validators as v
 
 from nano_code.adapters import early
 from nano_code.kernel.types import SandboxMode
+from nano_code.kernel.value import Value, value
 
 __all__ = [
     "Sandbox",
@@ -94,8 +95,8 @@ def _absolute(_instance: object, attribute: attrs.Attribute[Path], value: Path) 
         raise ValueError(f"{attribute.name} must be an absolute Path, got {value!r}")
 
 
-@attrs.frozen
-class Sandbox:
+@value
+class Sandbox(Value):
     """A sandbox that is on: how to wrap a command line so that it runs inside."""
 
     mode: SandboxMode = attrs.field(validator=v.in_([SandboxMode.READ_ONLY, SandboxMode.WORKSPACE_WRITE]))

@@ -42,10 +42,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from nano_code.adapters import regular_files
 from nano_code.adapters.journal import JournalEntry, JournalError, TurnEndEntry, read_entry
+from nano_code.kernel.value import Value, value
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -81,8 +80,8 @@ class SessionFileError(Exception):
     """The file is not a readable nano-code session."""
 
 
-@attrs.frozen
-class Record:
+@value
+class Record(Value):
     """One line of the session, in order: an HTTP interaction or a journal record."""
 
     line: int
@@ -144,8 +143,8 @@ def with_full_body(data: Mapping[str, Any], body: str | None) -> dict[str, Any]:
     return {**data, "request": request, "nano_code": extra}
 
 
-@attrs.frozen
-class SessionFile:
+@value
+class SessionFile(Value):
     path: Path
     metadata: Mapping[str, Any]
     records: tuple[Record, ...]

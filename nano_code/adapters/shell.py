@@ -51,10 +51,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.kernel.policy import join_head_and_tail
+from nano_code.kernel.value import Value, value
 
 SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
 READ_SIZE = 65536
@@ -74,8 +73,8 @@ class Ending(enum.Enum):
     TIMED_OUT = "timed_out"
 
 
-@attrs.frozen
-class CommandResult:
+@value
+class CommandResult(Value):
     output: str
     """Merged stdout and stderr, decoded, with the middle cut out if it was too long."""
     ending: Ending

@@ -67,6 +67,7 @@ import attrs
 
 from nano_code.adapters import git
 from nano_code.adapters.regular_files import read_regular
+from nano_code.kernel.value import Value, value
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 """What a snapshot holds at most (NANO_CODE_SNAPSHOT_MAX_BYTES); 0 turns snapshots off."""
@@ -125,8 +126,8 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-@attrs.frozen
-class SnapshotInfo:
+@value
+class SnapshotInfo(Value):
     """What a session records about its workspace snapshot."""
 
     file: str

@@ -49,6 +49,7 @@ from nano_code.adapters.sandbox import Sandbox
 from nano_code.adapters.shell import Ending, run_command
 from nano_code.kernel.policy import check_argument_values
 from nano_code.kernel.types import SandboxMode, ToolSpec
+from nano_code.kernel.value import Value, value
 
 DEFAULT_READ_LIMIT = 2000
 MAX_LINE_CHARS = 2000
@@ -59,16 +60,16 @@ _DIFF_MAX_LINES = 20_000
 SUMMARY_CHARS = 80
 
 
-@attrs.frozen
-class ToolOutcome:
+@value
+class ToolOutcome(Value):
     output: str
     is_error: bool = False
     exit_status: int | None = None
     """The shell's exit status; None for the file tools and after a timeout."""
 
 
-@attrs.frozen
-class ToolContext:
+@value
+class ToolContext(Value):
     workspace: Path
     """Absolute, resolved directory that relative paths and commands start from."""
     shell_timeout: float = attrs.field(default=120.0, validator=v.gt(0))
@@ -92,8 +93,8 @@ class ToolFailure(Exception):
 Arguments = Mapping[str, Any]
 
 
-@attrs.frozen
-class Tool:
+@value
+class Tool(Value):
     spec: ToolSpec
     execute: Callable[[Arguments, ToolContext], ToolOutcome]
     """Runs with arguments already checked against `spec`; may raise ToolFailure or OSError."""
@@ -694,8 +695,8 @@ WRITE_FILE_TOOL = Tool(
 _LINE_NUMBER_PREFIX = re.compile(r"^ *\d+\t", re.MULTILINE)
 
 
-@attrs.frozen
-class _Edit:
+@value
+class _Edit(Value):
     before: str
     after: str
     line: int

@@ -48,7 +48,9 @@ def comparable_steps(session: Any) -> list[Step]:
             except ValueError:
                 request = body
             calls += 1
-            steps.append(Step("model call", record.line, calls, request, to_json(response_event(record.data))))
+            steps.append(
+                Step("model call", record.line, calls, request, to_json(response_event(record.data)))
+            )
             continue
         entry = record.entry
         if isinstance(entry, CallWithoutResponse):
@@ -124,7 +126,13 @@ def diff_sessions(path_a: str, path_b: str, ignore: Sequence[str] = ()) -> dict[
     if first is None and len(steps_a) != len(steps_b):
         longer = "a" if len(steps_a) > len(steps_b) else "b"
         extra = (steps_a if longer == "a" else steps_b)[same]
-        first = {"step": extra.step, "only_in": longer, "kind": extra.kind, "line": extra.line, "differences": []}
+        first = {
+            "step": extra.step,
+            "only_in": longer,
+            "kind": extra.kind,
+            "line": extra.line,
+            "differences": [],
+        }
     calls_a = sum(step.kind == "model call" for step in steps_a)
     calls_b = sum(step.kind == "model call" for step in steps_b)
     tokens_a, cost_a = a.totals()

@@ -1,41 +1,89 @@
-"""The form of nano-code's value types: frozen, slotted, validated attrs classes, cheap to create.
+"""The form of nano-code's value types: frozen, validated attrs classes, built when first used.
 
 `@value` is `attrs.frozen` without the generated `__eq__`, `__hash__` and
-`__repr__`: every class inherits one shared implementation of each from
-`Value` instead. Creating an attrs class compiles the source of its generated
-methods, and at start-up nano-code creates about fifty of them, before the
-first request; measured with attrs 26 on a 2-core machine, a class with four
-fields takes 0.95 ms with everything generated and 0.5 ms with only
-`__init__` (validators included), `__setattr__` and the slot machinery. The
-shared methods compare and hash by the fields in order, as the generated ones
-do (a value equals only a value of the very same class), and show a value as
-`Name(field=..., ...)`, as attrs does.
+`__repr__` (every class inherits one shared implementation of each from
+`Value`), and without slots, which lets attrs finish the class in place.
+
+Creating an attrs class costs about half a millisecond (attrs collects the
+fields and compiles the source of `__init__`), and nano-code declares some
+seventy of them, most of which a run needs only later or never: a fresh
+start paid about 30 ms for them before its first request. So `@value` only
+marks the class; attrs builds it the first time it is needed: on the first
+instance (the class's `__init__` is a one-time trampoline), or the first
+look-up of anything the class lacks until attrs has added it
+(`__attrs_attrs__`, which `attrs.fields`, `attrs.has` and `attrs.evolve` read;
+`__match_args__`; ...), which the metaclass catches. Once built, the class is
+exactly what `attrs.frozen(cls, eq=False, repr=False, slots=False)` makes, and
+no trampoline is left on any path.
+
+The shared methods compare and hash by the fields in order, as the generated
+ones do (a value equals only a value of the very same class), and show a value
+as `Name(field=..., ...)`, as attrs does.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 import attrs
 
 T = TypeVar("T")
 
-_NAMES: dict[type, tuple[str, ...]] = {}
+_NAMES: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_UNBUILT: dict[type, bool] = {}
+"""Classes marked `@value` that attrs has not built yet, with their `kw_only`."""
+_BUILDING: set[type] = set()
+_BUILD_LOCK = threading.RLock()
 
 
-def _names(cls: type) -> tuple[str, ...]:
-    """The class's field names in order (looked up once per class)."""
+def _build(cls: type) -> None:
+    """Let attrs finish `cls`, once. Another thread asking meanwhile waits for it; attrs'
+    own look-ups on the class while it builds find what is there (the metaclass lets them)."""
+    if cls not in _UNBUILT:
+        return
+    with _BUILD_LOCK:
+        if cls not in _UNBUILT or cls in _BUILDING:
+            return
+        _BUILDING.add(cls)
+        try:
+            if "__init__" in vars(cls):  # the trampoline; attrs would keep a class's own
+                del cls.__init__  # type: ignore[misc]
+            attrs.frozen(cls, eq=False, repr=False, slots=False, kw_only=_UNBUILT[cls])
+        finally:
+            _BUILDING.discard(cls)
+        del _UNBUILT[cls]
+
+
+class _Builds(type):
+    """Metaclass: looking up what an unbuilt class lacks builds it first."""
+
+    def __getattr__(cls, name: str) -> Any:
+        if cls in _UNBUILT:
+            _build(cls)
+            return type.__getattribute__(cls, name)
+        raise AttributeError(f"type object {cls.__qualname__!r} has no attribute {name!r}")
+
+
+def _names(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The names of the class's fields that count for equality, and those shown, in order
+    (looked up once per class; `attrs.field(eq=False)` and `repr=False` are honoured)."""
     names = _NAMES.get(cls)
     if names is None:
-        names = _NAMES[cls] = tuple(field.name for field in attrs.fields(cls))
+        fields = attrs.fields(cls)
+        names = _NAMES[cls] = (
+            tuple(field.name for field in fields if field.eq),
+            tuple(field.name for field in fields if field.repr),
+        )
     return names
 
 
 def _values(instance: object) -> tuple[Any, ...]:
-    return tuple([getattr(instance, name) for name in _names(instance.__class__)])
+    return tuple([getattr(instance, name) for name in _names(instance.__class__)[0]])
 
 
-class Value:
+class Value(metaclass=_Builds):
     """Equality, hashing and repr by fields, shared by every `@value` class."""
 
     __slots__ = ()
@@ -49,12 +97,36 @@ class Value:
         return hash((self.__class__, _values(self)))
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _names(self.__class__))
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _names(self.__class__)[1])
         return f"{self.__class__.__qualname__}({shown})"
 
 
-def value(cls: type[T]) -> type[T]:
-    """A frozen, slotted attrs class whose equality, hash and repr come from `Value`."""
-    if not issubclass(cls, Value):
-        raise TypeError(f"{cls.__name__} must derive from Value to be a @value class")
-    return attrs.frozen(cls, eq=False, repr=False)
+@overload
+def value(cls: type[T], /) -> type[T]: ...
+
+
+@overload
+def value(*, kw_only: bool = False) -> Callable[[type[T]], type[T]]: ...
+
+
+def value(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
+    """Mark a class as a frozen attrs class whose equality, hash and repr come from `Value`.
+
+    `@value` or `@value(kw_only=True)`; attrs builds the class when it is
+    first used (see the module's docstring)."""
+
+    def mark(cls: type[T]) -> type[T]:
+        if not issubclass(cls, Value):
+            raise TypeError(f"{cls.__name__} must derive from Value to be a @value class")
+        if "__init__" in vars(cls):
+            raise TypeError(f"{cls.__name__}: a @value class gets its __init__ from attrs")
+
+        def first_init(self: Any, *args: Any, **kwargs: Any) -> None:
+            _build(cls)
+            cls.__init__(self, *args, **kwargs)  # attrs' own, now
+
+        cls.__init__ = first_init  # type: ignore[method-assign]
+        _UNBUILT[cls] = kw_only
+        return cls
+
+    return mark if cls is None else mark(cls)

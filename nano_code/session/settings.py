@@ -20,6 +20,7 @@ from nano_code.adapters.regular_files import read_regular
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.adapters.tools import tool_specs
 from nano_code.kernel.types import ApprovalMode, KernelConfig, SandboxMode
+from nano_code.kernel.value import Value, value
 from nano_code.prompts import AGENTS_FILE, AGENTS_LIMIT, SUMMARY_PROMPT, build_system_prompt
 
 
@@ -54,8 +55,8 @@ def _typed(kind: type | tuple[type, ...], minimum: float | None = None) -> Any:
     return attrs.validators.and_(*checks)
 
 
-@attrs.frozen(kw_only=True)
-class RecordedSettings:
+@value(kw_only=True)
+class RecordedSettings(Value):
     """Every setting that shaped a session's requests or decisions, as its file records them.
 
     Live runs, resume, replay and forks all build their kernel config from one

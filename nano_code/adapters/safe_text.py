@@ -18,14 +18,21 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from typing import Any
+
 
 # C0 controls except tab and newline, DEL, C1 controls, the bidirectional
 # formatting characters, zero-width and BOM characters that can hide text,
 # line/paragraph separators, and lone surrogates (undecodable file names).
-_UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff]"
-)
+# (Compiled when first needed: most runs print only plain ASCII.)
+@cache
+def _unsafe() -> re.Pattern[str]:
+    return re.compile(
+        "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff]"
+    )
+
+
 _SHORT = {"\r": "\\r", "\x1b": "\\x1b", "\x08": "\\x08", "\x00": "\\x00", "\x0b": "\\x0b", "\x0c": "\\x0c"}
 
 
@@ -41,12 +48,12 @@ def for_terminal(text: str) -> str:
     """`text` with every character that could control the terminal shown as an escape."""
     if text.isascii() and text.isprintable():
         return text  # the common case, checked in C
-    return _UNSAFE.sub(lambda match: _escape(match.group()), text.replace("\r\n", "\n"))
+    return _unsafe().sub(lambda match: _escape(match.group()), text.replace("\r\n", "\n"))
 
 
 def has_unsafe(text: str) -> bool:
     """Whether `for_terminal` would change more than CR-LF line ends in `text`."""
-    return _UNSAFE.search(text.replace("\r\n", "\n")) is not None
+    return _unsafe().search(text.replace("\r\n", "\n")) is not None
 
 
 def for_command(text: str) -> tuple[str, bool]:
@@ -62,9 +69,11 @@ def for_command(text: str) -> tuple[str, bool]:
     return shown, shown != text
 
 
-_JSON_UNSAFE = re.compile(
-    "[\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff]"
-)
+@cache
+def _json_unsafe() -> re.Pattern[str]:
+    return re.compile(
+        "[\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff]"
+    )
 
 
 def json_text(value: Any) -> str:
@@ -72,4 +81,4 @@ def json_text(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False)
     if text.isascii() and "\x7f" not in text:
         return text
-    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    return _json_unsafe().sub(lambda match: f"\\u{ord(match.group()):04x}", text)

@@ -52,14 +52,21 @@ class Redactor:
 
     def __init__(self, secret: str | None) -> None:
         self.secret = secret if scrubbable(secret) else None
-        self._pattern: re.Pattern[str] | None = None
+        self._compiled: re.Pattern[str] | None = None
         self._plain_forms: tuple[str, ...] = ()
         if self.secret:
-            self._pattern = re.compile("".join(_char_forms(char) for char in self.secret))
             forms = [self.secret]
             for _ in range(3):  # the key inside a JSON string, inside a JSON string, ...
                 forms.append(json.dumps(forms[-1])[1:-1])
             self._plain_forms = tuple(sorted(set(forms), key=len, reverse=True))
+
+    @property
+    def _pattern(self) -> re.Pattern[str]:
+        """The regex for every spelling, compiled when first needed (text with no escape in
+        it, the usual case, never needs it; a long key's regex takes a millisecond)."""
+        if self._compiled is None:
+            self._compiled = re.compile("".join(_char_forms(char) for char in self.secret or ""))
+        return self._compiled
 
     def _escapes_possible(self, text: str) -> bool:
         """Whether `text` may spell a key character as an escape (`\\u00XX` for an ASCII
@@ -72,7 +79,7 @@ class Redactor:
         return "/" in secret and "\\/" in text
 
     def scrub(self, text: str) -> str:
-        if self._pattern is None:
+        if not self.secret:
             return text
         if self._escapes_possible(text):
             return self._pattern.sub(REDACTED, text)
@@ -82,7 +89,7 @@ class Redactor:
         return text
 
     def check(self, text: str) -> None:
-        if self._pattern is None:
+        if not self.secret:
             return
         if (
             self._pattern.search(text)
@@ -97,7 +104,7 @@ class Redactor:
         return len(self.secret) - 1 if self.secret else 0
 
     def scrub_value(self, value: Any) -> Any:
-        if self._pattern is None:
+        if not self.secret:
             return value
         if isinstance(value, str):
             return self.scrub(value)

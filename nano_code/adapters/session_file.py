@@ -44,6 +44,7 @@ from typing import Any
 
 from nano_code.adapters import regular_files
 from nano_code.adapters.journal import JournalEntry, JournalError, TurnEndEntry, read_entry
+from nano_code.kernel.lazy_re import lazy
 from nano_code.kernel.value import Value, value
 
 FORMAT_VERSION = 2
@@ -58,7 +59,7 @@ HEADER_COMMENT = (
     "# nano_code.testing.load_session(path).\n"
 )
 
-_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+_YAML_UNSAFE = lazy("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
 
 
 def _escape(match: re.Match[str]) -> str:

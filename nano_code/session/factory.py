@@ -101,8 +101,9 @@ def open_recorder(
 class WorkspaceSnapshot:
     """Takes the workspace snapshot of a recorded session in a thread, from its first request on.
 
-    The thread starts as the first request goes out (not before: it would
-    compete with getting that request out), and the model's reply takes
+    The thread starts once the first request is out (the client's
+    `on_request_sent`; not before: it would compete with getting that request
+    out, for the interpreter as much as for a core), and the model's reply takes
     seconds where the snapshot usually takes milliseconds, so it costs the
     session nothing; the first tool waits for it (the files must be taken
     before anything changes them). The result is journalled from the thread
@@ -152,8 +153,7 @@ class SnapshotFirst:
         self.snapshot = snapshot
 
     def call_model(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
-        self.snapshot.start()
-        return self.performer.call_model(action)
+        return self.performer.call_model(action)  # the client starts the snapshot once the request is out
 
     def check_tool_call(self, action: CheckToolCall) -> ToolCallFacts | Interrupt:
         return self.performer.check_tool_call(action)
@@ -215,6 +215,7 @@ def live_session(
     snapshot = None
     if recorder is not None and snapshot_beside is not None and settings.snapshot_max_bytes > 0:
         snapshot = WorkspaceSnapshot(workspace, snapshot_beside, settings.snapshot_max_bytes, recorder)
+        performer.client.on_request_sent = snapshot.start
         driver = Driver(state, SnapshotFirst(performer, snapshot), watchers)
     else:
         driver = Driver(state, performer, watchers)

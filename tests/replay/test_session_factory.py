@@ -156,3 +156,44 @@ def test_a_recorded_session_snapshots_its_workspace_before_the_first_tool(tmp_pa
     assert sorted(p.name for p in into.iterdir()) == ["before.txt"]
     # the entry is bookkeeping: the session still replays
     assert replay(tmp_path / "s.yaml").status == "identical"
+
+
+def test_the_snapshot_is_taken_while_the_model_thinks_about_the_first_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot starts once the first request is out (not before: it would hold up the
+    request), from the client's hook, so it is done while the server is still on that request."""
+    import time
+    import traceback
+
+    started_from: list[list[str]] = []
+    start = factory.WorkspaceSnapshot.start
+
+    def watched_start(self: factory.WorkspaceSnapshot) -> None:
+        started_from.append([frame.name for frame in traceback.extract_stack()])
+        start(self)
+
+    monkeypatch.setattr(factory.WorkspaceSnapshot, "start", watched_start)
+
+    from nano_code.adapters.snapshot import archive_path
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "notes.txt").write_text("x\n")
+    archive = archive_path(tmp_path / "s.yaml")
+    script = three_step_script()
+    seen_while_thinking: list[bool] = []
+
+    def respond(body: Any, number: int) -> Any:
+        if number == 0:
+            deadline = time.monotonic() + 5
+            while not archive.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            seen_while_thinking.append(archive.exists())
+        return script[number] if number < len(script) else None
+
+    with FakeServer(respond) as server:
+        run(TASK, base_url=server.base_url, workspace=workspace, record_to=tmp_path / "s.yaml")
+    assert seen_while_thinking == [True]
+    assert "getresponse_after_hook" in started_from[0]  # the request was out
+    assert replay(tmp_path / "s.yaml").status == "identical"

@@ -198,6 +198,11 @@ def capture_spec(env: Env, server: InstantServer) -> None:
 # ---------------------------------------------------------------- 1. cold start
 
 
+FLOOR_IMPORTS = "python -c 'import argparse, json, subprocess, urllib3' (the floor's imports)"
+FLOOR_IMPORTS_ATTRS = "the same + attrs"
+FLOOR_IMPORTS_NANO = "the same + nano_code.cli.run (all a run imports before its first request)"
+
+
 def bench_cold(env: Env, server: InstantServer, runs: int, out: list[str]) -> dict[str, Any]:
     log(f"cold start: {runs} interleaved runs of each variant")
     variants = {
@@ -218,6 +223,9 @@ def bench_cold(env: Env, server: InstantServer, runs: int, out: list[str]) -> di
         "nano-code --help": [NANO, "--help"],
         "python -c pass (interpreter floor)": [PY, "-c", "pass"],
         "python -c 'import urllib3'": [PY, "-c", "import urllib3"],
+        FLOOR_IMPORTS: [PY, "-c", "import argparse, json, subprocess, urllib3"],
+        FLOOR_IMPORTS_ATTRS: [PY, "-c", "import argparse, json, subprocess, urllib3, attrs"],
+        FLOOR_IMPORTS_NANO: [PY, "-c", "import argparse, json, subprocess, urllib3, nano_code.cli.run"],
     }
     for _ in range(runs):
         for name, cmd in extra.items():
@@ -236,7 +244,14 @@ def bench_cold(env: Env, server: InstantServer, runs: int, out: list[str]) -> di
     base = med(wall["python -c pass (interpreter floor)"])
     for name in extra:
         out.append(f"| {name} | {ms(med(wall[name]))} | {ratio(med(wall[name]), base)} |")
-    out.append("")
+    attrs_cost = med(wall[FLOOR_IMPORTS_ATTRS]) - med(wall[FLOOR_IMPORTS])
+    imports_cost = med(wall[FLOOR_IMPORTS_NANO]) - med(wall[FLOOR_IMPORTS])
+    out.append(
+        f"\nWhat the imports alone cost over the floor's own (`argparse, json, subprocess, urllib3`): "
+        f"attrs {ms(attrs_cost)} ({attrs_cost / floor_first:.2f}x of the floor's exec -> first request), "
+        f"everything a run imports before its first request {ms(imports_cost)} "
+        f"({imports_cost / floor_first:.2f}x).\n"
+    )
     importtime(env, server, out)
     return {"first": {k: med(v) for k, v in first.items()}, "wall": {k: med(v) for k, v in wall.items()}}
 

@@ -33,10 +33,8 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import difflib
 import os
 import re
-import secrets
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -584,7 +582,7 @@ def _replace_in(directory: int, name: str, data: bytes, shown: str, *, confined:
     if before is not None and stat.S_ISDIR(before.st_mode):
         raise IsADirectoryError(21, "Is a directory", shown)
     while True:
-        temporary = f".{name}.{secrets.token_hex(4)}.tmp"
+        temporary = f".{name}.{os.urandom(4).hex()}.tmp"
         try:
             # 0o666 lets the umask decide a new file's bits, as any editor would.
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666, dir_fd=directory)
@@ -631,6 +629,8 @@ def _write_file(arguments: Arguments, context: ToolContext) -> ToolOutcome:
 
 
 def _capped_diff(before: str, after: str, shown: str) -> str:
+    import difflib  # here: only a preview needs it, and it is not cheap to import
+
     old_lines = before.splitlines(keepends=True)
     new_lines = after.splitlines(keepends=True)
     if max(len(old_lines), len(new_lines)) > _DIFF_MAX_LINES:

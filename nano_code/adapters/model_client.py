@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import urllib3
@@ -146,10 +146,10 @@ class ResponseTooLarge(Exception):
 
 class _Tracked:
     """Pool mix-in remembering the connection a request is using, so a watchdog can cut it,
-    and having that connection call the client's `on_request_sent` hook (see `_call_when_sent`)."""
+    and having that connection call the client's `request_sent_hooks` (see `_call_when_sent`)."""
 
     in_flight: Any = None
-    on_sent: Callable[[], None] | None = None
+    on_sent: Sequence[Callable[[], None]] = ()
 
     def _get_conn(self, timeout: float | None = None) -> Any:
         conn = super()._get_conn(timeout)  # type: ignore[misc]
@@ -158,22 +158,22 @@ class _Tracked:
         return conn
 
 
-def _call_when_sent(conn: Any, hook: Callable[[], None] | None) -> None:
-    """Have `conn` call `hook` (once) when it is asked for the response: urllib3 writes the
+def _call_when_sent(conn: Any, hooks: Sequence[Callable[[], None]]) -> None:
+    """Have `conn` call `hooks` (once) when it is asked for the response: urllib3 writes the
     whole request first, so the request is out by then, and the client about to wait.
 
     The connection's own `getresponse` is wrapped, once per connection, rather than the
     pool given a connection class of ours: vcrpy, replaying, swaps urllib3's connection
     classes for its own, and the hook must not take that away."""
-    conn.nano_code_on_sent = hook
+    conn.nano_code_on_sent = hooks
     if "getresponse" in vars(conn):
         return
     getresponse = conn.getresponse
 
     def getresponse_after_hook(*args: Any, **kwargs: Any) -> Any:
-        sent, conn.nano_code_on_sent = conn.nano_code_on_sent, None
-        if sent is not None:
-            sent()
+        sent, conn.nano_code_on_sent = conn.nano_code_on_sent, ()
+        for hook in sent:
+            hook()
         return getresponse(*args, **kwargs)
 
     conn.getresponse = getresponse_after_hook
@@ -319,8 +319,8 @@ class ModelClient:
         self._pool.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
         self._deadline = _Deadline(lambda: self._pool.connection_from_url(self.url))
         self.exchange_sinks: list[ExchangeSink] = []
-        self.on_request_sent: Callable[[], None] | None = None
-        """Called in each call once the request is written, before waiting for the reply."""
+        self.request_sent_hooks: list[Callable[[], None]] = []
+        """Called, in order, in each call once the request is written, before waiting for the reply."""
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ModelClient:
@@ -377,7 +377,7 @@ class ModelClient:
     ) -> ModelReply | ModelFailure:
         pool = self._pool.connection_from_url(self.url)
         if isinstance(pool, _Tracked):
-            pool.on_sent = self.on_request_sent
+            pool.on_sent = tuple(self.request_sent_hooks)
         try:
             response = self._pool.request(
                 "POST",

@@ -56,6 +56,13 @@ def _build(cls: type) -> None:
         del _UNBUILT[cls]
 
 
+def build(*classes: type) -> None:
+    """Have attrs build these `@value` classes now, ahead of their first use (a no-op for
+    those already built): for a caller with time to spare, such as one waiting for a reply."""
+    for cls in classes:
+        _build(cls)
+
+
 class _Builds(type):
     """Metaclass: looking up what an unbuilt class lacks builds it first."""
 

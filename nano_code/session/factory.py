@@ -23,26 +23,38 @@ from typing import Any
 import attrs
 
 from nano_code.adapters.config import Settings
+from nano_code.adapters.journal import RecordedCall, SnapshotEntry, TurnEndEntry
 from nano_code.adapters.live import Approver, LivePerformer
 from nano_code.adapters.model_client import Exchange, ModelClient
 from nano_code.adapters.recorder import Recorder
 from nano_code.adapters.sandbox import Sandbox, choose
 from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import SessionFile, SessionWriter
-from nano_code.adapters.tools import ToolContext
+from nano_code.adapters.shell import CommandResult
+from nano_code.adapters.tools import ToolContext, ToolOutcome
 from nano_code.driver import Driver, Observer
-from nano_code.kernel.actions import AskApproval, CallModel, CheckToolCall, RetryModel, RunTool
+from nano_code.kernel.actions import (
+    AskApproval,
+    CallModel,
+    CheckToolCall,
+    RetryModel,
+    RunTool,
+    ShowText,
+    WaitForUser,
+)
 from nano_code.kernel.events import (
     ApprovalDecision,
     Interrupt,
     ModelFailure,
     ModelReply,
+    ReplyToolCall,
     ToolCallFacts,
     ToolResult,
 )
-from nano_code.kernel.machine import State
+from nano_code.kernel.machine import PendingCall, State
 from nano_code.kernel.stream import StreamDelta
-from nano_code.kernel.types import SandboxMode
+from nano_code.kernel.types import AssistantMessage, SandboxMode, ToolCall, ToolMessage
+from nano_code.kernel.value import build
 
 
 def live_performer(
@@ -59,8 +71,38 @@ def live_performer(
     says needs a person's yes."""
     client = ModelClient.for_settings(settings)
     client.exchange_sinks.extend(exchange_sinks)
+    client.request_sent_hooks.append(build_reply_path)
     context = ToolContext(workspace=workspace, shell_timeout=settings.shell_timeout, sandbox=sandbox)
     return LivePerformer(client, context, approve, on_delta=on_delta)
+
+
+def build_reply_path() -> None:
+    """Have attrs build the classes that taking in a reply needs (see `kernel/value.py`), in
+    the time the model takes to answer: the first streamed token and the first tool call do
+    not wait for them. A no-op once they are built."""
+    build(
+        StreamDelta,
+        ModelReply,
+        ReplyToolCall,
+        ToolCall,
+        AssistantMessage,
+        PendingCall,
+        ShowText,
+        WaitForUser,
+        CheckToolCall,
+        ToolCallFacts,
+        RunTool,
+        ToolResult,
+        ToolMessage,
+        Exchange,
+        ToolOutcome,
+        CommandResult,
+    )
+
+
+def build_recording_path() -> None:
+    """The same for what a recorded session journals after its first reply."""
+    build(RecordedCall, TurnEndEntry, SnapshotEntry)
 
 
 def choose_sandbox(
@@ -102,7 +144,7 @@ class WorkspaceSnapshot:
     """Takes the workspace snapshot of a recorded session in a thread, from its first request on.
 
     The thread starts once the first request is out (the client's
-    `on_request_sent`; not before: it would compete with getting that request
+    `request_sent_hooks`; not before: it would compete with getting that request
     out, for the interpreter as much as for a core), and the model's reply takes
     seconds where the snapshot usually takes milliseconds, so it costs the
     session nothing; the first tool waits for it (the files must be taken
@@ -212,10 +254,11 @@ def live_session(
     watchers: list[Observer] = [*observers]
     if recorder is not None:
         watchers.append(recorder)
+        performer.client.request_sent_hooks.append(build_recording_path)
     snapshot = None
     if recorder is not None and snapshot_beside is not None and settings.snapshot_max_bytes > 0:
         snapshot = WorkspaceSnapshot(workspace, snapshot_beside, settings.snapshot_max_bytes, recorder)
-        performer.client.on_request_sent = snapshot.start
+        performer.client.request_sent_hooks.insert(0, snapshot.start)
         driver = Driver(state, SnapshotFirst(performer, snapshot), watchers)
     else:
         driver = Driver(state, performer, watchers)

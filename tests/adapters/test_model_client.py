@@ -77,13 +77,13 @@ def test_closing_the_client_ends_its_watchdog_thread() -> None:
     assert not any(t.name == "nano-code call deadline" for t in threading.enumerate())
 
 
-def test_on_request_sent_fires_once_per_call_after_the_server_has_the_request() -> None:
+def test_the_request_sent_hooks_run_once_per_call_while_the_server_has_the_request() -> None:
     """The hook a recorded session starts its workspace snapshot from: it fires when the
     request is out and the client waits, so the server has it (and is thinking) by then."""
     with FakeServer([reply(content="a", delay=0.3), reply(content="b")]) as server:
         client = ModelClient(server.base_url + "/chat/completions", None)
         fired: list[tuple[int, float]] = []
-        client.on_request_sent = lambda: fired.append((len(server.requests), time.monotonic()))
+        client.request_sent_hooks.append(lambda: fired.append((len(server.requests), time.monotonic())))
         try:
             started = time.monotonic()
             first = client.call(BODY)
@@ -99,13 +99,13 @@ def test_on_request_sent_fires_once_per_call_after_the_server_has_the_request() 
     assert fired[1][0] >= 1
 
 
-def test_a_request_that_cannot_be_sent_does_not_fire_on_request_sent() -> None:
+def test_a_request_that_cannot_be_sent_does_not_call_the_request_sent_hooks() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     listener.close()  # nothing listens there now
     client = ModelClient(f"http://127.0.0.1:{port}/v1/chat/completions", None)
     fired: list[bool] = []
-    client.on_request_sent = lambda: fired.append(True)
+    client.request_sent_hooks.append(lambda: fired.append(True))
     try:
         result = client.call(BODY)
     finally:

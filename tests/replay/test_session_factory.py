@@ -197,3 +197,43 @@ def test_the_snapshot_is_taken_while_the_model_thinks_about_the_first_request(
     assert seen_while_thinking == [True]
     assert "getresponse_after_hook" in started_from[0]  # the request was out
     assert replay(tmp_path / "s.yaml").status == "identical"
+
+
+def test_a_live_session_builds_the_reply_classes_while_the_model_thinks(tmp_path: Path) -> None:
+    """`kernel/value.py` builds a class on first use; the classes a reply needs are built
+    in the wait for the first reply instead, so neither the first token nor the first tool
+    call waits for attrs. Checked in a fresh process, where nothing is built yet."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from pathlib import Path
+from replay_helpers import TASK, three_step_script
+from nano_code.kernel import value
+from nano_code.kernel.events import ModelReply
+from nano_code.kernel.stream import StreamDelta
+from nano_code.adapters.journal import TurnEndEntry
+from nano_code.testing import run
+from nano_code.testing.fake_server import FakeServer
+script = three_step_script()
+unbuilt_while_thinking = []
+def respond(body, number):
+    if number == 0:
+        import time
+        time.sleep(0.3)
+        unbuilt_while_thinking.extend(
+            cls.__name__ for cls in (ModelReply, StreamDelta, TurnEndEntry) if cls in value._UNBUILT
+        )
+    return script[number] if number < len(script) else None
+workspace = Path({str(tmp_path)!r}) / "ws"
+workspace.mkdir()
+with FakeServer(respond) as server:
+    run(TASK, base_url=server.base_url, workspace=workspace, record_to=workspace.parent / "s.yaml",
+        stream=True)
+print(unbuilt_while_thinking)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import urllib3
@@ -146,10 +146,10 @@ class ResponseTooLarge(Exception):
 
 class _Tracked:
     """Pool mix-in remembering the connection a request is using, so a watchdog can cut it,
-    and having that connection call the client's `request_sent_hooks` (see `_call_when_sent`)."""
+    and having that connection call the client's hook for this request (`_call_when_sent`)."""
 
     in_flight: Any = None
-    on_sent: Sequence[Callable[[], None]] = ()
+    on_sent: Callable[[], None] | None = None
 
     def _get_conn(self, timeout: float | None = None) -> Any:
         conn = super()._get_conn(timeout)  # type: ignore[misc]
@@ -158,25 +158,30 @@ class _Tracked:
         return conn
 
 
-def _call_when_sent(conn: Any, hooks: Sequence[Callable[[], None]]) -> None:
-    """Have `conn` call `hooks` (once) when it is asked for the response: urllib3 writes the
-    whole request first, so the request is out by then, and the client about to wait.
+def _call_when_sent(conn: Any, hook: Callable[[], None] | None) -> None:
+    """Have `conn` call `hook` (once) when it is asked for the response: urllib3 writes the
+    request first, so it is out by then (or urllib3 gave up writing it on a broken pipe,
+    leaving the response to tell), and the client is about to wait.
 
     The connection's own `getresponse` is wrapped, once per connection, rather than the
-    pool given a connection class of ours: vcrpy, replaying, swaps urllib3's connection
-    classes for its own, and the hook must not take that away."""
-    conn.nano_code_on_sent = hooks
-    if "getresponse" in vars(conn):
+    pool given a connection class of ours: vcrpy swaps urllib3's connection classes for
+    its own, and the hook must not take that away. Both are written into the object's own
+    `__dict__`, not set: vcrpy's connection copies attributes set on it onto the real
+    connection it records through, whose `getresponse` would then call vcrpy's again.
+    (Recording through vcrpy, the hook runs before vcrpy sends the request.)"""
+    state = vars(conn)
+    state["nano_code_on_sent"] = hook
+    if "getresponse" in state:
         return
     getresponse = conn.getresponse
 
     def getresponse_after_hook(*args: Any, **kwargs: Any) -> Any:
-        sent, conn.nano_code_on_sent = conn.nano_code_on_sent, ()
-        for hook in sent:
-            hook()
+        sent, state["nano_code_on_sent"] = state["nano_code_on_sent"], None
+        if sent is not None:
+            sent()
         return getresponse(*args, **kwargs)
 
-    conn.getresponse = getresponse_after_hook
+    state["getresponse"] = getresponse_after_hook
 
 
 class _TrackedHTTPPool(_Tracked, urllib3.HTTPConnectionPool):
@@ -320,7 +325,11 @@ class ModelClient:
         self._deadline = _Deadline(lambda: self._pool.connection_from_url(self.url))
         self.exchange_sinks: list[ExchangeSink] = []
         self.request_sent_hooks: list[Callable[[], None]] = []
-        """Called, in order, in each call once the request is written, before waiting for the reply."""
+        """Called, in order, in each call once the request is out, before waiting for the reply:
+        work that can overlap the model's. One that raises does not stop the call (the request
+        is out: it is not a network error, nor a reason to send it again); `call` raises its
+        error once the reply is in, and the hooks after it are still called."""
+        self._hook_error: Exception | None = None
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ModelClient:
@@ -362,10 +371,23 @@ class ModelClient:
         headers = self._headers(stream)
         deadline = self._deadline
         deadline.arm(self.call_timeout)
+        self._hook_error = None
         try:
-            return self._call(payload, headers, deadline, on_delta, action)
+            result = self._call(payload, headers, deadline, on_delta, action)
         finally:
             deadline.disarm()
+        error, self._hook_error = self._hook_error, None
+        if error is not None:
+            raise error
+        return result
+
+    def _run_request_sent_hooks(self, hooks: tuple[Callable[[], None], ...]) -> None:
+        for hook in hooks:
+            try:
+                hook()
+            except Exception as error:  # kept for `call` to raise (see request_sent_hooks)
+                if self._hook_error is None:
+                    self._hook_error = error
 
     def _call(
         self,
@@ -377,7 +399,8 @@ class ModelClient:
     ) -> ModelReply | ModelFailure:
         pool = self._pool.connection_from_url(self.url)
         if isinstance(pool, _Tracked):
-            pool.on_sent = tuple(self.request_sent_hooks)
+            hooks = tuple(self.request_sent_hooks)
+            pool.on_sent = (lambda: self._run_request_sent_hooks(hooks)) if hooks else None
         try:
             response = self._pool.request(
                 "POST",

@@ -5,20 +5,27 @@
 `Value`), and without slots, which lets attrs finish the class in place.
 
 Creating an attrs class costs about half a millisecond (attrs collects the
-fields and compiles the source of `__init__`), and nano-code declares some
-seventy of them, most of which a run needs only later or never: a fresh
-start paid about 30 ms for them before its first request. So `@value` only
-marks the class; attrs builds it the first time it is needed: on the first
-instance (the class's `__init__` is a one-time trampoline), or the first
-look-up of anything the class lacks until attrs has added it
-(`__attrs_attrs__`, which `attrs.fields`, `attrs.has` and `attrs.evolve` read;
-`__match_args__`; ...), which the metaclass catches. Once built, the class is
-exactly what `attrs.frozen(cls, eq=False, repr=False, slots=False)` makes, and
-no trampoline is left on any path.
+fields, makes a tuple class for them and compiles `__init__`), and nano-code
+declares 55 `@value` classes, most of which a run needs only later or never.
+Built at import, as plain `attrs.frozen` does, they cost a fresh start about
+30 ms before its first request. So `@value` only marks the class, and attrs
+builds it the first time it is needed: on the first instance (the class's
+`__init__` is a one-time trampoline), or the first look-up of anything the
+class lacks until attrs has added it (`__attrs_attrs__`, which `attrs.fields`,
+`attrs.has` and `attrs.evolve` read; `__match_args__`; ...), which the
+metaclass catches. A run now builds 19 of them before its first request, and
+builds the ones a reply needs while it waits for that reply (`build`). Once
+built, a class is exactly what `attrs.frozen(cls, eq=False, repr=False,
+slots=False)` makes (with the class's `kw_only`), and no trampoline is left
+on any path. A mistake in a declaration shows at the first use instead of at
+import, so a test builds them all. The registry of unbuilt classes is the
+kernel's one piece of global state besides memos; it makes no difference to
+any value or transition, only to when attrs does its work.
 
 The shared methods compare and hash by the fields in order, as the generated
-ones do (a value equals only a value of the very same class), and show a value
-as `Name(field=..., ...)`, as attrs does.
+ones do (a value equals only a value of the very same class; fields declared
+with `eq=False` do not count, and `repr=False` ones are not shown), and show a
+value as `Name(field=..., ...)`, as attrs does.
 """
 
 from __future__ import annotations
@@ -39,8 +46,13 @@ _BUILD_LOCK = threading.RLock()
 
 
 def _build(cls: type) -> None:
-    """Let attrs finish `cls`, once. Another thread asking meanwhile waits for it; attrs'
-    own look-ups on the class while it builds find what is there (the metaclass lets them)."""
+    """Let attrs finish `cls`, once. Another thread creating an instance meanwhile goes
+    through the trampoline and waits here for the lock; attrs' own look-ups on the class
+    while it builds find only what is there (the metaclass lets them through).
+
+    attrs replaces the trampoline with its `__init__` in one assignment at the end, so
+    the class never lacks an `__init__`; if attrs raises (a mistake in the declaration),
+    the class stays unbuilt and every use raises attrs' error again."""
     if cls not in _UNBUILT:
         return
     with _BUILD_LOCK:
@@ -48,9 +60,8 @@ def _build(cls: type) -> None:
             return
         _BUILDING.add(cls)
         try:
-            if "__init__" in vars(cls):  # the trampoline; attrs would keep a class's own
-                del cls.__init__  # type: ignore[misc]
-            attrs.frozen(cls, eq=False, repr=False, slots=False, kw_only=_UNBUILT[cls])
+            # init=True: attrs would otherwise keep the class's own __init__, the trampoline
+            attrs.frozen(cls, init=True, eq=False, repr=False, slots=False, kw_only=_UNBUILT[cls])
         finally:
             _BUILDING.discard(cls)
         del _UNBUILT[cls]
@@ -102,6 +113,12 @@ class Value(metaclass=_Builds):
 
     def __hash__(self) -> int:
         return hash((self.__class__, _values(self)))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling or copying (which skip `__init__`) builds the class first, so that the
+        instance is frozen in a process that has not built it yet."""
+        _build(self.__class__)
+        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _names(self.__class__)[1])

@@ -156,24 +156,25 @@ class WorkspaceSnapshot:
         self.recorder = recorder
         self.info: dict[str, Any] | None = None
         self._journalled = False
-        self._thread = threading.Thread(
-            target=self._take,
-            args=(workspace, session_path, max_bytes),
-            name="nano-code-snapshot",
-            daemon=True,
-        )
+        self._workspace, self._session_path, self._max_bytes = workspace, session_path, max_bytes
+        self._thread: threading.Thread | None = None
         self._started = False
 
     def start(self) -> None:
         if not self._started:
             self._started = True
-            self._thread.start()
+            thread = threading.Thread(target=self._take, name="nano-code-snapshot", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # no thread to be had: `finish` takes it in this one
+                return
+            self._thread = thread
 
-    def _take(self, workspace: Path, session_path: Path, max_bytes: int) -> None:
+    def _take(self) -> None:
         from nano_code.adapters import snapshot
 
         try:
-            self.info = snapshot.take(workspace, session_path, max_bytes).to_json()
+            self.info = snapshot.take(self._workspace, self._session_path, self._max_bytes).to_json()
         except (OSError, snapshot.SnapshotError, ValueError) as error:
             self.info = {"error": f"{type(error).__name__}: {error}"}
 
@@ -182,7 +183,10 @@ class WorkspaceSnapshot:
         if self._journalled:
             return
         self.start()
-        self._thread.join()
+        if self._thread is None:
+            self._take()
+        else:
+            self._thread.join()
         self._journalled = True
         self.recorder.on_snapshot(self.info or {"error": "no snapshot was taken"})
 

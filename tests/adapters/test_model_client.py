@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,51 @@ def test_a_request_that_cannot_be_sent_does_not_call_the_request_sent_hooks() ->
         client.close()
     assert isinstance(result, ModelFailure)
     assert fired == []
+
+
+def test_recording_through_vcrpy_still_works_with_the_request_sent_hook(tmp_path: Path) -> None:
+    """vcrpy copies attributes set on its connection onto the real one: the hook's wrapper
+    must not end up calling vcrpy's getresponse from inside itself."""
+    import vcr
+
+    with FakeServer([reply(content="a"), reply(content="b")]) as server:
+        client = ModelClient(server.base_url + "/chat/completions", None)
+        fired: list[bool] = []
+        client.request_sent_hooks.append(lambda: fired.append(True))
+        try:
+            with vcr.use_cassette(str(tmp_path / "c.yaml"), record_mode="all"):
+                first = client.call(BODY)
+                second = client.call(BODY)
+        finally:
+            client.close()
+        assert len(server.requests) == 2
+    assert not isinstance(first, ModelFailure) and first.content == "a"
+    assert not isinstance(second, ModelFailure) and second.content == "b"
+    assert fired == [True, True]
+
+
+@pytest.mark.parametrize("error", [OSError("disk full"), RuntimeError("can't start new thread")])
+def test_a_hook_that_raises_is_not_a_network_error_and_the_request_is_not_sent_twice(
+    error: Exception,
+) -> None:
+    with FakeServer([reply(content="a"), reply(content="b")]) as server:
+        client = ModelClient(server.base_url + "/chat/completions", None)
+        exchanges: list[object] = []
+        later: list[bool] = []
+
+        def broken() -> None:
+            raise error
+
+        client.request_sent_hooks.extend([broken, lambda: later.append(True)])
+        client.exchange_sinks.append(exchanges.append)
+        try:
+            with pytest.raises(type(error)) as raised:
+                client.call(BODY)
+            assert raised.value is error
+            client.request_sent_hooks.remove(broken)
+            assert not isinstance(client.call(BODY), ModelFailure)  # nothing left over
+        finally:
+            client.close()
+        assert len(server.requests) == 2
+    assert later == [True, True]  # the hook after the broken one still ran
+    assert len(exchanges) == 2  # the first exchange was recorded before the error surfaced

@@ -144,6 +144,36 @@ def test_misuse_is_refused_at_declaration() -> None:
                 pass
 
 
+def test_a_class_attrs_refuses_raises_attrs_error_at_every_use() -> None:
+    @value
+    class Bad(Value):
+        x: int = 0
+        y: int  # a field without a default after one with
+
+    for _ in range(2):
+        with pytest.raises(ValueError, match="No mandatory attributes allowed after"):
+            Bad(1, 2)
+    assert Bad in value_module._UNBUILT
+
+
+def test_an_instance_unpickled_in_a_fresh_process_is_frozen() -> None:
+    """Unpickling skips __init__: the class is built on the way in, so the copy is frozen
+    in a process that had not built it (a spawned worker, say)."""
+    from nano_code.adapters.config import Settings
+
+    data = pickle.dumps(Settings(model="m", warnings=("w",)))
+    script = (
+        "import pickle, sys, attrs\n"
+        "settings = pickle.loads(sys.stdin.buffer.read())\n"
+        "try:\n"
+        "    settings.model = 'changed'\n"
+        "except attrs.exceptions.FrozenInstanceError:\n"
+        "    print('frozen', settings.model, settings.warnings)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], input=data, capture_output=True, check=True)
+    assert done.stdout.decode().split() == ["frozen", "m", "('w',)"]
+
+
 def test_instances_pickle() -> None:
     instance = POINT(x=5, y=6)
     assert pickle.loads(pickle.dumps(instance)) == instance
@@ -175,7 +205,18 @@ def test_importing_the_cli_builds_only_what_it_instantiates() -> None:
 
 
 def test_threads_racing_for_the_first_instance_all_get_a_built_class() -> None:
-    for _ in range(20):
+    """Regression: the trampoline was removed before attrs put its own __init__ in place, and
+    a thread arriving in between got object.__init__ ("takes no arguments")."""
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        _race_for_first_instances()
+    finally:
+        sys.setswitchinterval(switching)
+
+
+def _race_for_first_instances() -> None:
+    for _ in range(100):
         point = make_point()
         start = threading.Barrier(4)
         made: list[object] = []

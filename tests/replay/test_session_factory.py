@@ -237,3 +237,28 @@ print(unbuilt_while_thinking)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_without_a_thread_for_it_the_snapshot_is_taken_before_the_first_tool_all_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from nano_code.adapters.journal import SnapshotEntry
+
+    class NoSnapshotThread(threading.Thread):
+        def start(self) -> None:
+            if self.name == "nano-code-snapshot":
+                raise RuntimeError("can't start new thread")
+            super().start()
+
+    monkeypatch.setattr(threading, "Thread", NoSnapshotThread)
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "before.txt").write_text("there at the start\n")
+    with FakeServer(three_step_script()) as server:
+        result = run(TASK, base_url=server.base_url, workspace=workspace, record_to=tmp_path / "s.yaml")
+    assert result.reason is TurnEnd.COMPLETED
+    (entry,) = list(load_session(tmp_path / "s.yaml").readable_entries("workspace_snapshot"))
+    assert isinstance(entry, SnapshotEntry) and "error" not in entry.info
+    assert replay(tmp_path / "s.yaml").status == "identical"

@@ -184,6 +184,21 @@ def _call_when_sent(conn: Any, hook: Callable[[], None] | None) -> None:
     state["getresponse"] = getresponse_after_hook
 
 
+class _PoolManager(urllib3.PoolManager):
+    """Hands each pool it makes the client's hook (see `_Tracked`), once, so that a call
+    need not look its pool up (a URL parse and a key normalisation) to set it."""
+
+    on_sent: Callable[[], None] | None = None
+
+    def _new_pool(
+        self, scheme: str, host: str, port: int, request_context: dict[str, Any] | None = None
+    ) -> urllib3.HTTPConnectionPool:
+        pool = super()._new_pool(scheme, host, port, request_context)
+        if isinstance(pool, _Tracked):
+            pool.on_sent = self.on_sent
+        return pool
+
+
 class _TrackedHTTPPool(_Tracked, urllib3.HTTPConnectionPool):
     pass
 
@@ -320,8 +335,9 @@ class ModelClient:
         self.call_timeout = call_timeout
         self.max_response_bytes = max_response_bytes
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
-        self._pool = urllib3.PoolManager(num_pools=2, maxsize=1, retries=False)
+        self._pool = _PoolManager(num_pools=2, maxsize=1, retries=False)
         self._pool.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+        self._pool.on_sent = self._run_request_sent_hooks
         self._deadline = _Deadline(lambda: self._pool.connection_from_url(self.url))
         self.exchange_sinks: list[ExchangeSink] = []
         self.request_sent_hooks: list[Callable[[], None]] = []
@@ -330,6 +346,7 @@ class ModelClient:
         is out: it is not a network error, nor a reason to send it again); `call` raises its
         error once the reply is in, and the hooks after it are still called."""
         self._hook_error: Exception | None = None
+        self._hooks_this_call: tuple[Callable[[], None], ...] = ()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ModelClient:
@@ -372,6 +389,7 @@ class ModelClient:
         deadline = self._deadline
         deadline.arm(self.call_timeout)
         self._hook_error = None
+        self._hooks_this_call = tuple(self.request_sent_hooks)
         try:
             result = self._call(payload, headers, deadline, on_delta, action)
         finally:
@@ -381,7 +399,8 @@ class ModelClient:
             raise error
         return result
 
-    def _run_request_sent_hooks(self, hooks: tuple[Callable[[], None], ...]) -> None:
+    def _run_request_sent_hooks(self) -> None:
+        hooks, self._hooks_this_call = self._hooks_this_call, ()
         for hook in hooks:
             try:
                 hook()
@@ -397,10 +416,6 @@ class ModelClient:
         on_delta: Callable[[StreamDelta], None] | None,
         action: object,
     ) -> ModelReply | ModelFailure:
-        pool = self._pool.connection_from_url(self.url)
-        if isinstance(pool, _Tracked):
-            hooks = tuple(self.request_sent_hooks)
-            pool.on_sent = (lambda: self._run_request_sent_hooks(hooks)) if hooks else None
         try:
             response = self._pool.request(
                 "POST",

@@ -8,11 +8,9 @@ lossless JSON conversion (`serialize`).
 
 What may not: anything that does I/O or depends on the outside world -- no
 `os`, `sys`, `subprocess`, `socket`, `time`, `random`, `urllib3`, `vcr`, no
-file, clock or randomness, no global mutable state (save memos, and `value`'s
-note of which classes attrs has built yet: nothing a value or a transition can
-observe). A test reads these modules' imports and fails on any of that. This
-is what makes every session replayable and every transition checkable by
-property tests.
+file, clock or randomness, no global mutable state. A test reads these
+modules' imports and fails on any of that. This is what makes every session
+replayable and every transition checkable by property tests.
 """
 
 from nano_code.kernel.actions import (

@@ -18,9 +18,8 @@ builds the ones a reply needs while it waits for that reply (`build`). Once
 built, a class is exactly what `attrs.frozen(cls, eq=False, repr=False,
 slots=False)` makes (with the class's `kw_only`), and no trampoline is left
 on any path. A mistake in a declaration shows at the first use instead of at
-import, so a test builds them all. The registry of unbuilt classes is the
-kernel's one piece of global state besides memos; it makes no difference to
-any value or transition, only to when attrs does its work.
+import, so a test builds them all. Each class carries its own mark of being
+unbuilt: this module holds no state and takes no lock (see `_build`).
 
 The shared methods compare and hash by the fields in order, as the generated
 ones do (a value equals only a value of the very same class; fields declared
@@ -30,7 +29,6 @@ value as `Name(field=..., ...)`, as attrs does.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
@@ -38,33 +36,49 @@ import attrs
 
 T = TypeVar("T")
 
-_NAMES: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-_UNBUILT: dict[type, bool] = {}
-"""Classes marked `@value` that attrs has not built yet, with their `kw_only`."""
-_BUILDING: set[type] = set()
-_BUILD_LOCK = threading.RLock()
+_PENDING = "__value_pending__"
+"""In the own `__dict__` of a class attrs has not built yet: its `kw_only`."""
+_NAMES = "__value_names__"
+"""In the own `__dict__` of a built class, once `Value` has needed them: its field names."""
+
+
+def _is_trampoline(function: object) -> bool:
+    return getattr(function, "value_trampoline", False) is True
+
+
+def is_built(cls: type) -> bool:
+    """Whether attrs has built `cls` (a `@value` class)."""
+    return _PENDING not in vars(cls) and not _is_trampoline(vars(cls).get("__init__"))
 
 
 def _build(cls: type) -> None:
-    """Let attrs finish `cls`, once. Another thread creating an instance meanwhile goes
-    through the trampoline and waits here for the lock; attrs' own look-ups on the class
-    while it builds find only what is there (the metaclass lets them through).
+    """Let attrs finish `cls`, once.
 
-    attrs replaces the trampoline with its `__init__` in one assignment at the end, so
-    the class never lacks an `__init__`; if attrs raises (a mistake in the declaration),
-    the class stays unbuilt and every use raises attrs' error again."""
-    if cls not in _UNBUILT:
-        return
-    with _BUILD_LOCK:
-        if cls not in _UNBUILT or cls in _BUILDING:
+    The thread that removes the class's pending mark (one `delattr`, which only one
+    thread can win) builds it. Another thread creating an instance meanwhile finds the
+    mark gone and the trampoline still in place, and waits for the build by looping,
+    without a lock (the kernel takes none): it happens only when two threads use a
+    class for the first time at once, for the fraction of a millisecond attrs takes.
+    attrs replaces the trampoline with its `__init__` itself (`init=True`), so the class
+    never lacks one; if attrs raises (a mistake in the declaration), the mark is put
+    back, and every use raises attrs' error again."""
+    while True:
+        state = vars(cls)
+        if _PENDING in state:
+            kw_only = state[_PENDING]
+            try:
+                delattr(cls, _PENDING)
+            except AttributeError:
+                continue  # another thread took it first
+            try:
+                # init=True: attrs would otherwise keep the class's own __init__, the trampoline
+                attrs.frozen(cls, init=True, eq=False, repr=False, slots=False, kw_only=kw_only)
+            except BaseException:
+                setattr(cls, _PENDING, kw_only)
+                raise
             return
-        _BUILDING.add(cls)
-        try:
-            # init=True: attrs would otherwise keep the class's own __init__, the trampoline
-            attrs.frozen(cls, init=True, eq=False, repr=False, slots=False, kw_only=_UNBUILT[cls])
-        finally:
-            _BUILDING.discard(cls)
-        del _UNBUILT[cls]
+        if not _is_trampoline(state.get("__init__")):
+            return  # built
 
 
 def build(*classes: type) -> None:
@@ -75,10 +89,11 @@ def build(*classes: type) -> None:
 
 
 class _Builds(type):
-    """Metaclass: looking up what an unbuilt class lacks builds it first."""
+    """Metaclass: looking up what an unbuilt class lacks builds it first. (attrs' own
+    look-ups while it builds the class find only what is there: the mark is gone by then.)"""
 
     def __getattr__(cls, name: str) -> Any:
-        if cls in _UNBUILT:
+        if _PENDING in vars(cls):
             _build(cls)
             return type.__getattribute__(cls, name)
         raise AttributeError(f"type object {cls.__qualname__!r} has no attribute {name!r}")
@@ -87,13 +102,14 @@ class _Builds(type):
 def _names(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The names of the class's fields that count for equality, and those shown, in order
     (looked up once per class; `attrs.field(eq=False)` and `repr=False` are honoured)."""
-    names = _NAMES.get(cls)
+    names: tuple[tuple[str, ...], tuple[str, ...]] | None = vars(cls).get(_NAMES)
     if names is None:
         fields = attrs.fields(cls)
-        names = _NAMES[cls] = (
+        names = (
             tuple(field.name for field in fields if field.eq),
             tuple(field.name for field in fields if field.repr),
         )
+        setattr(cls, _NAMES, names)
     return names
 
 
@@ -149,8 +165,9 @@ def value(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
             _build(cls)
             cls.__init__(self, *args, **kwargs)  # attrs' own, now
 
+        first_init.value_trampoline = True  # type: ignore[attr-defined]
         cls.__init__ = first_init  # type: ignore[method-assign]
-        _UNBUILT[cls] = kw_only
+        setattr(cls, _PENDING, kw_only)
         return cls
 
     return mark if cls is None else mark(cls)

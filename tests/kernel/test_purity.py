@@ -28,7 +28,6 @@ ALLOWED = frozenset(
         "dataclasses",
         "math",
         "itertools",
-        "threading",  # only value.py's lock: attrs builds each class once, whichever thread asks first
         "nano_code.kernel",
     }
 )

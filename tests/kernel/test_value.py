@@ -19,8 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import nano_code
-from nano_code.kernel import value as value_module
-from nano_code.kernel.value import Value, value
+from nano_code.kernel.value import Value, is_built, value
 
 
 def positive(instance: object, attribute: attrs.Attribute[int], number: int) -> None:
@@ -41,10 +40,10 @@ def make_point() -> type:
 
 def test_a_class_is_not_built_until_it_is_used() -> None:
     point = make_point()
-    assert point in value_module._UNBUILT
+    assert not is_built(point)
     assert "__attrs_attrs__" not in vars(point)
     point(x=2)
-    assert point not in value_module._UNBUILT
+    assert is_built(point)
     assert "__attrs_attrs__" in vars(point)
     assert "__init__" in vars(point)  # attrs' own, the trampoline is gone
     assert point.__init__.__qualname__ != "value.<locals>.mark.<locals>.first_init"
@@ -63,7 +62,7 @@ def test_introspection_of_an_unbuilt_class_builds_it(introspect: object) -> None
     point = make_point()
     assert callable(introspect)
     assert introspect(point)
-    assert point not in value_module._UNBUILT
+    assert is_built(point)
 
 
 def test_pattern_matching_on_an_unbuilt_class() -> None:
@@ -111,7 +110,7 @@ def test_a_missing_attribute_is_still_missing() -> None:
     point = make_point()
     with pytest.raises(AttributeError, match="no_such_thing"):
         point.no_such_thing  # noqa: B018
-    assert point not in value_module._UNBUILT  # looked for: built, then not found
+    assert is_built(point)  # looked for: built, then not found
     with pytest.raises(AttributeError, match="no_such_thing"):
         point.no_such_thing  # noqa: B018
 
@@ -153,7 +152,7 @@ def test_a_class_attrs_refuses_raises_attrs_error_at_every_use() -> None:
     for _ in range(2):
         with pytest.raises(ValueError, match="No mandatory attributes allowed after"):
             Bad(1, 2)
-    assert Bad in value_module._UNBUILT
+    assert not is_built(Bad)
 
 
 def test_an_instance_unpickled_in_a_fresh_process_is_frozen() -> None:
@@ -196,7 +195,8 @@ def test_importing_the_cli_builds_only_what_it_instantiates() -> None:
         "from nano_code.kernel import value\n"
         "from nano_code.kernel.events import ModelReply\n"
         "from nano_code.adapters.journal import TurnEndEntry\n"
-        "print(len(value._UNBUILT), ModelReply in value._UNBUILT, TurnEndEntry in value._UNBUILT)\n"
+        "unbuilt = [c for c in value.Value.__subclasses__() if not value.is_built(c)]\n"
+        "print(len(unbuilt), not value.is_built(ModelReply), not value.is_built(TurnEndEntry))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     unbuilt, reply, entry = done.stdout.split()
@@ -257,7 +257,7 @@ def test_every_value_class_in_nano_code_builds() -> None:
     assert len(classes) > 50
     for cls in classes:
         assert attrs.has(cls) and "__attrs_attrs__" in vars(cls), cls
-        assert cls not in value_module._UNBUILT
+        assert is_built(cls)
 
 
 @given(st.builds(make_point(), x=st.integers(min_value=1), y=st.integers()))

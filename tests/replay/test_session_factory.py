@@ -224,7 +224,7 @@ def respond(body, number):
         import time
         time.sleep(0.3)
         unbuilt_while_thinking.extend(
-            cls.__name__ for cls in (ModelReply, StreamDelta, TurnEndEntry) if cls in value._UNBUILT
+            cls.__name__ for cls in (ModelReply, StreamDelta, TurnEndEntry) if not value.is_built(cls)
         )
     return script[number] if number < len(script) else None
 workspace = Path({str(tmp_path)!r}) / "ws"

@@ -45,14 +45,12 @@ from nano_code.adapters.secrets import (
 from nano_code.adapters.session_file import FORMAT_VERSION, SessionWriter
 from nano_code.kernel.actions import Action, CallModel, CallPurpose, EndTurn, RetryModel, RunTool
 from nano_code.kernel.events import (
-    ApprovalDecision,
     ClearConversation,
     CompactRequest,
     Event,
     Interrupt,
     ModelFailure,
     ModelReply,
-    ToolCallFacts,
     ToolResult,
     UserInput,
 )
@@ -408,18 +406,7 @@ class Recorder:
             self._action = None
             self._answered = None
             return
-        if isinstance(
-            event,
-            (
-                UserInput,
-                ToolCallFacts,
-                ApprovalDecision,
-                ToolResult,
-                Interrupt,
-                CompactRequest,
-                ClearConversation,
-            ),
-        ):
+        if not isinstance(event, (ModelReply, ModelFailure)):  # a reply is its exchange, above
             timed = isinstance(event, ToolResult) or (
                 isinstance(event, Interrupt) and isinstance(action, RunTool)
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -252,9 +253,7 @@ def _replay_main(args: argparse.Namespace) -> int:
         reports.append(_replay_one(paths[0], args))
         if not args.json:
             _print_report(reports[0])
-    elif args.jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
+    else:
         jobs = [
             (
                 str(p),
@@ -267,27 +266,18 @@ def _replay_main(args: argparse.Namespace) -> int:
             )
             for p in paths
         ]
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            for report in pool.map(_replay_quiet, jobs, chunksize=max(1, len(jobs) // (args.jobs * 4))):
+        with contextlib.ExitStack() as stack:
+            if args.jobs > 1:
+                from concurrent.futures import ProcessPoolExecutor
+
+                pool = stack.enter_context(ProcessPoolExecutor(max_workers=args.jobs))
+                done = pool.map(_replay_quiet, jobs, chunksize=max(1, len(jobs) // (args.jobs * 4)))
+            else:
+                done = map(_replay_quiet, jobs)
+            for report in done:
                 reports.append(report)
                 if not args.json:
                     say(_status_line(report), err=report.status == "error")
-    else:
-        for path in paths:
-            report = _replay_quiet(
-                (
-                    str(path),
-                    args.ignore,
-                    args.live_tools,
-                    args.yes,
-                    args.workspace,
-                    args.sandbox,
-                    args.sandbox_network,
-                )
-            )
-            reports.append(report)
-            if not args.json:
-                say(_status_line(report), err=report.status == "error")
     elapsed = time.perf_counter() - started
     if args.json:
         for report in reports:

@@ -42,6 +42,27 @@ def one_fork(new_line: str, cost: float) -> list[dict[str, Any]]:
     ]
 
 
+def sample_args(base_url: str, output: Path, samples: int, *extra: str) -> list[str]:
+    """`replay` of the shipped session forked live at step 2 into `samples` forks, each
+    checked by running its tests, the forks written under `output`."""
+    return [
+        "replay",
+        str(SHIPPED),
+        "--fork-at",
+        "2",
+        "--samples",
+        str(samples),
+        "--check",
+        "python3 test_stats.py",
+        "--yes",
+        "--base-url",
+        base_url,
+        "--output",
+        str(output),
+        *extra,
+    ]
+
+
 def test_wilson_interval_matches_the_formula() -> None:
     low, high = wilson_interval(3, 5)
     assert (round(low, 4), round(high, 4)) == (0.2307, 0.8824)
@@ -59,22 +80,7 @@ def test_five_forks_of_a_shipped_session_in_isolated_workspaces(tmp_path: Path) 
     cwd.mkdir()
     with FakeServer(script) as server:
         env = cli_env(server.base_url, tmp_path / "home")
-        args = [
-            "replay",
-            str(SHIPPED),
-            "--fork-at",
-            "2",
-            "--samples",
-            "5",
-            "--check",
-            "python3 test_stats.py",
-            "--yes",
-            "--base-url",
-            server.base_url,
-            "--output",
-            str(out),
-        ]
-        done = run_cli([*args, "--json"], cwd, env)
+        done = run_cli(sample_args(server.base_url, out, 5, "--json"), cwd, env)
         assert done.returncode == 0, done.stdout + done.stderr
         # the live parts asked for nothing the recording had after step 2
         assert len(server.requests) == 15
@@ -108,25 +114,7 @@ def test_the_table_for_people(tmp_path: Path) -> None:
     script = one_fork(RIGHT, 0.002) + one_fork(WRONG, 0.004)
     with FakeServer(script) as server:
         env = cli_env(server.base_url, tmp_path / "home")
-        done = run_cli(
-            [
-                "replay",
-                str(SHIPPED),
-                "--fork-at",
-                "2",
-                "--samples",
-                "2",
-                "--check",
-                "python3 test_stats.py",
-                "--yes",
-                "--base-url",
-                server.base_url,
-                "--output",
-                str(tmp_path),
-            ],
-            tmp_path,
-            env,
-        )
+        done = run_cli(sample_args(server.base_url, tmp_path, 2), tmp_path, env)
     assert done.returncode == 0, done.stdout + done.stderr
     table = done.stdout
     assert "2 forks of" in table and "at step 2" in table
@@ -159,28 +147,7 @@ def test_forks_in_parallel_processes(tmp_path: Path) -> None:
 
     with FakeServer(respond) as server:
         env = cli_env(server.base_url, tmp_path / "home")
-        done = run_cli(
-            [
-                "replay",
-                str(SHIPPED),
-                "--fork-at",
-                "2",
-                "--samples",
-                "3",
-                "--jobs",
-                "2",
-                "--check",
-                "python3 test_stats.py",
-                "--yes",
-                "--base-url",
-                server.base_url,
-                "--output",
-                str(tmp_path),
-                "--json",
-            ],
-            tmp_path,
-            env,
-        )
+        done = run_cli(sample_args(server.base_url, tmp_path, 3, "--jobs", "2", "--json"), tmp_path, env)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert [s["outcome"] for s in report["samples"]] == [True, True, True]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 from cli_helpers import PROMPT, Agent, Terminal, kill_if_running
+from git_helpers import git
 
 from nano_code.adapters.session_file import load_session
 from nano_code.cli import commands
@@ -24,20 +22,11 @@ def test_parse_knows_commands_from_paths() -> None:
 LONG = "".join(f"line {n}: some text long enough to be worth summarising\n" for n in range(60))
 
 
-def _git(workspace: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args],
-        cwd=workspace,
-        check=True,
-        capture_output=True,
-    )
-
-
 def test_each_command_on_a_terminal_and_the_session_replays(agent: Agent) -> None:
     (agent.workspace / "notes.txt").write_text("old line\n")
-    _git(agent.workspace, "init", "-q")
-    _git(agent.workspace, "add", "-A")
-    _git(agent.workspace, "commit", "-qm", "init")
+    git(agent.workspace, "init", "-q")
+    git(agent.workspace, "add", "-A")
+    git(agent.workspace, "commit", "-qm", "init")
     server = agent.serve(
         [
             reply(
@@ -111,7 +100,16 @@ def test_each_command_on_a_terminal_and_the_session_replays(agent: Agent) -> Non
 
     session = load_session(agent.workspace / "s.yaml")
     typed = [entry["command"] for entry in session.journal if "command" in entry]
-    assert typed == ["/help", "/cost", "/diff", "/model other/model", "/compact", "/clear", "/nonsense", "/exit"]
+    assert typed == [
+        "/help",
+        "/cost",
+        "/diff",
+        "/model other/model",
+        "/compact",
+        "/clear",
+        "/nonsense",
+        "/exit",
+    ]
     report = replay_session(agent.workspace / "s.yaml")
     assert report.status == "identical", report.divergence.render() if report.divergence else report.error
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import urllib3
 import vcr
 import yaml
+from git_helpers import git
 from replay_helpers import TASK, cli_env, record_cli, record_inproc, request_body, run_cli, three_step_script
 
 import nano_code
@@ -59,24 +59,13 @@ def test_yaml_and_the_line_reader_agree(tmp_path: Path, workspace: Path) -> None
     assert replay_session(session).status == "identical"
 
 
-def _git(workspace: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-        cwd=workspace,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
-
-
 def test_provenance_in_the_metadata(tmp_path: Path, workspace: Path) -> None:
     key = "sk-or-v1-feedfacecafebeef0123456789"
-    _git(workspace, "init", "-q")
+    git(workspace, "init", "-q")
     (workspace / "README").write_text("a project\n")
-    _git(workspace, "add", "README")
-    _git(workspace, "commit", "-q", "-m", "first")
-    head = _git(workspace, "rev-parse", "HEAD")
+    git(workspace, "add", "README")
+    git(workspace, "commit", "-q", "-m", "first")
+    head = git(workspace, "rev-parse", "HEAD")
     (workspace / "AGENTS.md").write_text("Always say please.\n")  # untracked: dirty
 
     session = tmp_path / "s.yaml"
@@ -149,14 +138,14 @@ def test_workspace_fingerprints(tmp_path: Path) -> None:
 
     repo = tmp_path / "repo"
     repo.mkdir()
-    _git(repo, "init", "-q")
+    git(repo, "init", "-q")
     (repo / "f").write_text("x")
-    _git(repo, "add", "f")
-    _git(repo, "commit", "-q", "-m", "c")
+    git(repo, "add", "f")
+    git(repo, "commit", "-q", "-m", "c")
     clean = workspace_fingerprint(repo)
     assert clean == {
         "kind": "git",
-        "head": _git(repo, "rev-parse", "HEAD"),
+        "head": git(repo, "rev-parse", "HEAD"),
         "dirty": False,
         "status_sha256": None,
     }

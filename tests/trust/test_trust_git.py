@@ -5,27 +5,20 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from git_helpers import git
+
 from nano_code.adapters.recorder import workspace_fingerprint
-
-
-def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
 
 
 def test_a_hostile_fsmonitor_is_not_run_by_the_fingerprint(tmp_path: Path) -> None:
     workspace = tmp_path / "repo"
     workspace.mkdir()
-    _git(workspace, "init", "-q")
+    git(workspace, "init", "-q")
     (workspace / "a.txt").write_text("a\n")
-    _git(workspace, "add", ".")
-    _git(workspace, "commit", "-qm", "one")
+    git(workspace, "add", ".")
+    git(workspace, "commit", "-qm", "one")
     marker = tmp_path / "PWNED"
-    _git(workspace, "config", "core.fsmonitor", f"touch {marker}; false")
+    git(workspace, "config", "core.fsmonitor", f"touch {marker}; false")
     # Plain git would run it (the attack is real on this machine's git):
     subprocess.run(["git", "status"], cwd=workspace, capture_output=True)
     ran_under_plain_git = marker.exists()

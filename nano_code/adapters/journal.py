@@ -31,13 +31,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
-
 from nano_code.kernel.actions import EndTurn
 from nano_code.kernel.events import Event
 from nano_code.kernel.serialize import from_json, to_json
 from nano_code.kernel.types import ApprovalMode, SandboxMode
-from nano_code.kernel.value import Value, value
+from nano_code.kernel.value import Value, is_value_class, value
 
 
 class JournalError(ValueError):
@@ -240,7 +238,7 @@ def read_entry(data: Mapping[str, Any]) -> JournalEntry:
 
 def _event(data: Any) -> Event:
     event = from_json(data)
-    if not attrs.has(type(event)) or type(event).__module__ != "nano_code.kernel.events":
+    if not is_value_class(type(event)) or type(event).__module__ != "nano_code.kernel.events":
         raise JournalError("not a kernel event")
     return event  # type: ignore[no-any-return]
 

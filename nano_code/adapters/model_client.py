@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import operator
+import signal
 import socket
 import threading
 import time
@@ -320,6 +321,29 @@ class _Inflater:
         return piece
 
 
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Run the block with Ctrl-C held until it ends, then delivered as usual.
+
+    For work that imports modules (the request-sent hooks import attrs and the
+    snapshot's modules): an import that KeyboardInterrupt breaks off at the wrong
+    instant can leave the interpreter's import lock held, and every later import,
+    in any thread, then waits forever. Holding it costs a Ctrl-C at most that
+    import's few tens of milliseconds. Only the main thread gets signals, so
+    elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, _frame: held.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+        if held:
+            signal.raise_signal(signal.SIGINT)  # to the handler that was there before
+
+
 class ModelClient:
     def __init__(
         self,
@@ -344,7 +368,8 @@ class ModelClient:
         """Called, in order, in each call once the request is out, before waiting for the reply:
         work that can overlap the model's. One that raises does not stop the call (the request
         is out: it is not a network error, nor a reason to send it again); `call` raises its
-        error once the reply is in, and the hooks after it are still called."""
+        error once the reply is in, and the hooks after it are still called. Ctrl-C waits for
+        the hooks to finish (`interrupts_held`): they import modules."""
         self._hook_error: Exception | None = None
         self._hooks_this_call: tuple[Callable[[], None], ...] = ()
 
@@ -401,12 +426,15 @@ class ModelClient:
 
     def _run_request_sent_hooks(self) -> None:
         hooks, self._hooks_this_call = self._hooks_this_call, ()
-        for hook in hooks:
-            try:
-                hook()
-            except Exception as error:  # kept for `call` to raise (see request_sent_hooks)
-                if self._hook_error is None:
-                    self._hook_error = error
+        if not hooks:
+            return
+        with interrupts_held():
+            for hook in hooks:
+                try:
+                    hook()
+                except Exception as error:  # kept for `call` to raise (see request_sent_hooks)
+                    if self._hook_error is None:
+                        self._hook_error = error
 
     def _call(
         self,

@@ -55,13 +55,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-
-import attrs
-from attrs import validators as v
+from typing import Any
 
 from nano_code.adapters import early
+from nano_code.kernel import checks as v
 from nano_code.kernel.types import SandboxMode
-from nano_code.kernel.value import Value, value
+from nano_code.kernel.value import Value, field, value
 
 __all__ = [
     "Sandbox",
@@ -90,7 +89,7 @@ class SandboxUnavailable(Exception):
     """A sandbox was asked for explicitly and cannot run here; the message says why and what to do."""
 
 
-def _absolute(_instance: object, attribute: attrs.Attribute[Path], value: Path) -> None:
+def _absolute(_instance: object, attribute: Any, value: Path) -> None:
     if not isinstance(value, Path) or not value.is_absolute():
         raise ValueError(f"{attribute.name} must be an absolute Path, got {value!r}")
 
@@ -99,15 +98,15 @@ def _absolute(_instance: object, attribute: attrs.Attribute[Path], value: Path) 
 class Sandbox(Value):
     """A sandbox that is on: how to wrap a command line so that it runs inside."""
 
-    mode: SandboxMode = attrs.field(validator=v.in_([SandboxMode.READ_ONLY, SandboxMode.WORKSPACE_WRITE]))
+    mode: SandboxMode = field(validator=v.in_([SandboxMode.READ_ONLY, SandboxMode.WORKSPACE_WRITE]))
     """READ_ONLY or WORKSPACE_WRITE (no sandbox at all is `None`, not a mode)."""
-    network: bool = attrs.field(validator=v.instance_of(bool))
+    network: bool = field(validator=v.instance_of(bool))
     """Whether commands may use the network."""
-    workspace: Path = attrs.field(validator=_absolute)
+    workspace: Path = field(validator=_absolute)
     """The workspace, absolute and resolved (symlinks followed): what `workspace-write` opens."""
-    platform: str = attrs.field(default="linux", validator=v.in_(["linux", "darwin"]))
+    platform: str = field(default="linux", validator=v.in_(["linux", "darwin"]))
     """Which mechanism `wrap` uses: bubblewrap ("linux") or sandbox-exec ("darwin")."""
-    private_tmp: Path | None = attrs.field(default=None, validator=v.optional(_absolute))
+    private_tmp: Path | None = field(default=None, validator=v.optional(_absolute))
     """macOS only: the writable directory TMPDIR points at (Linux mounts a fresh /tmp instead)."""
 
     def __attrs_post_init__(self) -> None:

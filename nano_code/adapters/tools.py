@@ -40,15 +40,13 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-import attrs
-from attrs import validators as v
-
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.adapters.shell import Ending, run_command
+from nano_code.kernel import checks as v
 from nano_code.kernel.lazy_re import lazy
 from nano_code.kernel.policy import check_argument_values
 from nano_code.kernel.types import SandboxMode, ToolSpec
-from nano_code.kernel.value import Value, value
+from nano_code.kernel.value import Value, evolve, field, value
 
 DEFAULT_READ_LIMIT = 2000
 MAX_LINE_CHARS = 2000
@@ -71,9 +69,9 @@ class ToolOutcome(Value):
 class ToolContext(Value):
     workspace: Path
     """Absolute, resolved directory that relative paths and commands start from."""
-    shell_timeout: float = attrs.field(default=120.0, validator=v.gt(0))
-    output_head_bytes: int = attrs.field(default=65536, validator=v.ge(0))
-    output_tail_bytes: int = attrs.field(default=65536, validator=v.ge(0))
+    shell_timeout: float = field(default=120.0, validator=v.gt(0))
+    output_head_bytes: int = field(default=65536, validator=v.ge(0))
+    output_tail_bytes: int = field(default=65536, validator=v.ge(0))
     confined: bool = False
     """The file tools act only on what is inside `workspace` when they open it, and refuse otherwise.
 
@@ -829,7 +827,7 @@ def approved_at_prompt(name: str, context: ToolContext) -> ToolContext:
     tool = find_tool(name)
     if tool is not None and tool.spec.sandboxed:
         return context
-    return attrs.evolve(context, sandbox=None)
+    return evolve(context, sandbox=None)
 
 
 def run_tool(name: str, arguments: Mapping[str, Any], context: ToolContext) -> ToolOutcome:

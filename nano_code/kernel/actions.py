@@ -11,12 +11,10 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
-from attrs import validators as v
-
+from nano_code.kernel import checks as v
 from nano_code.kernel.events import ModelFailure
 from nano_code.kernel.types import ToolCall, Usage
-from nano_code.kernel.value import Value, value
+from nano_code.kernel.value import Value, field, value
 
 _str = v.instance_of(str)
 _step = [v.instance_of(int), v.ge(1)]
@@ -41,47 +39,47 @@ class CallModel(Value):
     """Send `body` to /chat/completions; answer with ModelReply or ModelFailure."""
 
     body: Mapping[str, Any]
-    step: int = attrs.field(validator=_step)
+    step: int = field(validator=_step)
     """The turn's step this call makes, or (a summary call) prepares."""
-    attempt: int = attrs.field(default=1, validator=_step)
+    attempt: int = field(default=1, validator=_step)
     """Calls made for this step (or this summary), this one included."""
-    purpose: CallPurpose = attrs.field(default=CallPurpose.STEP, validator=_purpose)
+    purpose: CallPurpose = field(default=CallPurpose.STEP, validator=_purpose)
 
 
 @value
 class RetryModel(Value):
     """Sleep `delay` seconds, then send `body` again; answer as for CallModel."""
 
-    delay: float = attrs.field(validator=[v.instance_of(float), v.ge(0.0)])
+    delay: float = field(validator=[v.instance_of(float), v.ge(0.0)])
     body: Mapping[str, Any]
-    step: int = attrs.field(validator=_step)
-    attempt: int = attrs.field(validator=_step)
-    failure: ModelFailure = attrs.field(validator=v.instance_of(ModelFailure))
-    purpose: CallPurpose = attrs.field(default=CallPurpose.STEP, validator=_purpose)
+    step: int = field(validator=_step)
+    attempt: int = field(validator=_step)
+    failure: ModelFailure = field(validator=v.instance_of(ModelFailure))
+    purpose: CallPurpose = field(default=CallPurpose.STEP, validator=_purpose)
 
 
 @value
 class CheckToolCall(Value):
     """Find out whether `path` stays inside the workspace; answer with ToolCallFacts."""
 
-    call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
-    path: str = attrs.field(validator=_str)
+    call: ToolCall = field(validator=v.instance_of(ToolCall))
+    path: str = field(validator=_str)
 
 
 @value
 class AskApproval(Value):
     """Ask the user whether to run the call; answer with ApprovalDecision."""
 
-    call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
+    call: ToolCall = field(validator=v.instance_of(ToolCall))
     arguments: Mapping[str, Any]
-    reason: str = attrs.field(validator=_str)
+    reason: str = field(validator=_str)
 
 
 @value
 class RunTool(Value):
     """Run the tool; answer with ToolResult."""
 
-    call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
+    call: ToolCall = field(validator=v.instance_of(ToolCall))
     arguments: Mapping[str, Any]
 
 
@@ -93,8 +91,8 @@ class TextKind(enum.Enum):
 
 @value
 class ShowText(Value):
-    text: str = attrs.field(validator=_str)
-    kind: TextKind = attrs.field(default=TextKind.NOTICE, validator=v.instance_of(TextKind))
+    text: str = field(validator=_str)
+    kind: TextKind = field(default=TextKind.NOTICE, validator=v.instance_of(TextKind))
 
 
 @value
@@ -112,9 +110,9 @@ class TurnEnd(enum.Enum):
 
 @value
 class EndTurn(Value):
-    reason: TurnEnd = attrs.field(validator=v.instance_of(TurnEnd))
-    detail: str = attrs.field(default="", validator=_str)
-    usage: Usage = attrs.field(factory=Usage, validator=v.instance_of(Usage))
+    reason: TurnEnd = field(validator=v.instance_of(TurnEnd))
+    detail: str = field(default="", validator=_str)
+    usage: Usage = field(factory=Usage, validator=v.instance_of(Usage))
     """Tokens spent in this turn."""
 
 

@@ -16,10 +16,9 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-import attrs
-
 from nano_code.kernel import actions, events, machine
 from nano_code.kernel import types as kernel_types
+from nano_code.kernel.value import fields_of, is_value_class
 
 TAG = "type"
 
@@ -29,16 +28,16 @@ def _registry() -> dict[str, type]:
     classes: dict[str, type] = {}
     for module in (kernel_types, events, actions, machine):
         for value in vars(module).values():
-            if isinstance(value, type) and attrs.has(value) and value.__module__ == module.__name__:
+            if is_value_class(value) and value.__module__ == module.__name__:
                 classes[value.__name__] = value
     return classes
 
 
 def to_json(value: Any) -> Any:
     """A kernel value as JSON-ready data (dicts, lists, str, numbers, None)."""
-    if attrs.has(type(value)):
+    if is_value_class(type(value)):
         data: dict[str, Any] = {TAG: type(value).__name__}
-        for field in attrs.fields(type(value)):
+        for field in fields_of(type(value)):
             data[field.name] = to_json(getattr(value, field.name))
         return data
     if isinstance(value, enum.Enum):
@@ -92,7 +91,7 @@ def _structure(data: Any, hint: Any) -> Any:
         return dict(data)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return hint(data)
-    if isinstance(hint, type) and attrs.has(hint):
+    if is_value_class(hint):
         return from_json(data)
     if hint is float:
         if isinstance(data, bool) or not isinstance(data, (int, float)):
@@ -112,7 +111,7 @@ def from_json(data: Any) -> Any:
     cls = _registry()[data[TAG]]
     hints = _hints(cls)
     kwargs = {}
-    for field in attrs.fields(cls):
+    for field in fields_of(cls):
         if field.name in data:
             kwargs[field.name] = _structure(data[field.name], hints[field.name])
     try:

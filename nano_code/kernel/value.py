@@ -3,23 +3,41 @@
 `@value` is `attrs.frozen` without the generated `__eq__`, `__hash__` and
 `__repr__` (every class inherits one shared implementation of each from
 `Value`), and without slots, which lets attrs finish the class in place.
+Fields are declared with this module's `field` (or a plain default), which
+takes attrs' `default`, `factory`, `validator`, `eq` and `repr`; validators
+are callables `(instance, field, value)`, such as those in `kernel.checks`.
 
 Creating an attrs class costs about half a millisecond (attrs collects the
 fields, makes a tuple class for them and compiles `__init__`), and nano-code
 declares 55 `@value` classes, most of which a run needs only later or never.
-Built at import, as plain `attrs.frozen` does, they cost a fresh start about
-30 ms before its first request. So `@value` only marks the class, and attrs
-builds it the first time it is needed: on the first instance (the class's
-`__init__` is a one-time trampoline), or the first look-up of anything the
-class lacks until attrs has added it (`__attrs_attrs__`, which `attrs.fields`,
-`attrs.has` and `attrs.evolve` read; `__match_args__`; ...), which the
-metaclass catches. A run now builds 19 of them before its first request, and
-builds the ones a reply needs while it waits for that reply (`build`). Once
+So `@value` only marks the class, and attrs builds it the first time it is
+needed: on the first instance (the class's `__init__` is a one-time
+trampoline), or the first look-up of anything the class lacks until attrs has
+added it (`__attrs_attrs__`, which `attrs.fields`, `attrs.has` and
+`attrs.evolve` read; `__match_args__`; ...), which the metaclass catches. Once
 built, a class is exactly what `attrs.frozen(cls, eq=False, repr=False,
-slots=False)` makes (with the class's `kw_only`), and no trampoline is left
-on any path. A mistake in a declaration shows at the first use instead of at
+slots=False)` makes (with the class's `kw_only`), and no trampoline is left on
+any path. A mistake in a declaration shows at the first use instead of at
 import, so a test builds them all. Each class carries its own mark of being
-unbuilt: this module holds no state and takes no lock (see `_build`).
+unbuilt: this module takes no lock (see `_build`).
+
+Importing attrs itself costs a fresh process about 30 ms, a fifth of the
+time a bare urllib3 client needs to send its first request. A run does not
+need attrs before its first request is out, and says so with
+`postpone_attrs()` (cli/main.py); once the request is out, a thread imports
+attrs and builds the classes a reply needs (session/factory.py), and its
+`build(...)` ends the postponement. Until then, an instance of a class attrs
+has not built is made without attrs, by `_make_early`, from the same
+declarations: the same arguments, defaults, factories and validators, in
+attrs' order, frozen the same way (only the exception differs: `FrozenError`
+instead of attrs' `FrozenInstanceError`, both `AttributeError`s). Such an
+instance is a plain object whose `__dict__` holds its fields, as an instance
+of a dict-based attrs class does, so once attrs builds the class it is an
+instance like any other. `evolve`, `fields_of` and the shared methods read
+the declarations, so none of them needs attrs either, and the validators are
+this project's own (`kernel.checks`). Whether construction is postponed is
+the one piece of process-wide state here, on `Value`: it changes how an
+instance is made, never what it holds, so no transition can tell.
 
 The shared methods compare and hash by the fields in order, as the generated
 ones do (a value equals only a value of the very same class; fields declared
@@ -32,14 +50,160 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-import attrs
-
 T = TypeVar("T")
+
+Validator = Callable[[Any, Any, Any], None]
+"""`(instance, field, value) -> None`, raising if the value is not acceptable: what attrs
+calls a validator. `field` has at least a `name`."""
 
 _PENDING = "__value_pending__"
 """In the own `__dict__` of a class attrs has not built yet: its `kw_only`."""
 _NAMES = "__value_names__"
-"""In the own `__dict__` of a built class, once `Value` has needed them: its field names."""
+"""In the own `__dict__` of a class, once `Value` has needed them: its field names."""
+_FIELDS = "__value_fields__"
+"""In the own `__dict__` of a class, once needed: its `Field`s, in order."""
+_POSTPONED = "__value_postponed__"
+"""On `Value`: whether instances of unbuilt classes are made without attrs (`postpone_attrs`)."""
+
+
+class _Nothing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOTHING"
+
+
+NOTHING: Any = _Nothing()
+"""A field's default when it has none."""
+
+
+class Field:
+    """One field of a `@value` class, as declared: what `field(...)` returns, named when the
+    class's fields are first collected (`fields_of`)."""
+
+    __slots__ = ("alias", "default", "eq", "factory", "name", "repr", "validator")
+
+    def __init__(
+        self,
+        default: Any = NOTHING,
+        factory: Callable[[], Any] | None = None,
+        validator: Validator | None = None,
+        eq: bool = True,
+        repr: bool = True,
+    ) -> None:
+        self.name = ""
+        self.alias = ""
+        self.default = default
+        self.factory = factory
+        self.validator = validator
+        self.eq = eq
+        self.repr = repr
+
+    @property
+    def mandatory(self) -> bool:
+        return self.default is NOTHING and self.factory is None
+
+    def __repr__(self) -> str:
+        return f"Field({self.name!r})"
+
+
+def field(
+    *,
+    default: Any = NOTHING,
+    factory: Callable[[], Any] | None = None,
+    validator: Validator | list[Validator] | None = None,
+    eq: bool = True,
+    repr: bool = True,
+) -> Any:
+    """Declare a field of a `@value` class, as `attrs.field` does (a list of validators runs
+    them in order)."""
+    if default is not NOTHING and factory is not None:
+        raise ValueError("a field takes a default or a factory, not both")
+    if isinstance(validator, list):
+        validator = _all_of(tuple(validator))
+    return Field(default, factory, validator, eq, repr)
+
+
+def _all_of(validators: tuple[Validator, ...]) -> Validator:
+    def all_of(instance: Any, attribute: Any, value: Any) -> None:
+        for check in validators:
+            check(instance, attribute, value)
+
+    return all_of
+
+
+class FrozenError(AttributeError):
+    """Setting or deleting a field of a value made before attrs built its class."""
+
+
+def _is_class_var(annotation: object) -> bool:
+    text = str(annotation).strip("'\"")
+    return text.startswith(("typing.ClassVar", "t.ClassVar", "ClassVar", "typing_extensions.ClassVar"))
+
+
+def _declared(cls: type) -> tuple[Field, ...] | None:
+    """The class's fields from its own declarations, or None if one of them is attrs' own
+    (`attrs.field(...)`), which only attrs reads."""
+    found: list[Field] = []
+    state = vars(cls)
+    for name, annotation in state.get("__annotations__", {}).items():
+        if _is_class_var(annotation):
+            continue
+        declared = state.get(name, NOTHING)
+        if isinstance(declared, Field):
+            spec = declared
+        elif type(declared).__module__.startswith("attr"):
+            return None
+        else:
+            spec = Field(default=declared)
+        spec.name = name
+        spec.alias = name.lstrip("_")
+        found.append(spec)
+    if not state.get(_PENDING, False):  # positional arguments: attrs' rule on their order
+        with_default = None
+        for spec in found:
+            if not spec.mandatory:
+                with_default = spec
+            elif with_default is not None:
+                raise ValueError(
+                    "No mandatory attributes allowed after an attribute with a default value or "
+                    f"factory.  Attribute in question: {spec.name!r}"
+                )
+    return tuple(found)
+
+
+def fields_of(cls: type) -> tuple[Field, ...]:
+    """The fields of a `@value` class in order, read from its declarations (attrs' own field
+    list when a field is declared with `attrs.field`), without building the class."""
+    found: tuple[Field, ...] | None = vars(cls).get(_FIELDS)
+    if found is None:
+        found = _declared(cls) if _PENDING in vars(cls) else None
+        if found is None:
+            import attrs
+
+            _build(cls)
+            found = tuple(_from_attrs(attrs, attribute) for attribute in attrs.fields(cls))
+        setattr(cls, _FIELDS, found)
+    return found
+
+
+def _from_attrs(attrs: Any, attribute: Any) -> Field:
+    default = attribute.default
+    is_factory = isinstance(default, attrs.Factory)
+    spec = Field(
+        NOTHING if is_factory or default is attrs.NOTHING else default,
+        default.factory if is_factory else None,
+        attribute.validator,
+        attribute.eq,
+        attribute.repr,
+    )
+    spec.name, spec.alias = attribute.name, attribute.alias
+    return spec
+
+
+def is_value_class(cls: object) -> bool:
+    """Whether `cls` is a `@value` class (built by attrs or not)."""
+    return isinstance(cls, _Builds) and cls is not Value
 
 
 def _is_trampoline(function: object) -> bool:
@@ -63,17 +227,24 @@ def _build(cls: type) -> None:
     never lacks one; if attrs raises (a mistake in the declaration), the mark is put
     back, and every use raises attrs' error again."""
     while True:
-        state = vars(cls)
-        if _PENDING in state:
-            kw_only = state[_PENDING]
+        state = vars(cls)  # a live view: read each thing once
+        kw_only = state.get(_PENDING)
+        if kw_only is not None:
+            import attrs
+
+            declared = _declared_or_none(cls)
             try:
                 delattr(cls, _PENDING)
             except AttributeError:
                 continue  # another thread took it first
             try:
+                for spec in declared or ():
+                    setattr(cls, spec.name, _attrs_field(attrs, spec))
                 # init=True: attrs would otherwise keep the class's own __init__, the trampoline
                 attrs.frozen(cls, init=True, eq=False, repr=False, slots=False, kw_only=kw_only)
             except BaseException:
+                for spec in declared or ():
+                    setattr(cls, spec.name, spec)
                 setattr(cls, _PENDING, kw_only)
                 raise
             return
@@ -81,11 +252,95 @@ def _build(cls: type) -> None:
             return  # built
 
 
+def _declared_or_none(cls: type) -> tuple[Field, ...] | None:
+    """The class's own declarations, remembered (`fields_of`) before attrs takes them out of
+    the class; None if attrs declared them, or if they break attrs' rules (attrs says so)."""
+    try:
+        found = _declared(cls)
+    except ValueError:
+        return None
+    if found is not None:
+        setattr(cls, _FIELDS, found)
+    return found
+
+
+def _attrs_field(attrs: Any, spec: Field) -> Any:
+    return attrs.field(
+        default=attrs.NOTHING if spec.default is NOTHING else spec.default,
+        factory=spec.factory,
+        validator=spec.validator,
+        eq=spec.eq,
+        repr=spec.repr,
+    )
+
+
 def build(*classes: type) -> None:
     """Have attrs build these `@value` classes now, ahead of their first use (a no-op for
-    those already built): for a caller with time to spare, such as one waiting for a reply."""
+    those already built): for a caller with time to spare, such as one waiting for a reply.
+    Then ends `postpone_attrs()`: from now on, a class is built by attrs when first used.
+    (Meanwhile another thread's instances of classes not built yet are made without attrs:
+    a thread building ahead never makes another wait for attrs' import.)"""
     for cls in classes:
         _build(cls)
+    setattr(Value, _POSTPONED, False)
+
+
+def postpone_attrs() -> None:
+    """Make instances of classes attrs has not built yet without importing attrs, until the
+    next `build(...)`: for a process that wants its first request out before paying for
+    attrs' import (see the module's docstring)."""
+    setattr(Value, _POSTPONED, True)
+
+
+def _make_early(
+    instance: Any, cls: type, specs: tuple[Field, ...], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """What attrs' `__init__` for `cls` does, without attrs: bind the arguments (positional in
+    field order unless the class is keyword-only), fill in defaults and factories, set the
+    fields, run the validators in field order once all are set, then `__attrs_post_init__`."""
+    name = f"{cls.__qualname__}.__init__()"
+    if args and (vars(cls).get(_PENDING) or len(args) > len(specs)):
+        allowed = 0 if vars(cls).get(_PENDING) else len(specs)
+        raise TypeError(f"{name} takes {allowed + 1} positional arguments but {len(args) + 1} were given")
+    missing: list[str] = []
+    values: list[Any] = []
+    for index, spec in enumerate(specs):
+        if index < len(args):
+            if spec.alias in kwargs:
+                raise TypeError(f"{name} got multiple values for argument {spec.alias!r}")
+            values.append(args[index])
+        elif spec.alias in kwargs:
+            values.append(kwargs.pop(spec.alias))
+        elif spec.factory is not None:
+            values.append(spec.factory())
+        elif spec.default is not NOTHING:
+            values.append(spec.default)
+        else:
+            missing.append(spec.alias)
+    if kwargs:
+        raise TypeError(f"{name} got an unexpected keyword argument {next(iter(kwargs))!r}")
+    if missing:
+        raise TypeError(f"{name} missing {len(missing)} required argument(s): {', '.join(missing)}")
+    for spec, given in zip(specs, values, strict=True):
+        object.__setattr__(instance, spec.name, given)
+    for spec, given in zip(specs, values, strict=True):
+        if spec.validator is not None:
+            spec.validator(instance, spec, given)
+    try:  # not getattr(): the metaclass would build the class to look for it
+        post_init = type.__getattribute__(cls, "__attrs_post_init__")
+    except AttributeError:
+        return
+    post_init(instance)
+
+
+def evolve(inst: T, **changes: Any) -> T:
+    """A copy of the value `inst` with `changes`, validated: what `attrs.evolve` does, for built
+    and unbuilt classes alike."""
+    cls = inst.__class__
+    for spec in fields_of(cls):
+        if spec.alias not in changes:
+            changes[spec.alias] = getattr(inst, spec.name)
+    return cls(**changes)
 
 
 class _Builds(type):
@@ -101,13 +356,13 @@ class _Builds(type):
 
 def _names(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The names of the class's fields that count for equality, and those shown, in order
-    (looked up once per class; `attrs.field(eq=False)` and `repr=False` are honoured)."""
+    (looked up once per class; `field(eq=False)` and `repr=False` are honoured)."""
     names: tuple[tuple[str, ...], tuple[str, ...]] | None = vars(cls).get(_NAMES)
     if names is None:
-        fields = attrs.fields(cls)
+        specs = fields_of(cls)
         names = (
-            tuple(field.name for field in fields if field.eq),
-            tuple(field.name for field in fields if field.repr),
+            tuple(spec.name for spec in specs if spec.eq),
+            tuple(spec.name for spec in specs if spec.repr),
         )
         setattr(cls, _NAMES, names)
     return names
@@ -118,9 +373,11 @@ def _values(instance: object) -> tuple[Any, ...]:
 
 
 class Value(metaclass=_Builds):
-    """Equality, hashing and repr by fields, shared by every `@value` class."""
+    """Equality, hashing and repr by fields, shared by every `@value` class; frozen until
+    attrs makes the class frozen its own way."""
 
     __slots__ = ()
+    __value_postponed__ = False
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -129,6 +386,12 @@ class Value(metaclass=_Builds):
 
     def __hash__(self) -> int:
         return hash((self.__class__, _values(self)))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenError(f"{self.__class__.__qualname__} is frozen: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenError(f"{self.__class__.__qualname__} is frozen: cannot delete {name!r}")
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickling or copying (which skip `__init__`) builds the class first, so that the
@@ -162,6 +425,15 @@ def value(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
             raise TypeError(f"{cls.__name__}: a @value class gets its __init__ from attrs")
 
         def first_init(self: Any, *args: Any, **kwargs: Any) -> None:
+            if Value.__value_postponed__:
+                # the fields are remembered before a build starts: while another thread builds
+                # the class, an instance is still made without waiting for attrs
+                specs = vars(cls).get(_FIELDS)
+                if specs is None and _PENDING in vars(cls):
+                    specs = _declared_or_none(cls)
+                if specs is not None:
+                    _make_early(self, cls, specs, args, kwargs)
+                    return
             _build(cls)
             cls.__init__(self, *args, **kwargs)  # attrs' own, now
 

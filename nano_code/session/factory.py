@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from nano_code.adapters.config import Settings
 from nano_code.adapters.journal import RecordedCall, SnapshotEntry, TurnEndEntry
 from nano_code.adapters.live import Approver, LivePerformer
@@ -54,7 +52,7 @@ from nano_code.kernel.events import (
 from nano_code.kernel.machine import PendingCall, State
 from nano_code.kernel.stream import StreamDelta
 from nano_code.kernel.types import AssistantMessage, SandboxMode, ToolCall, ToolMessage
-from nano_code.kernel.value import build
+from nano_code.kernel.value import build, is_built
 
 
 def live_performer(
@@ -80,7 +78,7 @@ def build_reply_path() -> None:
     """Have attrs build the classes that taking in a reply needs (see `kernel/value.py`), in
     the time the model takes to answer: the first streamed token and the first tool call do
     not wait for them. A no-op once they are built."""
-    build(
+    _build_ahead(
         StreamDelta,
         ModelReply,
         ReplyToolCall,
@@ -102,7 +100,19 @@ def build_reply_path() -> None:
 
 def build_recording_path() -> None:
     """The same for what a recorded session journals after its first reply."""
-    build(RecordedCall, TurnEndEntry, SnapshotEntry)
+    _build_ahead(RecordedCall, TurnEndEntry, SnapshotEntry)
+
+
+def _build_ahead(*classes: type) -> None:
+    """Build `classes` in a thread of their own (in this one if none can be had): the first
+    build imports attrs, which takes tens of milliseconds, and a fast model's first token
+    should not wait behind it. Until it is done, instances are made without attrs."""
+    if all(is_built(cls) for cls in classes):
+        return
+    try:
+        threading.Thread(target=build, args=classes, name="nano-code-build", daemon=True).start()
+    except RuntimeError:  # can't start new thread
+        build(*classes)
 
 
 def choose_sandbox(
@@ -212,14 +222,20 @@ class SnapshotFirst:
         return self.performer.run_tool(action)
 
 
-@attrs.define
 class Session:
     """A live session, wired: drive it with `driver`, then `close` it."""
 
-    driver: Driver
-    performer: LivePerformer
-    recorder: Recorder | None
-    snapshot: WorkspaceSnapshot | None = None
+    def __init__(
+        self,
+        driver: Driver,
+        performer: LivePerformer,
+        recorder: Recorder | None,
+        snapshot: WorkspaceSnapshot | None = None,
+    ) -> None:
+        self.driver = driver
+        self.performer = performer
+        self.recorder = recorder
+        self.snapshot = snapshot
 
     @property
     def client(self) -> ModelClient:

@@ -161,3 +161,39 @@ def test_a_hook_that_raises_is_not_a_network_error_and_the_request_is_not_sent_t
         assert len(server.requests) == 2
     assert later == [True, True]  # the hook after the broken one still ran
     assert len(exchanges) == 2  # the first exchange was recorded before the error surfaced
+
+
+def test_ctrl_c_during_held_work_arrives_when_it_ends() -> None:
+    """The request-sent hooks import modules; a KeyboardInterrupt in the middle of an import
+    can leave the import lock held (a later import in the snapshot thread then hung the
+    exit). Ctrl-C meanwhile is held, then delivered to the handler that was there."""
+    import signal
+
+    from nano_code.adapters.model_client import interrupts_held
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt), interrupts_held():
+        signal.raise_signal(signal.SIGINT)
+        finished.append("the held work ran to its end")
+    assert finished == ["the held work ran to its end"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_during_the_request_sent_hooks_interrupts_the_call_once_they_are_done() -> None:
+    import signal
+
+    with FakeServer([reply(content="a", delay=0.5)]) as server:
+        client = ModelClient(server.base_url + "/chat/completions", None)
+        ran: list[str] = []
+
+        def interrupted_midway() -> None:
+            signal.raise_signal(signal.SIGINT)
+            ran.append("first, to its end")
+
+        client.request_sent_hooks.extend([interrupted_midway, lambda: ran.append("second")])
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                client.call(BODY)
+        finally:
+            client.close()
+    assert ran == ["first, to its end", "second"]

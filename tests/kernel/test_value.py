@@ -1,4 +1,5 @@
-"""`@value`: frozen, validated attrs classes that attrs builds on first use.
+"""`@value`: frozen, validated attrs classes that attrs builds on first use, and
+whose instances can be made without attrs until a run's first request is out.
 
 Every class here is declared inside its test, so it starts unbuilt whatever
 ran before.
@@ -11,6 +12,7 @@ import pickle
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -19,7 +21,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import nano_code
-from nano_code.kernel.value import Value, is_built, value
+from nano_code.kernel import checks
+from nano_code.kernel import value as value_module
+from nano_code.kernel.value import NOTHING, FrozenError, Value, evolve, field, fields_of, is_built, value
 
 
 def positive(instance: object, attribute: attrs.Attribute[int], number: int) -> None:
@@ -30,10 +34,10 @@ def positive(instance: object, attribute: attrs.Attribute[int], number: int) -> 
 def make_point() -> type:
     @value
     class Point(Value):
-        x: int = attrs.field(validator=[attrs.validators.instance_of(int), positive])
+        x: int = field(validator=[checks.instance_of(int), positive])
         y: int = 1
-        label: str = attrs.field(default="", eq=False)
-        secret: str = attrs.field(default="", repr=False)
+        label: str = field(default="", eq=False)
+        secret: str = field(default="", repr=False)
 
     return Point
 
@@ -263,3 +267,190 @@ def test_every_value_class_in_nano_code_builds() -> None:
 @given(st.builds(make_point(), x=st.integers(min_value=1), y=st.integers()))
 def test_hypothesis_builds_an_unbuilt_class(instance: Value) -> None:
     assert attrs.evolve(instance) == instance
+
+
+# --------------------------------------------------------------------------------------------------
+# instances made before attrs is imported (postpone_attrs)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def postponed() -> Iterator[None]:
+    value_module.postpone_attrs()
+    try:
+        yield
+    finally:
+        value_module.build()  # ends the postponement
+
+
+def make_sample(kw_only: bool = False) -> type:
+    """A class using every kind of declaration `field` takes."""
+
+    class Sample(Value):
+        count: int = field(validator=[checks.instance_of(int), checks.ge(0)])
+        name: str = field(default="x", validator=checks.instance_of(str))
+        tags: tuple[str, ...] = field(
+            factory=tuple, validator=checks.deep_iterable(checks.instance_of(str), checks.instance_of(tuple))
+        )
+        note: str | None = field(default=None, validator=checks.optional(checks.instance_of(str)), eq=False)
+        hidden: int = field(default=0, repr=False)
+        plain: int = 7
+
+        def __attrs_post_init__(self) -> None:
+            object.__setattr__(self, "seen", (self.count, self.name))
+
+    return value(kw_only=True)(Sample) if kw_only else value(Sample)
+
+
+def outcome(cls: type, args: list[object], kwargs: dict[str, object]) -> tuple[object, ...]:
+    """What making an instance gives: its fields (and what `__attrs_post_init__` added), or
+    the kind of error (and, for a validator's, its text: the same validator raises it)."""
+    try:
+        instance = cls(*args, **kwargs)
+    except ValueError as error:
+        return ("ValueError", str(error))
+    except TypeError as error:
+        from_validator = len(error.args) > 1  # the checks' TypeErrors carry the field and value
+        return ("TypeError", error.args[0] if from_validator else "")
+    return ("made", dict(vars(instance)))
+
+
+ANY_VALUE = st.one_of(
+    st.integers(-2, 3),
+    st.text(max_size=2),
+    st.none(),
+    st.tuples(st.text(max_size=1)),
+    st.tuples(st.integers(0, 1)),
+    st.booleans(),
+)
+
+
+@given(
+    kw_only=st.booleans(),
+    args=st.lists(ANY_VALUE, max_size=7),
+    kwargs=st.dictionaries(
+        st.sampled_from(["count", "name", "tags", "note", "hidden", "plain", "bogus"]), ANY_VALUE
+    ),
+)
+def test_an_instance_made_without_attrs_is_the_one_attrs_makes(
+    kw_only: bool, args: list[object], kwargs: dict[str, object]
+) -> None:
+    """The same arguments give the same fields, or the same kind of error, whether attrs' own
+    `__init__` made the instance or `_make_early` did (arguments bound alike, defaults and
+    factories filled in alike, the validators run alike, `__attrs_post_init__` called)."""
+    built = make_sample(kw_only)
+    value_module.build(built)
+    expected = outcome(built, args, dict(kwargs))
+    early = make_sample(kw_only)
+    value_module.postpone_attrs()
+    try:
+        got = outcome(early, args, dict(kwargs))
+        assert not is_built(early)
+    finally:
+        value_module.build()
+    assert got == expected
+
+
+@pytest.mark.usefixtures("postponed")
+def test_an_early_instance_is_frozen_and_becomes_an_attrs_instance() -> None:
+    sample = make_sample()
+    early = sample(count=2, tags=("a",))
+    assert not is_built(sample)
+    with pytest.raises(FrozenError):
+        early.count = 3
+    with pytest.raises(AttributeError):  # FrozenError is one
+        del early.name
+    assert evolve(early, count=5).count == 5 and not is_built(sample)
+    assert early == sample(count=2, tags=("a",), note="eq=False: not compared")
+    assert repr(early).endswith("Sample(count=2, name='x', tags=('a',), note=None, plain=7)")
+    value_module.build(sample)
+    assert attrs.asdict(early)["count"] == 2 and attrs.fields(type(early)).tags.name == "tags"
+    assert early == sample(count=2, tags=("a",))  # an attrs-made one
+    assert attrs.evolve(early, name="y").name == "y"
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        early.count = 3
+
+
+@pytest.mark.usefixtures("postponed")
+def test_a_class_declared_with_attrs_fields_is_built_even_when_postponed() -> None:
+    """`attrs.field(...)` only attrs can read: such a class is built at its first use."""
+
+    @value
+    class Declared(Value):
+        x: int = attrs.field(validator=attrs.validators.instance_of(int))
+
+    assert Declared(x=1).x == 1
+    assert is_built(Declared)
+    assert [spec.name for spec in fields_of(Declared)] == ["x"]
+
+
+@pytest.mark.usefixtures("postponed")
+def test_a_misordered_class_is_refused_without_attrs_too() -> None:
+    @value
+    class Bad(Value):
+        x: int = 0
+        y: int
+
+    with pytest.raises(ValueError, match="No mandatory attributes allowed after"):
+        Bad(1, 2)
+
+
+def test_the_declarations_are_what_attrs_built() -> None:
+    """For every class in nano-code: the fields `fields_of` reads from the declarations (what
+    `_make_early`, `evolve` and the shared methods use) are attrs' own, with the same
+    defaults, factories, validators and options."""
+    for cls in every_value_class():
+        built = attrs.fields(cls)
+        declared = fields_of(cls)
+        assert [(s.name, s.alias, s.eq, s.repr) for s in declared] == [
+            (a.name, a.alias, a.eq, a.repr) for a in built
+        ], cls
+        for spec, attribute in zip(declared, built, strict=True):
+            assert attribute.validator is spec.validator, (cls, spec)
+            if spec.factory is not None:
+                assert isinstance(attribute.default, attrs.Factory)
+                assert attribute.default.factory is spec.factory, (cls, spec)
+            elif spec.default is NOTHING:
+                assert attribute.default is attrs.NOTHING, (cls, spec)
+            else:
+                assert attribute.default is spec.default, (cls, spec)
+
+
+def test_every_class_can_be_made_without_attrs() -> None:
+    """In a fresh process that postpones attrs, every class in nano-code is declared with
+    `field` or plain defaults (none would need attrs for its first instance), and importing
+    all a run imports before its first request leaves attrs unimported."""
+    script = (
+        "import sys\n"
+        "from nano_code.kernel import value\n"
+        "value.postpone_attrs()\n"
+        "import nano_code.cli.run, nano_code.cli.main\n"
+        "print('attrs' in sys.modules)\n"
+        "pending = [value.Value]\n"
+        "needs_attrs = []\n"
+        "while pending:\n"
+        "    for cls in pending.pop().__subclasses__():\n"
+        "        pending.append(cls)\n"
+        "        if not value.is_built(cls) and value._declared(cls) is None:\n"
+        "            needs_attrs.append(cls.__qualname__)\n"
+        "print(needs_attrs)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:2] == ["False", "[]"]
+
+
+def test_build_without_classes_only_ends_the_postponement() -> None:
+    script = (
+        "import sys\n"
+        "from nano_code.kernel import value\n"
+        "value.postpone_attrs()\n"
+        "value.build()\n"
+        "print('attrs' in sys.modules, value.Value.__value_postponed__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]
+
+
+def test_field_refuses_a_default_and_a_factory() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        field(default=1, factory=list)

@@ -285,6 +285,19 @@ def build(*classes: type) -> None:
     setattr(Value, _POSTPONED, False)
 
 
+def used_unbuilt() -> tuple[type, ...]:
+    """The `@value` classes not built yet whose fields something has read: those with
+    instances made without attrs, mostly; for building ahead of their next use."""
+    found: list[type] = []
+    pending = [Value]
+    while pending:
+        for cls in pending.pop().__subclasses__():
+            pending.append(cls)
+            if _FIELDS in vars(cls) and not is_built(cls):
+                found.append(cls)
+    return tuple(found)
+
+
 def postpone_attrs() -> None:
     """Make instances of classes attrs has not built yet without importing attrs, until the
     next `build(...)`: for a process that wants its first request out before paying for

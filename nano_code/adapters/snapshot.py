@@ -67,7 +67,7 @@ import attrs
 
 from nano_code.adapters import git
 from nano_code.adapters.regular_files import read_regular
-from nano_code.kernel.value import Value, value
+from nano_code.kernel.value import Value, fields_of, value
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 """What a snapshot holds at most (NANO_CODE_SNAPSHOT_MAX_BYTES); 0 turns snapshots off."""
@@ -151,15 +151,16 @@ class SnapshotInfo(Value):
 
     def to_json(self) -> dict[str, Any]:
         return {
-            key: list(value) if isinstance(value, tuple) else value
-            for key, value in attrs.asdict(self).items()
+            spec.name: list(value) if isinstance(value, tuple) else value
+            for spec in fields_of(type(self))
+            for value in [getattr(self, spec.name)]
         }
 
     @classmethod
     def from_json(cls, data: object) -> SnapshotInfo:
         if not isinstance(data, Mapping):
             raise SnapshotError("the session's workspace snapshot entry is not an object")
-        known = {field.name for field in attrs.fields(cls)}
+        known = {spec.name for spec in fields_of(cls)}
         values: dict[str, Any] = {
             k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known
         }

@@ -29,9 +29,9 @@ def instance_of(kind: type | tuple[type, ...]) -> Validator:
     return check
 
 
-def optional(validator: Validator | list[Validator]) -> Validator:
+def optional(validator: Validator | list[Validator] | tuple[Validator, ...]) -> Validator:
     """None, or a value `validator` (a list: all of them) accepts."""
-    inner = and_(*validator) if isinstance(validator, list) else validator
+    inner = and_(*validator) if isinstance(validator, (list, tuple)) else validator
 
     def check(instance: Any, field: Any, value: Any) -> None:
         if value is not None:
@@ -82,7 +82,9 @@ def matches_re(pattern: str) -> Validator:
 
     def check(_instance: Any, field: Any, value: str) -> None:
         if not compiled.fullmatch(value):
-            raise ValueError(f"'{field.name}' must match regex {pattern!r} ({value!r} doesn't)")
+            raise ValueError(
+                f"'{field.name}' must match regex {pattern!r} ({value!r} doesn't)", field, pattern, value
+            )
 
     return check
 

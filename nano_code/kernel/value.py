@@ -61,7 +61,12 @@ _PENDING = "__value_pending__"
 _NAMES = "__value_names__"
 """In the own `__dict__` of a class, once `Value` has needed them: its field names."""
 _FIELDS = "__value_fields__"
-"""In the own `__dict__` of a class, once needed: its `Field`s, in order."""
+"""In the own `__dict__` of a class: its `Field`s, in order, read from its declarations
+when it is marked (from attrs, once built, for a class only attrs can read)."""
+_KW_ONLY = "__value_kw_only__"
+"""In the own `__dict__` of every `@value` class: whether its fields are keyword-only."""
+_MADE_EARLY = "__value_made_early__"
+"""In the own `__dict__` of a class once an instance of it was made without attrs."""
 _POSTPONED = "__value_postponed__"
 """On `Value`: whether instances of unbuilt classes are made without attrs (`postpone_attrs`)."""
 
@@ -107,19 +112,61 @@ class Field:
         return f"Field({self.name!r})"
 
 
+@overload
+def field(
+    *,
+    default: None = None,
+    validator: Validator | list[Validator] | tuple[Validator, ...] | None = None,
+    eq: bool = True,
+    repr: bool = True,
+) -> Any: ...
+
+
+@overload
+def field(
+    *,
+    default: T,
+    validator: Validator | list[Validator] | tuple[Validator, ...] | None = None,
+    eq: bool = True,
+    repr: bool = True,
+) -> T: ...
+
+
+@overload
+def field(
+    *,
+    factory: Callable[[], T],
+    validator: Validator | list[Validator] | tuple[Validator, ...] | None = None,
+    eq: bool = True,
+    repr: bool = True,
+) -> T: ...
+
+
+@overload
+def field(
+    *,
+    default: object = ...,
+    factory: Callable[[], Any] | None = None,
+    validator: Validator | list[Validator] | tuple[Validator, ...] | None = None,
+    eq: bool = True,
+    repr: bool = True,
+) -> Any: ...
+
+
 def field(
     *,
     default: Any = NOTHING,
     factory: Callable[[], Any] | None = None,
-    validator: Validator | list[Validator] | None = None,
+    validator: Validator | list[Validator] | tuple[Validator, ...] | None = None,
     eq: bool = True,
     repr: bool = True,
 ) -> Any:
     """Declare a field of a `@value` class, as `attrs.field` does (a list of validators runs
-    them in order)."""
+    them in order). Typed as attrs' is: the default or the factory's result must fit the
+    field's annotation."""
     if default is not NOTHING and factory is not None:
         raise ValueError("a field takes a default or a factory, not both")
-    if isinstance(validator, list):
+    if isinstance(validator, (list, tuple)):
         validator = _all_of(tuple(validator))
     return Field(default, factory, validator, eq, repr)
 
@@ -141,9 +188,13 @@ def _is_class_var(annotation: object) -> bool:
     return text.startswith(("typing.ClassVar", "t.ClassVar", "ClassVar", "typing_extensions.ClassVar"))
 
 
-def _declared(cls: type) -> tuple[Field, ...] | None:
-    """The class's fields from its own declarations, or None if one of them is attrs' own
-    (`attrs.field(...)`), which only attrs reads."""
+def _declared(cls: type, kw_only: bool) -> tuple[Field, ...] | None:
+    """The class's fields from its own declarations, read once when it is marked, or None
+    when only attrs can make its instances: a field declared with `attrs.field(...)`, a
+    `@value` base class (whose fields attrs would add), or a mandatory field after one with
+    a default (which attrs refuses, at the class's first use)."""
+    if any(isinstance(base, _Builds) and base is not Value for base in cls.__mro__[1:]):
+        return None
     found: list[Field] = []
     state = vars(cls)
     for name, annotation in state.get("__annotations__", {}).items():
@@ -151,7 +202,7 @@ def _declared(cls: type) -> tuple[Field, ...] | None:
             continue
         declared = state.get(name, NOTHING)
         if isinstance(declared, Field):
-            spec = declared
+            spec = Field(declared.default, declared.factory, declared.validator, declared.eq, declared.repr)
         elif type(declared).__module__.startswith("attr"):
             return None
         else:
@@ -159,30 +210,25 @@ def _declared(cls: type) -> tuple[Field, ...] | None:
         spec.name = name
         spec.alias = name.lstrip("_")
         found.append(spec)
-    if not state.get(_PENDING, False):  # positional arguments: attrs' rule on their order
-        with_default = None
+    if not kw_only:  # positional arguments: attrs' rule on their order
+        after_default = False
         for spec in found:
             if not spec.mandatory:
-                with_default = spec
-            elif with_default is not None:
-                raise ValueError(
-                    "No mandatory attributes allowed after an attribute with a default value or "
-                    f"factory.  Attribute in question: {spec.name!r}"
-                )
+                after_default = True
+            elif after_default:
+                return None
     return tuple(found)
 
 
 def fields_of(cls: type) -> tuple[Field, ...]:
-    """The fields of a `@value` class in order, read from its declarations (attrs' own field
-    list when a field is declared with `attrs.field`), without building the class."""
+    """The fields of a `@value` class in order, as declared (attrs' own field list for a
+    class only attrs can read, built for the purpose), without building the class."""
     found: tuple[Field, ...] | None = vars(cls).get(_FIELDS)
     if found is None:
-        found = _declared(cls) if _PENDING in vars(cls) else None
-        if found is None:
-            import attrs
+        import attrs
 
-            _build(cls)
-            found = tuple(_from_attrs(attrs, attribute) for attribute in attrs.fields(cls))
+        _build(cls)
+        found = tuple(_from_attrs(attrs, attribute) for attribute in attrs.fields(cls))
         setattr(cls, _FIELDS, found)
     return found
 
@@ -232,36 +278,28 @@ def _build(cls: type) -> None:
         if kw_only is not None:
             import attrs
 
-            declared = _declared_or_none(cls)
+            declared: tuple[Field, ...] = state.get(_FIELDS) or ()
             try:
                 delattr(cls, _PENDING)
             except AttributeError:
                 continue  # another thread took it first
+            as_written = {spec.name: state.get(spec.name, NOTHING) for spec in declared}
             try:
-                for spec in declared or ():
+                for spec in declared:
                     setattr(cls, spec.name, _attrs_field(attrs, spec))
                 # init=True: attrs would otherwise keep the class's own __init__, the trampoline
                 attrs.frozen(cls, init=True, eq=False, repr=False, slots=False, kw_only=kw_only)
             except BaseException:
-                for spec in declared or ():
-                    setattr(cls, spec.name, spec)
+                for name, written in as_written.items():
+                    if written is not NOTHING:
+                        setattr(cls, name, written)
+                    elif name in vars(cls):
+                        delattr(cls, name)
                 setattr(cls, _PENDING, kw_only)
                 raise
             return
         if not _is_trampoline(state.get("__init__")):
             return  # built
-
-
-def _declared_or_none(cls: type) -> tuple[Field, ...] | None:
-    """The class's own declarations, remembered (`fields_of`) before attrs takes them out of
-    the class; None if attrs declared them, or if they break attrs' rules (attrs says so)."""
-    try:
-        found = _declared(cls)
-    except ValueError:
-        return None
-    if found is not None:
-        setattr(cls, _FIELDS, found)
-    return found
 
 
 def _attrs_field(attrs: Any, spec: Field) -> Any:
@@ -279,21 +317,36 @@ def build(*classes: type) -> None:
     those already built): for a caller with time to spare, such as one waiting for a reply.
     Then ends `postpone_attrs()`: from now on, a class is built by attrs when first used.
     (Meanwhile another thread's instances of classes not built yet are made without attrs:
-    a thread building ahead never makes another wait for attrs' import.)"""
-    for cls in classes:
-        _build(cls)
-    setattr(Value, _POSTPONED, False)
+    a thread building ahead never makes another wait for attrs' import.) A class attrs
+    refuses does not stop the others, nor the end of the postponement: its error is raised
+    once they are done."""
+    refused: Exception | None = None
+    try:
+        for cls in classes:
+            try:
+                _build(cls)
+            except Exception as error:
+                refused = refused or error
+    finally:
+        setattr(Value, _POSTPONED, False)
+    if refused is not None:
+        raise refused
+
+
+def attrs_postponed() -> bool:
+    """Whether instances of unbuilt classes are being made without attrs (`postpone_attrs`)."""
+    return bool(Value.__value_postponed__)
 
 
 def used_unbuilt() -> tuple[type, ...]:
-    """The `@value` classes not built yet whose fields something has read: those with
-    instances made without attrs, mostly; for building ahead of their next use."""
+    """The `@value` classes not built yet that have instances made without attrs: for
+    building ahead of their next use."""
     found: list[type] = []
     pending = [Value]
     while pending:
         for cls in pending.pop().__subclasses__():
             pending.append(cls)
-            if _FIELDS in vars(cls) and not is_built(cls):
+            if _MADE_EARLY in vars(cls) and not is_built(cls):
                 found.append(cls)
     return tuple(found)
 
@@ -312,33 +365,38 @@ def _make_early(
     field order unless the class is keyword-only), fill in defaults and factories, set the
     fields, run the validators in field order once all are set, then `__attrs_post_init__`."""
     name = f"{cls.__qualname__}.__init__()"
-    if args and (vars(cls).get(_PENDING) or len(args) > len(specs)):
-        allowed = 0 if vars(cls).get(_PENDING) else len(specs)
+    kw_only = vars(cls)[_KW_ONLY]
+    if args and (kw_only or len(args) > len(specs)):
+        allowed = 0 if kw_only else len(specs)
         raise TypeError(f"{name} takes {allowed + 1} positional arguments but {len(args) + 1} were given")
-    missing: list[str] = []
-    values: list[Any] = []
-    for index, spec in enumerate(specs):
-        if index < len(args):
-            if spec.alias in kwargs:
-                raise TypeError(f"{name} got multiple values for argument {spec.alias!r}")
-            values.append(args[index])
-        elif spec.alias in kwargs:
-            values.append(kwargs.pop(spec.alias))
-        elif spec.factory is not None:
-            values.append(spec.factory())
-        elif spec.default is not NOTHING:
-            values.append(spec.default)
-        else:
-            missing.append(spec.alias)
-    if kwargs:
-        raise TypeError(f"{name} got an unexpected keyword argument {next(iter(kwargs))!r}")
+    given: dict[str, Any] = {}
+    for spec, argument in zip(specs, args, strict=False):
+        if spec.alias in kwargs:
+            raise TypeError(f"{name} got multiple values for argument {spec.alias!r}")
+        given[spec.alias] = argument
+    aliases = {spec.alias for spec in specs}
+    for alias, argument in kwargs.items():
+        if alias not in aliases:
+            raise TypeError(f"{name} got an unexpected keyword argument {alias!r}")
+        given[alias] = argument
+    missing = [spec.alias for spec in specs if spec.mandatory and spec.alias not in given]
     if missing:
         raise TypeError(f"{name} missing {len(missing)} required argument(s): {', '.join(missing)}")
-    for spec, given in zip(specs, values, strict=True):
-        object.__setattr__(instance, spec.name, given)
-    for spec, given in zip(specs, values, strict=True):
+    values = [
+        given[spec.alias]
+        if spec.alias in given
+        else spec.factory()
+        if spec.factory is not None
+        else spec.default
+        for spec in specs
+    ]
+    if _MADE_EARLY not in vars(cls):
+        setattr(cls, _MADE_EARLY, True)
+    for spec, value_given in zip(specs, values, strict=True):
+        object.__setattr__(instance, spec.name, value_given)
+    for spec, value_given in zip(specs, values, strict=True):
         if spec.validator is not None:
-            spec.validator(instance, spec, given)
+            spec.validator(instance, spec, value_given)
     try:  # not getattr(): the metaclass would build the class to look for it
         post_init = type.__getattribute__(cls, "__attrs_post_init__")
     except AttributeError:
@@ -439,11 +497,8 @@ def value(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
 
         def first_init(self: Any, *args: Any, **kwargs: Any) -> None:
             if Value.__value_postponed__:
-                # the fields are remembered before a build starts: while another thread builds
-                # the class, an instance is still made without waiting for attrs
+                # read when the class was marked, so a build in another thread cannot change them
                 specs = vars(cls).get(_FIELDS)
-                if specs is None and _PENDING in vars(cls):
-                    specs = _declared_or_none(cls)
                 if specs is not None:
                     _make_early(self, cls, specs, args, kwargs)
                     return
@@ -452,6 +507,10 @@ def value(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
 
         first_init.value_trampoline = True  # type: ignore[attr-defined]
         cls.__init__ = first_init  # type: ignore[method-assign]
+        setattr(cls, _KW_ONLY, kw_only)
+        declared = _declared(cls, kw_only)
+        if declared is not None:
+            setattr(cls, _FIELDS, declared)
         setattr(cls, _PENDING, kw_only)
         return cls
 

@@ -15,6 +15,7 @@ live session's do.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import threading
@@ -54,7 +55,7 @@ from nano_code.kernel.events import (
 from nano_code.kernel.machine import PendingCall, State
 from nano_code.kernel.stream import StreamDelta
 from nano_code.kernel.types import AssistantMessage, SandboxMode, ToolCall, ToolMessage
-from nano_code.kernel.value import build, is_built, used_unbuilt
+from nano_code.kernel.value import attrs_postponed, build, is_built, used_unbuilt
 
 
 def live_performer(
@@ -112,13 +113,16 @@ _ahead: threading.Thread | None = None
 def build_ahead(*classes: type) -> None:
     """Have attrs build `classes`, and every class already used without attrs, in the time
     the model takes to answer: the first streamed token and the first tool call do not
-    wait for them. A no-op once they are built; one thread at a time does it.
+    wait for them. A no-op once they are built and nothing is postponed; one thread at a
+    time does it.
 
     The first build imports attrs, tens of milliseconds of work, so it runs in a thread of
     its own (in this one if none can be had), and meanwhile instances are still made
     without attrs (`kernel/value.py`)."""
     global _ahead
-    if (_ahead is not None and _ahead.is_alive()) or all(is_built(cls) for cls in classes):
+    if _ahead is not None and _ahead.is_alive():
+        return
+    if not attrs_postponed() and all(is_built(cls) for cls in classes):
         return
     try:
         _ahead = threading.Thread(target=_build_now, args=classes, name="nano-code-build", daemon=True)
@@ -128,13 +132,21 @@ def build_ahead(*classes: type) -> None:
         _build_now(*classes)
 
 
-
 def _build_now(*classes: type) -> None:
-    sys.setswitchinterval(_BUILDING_SWITCH_INTERVAL)
+    """Import attrs, build `classes` and those already used without attrs (looked for once
+    the import is done: the other thread goes on making instances meanwhile), then end the
+    postponement. A class attrs refuses is left for its first use to raise, where the
+    error is reported as any other."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, _BUILDING_SWITCH_INTERVAL))
     try:
-        build(*classes, *used_unbuilt())
+        with contextlib.suppress(Exception):
+            import attrs  # noqa: F401  (the bulk of the work, first)
+
+            build(*classes, *used_unbuilt())
     finally:
-        sys.setswitchinterval(_NORMAL_SWITCH_INTERVAL)
+        build()  # ends the postponement, whatever happened
+        sys.setswitchinterval(interval)
 
 
 def choose_sandbox(

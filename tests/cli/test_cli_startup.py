@@ -37,7 +37,12 @@ class WatchAttrs:
 
 sys.meta_path.insert(0, WatchAttrs())
 from nano_code.cli.main import main
-sys.exit(main(sys.argv[1:]))
+code = main(sys.argv[1:])
+from nano_code.kernel import value
+from nano_code.kernel.events import ModelReply
+made_early = "__value_made_early__" in vars(ModelReply)
+sys.stderr.write(f"reply class made early: {made_early}, built: {value.is_built(ModelReply)}\\n")
+sys.exit(code)
 """
 
 
@@ -61,6 +66,8 @@ def test_attrs_is_imported_once_the_first_request_is_out(agent: Agent, flags: li
     done = agent.run(command=watched("-p", "run two steps", "--yes", *flags))
     assert done.returncode == 0, done.stderr
     assert "attrs first imported in: a thread a request-sent hook starts" in done.stderr
+    # the build-ahead thread ran: a reply is made without attrs at most until it is done
+    assert "built: True" in done.stderr
     assert "all done" in done.stdout
     assert (agent.workspace / "note.txt").read_text() == "two\n"
     assert len(server.requests) == 3

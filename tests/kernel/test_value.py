@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -236,6 +237,12 @@ def _race_for_first_instances() -> None:
             thread.join()
         assert made == [point(x=1)] * 4
         assert [field.name for field in attrs.fields(point)] == ["x", "y", "label", "secret"]
+        assert [(spec.name, spec.eq, spec.repr) for spec in fields_of(point)] == [
+            ("x", True, True),
+            ("y", True, True),
+            ("label", False, True),
+            ("secret", True, False),
+        ]
 
 
 def every_value_class() -> list[type]:
@@ -431,7 +438,7 @@ def test_every_class_can_be_made_without_attrs() -> None:
         "while pending:\n"
         "    for cls in pending.pop().__subclasses__():\n"
         "        pending.append(cls)\n"
-        "        if not value.is_built(cls) and value._declared(cls) is None:\n"
+        "        if not value.is_built(cls) and value._FIELDS not in vars(cls):\n"
         "            needs_attrs.append(cls.__qualname__)\n"
         "print(needs_attrs)\n"
     )
@@ -454,3 +461,128 @@ def test_build_without_classes_only_ends_the_postponement() -> None:
 def test_field_refuses_a_default_and_a_factory() -> None:
     with pytest.raises(ValueError, match="not both"):
         field(default=1, factory=list)
+
+
+def slow_build(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """attrs.frozen made to wait, mid-build, until the test lets it go on."""
+    started, go_on = threading.Event(), threading.Event()
+    frozen = attrs.frozen
+
+    def waiting_frozen(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert go_on.wait(10)
+        return frozen(*args, **kwargs)
+
+    monkeypatch.setattr(attrs, "frozen", waiting_frozen)
+    return started, go_on
+
+
+@pytest.mark.usefixtures("postponed")
+@pytest.mark.parametrize("kw_only", [False, True], ids=["positional", "kw_only"])
+def test_an_instance_made_while_another_thread_builds_the_class(
+    monkeypatch: pytest.MonkeyPatch, kw_only: bool
+) -> None:
+    """Regressions (review): the fields were read from the class while attrs was taking the
+    declarations out of it (every field then looked mandatory, with no validator, and eq=False
+    and repr=False were lost for good), and keyword-only was read from the mark a build
+    removes. The declarations are read once, when the class is marked."""
+    sample = make_sample(kw_only)
+    started, go_on = slow_build(monkeypatch)
+    builder = threading.Thread(target=value_module.build, args=(sample,))
+    builder.start()
+    try:
+        assert started.wait(10)
+        assert "__value_pending__" not in vars(sample)  # mid-build
+        made = sample(count=1, tags=("t",))
+        assert vars(made) == {
+            "count": 1,
+            "name": "x",
+            "tags": ("t",),
+            "note": None,
+            "hidden": 0,
+            "plain": 7,
+            "seen": (1, "x"),
+        }
+        with pytest.raises(ValueError):
+            sample(count=-1)  # the validators still run
+        if kw_only:
+            with pytest.raises(TypeError):
+                sample(1)
+    finally:
+        go_on.set()
+        builder.join()
+    assert is_built(sample)
+    assert [(spec.name, spec.eq, spec.repr) for spec in fields_of(sample)] == [
+        ("count", True, True),
+        ("name", True, True),
+        ("tags", True, True),
+        ("note", False, True),
+        ("hidden", True, False),
+        ("plain", True, True),
+    ]
+    assert made == sample(count=1, tags=("t",), note="not compared")
+    assert "hidden" not in repr(made)
+
+
+def test_a_subclass_of_a_value_class_is_made_by_attrs() -> None:
+    """attrs adds a base class's fields: only attrs makes such an instance, even postponed."""
+
+    @value
+    class Base(Value):
+        a: int = 0
+
+    @value
+    class Derived(Base):
+        b: int = 1
+
+    value_module.postpone_attrs()
+    try:
+        assert vars(Derived(a=5, b=2)) == {"a": 5, "b": 2}
+        assert is_built(Derived)
+    finally:
+        value_module.build()
+
+
+@pytest.mark.usefixtures("postponed")
+def test_a_field_object_shared_by_two_names_serves_both() -> None:
+    shared = field(default=0)
+
+    class Twice(Value):
+        x: int = shared
+        y: int = shared
+
+    twice = value(Twice)
+    assert vars(twice(x=1, y=2)) == {"x": 1, "y": 2}
+
+
+@pytest.mark.usefixtures("postponed")
+def test_binding_errors_come_before_factories_run() -> None:
+    calls: list[int] = []
+
+    def counted() -> tuple[str, ...]:
+        calls.append(1)
+        return ()
+
+    @value
+    class Counted(Value):
+        x: int
+        tags: tuple[str, ...] = field(factory=counted)
+
+    with pytest.raises(TypeError):
+        Counted(bogus=1)
+    assert calls == []
+
+
+def test_a_refused_build_puts_the_class_back_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    sample = make_sample()
+    before = dict(vars(sample))
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("refused")
+
+    monkeypatch.setattr(attrs, "frozen", refuse)
+    with pytest.raises(RuntimeError):
+        value_module.build(sample)
+    assert dict(vars(sample)) == before
+    monkeypatch.undo()
+    assert sample(count=1).count == 1 and is_built(sample)

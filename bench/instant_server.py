@@ -50,11 +50,14 @@ def _frame(event: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(event), event)
 
 
-def task_cpu_ns(pid: int | None) -> int | None:
+def task_cpu_ns(pid: int | None, seen: dict[int, int] | None = None) -> int | None:
     """CPU time the process `pid` itself has used (all its threads, not its children), in ns.
 
     /proc/PID/task/*/schedstat's first field has nanosecond resolution, where
-    /proc/PID/stat's utime/stime count 10 ms ticks -- too coarse for one step.
+    /proc/PID/stat's utime/stime count 10 ms ticks -- too coarse for one step. A thread
+    that has ended is gone from /proc/PID/task: with `seen` (thread id -> its last reading,
+    kept by the caller across readings of one process) its time up to the last reading
+    still counts, so the total never goes down when a thread ends.
     """
     if pid is None:
         return None
@@ -62,9 +65,15 @@ def task_cpu_ns(pid: int | None) -> int | None:
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{task}/schedstat", "rb") as stat:
-                total += int(stat.read().split()[0])
+                ns = int(stat.read().split()[0])
+            total += ns
+            if seen is not None:
+                seen[int(task)] = ns
     except (OSError, ValueError, IndexError):
         return None
+    if seen is not None:
+        live = set(os.listdir(f"/proc/{pid}/task")) if os.path.isdir(f"/proc/{pid}/task") else set()
+        total += sum(ns for tid, ns in seen.items() if str(tid) not in live)
     return total
 
 
@@ -82,6 +91,8 @@ class InstantServer:
         self.bodies: list[Any] = []
         self.keep_bodies = False
         self.agent_pid: int | None = None
+        self.threads_seen: dict[int, int] = {}
+        """The agent's threads' last CPU readings (`task_cpu_ns`); cleared by `reset`."""
         """The agent being measured: its own CPU time is read when each request arrives."""
         self._lock = threading.Lock()
         owner = self
@@ -104,7 +115,7 @@ class InstantServer:
                 record: dict[str, Any] = {
                     "t_recv": t_recv,
                     "body_bytes": length,
-                    "cpu_ns": task_cpu_ns(owner.agent_pid),
+                    "cpu_ns": task_cpu_ns(owner.agent_pid, owner.threads_seen),
                 }
                 with owner._lock:
                     record["n"] = len(owner.records)
@@ -237,6 +248,7 @@ class InstantServer:
         with self._lock:
             self.records = []
             self.bodies = []
+            self.threads_seen = {}
             for key, value in settings.items():
                 setattr(self, key, value)
 

@@ -83,8 +83,8 @@ NOTHING: Any = _Nothing()
 
 
 class Field:
-    """One field of a `@value` class, as declared: what `field(...)` returns, named when the
-    class's fields are first collected (`fields_of`)."""
+    """One field of a `@value` class, as declared: what `field(...)` returns; a named copy of
+    it is kept in the class when `@value` marks it (`fields_of`)."""
 
     __slots__ = ("alias", "default", "eq", "factory", "name", "repr", "validator")
 

@@ -262,3 +262,59 @@ def test_without_a_thread_for_it_the_snapshot_is_taken_before_the_first_tool_all
     (entry,) = list(load_session(tmp_path / "s.yaml").readable_entries("workspace_snapshot"))
     assert isinstance(entry, SnapshotEntry) and "error" not in entry.info
     assert replay(tmp_path / "s.yaml").status == "identical"
+
+
+def test_build_ahead_builds_in_a_thread_ends_the_postponement_and_restores_the_switch_interval() -> None:
+    """A class attrs refuses stays for its first use to report; the others are built, the
+    postponement ends all the same, and the interpreter's switch interval is the one found."""
+    import sys
+
+    from nano_code.kernel import value
+    from nano_code.session import factory
+
+    @value.value
+    class Refused(value.Value):
+        x: int = 0
+        y: int  # attrs refuses: a mandatory field after one with a default
+
+    @value.value
+    class Fine(value.Value):
+        z: int = 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.002)
+    value.postpone_attrs()
+    try:
+        assert Fine().z == 1 and not value.is_built(Fine)  # made without attrs
+        factory.build_ahead(Refused)
+        assert factory._ahead is not None
+        factory._ahead.join(10)
+        assert value.is_built(Fine)  # used meanwhile: built ahead too
+        assert not value.is_built(Refused)
+        assert not value.attrs_postponed()
+        assert sys.getswitchinterval() == 0.002
+    finally:
+        sys.setswitchinterval(interval)
+        value.build()
+
+
+def test_build_ahead_without_a_thread_builds_in_this_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from nano_code.kernel import value
+    from nano_code.session import factory
+
+    @value.value
+    class Later(value.Value):
+        z: int = 1
+
+    def no_thread(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    value.postpone_attrs()
+    try:
+        factory.build_ahead(Later)
+        assert value.is_built(Later) and not value.attrs_postponed()
+    finally:
+        value.build()

@@ -86,6 +86,14 @@ def run_cli(
     )
 
 
+def fork_live(
+    session: Path, server: FakeServer, cwd: Path, home: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`nano-code replay SESSION --fork-at 1 --yes`, the live part answered by `server`."""
+    args = ["replay", str(session), "--fork-at", "1", "--base-url", server.base_url, "--yes", *extra]
+    return run_cli(args, cwd, cli_env(server.base_url, home))
+
+
 def record_cli(
     path: Path,
     workspace: Path,
@@ -144,7 +152,9 @@ def record_inproc(
     agents_md = read_agents_md(workspace)
     config = kernel_config(settings, agents_md)
     redactor = Redactor(api_key)
-    recorder = open_recorder(path, provenance(config, settings, workspace, agents_md, origin=origin), redactor)
+    recorder = open_recorder(
+        path, provenance(config, settings, workspace, agents_md, origin=origin), redactor
+    )
 
     def refuse(action: Any) -> ApprovalDecision:
         raise AssertionError(f"auto-approve is on; nothing should ask: {action!r}")

@@ -10,6 +10,7 @@ from typing import Any
 
 from replay_helpers import (
     cli_env,
+    fork_live,
     record_cli,
     record_inproc,
     record_lines,
@@ -33,10 +34,9 @@ def test_fork_model_changes_only_the_live_part_and_the_fork_replays(tmp_path: Pa
     here = tmp_path / "fork-ws"
     here.mkdir()
     fork = tmp_path / "f.yaml"
+    change = ("--model", "other/model", "--output", str(fork))
     with FakeServer(three_step_script()[1:]) as server:
-        env = cli_env(server.base_url, tmp_path / "home")
-        args = ["replay", str(session), "--fork-at", "1", "--base-url", server.base_url]
-        done = run_cli([*args, "--model", "other/model", "--output", str(fork), "--yes"], here, env)
+        done = fork_live(session, server, here, tmp_path / "home", *change)
         assert done.returncode == 0, done.stdout + done.stderr
         bodies = [r["body"] for r in server.requests]
     # the replayed prefix kept the recorded model; the live part named the new one
@@ -47,7 +47,7 @@ def test_fork_model_changes_only_the_live_part_and_the_fork_replays(tmp_path: Pa
     assert [e for e in forked.readable_entries("model_change")] == [ModelChangeEntry("other/model")]
     assert replay_session(fork).status == "identical"
     # a second run with the same --output says what to do about it
-    again = run_cli([*args, "--model", "other/model", "--output", str(fork), "--yes"], here, env)
+    again = fork_live(session, server, here, tmp_path / "home", *change)
     assert again.returncode == 2
     assert "exists; choose another --output, or remove it" in again.stderr
 
@@ -119,10 +119,7 @@ def test_a_fork_runs_in_a_restored_workspace_and_leaves_the_users_alone(
     here = tmp_path / "cwd"
     here.mkdir()
     with FakeServer(three_step_script(greeting="forked")[1:]) as server:
-        env = cli_env(server.base_url, tmp_path / "home")
-        done = run_cli(
-            ["replay", str(session), "--fork-at", "1", "--base-url", server.base_url, "--yes"], here, env
-        )
+        done = fork_live(session, server, here, tmp_path / "home")
     assert done.returncode == 0, done.stdout + done.stderr
     ran_in = Path(done.stdout.split("tools ran in ", 1)[1].split()[0])
     assert ran_in not in (workspace, here)
@@ -155,9 +152,7 @@ def test_fork_temperature_and_seed_reach_only_the_live_part_and_are_journalled(
     session = tmp_path / "s.yaml"
     record_cli(session, workspace, three_step_script())
     with FakeServer(three_step_script()[1:]) as server:
-        env = cli_env(server.base_url, tmp_path / "home")
-        args = ["replay", str(session), "--fork-at", "1", "--base-url", server.base_url, "--yes"]
-        done = run_cli([*args, "--temperature", "0.5", "--seed", "7"], tmp_path, env)
+        done = fork_live(session, server, tmp_path, tmp_path / "home", "--temperature", "0.5", "--seed", "7")
         assert done.returncode == 0, done.stdout + done.stderr
         bodies = [r["body"] for r in server.requests]
     assert [(b["temperature"], b["seed"]) for b in bodies] == [(0.5, 7), (0.5, 7)]
@@ -174,9 +169,7 @@ def test_a_fork_carries_the_parents_snapshot_so_it_replays_with_live_tools(
     session = tmp_path / "s.yaml"
     record_cli(session, workspace, three_step_script())
     with FakeServer(three_step_script()[1:]) as server:
-        env = cli_env(server.base_url, tmp_path / "home")
-        args = ["replay", str(session), "--fork-at", "1", "--base-url", server.base_url, "--yes"]
-        assert run_cli(args, tmp_path, env).returncode == 0
+        assert fork_live(session, server, tmp_path, tmp_path / "home").returncode == 0
     fork = session.with_suffix(".fork1.yaml")
     assert (tmp_path / "s.fork1.workspace.tar.gz").exists()
     again = run_cli(

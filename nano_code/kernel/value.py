@@ -193,7 +193,7 @@ def _declared(cls: type, kw_only: bool) -> tuple[Field, ...] | None:
     when only attrs can make its instances: a field declared with `attrs.field(...)`, a
     `@value` base class (whose fields attrs would add), or a mandatory field after one with
     a default (which attrs refuses, at the class's first use)."""
-    if any(isinstance(base, _Builds) and base is not Value for base in cls.__mro__[1:]):
+    if any(is_value_class(base) for base in cls.__mro__[1:]):
         return None
     found: list[Field] = []
     state = vars(cls)

@@ -16,6 +16,7 @@ from typing import Any
 
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall
 from nano_code.kernel.lazy_re import lazy
+from nano_code.kernel.policy import is_transient_status
 from nano_code.kernel.types import (
     KernelConfig,
     Message,
@@ -607,9 +608,13 @@ def _http_error(payload: object) -> Mapping[str, Any] | None:
 def classify_http_error(status: int, headers: Mapping[str, str], body: bytes) -> ModelFailure:
     """A non-2xx response as a classified failure, whatever its body looks like.
 
-    A string code or type in the body (`invalid_api_key`, `rate_limit_exceeded`,
-    `insufficient_quota`, ...) says more than a generic status, so it decides
-    when it names a request problem or a rate limit; otherwise the status does.
+    A string code or type in the body that names what went wrong (`invalid_api_key`,
+    `context_length_exceeded`, `rate_limit_exceeded`, `insufficient_quota`) says more
+    than the status, so it decides. A generic label (`invalid_request_error`,
+    `bad_request`) does not: proxies put it on nearly everything (LiteLLM answers a
+    timeout with 408 and `invalid_request_error`), so a transient status (408, 409,
+    429, 5xx) decides over it, and the failure is retried, unless the message says
+    the context is too long.
     """
     if 300 <= status < 400:
         return redirect_failure(status, headers)
@@ -629,7 +634,7 @@ def classify_http_error(status: int, headers: Mapping[str, str], body: bytes) ->
         kind = said
     elif status in (401, 403):
         kind = FailureKind.AUTH
-    elif said is not None:  # quota, or a request the server calls invalid
+    elif said == _QUOTA or (said == _INVALID and (overflow or not is_transient_status(status))):
         kind = FailureKind.CONTEXT_OVERFLOW if overflow else FailureKind.BAD_REQUEST
     elif status == 429:
         kind = FailureKind.RATE_LIMIT
@@ -655,7 +660,8 @@ def in_band_failure(error: Mapping[str, Any]) -> ModelFailure:
     It stays an IN_BAND_ERROR unless its code or status names a failure that
     is handled differently: auth, rate limit, context overflow, quota. One
     whose code calls the request invalid gets the status 400 when it carries
-    no 4xx of its own, so that, like any in-band 4xx, it is not retried.
+    no 4xx or 5xx of its own, so that, like any in-band 4xx, it is not retried
+    (one carrying a transient status such as 408 or 503 is).
     """
     status = _error_code_number(error)
     message = _error_message(error, "the server reported an error")
@@ -669,7 +675,8 @@ def in_band_failure(error: Mapping[str, Any]) -> ModelFailure:
         kind = FailureKind.BAD_REQUEST
     elif said == _INVALID:
         kind = FailureKind.CONTEXT_OVERFLOW if overflow else FailureKind.IN_BAND_ERROR
-        status = status if status is not None and 400 <= status < 500 else 400
+        # A transient status of its own decides over the label (see classify_http_error).
+        status = status if status is not None and 400 <= status <= 599 else 400
     elif status == 429:
         kind = FailureKind.RATE_LIMIT
     elif overflow or status == 413:

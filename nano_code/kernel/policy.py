@@ -21,6 +21,15 @@ NEVER_RETRIED = frozenset(
 )
 
 
+def is_transient_status(status: int | None) -> bool:
+    """Whether an HTTP status says "try again": 408, 409, 429 or 5xx (as openai-python retries).
+
+    Such a status decides over a body's generic type label (`invalid_request_error`),
+    which proxies such as LiteLLM put on nearly every error, timeouts included.
+    """
+    return status is not None and (status in (408, 409, 429) or 500 <= status <= 599)
+
+
 def retry_delay(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> float | None:
     """Seconds to wait before attempt `attempt + 1`, or None to give up.
 
@@ -35,8 +44,7 @@ def retry_delay(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> flo
     if (
         failure.kind is FailureKind.IN_BAND_ERROR
         and failure.status is not None
-        and failure.status < 500
-        and failure.status not in (408, 409, 429)
+        and not is_transient_status(failure.status)
     ):
         return None
     if attempt >= policy.max_attempts:

@@ -1,13 +1,23 @@
-"""Running git on a workspace: read-only, with the repository's own programs turned off.
+"""Running git on a workspace with the repository's own programs turned off.
 
-A workspace is data: its git config can name programs git would run (an
-fsmonitor, hooks), so every git call nano-code makes turns those off. The
-provenance calls can be started early (`start_provenance`, see `early.py`), so
-they run while nano-code is still importing.
+A workspace is data, and so is its repository: `.git/config`, `.gitattributes`
+and `.git/info/attributes` can name programs git runs by itself (an fsmonitor,
+hooks, clean/smudge filters and their long-running `process`, textconv and
+external diff drivers, merge drivers, a pager, credential helpers). A cloned
+repository, or a sandboxed command in a folder that was not yet one, can plant
+any of them. Every git call nano-code makes goes through `argv`, which turns
+all of them off: the fixed ones by name (`SAFETY`), and the filter, diff and
+merge drivers -- whose names the repository chooses -- by listing the keys the
+repository's config really sets (`git config --get-regexp` reads config and
+runs nothing) and overriding each with an empty value.
+
+The provenance calls can be started early (`start_provenance`, see `early.py`),
+so they run while nano-code is still importing.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -20,15 +30,58 @@ SAFETY = (
     "core.hooksPath=/dev/null",
     "-c",
     "safe.bareRepository=explicit",
+    "-c",
+    "core.pager=cat",
+    "-c",
+    "credential.helper=",
+    "-c",
+    "protocol.allow=never",
+    "-c",
+    "diff.external=",
 )
+"""Settings that name a program, overridden by name on every call."""
+
+DRIVER_KEYS = r"^(filter|diff|merge)\..+\.(clean|smudge|process|textconv|command|driver)$"
+"""Config keys whose middle part is a driver name the repository chooses, so they are listed first."""
+_FILTER_KEY = re.compile(r"^filter\.(.+)\.(clean|smudge|process)$")
+
 TIMEOUT = 5.0
 STATUS = ("status", "--porcelain=v2", "--branch")
 """What the provenance asks of the workspace: HEAD and the dirty state in one call."""
 HEAD = ("rev-parse", "HEAD")
 
 
-def argv(*args: str) -> list[str]:
-    return ["git", *SAFETY, *args]
+def driver_overrides(cwd: Path) -> list[str]:
+    """`-c KEY=` for every program-naming driver key the repository at `cwd` sets.
+
+    A filter is also made optional (`required=false`): with its commands
+    emptied, a required filter would fail the call instead of being skipped.
+    """
+    try:
+        done = subprocess.run(
+            ["git", "config", "--null", "--name-only", "--get-regexp", DRIVER_KEYS],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    overrides: list[str] = []
+    for key in dict.fromkeys(done.stdout.decode("utf-8", "surrogateescape").split("\0")):
+        if not key:
+            continue
+        overrides += ["-c", f"{key}="]
+        match = _FILTER_KEY.match(key)
+        if match:
+            overrides += ["-c", f"filter.{match.group(1)}.required=false"]
+    return overrides
+
+
+def argv(cwd: Path, *args: str) -> list[str]:
+    """The command line of `git ARGS` in `cwd`, running none of the repository's programs."""
+    return ["git", *SAFETY, *driver_overrides(cwd), *args]
 
 
 def source_checkout() -> Path | None:
@@ -40,7 +93,7 @@ def source_checkout() -> Path | None:
 def output(args: tuple[str, ...] | list[str], cwd: Path, timeout: float = TIMEOUT) -> str | None:
     """git's stdout, stripped, or None when git is missing, fails or takes too long."""
     try:
-        done = early.run(argv(*args), cwd, timeout)
+        done = early.run(argv(cwd, *args), cwd, timeout)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.decode("utf-8", "replace").strip() if done.returncode == 0 else None
@@ -48,7 +101,7 @@ def output(args: tuple[str, ...] | list[str], cwd: Path, timeout: float = TIMEOU
 
 def start_provenance(workspace: Path) -> None:
     """Start the git calls a recorded session's provenance makes (see `early`)."""
-    early.start(argv(*STATUS), workspace)
+    early.start(argv(workspace, *STATUS), workspace)
     source = source_checkout()
     if source is not None:
-        early.start(argv(*HEAD), source)
+        early.start(argv(source, *HEAD), source)

@@ -208,7 +208,7 @@ def archive_path(session_path: Path) -> Path:
 def _git(args: Iterable[str], cwd: Path, data: bytes | None = None) -> bytes | None:
     try:
         done = subprocess.run(
-            git.argv(*args),
+            git.argv(cwd, *args),
             cwd=cwd,
             input=data,
             capture_output=True,
@@ -617,7 +617,7 @@ class _Tree:
 def _restore_git(into: Path, args: list[str], what: str, data: bytes | None = None) -> bytes:
     try:
         done = subprocess.run(
-            git.argv(*_RESTORE_GIT, *args),
+            git.argv(into, *_RESTORE_GIT, *args),
             cwd=into,
             input=data,
             capture_output=True,

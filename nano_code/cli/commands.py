@@ -88,7 +88,9 @@ def workspace_diff(workspace: Path, driver: Driver) -> str:
     """`git diff` (with untracked files named) where the workspace is a repository, else the files written."""
     if git.output(("rev-parse", "--is-inside-work-tree"), workspace, timeout=10) == "true":
         diff = git.output(
-            ("--no-pager", "diff", "--no-color", "--no-ext-diff", "HEAD"), workspace, timeout=30
+            ("--no-pager", "diff", "--no-color", "--no-ext-diff", "--no-textconv", "HEAD"),
+            workspace,
+            timeout=30,
         )
         untracked = git.output(("ls-files", "--others", "--exclude-standard"), workspace, timeout=30)
         parts = []

@@ -4,9 +4,8 @@ Three tables, one row per
 
     sessions     session file
     steps        model call (a retry is a call of its own)
-    tool_calls   tool call the driver handled (a call the kernel refused by itself,
-                 such as one with invalid arguments, never reached the driver and
-                 has no row; a step's `n_tool_calls` counts what the model asked for)
+    tool_calls   tool call the model asked for (one the kernel refused by itself, for
+                 an unknown tool or invalid arguments, included)
 
 and one nested form, `.jsonl`: one JSON object per session, its columns plus
 `steps` and `tool_calls`, two lists of the rows above (without the repeated
@@ -32,8 +31,14 @@ The ones worth a word:
   interrupted; "unfinished" when the last turn has none); a step's "answer",
   "tool_calls", or the failure ("rate_limit", "timeout", ...,
   "interrupted"); a tool call's "ok", "nonzero_exit", "error", "denied",
-  "interrupted" or "no_result" (the file ends first). `exit_status` and
-  `is_error` are there as recorded.
+  "interrupted", "no_result" (the file ends first), "refused" (the kernel
+  answered it itself: an unknown tool or unusable arguments, as the model
+  sent them) or "not_run" (the turn ended before it ran). `exit_status`
+  and `is_error` are there as recorded.
+- Text cells are cut to `table_cells.CELL_CHARS` characters, saying so. In
+  CSV, control characters are escaped and a text cell a spreadsheet would
+  read as a formula (`=`, `+`, `-`, `@`, ...) begins with `'`: see
+  `nano_code/session/table_cells.py`. Numbers stay numbers.
 - `replay` and `divergence` stay empty unless a `ReplayReport` is given for
   the session (`nano-code export --replay` replays each one first): then the
   session row has the replay status and the first line of the divergence or
@@ -62,6 +67,7 @@ from nano_code.adapters.journal import (
     RetryEntry,
     TurnEndEntry,
 )
+from nano_code.adapters.safe_text import json_text
 from nano_code.adapters.session_file import (
     Record,
     SessionFile,
@@ -69,18 +75,22 @@ from nano_code.adapters.session_file import (
     load_session,
     make_private_dirs,
 )
+from nano_code.adapters.tools import tool_specs
 from nano_code.kernel.events import (
     ApprovalDecision,
     Interrupt,
     ModelFailure,
     ModelReply,
+    ReplyToolCall,
     ToolCallFacts,
     ToolResult,
     UserInput,
     Verdict,
 )
+from nano_code.kernel.policy import parse_arguments
 from nano_code.kernel.types import Usage
 from nano_code.session.replay import ReplayReport, response_event
+from nano_code.session.table_cells import csv_text, cut, first_line
 
 __all__ = [
     "SESSION_COLUMNS",
@@ -282,6 +292,8 @@ class _Reader:
         self.calls: dict[tuple[int, str], dict[str, Any]] = {}
         """(step, call id) -> the tool call's row (ids may repeat across turns)."""
         self.call_lines: dict[tuple[int, str], list[int]] = {}
+        self.asked: dict[int, tuple[int, tuple[ReplyToolCall, ...]]] = {}
+        """step -> (its file line, the tool calls its reply asked for, as sent)."""
         self.task = ""
         self.turn = 0
         self.turn_step = 0
@@ -309,9 +321,13 @@ class _Reader:
         status = response.get("status") if isinstance(response, Mapping) else None
         row["status"] = _int_or_none(status.get("code")) if isinstance(status, Mapping) else None
         try:
-            _describe_outcome(row, response_event(record.data))
+            event = response_event(record.data)
+            _describe_outcome(row, event)
         except (KeyError, TypeError, ValueError, AttributeError):
             row["outcome"], row["detail"] = "unreadable", "the response record has an odd shape"
+            return
+        if isinstance(event, ModelReply) and event.tool_calls:
+            self.asked[row["step"]] = (record.line, event.tool_calls)
 
     def journal(self, record: Record) -> None:
         t_ms = self.clock.stamp(record.data.get("t_ms"))
@@ -338,8 +354,8 @@ class _Reader:
             self.turn += 1
             self.turn_step = 0
             self.outcome = "unfinished"
-            if not self.task and entry.event.text.strip():
-                self.task = entry.event.text.strip().splitlines()[0]
+            if not self.task:
+                self.task = cut(first_line(entry.event.text))
         elif isinstance(entry, EventEntry) and entry.call is not None:
             key = (len(self.steps), entry.call.id)
             call_row = self.calls.get(key)
@@ -352,7 +368,7 @@ class _Reader:
 
     def tables(self, report: ReplayReport | None) -> SessionTables:
         metadata = self.session.metadata
-        tool_rows = list(self.calls.values())
+        tool_rows, tool_lines = self._all_tool_calls()
         session_row = {
             **self.ids,
             **_parent_columns(metadata.get("parent")),
@@ -376,8 +392,46 @@ class _Reader:
             "divergence": None,
         }
         if report is not None:
-            _fill_divergence(report, session_row, self.steps, tool_rows, list(self.call_lines.values()))
-        return SessionTables(session_row, tuple(self.steps), tuple(tool_rows))
+            _fill_divergence(report, session_row, self.steps, tool_rows, tool_lines)
+        return SessionTables(
+            _cells_cut(session_row),
+            tuple(_cells_cut(row) for row in self.steps),
+            tuple(_cells_cut(row) for row in tool_rows),
+        )
+
+    def _all_tool_calls(self) -> tuple[list[dict[str, Any]], list[list[int]]]:
+        """Every tool call the model asked for, in order, with the file lines of each one's
+        records: the driver's rows, and a row for each call that never reached the driver."""
+        handled: dict[int, list[tuple[int, str]]] = {}
+        for key in self.calls:
+            handled.setdefault(key[0], []).append(key)
+        rows: list[dict[str, Any]] = []
+        lines: list[list[int]] = []
+        specs = {spec.name: spec for spec in tool_specs()}
+        for step in sorted(handled.keys() | self.asked.keys()):
+            keys = handled.get(step, [])
+            reply_line, asked = self.asked.get(step, (0, ()))
+            for raw in asked:
+                usable = not isinstance(parse_arguments(specs.get(raw.name), raw.name, raw.arguments), str)
+                if usable and keys and self.calls[keys[0]]["tool"] == raw.name:
+                    key = keys.pop(0)  # the kernel hands usable calls to the driver in the reply's order
+                    rows.append(self.calls[key])
+                    lines.append(self.call_lines[key])
+                    continue
+                row: dict[str, Any] = dict.fromkeys(TOOL_CALL_COLUMNS)
+                row.update(self.ids, step=step, turn=self.steps[step - 1]["turn"], call_id=raw.id)
+                row.update(tool=raw.name, arguments=raw.arguments, line=reply_line)
+                row["outcome"] = "not_run" if usable else "refused"
+                rows.append(row)
+                lines.append([])
+            for key in keys:  # handled, but not found in the reply (a file from another version)
+                rows.append(self.calls[key])
+                lines.append(self.call_lines[key])
+        return rows, lines
+
+
+def _cells_cut(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: cut(value) if isinstance(value, str) else value for key, value in row.items()}
 
 
 def _numbering(nano: Mapping[str, Any], turn_step: int, retry_attempt: int | None) -> tuple[int, int]:
@@ -552,7 +606,7 @@ def write_table(
 def _write_jsonl(tables: Iterable[SessionTables], stream: TextIO) -> int:
     count = 0
     for one in tables:
-        stream.write(json.dumps(one.as_json(), ensure_ascii=False) + "\n")
+        stream.write(json_text(one.as_json()) + "\n")
         count += 1
     return count
 
@@ -576,6 +630,8 @@ def _csv_value(value: object) -> object:
         return "true" if value else "false"
     if isinstance(value, Decimal):
         return format(value, "f")
+    if isinstance(value, str):
+        return csv_text(value)
     return value
 
 

@@ -29,7 +29,9 @@ def export_parser() -> argparse.ArgumentParser:
             "\n"
             "The table is chosen by the --to name (sessions, steps or tool_calls, a prefix like\n"
             "run1- allowed) or the suffix .jsonl; columns are described in nano_code/session/corpus.py.\n"
-            "The file is created 0600: it holds what the sessions read."
+            "The file is created 0600: it holds what the sessions read. In CSV, a text cell a\n"
+            "spreadsheet would run as a formula (= + - @ ...) begins with ', control characters\n"
+            "are escaped, and a cell longer than 32,000 characters is cut and says so."
         ),
     )
     parser.add_argument(

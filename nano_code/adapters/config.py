@@ -26,8 +26,8 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from nano_code.adapters.endpoint import Endpoint, UnsafeURL, endpoint, is_loopback_host, is_loopback_url
 from nano_code.adapters.regular_files import NotARegularFile, read_regular
 from nano_code.adapters.secrets import REDACTED
 from nano_code.kernel.lazy_re import LazyPattern, lazy
@@ -36,9 +36,11 @@ from nano_code.kernel.value import Value, field, fields_of, value
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MODEL",
+    "DOTENV_SETTINGS",
     "SETTINGS_DOC",
     "ConfigError",
     "Settings",
+    "is_loopback_url",
     "load_settings",
     "parse_dotenv",
     "render_env_example",
@@ -363,8 +365,10 @@ class Settings(Value):
 def render_env_example() -> str:
     """The text of a ``.env.example``: every setting commented out, with its default."""
     lines = [
-        "# nano-code settings. Copy this file to .env and uncomment what you need.",
-        "# Precedence: .env < environment variables < command-line flags.",
+        "# nano-code settings, each with its default.",
+        "# A .env in the folder nano-code starts in may set only the connection (OPENROUTER_API_KEY,",
+        "# INFERENCE_BASE_URL, MODEL_NAME): copy those to a .env and uncomment what you need.",
+        "# Set the others in the environment or with a flag. Precedence: .env < environment < flags.",
     ]
     for name, default, comment in SETTINGS_DOC:
         lines += ["", f"# {comment}", f"# {name}={default}"]
@@ -445,38 +449,21 @@ class _Checker:
             raise self.bad(name, "a number of seconds > 0", value)
         return number
 
-    def url(self, name: str, value: str) -> str:
-        url = value.rstrip("/")
+    def url(self, name: str, value: str) -> Endpoint:
         try:
-            parts = urlsplit(url)
-            host = parts.netloc
-            parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
-        except ValueError:
-            host = ""
-        plain = url.isprintable() and " " not in url
-        if not (plain and host and url.lower().startswith(("http://", "https://"))):
-            raise self.bad(name, "an http:// or https:// URL", value)
-        return url
+            return endpoint(value.rstrip("/"))
+        except UnsafeURL as unsafe:
+            if not unsafe.show_value:
+                raise self.error(f"{name} must be {unsafe.expectation}") from None
+            raise self.bad(name, unsafe.expectation, value) from None
 
 
 DOTENV_MAX_BYTES = 1 << 20
-AUTHORITY_SETTINGS = frozenset({_YES, _SANDBOX, _SANDBOX_NETWORK})
-"""Settings that grant authority: taken from the environment and flags only. A `.env`
-comes with whatever directory nano-code starts in (a cloned repository, say), so it
-is data, and must not be able to switch approval off."""
-
-
-def is_loopback_url(url: str) -> bool:
-    """Whether `url` points at this machine (localhost or a loopback address)."""
-    import ipaddress
-
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+DOTENV_SETTINGS = (_API_KEY, _BASE_URL, _MODEL)
+"""What a `.env` may set: the connection, its original use. A `.env` comes with whatever
+directory nano-code starts in (a cloned repository, say), so it is data: it must not decide
+what is allowed (approval, sandbox), how far a run may go (steps, timeouts, sizes) or where
+recordings go. Those come from the environment and flags only."""
 
 
 def _read_dotenv(cwd: Path, environ: Mapping[str, str]) -> dict[str, str]:
@@ -496,32 +483,63 @@ def _read_dotenv(cwd: Path, environ: Mapping[str, str]) -> dict[str, str]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read {path}: not UTF-8 text (byte {exc.start})") from None
-    values = parse_dotenv(text, environ)
-    return {name: value for name, value in values.items() if name in _NAMES}
+    return parse_dotenv(text, environ)
+
+
+_SHOWN_NAMES = 8
+
+
+def _refused_in_dotenv(values: Mapping[str, str], path: Path) -> str | None:
+    """One line naming the settings (and other NANO_CODE_* names) a `.env` sets but may not."""
+    names = sorted(
+        name
+        for name, value in values.items()
+        if name not in DOTENV_SETTINGS
+        and (name in _NAMES or name.startswith("NANO_CODE_"))
+        and _is_set(value)
+    )
+    if not names:
+        return None
+    shown = ", ".join(names[:_SHOWN_NAMES]) + (
+        f" and {len(names) - _SHOWN_NAMES} more" if len(names) > _SHOWN_NAMES else ""
+    )
+    return (
+        f"ignoring {shown} in {path}: a folder's .env sets only the connection "
+        f"({', '.join(DOTENV_SETTINGS)}); set the rest in the environment or with a flag"
+    )
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([real, root]) == root
 
 
 def load_settings(
     cwd: Path,
     environ: Mapping[str, str],
     overrides: Mapping[str, str | None],
+    *,
+    records_to_home: bool = False,
 ) -> Settings:
     """Settings from ``cwd/.env``, then ``environ``, then ``overrides`` (later wins).
 
-    ``overrides`` holds flag values keyed by variable name (None: flag not
-    given); a name not in :data:`SETTINGS_DOC` there is a programming error
-    (ValueError). Raises :class:`ConfigError` for an unreadable ``.env`` or an
-    invalid value.
+    A ``.env`` sets only :data:`DOTENV_SETTINGS`; any other setting in it is named
+    in one of ``Settings.warnings`` and not used. ``overrides`` holds flag values
+    keyed by variable name (None: flag not given); a name not in
+    :data:`SETTINGS_DOC` there is a programming error (ValueError). Raises
+    :class:`ConfigError` for an unreadable ``.env`` or an invalid value, and, when
+    ``records_to_home`` (the caller will write sessions under ``home``), for a
+    default ``home`` inside ``cwd``, where the commands it runs could rewrite or
+    publish the recordings.
     """
     unknown = sorted(set(overrides) - _NAMES)
     if unknown:
         raise ValueError(f"unknown setting override(s): {', '.join(unknown)}")
-    dotenv = _read_dotenv(cwd, environ)
-    warnings: list[str] = []
-    for name in sorted(AUTHORITY_SETTINGS & {k for k, v in dotenv.items() if _is_set(v)}):
-        warnings.append(
-            f"ignoring {name} in {cwd / '.env'}: it grants authority, so only the environment or a flag may set it"
-        )
-        del dotenv[name]
+    dotenv_path = cwd / ".env"
+    everything_in_dotenv = _read_dotenv(cwd, environ)
+    refused = _refused_in_dotenv(everything_in_dotenv, dotenv_path)
+    warnings = [refused] if refused is not None else []
+    dotenv = {name: value for name, value in everything_in_dotenv.items() if name in DOTENV_SETTINGS}
     layers: list[Mapping[str, str | None]] = [dotenv, environ, overrides]
     raw: dict[str, str] = {}
     for layer in layers:
@@ -532,28 +550,36 @@ def load_settings(
 
     api_key = raw.get(_API_KEY)
     check = _Checker(api_key)
+    if api_key is not None and not all("!" <= char <= "~" for char in api_key):
+        raise check.error(f"{_API_KEY} must be printable ASCII without spaces (value not shown)")
 
     def from_dotenv(name: str) -> bool:
         later = [layer.get(name) for layer in layers[1:]]
-        return name in dotenv and not any(value is not None and _is_set(value) for value in later)
-
-    if api_key is not None and from_dotenv(_BASE_URL) and not from_dotenv(_API_KEY):
-        url = raw[_BASE_URL]
-        if not is_loopback_url(url):
-            raise check.error(
-                f"{cwd / '.env'} points {_BASE_URL} at {urlsplit(url).hostname or url!r}, but the API key "
-                "comes from your environment: nano-code will not send it there. Put the key in that "
-                f".env too, or set {_BASE_URL} in the environment or with --base-url"
-            )
-    if api_key is not None and not all("!" <= char <= "~" for char in api_key):
-        raise check.error(f"{_API_KEY} must be printable ASCII without spaces (value not shown)")
+        return _is_set(dotenv.get(name)) and not any(value is not None and _is_set(value) for value in later)
 
     def text(name: str) -> str:
         return raw.get(name, _DEFAULTS[name])
 
+    base_url = text(_BASE_URL).rstrip("/")
+    server = check.url(_BASE_URL, text(_BASE_URL))
+    if from_dotenv(_BASE_URL):
+        if api_key is not None and not from_dotenv(_API_KEY) and not is_loopback_host(server.host):
+            raise check.error(
+                f"{dotenv_path} points {_BASE_URL} at {server.where}, but the API key "
+                "comes from your environment: nano-code will not send it there. Put the key in that "
+                f".env too, or set {_BASE_URL} in the environment or with --base-url"
+            )
+        what = "requests and the API key go" if api_key is not None else "requests go"
+        warnings.append(f"{_BASE_URL} comes from {dotenv_path}: {what} to {server.where}")
+
     home_value = raw.get(_HOME)
     if home_value is None:
         home = _default_home(environ)
+        if records_to_home and _inside(home, cwd):
+            raise ConfigError(
+                f"the default sessions folder {home} is inside {cwd}, where the commands nano-code runs "
+                f"could rewrite or publish the recordings: set {_HOME} to a folder outside it, or pass --no-record"
+            )
     else:
         home = _expand_tilde(home_value, environ)
         if not home.is_absolute():
@@ -561,7 +587,7 @@ def load_settings(
 
     return Settings(
         api_key=api_key,
-        base_url=check.url(_BASE_URL, text(_BASE_URL)),
+        base_url=base_url,
         model=text(_MODEL),
         max_steps=check.steps(_MAX_STEPS, text(_MAX_STEPS)),
         stream=check.boolean(_STREAM, text(_STREAM)),

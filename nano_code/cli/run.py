@@ -120,7 +120,8 @@ def main(args: argparse.Namespace) -> int:
     interrupts.install()
     workspace = Path.cwd().resolve()
     try:
-        settings = load_settings(workspace, os.environ, _overrides(args))
+        records_to_home = not (args.no_record or args.record or args.resume)
+        settings = load_settings(workspace, os.environ, _overrides(args), records_to_home=records_to_home)
     except ConfigError as error:
         say(f"nano-code: {error}", err=True)
         return EXIT_USAGE
@@ -155,7 +156,7 @@ def main(args: argparse.Namespace) -> int:
     if sandbox_notice is not None:
         say(f"nano-code: {sandbox_notice}", err=True)
     stream = settings.stream if (args.stream is not None or not args.json) else False
-    agents_md = read_agents_md(workspace)
+    agents_md = read_agents_md(workspace, lambda line: say(f"nano-code: {line}", err=True))
     recorded = recorded_settings(settings, workspace, stream, sandbox)
     parent_state: State | None = None
     resume_file = None

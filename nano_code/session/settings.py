@@ -9,12 +9,12 @@ prompt or the tools in the code shows up as a divergence.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from nano_code.adapters.config import Settings
-from nano_code.adapters.regular_files import read_regular
+from nano_code.adapters.regular_files import LeadsOutside, read_regular_inside
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.adapters.tools import tool_specs
 from nano_code.kernel import checks as v
@@ -23,14 +23,21 @@ from nano_code.kernel.value import Value, evolve, field, fields_of, value
 from nano_code.prompts import AGENTS_FILE, AGENTS_LIMIT, SUMMARY_PROMPT, build_system_prompt
 
 
-def read_agents_md(workspace: Path) -> str | None:
-    """The workspace's AGENTS.md, when it is a regular file; read only as far as the prompt uses.
+def read_agents_md(workspace: Path, refused: Callable[[str], None] | None = None) -> str | None:
+    """The workspace's AGENTS.md, when it is a regular file inside the workspace; read only as
+    far as the prompt uses.
 
-    It comes with the directory (a cloned repository, say): a named pipe or a
-    device under that name must not hang start-up, nor a huge file fill memory.
+    It comes with the directory (a cloned repository, say): a named pipe or a device under
+    that name must not hang start-up, nor a huge file fill memory, and a link out of the
+    workspace (-> ~/.ssh/id_rsa) must not put another file into the prompt and the recording.
+    Such a link is not read; `refused` gets one line saying so.
     """
     try:
-        data = read_regular(workspace / AGENTS_FILE, AGENTS_LIMIT * 4 + 3)  # enough UTF-8 for the limit
+        data = read_regular_inside(workspace, AGENTS_FILE, AGENTS_LIMIT * 4 + 3)  # enough UTF-8 for the limit
+    except LeadsOutside as outside:
+        if refused is not None:
+            refused(f"not reading {AGENTS_FILE}: it is a link out of the workspace (to {outside.target})")
+        return None
     except OSError:  # missing, unreadable, or a pipe or device
         return None
     text = data.decode("utf-8", errors="replace")

@@ -22,10 +22,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nano_code.adapters.config import (
-    AUTHORITY_SETTINGS,
     DEFAULT_BASE_URL,
     DEFAULT_MODEL,
     DOTENV_MAX_BYTES,
+    DOTENV_SETTINGS,
     SETTINGS_DOC,
     ConfigError,
     Settings,
@@ -403,12 +403,16 @@ LAYERED = [
 def test_precedence_dotenv_then_environment_then_flags(
     tmp_path: Path, var: str, field: str, in_dotenv: str, in_env: str, in_flag: str, parsed: object
 ) -> None:
+    default = getattr(load(tmp_path), field)
     write_env(tmp_path, f"{var}={in_dotenv}\n")
     only_dotenv = getattr(load(tmp_path), field)
     with_env = getattr(load(tmp_path, {var: in_env}), field)
     with_flag = getattr(load(tmp_path, {var: in_env}, **{var: in_flag}), field)
     flag_not_given = getattr(load(tmp_path, {var: in_env}, **{var: None}), field)
-    assert only_dotenv != with_env or var == "NANO_CODE_YES"
+    if var in DOTENV_SETTINGS:
+        assert only_dotenv != with_env
+    else:  # only the connection comes from a .env
+        assert only_dotenv == default
     assert with_env == flag_not_given
     assert with_flag == parsed
     assert getattr(load(tmp_path, {}, **{var: in_flag}), field) == parsed
@@ -430,7 +434,8 @@ def test_the_highest_layer_that_sets_a_variable_wins(
     environ = {var: in_env} if present[1] else {}
     overrides = {var: in_flag} if present[2] else {}
     got = getattr(load(cwd, environ, **overrides), field)
-    winner = max((i for i in range(3) if present[i]), default=None)
+    counted = [present[0] and var in DOTENV_SETTINGS, present[1], present[2]]
+    winner = max((i for i in range(3) if counted[i]), default=None)
     clean = cwd / "no-dotenv-here"
     clean.mkdir()
     reference = {} if winner is None else {var: [in_dotenv, in_env, in_flag][winner]}
@@ -438,7 +443,7 @@ def test_the_highest_layer_that_sets_a_variable_wins(
     assert got == expected
 
 
-def test_dotenv_supplies_several_settings_at_once(tmp_path: Path) -> None:
+def test_dotenv_supplies_the_connection_and_nothing_else(tmp_path: Path) -> None:
     write_env(
         tmp_path,
         "# my settings\n"
@@ -452,8 +457,9 @@ def test_dotenv_supplies_several_settings_at_once(tmp_path: Path) -> None:
     assert settings.api_key == "sk-or-v1-abc"
     assert settings.chat_completions_url == "http://localhost:8080/v1/chat/completions"
     assert settings.model == "qwen/qwen3-coder"
-    assert settings.max_steps == 7
-    assert settings.debug is True
+    assert settings.max_steps == 50 and settings.debug is False  # not the .env's: reported below
+    (ignored,) = [warning for warning in settings.warnings if warning.startswith("ignoring")]
+    assert "NANO_CODE_DEBUG, NANO_CODE_MAX_STEPS in " in ignored
 
 
 def test_dotenv_is_not_exported_and_only_known_names_are_read(tmp_path: Path) -> None:
@@ -467,10 +473,12 @@ def test_dotenv_is_not_exported_and_only_known_names_are_read(tmp_path: Path) ->
 
 
 def test_dotenv_values_expand_from_the_given_environment(tmp_path: Path) -> None:
-    write_env(tmp_path, "PROVIDER=qwen\nMODEL_NAME=${PROVIDER}/${FAMILY:-coder}\nNANO_CODE_HOME=${BASE}/s\n")
-    settings = load(tmp_path, {"BASE": "/data"})
+    write_env(
+        tmp_path, "PROVIDER=qwen\nMODEL_NAME=${PROVIDER}/${FAMILY:-coder}\nINFERENCE_BASE_URL=${BASE}/v1\n"
+    )
+    settings = load(tmp_path, {"BASE": "http://127.0.0.1:9"})
     assert settings.model == "qwen/coder"
-    assert settings.home == Path("/data/s")
+    assert settings.base_url == "http://127.0.0.1:9/v1"
 
 
 def test_missing_dotenv_is_fine(tmp_path: Path) -> None:
@@ -576,7 +584,7 @@ def test_bad_values_raise_one_line_naming_the_variable_and_value(
     tmp_path: Path, var: str, value: str
 ) -> None:
     for how in ("environ", "dotenv", "flag"):
-        if how == "dotenv" and var in AUTHORITY_SETTINGS:
+        if how == "dotenv" and var not in DOTENV_SETTINGS:
             continue  # ignored in .env (see test_dotenv_cannot_grant_authority)
         environ: dict[str, str] = {}
         overrides: dict[str, str | None] = {}
@@ -701,8 +709,8 @@ def test_relative_or_empty_xdg_data_home_is_ignored(tmp_path: Path) -> None:
 
 
 def test_nano_code_home_beats_xdg_data_home(tmp_path: Path) -> None:
-    write_env(tmp_path, "NANO_CODE_HOME=/from/dotenv\n")
-    assert load(tmp_path, {"XDG_DATA_HOME": "/xdg"}).home == Path("/from/dotenv")
+    write_env(tmp_path, "NANO_CODE_HOME=/from/dotenv\n")  # a .env does not choose where recordings go
+    assert load(tmp_path, {"XDG_DATA_HOME": "/xdg"}).home == Path("/xdg/nano-code")
     assert load(tmp_path, {"XDG_DATA_HOME": "/xdg", "NANO_CODE_HOME": "/from/env"}).home == Path("/from/env")
     assert load(tmp_path, {}, NANO_CODE_HOME="/from/flag").home == Path("/from/flag")
 

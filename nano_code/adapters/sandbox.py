@@ -14,7 +14,21 @@ bounds what a command can reach. What each mode allows, on Linux (bubblewrap):
   is a private tmpfs as well;
 * `/dev` is a minimal new one (null, zero, full, random, urandom, tty and a
   private devpts: the user's terminal is not there), `/proc` belongs to the
-  sandbox's own pid namespace;
+  sandbox's own pid namespace, and the parts of it that steer the kernel
+  (`/proc/sys`, `/proc/sysrq-trigger`, ...: `KERNEL_CONTROLS`) are bound
+  read-only over it. The kernel checks writes there by uid, not by capability,
+  so without this a command run by root could set `kernel.core_pattern` to a
+  program the kernel then runs as real root outside every namespace;
+* secrets are hidden: the workspace's `.env` files (an unreadable device is
+  bound over each), the credential stores of the home directory and the
+  system's password hashes (`HIDDEN_IN_HOME`, `HIDDEN_SYSTEM_FILES`: empty or
+  unreadable inside), and with the network on the container daemons' sockets
+  (`DAEMON_SOCKETS`), which are root on the host;
+* a workspace that is not a repository cannot become one: an empty read-only
+  `.git` is mounted where none is (its mount point is removed after the
+  command), so no command plants a config whose programs git, or nano-code's
+  provenance, would run later; `.git` that exists is read-only. A repository
+  created further down is reported after the command (see `shell`);
 * **no network** unless asked for (`--unshare-net`: only a loopback of its
   own, so not even 127.0.0.1 services of the host are reachable); without the
   network, `/run` is hidden too (an empty tmpfs), which takes the sockets of
@@ -35,6 +49,13 @@ The home directory is readable but read-only, caches in it included (`~/.cache`,
 `~/.npm`): that is the point. Tools that insist on writing there must be told
 to use the workspace or /tmp.
 
+Commands keep nano-code's uid. Root's commands stay uid 0: a user namespace
+(`--unshare-user`) would not change that, since bubblewrap maps the uid inside
+to the real one and the kernel's owner checks (/etc/shadow, /proc/sys) go by
+the real uid; running as another real uid would leave a workspace owned by
+root unwritable. So what root could read or steer is closed by mounts instead
+(the kernel controls above, the hidden files) and every capability is dropped.
+
 macOS uses `sandbox-exec` with a profile of the same meaning (writes only in the
 workspace, a private temporary directory and a few devices; no network unless
 asked). It is written and unit-tested as text, but has NOT been run on a real
@@ -48,21 +69,24 @@ process whether bubblewrap works here.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nano_code.adapters import early
+from nano_code.adapters import early, workspace_scan
 from nano_code.kernel import checks as v
 from nano_code.kernel.types import SandboxMode
 from nano_code.kernel.value import Value, field, value
 
 __all__ = [
+    "KERNEL_CONTROLS",
     "Sandbox",
     "SandboxUnavailable",
     "bwrap_arguments",
@@ -83,6 +107,45 @@ USERNS_HINT = (
     "(sysctl kernel.unprivileged_userns_clone, user.max_user_namespaces), by AppArmor "
     "(kernel.apparmor_restrict_unprivileged_userns on Ubuntu 24.04) and by the container"
 )
+
+
+KERNEL_CONTROLS = (
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/proc/irq",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/mtrr",
+    "/proc/pressure",
+)
+"""Parts of /proc that steer the kernel or its devices, bound read-only over the sandbox's own
+/proc (Docker keeps the same ones read-only; /proc/mtrr and /proc/pressure are writable too here)."""
+HIDDEN_IN_HOME = (
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".azure",
+    ".kube",
+    ".docker",
+    ".password-store",
+    ".config/gcloud",
+    ".config/gh",
+    ".local/share/keyrings",
+    ".netrc",
+    ".git-credentials",
+    ".pypirc",
+    ".npmrc",
+)
+"""Credential stores under the home directory: empty (directories) or unreadable (files) inside."""
+HIDDEN_SYSTEM_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
+DAEMON_SOCKETS = (
+    "/run/docker.sock",
+    "/var/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/run/podman/podman.sock",
+    "/run/crio/crio.sock",
+)
+"""Sockets that are root on the host; hidden with the network on (without it /run is empty anyway)."""
 
 
 class SandboxUnavailable(Exception):
@@ -113,13 +176,23 @@ class Sandbox(Value):
         if self.platform == "darwin" and self.private_tmp is None:
             raise ValueError("a macOS sandbox needs a private_tmp directory")
 
-    def wrap(self, argv: list[str]) -> list[str]:
-        """The command line that runs `argv` inside this sandbox, in the workspace."""
+    def wrap(self, argv: list[str], scan: workspace_scan.Scan | None = None) -> list[str]:
+        """The command line that runs `argv` inside this sandbox, in the workspace.
+
+        `scan` is a fresh `workspace_scan.scan` of the workspace, when the caller has one.
+        """
         if self.platform == "darwin":
             assert self.private_tmp is not None
             profile = seatbelt_profile(self.mode, self.network, self.workspace, self.private_tmp)
             return [SANDBOX_EXEC, "-p", profile, "/usr/bin/env", f"TMPDIR={self.private_tmp}/", *argv]
-        return [BWRAP, *bwrap_arguments(self.mode, self.network, self.workspace), "--", *argv]
+        hidden = hidden_paths(self.workspace, self.network, scan=scan)
+        return [BWRAP, *bwrap_arguments(self.mode, self.network, self.workspace, hidden), "--", *argv]
+
+    def after_command(self) -> None:
+        """Remove the mount point of the empty `.git` that `wrap` put where none was."""
+        if self.platform == "linux" and self.mode is SandboxMode.WORKSPACE_WRITE:
+            with contextlib.suppress(OSError):  # not empty, or not ours: a real repository now
+                os.rmdir(self.workspace / ".git")
 
     def describe(self) -> str:
         """One line for the user: the mode and whether the network is open."""
@@ -131,10 +204,32 @@ def _depth(path: str) -> int:
     return len(Path(path).parts)
 
 
-def bwrap_arguments(mode: SandboxMode, network: bool, workspace: Path) -> list[str]:
+def hidden_paths(
+    workspace: Path, network: bool, home: Path | None = None, scan: workspace_scan.Scan | None = None
+) -> list[Path]:
+    """What exists now and a command must not read: credential stores, secret files, daemon sockets.
+
+    Never the workspace itself or a directory above it (hiding that would hide the workspace).
+    """
+    home = Path.home() if home is None else home
+    candidates = [home / name for name in HIDDEN_IN_HOME]
+    candidates += [Path(name) for name in HIDDEN_SYSTEM_FILES]
+    if network:
+        candidates += [Path(name) for name in DAEMON_SOCKETS]
+    found = [path for path in candidates if os.path.lexists(path)]
+    found += (scan or workspace_scan.scan(workspace)).secrets
+    return [path for path in found if not workspace.is_relative_to(path)]
+
+
+def bwrap_arguments(
+    mode: SandboxMode, network: bool, workspace: Path, hidden: Sequence[Path] = ()
+) -> list[str]:
     """bubblewrap's options (everything between `bwrap` and `--`) for a sandbox of `mode`.
 
-    A pure function of its arguments, so it is tested directly. Mounts are
+    `hidden` are paths that exist: a directory becomes an empty tmpfs, anything
+    else an unreadable device. A pure function of its arguments apart from
+    telling directories from files (and whether `workspace/.git` exists), so it
+    is tested directly. Mounts are
     applied in order and a later one covers an earlier one beneath it, so they
     are sorted parents first: the private /tmp comes before a workspace under
     /tmp, and a workspace that is `/` itself comes before /dev, /proc and /tmp.
@@ -147,6 +242,7 @@ def bwrap_arguments(mode: SandboxMode, network: bool, workspace: Path) -> list[s
         ("/dev", ["--dev", "/dev"]),
         ("/dev/shm", ["--tmpfs", "/dev/shm"]),
         ("/proc", ["--proc", "/proc"]),
+        *((path, ["--ro-bind-try", path, path]) for path in KERNEL_CONTROLS),
         ("/tmp", ["--tmpfs", "/tmp"]),
     ]
     if not network:
@@ -155,10 +251,17 @@ def bwrap_arguments(mode: SandboxMode, network: bool, workspace: Path) -> list[s
     bind = "--bind" if mode is SandboxMode.WORKSPACE_WRITE else "--ro-bind"
     mounts.append((ws, [bind, ws, ws]))
     if mode is SandboxMode.WORKSPACE_WRITE:
-        # The repository's own config and hooks stay read-only: a command could otherwise plant
-        # a filter, a hook or an fsmonitor that git runs later, outside the sandbox.
+        # The repository's own config and hooks stay read-only, and where there is no repository an
+        # empty read-only .git stops `git init`: a command could otherwise plant a filter, a hook or
+        # an fsmonitor that git runs later, outside the sandbox.
         git_dir = os.path.join(ws, ".git")
-        mounts.append((git_dir, ["--ro-bind-try", git_dir, git_dir]))
+        if os.path.lexists(git_dir):
+            mounts.append((git_dir, ["--ro-bind", git_dir, git_dir]))
+        else:
+            mounts.append((git_dir, ["--tmpfs", git_dir, "--remount-ro", git_dir]))
+    for path in hidden:
+        name = str(path)
+        mounts.append((name, ["--tmpfs", name] if os.path.isdir(path) else ["--ro-bind", "/dev/null", name]))
     mounts.sort(key=lambda mount: _depth(mount[0]))  # stable: ties keep the order above
     arguments = [option for _, options in mounts for option in options]
     arguments += ["--unshare-pid", "--unshare-ipc"]

@@ -51,9 +51,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from nano_code.adapters import workspace_scan
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.kernel.policy import join_head_and_tail
-from nano_code.kernel.value import Value, value
+from nano_code.kernel.value import Value, field, value
 
 SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
 READ_SIZE = 65536
@@ -85,6 +86,8 @@ class CommandResult(Value):
     omitted_bytes: int
     process_group: int
     """Id of the command's process group (its leader's pid)."""
+    created_repositories: tuple[str, ...] = field(default=())
+    """Git repositories (workspace-relative) a sandboxed command created; see `workspace_scan`."""
 
 
 class _Capture:
@@ -164,8 +167,9 @@ def run_command(
     _TERMINAL.save()
     _forget_ended_sessions()
     argv = [SHELL, "-c", command]
+    before = workspace_scan.scan(sandbox.workspace) if sandbox is not None else None
     process = subprocess.Popen(
-        argv if sandbox is None else sandbox.wrap(argv),
+        argv if sandbox is None else sandbox.wrap(argv, before),
         cwd=cwd,
         env=command_environment(),
         stdin=subprocess.DEVNULL,
@@ -188,6 +192,11 @@ def run_command(
     finally:
         pipe.close()
         _TERMINAL.restore()
+        if sandbox is not None:
+            sandbox.after_command()
+    created: tuple[str, ...] = ()
+    if sandbox is not None and before is not None:
+        created = tuple(sorted(workspace_scan.scan(sandbox.workspace).repositories - before.repositories))
 
     output, omitted = capture.text()
     exit_status: int | None = None
@@ -206,6 +215,7 @@ def run_command(
         signal_name=signal_name,
         omitted_bytes=omitted,
         process_group=process.pid,
+        created_repositories=created,
     )
 
 
@@ -299,11 +309,34 @@ def _process_table() -> list[tuple[bytes, int, int]] | None:
 HIDDEN_VARIABLES = frozenset({"OPENROUTER_API_KEY"})
 """Never handed to a command: the model's key is nano-code's, not the commands' (a command
 the model wrote could print it, or send it out where the network is open)."""
+SECRET_NAME_PARTS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL")
+"""A variable whose name holds one of these (any case) looks like a secret and is withheld."""
+SECRET_NAME_WORDS = frozenset({"AUTH", "COOKIE", "PAT"})
+"""...and so is one with one of these as a whole `_`-separated word (AUTH but not AUTHOR)."""
+PASS_ENV = "NANO_CODE_PASS_ENV"
+"""Names (comma- or space-separated) of secret-looking variables the user lets through to commands.
+Read from nano-code's own environment only: a folder's `.env` cannot set it."""
 
 
-def command_environment() -> dict[str, str]:
-    """nano-code's environment, without the variables commands must not see."""
-    return {name: value for name, value in os.environ.items() if name not in HIDDEN_VARIABLES}
+def looks_secret(name: str) -> bool:
+    """Whether the variable `name` looks like it holds a secret (GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY)."""
+    upper = name.upper()
+    return any(part in upper for part in SECRET_NAME_PARTS) or not SECRET_NAME_WORDS.isdisjoint(
+        upper.split("_")
+    )
+
+
+def command_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment commands run with: nano-code's own, less the model's key and every variable
+    that looks like a secret, unless `NANO_CODE_PASS_ENV` names it (what commands print goes to
+    the model, and a sandboxed command with the network on could send it anywhere)."""
+    environ = dict(os.environ) if environ is None else environ
+    passed = set(environ.get(PASS_ENV, "").replace(",", " ").split())
+    return {
+        name: value
+        for name, value in environ.items()
+        if name not in HIDDEN_VARIABLES and (name in passed or not looks_secret(name))
+    }
 
 
 def _pump(

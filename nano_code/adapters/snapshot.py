@@ -67,6 +67,7 @@ import attrs
 
 from nano_code.adapters import git
 from nano_code.adapters.regular_files import read_regular
+from nano_code.adapters.workspace_scan import is_secret as is_secret_name
 from nano_code.kernel.value import Value, fields_of, value
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
@@ -116,10 +117,9 @@ def valid_name(name: object) -> bool:
     return True
 
 
-def is_secret(name: str) -> bool:
-    """A `.env` or `.env.*` file: secrets, never snapshotted."""
-    base = name.rsplit("/", 1)[-1]
-    return base == ".env" or base.startswith(".env.")
+def is_secret(relative: str) -> bool:
+    """Whether the file at the workspace path `relative` holds secrets (never snapshotted)."""
+    return is_secret_name(relative.rsplit("/", 1)[-1])
 
 
 def _is_count(value: object) -> bool:

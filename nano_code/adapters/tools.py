@@ -371,6 +371,13 @@ def _run_shell(arguments: Arguments, context: ToolContext) -> ToolOutcome:
             "process keeps running until nano-code exits, and its further output is not captured. "
             "Redirect a background process's output to a file (cmd > out.log 2>&1 &) to keep it.]"
         )
+    if result.created_repositories:
+        notes.append(
+            "[this command created git repositories at "
+            + ", ".join(result.created_repositories)
+            + ": a repository's config can name programs git runs, so the user should check them "
+            "before running git there; nano-code's own git calls run none of them]"
+        )
     if notes:
         output = "\n".join([output.rstrip("\n"), *notes]) if output else "\n".join(notes)
     return ToolOutcome(output, exit_status=result.exit_status)

@@ -28,7 +28,15 @@ PROJECT = Path("/home/ada/project")
 
 def mounts(arguments: list[str]) -> list[tuple[str, ...]]:
     """The mount options in order, each with its operands."""
-    operands = {"--ro-bind": 2, "--bind": 2, "--dev": 1, "--proc": 1, "--tmpfs": 1}
+    operands = {
+        "--ro-bind": 2,
+        "--ro-bind-try": 2,
+        "--bind": 2,
+        "--dev": 1,
+        "--proc": 1,
+        "--tmpfs": 1,
+        "--remount-ro": 1,
+    }
     found, index = [], 0
     while index < len(arguments):
         option = arguments[index]
@@ -53,7 +61,11 @@ def test_workspace_write_without_network() -> None:
         ("--tmpfs", "/tmp"),
         ("--tmpfs", "/run"),
         ("--tmpfs", "/dev/shm"),
+        *(("--ro-bind-try", path, path) for path in sandbox.KERNEL_CONTROLS),
         ("--bind", str(PROJECT), str(PROJECT)),
+        # no repository here: an empty, read-only one stops `git init`
+        ("--tmpfs", str(PROJECT / ".git")),
+        ("--remount-ro", str(PROJECT / ".git")),
     ]
     for flag in ("--unshare-pid", "--unshare-ipc", "--unshare-net", "--die-with-parent", "--new-session"):
         assert flag in arguments
@@ -113,7 +125,7 @@ def test_wrap_puts_the_command_after_the_options() -> None:
     argv = box.wrap(["/bin/bash", "-c", "--help"])
     assert argv[0] == "bwrap"
     assert argv[argv.index("--") :] == ["--", "/bin/bash", "-c", "--help"]
-    assert argv[1:-4] == bwrap_arguments(WW, False, PROJECT)
+    assert argv[1:-4] == bwrap_arguments(WW, False, PROJECT, sandbox.hidden_paths(PROJECT, False))
 
 
 def test_a_sandbox_needs_an_on_mode_and_an_absolute_workspace() -> None:

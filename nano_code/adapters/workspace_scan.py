@@ -1,0 +1,82 @@
+"""One bounded walk of a workspace: its secret files and its git repositories.
+
+The sandbox hides secret files (`.env`, `.env.*`: the names the snapshot
+leaves out) from the commands it runs, and after each command says which git
+repositories the command created: a repository's config can name programs
+that git later runs outside the sandbox (see `nano_code.adapters.git`).
+
+The walk is bounded (`MAX_DIRECTORIES`) so that a huge workspace costs
+milliseconds, and it does not enter `.git`, `node_modules` or linked
+directories. What lies beyond the bound is not seen: `complete` says so.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import NamedTuple
+
+MAX_DIRECTORIES = 5000
+NOT_ENTERED = frozenset({".git", "node_modules"})
+
+
+def is_secret(name: str) -> bool:
+    """A `.env` or `.env.*` file name: secrets, never snapshotted and hidden from commands."""
+    return name == ".env" or name.startswith(".env.")
+
+
+class Scan(NamedTuple):
+    secrets: tuple[Path, ...]
+    """Secret-named regular files (or links to one), absolute."""
+    repositories: frozenset[str]
+    """Git metadata, relative to the workspace: `.git` entries (directory or gitfile) and bare
+    repositories (a directory holding HEAD, objects/ and refs/)."""
+    complete: bool
+    """False when the walk stopped at its bound."""
+
+
+def _is_bare_repository(entries: dict[str, os.DirEntry[str]]) -> bool:
+    try:
+        return (
+            "HEAD" in entries
+            and entries["HEAD"].is_file(follow_symlinks=False)
+            and "objects" in entries
+            and entries["objects"].is_dir(follow_symlinks=False)
+            and "refs" in entries
+            and entries["refs"].is_dir(follow_symlinks=False)
+        )
+    except OSError:
+        return False
+
+
+def scan(workspace: Path, max_directories: int = MAX_DIRECTORIES) -> Scan:
+    """Walk `workspace` (at most `max_directories` directories) for secrets and repositories."""
+    secrets: list[Path] = []
+    repositories: set[str] = set()
+    pending = [workspace]
+    seen = 0
+    while pending and seen < max_directories:
+        directory = pending.pop()
+        seen += 1
+        try:
+            with os.scandir(directory) as listing:
+                entries = {entry.name: entry for entry in listing}
+        except OSError:
+            continue
+        relative = directory.relative_to(workspace)
+        if directory != workspace and _is_bare_repository(entries):
+            repositories.add(str(relative))
+            continue
+        for name, entry in entries.items():
+            try:
+                if name == ".git":
+                    repositories.add(str(relative / name))
+                elif entry.is_dir(follow_symlinks=False):
+                    if name not in NOT_ENTERED:
+                        pending.append(Path(entry.path))
+                elif is_secret(name) and stat.S_ISREG(os.stat(entry.path).st_mode):
+                    secrets.append(Path(entry.path))
+            except OSError:
+                continue
+    return Scan(tuple(sorted(secrets)), frozenset(repositories), not pending)

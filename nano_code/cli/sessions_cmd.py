@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from nano_code.adapters.safe_text import json_text
-from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_sandbox_arguments, say
+from nano_code.cli.main import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_sandbox_arguments,
+    say,
+)
 
 
 def replay_parser() -> argparse.ArgumentParser:
@@ -63,8 +70,17 @@ def replay_parser() -> argparse.ArgumentParser:
         "-y",
         "--yes",
         action="store_true",
-        help="approve every live tool call (--live-tools, --fork-at); without it they are asked on "
-        "a terminal and refused elsewhere -- never approved because the recording was",
+        help="approve every tool call the live model makes in a fork's live part; without it they "
+        "are asked on a terminal and refused elsewhere -- never approved because the recording "
+        "was. It does not approve re-running the file's own recorded calls (see --rerun-recorded)",
+    )
+    parser.add_argument(
+        "--rerun-recorded",
+        action="store_true",
+        help="approve re-running the session file's own recorded tool calls (--live-tools, and "
+        "--fork-at's replayed part) where the sandbox alone would not let them run: with "
+        "--sandbox off, every write and command the file holds, with your rights. A received "
+        "file is data; without this flag those calls are asked on a terminal and refused elsewhere",
     )
     add_sandbox_arguments(parser)
     parser.add_argument("--model", help="model for the live continuation of --fork-at")
@@ -123,16 +139,15 @@ def _resolve_sandbox(args: argparse.Namespace) -> None:
 
 
 def _replay_quiet(job: tuple[str, list[str], bool, bool, str | None, str | None, bool]) -> Any:
-    from nano_code.kernel.types import ApprovalMode
     from nano_code.session.replay import replay_session
 
-    path, ignore, live_tools, yes, workspace, sandbox, network = job
+    path, ignore, live_tools, rerun_recorded, workspace, sandbox, network = job
     return replay_session(
         path,
         ignore=ignore,
         live_tools=live_tools,
         workspace=Path(workspace) if workspace else None,
-        approval=ApprovalMode.AUTO if yes else ApprovalMode.ASK,
+        rerun_recorded=rerun_recorded,
         sandbox=sandbox,
         sandbox_network=network,
         keep_workspace=False,  # a batch of --live-tools replays: each restored copy goes after use
@@ -152,6 +167,11 @@ def _notes(report: Any) -> list[str]:
         notes.append(f"  note: {TORN_NOTE}")
     for pattern in report.unused_masks:
         notes.append(f"  note: --ignore {pattern} hid nothing (a typo, or a field that did not change?)")
+    if report.not_rerun:
+        notes.append(
+            f"  note: {report.not_rerun} recorded call(s) were not re-run here: they need approval, "
+            "and the file's own calls get it only from --rerun-recorded (or your yes at a terminal)"
+        )
     return notes
 
 
@@ -181,12 +201,20 @@ def _status(report: Any) -> str:
 
 def replay_main(argv: Sequence[str]) -> int:
     args = replay_parser().parse_args(argv)
-    if not (args.live_tools or args.fork_at is not None):
+    if not (args.live_tools or args.fork_at is not None or args.rebless):
         return _replay_main(args)
     from nano_code.adapters.shell import kill_left_running
+    from nano_code.cli.run import Interrupts
 
+    # Ctrl-C and SIGTERM both end the replay of one session the same way: what it was
+    # writing and the workspace it restored are removed (replay_session, sample_forks),
+    # exit 130 or 143. A batch keeps the default handlers (its pool's workers get Ctrl-C).
+    args.interrupts = Interrupts()
     try:
         return _replay_main(args)
+    except KeyboardInterrupt:
+        say("nano-code replay: interrupted; its partial output and restored workspace are removed", err=True)
+        return int(args.interrupts.exit_status(EXIT_INTERRUPTED))
     finally:
         kill_left_running()  # what live tools left running ends with the replay, as in a live session
 
@@ -209,8 +237,18 @@ def _replay_main(args: argparse.Namespace) -> int:
     if (args.rebless or args.fork_at is not None) and not single:
         say("nano-code replay: --rebless and --fork-at take exactly one session", err=True)
         return EXIT_USAGE
+    if single and getattr(args, "interrupts", None) is not None:
+        args.interrupts.install()
     if args.jobs == 0:
         args.jobs = os.cpu_count() or 1
+    from nano_code.session.samples import MAX_SAMPLES, max_jobs
+
+    if args.jobs > max_jobs():
+        say(f"nano-code replay: --jobs {args.jobs} capped at {max_jobs()} (4 per CPU, at most 64)", err=True)
+        args.jobs = max_jobs()
+    if args.samples is not None and args.samples > MAX_SAMPLES:
+        say(f"nano-code replay: --samples {args.samples} capped at {MAX_SAMPLES}", err=True)
+        args.samples = MAX_SAMPLES
     if args.temperature is not None and not 0.0 <= args.temperature <= 2.0:
         say("nano-code replay: --temperature takes a number from 0 to 2", err=True)
         return EXIT_USAGE
@@ -224,6 +262,12 @@ def _replay_main(args: argparse.Namespace) -> int:
         )
         if given
     ]
+    if args.rerun_recorded and not (args.live_tools or args.fork_at is not None):
+        say(
+            "nano-code replay: --rerun-recorded approves re-run tools: add --live-tools or --fork-at N",
+            err=True,
+        )
+        return EXIT_USAGE
     if live_only and args.fork_at is None:
         say(f"nano-code replay: {', '.join(live_only)} shape a fork's live part: add --fork-at N", err=True)
         return EXIT_USAGE
@@ -259,7 +303,7 @@ def _replay_main(args: argparse.Namespace) -> int:
                 str(p),
                 args.ignore,
                 args.live_tools,
-                args.yes,
+                args.rerun_recorded,
                 args.workspace,
                 args.sandbox,
                 args.sandbox_network,
@@ -327,6 +371,7 @@ def _samples(path: Path, args: argparse.Namespace) -> int:
             temperature=args.temperature,
             seed=args.seed,
             approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
+            rerun_recorded=args.rerun_recorded,
             out_dir=Path(args.output) if args.output else None,
             sandbox=args.sandbox,
             sandbox_network=args.sandbox_network,
@@ -335,6 +380,8 @@ def _samples(path: Path, args: argparse.Namespace) -> int:
         say(f"nano-code replay: {error}", err=True)
         return EXIT_USAGE
     say(json_text(report.as_json()) if args.json else report.table())
+    if report.interrupted:
+        return int(args.interrupts.exit_status(EXIT_INTERRUPTED))
     return EXIT_OK if all(sample.report.ok for sample in report.samples) else EXIT_FAILED
 
 
@@ -362,7 +409,7 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         )
         observers.append(display)
         on_delta = display.on_delta
-    approver = _approver(shown.scrub)
+    approver, rerun_approver = _approvers(shown.scrub)
     rebless_to = None
     if args.rebless:
         rebless_to = Path(args.output) if args.output else path.with_suffix(".reblessed.yaml")
@@ -392,23 +439,33 @@ def _replay_one(path: Path, args: argparse.Namespace) -> Any:
         sandbox_network=args.sandbox_network,
         redactor=shown,
         approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
+        rerun_recorded=args.rerun_recorded,
         approver=approver,
+        rerun_approver=rerun_approver,
     )
 
 
-def _approver(redact: Any = None) -> Any:
-    """Who approves live tool calls in a replay: a person at this terminal, or nobody."""
+def _approvers(redact: Any = None) -> tuple[Any, Any]:
+    """Who approves, in a replay, the live model's tool calls and the file's recorded ones
+    (when they need it): a person at this terminal, or nobody (each refusal says why)."""
     from nano_code.adapters.terminal import HumanDisplay, TerminalApprover, refuse_without_terminal
     from nano_code.adapters.tools import ToolContext
     from nano_code.cli.run import describe_call, preview
+    from nano_code.session.replay import RERUN_REFUSED, refuse_recorded
 
     display = HumanDisplay(
         sys.stderr, sys.stderr, describe_call, redact=redact or (lambda text: text), live=False
     )
     if sys.stdin.isatty():
         context = ToolContext(workspace=Path.cwd().resolve())
-        return TerminalApprover(display, lambda action: preview(action, context), sys.stdin).ask
-    return lambda action: refuse_without_terminal(action, display.notice)
+        ask = TerminalApprover(display, lambda action: preview(action, context), sys.stdin).ask
+        return ask, ask
+
+    def refuse(action: Any) -> Any:
+        display.notice(f"refused recorded {action.call.name}: {RERUN_REFUSED}")
+        return refuse_recorded(action)
+
+    return (lambda action: refuse_without_terminal(action, display.notice)), refuse
 
 
 def _print_report(report: Any) -> None:
@@ -431,7 +488,8 @@ def sessions_main(argv: Sequence[str]) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from nano_code.adapters.config import ConfigError, load_settings
-    from nano_code.adapters.session_file import SessionFileError, load_session
+    from nano_code.adapters.session_file import SessionFileError
+    from nano_code.adapters.session_summary import summarize
 
     try:
         settings = load_settings(Path.cwd(), os.environ, {})
@@ -442,7 +500,7 @@ def sessions_main(argv: Sequence[str]) -> int:
     rows = []
     for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
         try:
-            rows.append(_session_row(load_session(path)))
+            rows.append(_session_row(summarize(path)))  # its records are not held, only counted
         except SessionFileError as error:
             say(f"skipped {error}", err=True)
         except (KeyError, TypeError, AttributeError, ValueError) as error:
@@ -464,24 +522,15 @@ def sessions_main(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
-def _session_row(session: Any) -> dict[str, Any]:
-    from nano_code.adapters.journal import EventEntry
-    from nano_code.kernel.events import UserInput
-
-    task = ""
-    for entry in session.readable_entries("event"):  # an odd record does not hide a session
-        if isinstance(entry, EventEntry) and isinstance(entry.event, UserInput) and entry.event.text.strip():
-            task = entry.event.text.strip().splitlines()[0]
-            break
-    tokens, cost = session.totals()
+def _session_row(summary: Any) -> dict[str, Any]:
     return {
-        "created": str(session.metadata.get("created", "?")),
-        "model": str(session.metadata.get("model", "?")),
-        "task": task,
-        "steps": session.interaction_count,
-        "tokens": tokens,
-        "cost": cost,
-        "path": str(session.path),
+        "created": str(summary.metadata.get("created", "?")),
+        "model": str(summary.metadata.get("model", "?")),
+        "task": summary.task,
+        "steps": summary.steps,
+        "tokens": summary.tokens,
+        "cost": summary.cost,
+        "path": str(summary.path),
     }
 
 

@@ -167,6 +167,9 @@ class ReplayReport:
     """Where live tools (and a fork's live part) ran: a restored snapshot, or the caller's."""
     sandbox_notice: str | None = None
     """Why live tools ran without a sandbox, when the default could not be had."""
+    not_rerun: int = 0
+    """Recorded calls re-running here would have needed approval, and did not get it
+    (no `--rerun-recorded`, nobody at a terminal said yes)."""
 
     @property
     def ok(self) -> bool:
@@ -337,6 +340,14 @@ def refuse_all(action: AskApproval) -> ApprovalDecision:
     return ApprovalDecision(action.call.id, Verdict.DENY, "no terminal to ask and no --yes")
 
 
+RERUN_REFUSED = "re-running a session file's own calls beyond the sandbox needs --rerun-recorded"
+
+
+def refuse_recorded(action: AskApproval) -> ApprovalDecision:
+    """Nobody to ask about a recorded call: refused (the file's calls are not ours to approve)."""
+    return ApprovalDecision(action.call.id, Verdict.DENY, RERUN_REFUSED)
+
+
 @attrs.define
 class ReplayOptions:
     masks: tuple[Mask, ...] = ()
@@ -344,9 +355,17 @@ class ReplayOptions:
     live_tools: ToolContext | None = None
     fork_at: int | None = None
     approval: ApprovalMode = ApprovalMode.ASK
-    """How live tool runs (--live-tools, a fork's live part) are approved: from the
-    current command line (`replay --yes`), never from the recording."""
+    """How a fork's live part (the live model's calls) is approved: from the current
+    command line (`replay --yes`), never from the recording."""
+    rerun_approval: ApprovalMode = ApprovalMode.ASK
+    """How the file's own recorded calls are approved when re-run here (--live-tools, a
+    fork's replayed part): AUTO only with `replay --rerun-recorded`. A received file is
+    data; running its commands beyond what the sandbox allows is authority that only
+    the command line grants, and `--yes` grants it for the live model alone."""
     approver: Approver = refuse_all
+    rerun_approver: Approver = refuse_recorded
+    """Who is asked about a recorded call that needs approval to re-run (without
+    `--rerun-recorded`): a person at a terminal, or nobody."""
     live_model: str | None = None
     """The model a fork's live part names (`replay --fork-at N --model M`); the replayed
     part keeps the recorded one."""
@@ -388,6 +407,8 @@ class ReplayPerformer:
         """Config fields a recorded or a fork's change set (model, temperature), and their values."""
         self._applied_up_to = 0
         self._live_always: set[str] = set()
+        self.not_rerun = 0
+        """Recorded calls that needed approval to re-run here and did not get it."""
 
     # -- cursor
 
@@ -576,7 +597,8 @@ class ReplayPerformer:
     def _run_live_tool(self, action: RunTool, context: ToolContext) -> ToolOutcome:
         """Run a recorded tool call here, as a live session would: the recording's
         approvals and path facts count for nothing; paths are checked here, at use,
-        and what needs approval is asked for (or refused without a terminal or --yes)."""
+        and what needs approval is asked for (or refused without a terminal), unless
+        `--rerun-recorded` approved the file's calls (`--yes` does not)."""
         tool = find_tool(action.call.name)
         if tool is None:
             return run_tool(action.call.name, action.arguments, context)
@@ -586,15 +608,17 @@ class ReplayPerformer:
             inside = inside_workspace(action.arguments[path], context.workspace)
         always = frozenset(self._live_always)
         mode = context.sandbox.mode if context.sandbox is not None else SandboxMode.OFF
-        need = approval_requirement(tool.spec, self.options.approval, always, inside, mode)
+        need = approval_requirement(tool.spec, self.options.rerun_approval, always, inside, mode)
         run_in = attrs.evolve(context, confined=inside is True)
         if need is not Approval.RUN:
             what = "it changes files or runs commands" if tool.spec.mutates else "its path is outside"
-            decision = self.options.approver(AskApproval(action.call, action.arguments, what))
+            decision = self.options.rerun_approver(AskApproval(action.call, action.arguments, what))
             if decision.verdict is Verdict.ALWAYS:
                 self._live_always.add(tool.spec.name)
             elif decision.verdict is Verdict.DENY:
-                return ToolOutcome(f"[not run here: {decision.reason or 'not approved'}]", is_error=True)
+                self.not_rerun += 1
+                reason = decision.reason or "not approved"
+                return ToolOutcome(f"[recorded call not run here: {reason}]", is_error=True)
             run_in = approved_at_prompt(action.call.name, run_in)
         return run_tool(action.call.name, action.arguments, run_in)
 
@@ -649,13 +673,17 @@ def _json_body(body: Any) -> Any:
 
 
 class CallCounter:
-    """Observer: model requests made, replayed or live (a fork's steps go on after the fork point)."""
+    """Observer: model requests made, replayed or live (a fork's steps go on after the fork
+    point), and whether the live part was interrupted (the recording's interrupts are its past)."""
 
-    def __init__(self) -> None:
+    def __init__(self, performer: ReplayPerformer) -> None:
         self.calls = 0
+        self.performer = performer
+        self.live_interrupt = False
 
     def on_event(self, event: Event, state: State) -> None:
-        pass
+        if isinstance(event, Interrupt) and self.performer.forked:
+            self.live_interrupt = True
 
     def on_action(self, action: Action, state: State) -> None:
         if isinstance(action, (CallModel, RetryModel)):
@@ -839,6 +867,8 @@ def replay_session(
     redactor: Redactor | None = None,
     approval: ApprovalMode = ApprovalMode.ASK,
     approver: Approver = refuse_all,
+    rerun_recorded: bool = False,
+    rerun_approver: Approver = refuse_recorded,
 ) -> ReplayReport:
     """Replay one session; never raises for a bad or diverging session (see the report).
 
@@ -851,15 +881,22 @@ def replay_session(
     commands run in the OS sandbox `sandbox` names (None: the default,
     workspace-write where it works), bounded to that directory.
 
-    `approval` and `approver` govern whatever runs live (`live_tools`, the
-    live part of a fork); they come from the caller's command line. A fork's
+    `approval` governs the live part of a fork (the live model's calls);
+    `rerun_recorded` approves re-running the file's own recorded calls
+    (`live_tools`, a fork's replayed part) where the sandbox alone would not
+    let them run; what neither approves goes to `approver` (the live model's
+    calls) or `rerun_approver` (the file's). All come from the
+    caller's command line, never from the file. A fork's
     live part talks to the server `live_settings` name (with its key), and
     names `live_model`, `live_temperature` and `live_seed` in its requests when given (the
     replayed part keeps the recorded ones, and the switch is journalled). The
     recording's own approval mode and answers only reproduce its past.
     Output files (`rebless_to`, `fork_to`) are written beside the target
     and renamed into place only when the replay got that far, so a failed
-    run leaves nothing behind.
+    run leaves nothing behind. Interrupted (Ctrl-C, or SIGTERM raised as
+    KeyboardInterrupt), in the replayed part or the live one, it removes its
+    partial output, the fork's snapshot copy and the workspace it restored,
+    then raises KeyboardInterrupt.
     """
     from nano_code.session.settings import (  # needs tool specs
         RecordedSettings,
@@ -887,162 +924,200 @@ def replay_session(
         try:
             restored = workspace is None
             where = workspace.resolve() if workspace is not None else restore_workspace(path, session)
-            live_sandbox, sandbox_notice = choose_sandbox(sandbox, sandbox_network, where)
-        except (SnapshotError, SandboxUnavailable) as no_workspace:
+        except SnapshotError as no_workspace:
             return ReplayReport(
                 str(path), "error", error=str(no_workspace), seconds=time.perf_counter() - started
             )
-
-    client = ModelClient(settings.base_url.rstrip("/") + "/chat/completions", api_key=None)
-    options = ReplayOptions(
-        masks=masks,
-        rebless=rebless_to is not None,
-        live_tools=ToolContext(workspace=where, shell_timeout=settings.shell_timeout, sandbox=live_sandbox)
-        if where
-        else None,
-        fork_at=fork_at,
-        approval=approval,
-        approver=approver,
-        live_model=live_model,
-        live_temperature=live_temperature,
-        live_seed=live_seed,
-        sandbox_mode=live_sandbox.mode if live_sandbox is not None else SandboxMode.OFF,
-    )
-    performer = ReplayPerformer(session, client, options)
-    performer.on_delta = on_delta
-    counter = CallCounter()
-    all_observers: list[Observer] = [TurnEndChecker(performer), counter, *observers]
-    closers: list[Callable[[], None]] = []
-    recorder: Recorder | None = None
-    output_path = rebless_to or fork_to
-    if output_path is not None:
-        metadata = {**session.metadata, "format_version": FORMAT_VERSION}
-        if rebless_to is not None:
-            metadata["reblessed_from"] = {"path": str(path), "session_id": metadata.get("session_id")}
-            # the copy's requests are this version's: its provenance must say so
-            metadata["nano_code_version"] = __version__
-            metadata["nano_code_commit"] = nano_code_commit()
-        else:
-            # The fork's tools work in `where`: fingerprint it, never a directory a file names.
-            assert where is not None
-            fresh = provenance(config, settings.to_json(), where, metadata.get("agents_md"), "fork")
-            fresh["parent"] = {
-                "path": str(path),
-                "session_id": metadata.get("session_id"),
-                "fork_at": fork_at,
-            }
-            fresh["sandbox"] = sandbox_provenance(sandbox, live_sandbox, sandbox_notice)
-            metadata = fresh
-        metadata["tool_schemas"] = [to_json(spec) for spec in config.tools]
-        # The copy's requests carry this version's system prompt: its provenance must say so.
-        metadata["system_prompt_sha256"] = hashlib.sha256(config.system_prompt.encode()).hexdigest()
-        scrubber = redactor if redactor is not None else Redactor(None)
-        partial_path = output_path.with_name(f".{output_path.name}.partial")
-        partial_path.unlink(missing_ok=True)
-        recorder = open_recorder(partial_path, metadata, scrubber)
-        if fork_to is not None:
-            _carry_snapshot(path, session, fork_to, recorder)
-        all_observers.append(recorder)
-        client.exchange_sinks.append(recorder.on_exchange)
-        closers.append(recorder.close)
-
-    driver = Driver(initial_state(config), performer, all_observers)
-    performer.apply_change = lambda entry: apply_change(driver, entry)
-    divergence: Divergence | None = None
-    error: str | None = None
+    outputs = [rebless_to or fork_to] if (rebless_to or fork_to) is not None else []
+    if fork_to is not None:
+        outputs.append(archive_path(fork_to))
     try:
-        with contextlib.ExitStack() as stack:
-            cassette = stack.enter_context(
-                offline_cassette(
-                    path,
-                    masks,
-                    session,
-                    lambda: (performer.interactions_taken - 1, performer.current_body),
-                    match_body=rebless_to is None,
+        if where is not None:
+            try:
+                live_sandbox, sandbox_notice = choose_sandbox(sandbox, sandbox_network, where)
+            except SandboxUnavailable as unavailable:
+                _discard(outputs, where if restored else None)
+                return ReplayReport(
+                    str(path), "error", error=str(unavailable), seconds=time.perf_counter() - started
                 )
+        client = ModelClient(settings.base_url.rstrip("/") + "/chat/completions", api_key=None)
+        options = ReplayOptions(
+            masks=masks,
+            rebless=rebless_to is not None,
+            live_tools=ToolContext(
+                workspace=where, shell_timeout=settings.shell_timeout, sandbox=live_sandbox
             )
-            if live_settings is not None and fork_at is not None:
-                fork_settings = live_settings
-
-                def go_live() -> Performer:
-                    stack.close()  # vcrpy lets go of HTTP: the live part talks to a real server
-                    sinks = [recorder.on_exchange] if recorder is not None else []
-                    assert where is not None
-                    live = live_performer(
-                        fork_settings,
-                        where,
-                        approver,
-                        on_delta=on_delta,
-                        exchange_sinks=sinks,
-                        sandbox=live_sandbox,
-                    )
-                    closers.insert(0, live.client.close)
-                    driver.hand_over(live)
-                    return live
-
-                performer.go_live = go_live
-            divergence = _drive(driver, performer)
-            if divergence is None and not performer.forked and not cassette.all_played:
-                divergence = Divergence(
-                    performer.step, None, "unused interactions", "recorded interactions were never requested"
-                )
-            if divergence is None and fork_at is not None and not performer.forked:
-                raise ReplayError(
-                    f"--fork-at {fork_at} is past the recording's end "
-                    f"(it has {performer.step} model call(s); fork at fewer)"
-                )
-    except Diverged as diverged:
-        divergence = diverged.divergence
-    except (ReplayError, DriverMisuseError, KeyError, TypeError, ValueError) as failure:
-        error = f"{type(failure).__name__}: {failure}"
-    except Exception as failure:  # vcrpy refusing an unmatched request, etc.
-        error = f"{type(failure).__name__}: {failure}"
-    finally:
-        client.close()
-        for close in closers:
-            close()
-
-    if error is not None:
-        status = "error"
-    elif divergence is not None:
-        status = "diverged"
-    elif rebless_to is not None:
-        status = "reblessed"
-    elif fork_at is not None and performer.forked:
-        status = "forked"
-    elif performer.tool_output_differences:
-        status = "tool outputs differ"
-    else:
-        status = "identical"
-    if output_path is not None:
-        partial = output_path.with_name(f".{output_path.name}.partial")
-        if status in ("reblessed", "forked"):
-            partial.replace(output_path)
-        else:
-            partial.unlink(missing_ok=True)
+            if where
+            else None,
+            fork_at=fork_at,
+            approval=approval,
+            rerun_approval=ApprovalMode.AUTO if rerun_recorded else ApprovalMode.ASK,
+            approver=approver,
+            rerun_approver=rerun_approver,
+            live_model=live_model,
+            live_temperature=live_temperature,
+            live_seed=live_seed,
+            sandbox_mode=live_sandbox.mode if live_sandbox is not None else SandboxMode.OFF,
+        )
+        performer = ReplayPerformer(session, client, options)
+        performer.on_delta = on_delta
+        counter = CallCounter(performer)
+        all_observers: list[Observer] = [TurnEndChecker(performer), counter, *observers]
+        closers: list[Callable[[], None]] = []
+        recorder: Recorder | None = None
+        output_path = rebless_to or fork_to
+        if output_path is not None:
+            metadata = {**session.metadata, "format_version": FORMAT_VERSION}
+            if rebless_to is not None:
+                metadata["reblessed_from"] = {"path": str(path), "session_id": metadata.get("session_id")}
+                # the copy's requests are this version's: its provenance must say so
+                metadata["nano_code_version"] = __version__
+                metadata["nano_code_commit"] = nano_code_commit()
+            else:
+                # The fork's tools work in `where`: fingerprint it, never a directory a file names.
+                assert where is not None
+                fresh = provenance(config, settings.to_json(), where, metadata.get("agents_md"), "fork")
+                fresh["parent"] = {
+                    "path": str(path),
+                    "session_id": metadata.get("session_id"),
+                    "fork_at": fork_at,
+                }
+                fresh["sandbox"] = sandbox_provenance(sandbox, live_sandbox, sandbox_notice)
+                metadata = fresh
+            metadata["tool_schemas"] = [to_json(spec) for spec in config.tools]
+            # The copy's requests carry this version's system prompt: its provenance must say so.
+            metadata["system_prompt_sha256"] = hashlib.sha256(config.system_prompt.encode()).hexdigest()
+            scrubber = redactor if redactor is not None else Redactor(None)
+            partial_path = output_path.with_name(f".{output_path.name}.partial")
+            partial_path.unlink(missing_ok=True)
+            recorder = open_recorder(partial_path, metadata, scrubber)
             if fork_to is not None:
-                archive_path(fork_to).unlink(missing_ok=True)
-            output_path = None
-    if restored and where is not None and not keep_workspace:
-        shutil.rmtree(where, ignore_errors=True)
-    return ReplayReport(
-        path=str(path),
-        status=status,
-        steps=counter.calls if performer.forked else performer.step,
-        tool_calls=performer.tool_calls,
-        usage=driver.state.session_usage,
-        seconds=time.perf_counter() - started,
-        divergence=divergence,
-        error=error,
-        masked=tuple(sorted(performer.masked)),
-        unused_masks=tuple(pattern for pattern in ignore if pattern not in performer.masked),
-        torn=session.torn_tail,
-        changed_requests=tuple(performer.changed_requests),
-        tool_output_differences=tuple(performer.tool_output_differences),
-        output_path=str(output_path) if output_path else None,
-        workspace=str(where) if where is not None else None,
-        sandbox_notice=sandbox_notice,
-    )
+                _carry_snapshot(path, session, fork_to, recorder)
+            all_observers.append(recorder)
+            client.exchange_sinks.append(recorder.on_exchange)
+            closers.append(recorder.close)
+
+        driver = Driver(initial_state(config), performer, all_observers)
+        performer.apply_change = lambda entry: apply_change(driver, entry)
+        divergence: Divergence | None = None
+        error: str | None = None
+        try:
+            with contextlib.ExitStack() as stack:
+                cassette = stack.enter_context(
+                    offline_cassette(
+                        path,
+                        masks,
+                        session,
+                        lambda: (performer.interactions_taken - 1, performer.current_body),
+                        match_body=rebless_to is None,
+                    )
+                )
+                if live_settings is not None and fork_at is not None:
+                    fork_settings = live_settings
+
+                    def go_live() -> Performer:
+                        stack.close()  # vcrpy lets go of HTTP: the live part talks to a real server
+                        sinks = [recorder.on_exchange] if recorder is not None else []
+                        assert where is not None
+                        live = live_performer(
+                            fork_settings,
+                            where,
+                            approver,
+                            on_delta=on_delta,
+                            exchange_sinks=sinks,
+                            sandbox=live_sandbox,
+                        )
+                        closers.insert(0, live.client.close)
+                        driver.hand_over(live)
+                        return live
+
+                    performer.go_live = go_live
+                divergence = _drive(driver, performer)
+                if divergence is None and not performer.forked and not cassette.all_played:
+                    divergence = Divergence(
+                        performer.step,
+                        None,
+                        "unused interactions",
+                        "recorded interactions were never requested",
+                    )
+                if divergence is None and fork_at is not None and not performer.forked:
+                    raise ReplayError(
+                        f"--fork-at {fork_at} is past the recording's end "
+                        f"(it has {performer.step} model call(s); fork at fewer)"
+                    )
+        except Diverged as diverged:
+            divergence = diverged.divergence
+        except (ReplayError, DriverMisuseError, KeyError, TypeError, ValueError) as failure:
+            error = f"{type(failure).__name__}: {failure}"
+        except Exception as failure:  # vcrpy refusing an unmatched request, etc.
+            error = f"{type(failure).__name__}: {failure}"
+        finally:
+            client.close()
+            for close in closers:
+                close()
+        if counter.live_interrupt:
+            # Ctrl-C in the live part ended its turn (the live performer makes it an event):
+            # the fork did not get as far as it was asked to, and goes like any interrupted run.
+            raise KeyboardInterrupt
+
+        if error is not None:
+            status = "error"
+        elif divergence is not None:
+            status = "diverged"
+        elif rebless_to is not None:
+            status = "reblessed"
+        elif fork_at is not None and performer.forked:
+            status = "forked"
+        elif performer.tool_output_differences:
+            status = "tool outputs differ"
+        else:
+            status = "identical"
+        if output_path is not None:
+            partial = output_path.with_name(f".{output_path.name}.partial")
+            if status in ("reblessed", "forked"):
+                partial.replace(output_path)
+            else:
+                partial.unlink(missing_ok=True)
+                if fork_to is not None:
+                    archive_path(fork_to).unlink(missing_ok=True)
+                output_path = None
+        if restored and where is not None and not keep_workspace:
+            shutil.rmtree(where, ignore_errors=True)
+        return ReplayReport(
+            path=str(path),
+            status=status,
+            steps=counter.calls if performer.forked else performer.step,
+            tool_calls=performer.tool_calls,
+            usage=driver.state.session_usage,
+            seconds=time.perf_counter() - started,
+            divergence=divergence,
+            error=error,
+            masked=tuple(sorted(performer.masked)),
+            unused_masks=tuple(pattern for pattern in ignore if pattern not in performer.masked),
+            torn=session.torn_tail,
+            changed_requests=tuple(performer.changed_requests),
+            tool_output_differences=tuple(performer.tool_output_differences),
+            output_path=str(output_path) if output_path else None,
+            workspace=str(where) if where is not None else None,
+            sandbox_notice=sandbox_notice,
+            not_rerun=performer.not_rerun,
+        )
+    except KeyboardInterrupt:
+        _discard(outputs, where if restored else None)
+        raise
+
+
+def _discard(outputs: Sequence[Path | None], restored: Path | None) -> None:
+    """What an interrupted replay leaves: its partial output files and the workspace it restored."""
+    try:
+        for output in outputs:
+            if output is not None:
+                output.with_name(f".{output.name}.partial").unlink(missing_ok=True)
+                if output.name.endswith(".workspace.tar.gz"):
+                    output.unlink(missing_ok=True)  # the fork's snapshot copy: not yet a fork's
+    finally:
+        if restored is not None:
+            shutil.rmtree(restored, ignore_errors=True)
 
 
 def _drive(driver: Driver, performer: ReplayPerformer) -> Divergence | None:

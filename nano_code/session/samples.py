@@ -7,17 +7,22 @@ session naming its parent. A `check` command, run in each fork's final
 workspace, gives the outcome (exit status 0: success); the same check run
 in the parent's own final workspace (its recorded tools re-run on a restored
 snapshot) says where the parent stands. `SampleReport.table()` is what the
-CLI prints.
+CLI prints. Each fork's workspace is removed once its check has run (its
+child session replays it), so K forks hold at most `jobs` workspaces at once.
+
+Interrupted (Ctrl-C, or SIGTERM raised as KeyboardInterrupt), it stops
+starting forks, lets the running ones remove their partial files and
+workspaces, and reports the forks that finished (`SampleReport.interrupted`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import statistics
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +31,23 @@ import attrs
 from nano_code.adapters.config import Settings
 from nano_code.adapters.session_file import SessionFileError, load_session
 from nano_code.kernel.types import ApprovalMode
+from nano_code.session.interruptible import run_interruptibly
 from nano_code.session.replay import ReplayReport, replay_session, response_event
 
 CHECK_TIMEOUT = 600.0
 """Seconds a --check command may run in one workspace."""
+
+MAX_SAMPLES = 1000
+"""Forks one run may ask for. At 1000 a Wilson 95% interval is at most about +-3 points
+wide; more forks cost money, a child session each, and time, for little more precision."""
+
+
+def max_jobs() -> int:
+    """Processes a run may use: 4 per CPU (a fork mostly waits on its server, so more
+    than one per core helps), and never more than 64 (each holds a restored workspace,
+    a connection and tool processes; past that, memory and the server's rate limit
+    decide, not parallelism)."""
+    return min(64, 4 * (os.cpu_count() or 1))
 
 
 @attrs.frozen
@@ -46,6 +64,8 @@ class Sample:
     outcome: Outcome
     child: str | None
     """The child session's file."""
+    interrupted: bool = False
+    """The fork finished, but its check was interrupted (the run stops after it)."""
 
 
 @attrs.frozen
@@ -56,6 +76,10 @@ class SampleReport:
     parent_outcome: Outcome
     parting_step: int | None
     """The first step at which the forks' actions differ (None: they never part)."""
+    requested: int = 0
+    """Forks asked for (more than `samples` holds when the run was interrupted)."""
+    interrupted: bool = False
+    """Ctrl-C or SIGTERM stopped the run; `samples` holds the forks that finished."""
 
     @property
     def passed(self) -> int:
@@ -66,7 +90,10 @@ class SampleReport:
         return sum(sample.outcome.passed is not None for sample in self.samples)
 
     def table(self) -> str:
-        lines = [f"{len(self.samples)} forks of {self.parent} at step {self.fork_at}", ""]
+        lines = [f"{len(self.samples)} forks of {self.parent} at step {self.fork_at}"]
+        if self.interrupted:
+            lines[0] += f" (interrupted: {len(self.samples)} of {self.requested} finished)"
+        lines.append("")
         lines.append(
             f"{'fork':>4}  {'status':10} {'outcome':8} {'steps':>5} {'tokens':>8} {'cost':>9}  session"
         )
@@ -105,6 +132,8 @@ class SampleReport:
         return {
             "parent": self.parent,
             "fork_at": self.fork_at,
+            "requested": self.requested,
+            "interrupted": self.interrupted,
             "passed": self.passed,
             "checked": self.checked,
             "wilson_95": [low, high],
@@ -226,9 +255,13 @@ class _Job:
     check: str | None
     sandbox: str | None
     sandbox_network: bool
+    rerun_recorded: bool = False
 
 
 def _one_fork(job: _Job) -> Sample:
+    """One fork and its check; its workspace is gone when this returns or raises.
+    Interrupted during the fork, nothing of it is left (replay_session removes it) and
+    KeyboardInterrupt propagates; during the check, the finished fork is kept and marked."""
     from nano_code.adapters.secrets import Redactor
 
     report = replay_session(
@@ -241,12 +274,20 @@ def _one_fork(job: _Job) -> Sample:
         live_temperature=job.temperature,
         live_seed=job.seed,
         approval=job.approval,
+        rerun_recorded=job.rerun_recorded,
         sandbox=job.sandbox,
         sandbox_network=job.sandbox_network,
+        keep_workspace=job.check is not None,  # the check runs there; removed after it
     )
     outcome = Outcome(None)
-    if job.check is not None and report.ok:
-        outcome = run_check(job.check, report.workspace, job.sandbox, job.sandbox_network)
+    try:
+        if job.check is not None and report.ok:
+            outcome = run_check(job.check, report.workspace, job.sandbox, job.sandbox_network)
+    except KeyboardInterrupt:
+        return Sample(job.index, report, Outcome(None, "the check was interrupted"), report.output_path, True)
+    finally:
+        if report.workspace is not None:
+            shutil.rmtree(report.workspace, ignore_errors=True)
     return Sample(job.index, report, outcome, report.output_path)
 
 
@@ -262,6 +303,7 @@ def sample_forks(
     temperature: float | None = None,
     seed: int | None = None,
     approval: ApprovalMode = ApprovalMode.ASK,
+    rerun_recorded: bool = False,
     out_dir: Path | None = None,
     sandbox: str | None = None,
     sandbox_network: bool = False,
@@ -269,11 +311,17 @@ def sample_forks(
     """K forks of the session at `path` from step `fork_at`; see the module's docstring.
 
     Nothing is asked in a sampled fork: calls that need approval run when
-    `approval` is AUTO (`--yes`) and are refused otherwise. With a `seed`, fork i
+    `approval` is AUTO (`--yes`: the live model's calls) or `rerun_recorded`
+    (`--rerun-recorded`: the file's recorded calls, re-run up to the fork point
+    and for the parent's check), and are refused otherwise. With a `seed`, fork i
     asks for seed + i - 1: the forks sample apart, and each can be asked for again.
+    `samples` is at most MAX_SAMPLES; `jobs` is cut to `max_jobs()`.
     """
     if samples < 1:
         raise ValueError("--samples must be at least 1")
+    if samples > MAX_SAMPLES:
+        raise ValueError(f"--samples is at most {MAX_SAMPLES}")
+    jobs = min(jobs, max_jobs())
     path = Path(path)
     directory = out_dir or path.parent
     targets = [directory / f"{path.stem}.fork{fork_at}.s{index}.yaml" for index in range(1, samples + 1)]
@@ -296,28 +344,41 @@ def sample_forks(
                 check,
                 sandbox,
                 sandbox_network,
+                rerun_recorded,
             )
         )
-    if jobs > 1 and samples > 1:
-        with ProcessPoolExecutor(max_workers=min(jobs, samples)) as pool:
-            done = list(pool.map(_one_fork, todo))
-    else:
-        done = [_one_fork(job) for job in todo]
+    done, interrupted = run_interruptibly(_one_fork, todo, jobs, lambda sample: sample.interrupted)
     parent_outcome = Outcome(None)
-    if check is not None:
+    if check is not None and not interrupted:
+        parent_outcome, interrupted = _parent_outcome(path, check, rerun_recorded, sandbox, sandbox_network)
+    children = [sample.child for sample in done if sample.child is not None]
+    return SampleReport(
+        str(path), fork_at, tuple(done), parent_outcome, parting_step(children), samples, interrupted
+    )
+
+
+def _parent_outcome(
+    path: Path, check: str, rerun_recorded: bool, sandbox: str | None, sandbox_network: bool
+) -> tuple[Outcome, bool]:
+    """The check run where the parent's recorded tools, re-run, leave a restored workspace;
+    and whether that was interrupted (the workspace is removed either way)."""
+    try:
         parent = replay_session(
             path,
             live_tools=True,
-            approval=approval,
+            rerun_recorded=rerun_recorded,
             sandbox=sandbox,
             sandbox_network=sandbox_network,
             keep_workspace=True,  # the check runs there; removed after it
         )
-        if parent.status in ("identical", "tool outputs differ"):
-            parent_outcome = run_check(check, parent.workspace, sandbox, sandbox_network)
-            if parent.workspace is not None:
-                shutil.rmtree(parent.workspace, ignore_errors=True)
-        else:
-            parent_outcome = Outcome(None, f"its tools could not be re-run: {parent.error or parent.status}")
-    children = [sample.child for sample in done if sample.child is not None]
-    return SampleReport(str(path), fork_at, tuple(done), parent_outcome, parting_step(children))
+    except KeyboardInterrupt:
+        return Outcome(None, "interrupted"), True
+    try:
+        if parent.status not in ("identical", "tool outputs differ"):
+            return Outcome(None, f"its tools could not be re-run: {parent.error or parent.status}"), False
+        return run_check(check, parent.workspace, sandbox, sandbox_network), False
+    except KeyboardInterrupt:
+        return Outcome(None, "interrupted"), True
+    finally:
+        if parent.workspace is not None:
+            shutil.rmtree(parent.workspace, ignore_errors=True)

@@ -89,8 +89,19 @@ def run_cli(
 def fork_live(
     session: Path, server: FakeServer, cwd: Path, home: Path, *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    """`nano-code replay SESSION --fork-at 1 --yes`, the live part answered by `server`."""
-    args = ["replay", str(session), "--fork-at", "1", "--base-url", server.base_url, "--yes", *extra]
+    """`nano-code replay SESSION --fork-at 1 --yes --rerun-recorded`, the live part answered by
+    `server` (the recorded prefix re-run with the user's consent: the tests' sandbox is off)."""
+    args = [
+        "replay",
+        str(session),
+        "--fork-at",
+        "1",
+        "--base-url",
+        server.base_url,
+        "--yes",
+        "--rerun-recorded",
+    ]
+    args += extra
     return run_cli(args, cwd, cli_env(server.base_url, home))
 
 

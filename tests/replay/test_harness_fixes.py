@@ -173,7 +173,7 @@ def test_a_fork_carries_the_parents_snapshot_so_it_replays_with_live_tools(
     fork = session.with_suffix(".fork1.yaml")
     assert (tmp_path / "s.fork1.workspace.tar.gz").exists()
     again = run_cli(
-        ["replay", "--live-tools", "--yes", str(fork)],
+        ["replay", "--live-tools", "--rerun-recorded", str(fork)],
         tmp_path,
         cli_env("http://127.0.0.1:9/v1", tmp_path / "home"),
     )
@@ -198,7 +198,14 @@ def test_batch_live_tools_replays_leave_no_restored_copies(tmp_path: Path, works
     pattern = os.path.join(tempfile.gettempdir(), "nano-fork-*")
     before = set(glob.glob(pattern))
     done = run_cli(
-        ["replay", "-q", "--live-tools", "--yes", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")],
+        [
+            "replay",
+            "-q",
+            "--live-tools",
+            "--rerun-recorded",
+            str(tmp_path / "a.yaml"),
+            str(tmp_path / "b.yaml"),
+        ],
         tmp_path,
         cli_env("http://127.0.0.1:9/v1", tmp_path / "home"),
     )

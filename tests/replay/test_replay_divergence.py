@@ -244,7 +244,7 @@ def test_live_tools_reports_different_tool_output_and_fails(tmp_path: Path) -> N
     home = tmp_path / "home"
 
     # By default the tools run in a restored copy of the recorded workspace: same output.
-    restored = replay_cli("--live-tools", "--yes", str(session), cwd=other, home=home)
+    restored = replay_cli("--live-tools", "--rerun-recorded", str(session), cwd=other, home=home)
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert "identical" in restored.stdout and "tools ran in " in restored.stdout
     ran_in = Path(restored.stdout.split("tools ran in ", 1)[1].split()[0])
@@ -252,14 +252,14 @@ def test_live_tools_reports_different_tool_output_and_fails(tmp_path: Path) -> N
 
     # In a directory of the user's choosing, they see its files.
     done = replay_cli(
-        "--live-tools", "--yes", "--workspace", str(other), str(session), cwd=tmp_path, home=home
+        "--live-tools", "--rerun-recorded", "--workspace", str(other), str(session), cwd=tmp_path, home=home
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "replayed identically, but 1 tool output(s) differ here" in done.stdout
     assert "step 1: shell output differs from the recording" in done.stdout
 
     code, (report,) = replay_json(
-        "--live-tools", "--yes", "--workspace", ".", str(session), cwd=other, home=home
+        "--live-tools", "--rerun-recorded", "--workspace", ".", str(session), cwd=other, home=home
     )
     assert code == 1 and report["status"] == "tool outputs differ"
     (difference,) = report["tool_output_differences"]
@@ -269,7 +269,7 @@ def test_live_tools_reports_different_tool_output_and_fails(tmp_path: Path) -> N
     # Same file content: no difference reported.
     (other / "data.txt").write_text("alpha\n")
     code, (report,) = replay_json(
-        "--live-tools", "--yes", "--workspace", ".", str(session), cwd=other, home=home
+        "--live-tools", "--rerun-recorded", "--workspace", ".", str(session), cwd=other, home=home
     )
     assert code == 0 and report["status"] == "identical" and report["tool_output_differences"] == []
 
@@ -287,7 +287,7 @@ def test_live_tools_ask_as_a_live_session_would(tmp_path: Path) -> None:
     done = replay_cli("--live-tools", str(session), cwd=other, home=tmp_path / "home")
     assert done.returncode == 1, done.stdout + done.stderr
     assert not (other / "made-by-replay").exists()
-    assert "refused shell" in done.stderr
+    assert "refused recorded shell" in done.stderr and "--rerun-recorded" in done.stderr
     code, (report,) = replay_json("--live-tools", str(session), cwd=other, home=tmp_path / "home")
     assert code == 1
     assert "not run here" in report["tool_output_differences"][0]["actual"]

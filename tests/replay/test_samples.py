@@ -55,6 +55,7 @@ def sample_args(base_url: str, output: Path, samples: int, *extra: str) -> list[
         "--check",
         "python3 test_stats.py",
         "--yes",
+        "--rerun-recorded",  # the recorded prefix and the parent's tools, re-run (the sandbox is off here)
         "--base-url",
         base_url,
         "--output",

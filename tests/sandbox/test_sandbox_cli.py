@@ -175,7 +175,11 @@ def test_live_tools_without_a_sandbox_say_so(agent: Agent, tmp_path: Path) -> No
     agent.serve([reply(tool_calls=[("shell", {"command": "echo hi"})]), reply(content="ok")])
     assert agent.run("-p", "say hi", "--record", "s.yaml", "--yes").returncode == 0
     done = agent.run(
-        "replay", "--live-tools", "--yes", "s.yaml", env={**DEFAULT, "PATH": _without_bwrap(tmp_path)}
+        "replay",
+        "--live-tools",
+        "--rerun-recorded",
+        "s.yaml",
+        env={**DEFAULT, "PATH": _without_bwrap(tmp_path)},
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sandbox off" in done.stderr and "live tools ran unsandboxed" in done.stderr

@@ -32,9 +32,12 @@ bounds what a command can reach. What each mode allows, on Linux (bubblewrap):
 * **no network** unless asked for (`--unshare-net`: only a loopback of its
   own, so not even 127.0.0.1 services of the host are reachable); without the
   network, `/run` is hidden too (an empty tmpfs), which takes the sockets of
-  local daemons (Docker, D-Bus, systemd) out of reach. Unix sockets elsewhere on
-  the read-only filesystem can still be connected to: bubblewrap has no rule
-  against that, and a seccomp filter is out of scope here;
+  local daemons (Docker, D-Bus, systemd) out of reach. A Unix socket elsewhere
+  (under /var, or a home folder not in `HIDDEN_IN_HOME`) can still be
+  connected to. That is a decision: a seccomp filter cannot see the address a
+  `connect` goes to, so closing it would mean refusing every new AF_UNIX
+  socket, which breaks ordinary work inside (Python's multiprocessing
+  forkserver, test suites that start a database on a socket);
 * a **pid namespace** of its own (`--unshare-pid`): when the command's shell
   exits, every process it left behind (`server &`, `nohup`, `setsid`, double
   forks alike) is killed by the kernel, so nothing outlives the command;
@@ -216,6 +219,8 @@ def hidden_paths(
     candidates += [Path(name) for name in HIDDEN_SYSTEM_FILES]
     if network:
         candidates += [Path(name) for name in DAEMON_SOCKETS]
+        runtime = Path(f"/run/user/{os.getuid()}")  # rootless Docker and Podman
+        candidates += [runtime / "docker.sock", runtime / "podman" / "podman.sock"]
     found = [path for path in candidates if os.path.lexists(path)]
     found += (scan or workspace_scan.scan(workspace)).secrets
     return [path for path in found if not workspace.is_relative_to(path)]

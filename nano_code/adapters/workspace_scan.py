@@ -5,9 +5,11 @@ leaves out) from the commands it runs, and after each command says which git
 repositories the command created: a repository's config can name programs
 that git later runs outside the sandbox (see `nano_code.adapters.git`).
 
-The walk is bounded (`MAX_DIRECTORIES`) so that a huge workspace costs
-milliseconds, and it does not enter `.git`, `node_modules` or linked
-directories. What lies beyond the bound is not seen: `complete` says so.
+The walk runs twice per sandboxed command, so it is bounded
+(`MAX_DIRECTORIES`) and does not enter `.git`, folders of installed packages
+(`NOT_ENTERED`) or linked directories: this repository with its virtualenv
+takes 1.5 ms instead of 55. What lies beyond is not seen: `complete` says
+when the bound was hit.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 MAX_DIRECTORIES = 5000
-NOT_ENTERED = frozenset({".git", "node_modules"})
+NOT_ENTERED = frozenset(
+    {".git", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".tox"}
+)
+"""Folders of installed packages and caches: large, and nobody runs git in them."""
 
 
 def is_secret(name: str) -> bool:

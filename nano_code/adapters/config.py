@@ -2,10 +2,10 @@
 
 Three layers, lowest first:
 
-1. ``cwd / ".env"`` -- parsed by :func:`parse_dotenv`; only the variables named
-   in :data:`SETTINGS_DOC` are taken from it, and nothing is exported into
-   ``os.environ``. A missing file is fine; an unreadable one is a
-   :class:`ConfigError`.
+1. ``cwd / ".env"`` -- parsed by :func:`parse_dotenv`; only the connection
+   (:data:`DOTENV_SETTINGS`) is taken from it, any other setting it makes is named
+   in one warning line, and nothing is exported into ``os.environ``. A missing
+   file is fine; an unreadable one is a :class:`ConfigError`.
 2. the environment mapping given to :func:`load_settings`;
 3. flag values (``overrides``), keyed by the same variable names; ``None``
    means the flag was not given.

@@ -347,12 +347,15 @@ def _live_settings(args: argparse.Namespace) -> Any:
     from nano_code.adapters.config import ConfigError, load_settings
 
     try:
-        return load_settings(
+        settings = load_settings(
             Path.cwd(), os.environ, {"MODEL_NAME": args.model, "INFERENCE_BASE_URL": args.base_url}
         )
     except ConfigError as error:
         say(f"nano-code replay: {error}", err=True)
         raise SystemExit(EXIT_USAGE) from None
+    for warning in settings.warnings:  # e.g. the host a .env's base URL sends the key to
+        say(f"nano-code replay: {warning}", err=True)
+    return settings
 
 
 def _samples(path: Path, args: argparse.Namespace) -> int:

@@ -127,3 +127,19 @@ def test_4_the_default_recordings_folder_is_never_inside_the_workspace(agent: Ag
     done = agent.run("-p", "hi", env={"NANO_CODE_HOME": str(agent.workspace / "rec")})
     assert done.returncode == 0, done.stderr
     assert list((agent.workspace / "rec" / "sessions").glob("*.yaml"))
+
+
+def test_3_a_forks_live_part_names_the_host_a_dotenv_sends_to(agent: Agent, tmp_path: Path) -> None:
+    agent.serve([reply(content="recorded")])
+    recording = tmp_path / "s.yaml"
+    assert agent.run("-p", "hi", "--record", str(recording)).returncode == 0
+    live = agent.serve([reply(content="live answer")])
+    (agent.workspace / ".env").write_text(f"INFERENCE_BASE_URL={live.base_url}\n")
+
+    done = agent.run("replay", str(recording), "--fork-at", "0", "--output", str(tmp_path / "fork.yaml"),
+                     env={"INFERENCE_BASE_URL": None})  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert len(live.requests) == 1
+    port = live.base_url.split(":")[2].split("/")[0]
+    assert len(_lines(done.stderr, "INFERENCE_BASE_URL", ".env", f"127.0.0.1:{port}")) == 1, done.stderr

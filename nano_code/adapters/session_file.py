@@ -25,27 +25,34 @@ surrogates), which are escaped.
 
 A session file is data from wherever it came from: it is opened only when it
 is a regular file (a named pipe or `/dev/zero` is refused at once), read up
-to `MAX_SESSION_BYTES`, and a record nested too deeply to parse is a corrupt
-record, not a crash. Recordings hold what the agent read, so they are
+to `MAX_SESSION_BYTES`, one record of at most `MAX_RECORD_BYTES` (a longer one
+is refused before it is read whole), and a record nested too deeply to parse
+is a corrupt record, not a crash.
+
+One process writes a session at a time (`session_lock`); a write that fails
+(disk full, quota, file size limit) stops the recording cleanly: the record
+being written is cut off again, what was written before stays, resumable. Recordings hold what the agent read, so they are
 private: files are created 0600 and directories nano-code creates 0700,
 whatever the umask.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
 import os
 import re
+import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from nano_code.adapters import regular_files
+from nano_code.adapters import regular_files, session_lock
 from nano_code.adapters.journal import JournalEntry, JournalError, TurnEndEntry, read_entry
 from nano_code.kernel.lazy_re import lazy
-from nano_code.kernel.value import Value, value
+from nano_code.kernel.value import Value, evolve, value
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -79,6 +86,21 @@ def dump_line(value: Any) -> str:
 
 class SessionFileError(Exception):
     """The file is not a readable nano-code session."""
+
+
+class RecordingStopped(Exception):
+    """Writing the session failed (disk full, quota, file size limit, I/O error).
+
+    Not an internal error: the run stops with this one line, and the file keeps
+    every record written before, so the session can be resumed once there is room.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"recording stopped: {reason} while writing {path}; what was written before is kept "
+            f"and can be resumed: nano-code --resume {shlex.quote(str(path))}"
+        )
+        self.path = path
 
 
 @value
@@ -151,6 +173,8 @@ class SessionFile(Value):
     records: tuple[Record, ...]
     torn_tail: bool = False
     """The last line was cut off (a crash while writing it) and was ignored."""
+    size: int | None = None
+    """Bytes read from the file (None when parsed from text): a resume checks nobody appended since."""
 
     @property
     def interactions(self) -> list[Mapping[str, Any]]:
@@ -219,6 +243,11 @@ def header_text(metadata: Mapping[str, Any]) -> str:
 
 MAX_SESSION_BYTES = 1 << 30
 """Larger files are refused: far beyond any real session, and reading one must stay bounded."""
+MAX_RECORD_BYTES = 64 << 20
+"""The most one line (one record, its newline included) may hold. Twice the largest response
+nano-code reads by default (NANO_CODE_MAX_RESPONSE_BYTES, 32 MiB) with its request: a longer
+record is refused before it is read whole, so reading one costs a bounded amount of memory
+(parsing takes a few times a line's size), and the writer never writes one."""
 
 
 def open_regular(path: Path, flags: int = os.O_RDONLY) -> int:
@@ -242,28 +271,43 @@ def load_session(path: str | Path) -> SessionFile:
     fd = open_regular(path)
     try:
         with open(fd, "rb") as handle:
-            return parse_session_lines(_decoded(handle, path), path)
+            read = [0]
+            session = parse_session_lines(_decoded(handle, path, read), path)
+            return evolve(session, size=read[0])
     except OSError as error:
         raise SessionFileError(f"{path}: cannot read: {error}") from error
 
 
-def _decoded(lines: Iterable[bytes], path: Path) -> Iterator[str]:
-    """The file's lines as text, read up to MAX_SESSION_BYTES (the file may grow while read).
+def over_cap(path: Path, number: int) -> SessionFileError:
+    return SessionFileError(
+        f"{path}:{number}: a record longer than {MAX_RECORD_BYTES:,} bytes (the most one record may "
+        "hold); not read"
+    )
+
+
+def _decoded(handle: BinaryIO, path: Path, read: list[int]) -> Iterator[str]:
+    """The file's lines as text, read up to MAX_SESSION_BYTES (the file may grow while read),
+    each up to MAX_RECORD_BYTES; `read[0]` counts the bytes read.
 
     A last line cut off inside a character (a crash mid-write) is passed on
     with the cut marked, for the parser to treat as the torn tail it is.
     """
-    read = 0
-    for number, raw in enumerate(lines, start=1):
-        read += len(raw)
-        if read > MAX_SESSION_BYTES:
+    number = 0
+    while raw := handle.readline(MAX_RECORD_BYTES + 1):
+        number += 1
+        read[0] += len(raw)
+        if len(raw) > MAX_RECORD_BYTES:
+            raise over_cap(path, number)
+        if read[0] > MAX_SESSION_BYTES:
             raise SessionFileError(f"{path}: larger than {MAX_SESSION_BYTES:,} bytes; not read")
         try:
-            yield raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             if raw.endswith(b"\n"):
                 raise SessionFileError(f"{path}:{number}: not UTF-8 text ({error})") from None
-            yield raw.decode("utf-8", "replace")  # an incomplete last line: torn
+            text = raw.decode("utf-8", "replace")  # an incomplete last line: torn
+        del raw  # the text alone is held while the line is parsed
+        yield text
 
 
 def parse_session(text: str, path: Path) -> SessionFile:
@@ -332,6 +376,13 @@ def parse_session_lines(lines: Iterable[str], path: Path) -> SessionFile:
     if pending_error is not None:
         bad_line, bad = pending_error
         raise SessionFileError(f"{path}:{bad_line}: corrupt record: {bad}") from bad
+    return SessionFile(
+        path=path, metadata=checked_metadata(metadata, path), records=tuple(records), torn_tail=torn
+    )
+
+
+def checked_metadata(metadata: Mapping[str, Any] | None, path: Path) -> Mapping[str, Any]:
+    """The metadata of a session this nano-code reads (SessionFileError otherwise)."""
     if metadata is None:
         raise SessionFileError(f"{path}: no metadata line: not a nano-code session")
     if metadata.get("format") != "nano-code-session":
@@ -341,39 +392,50 @@ def parse_session_lines(lines: Iterable[str], path: Path) -> SessionFile:
             f"{path}: session format {metadata.get('format_version')!r} is not supported "
             f"(this nano-code reads {', '.join(map(str, READABLE_VERSIONS))})"
         )
-    return SessionFile(path=path, metadata=metadata, records=tuple(records), torn_tail=torn)
+    return metadata
 
 
-def _drop_torn_tail(path: Path) -> bool:
-    """Before appending: cut off a torn last line (load ignores it anyway).
+def _drop_torn_tail(fd: int) -> bool:
+    """Before appending to `fd`: cut off a torn last line (load ignores it anyway).
 
     Appending after it would leave a corrupt line in the middle of the file,
     which neither `load_session` nor a YAML reader accepts. Returns True when
-    the file ends with a complete record that only lacks its newline.
+    the file ends with a complete record that only lacks its newline. Only the
+    last line is read, backwards from the end.
     """
-    fd = open_regular(path)
-    with open(fd, "rb") as handle:
-        data = handle.read()
-    if not data or data.endswith(b"\n"):
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
         return False
-    start = data.rfind(b"\n") + 1
-    last = data[start:].decode("utf-8", "replace")
-    if last.strip() in ("interactions:", "version: 1"):
-        return True
-    for prefix in (JOURNAL_PREFIX, INTERACTION_PREFIX):
-        if last.startswith(prefix):
-            try:
-                json.loads(last[len(prefix) :])
-            except ValueError:
-                break
+    start, end = 0, size
+    while end > 0:
+        begin = max(0, end - (1 << 16))
+        cut = os.pread(fd, end - begin, begin).rfind(b"\n")
+        if cut >= 0:
+            start = begin + cut + 1
+            break
+        end = begin
+    if size - start <= MAX_RECORD_BYTES:
+        last = os.pread(fd, size - start, start).decode("utf-8", "replace")
+        if last.strip() in ("interactions:", "version: 1"):
             return True
-    with open(path, "r+b") as handle:
-        handle.truncate(start)
+        for prefix in (JOURNAL_PREFIX, INTERACTION_PREFIX):
+            if last.startswith(prefix):
+                try:
+                    json.loads(last[len(prefix) :])
+                except ValueError:
+                    break
+                return True
+    os.ftruncate(fd, start)
     return False
 
 
 class SessionWriter:
-    """Appends records; each record is one write() of one line, flushed at once."""
+    """Appends records; each record is one write() of one line, made at once.
+
+    The writer holds the file for its life (`session_lock`): a second writer is
+    refused. A write that fails cuts its partial record off again and raises
+    `RecordingStopped` once; after that the writer writes nothing more.
+    """
 
     def __init__(
         self,
@@ -387,9 +449,12 @@ class SessionWriter:
         A new file is created 0600 (FileExistsError if it exists); an existing
         one (resume) must be a regular file and is made 0600 too. Bodies are
         stored as deltas in format 2 files: a resumed one continues from its last
-        body (`resume_from`); a format 1 file keeps storing them whole.
+        body (`resume_from`, which must still be the whole file: SessionFileError
+        when someone appended since it was read); a format 1 file keeps storing
+        them whole. SessionLocked when another process writes the file.
         """
         self.path = path
+        self.stopped: RecordingStopped | None = None
         self._check = check
         self._previous_body: str | None = None
         self._deltas = metadata is not None and metadata.get("format_version", FORMAT_VERSION) >= 2
@@ -401,18 +466,35 @@ class SessionWriter:
         if metadata is not None:
             header = header_text(metadata)
             self._verify(header)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.fchmod(fd, 0o600)
-            self._file = open(fd, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the session
-            self._file.write(header)
-            self._file.flush()
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            try:
+                os.fchmod(self._fd, 0o600)
+                session_lock.lock(self._fd, path)
+                self._size = 0
+                try:
+                    self._write_all(header.encode("utf-8"))
+                except OSError:
+                    path.unlink(missing_ok=True)  # a header cut short is no session to keep
+                    raise
+            except BaseException:
+                os.close(self._fd)
+                raise
         else:
-            complete_tail = _drop_torn_tail(path)
-            fd = open_regular(path, os.O_WRONLY | os.O_APPEND)
-            os.fchmod(fd, 0o600)
-            self._file = open(fd, "a", encoding="utf-8")  # noqa: SIM115
-            if complete_tail:
-                self._file.write("\n")  # the last record lacked only its newline
+            self._fd = open_regular(path, os.O_RDWR | os.O_APPEND)
+            try:
+                session_lock.lock(self._fd, path)
+                if resume_from is not None and resume_from.size not in (None, os.fstat(self._fd).st_size):
+                    raise SessionFileError(
+                        f"{path} changed since it was read (another process wrote to it); try again"
+                    )
+                os.fchmod(self._fd, 0o600)
+                complete_tail = _drop_torn_tail(self._fd)
+                self._size = os.fstat(self._fd).st_size
+                if complete_tail:
+                    self._write_all(b"\n")  # the last record lacked only its newline
+            except BaseException:
+                os.close(self._fd)
+                raise
 
     def _verify(self, text: str) -> None:
         if self._check is not None:
@@ -438,37 +520,80 @@ class SessionWriter:
         self._append(JOURNAL_PREFIX + dump_line(value))
 
     def _append(self, line: str) -> None:
+        if self.stopped is not None:
+            return
         self._verify(line)
-        self._file.write(line + "\n")
-        self._file.flush()
+        data = (line + "\n").encode("utf-8")
+        if len(data) > MAX_RECORD_BYTES:
+            self._stop(
+                f"a record of {len(data):,} bytes is longer than a session file may hold in one "
+                f"({MAX_RECORD_BYTES:,})"
+            )
+        if self._size + len(data) > MAX_SESSION_BYTES:
+            self._stop(f"the file would grow past the {MAX_SESSION_BYTES:,} bytes a session file may hold")
+        try:
+            self._write_all(data)
+        except OSError as error:
+            self._stop(error.strerror or str(error))
+
+    def _write_all(self, data: bytes) -> None:
+        """Write `data` whole, or cut off what of it was written and raise the OSError."""
+        start = self._size
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError:
+            with contextlib.suppress(OSError):  # else the part written is a torn tail, ignored on load
+                os.ftruncate(self._fd, start)  # frees what it cut, so it works on a full disk
+            raise
+        self._size = start + len(data)
+
+    def _stop(self, reason: str) -> None:
+        self.stopped = RecordingStopped(self.path, reason)
+        raise self.stopped
 
     def sync(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        if self.stopped is not None:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError as error:
+            self._stop(error.strerror or str(error))
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        """Close the file, which lets the next writer have it."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def export_full(session: SessionFile, target: Path) -> None:
     """Write `session` to `target` (a new file, 0600) with every request body whole.
 
     The result is an ordinary vcrpy cassette whose bodies need no nano-code to
-    read; record for record and line for line it matches the original.
+    read; record for record and line for line it matches the original. Written
+    a record at a time (one whole body held, not all of them); a failed export
+    leaves no file.
     """
     bodies = session.request_bodies()
-    lines = [header_text(session.metadata)]
-    for record in session.records:
-        if record.kind == "interaction":
-            lines.append(INTERACTION_PREFIX + dump_line(with_full_body(record.data, next(bodies))) + "\n")
-        else:
-            lines.append(JOURNAL_PREFIX + dump_line(record.data) + "\n")
     make_private_dirs(target.parent)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.fchmod(fd, 0o600)
-    with open(fd, "w", encoding="utf-8") as stream:
-        stream.writelines(lines)
+    try:
+        os.fchmod(fd, 0o600)
+        with open(fd, "w", encoding="utf-8", closefd=False) as stream:
+            stream.write(header_text(session.metadata))
+            for record in session.records:
+                if record.kind == "interaction":
+                    full = with_full_body(record.data, next(bodies))
+                    stream.write(INTERACTION_PREFIX + dump_line(full) + "\n")
+                else:
+                    stream.write(JOURNAL_PREFIX + dump_line(record.data) + "\n")
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
 
 
 def make_private_dirs(directory: Path) -> None:

@@ -15,7 +15,13 @@ from nano_code.adapters.config import ConfigError, Settings, is_loopback_url, lo
 from nano_code.adapters.recorder import Recorder, provenance
 from nano_code.adapters.sandbox import SandboxUnavailable
 from nano_code.adapters.secrets import Redactor, SecretLeakError
-from nano_code.adapters.session_file import SessionFileError, load_session, make_private_dirs
+from nano_code.adapters.session_file import (
+    RecordingStopped,
+    SessionFileError,
+    load_session,
+    make_private_dirs,
+)
+from nano_code.adapters.session_lock import SessionLocked
 from nano_code.adapters.shell import kill_left_running
 from nano_code.adapters.terminal import (
     HumanDisplay,
@@ -230,6 +236,9 @@ def main(args: argparse.Namespace) -> int:
     except FileExistsError:
         say(f"nano-code: {args.record} already exists; choose another path", err=True)
         return EXIT_USAGE
+    except SessionLocked as error:  # one writer per session: "S is open in process PID"
+        say(f"nano-code: {error}", err=True)
+        return EXIT_USAGE
     except (OSError, SecretLeakError, SessionFileError) as error:
         say(f"nano-code: cannot record the session: {redactor.scrub(str(error))}", err=True)
         return EXIT_USAGE
@@ -270,10 +279,14 @@ def main(args: argparse.Namespace) -> int:
         if task is not None:
             return interrupts.exit_status(EXIT_BY_REASON[_turn(driver, task)])
         return interrupts.exit_status(interactive_loop(driver, display, interrupts, workspace))
+    except RecordingStopped:
+        return interrupts.exit_status(EXIT_FAILED)  # said below, once the session is closed
     finally:
         kill_left_running()
         session.close()
-        if recorder is not None and not args.json:
+        if recorder is not None and recorder.writer.stopped is not None:
+            say(f"nano-code: {recorder.writer.stopped}", err=True)  # instead of "session recorded"
+        elif recorder is not None and not args.json:
             display.notice(f"session recorded: {recorder.writer.path}")
 
 

@@ -1,0 +1,66 @@
+"""One writer per session file: an exclusive lock held for as long as the writer lives.
+
+Two processes appending to one session (two `nano-code --resume S` at once)
+would interleave their records, and the recording stops being the ground
+truth. The lock is a `flock` on the session file itself: no lock file to leave
+behind, and the kernel drops it when its process dies, however it dies, so a
+lock left by a crashed or killed writer is simply taken over by the next one.
+A second writer is refused, naming the process that holds the file (read from
+/proc/locks where there is one).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+
+class SessionLocked(Exception):
+    """Another process is writing the session file."""
+
+    def __init__(self, path: Path, pid: int | None) -> None:
+        where = f"process {pid}" if pid is not None else "another process"
+        super().__init__(f"{path} is open in {where}")
+        self.path = path
+        self.pid = pid
+
+
+def lock(fd: int, path: Path) -> None:
+    """Hold the session file `fd` for this writer (released when `fd` is closed).
+
+    The descriptor must be this writer's own: the lock belongs to the open file,
+    and descriptors are not inherited by the commands nano-code runs.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SessionLocked(path, holder(fd)) from None
+
+
+def holder(fd: int) -> int | None:
+    """The process holding a flock on the file of `fd`, from /proc/locks (None when unknown).
+
+    Lines read `1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF` (pid, then the
+    device as hex major:minor and the inode); waiting requests start with `->`.
+    """
+    info = os.fstat(fd)
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}"
+    by_inode: list[int] = []
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as table:
+            lines = table.readlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[3] != "WRITE":
+            continue  # also skips the `->` lines of waiting requests
+        pid, where = fields[4], fields[5]
+        dev, _, inode = where.rpartition(":")
+        if inode != str(info.st_ino) or not pid.isdigit():
+            continue
+        if dev == device:
+            return int(pid)
+        by_inode.append(int(pid))  # some filesystems report another device number here
+    return by_inode[0] if len(set(by_inode)) == 1 else None

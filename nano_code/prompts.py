@@ -89,5 +89,8 @@ write the summary.
 """The system prompt of a compaction's summary request (the kernel's `KernelConfig.summary_prompt`).
 
 The kernel sends it with the older messages rendered as a transcript, and puts the
-reply into the conversation, marked as a summary of earlier work, in their place.
+reply into the conversation in their place, marked as a summary of earlier work: as the
+agent's own notes (an assistant message), never as the user's words
+(`kernel.compaction.compacted`). Its text is part of every summary request, so a
+change to it makes recorded sessions that compacted diverge on replay.
 """

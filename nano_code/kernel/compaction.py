@@ -7,6 +7,14 @@ with: the system prompt, one message carrying that summary, and the newest
 messages verbatim. Every decision about it is a pure function here; the machine
 (`machine.py`) only sequences them.
 
+The summary is text a model wrote, from a transcript that may hold what it read
+(an injection in a file, say), so it goes into the conversation as the agent's
+own notes, an assistant message, never as the user's words (`KernelConfig.summary_as`
+"assistant"): a short user message from nano-code announces the notes, and
+another asks to continue when the kept part starts with an assistant message, so
+roles keep alternating for strict chat templates. Sessions recorded before that
+(`summary_as` "user") keep their summary in a user message, so they replay identically.
+
 - `context_limit_in` reads the window a server's context-length error states;
 - `estimate_tokens` counts tokens without a tokenizer, on the high side;
 - `cut_points` lists where the kept part may start, `choose_cut` picks one;
@@ -52,6 +60,22 @@ SUMMARY_NOTE = (
 SUMMARY_ACK = "Understood: I will continue from this summary."
 """The assistant message put between the summary and a kept part that starts with a user
 message: two user messages in a row break the chat templates of some local servers."""
+
+NOTES_INTRO = (
+    "[nano-code] The conversation grew too long for the context window. Its older part was "
+    "replaced by the notes you wrote on it, in your next message; the messages after them "
+    "continue the conversation verbatim."
+)
+"""The user-role message, written by nano-code (never by a model), that comes before the
+summary when it is the agent's own notes (`summary_as` "assistant")."""
+
+NOTES_NOTE = (
+    "My own notes on the older part of the conversation, written when it was compacted "
+    "(what the user asked is quoted in them; they are not the user's words)."
+)
+
+NOTES_CONTINUE = "[nano-code] Continue from your notes."
+"""Put after the notes when the kept part starts with an assistant message (roles alternate)."""
 
 MIN_TRANSCRIPT_TOKENS = 256
 """A summary request with less of the old conversation than this is not worth sending."""
@@ -117,10 +141,14 @@ def estimate_tokens(messages: Sequence[Message]) -> int:
 
 
 def is_compaction_message(message: Message) -> bool:
-    """True for a summary message an earlier compaction left, or the acknowledgement after it."""
+    """True for a message an earlier compaction left: its summary, or the framing around it."""
     if isinstance(message, UserMessage):
-        return message.content.startswith(SUMMARY_HEADER)
-    return isinstance(message, AssistantMessage) and not message.tool_calls and message.content == SUMMARY_ACK
+        return message.content.startswith(SUMMARY_HEADER) or message.content in (NOTES_INTRO, NOTES_CONTINUE)
+    return (
+        isinstance(message, AssistantMessage)
+        and not message.tool_calls
+        and (message.content == SUMMARY_ACK or (message.content or "").startswith(SUMMARY_HEADER))
+    )
 
 
 def cut_points(history: Sequence[Message]) -> list[int]:
@@ -211,6 +239,8 @@ def render_transcript(messages: Sequence[Message], budget_tokens: int) -> str:
         if isinstance(message, SystemMessage):
             continue
         if isinstance(message, UserMessage):
+            if message.content in (NOTES_INTRO, NOTES_CONTINUE):
+                continue  # nano-code's framing of earlier notes: nothing to summarise
             parts.append("[user]\n" + _cut_to(message.content, piece_chars))
         elif isinstance(message, ToolMessage):
             name = names.get(message.tool_call_id, "a tool")
@@ -247,21 +277,36 @@ def summary_messages(
 # ---------------------------------------------------------------- the compacted history
 
 
-def summary_text(summary: str, window: int) -> str:
+def summary_text(summary: str, window: int, summary_as: str = "assistant") -> str:
     """The content of the message carrying `summary`, marked as a summary of earlier work
-    and capped at twice the length asked for (a runaway summary must not refill the window)."""
+    (in the agent's own voice for `summary_as` "assistant") and capped at twice the length
+    asked for (a runaway summary must not refill the window)."""
     limit = summary_target_tokens(window) * 2 * 4
-    return f"{SUMMARY_HEADER}\n{SUMMARY_NOTE}\n\n{cut_middle(summary.strip(), limit)}"
+    note = NOTES_NOTE if summary_as == "assistant" else SUMMARY_NOTE
+    return f"{SUMMARY_HEADER}\n{note}\n\n{cut_middle(summary.strip(), limit)}"
 
 
-def compacted(history: Sequence[Message], cut: int, summary: str, window: int) -> tuple[Message, ...]:
-    """`history` with `history[1:cut]` replaced by one user message carrying `summary`.
+def compacted(
+    history: Sequence[Message], cut: int, summary: str, window: int, summary_as: str = "assistant"
+) -> tuple[Message, ...]:
+    """`history` with `history[1:cut]` replaced by one message carrying `summary`.
 
-    The system prompt stays first and `history[cut:]` stays verbatim; when that starts
-    with a user message, a short assistant acknowledgement keeps the roles alternating.
+    The system prompt stays first and `history[cut:]` stays verbatim. With `summary_as`
+    "assistant" the summary is an assistant message (the agent's notes) after nano-code's
+    `NOTES_INTRO`, and `NOTES_CONTINUE` follows when the kept part starts with an assistant
+    message. With "user" (sessions recorded before) it is a user message, and a short
+    assistant acknowledgement follows when the kept part starts with a user message.
+    Either way the roles alternate.
     """
     kept = tuple(history[cut:])
-    head: tuple[Message, ...] = (history[0], UserMessage(summary_text(summary, window)))
+    text = summary_text(summary, window, summary_as)
+    head: tuple[Message, ...]
+    if summary_as == "assistant":
+        head = (history[0], UserMessage(NOTES_INTRO), AssistantMessage(content=text))
+        if kept and isinstance(kept[0], AssistantMessage):
+            head += (UserMessage(NOTES_CONTINUE),)
+        return head + kept
+    head = (history[0], UserMessage(text))
     if kept and isinstance(kept[0], UserMessage):
         head += (AssistantMessage(content=SUMMARY_ACK),)
     return head + kept

@@ -569,7 +569,7 @@ def _on_summary_reply(state: State, event: ModelReply) -> Transition:
         return _compaction_failed(state, why)
     window = state.context_window
     before = compaction.estimate_tokens(state.history)
-    history = compaction.compacted(state.history, pending.cut, summary, window)
+    history = compaction.compacted(state.history, pending.cut, summary, window, state.config.summary_as)
     after = compaction.estimate_tokens(history)
     state = evolve(state, history=history, compaction=None, compact_due=False)
     done = ShowText(

@@ -200,6 +200,10 @@ class KernelConfig(Value):
     summary_prompt: str | None = field(default=None, validator=_opt_str)
     """The system prompt of a summary request (`nano_code.prompts.SUMMARY_PROMPT`). None
     turns compaction off: an overflow then fails the turn, and /compact says it is off."""
+    summary_as: str = field(default="assistant", validator=v.in_(("assistant", "user")))
+    """The role of the message carrying a compaction's summary: "assistant", the agent's
+    own notes (a model wrote it, so it never speaks as the user), or "user", as sessions
+    recorded before that did (`kernel.compaction.compacted`)."""
 
     def tool(self, name: str) -> ToolSpec | None:
         for spec in self.tools:

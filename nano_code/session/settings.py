@@ -97,6 +97,9 @@ class RecordedSettings(Value):
     context_tokens: int = field(default=128_000, validator=_typed(int, 1024))
     """The model's context window the session assumed (compaction decisions; files from
     before it was recorded: the default of that time)."""
+    summary_as: str = field(default="user", validator=v.in_(("assistant", "user")))
+    """The role of a compaction's summary in the conversation: "assistant" (the agent's own
+    notes) since it was recorded; files from before: "user", as it was then."""
 
     def to_json(self) -> dict[str, Any]:
         return {spec.name: getattr(self, spec.name) for spec in fields_of(type(self))}
@@ -148,6 +151,7 @@ def recorded_settings(
         shell_timeout=settings.shell_timeout,
         workspace=str(workspace),
         context_tokens=settings.context_tokens,
+        summary_as="assistant",
     )
 
 
@@ -167,4 +171,5 @@ def kernel_config(recorded: RecordedSettings | Mapping[str, Any], agents_md: str
         sandbox=SandboxMode(recorded.sandbox),
         context_tokens=recorded.context_tokens,
         summary_prompt=SUMMARY_PROMPT,
+        summary_as=recorded.summary_as,
     )

@@ -213,19 +213,25 @@ def histories(
 ) -> tuple[Message, ...]:
     """Valid conversations as the kernel keeps them in `State.history`.
 
-    The system prompt, sometimes an earlier compaction's summary (and its
-    acknowledgement), then up to `max_pieces` pieces: a user message, an
+    The system prompt, sometimes an earlier compaction's summary (either
+    placement, with its framing), then up to `max_pieces` pieces: a user message, an
     assistant message with text, or an assistant message with one to three tool
     calls (unique ids) followed by their answers. Texts range from empty to
     several kilobytes, so compaction has something to weigh.
     """
-    from nano_code.kernel.compaction import SUMMARY_ACK, summary_text
+    from nano_code.kernel.compaction import NOTES_CONTINUE, NOTES_INTRO, SUMMARY_ACK, summary_text
 
     history: list[Message] = [SystemMessage(draw(st.sampled_from(["You are a coding agent.", ""])))]
     if draw(st.integers(0, 3)) == 0:
-        history.append(UserMessage(summary_text(draw(_SIZED_TEXT), 128_000)))
-        if draw(st.booleans()):
-            history.append(AssistantMessage(content=SUMMARY_ACK))
+        if draw(st.booleans()):  # the summary as the agent's notes
+            history.append(UserMessage(NOTES_INTRO))
+            history.append(AssistantMessage(content=summary_text(draw(_SIZED_TEXT), 128_000, "assistant")))
+            if draw(st.booleans()):
+                history.append(UserMessage(NOTES_CONTINUE))
+        else:  # as sessions recorded before that
+            history.append(UserMessage(summary_text(draw(_SIZED_TEXT), 128_000, "user")))
+            if draw(st.booleans()):
+                history.append(AssistantMessage(content=SUMMARY_ACK))
     number = 0
     for _ in range(draw(st.integers(0, max_pieces))):
         kind = draw(st.sampled_from(["user", "text", "calls", "calls"]))

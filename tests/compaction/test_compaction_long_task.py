@@ -35,7 +35,7 @@ from nano_code.kernel.codec import classify_http_error
 from nano_code.kernel.compaction import SUMMARY_HEADER
 from nano_code.kernel.events import Event, ModelFailure, ModelReply, ReplyToolCall, ToolResult, UserInput
 from nano_code.kernel.machine import State, initial_state, transition
-from nano_code.kernel.types import ApprovalMode, KernelConfig, Usage
+from nano_code.kernel.types import ApprovalMode, AssistantMessage, KernelConfig, Usage, UserMessage
 from nano_code.prompts import SUMMARY_PROMPT, SYSTEM_PROMPT
 from nano_code.testing import conversation_problems
 from nano_code.testing.strategies import CONTEXT_LENGTH_ERRORS, DEMO_TOOLS
@@ -172,10 +172,18 @@ def test_a_60_step_task_completes_in_a_window_the_server_states_only_when_overfl
     assert outcome.state.learned_context_tokens == 6000
     assert model.summaries >= 2
     history = outcome.state.history
-    assert history[1].content.startswith(SUMMARY_HEADER)  # type: ignore[union-attr]
+    assert isinstance(history[2], AssistantMessage) and history[2].content.startswith(SUMMARY_HEADER)
     assert len(history) < 40
     assert any("no longer fits" in text for text in outcome.notices)
     assert any("near the context window" in text for text in outcome.notices)
+
+
+def test_a_60_step_task_completes_with_the_summary_as_a_user_message_as_sessions_recorded_before() -> None:
+    model = SmallWindowModel(steps=60, limit=6000)
+    outcome = run_task(config_for(summary_as="user"), model)
+    check_completed(outcome, model)
+    history = outcome.state.history
+    assert isinstance(history[1], UserMessage) and history[1].content.startswith(SUMMARY_HEADER)
 
 
 def test_a_60_step_task_with_the_window_configured_never_overflows() -> None:

@@ -11,6 +11,7 @@ window learned from what real servers say.
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from typing import Any
 
 import attrs
@@ -33,6 +34,8 @@ from nano_code.kernel.actions import (
 )
 from nano_code.kernel.codec import RequestBody, classify_http_error, encode_message, request_head
 from nano_code.kernel.compaction import (
+    NOTES_CONTINUE,
+    NOTES_INTRO,
     SUMMARY_ACK,
     SUMMARY_HEADER,
     choose_cut,
@@ -150,20 +153,44 @@ def worked(config: KernelConfig = CONFIG, steps: int = 3) -> State:
 # ---------------------------------------------------------------- cut points and the compacted history
 
 
-@given(history=histories())
-def test_every_cut_point_leaves_a_valid_conversation(history: tuple[Message, ...]) -> None:
+def carriers(messages: Any) -> list[Any]:
+    """The messages (or encoded messages) carrying a compaction's summary."""
+    found = []
+    for m in messages:
+        content = m.get("content") if isinstance(m, dict) else getattr(m, "content", None)
+        if isinstance(content, str) and content.startswith(SUMMARY_HEADER):
+            found.append(m)
+    return found
+
+
+@given(history=histories(), summary_as=st.sampled_from(["assistant", "user"]))
+def test_every_cut_point_leaves_a_valid_conversation(history: tuple[Message, ...], summary_as: str) -> None:
     assert conversation_problems(history) == []
     for cut in cut_points(history):
-        result = compacted(history, cut, "what happened so far", WINDOW)
+        result = compacted(history, cut, "what happened so far", WINDOW, summary_as)
         assert conversation_problems(result) == [], (cut, result)
         assert result[0] is history[0], "the system prompt goes first, untouched"
         kept = history[cut:]
-        assert result[len(result) - len(kept) :] == kept, "the newest messages are kept verbatim"
-        assert isinstance(result[1], UserMessage) and result[1].content.startswith(SUMMARY_HEADER)
-        assert "what happened so far" in result[1].content
-        if isinstance(history[cut], UserMessage):
-            assert result[2] == AssistantMessage(content=SUMMARY_ACK), "roles keep alternating"
-        assert sum(is_compaction_message(m) and isinstance(m, UserMessage) for m in result) == 1
+        head = result[: len(result) - len(kept)]
+        assert result[len(head) :] == kept, "the newest messages are kept verbatim"
+        [carrier] = carriers(result)
+        assert "what happened so far" in carrier.content
+        roles = [type(m) for m in (*head[1:], kept[0])]
+        assert all(a is not b for a, b in pairwise(roles)), "roles keep alternating"
+        assert roles[0] is UserMessage, "a user message comes first after the system prompt"
+        assert all(is_compaction_message(m) for m in head[1:])
+        if summary_as == "assistant":
+            assert isinstance(carrier, AssistantMessage), "the summary is the agent's own notes"
+            assert not any("what happened so far" in m.content for m in result if isinstance(m, UserMessage))
+            assert head[1] == UserMessage(NOTES_INTRO) and head[2] is carrier
+            assert head[3:] == (
+                (UserMessage(NOTES_CONTINUE),) if isinstance(kept[0], AssistantMessage) else ()
+            )
+        else:  # as sessions recorded before it was a setting: exactly as then
+            assert head[1:] == (
+                UserMessage(carrier.content),
+                *((AssistantMessage(content=SUMMARY_ACK),) if isinstance(kept[0], UserMessage) else ()),
+            )
 
 
 @given(history=histories())
@@ -231,8 +258,28 @@ def test_the_summary_request_is_a_valid_request_that_fits(
             AssistantMessage(content=SUMMARY_ACK),
             UserMessage("hi"),
         ),
+        (
+            SystemMessage("s"),
+            UserMessage(NOTES_INTRO),
+            AssistantMessage(content=f"{SUMMARY_HEADER}\nold"),
+            UserMessage("hi"),
+        ),
+        (
+            SystemMessage("s"),
+            UserMessage(NOTES_INTRO),
+            AssistantMessage(content=f"{SUMMARY_HEADER}\nold"),
+            UserMessage(NOTES_CONTINUE),
+            AssistantMessage(content="hi"),
+        ),
     ],
-    ids=["system-only", "one-message", "summary-then-one", "summary-ack-then-one"],
+    ids=[
+        "system-only",
+        "one-message",
+        "summary-then-one",
+        "summary-ack-then-one",
+        "notes-then-one",
+        "notes-continue-then-one",
+    ],
 )
 def test_nothing_is_old_enough_to_compact(history: tuple[Message, ...]) -> None:
     assert cut_points(history) == []
@@ -334,7 +381,8 @@ def test_a_reply_past_the_threshold_compacts_before_the_next_call(
     valid_request(call.body)
     messages = call.body["messages"]
     assert messages[0] == {"role": "system", "content": CONFIG.system_prompt}
-    assert messages[1]["content"].startswith(SUMMARY_HEADER)
+    assert messages[1] == {"role": "user", "content": NOTES_INTRO}
+    assert messages[2]["role"] == "assistant" and messages[2]["content"].startswith(SUMMARY_HEADER)
     assert state.history == tuple(state.history) and not state.compact_due
 
 
@@ -402,8 +450,8 @@ def test_after_a_step_goes_through_a_later_overflow_may_compact_again() -> None:
     state, actions = feed(state, summary("second summary"))
     [again] = calls_in(actions)
     messages = again.body["messages"]
-    assert sum(m["role"] == "user" and m["content"].startswith(SUMMARY_HEADER) for m in messages) == 1
-    assert "second summary" in messages[1]["content"]
+    [carrier] = carriers(messages)
+    assert carrier["role"] == "assistant" and "second summary" in carrier["content"]
 
 
 def test_an_overflow_with_nothing_old_enough_fails_the_turn_without_looping() -> None:
@@ -512,7 +560,7 @@ def test_compact_request_summarises_and_awaits_the_user_again() -> None:
     assert isinstance(end, EndTurn) and end.reason is TurnEnd.COMPLETED
     assert end.usage == summary().usage and state.session_usage == usage + summary().usage
     assert isinstance(actions[-1], WaitForUser) and state.phase is Phase.AWAITING_USER
-    assert state.history[1].content.startswith(SUMMARY_HEADER)  # type: ignore[union-attr]
+    assert carriers(state.history) == [state.history[2]]
     state, actions = feed(state, UserInput("third task"))
     [call] = calls_in(actions)
     valid_request(call.body)

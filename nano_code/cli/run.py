@@ -283,7 +283,10 @@ def main(args: argparse.Namespace) -> int:
         return interrupts.exit_status(EXIT_FAILED)  # said below, once the session is closed
     finally:
         kill_left_running()
-        session.close()
+        with contextlib.suppress(RecordingStopped):  # raised by the last record (the snapshot's)
+            session.close()
+        if recorder is not None:
+            recorder.close()  # closed already, unless session.close() stopped short
         if recorder is not None and recorder.writer.stopped is not None:
             say(f"nano-code: {recorder.writer.stopped}", err=True)  # instead of "session recorded"
         elif recorder is not None and not args.json:

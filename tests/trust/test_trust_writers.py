@@ -264,3 +264,38 @@ def test_12_the_writer_never_writes_a_record_over_the_cap(
     writer.journal({"after": "the stop, nothing"})
     writer.close()
     assert [r.data for r in load_session(path).records] == [{"small": "x"}]
+
+
+def test_10_no_room_for_the_last_record_while_closing_is_one_line_too(agent: Agent, tmp_path: Path) -> None:
+    """The snapshot's record is written as the session closes; when it is the one that finds
+    no room (a file size limit here: EFBIG, as a full disk gives ENOSPC) it is said the same way."""
+    import resource
+
+    agent.serve([reply(content="done")])
+    measured = tmp_path / "a" / "s.yaml"
+    assert agent.run("-p", "a task", "--record", str(measured)).returncode == 0
+    text = measured.read_bytes()
+    assert b'"workspace_snapshot"' in text.splitlines()[-1]  # the last record is the snapshot's
+    limit = len(text) - len(text.splitlines()[-1]) + 20  # room for all but the snapshot's record
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    agent.serve([reply(content="done")])
+    session = tmp_path / "b" / "s.yaml"
+    done = subprocess.run(
+        agent.command(["-p", "a task", "--record", str(session)]),
+        cwd=agent.workspace,
+        env=agent.env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=limited,
+    )
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
+    assert "session recorded" not in done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if "recording stopped" in line]
+    assert "File too large" in line and str(session) in line, line
+    kept = load_session(session)
+    assert not kept.torn_tail and kept.interaction_count == 1

@@ -384,6 +384,11 @@ def _samples(path: Path, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     say(json_text(report.as_json()) if args.json else report.table())
     if report.interrupted:
+        say(
+            "nano-code replay: interrupted; the forks that finished are kept, the others' partial "
+            "files and restored workspaces are removed",
+            err=True,
+        )
         return int(args.interrupts.exit_status(EXIT_INTERRUPTED))
     return EXIT_OK if all(sample.report.ok for sample in report.samples) else EXIT_FAILED
 

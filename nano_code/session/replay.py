@@ -928,15 +928,13 @@ def replay_session(
             return ReplayReport(
                 str(path), "error", error=str(no_workspace), seconds=time.perf_counter() - started
             )
-    outputs = [rebless_to or fork_to] if (rebless_to or fork_to) is not None else []
-    if fork_to is not None:
-        outputs.append(archive_path(fork_to))
+    leftovers: list[Path] = []  # what this run has written so far, and an interrupt removes
     try:
         if where is not None:
             try:
                 live_sandbox, sandbox_notice = choose_sandbox(sandbox, sandbox_network, where)
             except SandboxUnavailable as unavailable:
-                _discard(outputs, where if restored else None)
+                _discard(leftovers, where if restored else None)
                 return ReplayReport(
                     str(path), "error", error=str(unavailable), seconds=time.perf_counter() - started
                 )
@@ -990,8 +988,10 @@ def replay_session(
             scrubber = redactor if redactor is not None else Redactor(None)
             partial_path = output_path.with_name(f".{output_path.name}.partial")
             partial_path.unlink(missing_ok=True)
+            leftovers.append(partial_path)
             recorder = open_recorder(partial_path, metadata, scrubber)
             if fork_to is not None:
+                leftovers.append(archive_path(fork_to))
                 _carry_snapshot(path, session, fork_to, recorder)
             all_observers.append(recorder)
             client.exchange_sinks.append(recorder.on_exchange)
@@ -1076,6 +1076,7 @@ def replay_session(
             partial = output_path.with_name(f".{output_path.name}.partial")
             if status in ("reblessed", "forked"):
                 partial.replace(output_path)
+                leftovers.clear()  # a finished fork (and its snapshot copy) stays, come what may
             else:
                 partial.unlink(missing_ok=True)
                 if fork_to is not None:
@@ -1103,18 +1104,16 @@ def replay_session(
             not_rerun=performer.not_rerun,
         )
     except KeyboardInterrupt:
-        _discard(outputs, where if restored else None)
+        _discard(leftovers, where if restored else None)
         raise
 
 
-def _discard(outputs: Sequence[Path | None], restored: Path | None) -> None:
-    """What an interrupted replay leaves: its partial output files and the workspace it restored."""
+def _discard(written: Sequence[Path], restored: Path | None) -> None:
+    """Remove what an interrupted replay wrote (its partial output, a fork's snapshot copy)
+    and the workspace it restored."""
     try:
-        for output in outputs:
-            if output is not None:
-                output.with_name(f".{output.name}.partial").unlink(missing_ok=True)
-                if output.name.endswith(".workspace.tar.gz"):
-                    output.unlink(missing_ok=True)  # the fork's snapshot copy: not yet a fork's
+        for path in written:
+            path.unlink(missing_ok=True)
     finally:
         if restored is not None:
             shutil.rmtree(restored, ignore_errors=True)

@@ -193,10 +193,10 @@ def _write_confinement(path: Path, shown: str, context: ToolContext) -> str | No
             f"{shown} is outside the workspace, and the sandbox (workspace-write) lets tools write "
             f"only inside it ({root}); not written. Write inside the workspace instead."
         )
-    if target.is_relative_to(os.path.join(root, ".git")):
+    if ".git" in target.relative_to(root).parts:
         raise ToolFailure(
-            f"{shown} is in the repository's .git directory, which the sandbox keeps read-only "
-            "(git would run what its config names); not written. Use git commands instead."
+            f"{shown} is inside a .git directory, which the sandbox keeps out of reach of the file "
+            "tools (git would run what a repository's config names); not written. Use git commands instead."
         )
     return root
 

@@ -445,7 +445,7 @@ def test_a_sandboxed_command_cannot_plant_git_config_or_hooks(workspace: Path) -
 def test_the_file_tools_keep_out_of_git_too(workspace: Path) -> None:
     subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
     refused = write(context(workspace), ".git/hooks/post-checkout", "#!/bin/sh\ntouch PWNED\n")
-    assert refused.is_error and "read-only" in refused.output
+    assert refused.is_error and ".git" in refused.output
     assert not (workspace / ".git" / "hooks" / "post-checkout").exists()
 
 

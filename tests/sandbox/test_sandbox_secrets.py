@@ -214,3 +214,15 @@ def test_a_git_repository_in_the_workspace_still_works(workspace: Path) -> None:
     done = shell(workspace, "echo a > a && git status --porcelain")
     assert "?? a" in done.output
     assert (workspace / ".git" / "HEAD").exists()
+
+
+def test_the_file_tools_write_no_git_metadata_anywhere(workspace: Path) -> None:
+    box = Sandbox(WW, network=False, workspace=workspace)
+    context = ToolContext(workspace=workspace, sandbox=box)
+    for path in (".git/config", "sub/.git/config", "a/b/.git/hooks/pre-commit"):
+        refused = run_tool(
+            "write_file", {"path": path, "content": "[core]\n\tfsmonitor = touch PWNED\n"}, context
+        )
+        assert refused.is_error and ".git" in refused.output, path
+        assert not (workspace / path).exists()
+    assert not run_tool("write_file", {"path": "sub/.gitignore", "content": "x\n"}, context).is_error

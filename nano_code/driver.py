@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Protocol
 
+import attrs
+
 from nano_code.kernel.actions import (
     Action,
     AskApproval,
@@ -35,7 +37,6 @@ from nano_code.kernel.events import (
 )
 from nano_code.kernel.machine import Phase, State, transition
 from nano_code.kernel.types import ApprovalMode, SandboxMode
-from nano_code.kernel.value import evolve
 
 
 class Performer(Protocol):
@@ -55,20 +56,20 @@ class Observer(Protocol):
 def with_approval_mode(state: State, mode: ApprovalMode, sandbox: SandboxMode | None = None) -> State:
     """`state` approving as `mode` says from now on, with no earlier "always" grants, and
     deciding for the sandbox `sandbox` when one is given."""
-    config = evolve(state.config, approval=mode)
+    config = attrs.evolve(state.config, approval=mode)
     if sandbox is not None:
-        config = evolve(config, sandbox=sandbox)
-    return evolve(state, config=config, always_approved=frozenset())
+        config = attrs.evolve(config, sandbox=sandbox)
+    return attrs.evolve(state, config=config, always_approved=frozenset())
 
 
 def with_model(state: State, model: str) -> State:
     """`state` naming `model` in its requests from now on."""
-    return evolve(state, config=evolve(state.config, model=model))
+    return attrs.evolve(state, config=attrs.evolve(state.config, model=model))
 
 
 def with_sampling(state: State, temperature: float | None, seed: int | None) -> State:
     """`state` asking for `temperature` and `seed` (None: the server's default) from now on."""
-    return evolve(state, config=evolve(state.config, temperature=temperature, seed=seed))
+    return attrs.evolve(state, config=attrs.evolve(state.config, temperature=temperature, seed=seed))
 
 
 class Driver:

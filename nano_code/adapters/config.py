@@ -27,11 +27,12 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import attrs
+
 from nano_code.adapters.endpoint import Endpoint, UnsafeURL, endpoint, is_loopback_host, is_loopback_url
 from nano_code.adapters.regular_files import NotARegularFile, read_regular
 from nano_code.adapters.secrets import REDACTED
 from nano_code.kernel.lazy_re import LazyPattern, lazy
-from nano_code.kernel.value import Value, field, fields_of, value
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -324,11 +325,11 @@ def _home_from_process() -> Path:
     return _default_home(os.environ)
 
 
-@value
-class Settings(Value):
+@attrs.frozen
+class Settings:
     """Everything nano-code reads from its configuration. The API key is never shown."""
 
-    api_key: str | None = field(default=None, repr=False)
+    api_key: str | None = attrs.field(default=None, repr=False)
     base_url: str = DEFAULT_BASE_URL
     model: str = DEFAULT_MODEL
     max_steps: int = 50
@@ -344,9 +345,9 @@ class Settings(Value):
     sandbox_network: bool = False
     snapshot_max_bytes: int = 20 * 1024 * 1024
     context_tokens: int = 128_000
-    home: Path = field(factory=_home_from_process)
+    home: Path = attrs.field(factory=_home_from_process)
     debug: bool = False
-    warnings: tuple[str, ...] = field(default=(), eq=False)
+    warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
     """One-line notices for the user about where settings came from (e.g. .env ignored)."""
 
     @property
@@ -355,7 +356,7 @@ class Settings(Value):
 
     def public_dict(self) -> dict[str, object]:
         """Every setting except the key itself (only whether one is set): safe to record or log."""
-        fields = {spec.name: getattr(self, spec.name) for spec in fields_of(type(self))}
+        fields = {spec.name: getattr(self, spec.name) for spec in attrs.fields(type(self))}
         del fields["api_key"]
         fields["home"] = str(self.home)
         fields["has_api_key"] = self.api_key is not None

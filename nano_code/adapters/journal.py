@@ -31,76 +31,77 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from nano_code.kernel.actions import EndTurn
 from nano_code.kernel.events import Event
 from nano_code.kernel.serialize import from_json, to_json
 from nano_code.kernel.types import ApprovalMode, SandboxMode
-from nano_code.kernel.value import Value, is_value_class, value
 
 
 class JournalError(ValueError):
     """A journal line that is not one of the entries nano-code writes."""
 
 
-@value
-class RecordedCall(Value):
+@attrs.frozen
+class RecordedCall:
     id: str
     name: str
     arguments: Any
     """The parsed arguments, as the tool received them."""
 
 
-@value
-class EventEntry(Value):
+@attrs.frozen
+class EventEntry:
     event: Event
     call: RecordedCall | None = None
     duration_ms: int | None = None
 
 
-@value
-class CallWithoutResponse(Value):
+@attrs.frozen
+class CallWithoutResponse:
     request: Mapping[str, Any]
     event: Event
     duration_ms: int | None = None
 
 
-@value
-class RetryEntry(Value):
+@attrs.frozen
+class RetryEntry:
     delay: float
     attempt: int
     failure: Mapping[str, Any]
 
 
-@value
-class TurnEndEntry(Value):
+@attrs.frozen
+class TurnEndEntry:
     end: EndTurn
 
 
-@value
-class ApprovalModeEntry(Value):
+@attrs.frozen
+class ApprovalModeEntry:
     mode: ApprovalMode
     sandbox: SandboxMode | None = None
     """The OS sandbox from here on (None in files from before sandboxes: unchanged)."""
 
 
-@value
-class ModelChangeEntry(Value):
+@attrs.frozen
+class ModelChangeEntry:
     model: str
 
 
-@value
-class SamplingChangeEntry(Value):
+@attrs.frozen
+class SamplingChangeEntry:
     temperature: float | None
     seed: int | None = None
 
 
-@value
-class CommandEntry(Value):
+@attrs.frozen
+class CommandEntry:
     text: str
 
 
-@value
-class SnapshotEntry(Value):
+@attrs.frozen
+class SnapshotEntry:
     info: Mapping[str, Any]
     """`SnapshotInfo.to_json()`, or {"error": why} when none could be taken."""
 
@@ -238,7 +239,7 @@ def read_entry(data: Mapping[str, Any]) -> JournalEntry:
 
 def _event(data: Any) -> Event:
     event = from_json(data)
-    if not is_value_class(type(event)) or type(event).__module__ != "nano_code.kernel.events":
+    if not attrs.has(type(event)) or type(event).__module__ != "nano_code.kernel.events":
         raise JournalError("not a kernel event")
     return event  # type: ignore[no-any-return]
 

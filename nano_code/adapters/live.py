@@ -25,6 +25,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import attrs
+
 from nano_code.adapters.model_client import ModelClient
 from nano_code.adapters.tools import ToolContext, approved_at_prompt, find_tool, inside_workspace, run_tool
 from nano_code.kernel.actions import AskApproval, CallModel, CheckToolCall, RetryModel, RunTool
@@ -38,7 +40,6 @@ from nano_code.kernel.events import (
     Verdict,
 )
 from nano_code.kernel.stream import StreamDelta
-from nano_code.kernel.value import evolve
 
 Approver = Callable[[AskApproval], ApprovalDecision]
 
@@ -97,7 +98,7 @@ class LivePerformer:
 
     def run_tool(self, action: RunTool) -> ToolResult | Interrupt:
         confined = self._seen_inside.pop(action.call.id, False)
-        context = evolve(self.tool_context, confined=confined)
+        context = attrs.evolve(self.tool_context, confined=confined)
         if action.call.id in self._approved_at_prompt:
             self._approved_at_prompt.discard(action.call.id)
             context = approved_at_prompt(action.call.name, context)

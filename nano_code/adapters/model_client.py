@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import operator
-import signal
 import socket
 import threading
 import time
@@ -31,6 +30,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import urllib3
 from urllib3.exceptions import (
     HTTPError,
@@ -48,7 +48,6 @@ from nano_code.kernel.codec import RequestBody, encode_message, request_head
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply
 from nano_code.kernel.stream import ResponseDecoder, StreamDelta
 from nano_code.kernel.types import KernelConfig, Message
-from nano_code.kernel.value import Value, value
 
 if TYPE_CHECKING:
     from nano_code.adapters.config import Settings
@@ -117,8 +116,8 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
     return _ENCODER.encode(body)
 
 
-@value
-class Exchange(Value):
+@attrs.frozen
+class Exchange:
     """One complete HTTP request and response, as vcrpy stores an interaction."""
 
     method: str
@@ -146,58 +145,14 @@ class ResponseTooLarge(Exception):
 
 
 class _Tracked:
-    """Pool mix-in remembering the connection a request is using, so a watchdog can cut it,
-    and having that connection call the client's hook for this request (`_call_when_sent`)."""
+    """Pool mix-in remembering the connection a request is using, so a watchdog can cut it."""
 
     in_flight: Any = None
-    on_sent: Callable[[], None] | None = None
 
     def _get_conn(self, timeout: float | None = None) -> Any:
         conn = super()._get_conn(timeout)  # type: ignore[misc]
         self.in_flight = conn
-        _call_when_sent(conn, self.on_sent)
         return conn
-
-
-def _call_when_sent(conn: Any, hook: Callable[[], None] | None) -> None:
-    """Have `conn` call `hook` (once) when it is asked for the response: urllib3 writes the
-    request first, so it is out by then (or urllib3 gave up writing it on a broken pipe,
-    leaving the response to tell), and the client is about to wait.
-
-    The connection's own `getresponse` is wrapped, once per connection, rather than the
-    pool given a connection class of ours: vcrpy swaps urllib3's connection classes for
-    its own, and the hook must not take that away. Both are written into the object's own
-    `__dict__`, not set: vcrpy's connection copies attributes set on it onto the real
-    connection it records through, whose `getresponse` would then call vcrpy's again.
-    (Recording through vcrpy, the hook runs before vcrpy sends the request.)"""
-    state = vars(conn)
-    state["nano_code_on_sent"] = hook
-    if "getresponse" in state:
-        return
-    getresponse = conn.getresponse
-
-    def getresponse_after_hook(*args: Any, **kwargs: Any) -> Any:
-        sent, state["nano_code_on_sent"] = state["nano_code_on_sent"], None
-        if sent is not None:
-            sent()
-        return getresponse(*args, **kwargs)
-
-    state["getresponse"] = getresponse_after_hook
-
-
-class _PoolManager(urllib3.PoolManager):
-    """Hands each pool it makes the client's hook (see `_Tracked`), once, so that a call
-    need not look its pool up (a URL parse and a key normalisation) to set it."""
-
-    on_sent: Callable[[], None] | None = None
-
-    def _new_pool(
-        self, scheme: str, host: str, port: int, request_context: dict[str, Any] | None = None
-    ) -> urllib3.HTTPConnectionPool:
-        pool = super()._new_pool(scheme, host, port, request_context)
-        if isinstance(pool, _Tracked):
-            pool.on_sent = self.on_sent
-        return pool
 
 
 class _TrackedHTTPPool(_Tracked, urllib3.HTTPConnectionPool):
@@ -321,29 +276,6 @@ class _Inflater:
         return piece
 
 
-@contextlib.contextmanager
-def interrupts_held() -> Iterator[None]:
-    """Run the block with Ctrl-C held until it ends, then delivered as usual.
-
-    For work that imports modules (the request-sent hooks import attrs and the
-    snapshot's modules): an import that KeyboardInterrupt breaks off at the wrong
-    instant can leave the interpreter's import lock held, and every later import,
-    in any thread, then waits forever. Holding it costs a Ctrl-C at most that
-    import's few tens of milliseconds. Only the main thread gets signals, so
-    elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda number, _frame: held.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
-        if held:
-            signal.raise_signal(signal.SIGINT)  # to the handler that was there before
-
-
 class ModelClient:
     def __init__(
         self,
@@ -359,19 +291,10 @@ class ModelClient:
         self.call_timeout = call_timeout
         self.max_response_bytes = max_response_bytes
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
-        self._pool = _PoolManager(num_pools=2, maxsize=1, retries=False)
+        self._pool = urllib3.PoolManager(num_pools=2, maxsize=1, retries=False)
         self._pool.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
-        self._pool.on_sent = self._run_request_sent_hooks
         self._deadline = _Deadline(lambda: self._pool.connection_from_url(self.url))
         self.exchange_sinks: list[ExchangeSink] = []
-        self.request_sent_hooks: list[Callable[[], None]] = []
-        """Called, in order, in each call once the request is out, before waiting for the reply:
-        work that can overlap the model's. One that raises does not stop the call (the request
-        is out: it is not a network error, nor a reason to send it again); `call` raises its
-        error once the reply is in, and the hooks after it are still called. Ctrl-C waits for
-        the hooks to finish (`interrupts_held`): they import modules."""
-        self._hook_error: Exception | None = None
-        self._hooks_this_call: tuple[Callable[[], None], ...] = ()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ModelClient:
@@ -413,28 +336,10 @@ class ModelClient:
         headers = self._headers(stream)
         deadline = self._deadline
         deadline.arm(self.call_timeout)
-        self._hook_error = None
-        self._hooks_this_call = tuple(self.request_sent_hooks)
         try:
-            result = self._call(payload, headers, deadline, on_delta, action)
+            return self._call(payload, headers, deadline, on_delta, action)
         finally:
             deadline.disarm()
-        error, self._hook_error = self._hook_error, None
-        if error is not None:
-            raise error
-        return result
-
-    def _run_request_sent_hooks(self) -> None:
-        hooks, self._hooks_this_call = self._hooks_this_call, ()
-        if not hooks:
-            return
-        with interrupts_held():
-            for hook in hooks:
-                try:
-                    hook()
-                except Exception as error:  # kept for `call` to raise (see request_sent_hooks)
-                    if self._hook_error is None:
-                        self._hook_error = error
 
     def _call(
         self,

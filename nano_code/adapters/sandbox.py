@@ -83,10 +83,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+from attrs import validators as v
+
 from nano_code.adapters import early, workspace_scan
-from nano_code.kernel import checks as v
 from nano_code.kernel.types import SandboxMode
-from nano_code.kernel.value import Value, field, value
 
 __all__ = [
     "KERNEL_CONTROLS",
@@ -160,19 +161,19 @@ def _absolute(_instance: object, attribute: Any, value: Path) -> None:
         raise ValueError(f"{attribute.name} must be an absolute Path, got {value!r}")
 
 
-@value
-class Sandbox(Value):
+@attrs.frozen
+class Sandbox:
     """A sandbox that is on: how to wrap a command line so that it runs inside."""
 
-    mode: SandboxMode = field(validator=v.in_([SandboxMode.READ_ONLY, SandboxMode.WORKSPACE_WRITE]))
+    mode: SandboxMode = attrs.field(validator=v.in_([SandboxMode.READ_ONLY, SandboxMode.WORKSPACE_WRITE]))
     """READ_ONLY or WORKSPACE_WRITE (no sandbox at all is `None`, not a mode)."""
-    network: bool = field(validator=v.instance_of(bool))
+    network: bool = attrs.field(validator=v.instance_of(bool))
     """Whether commands may use the network."""
-    workspace: Path = field(validator=_absolute)
+    workspace: Path = attrs.field(validator=_absolute)
     """The workspace, absolute and resolved (symlinks followed): what `workspace-write` opens."""
-    platform: str = field(default="linux", validator=v.in_(["linux", "darwin"]))
+    platform: str = attrs.field(default="linux", validator=v.in_(["linux", "darwin"]))
     """Which mechanism `wrap` uses: bubblewrap ("linux") or sandbox-exec ("darwin")."""
-    private_tmp: Path | None = field(default=None, validator=v.optional(_absolute))
+    private_tmp: Path | None = attrs.field(default=None, validator=v.optional(_absolute))
     """macOS only: the writable directory TMPDIR points at (Linux mounts a fresh /tmp instead)."""
 
     def __attrs_post_init__(self) -> None:

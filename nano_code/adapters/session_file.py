@@ -49,10 +49,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import attrs
+
 from nano_code.adapters import regular_files, session_lock
 from nano_code.adapters.journal import JournalEntry, JournalError, TurnEndEntry, read_entry
 from nano_code.kernel.lazy_re import lazy
-from nano_code.kernel.value import Value, evolve, value
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -103,8 +104,8 @@ class RecordingStopped(Exception):
         self.path = path
 
 
-@value
-class Record(Value):
+@attrs.frozen
+class Record:
     """One line of the session, in order: an HTTP interaction or a journal record."""
 
     line: int
@@ -166,8 +167,8 @@ def with_full_body(data: Mapping[str, Any], body: str | None) -> dict[str, Any]:
     return {**data, "request": request, "nano_code": extra}
 
 
-@value
-class SessionFile(Value):
+@attrs.frozen
+class SessionFile:
     path: Path
     metadata: Mapping[str, Any]
     records: tuple[Record, ...]
@@ -273,7 +274,7 @@ def load_session(path: str | Path) -> SessionFile:
         with open(fd, "rb") as handle:
             read = [0]
             session = parse_session_lines(_decoded(handle, path, read), path)
-            return evolve(session, size=read[0])
+            return attrs.evolve(session, size=read[0])
     except OSError as error:
         raise SessionFileError(f"{path}: cannot read: {error}") from error
 

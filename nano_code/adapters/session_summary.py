@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import attrs
+
 from nano_code.adapters.journal import EventEntry, JournalError, TurnEndEntry, read_entry
 from nano_code.adapters.session_file import (
     INTERACTION_PREFIX,
@@ -29,7 +31,6 @@ from nano_code.adapters.session_file import (
     over_cap,
 )
 from nano_code.kernel.events import UserInput
-from nano_code.kernel.value import Value, value
 
 LIST_PARSE_BYTES = 1 << 20
 """Journal lines up to this size are parsed for a row; a longer one (a big tool output) is skipped."""
@@ -39,8 +40,8 @@ _CHUNK = 1 << 20
 _METADATA = b"metadata: "
 
 
-@value
-class SessionSummary(Value):
+@attrs.frozen
+class SessionSummary:
     path: Path
     metadata: Mapping[str, Any]
     task: str

@@ -51,10 +51,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from nano_code.adapters import workspace_scan
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.kernel.policy import join_head_and_tail
-from nano_code.kernel.value import Value, field, value
 
 SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
 READ_SIZE = 65536
@@ -74,8 +75,8 @@ class Ending(enum.Enum):
     TIMED_OUT = "timed_out"
 
 
-@value
-class CommandResult(Value):
+@attrs.frozen
+class CommandResult:
     output: str
     """Merged stdout and stderr, decoded, with the middle cut out if it was too long."""
     ending: Ending
@@ -86,7 +87,7 @@ class CommandResult(Value):
     omitted_bytes: int
     process_group: int
     """Id of the command's process group (its leader's pid)."""
-    created_repositories: tuple[str, ...] = field(default=())
+    created_repositories: tuple[str, ...] = attrs.field(default=())
     """Git repositories (workspace-relative) a sandboxed command created; see `workspace_scan`."""
 
 

@@ -68,7 +68,6 @@ import attrs
 from nano_code.adapters import git
 from nano_code.adapters.regular_files import read_regular
 from nano_code.adapters.workspace_scan import is_secret as is_secret_name
-from nano_code.kernel.value import Value, fields_of, value
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 """What a snapshot holds at most (NANO_CODE_SNAPSHOT_MAX_BYTES); 0 turns snapshots off."""
@@ -126,8 +125,8 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-@value
-class SnapshotInfo(Value):
+@attrs.frozen
+class SnapshotInfo:
     """What a session records about its workspace snapshot."""
 
     file: str
@@ -152,7 +151,7 @@ class SnapshotInfo(Value):
     def to_json(self) -> dict[str, Any]:
         return {
             spec.name: list(value) if isinstance(value, tuple) else value
-            for spec in fields_of(type(self))
+            for spec in attrs.fields(type(self))
             for value in [getattr(self, spec.name)]
         }
 
@@ -160,7 +159,7 @@ class SnapshotInfo(Value):
     def from_json(cls, data: object) -> SnapshotInfo:
         if not isinstance(data, Mapping):
             raise SnapshotError("the session's workspace snapshot entry is not an object")
-        known = {spec.name for spec in fields_of(cls)}
+        known = {spec.name for spec in attrs.fields(cls)}
         values: dict[str, Any] = {
             k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known
         }

@@ -40,13 +40,14 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+import attrs
+from attrs import validators as v
+
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.adapters.shell import Ending, run_command
-from nano_code.kernel import checks as v
 from nano_code.kernel.lazy_re import lazy
 from nano_code.kernel.policy import check_argument_values
 from nano_code.kernel.types import SandboxMode, ToolSpec
-from nano_code.kernel.value import Value, evolve, field, value
 
 DEFAULT_READ_LIMIT = 2000
 MAX_LINE_CHARS = 2000
@@ -57,21 +58,21 @@ _DIFF_MAX_LINES = 20_000
 SUMMARY_CHARS = 80
 
 
-@value
-class ToolOutcome(Value):
+@attrs.frozen
+class ToolOutcome:
     output: str
     is_error: bool = False
     exit_status: int | None = None
     """The shell's exit status; None for the file tools and after a timeout."""
 
 
-@value
-class ToolContext(Value):
+@attrs.frozen
+class ToolContext:
     workspace: Path
     """Absolute, resolved directory that relative paths and commands start from."""
-    shell_timeout: float = field(default=120.0, validator=v.gt(0))
-    output_head_bytes: int = field(default=65536, validator=v.ge(0))
-    output_tail_bytes: int = field(default=65536, validator=v.ge(0))
+    shell_timeout: float = attrs.field(default=120.0, validator=v.gt(0))
+    output_head_bytes: int = attrs.field(default=65536, validator=v.ge(0))
+    output_tail_bytes: int = attrs.field(default=65536, validator=v.ge(0))
     confined: bool = False
     """The file tools act only on what is inside `workspace` when they open it, and refuse otherwise.
 
@@ -90,8 +91,8 @@ class ToolFailure(Exception):
 Arguments = Mapping[str, Any]
 
 
-@value
-class Tool(Value):
+@attrs.frozen
+class Tool:
     spec: ToolSpec
     execute: Callable[[Arguments, ToolContext], ToolOutcome]
     """Runs with arguments already checked against `spec`; may raise ToolFailure or OSError."""
@@ -701,8 +702,8 @@ WRITE_FILE_TOOL = Tool(
 _LINE_NUMBER_PREFIX = lazy(r"^ *\d+\t", re.MULTILINE)
 
 
-@value
-class _Edit(Value):
+@attrs.frozen
+class _Edit:
     before: str
     after: str
     line: int
@@ -834,7 +835,7 @@ def approved_at_prompt(name: str, context: ToolContext) -> ToolContext:
     tool = find_tool(name)
     if tool is not None and tool.spec.sandboxed:
         return context
-    return evolve(context, sandbox=None)
+    return attrs.evolve(context, sandbox=None)
 
 
 def run_tool(name: str, arguments: Mapping[str, Any], context: ToolContext) -> ToolOutcome:

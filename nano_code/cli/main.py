@@ -138,9 +138,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return sessions_cmd.main(args[0], args[1:])
         parsed = build_parser().parse_args(args)  # --help and --version exit here, before heavy imports
-        from nano_code.kernel import value
-
-        value.postpone_attrs()  # attrs is imported once the first request is out (kernel/value.py)
         _start_early(parsed)
         from nano_code.cli import run
 
@@ -161,10 +158,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return EXIT_FAILED
     finally:
-        if "nano_code.kernel.value" in sys.modules:
-            from nano_code.kernel import value
-
-            value.build()  # ends postpone_attrs(), had no request gone out
         if "nano_code.adapters.early" in sys.modules:
             from nano_code.adapters import early
 

@@ -11,10 +11,11 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from nano_code.kernel import checks as v
+import attrs
+from attrs import validators as v
+
 from nano_code.kernel.events import ModelFailure
 from nano_code.kernel.types import ToolCall, Usage
-from nano_code.kernel.value import Value, field, value
 
 _str = v.instance_of(str)
 _step = [v.instance_of(int), v.ge(1)]
@@ -34,52 +35,52 @@ class CallPurpose(enum.Enum):
 _purpose = v.instance_of(CallPurpose)
 
 
-@value
-class CallModel(Value):
+@attrs.frozen
+class CallModel:
     """Send `body` to /chat/completions; answer with ModelReply or ModelFailure."""
 
     body: Mapping[str, Any]
-    step: int = field(validator=_step)
+    step: int = attrs.field(validator=_step)
     """The turn's step this call makes, or (a summary call) prepares."""
-    attempt: int = field(default=1, validator=_step)
+    attempt: int = attrs.field(default=1, validator=_step)
     """Calls made for this step (or this summary), this one included."""
-    purpose: CallPurpose = field(default=CallPurpose.STEP, validator=_purpose)
+    purpose: CallPurpose = attrs.field(default=CallPurpose.STEP, validator=_purpose)
 
 
-@value
-class RetryModel(Value):
+@attrs.frozen
+class RetryModel:
     """Sleep `delay` seconds, then send `body` again; answer as for CallModel."""
 
-    delay: float = field(validator=[v.instance_of(float), v.ge(0.0)])
+    delay: float = attrs.field(validator=[v.instance_of(float), v.ge(0.0)])
     body: Mapping[str, Any]
-    step: int = field(validator=_step)
-    attempt: int = field(validator=_step)
-    failure: ModelFailure = field(validator=v.instance_of(ModelFailure))
-    purpose: CallPurpose = field(default=CallPurpose.STEP, validator=_purpose)
+    step: int = attrs.field(validator=_step)
+    attempt: int = attrs.field(validator=_step)
+    failure: ModelFailure = attrs.field(validator=v.instance_of(ModelFailure))
+    purpose: CallPurpose = attrs.field(default=CallPurpose.STEP, validator=_purpose)
 
 
-@value
-class CheckToolCall(Value):
+@attrs.frozen
+class CheckToolCall:
     """Find out whether `path` stays inside the workspace; answer with ToolCallFacts."""
 
-    call: ToolCall = field(validator=v.instance_of(ToolCall))
-    path: str = field(validator=_str)
+    call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
+    path: str = attrs.field(validator=_str)
 
 
-@value
-class AskApproval(Value):
+@attrs.frozen
+class AskApproval:
     """Ask the user whether to run the call; answer with ApprovalDecision."""
 
-    call: ToolCall = field(validator=v.instance_of(ToolCall))
+    call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
     arguments: Mapping[str, Any]
-    reason: str = field(validator=_str)
+    reason: str = attrs.field(validator=_str)
 
 
-@value
-class RunTool(Value):
+@attrs.frozen
+class RunTool:
     """Run the tool; answer with ToolResult."""
 
-    call: ToolCall = field(validator=v.instance_of(ToolCall))
+    call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
     arguments: Mapping[str, Any]
 
 
@@ -89,14 +90,14 @@ class TextKind(enum.Enum):
     WARNING = "warning"
 
 
-@value
-class ShowText(Value):
-    text: str = field(validator=_str)
-    kind: TextKind = field(default=TextKind.NOTICE, validator=v.instance_of(TextKind))
+@attrs.frozen
+class ShowText:
+    text: str = attrs.field(validator=_str)
+    kind: TextKind = attrs.field(default=TextKind.NOTICE, validator=v.instance_of(TextKind))
 
 
-@value
-class WaitForUser(Value):
+@attrs.frozen
+class WaitForUser:
     """The kernel is idle; the next event it accepts is UserInput (or CompactRequest,
     ClearConversation)."""
 
@@ -108,11 +109,11 @@ class TurnEnd(enum.Enum):
     INTERRUPTED = "interrupted"
 
 
-@value
-class EndTurn(Value):
-    reason: TurnEnd = field(validator=v.instance_of(TurnEnd))
-    detail: str = field(default="", validator=_str)
-    usage: Usage = field(factory=Usage, validator=v.instance_of(Usage))
+@attrs.frozen
+class EndTurn:
+    reason: TurnEnd = attrs.field(validator=v.instance_of(TurnEnd))
+    detail: str = attrs.field(default="", validator=_str)
+    usage: Usage = attrs.field(factory=Usage, validator=v.instance_of(Usage))
     """Tokens spent in this turn."""
 
 

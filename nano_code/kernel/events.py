@@ -10,40 +10,41 @@ from __future__ import annotations
 
 import enum
 
-from nano_code.kernel import checks as v
+import attrs
+from attrs import validators as v
+
 from nano_code.kernel.types import Usage
-from nano_code.kernel.value import Value, field, value
 
 _str = v.instance_of(str)
 _opt_str = v.optional(v.instance_of(str))
 
 
-@value
-class UserInput(Value):
-    text: str = field(validator=_str)
+@attrs.frozen
+class UserInput:
+    text: str = attrs.field(validator=_str)
 
 
-@value
-class ReplyToolCall(Value):
+@attrs.frozen
+class ReplyToolCall:
     """A tool call exactly as the server sent it, before the kernel checks it."""
 
-    id: str = field(validator=_str)
+    id: str = attrs.field(validator=_str)
     """May be empty or repeat an earlier id; the kernel makes it unique."""
-    name: str = field(validator=_str)
-    arguments: str | None = field(default=None, validator=_opt_str)
+    name: str = attrs.field(validator=_str)
+    arguments: str | None = attrs.field(default=None, validator=_opt_str)
     """Raw JSON text; None when the server sent no arguments at all (or null)."""
 
 
-@value
-class ModelReply(Value):
-    content: str = field(default="", validator=_str)
-    reasoning: str = field(default="", validator=_str)
-    tool_calls: tuple[ReplyToolCall, ...] = field(
+@attrs.frozen
+class ModelReply:
+    content: str = attrs.field(default="", validator=_str)
+    reasoning: str = attrs.field(default="", validator=_str)
+    tool_calls: tuple[ReplyToolCall, ...] = attrs.field(
         default=(), validator=v.deep_iterable(v.instance_of(ReplyToolCall), v.instance_of(tuple))
     )
-    finish_reason: str | None = field(default=None, validator=_opt_str)
-    usage: Usage | None = field(default=None, validator=v.optional(v.instance_of(Usage)))
-    model: str | None = field(default=None, validator=_opt_str)
+    finish_reason: str | None = attrs.field(default=None, validator=_opt_str)
+    usage: Usage | None = attrs.field(default=None, validator=v.optional(v.instance_of(Usage)))
+    model: str | None = attrs.field(default=None, validator=_opt_str)
 
 
 class FailureKind(enum.Enum):
@@ -63,22 +64,22 @@ class FailureKind(enum.Enum):
     to read (an encoding it did not ask for); asking again would not help."""
 
 
-@value
-class ModelFailure(Value):
-    kind: FailureKind = field(validator=v.instance_of(FailureKind))
-    message: str = field(validator=_str)
-    status: int | None = field(default=None, validator=v.optional(v.instance_of(int)))
+@attrs.frozen
+class ModelFailure:
+    kind: FailureKind = attrs.field(validator=v.instance_of(FailureKind))
+    message: str = attrs.field(validator=_str)
+    status: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
     """HTTP status, or the status-like code of an in-band error."""
-    retry_after: float | None = field(default=None, validator=v.optional(v.instance_of(float)))
+    retry_after: float | None = attrs.field(default=None, validator=v.optional(v.instance_of(float)))
     """Seconds the server asked us to wait, when it said so."""
 
 
-@value
-class ToolCallFacts(Value):
+@attrs.frozen
+class ToolCallFacts:
     """What only the driver can find out about a call (it needs the filesystem)."""
 
-    call_id: str = field(validator=_str)
-    inside_workspace: bool = field(validator=v.instance_of(bool))
+    call_id: str = attrs.field(validator=_str)
+    inside_workspace: bool = attrs.field(validator=v.instance_of(bool))
 
 
 class Verdict(enum.Enum):
@@ -88,29 +89,29 @@ class Verdict(enum.Enum):
     """Approve, and do not ask again for this tool in this session."""
 
 
-@value
-class ApprovalDecision(Value):
-    call_id: str = field(validator=_str)
-    verdict: Verdict = field(validator=v.instance_of(Verdict))
-    reason: str = field(default="", validator=_str)
+@attrs.frozen
+class ApprovalDecision:
+    call_id: str = attrs.field(validator=_str)
+    verdict: Verdict = attrs.field(validator=v.instance_of(Verdict))
+    reason: str = attrs.field(default="", validator=_str)
     """Why a call was denied, told to the model."""
 
 
-@value
-class ToolResult(Value):
-    call_id: str = field(validator=_str)
-    output: str = field(validator=_str)
-    is_error: bool = field(default=False, validator=v.instance_of(bool))
-    exit_status: int | None = field(default=None, validator=v.optional(v.instance_of(int)))
+@attrs.frozen
+class ToolResult:
+    call_id: str = attrs.field(validator=_str)
+    output: str = attrs.field(validator=_str)
+    is_error: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    exit_status: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
 
 
-@value
-class Interrupt(Value):
+@attrs.frozen
+class Interrupt:
     """The user pressed Ctrl-C: stop whatever is in flight."""
 
 
-@value
-class CompactRequest(Value):
+@attrs.frozen
+class CompactRequest:
     """The user asked to compact the conversation now (/compact); accepted while awaiting the user.
 
     The kernel summarises the older part of the conversation with a model call, as it
@@ -118,8 +119,8 @@ class CompactRequest(Value):
     """
 
 
-@value
-class ClearConversation(Value):
+@attrs.frozen
+class ClearConversation:
     """The user asked to start afresh (/clear); accepted while awaiting the user.
 
     The history goes back to the system prompt alone. The session's usage totals,

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from nano_code.kernel.value import Value, value
+import attrs
 
 _TOKEN = re.compile(r"\.\.([^.\[\]]+)|\.([^.\[\]]+)|\[(\*|\d+)\]")
 MISSING = "<missing>"
@@ -24,8 +24,8 @@ MISSING = "<missing>"
 _ABSENT = object()  # compared by identity, so a literal "<missing>" value still differs from an absent one
 
 
-@value
-class Difference(Value):
+@attrs.frozen
+class Difference:
     path: str
     recorded: Any
     actual: Any
@@ -35,8 +35,8 @@ class MaskError(ValueError):
     """A --ignore pattern that is not a path like $.a.b[*].c or $..id."""
 
 
-@value
-class Mask(Value):
+@attrs.frozen
+class Mask:
     pattern: str
     tokens: tuple[tuple[str, str], ...]
 

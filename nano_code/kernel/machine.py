@@ -38,7 +38,9 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from nano_code.kernel import checks as v
+import attrs
+from attrs import validators as v
+
 from nano_code.kernel import compaction
 from nano_code.kernel.actions import (
     Action,
@@ -90,7 +92,6 @@ from nano_code.kernel.types import (
     Usage,
     UserMessage,
 )
-from nano_code.kernel.value import Value, evolve, field, value
 
 
 class Phase(enum.Enum):
@@ -103,14 +104,14 @@ class Phase(enum.Enum):
     """A compaction's summary call is in flight (see `Compaction`)."""
 
 
-@value
-class PendingCall(Value):
+@attrs.frozen
+class PendingCall:
     """A tool call from the last reply that has not been answered yet."""
 
-    call: ToolCall = field(validator=v.instance_of(ToolCall))
+    call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
     arguments: Mapping[str, Any] | None = None
     """Checked arguments; None when the call is unusable (see `problem`)."""
-    problem: str | None = field(default=None, validator=v.optional(v.instance_of(str)))
+    problem: str | None = attrs.field(default=None, validator=v.optional(v.instance_of(str)))
     """What to tell the model instead of running the call."""
 
 
@@ -125,17 +126,17 @@ class AfterSummary(enum.Enum):
     """The user asked (`CompactRequest`): await the user again."""
 
 
-@value
-class Compaction(Value):
+@attrs.frozen
+class Compaction:
     """A compaction in flight: the history does not change while the summary is awaited."""
 
-    cut: int = field(validator=[v.instance_of(int), v.ge(2)])
+    cut: int = attrs.field(validator=[v.instance_of(int), v.ge(2)])
     """`history[1:cut]` is being summarised; `history[cut:]` will be kept verbatim."""
-    then: AfterSummary = field(validator=v.instance_of(AfterSummary))
-    transcript_tokens: int = field(validator=[v.instance_of(int), v.ge(1)])
+    then: AfterSummary = attrs.field(validator=v.instance_of(AfterSummary))
+    transcript_tokens: int = attrs.field(validator=[v.instance_of(int), v.ge(1)])
     """Estimated tokens of old conversation the summary request carries (halved when the
     summary request itself overflows)."""
-    attempt: int = field(default=1, validator=[v.instance_of(int), v.ge(1)])
+    attempt: int = attrs.field(default=1, validator=[v.instance_of(int), v.ge(1)])
     """Summary calls made for this compaction, the current one included."""
 
 
@@ -149,10 +150,10 @@ def _history_validator(_state: object, _attribute: Any, history: object) -> None
         raise TypeError(f"history holds a {type(history[-1]).__name__}, not a message")
 
 
-@value
-class State(Value):
-    config: KernelConfig = field(validator=v.instance_of(KernelConfig))
-    history: tuple[Message, ...] = field(validator=_history_validator)
+@attrs.frozen
+class State:
+    config: KernelConfig = attrs.field(validator=v.instance_of(KernelConfig))
+    history: tuple[Message, ...] = attrs.field(validator=_history_validator)
     phase: Phase = Phase.AWAITING_USER
     pending: tuple[PendingCall, ...] = ()
     """Unanswered calls of the last reply, in order; the first is the current one."""
@@ -166,8 +167,8 @@ class State(Value):
     call_ids: frozenset[str] = frozenset()
     """Every tool call id in the history, kept as calls are added (so a reply's ids are
     made unique without walking the whole history each step)."""
-    turn_usage: Usage = field(factory=Usage)
-    session_usage: Usage = field(factory=Usage)
+    turn_usage: Usage = attrs.field(factory=Usage)
+    session_usage: Usage = attrs.field(factory=Usage)
     learned_context_tokens: int | None = None
     """A context window smaller than the config's, stated by a server's context-length error."""
     compact_due: bool = False
@@ -200,18 +201,20 @@ def _request(state: State) -> RequestBody:
 
 
 def _call_model(state: State) -> Transition:
-    state = evolve(state, phase=Phase.AWAITING_MODEL, steps_this_turn=state.steps_this_turn + 1, attempt=1)
+    state = attrs.evolve(
+        state, phase=Phase.AWAITING_MODEL, steps_this_turn=state.steps_this_turn + 1, attempt=1
+    )
     return state, [CallModel(body=_request(state), step=state.steps_this_turn, attempt=1)]
 
 
 def _end_turn(state: State, reason: TurnEnd, detail: str, actions: list[Action]) -> Transition:
     end = EndTurn(reason=reason, detail=detail, usage=state.turn_usage)
-    state = evolve(state, phase=Phase.AWAITING_USER, pending=(), attempt=0, compaction=None)
+    state = attrs.evolve(state, phase=Phase.AWAITING_USER, pending=(), attempt=0, compaction=None)
     return state, [*actions, end, WaitForUser()]
 
 
 def _answer(state: State, call_id: str, content: str) -> State:
-    return evolve(state, history=(*state.history, ToolMessage(tool_call_id=call_id, content=content)))
+    return attrs.evolve(state, history=(*state.history, ToolMessage(tool_call_id=call_id, content=content)))
 
 
 def _used_call_ids(history: tuple[Message, ...]) -> set[str]:
@@ -239,7 +242,7 @@ def _unique_id(raw: str, taken: set[str], position: int) -> str:
 
 
 def _on_user_input(state: State, event: UserInput) -> Transition:
-    state = evolve(
+    state = attrs.evolve(
         state,
         history=(*state.history, UserMessage(clean_text(event.text))),
         steps_this_turn=0,
@@ -253,18 +256,18 @@ def _on_user_input(state: State, event: UserInput) -> Transition:
 def _count_usage(state: State, usage: Usage | None) -> State:
     if usage is None:
         return state
-    return evolve(state, turn_usage=state.turn_usage + usage, session_usage=state.session_usage + usage)
+    return attrs.evolve(state, turn_usage=state.turn_usage + usage, session_usage=state.session_usage + usage)
 
 
 def _on_model_reply(state: State, event: ModelReply) -> Transition:
     state = _count_usage(state, event.usage)
-    state = evolve(state, overflow_compacted=False)
+    state = attrs.evolve(state, overflow_compacted=False)
     if (
         state.config.summary_prompt is not None
         and event.usage is not None
         and event.usage.prompt_tokens >= state.config.compact_at * state.context_window
     ):
-        state = evolve(state, compact_due=True)
+        state = attrs.evolve(state, compact_due=True)
     actions: list[Action] = []
     if not state.config.stream and event.content:
         actions.append(ShowText(event.content, TextKind.ASSISTANT))
@@ -272,7 +275,7 @@ def _on_model_reply(state: State, event: ModelReply) -> Transition:
         if not event.content.strip() and not event.reasoning.strip():
             actions.append(ShowText(_empty_reply_notice(event.finish_reason), TextKind.WARNING))
         message = AssistantMessage(content=event.content, reasoning=event.reasoning or None)
-        state = evolve(state, history=(*state.history, message), malformed_streak=0)
+        state = attrs.evolve(state, history=(*state.history, message), malformed_streak=0)
         detail = "the reply was cut off at the token limit" if event.finish_reason == "length" else ""
         return _end_turn(state, TurnEnd.COMPLETED, detail, actions)
 
@@ -299,7 +302,7 @@ def _on_model_reply(state: State, event: ModelReply) -> Transition:
     message = AssistantMessage(
         content=event.content or None, tool_calls=tuple(calls), reasoning=event.reasoning or None
     )
-    state = evolve(
+    state = attrs.evolve(
         state,
         history=(*state.history, message),
         call_ids=frozenset(taken),
@@ -326,7 +329,7 @@ def _advance(state: State) -> Transition:
         head = state.pending[0]
         if head.problem is not None or head.arguments is None:
             state = _answer(state, head.call.id, head.problem or "Error: unusable call")
-            state = evolve(state, pending=state.pending[1:])
+            state = attrs.evolve(state, pending=state.pending[1:])
             continue
         spec = state.config.tool(head.call.name)
         assert spec is not None  # parse_arguments refused unknown tools
@@ -337,7 +340,7 @@ def _advance(state: State) -> Transition:
         if decision is Approval.NEEDS_FACTS:
             path = head.arguments.get(spec.path_parameter or "")
             if isinstance(path, str):
-                state = evolve(state, phase=Phase.AWAITING_TOOL_FACTS)
+                state = attrs.evolve(state, phase=Phase.AWAITING_TOOL_FACTS)
                 return state, [*actions, CheckToolCall(call=head.call, path=path)]
             # No path to check (its schema let a non-string through): a write
             # the sandbox would have confined asks, a read runs as it always did.
@@ -350,7 +353,7 @@ def _decide(state: State, decision: Approval, actions: list[Action]) -> Transiti
     head = state.pending[0]
     assert head.arguments is not None
     if decision is Approval.RUN:
-        state = evolve(state, phase=Phase.AWAITING_TOOL_RESULT)
+        state = attrs.evolve(state, phase=Phase.AWAITING_TOOL_RESULT)
         return state, [*actions, RunTool(call=head.call, arguments=head.arguments)]
     spec = state.config.tool(head.call.name)
     reason = (
@@ -358,7 +361,7 @@ def _decide(state: State, decision: Approval, actions: list[Action]) -> Transiti
         if spec and spec.mutates
         else ("it reaches outside the workspace")
     )
-    state = evolve(state, phase=Phase.AWAITING_APPROVAL)
+    state = attrs.evolve(state, phase=Phase.AWAITING_APPROVAL)
     return state, [*actions, AskApproval(call=head.call, arguments=head.arguments, reason=reason)]
 
 
@@ -383,7 +386,7 @@ def _after_tools(state: State, actions: list[Action]) -> Transition:
 def _next_step(state: State, actions: list[Action]) -> Transition:
     """The turn's next model call, after a compaction when the last reply made one due."""
     if state.compact_due:
-        state = evolve(state, compact_due=False)
+        state = attrs.evolve(state, compact_due=False)
         notice = (
             f"the conversation is near the context window ({state.config.compact_at:.0%} of "
             f"{state.context_window:,} tokens): summarising its older part"
@@ -424,10 +427,10 @@ def _on_approval(state: State, event: ApprovalDecision) -> Transition:
     if event.verdict is Verdict.DENY:
         why = f" ({event.reason})" if event.reason else ""
         state = _answer(state, head.call.id, f"Not run: the user did not approve this call{why}.")
-        state = evolve(state, pending=state.pending[1:])
+        state = attrs.evolve(state, pending=state.pending[1:])
         return _advance(state)
     if event.verdict is Verdict.ALWAYS:
-        state = evolve(state, always_approved=state.always_approved | {head.call.name})
+        state = attrs.evolve(state, always_approved=state.always_approved | {head.call.name})
     return _decide(state, Approval.RUN, [])
 
 
@@ -439,7 +442,7 @@ def _on_tool_result(state: State, event: ToolResult) -> Transition:
     if event.is_error and not content.startswith("Error"):
         content = f"Error: {content}"
     state = _answer(state, head.call.id, content)
-    state = evolve(state, pending=state.pending[1:])
+    state = attrs.evolve(state, pending=state.pending[1:])
     return _advance(state)
 
 
@@ -449,7 +452,7 @@ def _on_model_failure(state: State, event: ModelFailure) -> Transition:
         if state.config.summary_prompt is not None:
             return _on_overflow(state, event)
     if event.kind is FailureKind.MALFORMED:
-        state = evolve(state, malformed_streak=state.malformed_streak + 1)
+        state = attrs.evolve(state, malformed_streak=state.malformed_streak + 1)
     delay = retry_delay(event, state.attempt, state.config.retry)
     if (
         event.kind is FailureKind.MALFORMED
@@ -459,7 +462,7 @@ def _on_model_failure(state: State, event: ModelFailure) -> Transition:
     if delay is None:
         reason = give_up_reason(event, state.attempt, state.config.retry)
         return _end_turn(state, TurnEnd.FAILED, reason, [])
-    state = evolve(state, attempt=state.attempt + 1)
+    state = attrs.evolve(state, attempt=state.attempt + 1)
     notice = ShowText(
         f"{event.message} -- retrying in {delay:.1f}s "
         f"(attempt {state.attempt} of {state.config.retry.max_attempts})",
@@ -482,7 +485,7 @@ def _learn_context_window(state: State, event: ModelFailure) -> State:
     window = max(MIN_CONTEXT_TOKENS, stated)
     if window >= state.context_window:
         return state
-    return evolve(state, learned_context_tokens=window)
+    return attrs.evolve(state, learned_context_tokens=window)
 
 
 def _on_overflow(state: State, event: ModelFailure) -> Transition:
@@ -498,7 +501,9 @@ def _on_overflow(state: State, event: ModelFailure) -> Transition:
         "then sending the step again",
         TextKind.WARNING,
     )
-    started = _start_compaction(evolve(state, overflow_compacted=True), AfterSummary.RETRY_STEP, [notice])
+    started = _start_compaction(
+        attrs.evolve(state, overflow_compacted=True), AfterSummary.RETRY_STEP, [notice]
+    )
     if started is not None:
         return started
     detail = (
@@ -518,7 +523,7 @@ def _start_compaction(state: State, then: AfterSummary, actions: list[Action]) -
     if cut is None:
         return None
     budget = compaction.transcript_budget(window, state.config.summary_prompt)
-    state = evolve(
+    state = attrs.evolve(
         state,
         phase=Phase.AWAITING_SUMMARY,
         compaction=Compaction(cut=cut, then=then, transcript_tokens=budget),
@@ -536,7 +541,7 @@ def _summary_body(state: State) -> RequestBody:
         state.context_window,
     )
     # No tools: the summary request asks for text, and its transcript holds no tool calls.
-    return RequestBody(evolve(state.config, tools=()), messages)
+    return RequestBody(attrs.evolve(state.config, tools=()), messages)
 
 
 def _summary_step(state: State) -> int:
@@ -571,7 +576,7 @@ def _on_summary_reply(state: State, event: ModelReply) -> Transition:
     before = compaction.estimate_tokens(state.history)
     history = compaction.compacted(state.history, pending.cut, summary, window, state.config.summary_as)
     after = compaction.estimate_tokens(history)
-    state = evolve(state, history=history, compaction=None, compact_due=False)
+    state = attrs.evolve(state, history=history, compaction=None, compact_due=False)
     done = ShowText(
         f"compacted the conversation: {pending.cut - 1} older messages replaced by a summary "
         f"(about {before:,} -> {after:,} tokens, estimated)"
@@ -581,7 +586,7 @@ def _on_summary_reply(state: State, event: ModelReply) -> Transition:
     if pending.then is AfterSummary.NEXT_STEP:
         state, more = _call_model(state)
         return state, [done, *more]
-    state = evolve(state, phase=Phase.AWAITING_MODEL, attempt=state.attempt + 1)
+    state = attrs.evolve(state, phase=Phase.AWAITING_MODEL, attempt=state.attempt + 1)
     again = CallModel(body=_request(state), step=state.steps_this_turn, attempt=state.attempt)
     return state, [done, again]
 
@@ -602,14 +607,14 @@ def _on_summary_failure(state: State, event: ModelFailure) -> Transition:
             return _compaction_failed(
                 state, f"{event.message} (even a shortened summary request is too long)"
             )
-        state = evolve(
-            state, compaction=evolve(pending, attempt=pending.attempt + 1, transcript_tokens=smaller)
+        state = attrs.evolve(
+            state, compaction=attrs.evolve(pending, attempt=pending.attempt + 1, transcript_tokens=smaller)
         )
         return state, [_summary_call(state, (0.0, event))]
     delay = retry_delay(event, pending.attempt, state.config.retry)
     if delay is None:
         return _compaction_failed(state, give_up_reason(event, pending.attempt, state.config.retry))
-    state = evolve(state, compaction=evolve(pending, attempt=pending.attempt + 1))
+    state = attrs.evolve(state, compaction=attrs.evolve(pending, attempt=pending.attempt + 1))
     notice = ShowText(
         f"{event.message} -- retrying the summary in {delay:.1f}s "
         f"(attempt {pending.attempt + 1} of {state.config.retry.max_attempts})",
@@ -624,12 +629,14 @@ def _compaction_failed(state: State, why: str) -> Transition:
         "compacting failed; the conversation is unchanged (/compact tries again, /clear starts afresh)",
         TextKind.WARNING,
     )
-    state = evolve(state, compact_due=False)
+    state = attrs.evolve(state, compact_due=False)
     return _end_turn(state, TurnEnd.FAILED, f"compacting the conversation failed: {why}", [notice])
 
 
 def _on_compact_request(state: State, _event: CompactRequest) -> Transition:
-    state = evolve(state, steps_this_turn=0, malformed_streak=0, turn_usage=Usage(), overflow_compacted=False)
+    state = attrs.evolve(
+        state, steps_this_turn=0, malformed_streak=0, turn_usage=Usage(), overflow_compacted=False
+    )
     if state.config.summary_prompt is None:
         return _end_turn(state, TurnEnd.FAILED, "compaction is off (no summary prompt is configured)", [])
     started = _start_compaction(
@@ -644,7 +651,7 @@ def _on_clear(state: State, _event: ClearConversation) -> Transition:
     system = state.history[0] if state.history else SystemMessage(state.config.system_prompt)
     if not isinstance(system, SystemMessage):
         system = SystemMessage(state.config.system_prompt)
-    state = evolve(
+    state = attrs.evolve(
         state,
         history=(system,),
         pending=(),
@@ -666,7 +673,7 @@ INTERRUPTED_CALL = "Not run: the user interrupted before this call finished."
 def _on_interrupt(state: State, _event: Interrupt) -> Transition:
     for pending in state.pending:
         state = _answer(state, pending.call.id, INTERRUPTED_CALL)
-    state = evolve(state, pending=())
+    state = attrs.evolve(state, pending=())
     return _end_turn(state, TurnEnd.INTERRUPTED, "interrupted by the user", [])
 
 

@@ -12,9 +12,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from nano_code.kernel.events import FailureKind, ModelFailure
 from nano_code.kernel.types import ApprovalMode, RetryPolicy, SandboxMode, ToolSpec
-from nano_code.kernel.value import evolve
 
 NEVER_RETRIED = frozenset(
     {FailureKind.AUTH, FailureKind.BAD_REQUEST, FailureKind.CONTEXT_OVERFLOW, FailureKind.BAD_RESPONSE}
@@ -72,7 +73,7 @@ def give_up_reason(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> 
     """
     if failure.retry_after is None or failure.retry_after <= policy.max_server_wait:
         return failure.message
-    if retry_delay(evolve(failure, retry_after=None), attempt, policy) is None:
+    if retry_delay(attrs.evolve(failure, retry_after=None), attempt, policy) is None:
         return failure.message  # not retried anyway: the wait is not the reason
     return (
         f"{failure.message} (the server asked to wait {_seconds_text(failure.retry_after)} s, "

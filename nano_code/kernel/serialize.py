@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+import attrs
+
 from nano_code.kernel import actions, events, machine
 from nano_code.kernel import types as kernel_types
-from nano_code.kernel.value import fields_of, is_value_class
 
 TAG = "type"
 
@@ -28,16 +29,16 @@ def _registry() -> dict[str, type]:
     classes: dict[str, type] = {}
     for module in (kernel_types, events, actions, machine):
         for value in vars(module).values():
-            if is_value_class(value) and value.__module__ == module.__name__:
+            if attrs.has(value) and value.__module__ == module.__name__:
                 classes[value.__name__] = value
     return classes
 
 
 def to_json(value: Any) -> Any:
     """A kernel value as JSON-ready data (dicts, lists, str, numbers, None)."""
-    if is_value_class(type(value)):
+    if attrs.has(type(value)):
         data: dict[str, Any] = {TAG: type(value).__name__}
-        for field in fields_of(type(value)):
+        for field in attrs.fields(type(value)):
             data[field.name] = to_json(getattr(value, field.name))
         return data
     if isinstance(value, enum.Enum):
@@ -91,7 +92,7 @@ def _structure(data: Any, hint: Any) -> Any:
         return dict(data)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return hint(data)
-    if is_value_class(hint):
+    if attrs.has(hint):
         return from_json(data)
     if hint is float:
         if isinstance(data, bool) or not isinstance(data, (int, float)):
@@ -111,7 +112,7 @@ def from_json(data: Any) -> Any:
     cls = _registry()[data[TAG]]
     hints = _hints(cls)
     kwargs = {}
-    for field in fields_of(cls):
+    for field in attrs.fields(cls):
         if field.name in data:
             kwargs[field.name] = _structure(data[field.name], hints[field.name])
     try:

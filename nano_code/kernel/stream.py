@@ -19,6 +19,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from nano_code.kernel.codec import (
     arguments_text,
     classify_http_error,
@@ -33,13 +35,12 @@ from nano_code.kernel.codec import (
 )
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall
 from nano_code.kernel.types import Usage
-from nano_code.kernel.value import Value, value
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
-@value
-class StreamDelta(Value):
+@attrs.frozen
+class StreamDelta:
     """A piece of the reply to show as it arrives: kind is 'text', 'reasoning' or 'tool'."""
 
     kind: str

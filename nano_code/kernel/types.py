@@ -11,8 +11,8 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from nano_code.kernel import checks as v
-from nano_code.kernel.value import Value, field, value
+import attrs
+from attrs import validators as v
 
 _str = v.instance_of(str)
 _opt_str = v.optional(v.instance_of(str))
@@ -24,60 +24,60 @@ def _is_json_object(_instance: object, attribute: Any, value: object) -> None:
         raise TypeError(f"{attribute.name} must be a mapping, got {type(value).__name__}")
 
 
-@value
-class ToolCall(Value):
+@attrs.frozen
+class ToolCall:
     """One function call the model asked for, as it is kept in the history."""
 
-    id: str = field(validator=v.and_(_str, v.min_len(1)))
+    id: str = attrs.field(validator=v.and_(_str, v.min_len(1)))
     """Unique within the conversation (the kernel renames empty or reused ids)."""
-    name: str = field(validator=_str)
-    arguments: str = field(validator=_str)
+    name: str = attrs.field(validator=_str)
+    arguments: str = attrs.field(validator=_str)
     """JSON text of an object, exactly as sent back to the server."""
 
 
-@value
-class SystemMessage(Value):
-    content: str = field(validator=_str)
+@attrs.frozen
+class SystemMessage:
+    content: str = attrs.field(validator=_str)
 
 
-@value
-class UserMessage(Value):
-    content: str = field(validator=_str)
+@attrs.frozen
+class UserMessage:
+    content: str = attrs.field(validator=_str)
 
 
-@value
-class AssistantMessage(Value):
-    content: str | None = field(default=None, validator=_opt_str)
-    tool_calls: tuple[ToolCall, ...] = field(
+@attrs.frozen
+class AssistantMessage:
+    content: str | None = attrs.field(default=None, validator=_opt_str)
+    tool_calls: tuple[ToolCall, ...] = attrs.field(
         default=(), validator=v.deep_iterable(v.instance_of(ToolCall), v.instance_of(tuple))
     )
-    reasoning: str | None = field(default=None, validator=_opt_str)
+    reasoning: str | None = attrs.field(default=None, validator=_opt_str)
     """Reasoning text the server exposed; kept for the record, never sent back."""
 
 
-@value
-class ToolMessage(Value):
-    tool_call_id: str = field(validator=v.and_(_str, v.min_len(1)))
-    content: str = field(validator=_str)
+@attrs.frozen
+class ToolMessage:
+    tool_call_id: str = attrs.field(validator=v.and_(_str, v.min_len(1)))
+    content: str = attrs.field(validator=_str)
 
 
 Message = SystemMessage | UserMessage | AssistantMessage | ToolMessage
 MESSAGE_TYPES = (SystemMessage, UserMessage, AssistantMessage, ToolMessage)
 
 
-@value
-class ToolSpec(Value):
+@attrs.frozen
+class ToolSpec:
     """What the model is told about a tool, plus what the approval policy needs."""
 
-    name: str = field(validator=v.and_(_str, v.matches_re(r"^[a-zA-Z0-9_-]{1,64}$")))
-    description: str = field(validator=_str)
-    parameters: Mapping[str, Any] = field(validator=_is_json_object)
+    name: str = attrs.field(validator=v.and_(_str, v.matches_re(r"^[a-zA-Z0-9_-]{1,64}$")))
+    description: str = attrs.field(validator=_str)
+    parameters: Mapping[str, Any] = attrs.field(validator=_is_json_object)
     """JSON Schema of the arguments object."""
-    mutates: bool = field(validator=v.instance_of(bool))
+    mutates: bool = attrs.field(validator=v.instance_of(bool))
     """True when running it can change anything (files, processes, the world)."""
-    path_parameter: str | None = field(default=None, validator=_opt_str)
+    path_parameter: str | None = attrs.field(default=None, validator=_opt_str)
     """Name of the argument holding a path, checked against the workspace."""
-    sandboxed: bool = field(default=False, validator=v.instance_of(bool))
+    sandboxed: bool = attrs.field(default=False, validator=v.instance_of(bool))
     """True when it runs inside the OS sandbox whenever one is on (the shell).
 
     The sandbox, not the user, then bounds what it can reach, so the approval
@@ -90,16 +90,16 @@ class ToolSpec(Value):
         return tuple(name for name in required if isinstance(name, str))
 
 
-@value
-class Usage(Value):
+@attrs.frozen
+class Usage:
     """Token counts (and cost, when the server reports it) of one or more replies."""
 
-    prompt_tokens: int = field(default=0, validator=_non_negative_int)
-    completion_tokens: int = field(default=0, validator=_non_negative_int)
-    total_tokens: int = field(default=0, validator=_non_negative_int)
-    cached_tokens: int = field(default=0, validator=_non_negative_int)
-    reasoning_tokens: int = field(default=0, validator=_non_negative_int)
-    cost: float | None = field(default=None, validator=v.optional(v.instance_of(float)))
+    prompt_tokens: int = attrs.field(default=0, validator=_non_negative_int)
+    completion_tokens: int = attrs.field(default=0, validator=_non_negative_int)
+    total_tokens: int = attrs.field(default=0, validator=_non_negative_int)
+    cached_tokens: int = attrs.field(default=0, validator=_non_negative_int)
+    reasoning_tokens: int = attrs.field(default=0, validator=_non_negative_int)
+    cost: float | None = attrs.field(default=None, validator=v.optional(v.instance_of(float)))
 
     def __add__(self, other: Usage) -> Usage:
         both_unknown = self.cost is None and other.cost is None
@@ -114,14 +114,14 @@ class Usage(Value):
         )
 
 
-@value
-class RetryPolicy(Value):
-    max_attempts: int = field(default=5, validator=[v.instance_of(int), v.ge(1)])
+@attrs.frozen
+class RetryPolicy:
+    max_attempts: int = attrs.field(default=5, validator=[v.instance_of(int), v.ge(1)])
     """Model calls per step, the first one included."""
-    base_delay: float = field(default=1.0, validator=[v.instance_of(float), v.ge(0.0)])
-    max_delay: float = field(default=30.0, validator=[v.instance_of(float), v.ge(0.0)])
+    base_delay: float = attrs.field(default=1.0, validator=[v.instance_of(float), v.ge(0.0)])
+    max_delay: float = attrs.field(default=30.0, validator=[v.instance_of(float), v.ge(0.0)])
     """Cap on the exponential backoff."""
-    max_server_wait: float = field(default=120.0, validator=[v.instance_of(float), v.ge(0.0)])
+    max_server_wait: float = attrs.field(default=120.0, validator=[v.instance_of(float), v.ge(0.0)])
     """A Retry-After longer than this is not waited for: the step fails instead."""
 
 
@@ -156,51 +156,55 @@ class SandboxMode(enum.Enum):
     """Commands run confined: the workspace and a private /tmp writable, no network."""
 
 
-@value
-class KernelConfig(Value):
+@attrs.frozen
+class KernelConfig:
     """Everything that shapes requests and decisions; recorded with every session."""
 
-    model: str = field(validator=_str)
-    system_prompt: str = field(validator=_str)
-    tools: tuple[ToolSpec, ...] = field(
+    model: str = attrs.field(validator=_str)
+    system_prompt: str = attrs.field(validator=_str)
+    tools: tuple[ToolSpec, ...] = attrs.field(
         default=(), validator=v.deep_iterable(v.instance_of(ToolSpec), v.instance_of(tuple))
     )
-    stream: bool = field(default=True, validator=v.instance_of(bool))
-    max_steps_per_turn: int = field(default=50, validator=[v.instance_of(int), v.ge(1)])
+    stream: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    max_steps_per_turn: int = attrs.field(default=50, validator=[v.instance_of(int), v.ge(1)])
     """Model calls allowed in one turn (retries of a call do not count)."""
-    max_tool_output_chars: int = field(default=30_000, validator=[v.instance_of(int), v.ge(200)])
-    max_consecutive_malformed: int = field(default=3, validator=[v.instance_of(int), v.ge(1)])
+    max_tool_output_chars: int = attrs.field(default=30_000, validator=[v.instance_of(int), v.ge(200)])
+    max_consecutive_malformed: int = attrs.field(default=3, validator=[v.instance_of(int), v.ge(1)])
     """Replies in a row whose every tool call was unusable before the turn fails."""
-    retry: RetryPolicy = field(factory=RetryPolicy, validator=v.instance_of(RetryPolicy))
-    approval: ApprovalMode = field(default=ApprovalMode.ASK, validator=v.instance_of(ApprovalMode))
-    temperature: float | None = field(
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy, validator=v.instance_of(RetryPolicy))
+    approval: ApprovalMode = attrs.field(default=ApprovalMode.ASK, validator=v.instance_of(ApprovalMode))
+    temperature: float | None = attrs.field(
         default=None, validator=v.optional([v.instance_of(float), v.ge(0.0), v.le(2.0)])
     )
     """Sampling temperature; the API accepts 0 to 2."""
-    max_completion_tokens: int | None = field(
+    max_completion_tokens: int | None = attrs.field(
         default=None, validator=v.optional([v.instance_of(int), v.ge(1)])
     )
-    seed: int | None = field(default=None, validator=v.optional(v.instance_of(int)))
+    seed: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
     """Asks the server for repeatable sampling (`seed` in the request; best effort on its side)."""
-    sandbox: SandboxMode = field(default=SandboxMode.OFF, validator=v.instance_of(SandboxMode))
+    sandbox: SandboxMode = attrs.field(default=SandboxMode.OFF, validator=v.instance_of(SandboxMode))
     """The sandbox tools run in: with one on, sandboxed tools and (in workspace-write) writes
     inside the workspace run without asking. A fact the driver passes in; never read from a file."""
-    context_tokens: int = field(default=128_000, validator=[v.instance_of(int), v.ge(MIN_CONTEXT_TOKENS)])
+    context_tokens: int = attrs.field(
+        default=128_000, validator=[v.instance_of(int), v.ge(MIN_CONTEXT_TOKENS)]
+    )
     """The model's context window in tokens (NANO_CODE_CONTEXT_TOKENS). A smaller window
     stated in a server's context-length error is learned on top of it, per session
     (`State.learned_context_tokens`). Shapes decisions only, never a request body."""
-    compact_at: float = field(default=0.8, validator=[v.instance_of(float), v.ge(0.1), v.le(1.0)])
+    compact_at: float = attrs.field(default=0.8, validator=[v.instance_of(float), v.ge(0.1), v.le(1.0)])
     """Compact before the next model call once a reply's prompt tokens reach this share
     of the context window."""
-    keep_recent: float = field(default=0.25, validator=[v.instance_of(float), v.ge(0.0), _below_compact_at])
+    keep_recent: float = attrs.field(
+        default=0.25, validator=[v.instance_of(float), v.ge(0.0), _below_compact_at]
+    )
     """Share of the context window (and at most of the conversation's own size) that the
     newest messages may fill and still be kept verbatim when compacting; everything older
     is summarised. The kept part always starts at a user or assistant message, so a tool
     call and its answers stay together; at least the newest such piece is kept."""
-    summary_prompt: str | None = field(default=None, validator=_opt_str)
+    summary_prompt: str | None = attrs.field(default=None, validator=_opt_str)
     """The system prompt of a summary request (`nano_code.prompts.SUMMARY_PROMPT`). None
     turns compaction off: an overflow then fails the turn, and /compact says it is off."""
-    summary_as: str = field(default="assistant", validator=v.in_(("assistant", "user")))
+    summary_as: str = attrs.field(default="assistant", validator=v.in_(("assistant", "user")))
     """The role of the message carrying a compaction's summary: "assistant", the agent's
     own notes (a model wrote it, so it never speaks as the user), or "user", as sessions
     recorded before that did (`kernel.compaction.compacted`)."""

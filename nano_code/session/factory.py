@@ -15,24 +15,19 @@ live session's do.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from nano_code.adapters.config import Settings
-from nano_code.adapters.journal import RecordedCall, SnapshotEntry, TurnEndEntry
 from nano_code.adapters.live import Approver, LivePerformer
 from nano_code.adapters.model_client import Exchange, ModelClient
 from nano_code.adapters.recorder import Recorder
 from nano_code.adapters.sandbox import Sandbox, choose
 from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import SessionFile, SessionWriter
-from nano_code.adapters.shell import CommandResult
-from nano_code.adapters.tools import ToolContext, ToolOutcome
+from nano_code.adapters.tools import ToolContext
 from nano_code.driver import Driver, Observer
 from nano_code.kernel.actions import (
     AskApproval,
@@ -40,22 +35,18 @@ from nano_code.kernel.actions import (
     CheckToolCall,
     RetryModel,
     RunTool,
-    ShowText,
-    WaitForUser,
 )
 from nano_code.kernel.events import (
     ApprovalDecision,
     Interrupt,
     ModelFailure,
     ModelReply,
-    ReplyToolCall,
     ToolCallFacts,
     ToolResult,
 )
-from nano_code.kernel.machine import PendingCall, State
+from nano_code.kernel.machine import State
 from nano_code.kernel.stream import StreamDelta
-from nano_code.kernel.types import AssistantMessage, SandboxMode, ToolCall, ToolMessage
-from nano_code.kernel.value import attrs_postponed, build, is_built, used_unbuilt
+from nano_code.kernel.types import SandboxMode
 
 
 def live_performer(
@@ -66,87 +57,14 @@ def live_performer(
     on_delta: Callable[[StreamDelta], None] | None = None,
     exchange_sinks: Iterable[Callable[[Exchange], None]] = (),
     sandbox: Sandbox | None = None,
-    build_also: tuple[type, ...] = (),
 ) -> LivePerformer:
     """Real model calls to the server `settings` name, real tools in `workspace` (their
     commands inside `sandbox` when one is given), and `approve` for whatever the kernel
-    says needs a person's yes. Once a request is out, the classes a reply needs (and
-    `build_also`) are built while the model thinks (`build_ahead`)."""
+    says needs a person's yes."""
     client = ModelClient.for_settings(settings)
     client.exchange_sinks.extend(exchange_sinks)
-    client.request_sent_hooks.append(functools.partial(build_ahead, *REPLY_PATH, *build_also))
     context = ToolContext(workspace=workspace, shell_timeout=settings.shell_timeout, sandbox=sandbox)
     return LivePerformer(client, context, approve, on_delta=on_delta)
-
-
-REPLY_PATH: tuple[type, ...] = (
-    StreamDelta,
-    ModelReply,
-    ReplyToolCall,
-    ToolCall,
-    AssistantMessage,
-    PendingCall,
-    ShowText,
-    WaitForUser,
-    CheckToolCall,
-    ToolCallFacts,
-    RunTool,
-    ToolResult,
-    ToolMessage,
-    Exchange,
-    ToolOutcome,
-    CommandResult,
-)
-"""The classes taking in a reply and running its tools need (see `kernel/value.py`)."""
-RECORDING_PATH: tuple[type, ...] = (RecordedCall, TurnEndEntry, SnapshotEntry)
-"""What a recorded session journals after its first reply."""
-
-_BUILDING_SWITCH_INTERVAL = 0.0001
-"""While a build runs beside it, the thread taking in a reply waits at most this long for
-the interpreter when a chunk arrives (0.1 ms instead of the usual 5). Measured, the first
-token's lag against an instant server: 1.7-5.6 ms at 5 ms, 1.0-1.1 ms at 0.5 ms, 0.7-1.0 ms
-at 0.1 ms (0.3 ms with attrs imported before the request)."""
-_ahead: threading.Thread | None = None
-"""The thread building ahead, while it runs."""
-
-
-def build_ahead(*classes: type) -> None:
-    """Have attrs build `classes`, and every class already used without attrs, in the time
-    the model takes to answer: the first streamed token and the first tool call do not
-    wait for them. A no-op once they are built and nothing is postponed; one thread at a
-    time does it.
-
-    The first build imports attrs, tens of milliseconds of work, so it runs in a thread of
-    its own (in this one if none can be had), and meanwhile instances are still made
-    without attrs (`kernel/value.py`)."""
-    global _ahead
-    if _ahead is not None and _ahead.is_alive():
-        return
-    if not attrs_postponed() and all(is_built(cls) for cls in classes):
-        return
-    try:
-        _ahead = threading.Thread(target=_build_now, args=classes, name="nano-code-build", daemon=True)
-        _ahead.start()
-    except RuntimeError:  # can't start new thread
-        _ahead = None
-        _build_now(*classes)
-
-
-def _build_now(*classes: type) -> None:
-    """Import attrs, build `classes` and those already used without attrs (looked for once
-    the import is done: the other thread goes on making instances meanwhile), then end the
-    postponement. A class attrs refuses is left for its first use to raise, where the
-    error is reported as any other."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, _BUILDING_SWITCH_INTERVAL))
-    try:
-        with contextlib.suppress(Exception):
-            import attrs  # noqa: F401  (the bulk of the work, first)
-
-            build(*classes, *used_unbuilt())
-    finally:
-        build()  # ends the postponement, whatever happened
-        sys.setswitchinterval(interval)
 
 
 def choose_sandbox(
@@ -187,9 +105,7 @@ def open_recorder(
 class WorkspaceSnapshot:
     """Takes the workspace snapshot of a recorded session in a thread, from its first request on.
 
-    The thread starts once the first request is out (the client's
-    `request_sent_hooks`; not before: it would compete with getting that request
-    out, for the interpreter as much as for a core), and the model's reply takes
+    The thread starts as the first request is sent, and the model's reply takes
     seconds where the snapshot usually takes milliseconds, so it costs the
     session nothing; the first tool waits for it (the files must be taken
     before anything changes them). The result is journalled from the thread
@@ -243,7 +159,8 @@ class SnapshotFirst:
         self.snapshot = snapshot
 
     def call_model(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
-        return self.performer.call_model(action)  # the client starts the snapshot once the request is out
+        self.snapshot.start()  # taken while the model thinks
+        return self.performer.call_model(action)
 
     def check_tool_call(self, action: CheckToolCall) -> ToolCallFacts | Interrupt:
         return self.performer.check_tool_call(action)
@@ -309,7 +226,6 @@ def live_session(
         on_delta=on_delta,
         exchange_sinks=sinks,
         sandbox=sandbox,
-        build_also=RECORDING_PATH if recorder is not None else (),
     )
     watchers: list[Observer] = [*observers]
     if recorder is not None:
@@ -317,7 +233,6 @@ def live_session(
     snapshot = None
     if recorder is not None and snapshot_beside is not None and settings.snapshot_max_bytes > 0:
         snapshot = WorkspaceSnapshot(workspace, snapshot_beside, settings.snapshot_max_bytes, recorder)
-        performer.client.request_sent_hooks.insert(0, snapshot.start)
         driver = Driver(state, SnapshotFirst(performer, snapshot), watchers)
     else:
         driver = Driver(state, performer, watchers)

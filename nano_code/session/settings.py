@@ -13,13 +13,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+from attrs import validators as v
+
 from nano_code.adapters.config import Settings
 from nano_code.adapters.regular_files import LeadsOutside, read_regular_inside
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.adapters.tools import tool_specs
-from nano_code.kernel import checks as v
 from nano_code.kernel.types import ApprovalMode, KernelConfig, SandboxMode
-from nano_code.kernel.value import Value, evolve, field, fields_of, value
 from nano_code.prompts import AGENTS_FILE, AGENTS_LIMIT, SUMMARY_PROMPT, build_system_prompt
 
 
@@ -61,8 +62,8 @@ def _typed(kind: type | tuple[type, ...], minimum: float | None = None) -> Any:
     return v.and_(*checks)
 
 
-@value(kw_only=True)
-class RecordedSettings(Value):
+@attrs.frozen(kw_only=True)
+class RecordedSettings:
     """Every setting that shaped a session's requests or decisions, as its file records them.
 
     Live runs, resume, replay and forks all build their kernel config from one
@@ -70,46 +71,46 @@ class RecordedSettings(Value):
     live run had. Never the key.
     """
 
-    model: str = field(validator=_typed(str))
+    model: str = attrs.field(validator=_typed(str))
     """The model named in every request."""
-    base_url: str = field(validator=_typed(str))
+    base_url: str = attrs.field(validator=_typed(str))
     """The server the session talked to (replay never connects to it)."""
-    max_steps: int = field(validator=_typed(int, 1))
+    max_steps: int = attrs.field(validator=_typed(int, 1))
     """Model calls allowed per turn."""
-    stream: bool = field(validator=_typed(bool))
+    stream: bool = attrs.field(validator=_typed(bool))
     """Whether requests asked for a streamed reply."""
-    auto_approve: bool = field(validator=_typed(bool))
+    auto_approve: bool = attrs.field(validator=_typed(bool))
     """The approval mode the session started with. Authority for anything that runs
     live comes from the current command line, never from this."""
-    workspace: str = field(validator=_typed(str))
+    workspace: str = attrs.field(validator=_typed(str))
     """The directory the tools worked in (the system prompt names it)."""
-    shell_timeout: float = field(default=120.0, validator=_typed((int, float), 0))
+    shell_timeout: float = attrs.field(default=120.0, validator=_typed((int, float), 0))
     """Seconds before a shell command was killed."""
-    max_tool_output_chars: int = field(default=DEFAULT_TOOL_OUTPUT_CHARS, validator=_typed(int, 200))
+    max_tool_output_chars: int = attrs.field(default=DEFAULT_TOOL_OUTPUT_CHARS, validator=_typed(int, 200))
     """The cap on one tool result sent to the model (files from before it was recorded: the
     default of that time)."""
-    sandbox: str = field(default="off", validator=v.in_(("off", "read-only", "workspace-write")))
+    sandbox: str = attrs.field(default="off", validator=v.in_(("off", "read-only", "workspace-write")))
     """The OS sandbox the session's commands ran in (as really in force, not as asked for).
     It shapes the system prompt and the kernel's approval decisions; a replay uses it to
     reproduce them. What runs live gets its sandbox from the current command line."""
-    sandbox_network: bool = field(default=False, validator=_typed(bool))
+    sandbox_network: bool = attrs.field(default=False, validator=_typed(bool))
     """Whether the sandbox let commands use the network."""
-    context_tokens: int = field(default=128_000, validator=_typed(int, 1024))
+    context_tokens: int = attrs.field(default=128_000, validator=_typed(int, 1024))
     """The model's context window the session assumed (compaction decisions; files from
     before it was recorded: the default of that time)."""
-    summary_as: str = field(default="user", validator=v.in_(("assistant", "user")))
+    summary_as: str = attrs.field(default="user", validator=v.in_(("assistant", "user")))
     """The role of a compaction's summary in the conversation: "assistant" (the agent's own
     notes) since it was recorded; files from before: "user", as it was then."""
 
     def to_json(self) -> dict[str, Any]:
-        return {spec.name: getattr(self, spec.name) for spec in fields_of(type(self))}
+        return {spec.name: getattr(self, spec.name) for spec in attrs.fields(type(self))}
 
     @classmethod
     def from_json(cls, data: object) -> RecordedSettings:
         """From a file's `settings`; keys this version does not know are ignored."""
         if not isinstance(data, Mapping):
             raise SettingsError("the session's metadata has no settings")
-        known = {spec.name for spec in fields_of(cls)}
+        known = {spec.name for spec in attrs.fields(cls)}
         try:
             return cls(**{key: value for key, value in data.items() if key in known})
         except (TypeError, ValueError) as error:
@@ -117,12 +118,12 @@ class RecordedSettings(Value):
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> RecordedSettings:
         """These settings with some changed; an unknown name is an error, not ignored."""
-        unknown = sorted(set(overrides) - {spec.name for spec in fields_of(type(self))})
+        unknown = sorted(set(overrides) - {spec.name for spec in attrs.fields(type(self))})
         if unknown:
-            known = ", ".join(spec.name for spec in fields_of(type(self)))
+            known = ", ".join(spec.name for spec in attrs.fields(type(self)))
             raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; the settings are {known}")
         try:
-            return evolve(self, **overrides)
+            return attrs.evolve(self, **overrides)
         except (TypeError, ValueError) as error:
             raise SettingsError(f"bad override: {error}") from None
 

@@ -161,8 +161,8 @@ def test_a_recorded_session_snapshots_its_workspace_before_the_first_tool(tmp_pa
 def test_the_snapshot_is_taken_while_the_model_thinks_about_the_first_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The snapshot starts once the first request is out (not before: it would hold up the
-    request), from the client's hook, so it is done while the server is still on that request."""
+    """The snapshot starts as the first request is sent, so it is done while the server is
+    still on that request."""
     import time
     import traceback
 
@@ -195,48 +195,8 @@ def test_the_snapshot_is_taken_while_the_model_thinks_about_the_first_request(
     with FakeServer(respond) as server:
         run(TASK, base_url=server.base_url, workspace=workspace, record_to=tmp_path / "s.yaml")
     assert seen_while_thinking == [True]
-    assert "getresponse_after_hook" in started_from[0]  # the request was out
+    assert "call_model" in started_from[0]  # started with the first request
     assert replay(tmp_path / "s.yaml").status == "identical"
-
-
-def test_a_live_session_builds_the_reply_classes_while_the_model_thinks(tmp_path: Path) -> None:
-    """`kernel/value.py` builds a class on first use; the classes a reply needs are built
-    in the wait for the first reply instead, so neither the first token nor the first tool
-    call waits for attrs. Checked in a fresh process, where nothing is built yet."""
-    import subprocess
-    import sys
-
-    script = f"""
-import sys
-sys.path.insert(0, {str(Path(__file__).parent)!r})
-from pathlib import Path
-from replay_helpers import TASK, three_step_script
-from nano_code.kernel import value
-from nano_code.kernel.events import ModelReply
-from nano_code.kernel.stream import StreamDelta
-from nano_code.adapters.journal import TurnEndEntry
-from nano_code.testing import run
-from nano_code.testing.fake_server import FakeServer
-script = three_step_script()
-unbuilt_while_thinking = []
-def respond(body, number):
-    if number == 0:
-        import time
-        time.sleep(0.3)
-        unbuilt_while_thinking.extend(
-            cls.__name__ for cls in (ModelReply, StreamDelta, TurnEndEntry) if not value.is_built(cls)
-        )
-    return script[number] if number < len(script) else None
-workspace = Path({str(tmp_path)!r}) / "ws"
-workspace.mkdir()
-with FakeServer(respond) as server:
-    run(TASK, base_url=server.base_url, workspace=workspace, record_to=workspace.parent / "s.yaml",
-        stream=True)
-print(unbuilt_while_thinking)
-"""
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
 
 
 def test_without_a_thread_for_it_the_snapshot_is_taken_before_the_first_tool_all_the_same(
@@ -262,59 +222,3 @@ def test_without_a_thread_for_it_the_snapshot_is_taken_before_the_first_tool_all
     (entry,) = list(load_session(tmp_path / "s.yaml").readable_entries("workspace_snapshot"))
     assert isinstance(entry, SnapshotEntry) and "error" not in entry.info
     assert replay(tmp_path / "s.yaml").status == "identical"
-
-
-def test_build_ahead_builds_in_a_thread_ends_the_postponement_and_restores_the_switch_interval() -> None:
-    """A class attrs refuses stays for its first use to report; the others are built, the
-    postponement ends all the same, and the interpreter's switch interval is the one found."""
-    import sys
-
-    from nano_code.kernel import value
-    from nano_code.session import factory
-
-    @value.value
-    class Refused(value.Value):
-        x: int = 0
-        y: int  # attrs refuses: a mandatory field after one with a default
-
-    @value.value
-    class Fine(value.Value):
-        z: int = 1
-
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(0.002)
-    value.postpone_attrs()
-    try:
-        assert Fine().z == 1 and not value.is_built(Fine)  # made without attrs
-        factory.build_ahead(Refused)
-        assert factory._ahead is not None
-        factory._ahead.join(10)
-        assert value.is_built(Fine)  # used meanwhile: built ahead too
-        assert not value.is_built(Refused)
-        assert not value.attrs_postponed()
-        assert sys.getswitchinterval() == 0.002
-    finally:
-        sys.setswitchinterval(interval)
-        value.build()
-
-
-def test_build_ahead_without_a_thread_builds_in_this_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
-
-    from nano_code.kernel import value
-    from nano_code.session import factory
-
-    @value.value
-    class Later(value.Value):
-        z: int = 1
-
-    def no_thread(self: threading.Thread) -> None:
-        raise RuntimeError("can't start new thread")
-
-    monkeypatch.setattr(threading.Thread, "start", no_thread)
-    value.postpone_attrs()
-    try:
-        factory.build_ahead(Later)
-        assert value.is_built(Later) and not value.attrs_postponed()
-    finally:
-        value.build()

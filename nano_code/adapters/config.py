@@ -32,7 +32,6 @@ import attrs
 from nano_code.adapters.endpoint import Endpoint, UnsafeURL, endpoint, is_loopback_host, is_loopback_url
 from nano_code.adapters.regular_files import NotARegularFile, read_regular
 from nano_code.adapters.secrets import REDACTED
-from nano_code.kernel.lazy_re import LazyPattern, lazy
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -58,25 +57,25 @@ __all__ = [
 # than CR and LF.
 
 _BLANKS = r"[^\S\r\n]"
-_SKIP_WHITESPACE = lazy(r"\s*")
-_EXPORT_PREFIX = lazy(rf"export{_BLANKS}+")
-_QUOTED_KEY = lazy(r"'([^']+)'")
-_BARE_KEY = lazy(r"[^=#\s]+")
-_INLINE_BLANKS = lazy(f"{_BLANKS}*")
-_EQUALS = lazy(f"={_BLANKS}*")
+_SKIP_WHITESPACE = re.compile(r"\s*")
+_EXPORT_PREFIX = re.compile(rf"export{_BLANKS}+")
+_QUOTED_KEY = re.compile(r"'([^']+)'")
+_BARE_KEY = re.compile(r"[^=#\s]+")
+_INLINE_BLANKS = re.compile(f"{_BLANKS}*")
+_EQUALS = re.compile(f"={_BLANKS}*")
 # Inside quotes a backslash always takes the next character with it (so `\\`
 # never escapes the closing quote); a quoted value may span lines.
-_SINGLE_QUOTED = lazy(r"'((?:\\.|[^'\\])*)'", re.DOTALL)
-_DOUBLE_QUOTED = lazy(r'"((?:\\.|[^"\\])*)"', re.DOTALL)
-_TO_END_OF_LINE = lazy(r"[^\r\n]*")
-_WHITESPACE_THEN_HASH = lazy(r"\s#")
-_TRAILING_COMMENT = lazy(f"(?:{_BLANKS}*#[^\\r\\n]*)?")
-_END_OF_LINE = lazy(f"{_BLANKS}*(?:\r\n|\n|\r|$)")
-_REST_OF_BAD_LINE = lazy(r"[^\r\n]*(?:\r|\n)?")
-_VARIABLE = lazy(r"\$\{([^}:]*)(?::-([^}]*))?\}")
+_SINGLE_QUOTED = re.compile(r"'((?:\\.|[^'\\])*)'", re.DOTALL)
+_DOUBLE_QUOTED = re.compile(r'"((?:\\.|[^"\\])*)"', re.DOTALL)
+_TO_END_OF_LINE = re.compile(r"[^\r\n]*")
+_WHITESPACE_THEN_HASH = re.compile(r"\s#")
+_TRAILING_COMMENT = re.compile(f"(?:{_BLANKS}*#[^\\r\\n]*)?")
+_END_OF_LINE = re.compile(f"{_BLANKS}*(?:\r\n|\n|\r|$)")
+_REST_OF_BAD_LINE = re.compile(r"[^\r\n]*(?:\r|\n)?")
+_VARIABLE = re.compile(r"\$\{([^}:]*)(?::-([^}]*))?\}")
 
-_DOUBLE_QUOTE_ESCAPES = lazy(r"\\[\\'\"abfnrtv]")
-_SINGLE_QUOTE_ESCAPES = lazy(r"\\[\\']")
+_DOUBLE_QUOTE_ESCAPES = re.compile(r"\\[\\'\"abfnrtv]")
+_SINGLE_QUOTE_ESCAPES = re.compile(r"\\[\\']")
 _ESCAPED = {
     "\\": "\\",
     "'": "'",
@@ -91,7 +90,7 @@ _ESCAPED = {
 }
 
 
-def _unescape(pattern: LazyPattern, raw: str) -> str:
+def _unescape(pattern: re.Pattern[str], raw: str) -> str:
     return pattern.sub(lambda m: _ESCAPED[m.group()[1]], raw)
 
 
@@ -103,7 +102,7 @@ class _BadStatement(Exception):
         self.at = at
 
 
-def _match(pattern: LazyPattern, text: str, pos: int) -> re.Match[str]:
+def _match(pattern: re.Pattern[str], text: str, pos: int) -> re.Match[str]:
     found = pattern.match(text, pos)
     if found is None:
         raise _BadStatement(pos)
@@ -308,8 +307,8 @@ SANDBOX_MODES = ("workspace-write", "read-only", "off")
 _NAMES = frozenset(_DEFAULTS)
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
-_WHOLE_NUMBER = lazy(r"[0-9]+")
-_DECIMAL = lazy(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 _MAX_SHOWN = 80
 
 

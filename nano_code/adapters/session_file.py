@@ -53,7 +53,6 @@ import attrs
 
 from nano_code.adapters import regular_files, session_lock
 from nano_code.adapters.journal import JournalEntry, JournalError, TurnEndEntry, read_entry
-from nano_code.kernel.lazy_re import lazy
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -67,7 +66,7 @@ HEADER_COMMENT = (
     "# nano_code.testing.load_session(path).\n"
 )
 
-_YAML_UNSAFE = lazy("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -45,7 +45,6 @@ from attrs import validators as v
 
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.adapters.shell import Ending, run_command
-from nano_code.kernel.lazy_re import lazy
 from nano_code.kernel.policy import check_argument_values
 from nano_code.kernel.types import SandboxMode, ToolSpec
 
@@ -699,7 +698,7 @@ WRITE_FILE_TOOL = Tool(
 
 # --- edit_file -------------------------------------------------------------------------------------
 
-_LINE_NUMBER_PREFIX = lazy(r"^ *\d+\t", re.MULTILINE)
+_LINE_NUMBER_PREFIX = re.compile(r"^ *\d+\t", re.MULTILINE)
 
 
 @attrs.frozen

@@ -15,7 +15,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall
-from nano_code.kernel.lazy_re import lazy
 from nano_code.kernel.policy import is_transient_status
 from nano_code.kernel.types import (
     KernelConfig,
@@ -430,7 +429,7 @@ def _error_message(error: Mapping[str, Any] | None, fallback: str) -> str:
     return one_line(text, MAX_ERROR_TEXT)
 
 
-_CONTEXT_WORDS = lazy(
+_CONTEXT_WORDS = re.compile(
     r"context[_ ]length|context window|maximum context|context_length_exceeded|"
     r"too many tokens|prompt is too long|reduce the length|available context size|"
     r"maximum (?:model|prompt) length|maximum number of tokens allowed",
@@ -535,8 +534,8 @@ def _what_codes_say(error: Mapping[str, Any] | None) -> FailureKind | str | None
     return None
 
 
-_TRY_AGAIN = lazy(r"try again in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", re.IGNORECASE)
-_DURATION_PART = lazy(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_TRY_AGAIN = re.compile(r"try again in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _LONGEST_WAIT = 1e9
 """Any longer server wait is held as this (still far beyond every policy's cap),
@@ -688,8 +687,8 @@ def in_band_failure(error: Mapping[str, Any]) -> ModelFailure:
 
 # ---------------------------------------------------------------- text and HTML bodies
 
-_TAG = lazy(r"<[^<>]*>")
-_ENTITY = lazy(r"&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});")
+_TAG = re.compile(r"<[^<>]*>")
+_ENTITY = re.compile(r"&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});")
 _NAMED_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'", "nbsp": " "}
 _HTML_HEAD = 65_536
 """Characters of an HTML page looked at for its title or first words."""

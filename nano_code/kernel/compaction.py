@@ -34,7 +34,6 @@ import re
 from collections.abc import Sequence
 
 from nano_code.kernel.codec import encode_message
-from nano_code.kernel.lazy_re import lazy
 from nano_code.kernel.policy import cut_middle
 from nano_code.kernel.types import (
     MIN_CONTEXT_TOKENS,
@@ -85,7 +84,7 @@ MIN_TRANSCRIPT_TOKENS = 256
 
 _NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)"
 _LIMIT_PATTERNS = tuple(
-    lazy(pattern, re.IGNORECASE)
+    re.compile(pattern, re.IGNORECASE)
     for pattern in (
         # OpenAI, Azure, DeepSeek, vLLM, OpenRouter, LiteLLM, Groq:
         # "This model's maximum context length is 8192 tokens. However, ..."

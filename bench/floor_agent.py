@@ -4,9 +4,11 @@ A bare loop: POST the conversation (same system prompt, tools and body shape as
 nano-code, taken from a spec file the harness captured from nano-code's own
 first request), parse the JSON or SSE reply, run each `shell` call with
 `bash -c` via subprocess, append the messages, repeat. No recording, no
-display, no state machine. Prints the final text.
+display, no state machine. Prints the final text. With `--sandboxed`, each
+command runs under the bwrap command line nano-code's sandbox builds for the
+workspace (the spec's `bwrap`), so the sandbox's own cost is the same on both.
 
-    python bench/floor_agent.py --base-url URL --spec spec.json -p TASK [--stream] [--max-steps N]
+    python bench/floor_agent.py --base-url URL --spec spec.json -p TASK [--stream] [--max-steps N] [--sandboxed]
 """
 
 from __future__ import annotations
@@ -62,9 +64,11 @@ def main() -> int:
     parser.add_argument("-p", "--prompt", required=True)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--max-steps", type=int, default=1000)
+    parser.add_argument("--sandboxed", action="store_true", help="run commands under the spec's bwrap")
     args = parser.parse_args()
     with open(args.spec, encoding="utf-8") as handle:
         spec = json.load(handle)
+    wrap = spec["bwrap"] if args.sandboxed else []
     url = args.base_url.rstrip("/") + "/chat/completions"
     pool = urllib3.PoolManager(num_pools=2, maxsize=1, retries=False)
     headers = {
@@ -95,7 +99,7 @@ def main() -> int:
         for call in message["tool_calls"]:
             command = json.loads(call["function"]["arguments"])["command"]
             done = subprocess.run(
-                ["/bin/bash", "-c", command],
+                [*wrap, "/bin/bash", "-c", command],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

@@ -5,8 +5,8 @@
     .venv/bin/python bench/run_all.py --only cold,steps
 
 Sections: cold (cold start to first request, --help, import time), steps
-(per-step overhead at step 1 and ~200, recording/streaming on and off, peak
-memory), replay (1000-step cassette: CLI, in-process, loaders, memory), ttft
+(per-step overhead at step 1 and ~200, recording/streaming on and off, the
+sandbox on against a floor running the same bwrap, peak memory), replay (1000-step cassette: CLI, in-process, loaders, memory), ttft
 (time to first token, recording on/off), peers (llm, mini-swe-agent when
 installed in /tmp/peer). Everything talks to bench/instant_server.py on
 127.0.0.1 and every child has a timeout. Prints a markdown report on stdout
@@ -128,9 +128,9 @@ def nano_cmd(
     return cmd
 
 
-def floor_cmd(env: Env, url: str, steps: int, stream: bool) -> list[str]:
+def floor_cmd(env: Env, url: str, steps: int, stream: bool, sandboxed: bool = False) -> list[str]:
     cmd = [PY, FLOOR, "--base-url", url, "--spec", str(env.spec), "-p", TASK, "--max-steps", str(steps + 20)]
-    return cmd + (["--stream"] if stream else [])
+    return cmd + (["--stream"] if stream else []) + (["--sandboxed"] if sandboxed else [])
 
 
 def run_child(
@@ -185,13 +185,17 @@ def reap(proc: subprocess.Popen, t0: float, timeout: float) -> dict[str, Any]:
 
 
 def capture_spec(env: Env, server: InstantServer) -> None:
-    """The floor sends nano-code's own system prompt and tool list: take them from a real request."""
+    """The floor sends nano-code's own system prompt and tool list: take them from a real request;
+    sandboxed, it runs commands under the bwrap command line nano-code's sandbox builds."""
+    from nano_code.adapters.sandbox import Sandbox
+    from nano_code.kernel.types import SandboxMode
+
     server.reset(tool_steps=0, keep_bodies=True)
     run_child(nano_cmd(env, server.base_url, 0, record=False, stream=False), env, 60)
     body = server.bodies[0]
-    env.spec.write_text(
-        json.dumps({"model": body["model"], "system": body["messages"][0]["content"], "tools": body["tools"]})
-    )
+    sandbox = Sandbox(mode=SandboxMode.WORKSPACE_WRITE, network=False, workspace=env.workspace.resolve())
+    spec = {"model": body["model"], "system": body["messages"][0]["content"], "tools": body["tools"]}
+    env.spec.write_text(json.dumps({**spec, "bwrap": sandbox.wrap([])}))
     server.reset(keep_bodies=False)
 
 
@@ -200,9 +204,7 @@ def capture_spec(env: Env, server: InstantServer) -> None:
 
 FLOOR_IMPORTS = "python -c 'import argparse, json, subprocess, urllib3' (the floor's imports)"
 FLOOR_IMPORTS_ATTRS = "the same + attrs"
-FLOOR_IMPORTS_NANO = (
-    "the same + nano_code.cli.run, attrs postponed as a run does (all it imports before its first request)"
-)
+FLOOR_IMPORTS_NANO = "the same + nano_code.cli.run (all a run imports before its first request)"
 
 
 def bench_cold(env: Env, server: InstantServer, runs: int, out: list[str]) -> dict[str, Any]:
@@ -230,8 +232,7 @@ def bench_cold(env: Env, server: InstantServer, runs: int, out: list[str]) -> di
         FLOOR_IMPORTS_NANO: [
             PY,
             "-c",
-            "import argparse, json, subprocess, urllib3; from nano_code.kernel import value; "
-            "value.postpone_attrs(); import nano_code.cli.run",
+            "import argparse, json, subprocess, urllib3, nano_code.cli.run",
         ],
     }
     for _ in range(runs):
@@ -255,8 +256,7 @@ def bench_cold(env: Env, server: InstantServer, runs: int, out: list[str]) -> di
     imports_cost = med(wall[FLOOR_IMPORTS_NANO]) - med(wall[FLOOR_IMPORTS])
     out.append(
         f"\nWhat the imports alone cost over the floor's own (`argparse, json, subprocess, urllib3`): "
-        f"attrs {ms(attrs_cost)} ({attrs_cost / floor_first:.2f}x of the floor's exec -> first request; "
-        f"a run imports it once its first request is out), "
+        f"attrs {ms(attrs_cost)} ({attrs_cost / floor_first:.2f}x of the floor's exec -> first request), "
         f"everything a run imports before its first request {ms(imports_cost)} "
         f"({imports_cost / floor_first:.2f}x).\n"
     )
@@ -336,8 +336,15 @@ def importtime(env: Env, server: InstantServer, out: list[str]) -> None:
 # ---------------------------------------------------------------- 2. per-step overhead (+ 4. memory)
 
 
+def floor_of(name: str) -> str:
+    """The floor row a per-step variant is compared with: same transport, same sandbox."""
+    if "sandboxed" in name:
+        return "floor, json, sandboxed (same bwrap)"
+    return "floor, stream" if "stream" in name else "floor, json"
+
+
 def bench_steps(env: Env, server: InstantServer, steps: int, runs: int, out: list[str]) -> dict[str, Any]:
-    log(f"per-step: {runs} run(s) x 6 variants of a {steps}-step session")
+    log(f"per-step: {runs} run(s) x 8 variants of a {steps}-step session")
     variants: dict[str, Any] = {}
     for stream in (False, True):
         tag = "stream" if stream else "json"
@@ -348,6 +355,12 @@ def bench_steps(env: Env, server: InstantServer, steps: int, runs: int, out: lis
             env, server.base_url, steps, True, s
         )
         variants[f"floor, {tag}"] = lambda s=stream: floor_cmd(env, server.base_url, steps, s)
+    variants["nano-code, json, no-record, sandboxed"] = lambda: nano_cmd(
+        env, server.base_url, steps, False, False, sandbox=True
+    )
+    variants["floor, json, sandboxed (same bwrap)"] = lambda: floor_cmd(
+        env, server.base_url, steps, False, sandboxed=True
+    )
     data: dict[str, dict[str, list[float]]] = {
         k: {
             "s1": [],
@@ -406,7 +419,7 @@ def bench_steps(env: Env, server: InstantServer, steps: int, runs: int, out: lis
         if not d["early"]:
             out.append(f"| {name} | (failed) |||||||||")
             continue
-        floor = data["floor, stream" if "stream" in name else "floor, json"]
+        floor = data[floor_of(name)]
         e, late = med(d["early"]), med(d["late"])
         fe, fl = med(floor["early"]), med(floor["late"])
         b1, bl = med(d["b1"]), med(d["blate"])
@@ -432,12 +445,10 @@ def bench_steps(env: Env, server: InstantServer, steps: int, runs: int, out: lis
     for name, d in data.items():
         if not d["cpu_early"]:
             continue
-        floor = data["floor, stream" if "stream" in name else "floor, json"]
+        floor = data[floor_of(name)]
         ce, cl = med(d["cpu_early"]), med(d["cpu_late"])
         fce, fcl = med(floor["cpu_early"] or [0.0]), med(floor["cpu_late"] or [0.0])
-        out.append(
-            f"| {name} | {ms(ce)} | {ms(cl)} | {cl / ce:.2f}x | {ratio(ce, fce)} | {ratio(cl, fcl)} |"
-        )
+        out.append(f"| {name} | {ms(ce)} | {ms(cl)} | {cl / ce:.2f}x | {ratio(ce, fce)} | {ratio(cl, fcl)} |")
     out.append(
         f"\n### 4a. Peak memory of the {steps}-step session (max RSS of the agent process, "
         f"median of {runs}; wait4 rusage)\n"
@@ -446,7 +457,7 @@ def bench_steps(env: Env, server: InstantServer, steps: int, runs: int, out: lis
     out.append("|---|---|---|---|")
     for name, d in data.items():
         if d["rss"]:
-            floor = data["floor, stream" if "stream" in name else "floor, json"]
+            floor = data[floor_of(name)]
             out.append(
                 f"| {name} | {med(d['rss']):.1f} MiB | {ratio(med(d['rss']), med(floor['rss']))} "
                 f"| {med(d['wall']):.2f} s |"

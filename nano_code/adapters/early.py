@@ -2,12 +2,13 @@
 
 A live run needs a few short commands before its first request: bwrap's
 trial run (is there a sandbox?) and, when recording, git for the provenance
-(the workspace's HEAD and state, nano-code's own commit). Run one after
-another once everything is imported, they add 15-20 ms to the start; started
-here, at the top of `main`, they run on another core during the ~150 ms of
-imports. `start` launches a command; `run` gives its result, waiting for the
-one started earlier or, when none was, running it there and then. Standard
-library only, so that importing this costs nothing.
+(the workspace's HEAD and state, nano-code's own commit). Started here, at
+the top of `main`, they run on another core during the imports: a recorded,
+sandboxed run's exec -> first request is 7-9 ms shorter than with each run
+when needed (bench/README.md, "Plain attrs"). `start` launches a command;
+`run` gives its result, waiting for the one started earlier or, when none
+was, running it there and then. Standard library only, so that importing
+this costs nothing.
 """
 
 from __future__ import annotations

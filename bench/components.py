@@ -31,8 +31,8 @@ def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
     from nano_code.adapters.recorder import interaction_record
     from nano_code.adapters.secrets import Redactor
     from nano_code.adapters.session_file import _YAML_UNSAFE, dump_line, load_session
-    from nano_code.kernel.codec import build_request
-    from nano_code.kernel.machine import _used_call_ids
+    from nano_code.kernel.request import build_request
+    from nano_code.kernel.turn import used_call_ids
     from nano_code.kernel.types import ToolMessage
     from nano_code.session.replay import rebuild_state
     from nano_code.session.settings import kernel_config
@@ -45,7 +45,7 @@ def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
     payload = encode_body(body)
     from nano_code.adapters.model_client import _BodyEncoder
     from nano_code.adapters.session_file import shared_ends
-    from nano_code.kernel.codec import RequestBody
+    from nano_code.kernel.request import RequestBody
 
     encoder = _BodyEncoder()
     previous_payload = encoder.encode(RequestBody(config, history[:-1]))
@@ -105,7 +105,7 @@ def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
         "kernel: build_request (messages -> dicts; now only when a body is read as a dict)": _time(
             lambda: build_request(config, history), repeat
         ),
-        "kernel: _used_call_ids(history)": _time(lambda: _used_call_ids(history), repeat),
+        "kernel: used_call_ids(history)": _time(lambda: used_call_ids(history), repeat),
         "kernel: history tuple copy + 1": _time(lambda: (*history, ToolMessage("x", "y")), repeat),
         "client: json.dumps of the whole body (the floor's way, and nano-code's before)": _time(
             lambda: json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), repeat

@@ -35,7 +35,8 @@ from nano_code.kernel.events import (
     ToolResult,
     UserInput,
 )
-from nano_code.kernel.machine import Phase, State, transition
+from nano_code.kernel.machine import transition
+from nano_code.kernel.state import Phase, State
 from nano_code.kernel.types import ApprovalMode, SandboxMode
 
 

@@ -1,7 +1,8 @@
 """Arrows point inward: cli -> session -> driver -> kernel; adapters are edges.
 
 Every module's imports are read with `ast` (so an import in a branch no test
-runs still counts), and each package may import only the layers inside it:
+runs still counts). No two modules import each other, directly or round a
+longer circle, and each package may import only the layers inside it:
 
     cli, testing   anything
     session        driver, adapters, kernel, prompts
@@ -58,6 +59,10 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+MODULES = sorted(PACKAGE.rglob("*.py"))
+MODULE_NAMES = {module_name(path) for path in MODULES}
+
+
 def imports(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
@@ -68,14 +73,82 @@ def imports(path: Path) -> list[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                found.append(f"{base}.{node.module}" if node.module else base)
+                source = f"{base}.{node.module}" if node.module else base
             elif node.module:
-                found.append(node.module)
-                found += [f"{node.module}.{alias.name}" for alias in node.names]
+                source = node.module
+            else:
+                continue
+            names = [f"{source}.{alias.name}" for alias in node.names]
+            found += names
+            if not all(
+                name in MODULE_NAMES for name in names
+            ):  # `from pkg import module` is no import of pkg
+                found.append(source)
     return [name for name in found if name == "nano_code" or name.startswith("nano_code.")]
 
 
-MODULES = sorted(PACKAGE.rglob("*.py"))
+def import_graph(paths: list[Path]) -> dict[str, set[str]]:
+    """Module -> the nano_code modules it imports (names that are not modules, such as
+    `nano_code.cli.exits.say`, are dropped)."""
+    names = {module_name(path): path for path in paths}
+    return {name: {i for i in imports(path) if i in names and i != name} for name, path in names.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One circle of imports for each group of modules that import each other
+    (Tarjan's strongly connected components), e.g. ['a', 'b', 'a']."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = {stack.pop()}
+            while node not in group:
+                group.add(stack.pop())
+            if len(group) > 1:
+                found.append(circle(graph, group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def circle(graph: dict[str, set[str]], group: set[str]) -> list[str]:
+    """A shortest path of imports from the group's first module back to itself."""
+    start = min(group)
+    paths = {start: [start]}
+    frontier = [start]
+    while frontier:
+        node = frontier.pop(0)
+        for target in sorted(graph[node] & group):
+            if target == start:
+                return paths[node] + [start]
+            if target not in paths:
+                paths[target] = paths[node] + [target]
+                frontier.append(target)
+    raise AssertionError(f"no circle in {sorted(group)}")
+
+
+def test_no_two_modules_import_each_other() -> None:
+    found = cycles(import_graph(MODULES))
+    assert not found, "import cycles: " + "; ".join(" -> ".join(c) for c in found)
+
+
+def test_the_checker_sees_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e2"}, "e2": {"e"}}
+    assert cycles(graph) == [["a", "b", "c", "a"], ["e", "e2", "e"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
 
 
 def outward(module: str, imported: list[str]) -> list[str]:

@@ -44,8 +44,8 @@ from urllib3.exceptions import (
 )
 
 from nano_code import __version__
-from nano_code.kernel.codec import RequestBody, encode_message, request_head
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply
+from nano_code.kernel.request import RequestBody, encode_message, request_head
 from nano_code.kernel.stream import ResponseDecoder, StreamDelta
 from nano_code.kernel.types import KernelConfig, Message
 

@@ -54,8 +54,8 @@ from nano_code.kernel.events import (
     ToolResult,
     UserInput,
 )
-from nano_code.kernel.machine import State
 from nano_code.kernel.serialize import to_json
+from nano_code.kernel.state import State
 from nano_code.kernel.stream import ResponseDecoder
 from nano_code.kernel.types import ApprovalMode, KernelConfig, Usage
 

@@ -42,8 +42,8 @@ from nano_code.kernel.events import (
     UserInput,
     Verdict,
 )
-from nano_code.kernel.machine import State
 from nano_code.kernel.serialize import to_json
+from nano_code.kernel.state import State
 from nano_code.kernel.stream import StreamDelta
 from nano_code.kernel.types import Usage
 

@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from nano_code.adapters.safe_text import json_text
-from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
+from nano_code.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
 
 
 @attrs.frozen

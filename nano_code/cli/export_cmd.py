@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from nano_code.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
+from nano_code.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
 
 
 def export_parser() -> argparse.ArgumentParser:

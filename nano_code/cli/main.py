@@ -7,9 +7,7 @@
     nano-code sessions           list recorded sessions
     nano-code export PATH        a session with every body whole, or sessions as tables
 
-Exit status: 0 the turn finished; 1 it failed (model error after retries,
-step budget exhausted, a replay diverged); 2 usage or configuration error;
-130 interrupted; 143 terminated (SIGTERM).
+Exit statuses are in cli/exits.py.
 """
 
 from __future__ import annotations
@@ -18,24 +16,12 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from nano_code import __version__
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-def say(text: str = "", *, err: bool = False) -> None:
-    """Print one line of text that may hold untrusted parts (paths, recorded values), made safe."""
-    from nano_code.adapters.safe_text import for_terminal
-
-    stream = sys.stderr if err else sys.stdout
-    stream.write(for_terminal(text) + "\n")
-    stream.flush()
-
+from nano_code.cli import exits
+from nano_code.cli.arguments import add_sandbox_arguments
+from nano_code.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, say
 
 EXAMPLES = """\
 examples:
@@ -56,21 +42,6 @@ settings (later wins): .env in this directory, then the environment, then flags.
   MODEL_NAME            the model to use
 see .env.example for every setting.
 """
-
-
-def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--sandbox",
-        choices=("workspace-write", "read-only", "off"),
-        help="run shell commands in an OS sandbox (NANO_CODE_SANDBOX): workspace-write (the default "
-        "where bwrap works) lets them write the workspace and a private /tmp, read-only only the "
-        "private /tmp; no network, background processes end with their command",
-    )
-    parser.add_argument(
-        "--sandbox-network",
-        action="store_true",
-        help="let sandboxed commands use the network (package installs)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,10 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SUBCOMMANDS = ("replay", "diff", "sessions", "export")
+def subcommand(name: str) -> Callable[[Sequence[str]], int]:
+    """The entry point of `nano-code NAME ...`, imported only when it is asked for."""
+    if name == "replay":
+        from nano_code.cli.replay_cmd import replay_main
 
-debug_requested = False
-"""Set from NANO_CODE_DEBUG in .env once settings are loaded (the environment is read directly)."""
+        return replay_main
+    if name == "diff":
+        from nano_code.cli.diff_cmd import diff_main
+
+        return diff_main
+    if name == "sessions":
+        from nano_code.cli.sessions_cmd import sessions_main
+
+        return sessions_main
+    from nano_code.cli.export_cmd import export_main
+
+    return export_main
+
+
+SUBCOMMANDS = ("replay", "diff", "sessions", "export")
 
 
 def _start_early(args: argparse.Namespace) -> None:
@@ -134,9 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = os.environ.get("NANO_CODE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
     try:
         if args and args[0] in SUBCOMMANDS:
-            from nano_code.cli import sessions_cmd
-
-            return sessions_cmd.main(args[0], args[1:])
+            return subcommand(args[0])(args[1:])
         parsed = build_parser().parse_args(args)  # --help and --version exit here, before heavy imports
         _start_early(parsed)
         from nano_code.cli import run
@@ -148,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_FAILED
     except Exception as error:  # the one place that turns a crash into one line
-        if debug or debug_requested:
+        if debug or exits.show_tracebacks:
             traceback.print_exc()
         else:
             say(

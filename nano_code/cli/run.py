@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from nano_code.adapters.config import ConfigError, Settings, is_loopback_url, load_settings
 from nano_code.adapters.recorder import Recorder, provenance
@@ -23,17 +22,13 @@ from nano_code.adapters.session_file import (
 )
 from nano_code.adapters.session_lock import SessionLocked
 from nano_code.adapters.shell import kill_left_running
-from nano_code.adapters.terminal import (
-    HumanDisplay,
-    JsonLinesDisplay,
-    TerminalApprover,
-    refuse_without_terminal,
-)
-from nano_code.adapters.tools import ToolContext, find_tool
-from nano_code.cli import main as cli_main
-from nano_code.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, say
+from nano_code.adapters.terminal import HumanDisplay, JsonLinesDisplay
+from nano_code.cli import exits
+from nano_code.cli.approval import approver, describe_call
+from nano_code.cli.arguments import sandbox_overrides
+from nano_code.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Interrupts, say, usage_error
 from nano_code.driver import Driver, Observer
-from nano_code.kernel.actions import AskApproval, EndTurn, TurnEnd
+from nano_code.kernel.actions import EndTurn, TurnEnd
 from nano_code.kernel.events import FailureKind
 from nano_code.kernel.machine import State, initial_state
 from nano_code.kernel.types import ApprovalMode, SandboxMode
@@ -56,11 +51,6 @@ EXIT_BY_REASON = {
 FAILURE_HINTS = {FailureKind.AUTH: "set OPENROUTER_API_KEY (in .env or the environment) to a valid key"}
 
 
-def describe_call(name: str, arguments: Any) -> str:
-    tool = find_tool(name)
-    return tool.summary(arguments) if tool is not None else ""
-
-
 def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
     return {
         "MODEL_NAME": args.model,
@@ -68,8 +58,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
         "NANO_CODE_MAX_STEPS": str(args.max_steps) if args.max_steps is not None else None,
         "NANO_CODE_STREAM": args.stream,
         "NANO_CODE_YES": "1" if args.yes else None,
-        "NANO_CODE_SANDBOX": args.sandbox,
-        "NANO_CODE_SANDBOX_NETWORK": "1" if args.sandbox_network else None,
+        **sandbox_overrides(args),
     }
 
 
@@ -81,39 +70,6 @@ def session_path(settings: Settings) -> Path:
     if directory.stat().st_mode & 0o077 and directory.stat().st_uid == os.getuid():
         directory.chmod(0o700)  # made by an older version, or by hand with a loose umask
     return directory / f"{stamp}-{os.urandom(3).hex()}.yaml"
-
-
-EXIT_TERMINATED = 143
-QUICK_REPEAT = 1.0
-"""Seconds within which a second Ctrl-C means "quit", not just "stop this step"."""
-
-
-class Interrupts:
-    """Ctrl-C and SIGTERM both arrive as KeyboardInterrupt, so either gets the same
-    cleanup (the tool's process group killed, the recording closed); this
-    remembers which, and when, so two quick Ctrl-C can quit and `kill` exits 143."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.terminated = False
-
-    def install(self) -> None:
-        signal.signal(signal.SIGINT, self._on_sigint)
-        signal.signal(signal.SIGTERM, self._on_sigterm)
-
-    def _on_sigint(self, signum: int, frame: object) -> None:
-        self.times.append(time.monotonic())
-        raise KeyboardInterrupt
-
-    def _on_sigterm(self, signum: int, frame: object) -> None:
-        self.terminated = True
-        raise KeyboardInterrupt
-
-    def twice_quickly(self) -> bool:
-        return len(self.times) >= 2 and self.times[-1] - self.times[-2] <= QUICK_REPEAT
-
-    def exit_status(self, status: int) -> int:
-        return EXIT_TERMINATED if self.terminated else status
 
 
 RESUME_FIXED_FLAGS = ("model", "max_steps", "stream")
@@ -129,9 +85,8 @@ def main(args: argparse.Namespace) -> int:
         records_to_home = not (args.no_record or args.record or args.resume)
         settings = load_settings(workspace, os.environ, _overrides(args), records_to_home=records_to_home)
     except ConfigError as error:
-        say(f"nano-code: {error}", err=True)
-        return EXIT_USAGE
-    cli_main.debug_requested = settings.debug
+        return usage_error(f"nano-code: {error}")
+    exits.show_tracebacks = settings.debug
     redactor = Redactor(settings.api_key)
     for warning in settings.warnings:
         say(f"nano-code: {warning}", err=True)
@@ -147,8 +102,7 @@ def main(args: argparse.Namespace) -> int:
     if task is None and not interactive:
         task = sys.stdin.read()
         if not task.strip():
-            say("nano-code: no task: pass -p TASK or pipe the task on stdin", err=True)
-            return EXIT_USAGE
+            return usage_error("nano-code: no task: pass -p TASK or pipe the task on stdin")
     elif task is not None and not sys.stdin.isatty() and not args.resume:
         piped = sys.stdin.read()
         if piped.strip():
@@ -157,8 +111,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         sandbox, sandbox_notice = choose_sandbox(settings.sandbox, settings.sandbox_network, workspace)
     except SandboxUnavailable as error:
-        say(f"nano-code: {error}", err=True)
-        return EXIT_USAGE
+        return usage_error(f"nano-code: {error}")
     if sandbox_notice is not None:
         say(f"nano-code: {sandbox_notice}", err=True)
     stream = settings.stream if (args.stream is not None or not args.json) else False
@@ -170,20 +123,16 @@ def main(args: argparse.Namespace) -> int:
         try:
             resume_file = load_session(args.resume)
         except SessionFileError as error:
-            say(f"nano-code: {error}", err=True)
-            return EXIT_USAGE
+            return usage_error(f"nano-code: {error}")
         try:
             settings_of_session = RecordedSettings.from_json(resume_file.metadata.get("settings"))
         except SettingsError as error:
-            say(f"nano-code: cannot resume {args.resume}: {error}", err=True)
-            return EXIT_USAGE
+            return usage_error(f"nano-code: cannot resume {args.resume}: {error}")
         if settings_of_session.workspace != str(workspace):
-            say(
+            return usage_error(
                 f"nano-code: {args.resume} ran in {settings_of_session.workspace}; "
-                "cd there to resume it (its tools work on that directory)",
-                err=True,
+                "cd there to resume it (its tools work on that directory)"
             )
-            return EXIT_USAGE
         ignored = [f"--{name.replace('_', '-')}" for name in RESUME_FIXED_FLAGS if getattr(args, name)]
         if ignored:
             say(
@@ -195,8 +144,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             agents_md = recorded_agents_md(resume_file.metadata)
         except SettingsError as error:
-            say(f"nano-code: cannot resume {args.resume}: {error}", err=True)
-            return EXIT_USAGE
+            return usage_error(f"nano-code: cannot resume {args.resume}: {error}")
     config = kernel_config(recorded, agents_md)
 
     if resume_file is not None:
@@ -205,8 +153,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             parent_state = rebuild_state(resume_file, config)
         except ResumeError as error:
-            say(f"nano-code: cannot resume {args.resume}: {error}", err=True)
-            return EXIT_USAGE
+            return usage_error(f"nano-code: cannot resume {args.resume}: {error}")
 
     out: TextIO = sys.stderr if args.json else sys.stdout
     display = HumanDisplay(
@@ -234,25 +181,13 @@ def main(args: argparse.Namespace) -> int:
             recorder = open_recorder(path, metadata, redactor)
             snapshot_beside = path
     except FileExistsError:
-        say(f"nano-code: {args.record} already exists; choose another path", err=True)
-        return EXIT_USAGE
+        return usage_error(f"nano-code: {args.record} already exists; choose another path")
     except SessionLocked as error:  # one writer per session: "S is open in process PID"
-        say(f"nano-code: {error}", err=True)
-        return EXIT_USAGE
+        return usage_error(f"nano-code: {error}")
     except (OSError, SecretLeakError, SessionFileError) as error:
-        say(f"nano-code: cannot record the session: {redactor.scrub(str(error))}", err=True)
-        return EXIT_USAGE
+        return usage_error(f"nano-code: cannot record the session: {redactor.scrub(str(error))}")
 
-    if sys.stdin.isatty():  # interactive mode implies it; -p with a terminal asks there too
-        # the prompt previews a call with the tool context the call will run in
-        approve = TerminalApprover(
-            display, lambda a: preview(a, session.performer.tool_context), sys.stdin
-        ).ask
-    else:
-
-        def approve(action: AskApproval) -> Any:
-            return refuse_without_terminal(action, lambda text: display.notice(text))
-
+    approve = approver(display, lambda: session.performer.tool_context)
     state = parent_state if parent_state is not None else initial_state(config)
     session = live_session(
         settings,
@@ -298,13 +233,6 @@ def plain_http_to_another_host(url: str) -> bool:
     from urllib.parse import urlsplit
 
     return urlsplit(url).scheme.lower() == "http" and not is_loopback_url(url)
-
-
-def preview(action: AskApproval, context: ToolContext) -> str:
-    tool = find_tool(action.call.name)
-    if tool is None:
-        return action.call.arguments
-    return tool.preview(action.arguments, context)
 
 
 def _turn(driver: Driver, text: str) -> TurnEnd:

@@ -33,8 +33,8 @@ import json
 import re
 from collections.abc import Sequence
 
-from nano_code.kernel.codec import encode_message
 from nano_code.kernel.policy import cut_middle
+from nano_code.kernel.request import encode_message
 from nano_code.kernel.types import (
     MIN_CONTEXT_TOKENS,
     AssistantMessage,

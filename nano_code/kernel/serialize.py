@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from nano_code.kernel import actions, events, machine
+from nano_code.kernel import actions, events, state
 from nano_code.kernel import types as kernel_types
 
 TAG = "type"
@@ -27,7 +27,7 @@ TAG = "type"
 @cache
 def _registry() -> dict[str, type]:
     classes: dict[str, type] = {}
-    for module in (kernel_types, events, actions, machine):
+    for module in (kernel_types, events, actions, state):
         for value in vars(module).values():
             if attrs.has(value) and value.__module__ == module.__name__:
                 classes[value.__name__] = value
@@ -55,7 +55,7 @@ def to_json(value: Any) -> Any:
 @cache
 def _hints(cls: type) -> dict[str, Any]:
     namespace: dict[str, Any] = {}
-    for module in (kernel_types, events, actions, machine):
+    for module in (kernel_types, events, actions, state):
         namespace.update(vars(module))
     return typing.get_type_hints(cls, globalns=namespace)
 

@@ -21,19 +21,18 @@ from typing import Any
 
 import attrs
 
-from nano_code.kernel.codec import (
+from nano_code.kernel.error_text import error_object
+from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall
+from nano_code.kernel.failures import classify_http_error, in_band_failure
+from nano_code.kernel.response import (
     arguments_text,
-    classify_http_error,
     clean_reply,
     decode_body,
     decode_usage,
-    error_object,
     finish_reason_of,
-    in_band_failure,
     reasoning_of,
     split_content,
 )
-from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall
 from nano_code.kernel.types import Usage
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")

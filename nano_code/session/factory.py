@@ -44,7 +44,7 @@ from nano_code.kernel.events import (
     ToolCallFacts,
     ToolResult,
 )
-from nano_code.kernel.machine import State
+from nano_code.kernel.state import State
 from nano_code.kernel.stream import StreamDelta
 from nano_code.kernel.types import SandboxMode
 

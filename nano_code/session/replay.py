@@ -72,7 +72,6 @@ from nano_code.kernel.actions import (
     RetryModel,
     RunTool,
 )
-from nano_code.kernel.codec import RequestBody
 from nano_code.kernel.errors import DriverMisuseError
 from nano_code.kernel.events import (
     ApprovalDecision,
@@ -88,9 +87,11 @@ from nano_code.kernel.events import (
     Verdict,
 )
 from nano_code.kernel.jsondiff import Difference, Mask, differences, render
-from nano_code.kernel.machine import State, initial_state, transition
+from nano_code.kernel.machine import transition
 from nano_code.kernel.policy import Approval, approval_requirement
+from nano_code.kernel.request import RequestBody
 from nano_code.kernel.serialize import to_json
+from nano_code.kernel.state import State, initial_state
 from nano_code.kernel.stream import ResponseDecoder, StreamDelta
 from nano_code.kernel.types import ApprovalMode, KernelConfig, SandboxMode, Usage
 from nano_code.session.factory import choose_sandbox, live_performer, open_recorder, sandbox_provenance

@@ -25,7 +25,7 @@ import attrs
 
 from nano_code.adapters.session_file import SessionFile, load_session
 from nano_code.kernel.actions import TurnEnd
-from nano_code.kernel.machine import State
+from nano_code.kernel.state import State
 from nano_code.session.replay import ReplayReport, replay_session
 
 
@@ -66,7 +66,7 @@ def run(
     from nano_code.adapters.secrets import Redactor
     from nano_code.adapters.shell import kill_left_running
     from nano_code.adapters.terminal import refuse_without_terminal
-    from nano_code.kernel.machine import initial_state
+    from nano_code.kernel.state import initial_state
     from nano_code.session.factory import live_session, open_recorder
     from nano_code.session.settings import kernel_config, read_agents_md, recorded_settings
 

@@ -28,8 +28,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nano_code.kernel.codec import encode_message
-from nano_code.kernel.machine import State
+from nano_code.kernel.request import encode_message
+from nano_code.kernel.state import State
 from nano_code.kernel.types import MESSAGE_TYPES
 
 __all__ = ["assert_valid_conversation", "conversation_problems"]

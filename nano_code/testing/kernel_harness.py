@@ -51,7 +51,8 @@ from nano_code.kernel.actions import (
     RunTool,
 )
 from nano_code.kernel.events import ApprovalDecision, Event, ToolCallFacts, ToolResult, Verdict
-from nano_code.kernel.machine import PHASE_TABLE, Phase, State, initial_state, transition
+from nano_code.kernel.machine import PHASE_TABLE, transition
+from nano_code.kernel.state import Phase, State, initial_state
 from nano_code.kernel.types import KernelConfig
 
 __all__ = ["KernelRun", "ToolWork", "answer_tool_work", "drive_kernel", "requests_for"]

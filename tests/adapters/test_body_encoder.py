@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nano_code.adapters.model_client import _BodyEncoder, encode_body
-from nano_code.kernel.codec import RequestBody, build_request
+from nano_code.kernel.request import RequestBody, build_request
 from nano_code.kernel.types import (
     AssistantMessage,
     Message,

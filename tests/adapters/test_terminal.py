@@ -11,7 +11,7 @@ from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.terminal import HumanDisplay
 from nano_code.kernel.actions import CallModel, RunTool, ShowText, TextKind
 from nano_code.kernel.events import ModelReply
-from nano_code.kernel.machine import initial_state
+from nano_code.kernel.state import initial_state
 from nano_code.kernel.stream import StreamDelta
 from nano_code.kernel.types import KernelConfig, ToolCall
 

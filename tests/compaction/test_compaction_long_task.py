@@ -31,10 +31,11 @@ from nano_code.kernel.actions import (
     TurnEnd,
     WaitForUser,
 )
-from nano_code.kernel.codec import classify_http_error
 from nano_code.kernel.compaction import SUMMARY_HEADER
 from nano_code.kernel.events import Event, ModelFailure, ModelReply, ReplyToolCall, ToolResult, UserInput
-from nano_code.kernel.machine import State, initial_state, transition
+from nano_code.kernel.failures import classify_http_error
+from nano_code.kernel.machine import transition
+from nano_code.kernel.state import State, initial_state
 from nano_code.kernel.types import ApprovalMode, AssistantMessage, KernelConfig, Usage, UserMessage
 from nano_code.prompts import SUMMARY_PROMPT, SYSTEM_PROMPT
 from nano_code.testing import conversation_problems

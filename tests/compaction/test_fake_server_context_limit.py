@@ -10,9 +10,9 @@ import pytest
 import urllib3
 
 from nano_code.kernel import stream
-from nano_code.kernel.codec import classify_http_error
 from nano_code.kernel.compaction import context_limit_in
 from nano_code.kernel.events import FailureKind, ModelReply
+from nano_code.kernel.failures import classify_http_error
 from nano_code.prompts import SUMMARY_PROMPT
 from nano_code.testing.fake_server import FakeServer, is_summary_request, reply, request_tokens
 

@@ -20,7 +20,7 @@ from nano_code.adapters.recorder import provenance
 from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import dump_line, load_session
 from nano_code.kernel.compaction import NOTES_INTRO, SUMMARY_HEADER
-from nano_code.kernel.machine import initial_state
+from nano_code.kernel.state import initial_state
 from nano_code.prompts import SUMMARY_PROMPT
 from nano_code.session.factory import live_session, open_recorder
 from nano_code.session.replay import replay_session

@@ -23,10 +23,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nano_code.kernel import codec, stream
+from nano_code.kernel import failures, response, stream
 from nano_code.kernel.actions import AskApproval, CallModel, CheckToolCall, RetryModel, RunTool
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply
-from nano_code.kernel.machine import Phase, State, initial_state, transition
+from nano_code.kernel.machine import transition
+from nano_code.kernel.state import Phase, State, initial_state
 from nano_code.kernel.types import AssistantMessage, Message, Usage
 from nano_code.testing import conversation_problems
 from nano_code.testing.strategies import DEMO_TOOLS, byte_pieces
@@ -104,8 +105,8 @@ def decode_file(path: Path) -> ModelReply | ModelFailure:
     if is_stream_sample(path.name):
         return stream.decode_stream([data])
     if status != 200:
-        return codec.classify_http_error(status, meta_headers, data)
-    return codec.decode_body(data)
+        return failures.classify_http_error(status, meta_headers, data)
+    return response.decode_body(data)
 
 
 def decode_pieces(pieces: Sequence[bytes]) -> ModelReply | ModelFailure:
@@ -342,7 +343,7 @@ def draw_event(data: Any, state: Any) -> Any:
     from hypothesis import strategies as st
 
     from nano_code.kernel.events import ApprovalDecision, Interrupt, ToolCallFacts, Verdict
-    from nano_code.kernel.machine import Phase
+    from nano_code.kernel.state import Phase
     from nano_code.testing import strategies as ns
 
     if data.draw(st.integers(0, 30), label="interrupt?") == 0:
@@ -369,8 +370,9 @@ def draw_event(data: Any, state: Any) -> Any:
 def bodies_of_a_walk(data: Any, config: Any, steps: int) -> list[dict[str, Any]]:
     """Request bodies from a random walk (drawn with hypothesis' `data`) through reachable states."""
     from nano_code.kernel.actions import CallModel, RetryModel
-    from nano_code.kernel.codec import build_request
-    from nano_code.kernel.machine import initial_state, transition
+    from nano_code.kernel.machine import transition
+    from nano_code.kernel.request import build_request
+    from nano_code.kernel.state import initial_state
 
     state = initial_state(config)
     bodies = [build_request(config, state.history)]

@@ -32,7 +32,6 @@ from nano_code.kernel.actions import (
     TurnEnd,
     WaitForUser,
 )
-from nano_code.kernel.codec import RequestBody, classify_http_error, encode_message, request_head
 from nano_code.kernel.compaction import (
     NOTES_CONTINUE,
     NOTES_INTRO,
@@ -58,7 +57,10 @@ from nano_code.kernel.events import (
     ToolResult,
     UserInput,
 )
-from nano_code.kernel.machine import AfterSummary, Phase, State, initial_state, transition
+from nano_code.kernel.failures import classify_http_error
+from nano_code.kernel.machine import transition
+from nano_code.kernel.request import RequestBody, encode_message, request_head
+from nano_code.kernel.state import AfterSummary, Phase, State, initial_state
 from nano_code.kernel.types import (
     ApprovalMode,
     AssistantMessage,

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from nano_code.kernel.actions import Action, EndTurn, RetryModel, ShowText, TextKind, TurnEnd
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, UserInput
-from nano_code.kernel.machine import State, initial_state, transition
+from nano_code.kernel.machine import transition
 from nano_code.kernel.policy import NEVER_RETRIED, retry_delay
+from nano_code.kernel.state import State, initial_state
 from nano_code.kernel.stream import ResponseDecoder
 from nano_code.kernel.types import ApprovalMode, KernelConfig, RetryPolicy
 from nano_code.testing.strategies import DEMO_TOOLS, byte_pieces, json_values, model_replies

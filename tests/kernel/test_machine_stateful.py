@@ -31,7 +31,6 @@ from nano_code.kernel.actions import (
     RunTool,
     WaitForUser,
 )
-from nano_code.kernel.codec import build_request
 from nano_code.kernel.errors import DriverMisuseError
 from nano_code.kernel.events import (
     ApprovalDecision,
@@ -46,7 +45,9 @@ from nano_code.kernel.events import (
     UserInput,
     Verdict,
 )
-from nano_code.kernel.machine import PHASE_TABLE, Phase, State, initial_state, transition
+from nano_code.kernel.machine import PHASE_TABLE, transition
+from nano_code.kernel.request import build_request
+from nano_code.kernel.state import Phase, State, initial_state
 from nano_code.kernel.types import ApprovalMode, KernelConfig, SystemMessage
 from nano_code.testing import conversation_problems
 from nano_code.testing import strategies as ns
@@ -175,7 +176,7 @@ class Conversation(RuleBasedStateMachine):
     @in_phase(Phase.AWAITING_MODEL, Phase.AWAITING_SUMMARY)
     @rule(data=st.data())
     def context_overflows(self, data: st.DataObject) -> None:
-        from nano_code.kernel.codec import classify_http_error
+        from nano_code.kernel.failures import classify_http_error
 
         _server, status, body, _limit = data.draw(ns.context_overflows())
         self.feed(classify_http_error(status, {}, body))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from nano_code.kernel.machine import PHASE_TABLE, Phase, phase_diagram
+from nano_code.kernel.machine import PHASE_TABLE, phase_diagram
+from nano_code.kernel.state import Phase
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 START = "<!-- phase-diagram:start -->"

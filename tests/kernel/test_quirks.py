@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nano_code.kernel import codec, stream
+from nano_code.kernel import failures, response, stream
 from nano_code.kernel.actions import AskApproval, CallModel, RunTool
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall, UserInput
-from nano_code.kernel.machine import Phase, State, initial_state, transition
+from nano_code.kernel.machine import transition
 from nano_code.kernel.policy import retry_delay
+from nano_code.kernel.state import Phase, State, initial_state
 from nano_code.kernel.types import ApprovalMode, KernelConfig, RetryPolicy, Usage
 from nano_code.testing.strategies import DEMO_TOOLS
 
@@ -52,7 +53,7 @@ def body(message: dict[str, Any], finish: object = "stop", **extra: Any) -> Mode
     choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", **message}}
     if finish is not ...:
         choice["finish_reason"] = finish
-    result = codec.decode_body(json.dumps({"id": "x", "choices": [choice], **extra}).encode())
+    result = response.decode_body(json.dumps({"id": "x", "choices": [choice], **extra}).encode())
     assert isinstance(result, ModelReply), result
     return result
 
@@ -276,7 +277,7 @@ def test_groq_tool_use_failed_is_a_bad_request() -> None:
             "message": "Tool call validation failed",
         }
     }
-    failure = codec.classify_http_error(400, {}, json.dumps(error).encode())
+    failure = failures.classify_http_error(400, {}, json.dumps(error).encode())
     assert failure.kind is FailureKind.BAD_REQUEST and failure.status == 400
     assert retry_delay(failure, 1, RetryPolicy()) is None
 
@@ -488,10 +489,10 @@ def test_in_band_error_in_a_200_stream() -> None:
 
 def test_in_band_error_in_a_200_body() -> None:
     """E-25: a non-stream 200 whose body is only {"error": {..., "code": 502}}."""
-    failure = codec.decode_body(json.dumps({"error": {"message": "Bad gateway", "code": 502}}).encode())
+    failure = response.decode_body(json.dumps({"error": {"message": "Bad gateway", "code": 502}}).encode())
     assert isinstance(failure, ModelFailure)
     assert (failure.kind, failure.status) == (FailureKind.IN_BAND_ERROR, 502)
-    auth = codec.decode_body(b'{"error": {"message": "No auth", "code": 401}}')
+    auth = response.decode_body(b'{"error": {"message": "No auth", "code": 401}}')
     assert isinstance(auth, ModelFailure) and auth.kind is FailureKind.AUTH
 
 
@@ -665,7 +666,7 @@ def test_reasoning_is_recorded_but_not_sent_back() -> None:
 
 def _classify(status: int, error: Any, headers: dict[str, str] | None = None) -> ModelFailure:
     raw = error if isinstance(error, bytes) else json.dumps(error).encode()
-    return codec.classify_http_error(status, headers or {}, raw)
+    return failures.classify_http_error(status, headers or {}, raw)
 
 
 def test_error_envelope_openai_nested() -> None:
@@ -864,7 +865,7 @@ def test_body_formatting_does_not_matter() -> None:
     payload = {
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]
     }
-    decoded = {codec.decode_body(json.dumps(payload, indent=indent).encode()) for indent in (None, 2, 4)}
+    decoded = {response.decode_body(json.dumps(payload, indent=indent).encode()) for indent in (None, 2, 4)}
     assert len(decoded) == 1
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
-from nano_code.kernel import codec, serialize, stream
+from nano_code.kernel import failures, response, serialize, stream
 from nano_code.kernel.actions import CallModel
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall, UserInput
-from nano_code.kernel.machine import PendingCall, Phase, initial_state, transition
+from nano_code.kernel.machine import transition
+from nano_code.kernel.request import build_request
+from nano_code.kernel.state import PendingCall, Phase, initial_state
 from nano_code.kernel.types import ApprovalMode, KernelConfig, ToolCall
 from nano_code.testing.strategies import DEMO_TOOLS
 
@@ -48,14 +50,14 @@ def test_regression_nan_arguments_are_not_sent_back() -> None:
 
 def test_regression_deeply_nested_error_body() -> None:
     """classify_http_error let json's RecursionError escape (it caught only ValueError)."""
-    failure = codec.classify_http_error(500, {}, b'{"error":' + b"[" * 50_000)
+    failure = failures.classify_http_error(500, {}, b'{"error":' + b"[" * 50_000)
     assert failure.kind is FailureKind.SERVER_ERROR
 
 
 def test_regression_deeply_nested_metadata_raw() -> None:
     """An OpenRouter metadata.raw string holding absurdly nested JSON raised RecursionError."""
     body = json.dumps({"error": {"message": "Provider returned error", "metadata": {"raw": "[" * 50_000}}})
-    failure = codec.classify_http_error(400, {}, body.encode())
+    failure = failures.classify_http_error(400, {}, body.encode())
     assert failure.kind is FailureKind.BAD_REQUEST and "Provider returned error" in failure.message
 
 
@@ -94,12 +96,12 @@ def test_regression_lone_surrogate_in_a_reply_cannot_break_the_next_request() ->
         b'"tool_calls":[{"id":"c1","type":"function","function":{"name":"shell",'
         b'"arguments":"{\\"command\\": \\"echo \\\\ud800\\"}"}}]},"finish_reason":"tool_calls"}]}'
     )
-    reply = codec.decode_body(body)
+    reply = response.decode_body(body)
     assert isinstance(reply, ModelReply)
     assert reply.content == "hi \ufffd"
     state, _ = transition(initial_state(CONFIG), UserInput("go"))
     state, _actions = transition(state, reply)
-    assert _encodes(codec.build_request(state.config, state.history))
+    assert _encodes(build_request(state.config, state.history))
     streamed = stream.decode_stream(
         [
             b"data: "
@@ -125,8 +127,8 @@ def test_regression_invalid_utf8_body_decodes_as_the_recorder_stores_it() -> Non
     """Review: live, invalid UTF-8 made the body MALFORMED, but the recording (decoded with
     replacement) replayed as a reply -- an unchanged session diverged."""
     body = b'{"choices":[{"message":{"role":"assistant","content":"caf\xe9"},"finish_reason":"stop"}]}'
-    live = codec.decode_body(body)
-    replayed = codec.decode_body(body.decode("utf-8", "replace").encode("utf-8"))
+    live = response.decode_body(body)
+    replayed = response.decode_body(body.decode("utf-8", "replace").encode("utf-8"))
     assert isinstance(live, ModelReply) and live == replayed
     assert live.content == "caf\ufffd"
 
@@ -144,7 +146,7 @@ def test_regression_a_non_ascii_digit_error_code_is_no_status() -> None:
     str.isdigit() and then crashed int(); the decoder must stay total."""
     for code in ("²", "٤٠١", "4２9"):
         body = json.dumps({"error": {"message": "m", "code": code}}).encode()
-        failure = codec.decode_body(body)
+        failure = response.decode_body(body)
         assert isinstance(failure, ModelFailure) and failure.status is None
         assert failure.kind is FailureKind.IN_BAND_ERROR
         streamed = stream.decode_stream([b"data: " + body + b"\n\n"])

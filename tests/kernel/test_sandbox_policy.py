@@ -22,8 +22,9 @@ from test_machine_stateful import Conversation
 from nano_code.kernel import serialize
 from nano_code.kernel.actions import AskApproval, CheckToolCall, RunTool
 from nano_code.kernel.events import ModelReply, ReplyToolCall, ToolCallFacts, UserInput
-from nano_code.kernel.machine import Phase, State, initial_state, transition
+from nano_code.kernel.machine import transition
 from nano_code.kernel.policy import Approval, approval_requirement
+from nano_code.kernel.state import Phase, State, initial_state
 from nano_code.kernel.types import ApprovalMode, KernelConfig, SandboxMode, ToolSpec
 from nano_code.testing import strategies as ns
 from nano_code.testing.strategies import DEMO_TOOLS

@@ -75,11 +75,12 @@ from typing import Any
 import pytest
 from kernel_helpers import FIXTURES, SHARED, decode_file, response_files
 
-from nano_code.kernel import codec, stream
+from nano_code.kernel import failures, response, stream
 from nano_code.kernel.actions import CallModel, RunTool
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ToolResult, UserInput
-from nano_code.kernel.machine import State, initial_state, transition
+from nano_code.kernel.machine import transition
 from nano_code.kernel.policy import retry_delay
+from nano_code.kernel.state import State, initial_state
 from nano_code.kernel.types import ApprovalMode, KernelConfig, RetryPolicy, Usage
 from nano_code.testing.strategies import DEMO_TOOLS, REAL_ID_SHAPES
 
@@ -220,7 +221,7 @@ def test_every_real_id_shape_is_kept_and_replayed(call_id: str) -> None:
     """A-4: every id format seen in recorded traffic survives decoding (whole and streamed)
     and goes back to the server unchanged in the history."""
     call = {"id": call_id, "type": "function", "function": {"name": "current_time", "arguments": "{}"}}
-    whole = codec.decode_body(
+    whole = response.decode_body(
         json.dumps(
             {"choices": [{"message": {"content": None, "tool_calls": [call]}, "finish_reason": "tool_calls"}]}
         ).encode()
@@ -295,7 +296,7 @@ def test_reset_time_in_error_metadata_is_not_a_wait() -> None:
 def test_ratelimit_reset_duration_headers_are_not_misread() -> None:
     """I-35: x-ratelimit-reset-* carry durations like "120ms" / "6m0s"; none is read as that many seconds."""
     for value, seconds in (("120ms", 0.12), ("6m0s", 360.0), ("1s", 1.0)):
-        failure = codec.classify_http_error(
+        failure = failures.classify_http_error(
             429, {"x-ratelimit-reset-requests": value}, b'{"error": {"message": "slow down"}}'
         )
         assert failure.retry_after in (None, seconds), (value, failure.retry_after)

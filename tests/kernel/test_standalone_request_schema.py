@@ -25,7 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kernel_helpers import SUBSET_SCHEMA, bodies_of_a_walk, schema_errors, subset_errors
 
-from nano_code.kernel.codec import build_request
+from nano_code.kernel.request import build_request
 from nano_code.kernel.types import (
     AssistantMessage,
     KernelConfig,

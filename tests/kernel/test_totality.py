@@ -14,10 +14,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from kernel_helpers import body_problems
 
-from nano_code.kernel import codec, stream
+from nano_code.kernel import failures, response, stream
 from nano_code.kernel.actions import CallModel, RetryModel
 from nano_code.kernel.events import ModelFailure, ModelReply, ToolResult, UserInput
-from nano_code.kernel.machine import PHASE_TABLE, Phase, initial_state, transition
+from nano_code.kernel.machine import PHASE_TABLE, transition
+from nano_code.kernel.state import Phase, initial_state
 from nano_code.kernel.types import ApprovalMode, KernelConfig
 from nano_code.testing import conversation_problems
 from nano_code.testing.strategies import DEMO_TOOLS, byte_pieces, json_values, sse_ish_bytes
@@ -72,15 +73,15 @@ def decode_response(status: int, headers: dict[str, str], pieces: list[bytes]) -
 @given(body=st.binary(max_size=300))
 @example(body=b"")
 def test_arbitrary_bytes_as_a_body(body: bytes) -> None:
-    for event in (codec.decode_body(body), codec.classify_http_error(500, {}, body)):
+    for event in (response.decode_body(body), failures.classify_http_error(500, {}, body)):
         drive(event)
 
 
 def test_pathological_bodies() -> None:
     for body in ODD_BODIES:
-        drive(codec.decode_body(body))
+        drive(response.decode_body(body))
         for status in (400, 429, 500):
-            drive(codec.classify_http_error(status, {"retry-after": "1"}, body))
+            drive(failures.classify_http_error(status, {"retry-after": "1"}, body))
         drive(stream.decode_stream([b"data: " + body + b"\n\n"]))
         drive(stream.decode_stream([b"event: error\ndata: " + body + b"\n\n"]))
 
@@ -88,9 +89,9 @@ def test_pathological_bodies() -> None:
 @given(value=json_values(20))
 def test_arbitrary_json_as_a_body(value: object) -> None:
     raw = json.dumps(value).encode()
-    drive(codec.decode_body(raw))
-    drive(codec.classify_http_error(400, {}, raw))
-    drive(codec.decode_completion(value))
+    drive(response.decode_body(raw))
+    drive(failures.classify_http_error(400, {}, raw))
+    drive(response.decode_completion(value))
 
 
 @given(value=json_values(20), wrap=st.sampled_from(["bare", "choices", "message", "delta", "tool", "error"]))
@@ -105,8 +106,8 @@ def test_arbitrary_json_in_every_slot(value: object, wrap: str) -> None:
         "error": {"error": value, "message": value, "code": value, "object": "error"},
     }
     payload = shapes[wrap]
-    drive(codec.decode_completion(payload))
-    drive(codec.decode_body(json.dumps(payload).encode()))
+    drive(response.decode_completion(payload))
+    drive(response.decode_body(json.dumps(payload).encode()))
     drive(stream.decode_stream([b"data: " + json.dumps(payload).encode() + b"\n\n"]))
     assembler = stream.StreamAssembler()
     assembler.add_chunk(payload)
@@ -136,7 +137,7 @@ def test_arbitrary_bytes_in_arbitrary_pieces(
     body=st.binary(max_size=100) | json_values().map(lambda v: json.dumps(v).encode()),
 )
 def test_classify_http_error_is_total(status: int, headers: dict[str, str], body: bytes) -> None:
-    failure = codec.classify_http_error(status, headers, body)
+    failure = failures.classify_http_error(status, headers, body)
     assert failure.status == status
     assert failure.retry_after is None or failure.retry_after >= 0.0
     drive(failure)

@@ -12,10 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nano_code.kernel.actions import EndTurn, RetryModel, TurnEnd
-from nano_code.kernel.codec import classify_http_error, in_band_failure
 from nano_code.kernel.events import FailureKind, ModelFailure, UserInput
-from nano_code.kernel.machine import initial_state, transition
+from nano_code.kernel.failures import classify_http_error, in_band_failure
+from nano_code.kernel.machine import transition
 from nano_code.kernel.policy import is_transient_status, retry_delay
+from nano_code.kernel.state import initial_state
 from nano_code.kernel.types import ApprovalMode, KernelConfig
 from nano_code.testing.strategies import DEMO_TOOLS
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nano_code.kernel import codec, stream
+from nano_code.kernel import response, stream
 from nano_code.kernel.events import ModelReply
 from nano_code.testing.strategies import byte_pieces, completion_bodies, sse_streams, wire_replies
 
@@ -28,7 +28,7 @@ def test_streamed_and_whole_replies_decode_the_same(data: st.DataObject) -> None
     reply = data.draw(wire_replies(), label="reply")
     body = data.draw(completion_bodies(reply), label="body")
     sse = data.draw(sse_streams(reply), label="sse")
-    whole = codec.decode_body(body)
+    whole = response.decode_body(body)
     streamed = stream.decode_stream([sse])
     assert whole == reply
     assert streamed == whole
@@ -59,4 +59,4 @@ def test_regression_whole_reply_example() -> None:
         b'data: {"choices":[{"index":0,"delta":{"content":"i"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
     )
     assert stream.decode_stream([sse]) == reply
-    assert codec.decode_body(b'{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}]}') == reply
+    assert response.decode_body(b'{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}]}') == reply

@@ -27,7 +27,7 @@ from nano_code.adapters.session_file import (
 )
 from nano_code.kernel.actions import EndTurn
 from nano_code.kernel.events import ApprovalDecision
-from nano_code.kernel.machine import initial_state
+from nano_code.kernel.state import initial_state
 from nano_code.session.factory import live_session, open_recorder
 from nano_code.session.settings import RecordedSettings, kernel_config, read_agents_md
 from nano_code.testing.fake_server import FakeServer, reply

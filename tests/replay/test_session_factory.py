@@ -54,7 +54,7 @@ def test_live_session_wires_one_client_for_the_performer_and_the_recorder(tmp_pa
     workspace.mkdir()
     seen: list[Any] = []
     with FakeServer(three_step_script()) as server:
-        from nano_code.kernel.machine import initial_state
+        from nano_code.kernel.state import initial_state
         from nano_code.kernel.types import KernelConfig
 
         settings = Settings(base_url=server.base_url, auto_approve=True)

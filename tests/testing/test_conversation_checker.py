@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from nano_code.kernel.events import ModelReply, ReplyToolCall, UserInput
-from nano_code.kernel.machine import Phase, initial_state, transition
+from nano_code.kernel.machine import transition
+from nano_code.kernel.state import Phase, initial_state
 from nano_code.kernel.types import ApprovalMode, KernelConfig
 from nano_code.testing import assert_valid_conversation, conversation_problems
 from nano_code.testing.strategies import DEMO_TOOLS

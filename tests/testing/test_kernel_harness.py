@@ -29,7 +29,9 @@ from nano_code.kernel.events import (
     UserInput,
     Verdict,
 )
-from nano_code.kernel.machine import INTERRUPTED_CALL, Phase, initial_state, transition
+from nano_code.kernel.machine import transition
+from nano_code.kernel.state import Phase, initial_state
+from nano_code.kernel.turn import INTERRUPTED_CALL
 from nano_code.kernel.types import ApprovalMode, KernelConfig
 from nano_code.testing import (
     KernelRun,

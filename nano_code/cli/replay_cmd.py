@@ -1,0 +1,253 @@
+"""`nano-code replay`: its options, the checks on them, and a batch of quiet replays."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from nano_code.adapters.safe_text import json_text
+from nano_code.cli.arguments import add_sandbox_arguments, sandbox_overrides
+from nano_code.cli.exits import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Interrupts,
+    say,
+    usage_error,
+)
+from nano_code.cli.replay_report import print_report, status_line, summary
+from nano_code.cli.sessions_cmd import expand_paths
+
+
+def replay_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nano-code replay",
+        description=(
+            "Replay recorded sessions strictly and offline: the real driver and HTTP client run under "
+            "vcrpy, tools are served from the recording, and the first difference in a request or tool "
+            "call is reported. Exit 0 only when every session replays identically."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  nano-code replay cassettes/bugfix.yaml\n"
+            "  nano-code replay cassettes/ --jobs 2\n"
+            "  nano-code replay s.yaml --ignore '$.messages[0].content'\n"
+            "  nano-code replay s.yaml --rebless          # accept changed requests, write s.reblessed.yaml\n"
+            "  nano-code replay s.yaml --fork-at 2 --model other/model\n"
+            "  nano-code replay s.yaml --fork-at 2 --samples 5 --check 'python3 -m pytest -q' --yes\n"
+        ),
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="session files or directories of them")
+    parser.add_argument("--json", action="store_true", help="one JSON report per session on stdout")
+    parser.add_argument(
+        "--ignore", action="append", default=[], metavar="JSONPATH", help="mask a volatile field (repeatable)"
+    )
+    parser.add_argument(
+        "--jobs", "-j", type=int, default=1, metavar="N", help="replay in N processes (0: one per core)"
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="do not show the session transcript")
+    parser.add_argument("--rebless", action="store_true", help="accept new requests; write an updated copy")
+    parser.add_argument(
+        "--output",
+        metavar="PATH",
+        help="where --rebless/--fork-at write (default: beside the session); with --samples, a directory",
+    )
+    parser.add_argument(
+        "--live-tools", action="store_true", help="also run the tools here and compare outputs"
+    )
+    parser.add_argument("--fork-at", type=int, metavar="N", help="replay N model calls, then continue live")
+    parser.add_argument(
+        "--workspace",
+        metavar="DIR",
+        help="run live tools (--live-tools, --fork-at) in DIR, which they change; default: a fresh "
+        "temporary directory holding the session's workspace snapshot",
+    )
+    parser.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="approve every tool call the live model makes in a fork's live part; without it they "
+        "are asked on a terminal and refused elsewhere -- never approved because the recording "
+        "was. It does not approve re-running the file's own recorded calls (see --rerun-recorded)",
+    )
+    parser.add_argument(
+        "--rerun-recorded",
+        action="store_true",
+        help="approve re-running the session file's own recorded tool calls (--live-tools, and "
+        "--fork-at's replayed part) where the sandbox alone would not let them run: with "
+        "--sandbox off, every write and command the file holds, with your rights. A received "
+        "file is data; without this flag those calls are asked on a terminal and refused elsewhere",
+    )
+    add_sandbox_arguments(parser)
+    parser.add_argument("--model", help="model for the live continuation of --fork-at")
+    parser.add_argument(
+        "--temperature", type=float, metavar="T", help="sampling temperature of the live continuation (0-2)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="ask the server for repeatable sampling in the live continuation",
+    )
+    parser.add_argument(
+        "--samples", type=int, metavar="K", help="with --fork-at: K independent forks, and a table of them"
+    )
+    parser.add_argument(
+        "--check",
+        metavar="CMD",
+        help="with --samples: a shell command run in each fork's final workspace; exit 0 is a pass",
+    )
+    parser.add_argument("--base-url", help="server for the live continuation of --fork-at")
+    return parser
+
+
+def _resolve_sandbox(args: argparse.Namespace) -> None:
+    """Set `args.sandbox` and `args.sandbox_network` to what this command line and the
+    environment ask for live tools, read as a live run reads them (never from .env)."""
+    from nano_code.adapters.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(Path.cwd(), os.environ, sandbox_overrides(args))
+    except ConfigError as error:
+        raise SystemExit(usage_error(f"nano-code replay: {error}")) from None
+    args.sandbox, args.sandbox_network = settings.sandbox, settings.sandbox_network
+
+
+def replay_main(argv: Sequence[str]) -> int:
+    args = replay_parser().parse_args(argv)
+    if not (args.live_tools or args.fork_at is not None or args.rebless):
+        return _replay_main(args)
+    from nano_code.adapters.shell import kill_left_running
+
+    # Ctrl-C and SIGTERM end the replay of one session the same way: what it was writing and
+    # the workspace it restored are removed, exit 130 or 143. A batch keeps the default
+    # handlers (its pool's workers get Ctrl-C).
+    args.interrupts = Interrupts()
+    try:
+        return _replay_main(args)
+    except KeyboardInterrupt:
+        say("nano-code replay: interrupted; its partial output and restored workspace are removed", err=True)
+        return int(args.interrupts.exit_status(EXIT_INTERRUPTED))
+    finally:
+        kill_left_running()  # what live tools left running ends with the replay, as in a live session
+
+
+def _misuse(args: argparse.Namespace) -> str | None:
+    """What is wrong with this combination of options, or None."""
+    live = args.live_tools or args.fork_at is not None
+    live_only = [
+        flag
+        for flag, given in (
+            ("--model", args.model),
+            ("--base-url", args.base_url),
+            ("--temperature", args.temperature is not None),
+            ("--seed", args.seed is not None),
+        )
+        if given
+    ]
+    problems = (
+        (
+            args.temperature is not None and not 0.0 <= args.temperature <= 2.0,
+            "--temperature takes a number from 0 to 2",
+        ),
+        (
+            args.rerun_recorded and not live,
+            "--rerun-recorded approves re-run tools: add --live-tools or --fork-at N",
+        ),
+        (
+            live_only and args.fork_at is None,
+            f"{', '.join(live_only)} shape a fork's live part: add --fork-at N",
+        ),
+        (args.workspace and not live, "--workspace is where live tools run: add --live-tools or --fork-at N"),
+        (
+            args.samples is not None and args.workspace,
+            "--samples restores a fresh workspace for each fork; drop --workspace",
+        ),
+        (
+            (args.samples is not None or args.check is not None)
+            and (args.samples is None or args.fork_at is None or args.samples < 1),
+            "--samples K (K >= 1) goes with --fork-at N; --check with --samples",
+        ),
+    )
+    return next((f"nano-code replay: {text}" for wrong, text in problems if wrong), None)
+
+
+def _replay_main(args: argparse.Namespace) -> int:
+    from nano_code.kernel.jsondiff import Mask, MaskError
+    from nano_code.session.replay import ReplayReport
+    from nano_code.session.replay import replay_session
+    from nano_code.session.samples import MAX_SAMPLES, max_jobs
+
+    try:
+        for pattern in args.ignore:
+            Mask.parse(pattern)
+    except MaskError as error:
+        return usage_error(f"nano-code replay: {error}")
+    paths = expand_paths(args.paths)
+    if not paths:
+        return usage_error("nano-code replay: no session files found")
+    single = len(paths) == 1
+    if (args.rebless or args.fork_at is not None) and not single:
+        return usage_error("nano-code replay: --rebless and --fork-at take exactly one session")
+    if single and getattr(args, "interrupts", None) is not None:
+        args.interrupts.install()
+    if args.jobs == 0:
+        args.jobs = os.cpu_count() or 1
+    if args.jobs > max_jobs():
+        say(f"nano-code replay: --jobs {args.jobs} capped at {max_jobs()} (4 per CPU, at most 64)", err=True)
+        args.jobs = max_jobs()
+    if args.samples is not None and args.samples > MAX_SAMPLES:
+        say(f"nano-code replay: --samples {args.samples} capped at {MAX_SAMPLES}", err=True)
+        args.samples = MAX_SAMPLES
+    misuse = _misuse(args)
+    if misuse is not None:
+        return usage_error(misuse)
+    if args.live_tools or args.fork_at is not None:
+        _resolve_sandbox(args)
+    if args.samples is not None:
+        from nano_code.cli.replay_live import samples
+
+        return samples(paths[0], args)
+    started = time.perf_counter()
+    reports: list[ReplayReport] = []
+    if single and (not args.quiet or args.rebless or args.fork_at is not None):
+        from nano_code.cli.replay_live import replay_one
+
+        reports.append(replay_one(paths[0], args))
+        if not args.json:
+            print_report(reports[0])
+    else:
+        quiet = functools.partial(
+            replay_session,
+            ignore=args.ignore,
+            live_tools=args.live_tools,
+            workspace=Path(args.workspace) if args.workspace else None,
+            rerun_recorded=args.rerun_recorded,
+            sandbox=args.sandbox,
+            sandbox_network=args.sandbox_network,
+            keep_workspace=False,  # a batch of --live-tools replays: each restored copy goes after use
+        )
+        with contextlib.ExitStack() as stack:
+            if args.jobs > 1:
+                from concurrent.futures import ProcessPoolExecutor
+
+                pool = stack.enter_context(ProcessPoolExecutor(max_workers=args.jobs))
+                done = pool.map(quiet, map(str, paths), chunksize=max(1, len(paths) // (args.jobs * 4)))
+            else:
+                done = map(quiet, map(str, paths))
+            for report in done:
+                reports.append(report)
+                if not args.json:
+                    say(status_line(report), err=report.status == "error")
+    if args.json:
+        for report in reports:
+            say(json_text(report.as_json()))
+    elif not single:
+        say(summary(reports, time.perf_counter() - started))
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED

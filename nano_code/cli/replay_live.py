@@ -1,0 +1,140 @@
+"""A replay that shows its transcript and may go live: one session (rebless, fork) or K forks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from nano_code.adapters.safe_text import json_text
+from nano_code.adapters.secrets import Redactor
+from nano_code.adapters.terminal import HumanDisplay
+from nano_code.adapters.tools import ToolContext
+from nano_code.cli.approval import approver, describe_call
+from nano_code.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, say, usage_error
+from nano_code.kernel.types import ApprovalMode
+
+
+def fork_settings(args: argparse.Namespace) -> Any:
+    """The server, key and limits of a fork's live part: this command line's and environment's."""
+    from nano_code.adapters.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(
+            Path.cwd(), os.environ, {"MODEL_NAME": args.model, "INFERENCE_BASE_URL": args.base_url}
+        )
+    except ConfigError as error:
+        raise SystemExit(usage_error(f"nano-code replay: {error}")) from None
+    for warning in settings.warnings:  # e.g. the host a .env's base URL sends the key to
+        say(f"nano-code replay: {warning}", err=True)
+    return settings
+
+
+def samples(path: Path, args: argparse.Namespace) -> int:
+    """`--fork-at N --samples K`: K forks of one session, and their table."""
+    from nano_code.session.samples import sample_forks
+
+    try:
+        report = sample_forks(
+            path,
+            args.fork_at,
+            args.samples,
+            fork_settings(args),
+            check=args.check,
+            jobs=args.jobs,
+            live_model=args.model,
+            temperature=args.temperature,
+            seed=args.seed,
+            approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
+            rerun_recorded=args.rerun_recorded,
+            out_dir=Path(args.output) if args.output else None,
+            sandbox=args.sandbox,
+            sandbox_network=args.sandbox_network,
+        )
+    except FileExistsError as error:
+        return usage_error(f"nano-code replay: {error}")
+    say(json_text(report.as_json()) if args.json else report.table())
+    if report.interrupted:
+        say(
+            "nano-code replay: interrupted; the forks that finished are kept, the others' partial "
+            "files and restored workspaces are removed",
+            err=True,
+        )
+        return int(args.interrupts.exit_status(EXIT_INTERRUPTED))
+    return EXIT_OK if all(sample.report.ok for sample in report.samples) else EXIT_FAILED
+
+
+def replay_one(path: Path, args: argparse.Namespace) -> Any:
+    """One session replayed with its transcript shown; reblessed or forked when asked."""
+    from nano_code.session.replay import replay_session
+
+    live_settings = fork_settings(args) if args.fork_at is not None else None
+    # The live continuation uses the real key: keep it off the screen and out of the fork.
+    shown = Redactor(live_settings.api_key if live_settings else None)
+    observers = []
+    on_delta = None
+    if not args.quiet and not args.json:
+        display = HumanDisplay(
+            sys.stdout,
+            sys.stdout,
+            describe_call,
+            redact=shown.scrub,
+            holdback=shown.holdback,
+            live=False,
+            echo_input=True,
+        )
+        observers.append(display)
+        on_delta = display.on_delta
+    approver, rerun_approver = _approvers(shown.scrub)
+    rebless_to = None
+    if args.rebless:
+        rebless_to = Path(args.output) if args.output else path.with_suffix(".reblessed.yaml")
+    fork_to = None
+    if live_settings is not None:
+        fork_to = Path(args.output) if args.output else path.with_suffix(f".fork{args.fork_at}.yaml")
+    for target in (rebless_to, fork_to):
+        if target is not None and target.exists():
+            fix = "choose another --output, or remove it" if args.output else "pass --output"
+            raise SystemExit(usage_error(f"nano-code replay: {target} exists; {fix}"))
+    return replay_session(
+        path,
+        ignore=args.ignore,
+        rebless_to=rebless_to,
+        live_tools=args.live_tools,
+        workspace=Path(args.workspace) if args.workspace else None,
+        fork_at=args.fork_at,
+        fork_to=fork_to,
+        live_settings=live_settings,
+        observers=observers,
+        on_delta=on_delta,
+        live_model=args.model,
+        live_temperature=args.temperature,
+        live_seed=args.seed,
+        sandbox=args.sandbox,
+        sandbox_network=args.sandbox_network,
+        redactor=shown,
+        approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
+        rerun_recorded=args.rerun_recorded,
+        approver=approver,
+        rerun_approver=rerun_approver,
+    )
+
+
+def _approvers(redact: Any) -> tuple[Any, Any]:
+    """Who approves, in a replay, the live model's tool calls and the file's recorded ones
+    (when they need it): a person at this terminal, or nobody (each refusal says why)."""
+    from nano_code.session.performer import RERUN_REFUSED, refuse_recorded
+
+    display = HumanDisplay(sys.stderr, sys.stderr, describe_call, redact=redact, live=False)
+    context = ToolContext(workspace=Path.cwd().resolve())
+    live = approver(display, lambda: context)
+    if sys.stdin.isatty():
+        return live, live
+
+    def refuse(action: Any) -> Any:
+        display.notice(f"refused recorded {action.call.name}: {RERUN_REFUSED}")
+        return refuse_recorded(action)
+
+    return live, refuse

@@ -1,0 +1,292 @@
+"""Failures classified: a non-2xx response or an in-band error as a `ModelFailure` whose
+kind decides whether it is retried, with the wait the server asked for."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from nano_code.kernel.error_text import body_text, error_message, error_object, header_text, one_line
+from nano_code.kernel.events import FailureKind, ModelFailure
+from nano_code.kernel.policy import is_transient_status
+from nano_code.kernel.request import clean_text
+
+
+def _error_code_number(error: Mapping[str, Any]) -> int | None:
+    for key in ("status_code", "code", "status"):
+        value = error.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+            return value
+        # isdigit() alone accepts "²" and other digits int() refuses.
+        if isinstance(value, str) and value.isascii() and value.isdigit() and 100 <= int(value) <= 599:
+            return int(value)
+    return None
+
+
+def _code_words(error: Mapping[str, Any]) -> list[str]:
+    """The string code, type and status of an error, as snake_case words."""
+    words = []
+    for key in ("code", "type", "status"):
+        value = error.get(key)
+        if isinstance(value, str) and 0 < len(value) <= 100:
+            snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", value.strip())
+            words.append(re.sub(r"[\s.-]+", "_", snake).lower())
+    return words
+
+
+_CONTEXT_WORDS = re.compile(
+    r"context[_ ]length|context window|maximum context|context_length_exceeded|"
+    r"too many tokens|prompt is too long|reduce the length|available context size|"
+    r"maximum (?:model|prompt) length|maximum number of tokens allowed",
+    re.IGNORECASE,
+)
+
+# Error codes and types (normalised to snake_case) that say what went wrong,
+# whatever the HTTP status claims. Checked in this order: the first group with
+# a match decides.
+_CONTEXT_CODES = frozenset(
+    {
+        "context_length_exceeded",
+        "context_window_exceeded",
+        "context_window_exceeded_error",
+        "model_context_window_exceeded",
+        "request_too_large",
+        "prompt_too_long",
+        "exceed_context_size_error",
+    }
+)
+_AUTH_CODES = frozenset(
+    {
+        "invalid_api_key",
+        "incorrect_api_key",
+        "missing_api_key",
+        "no_api_key",
+        "api_key_invalid",
+        "invalid_authentication",
+        "authentication_error",
+        "authentication_failed",
+        "unauthenticated",
+        "unauthorized",
+        "permission_denied",
+        "permission_denied_error",
+        "permission_error",
+        "forbidden",
+        "access_denied",
+        "account_deactivated",
+    }
+)
+_QUOTA_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "insufficient_credits",
+        "insufficient_balance",
+        "billing_hard_limit_reached",
+        "billing_not_active",
+        "payment_required",
+        "quota_exceeded",
+    }
+)
+"""Out of money or quota: waiting a minute does not help, so never retried."""
+_RATE_CODES = frozenset(
+    {
+        "rate_limit_exceeded",
+        "rate_limit_error",
+        "rate_limited",
+        "rate_limit",
+        "too_many_requests",
+        "resource_exhausted",
+    }
+)
+_BAD_REQUEST_CODES = frozenset(
+    {
+        "invalid_request_error",
+        "invalid_request",
+        "bad_request",
+        "bad_request_error",
+        "model_not_found",
+        "not_found",
+        "not_found_error",
+        "invalid_argument",
+        "invalid_parameter",
+        "invalid_parameter_error",
+        "invalid_value",
+        "invalid_model",
+        "unsupported_parameter",
+        "unsupported_value",
+        "unprocessable_entity",
+    }
+)
+_QUOTA = "quota"
+_INVALID = "invalid"
+_CODE_GROUPS: tuple[tuple[frozenset[str], FailureKind | str], ...] = (
+    (_CONTEXT_CODES, FailureKind.CONTEXT_OVERFLOW),
+    (_AUTH_CODES, FailureKind.AUTH),
+    (_QUOTA_CODES, _QUOTA),
+    (_RATE_CODES, FailureKind.RATE_LIMIT),
+    (_BAD_REQUEST_CODES, _INVALID),
+)
+
+
+def _what_codes_say(error: Mapping[str, Any] | None) -> FailureKind | str | None:
+    """What the error's string code / type / status says, when it is a code we know:
+    a decisive kind (context overflow, auth, rate limit), `_QUOTA` or `_INVALID`."""
+    if error is None:
+        return None
+    words = _code_words(error)
+    for codes, said in _CODE_GROUPS:
+        if any(word in codes for word in words):
+            return said
+    return None
+
+
+_TRY_AGAIN = re.compile(r"try again in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_LONGEST_WAIT = 1e9
+"""Any longer server wait is held as this (still far beyond every policy's cap),
+so the value stays a finite, serialisable number that still means "not now"."""
+
+
+def _seconds(value: str) -> float | None:
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if seconds != seconds or seconds < 0.0:
+        return None
+    return min(seconds, _LONGEST_WAIT)
+
+
+def retry_after_seconds(headers: Mapping[str, str], message: str) -> float | None:
+    """The server's wait hint: retry-after-ms, retry-after seconds, or 'try again in 1m2s'.
+
+    An HTTP-date Retry-After needs a clock, which the kernel does not have, so
+    it counts as no hint and the policy's backoff applies.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if "retry-after-ms" in lowered:
+        ms = _seconds(lowered["retry-after-ms"])
+        if ms is not None:
+            return ms / 1000.0
+    if "retry-after" in lowered:
+        seconds = _seconds(lowered["retry-after"])
+        if seconds is not None:
+            return seconds
+    match = _TRY_AGAIN.search(message)
+    if match:
+        total = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(match.group(1)))
+        return min(total, _LONGEST_WAIT)
+    return None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value if isinstance(value, str) else None
+    return None
+
+
+def redirect_failure(status: int, headers: Mapping[str, str]) -> ModelFailure:
+    """A 3xx: nano-code never follows redirects (the POST body and the API key
+    would go wherever the server says), so the user is told where to point it."""
+    location = header_text(_header(headers, "location") or "")
+    target = f"to {location}" if location else "without saying where"
+    message = (
+        f"the server redirected (HTTP {status}) {target}; nano-code does not follow redirects: "
+        "set INFERENCE_BASE_URL to the final URL"
+    )
+    return ModelFailure(kind=FailureKind.BAD_REQUEST, message=message, status=status)
+
+
+def _http_error(payload: object) -> Mapping[str, Any] | None:
+    """The error object of a non-2xx body, read more leniently than a 200's:
+    a flat `{"message"}`, `{"detail"}` or `{"errors"}`, or a list holding one."""
+    if isinstance(payload, list):
+        payload = next((item for item in payload[:4] if isinstance(item, Mapping)), None)
+    error = error_object(payload)
+    if error is None and isinstance(payload, Mapping):
+        return payload
+    return error
+
+
+def classify_http_error(status: int, headers: Mapping[str, str], body: bytes) -> ModelFailure:
+    """A non-2xx response as a classified failure, whatever its body looks like.
+
+    A string code or type in the body that names what went wrong (`invalid_api_key`,
+    `context_length_exceeded`, `rate_limit_exceeded`, `insufficient_quota`) says more
+    than the status, so it decides. A generic label (`invalid_request_error`,
+    `bad_request`) does not: proxies put it on nearly everything (LiteLLM answers a
+    timeout with 408 and `invalid_request_error`), so a transient status (408, 409,
+    429, 5xx) decides over it, and the failure is retried, unless the message says
+    the context is too long.
+    """
+    if 300 <= status < 400:
+        return redirect_failure(status, headers)
+    text = body.decode("utf-8", "replace")
+    try:
+        payload: object = json.loads(text)
+    except (ValueError, RecursionError):
+        payload = None
+    error = _http_error(payload)
+    message = error_message(error, "")
+    if not message:
+        message = one_line(payload) if isinstance(payload, str) else body_text(text)
+    message = message or "no error message"
+    said = _what_codes_say(error)
+    overflow = bool(_CONTEXT_WORDS.search(message))
+    if isinstance(said, FailureKind):
+        kind = said
+    elif status in (401, 403):
+        kind = FailureKind.AUTH
+    elif said == _QUOTA or (said == _INVALID and (overflow or not is_transient_status(status))):
+        kind = FailureKind.CONTEXT_OVERFLOW if overflow else FailureKind.BAD_REQUEST
+    elif status == 429:
+        kind = FailureKind.RATE_LIMIT
+    elif status == 413:
+        kind = FailureKind.CONTEXT_OVERFLOW
+    elif status in (408, 409) or status >= 500:
+        kind = FailureKind.SERVER_ERROR
+    elif 400 <= status < 500:
+        kind = FailureKind.CONTEXT_OVERFLOW if overflow else FailureKind.BAD_REQUEST
+    else:
+        kind = FailureKind.MALFORMED
+    return ModelFailure(
+        kind=kind,
+        message=clean_text(f"HTTP {status}: {message}"),
+        status=status,
+        retry_after=retry_after_seconds(headers, message),
+    )
+
+
+def in_band_failure(error: Mapping[str, Any]) -> ModelFailure:
+    """An error object that arrived inside an HTTP 200 (QUIRKS E-24, E-25).
+
+    It stays an IN_BAND_ERROR unless its code or status names a failure that
+    is handled differently: auth, rate limit, context overflow, quota. One
+    whose code calls the request invalid gets the status 400 when it carries
+    no 4xx or 5xx of its own, so that, like any in-band 4xx, it is not retried
+    (one carrying a transient status such as 408 or 503 is).
+    """
+    status = _error_code_number(error)
+    message = error_message(error, "the server reported an error")
+    said = _what_codes_say(error)
+    overflow = bool(_CONTEXT_WORDS.search(message))
+    if isinstance(said, FailureKind):
+        kind = said
+    elif status in (401, 403):
+        kind = FailureKind.AUTH
+    elif said == _QUOTA:
+        kind = FailureKind.BAD_REQUEST
+    elif said == _INVALID:
+        kind = FailureKind.CONTEXT_OVERFLOW if overflow else FailureKind.IN_BAND_ERROR
+        # A transient status of its own decides over the label (see classify_http_error).
+        status = status if status is not None and 400 <= status <= 599 else 400
+    elif status == 429:
+        kind = FailureKind.RATE_LIMIT
+    elif overflow or status == 413:
+        kind = FailureKind.CONTEXT_OVERFLOW
+    else:
+        kind = FailureKind.IN_BAND_ERROR
+    return ModelFailure(kind=kind, message=clean_text(f"error in response: {message}"), status=status)

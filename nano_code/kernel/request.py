@@ -1,0 +1,121 @@
+"""Request bodies for /chat/completions, built from the conversation (strict: they
+validate against the official `CreateChatCompletionRequest` schema)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from nano_code.kernel.types import KernelConfig, Message, SystemMessage, ToolMessage, ToolSpec, UserMessage
+
+
+def encode_message(message: Message) -> dict[str, Any]:
+    if isinstance(message, SystemMessage):
+        return {"role": "system", "content": message.content}
+    if isinstance(message, UserMessage):
+        return {"role": "user", "content": message.content}
+    if isinstance(message, ToolMessage):
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    encoded: dict[str, Any] = {"role": "assistant"}
+    if message.tool_calls:
+        encoded["content"] = message.content or None
+        encoded["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in message.tool_calls
+        ]
+    else:
+        encoded["content"] = message.content or ""
+    return encoded
+
+
+def encode_tool(spec: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": spec.name,
+            "description": spec.description,
+            "parameters": dict(spec.parameters),
+        },
+    }
+
+
+class RequestBody(Mapping[str, Any]):
+    """The body of a request, as a read-only mapping built on first use.
+
+    Building the dict walks the whole history, so it waits until someone reads
+    `messages`. An encoder may instead use `config` and `history` and encode each
+    message once (`adapters/model_client.py`); its bytes equal `json.dumps(dict(body))`.
+    """
+
+    __slots__ = ("_built", "config", "history")
+
+    def __init__(self, config: KernelConfig, history: tuple[Message, ...]) -> None:
+        self.config = config
+        self.history = history
+        self._built: dict[str, Any] | None = None
+
+    def _body(self) -> dict[str, Any]:
+        if self._built is None:
+            self._built = build_request(self.config, self.history)
+        return self._built
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "messages" or self._built is not None:
+            return self._body()[key]
+        return request_head(self.config)[key]  # cheap: no message is encoded
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(request_head(self.config))
+
+    def __len__(self) -> int:
+        return len(request_head(self.config))
+
+    def __repr__(self) -> str:
+        return f"RequestBody({self.config.model!r}, {len(self.history)} messages)"
+
+
+def request_head(config: KernelConfig) -> dict[str, Any]:
+    """Every field of a request body but `messages`, in the order they are sent."""
+    body: dict[str, Any] = {"model": config.model, "messages": []}
+    if config.tools:
+        body["tools"] = [encode_tool(t) for t in config.tools]
+    if config.temperature is not None:
+        body["temperature"] = config.temperature
+    if config.seed is not None:
+        body["seed"] = config.seed
+    if config.max_completion_tokens is not None:
+        body["max_completion_tokens"] = config.max_completion_tokens
+    if config.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def build_request(config: KernelConfig, history: tuple[Message, ...]) -> dict[str, Any]:
+    """The complete body; the system prompt is the first message (not a top-level field)."""
+    body = request_head(config)
+    body["messages"] = [encode_message(m) for m in history]
+    return body
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """`text` made encodable as UTF-8 (lone surrogates become U+FFFD).
+
+    A JSON escape like `\\ud800`, or an undecodable byte read from stdin, would
+    otherwise make the next request body (or the terminal) fail to encode.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text

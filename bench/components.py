@@ -34,7 +34,7 @@ def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
     from nano_code.kernel.request import build_request
     from nano_code.kernel.turn import used_call_ids
     from nano_code.kernel.types import ToolMessage
-    from nano_code.session.replay import rebuild_state
+    from nano_code.session.recording import rebuild_state
     from nano_code.session.settings import kernel_config
 
     session = load_session(cassette)
@@ -83,7 +83,7 @@ def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
     from nano_code.kernel.actions import RunTool
     from nano_code.kernel.events import ToolResult, UserInput
     from nano_code.kernel.machine import transition
-    from nano_code.session.replay import response_event
+    from nano_code.session.recording import response_event
 
     waiting, _ = transition(state, UserInput("more"))
     reply = response_event(session.interactions[-2])  # a reply that calls shell

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections import deque
 from typing import Protocol
 
-import attrs
-
 from nano_code.kernel.actions import (
     Action,
     AskApproval,
@@ -37,7 +35,6 @@ from nano_code.kernel.events import (
 )
 from nano_code.kernel.machine import transition
 from nano_code.kernel.state import Phase, State
-from nano_code.kernel.types import ApprovalMode, SandboxMode
 
 
 class Performer(Protocol):
@@ -52,25 +49,6 @@ class Performer(Protocol):
 class Observer(Protocol):
     def on_event(self, event: Event, state: State) -> None: ...
     def on_action(self, action: Action, state: State) -> None: ...
-
-
-def with_approval_mode(state: State, mode: ApprovalMode, sandbox: SandboxMode | None = None) -> State:
-    """`state` approving as `mode` says from now on, with no earlier "always" grants, and
-    deciding for the sandbox `sandbox` when one is given."""
-    config = attrs.evolve(state.config, approval=mode)
-    if sandbox is not None:
-        config = attrs.evolve(config, sandbox=sandbox)
-    return attrs.evolve(state, config=config, always_approved=frozenset())
-
-
-def with_model(state: State, model: str) -> State:
-    """`state` naming `model` in its requests from now on."""
-    return attrs.evolve(state, config=attrs.evolve(state.config, model=model))
-
-
-def with_sampling(state: State, temperature: float | None, seed: int | None) -> State:
-    """`state` asking for `temperature` and `seed` (None: the server's default) from now on."""
-    return attrs.evolve(state, config=attrs.evolve(state.config, temperature=temperature, seed=seed))
 
 
 class Driver:
@@ -103,36 +81,14 @@ class Driver:
                 queue.extend(self.feed(event))
         return end
 
-    def set_approval_mode(self, mode: ApprovalMode, sandbox: SandboxMode | None = None) -> None:
-        """Approve from now on as the current command line says, dropping earlier "always" grants.
-
-        Authority never comes from a file: a resumed or forked session starts
-        its live part with the mode the user chose now, not the recorded one.
-        Observers with an `on_approval_mode` hook see it (the recorder writes
-        it to the journal, so a replay switches at the same point).
-        """
-        self.state = with_approval_mode(self.state, mode, sandbox)
+    def change_setting(self, state: State, change: object) -> None:
+        """Go on from `state`, the current one with a setting changed (see
+        `session/changes.py`); observers with an `on_setting_change` hook see `change`."""
+        self.state = state
         for observer in self.observers:
-            hook = getattr(observer, "on_approval_mode", None)
+            hook = getattr(observer, "on_setting_change", None)
             if hook is not None:
-                hook(mode, self.state)
-
-    def set_model(self, model: str) -> None:
-        """Name `model` in requests from now on; observers with an `on_model_change`
-        hook see it (the recorder journals it, so a replay switches at the same point)."""
-        self.state = with_model(self.state, model)
-        for observer in self.observers:
-            hook = getattr(observer, "on_model_change", None)
-            if hook is not None:
-                hook(model, self.state)
-
-    def set_sampling(self, temperature: float | None, seed: int | None) -> None:
-        """Sample at `temperature`, with `seed`, from now on; journalled like `set_model`."""
-        self.state = with_sampling(self.state, temperature, seed)
-        for observer in self.observers:
-            hook = getattr(observer, "on_sampling_change", None)
-            if hook is not None:
-                hook(temperature, seed, self.state)
+                hook(change, state)
 
     def note_command(self, text: str) -> None:
         """An interactive command the user typed (/cost, /model ...): observers with an

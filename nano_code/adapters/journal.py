@@ -128,8 +128,6 @@ INFORMATIONAL = (
     SnapshotEntry,
 )
 """Entries that answer no request of the driver's (replay checks or applies them where they stand)."""
-SETTING_CHANGES = (ApprovalModeEntry, ModelChangeEntry, SamplingChangeEntry)
-"""Entries that change how the session goes on from where they stand (replay and resume apply them)."""
 
 
 def entry_json(entry: JournalEntry) -> dict[str, Any]:

@@ -24,15 +24,12 @@ from urllib.parse import urlsplit
 from nano_code import __version__
 from nano_code.adapters import git
 from nano_code.adapters.journal import (
-    ApprovalModeEntry,
     CallWithoutResponse,
     CommandEntry,
     EventEntry,
     JournalEntry,
-    ModelChangeEntry,
     RecordedCall,
     RetryEntry,
-    SamplingChangeEntry,
     SnapshotEntry,
     TurnEndEntry,
     entry_json,
@@ -45,19 +42,17 @@ from nano_code.adapters.secrets import (
 from nano_code.adapters.session_file import FORMAT_VERSION, SessionWriter
 from nano_code.kernel.actions import Action, CallModel, CallPurpose, EndTurn, RetryModel, RunTool
 from nano_code.kernel.events import (
-    ClearConversation,
-    CompactRequest,
+    USER_STARTED_EVENTS,
     Event,
     Interrupt,
     ModelFailure,
     ModelReply,
     ToolResult,
-    UserInput,
 )
 from nano_code.kernel.serialize import to_json
 from nano_code.kernel.state import State
 from nano_code.kernel.stream import ResponseDecoder
-from nano_code.kernel.types import ApprovalMode, KernelConfig, Usage
+from nano_code.kernel.types import KernelConfig, Usage
 
 
 def _git(args: tuple[str, ...] | list[str], cwd: Path) -> str | None:
@@ -301,10 +296,6 @@ def _scrub_split_stream(text: str, redactor: Redactor) -> str:
     return "\n".join(lines)
 
 
-TOP_LEVEL_EVENTS = (UserInput, CompactRequest, ClearConversation)
-"""Events the user starts, between turns: they answer no tool call."""
-
-
 def _same_call(answered: object, action: CallModel | RetryModel) -> bool:
     """Whether the exchange recorded last answered `action`: the very action, or the
     same call sent with a rebuilt body (a fork's first live request under `--model`)."""
@@ -413,20 +404,14 @@ class Recorder:
             self._journal(
                 EventEntry(
                     event,
-                    _recorded_call(action) if not isinstance(event, TOP_LEVEL_EVENTS) else None,
+                    _recorded_call(action) if not isinstance(event, USER_STARTED_EVENTS) else None,
                     self._ms(self._action_started) if timed else None,
                 )
             )
             self._action = None
 
-    def on_approval_mode(self, mode: ApprovalMode, state: State) -> None:
-        self._journal(ApprovalModeEntry(mode, state.config.sandbox))
-
-    def on_model_change(self, model: str, state: State) -> None:
-        self._journal(ModelChangeEntry(model))
-
-    def on_sampling_change(self, temperature: float | None, seed: int | None, state: State) -> None:
-        self._journal(SamplingChangeEntry(temperature, seed))
+    def on_setting_change(self, change: JournalEntry, state: State) -> None:
+        self._journal(change)  # a setting change's own entry (session/changes.py)
 
     def on_command(self, text: str, state: State) -> None:
         self._journal(CommandEntry(text))

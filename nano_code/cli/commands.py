@@ -16,9 +16,11 @@ from pathlib import Path
 import attrs
 
 from nano_code.adapters import git
+from nano_code.adapters.journal import ModelChangeEntry
 from nano_code.adapters.safe_text import for_terminal
 from nano_code.driver import Driver
 from nano_code.kernel.types import AssistantMessage, Usage
+from nano_code.session.changes import change_setting
 
 HELP = {
     "/help": "list these commands",
@@ -136,7 +138,7 @@ def run(
         elif any(ch.isspace() for ch in command.argument) or len(command.argument) > 200:
             show("/model takes one model name, e.g. /model openai/gpt-4.1")
         else:
-            driver.set_model(command.argument)
+            change_setting(driver, ModelChangeEntry(command.argument))
             show(f"model: {for_terminal(command.argument)} from the next request on")
     elif command.name == "/diff":
         show(for_terminal(workspace_diff(workspace, driver)))

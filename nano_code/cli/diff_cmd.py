@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from nano_code.adapters.safe_text import json_text
 from nano_code.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
+
+if TYPE_CHECKING:
+    from nano_code.session.divergence import Masks
 
 
 @attrs.frozen
@@ -35,7 +38,7 @@ def comparable_steps(session: Any) -> list[Step]:
     from nano_code.adapters.journal import CallWithoutResponse, EventEntry, entry_json
     from nano_code.kernel.events import UserInput
     from nano_code.kernel.serialize import to_json
-    from nano_code.session.replay import response_event
+    from nano_code.session.recording import response_event
 
     steps: list[Step] = []
     calls = 0
@@ -75,40 +78,24 @@ def _steps_of(session: Any) -> list[Step]:
         ) from error
 
 
-def _masks(patterns: Sequence[str]) -> tuple[Any, Any]:
-    """(masks for request bodies, masks for replies and events). Paths are spelled as for
-    `replay --ignore` (`$.messages[0].content`); the older `$.request.…` still works."""
-    from nano_code.kernel.jsondiff import Mask
-
-    body, other = [], []
-    for pattern in patterns:
-        if pattern.startswith("$.request.") or pattern.startswith("$.request["):
-            body.append(Mask.parse("$" + pattern[len("$.request") :]))
-        elif pattern.startswith("$.reply"):
-            other.append(Mask.parse("$" + pattern[len("$.reply") :]))
-        else:
-            body.append(Mask.parse(pattern))
-            other.append(Mask.parse(pattern))
-    return body, other
-
-
-def _compare(a: Step, b: Step, masks: tuple[Any, Any]) -> list[Any]:
+def _compare(a: Step, b: Step, masks: Masks) -> list[Any]:
     from nano_code.kernel.jsondiff import Difference, differences
 
     if a.kind == "model call" and b.kind == "model call":
-        in_request, _ = differences(a.request, b.request, masks[0])
-        in_reply, _ = differences(a.value, b.value, masks[1])
+        in_request, _ = differences(a.request, b.request, masks.request)
+        in_reply, _ = differences(a.value, b.value, masks.other)
         return in_request + [Difference("$.reply" + d.path[1:], d.recorded, d.actual) for d in in_reply]
-    found, _ = differences(a.value, b.value, masks[1])
+    found, _ = differences(a.value, b.value, masks.other)
     return found
 
 
 def diff_sessions(path_a: str, path_b: str, ignore: Sequence[str] = ()) -> dict[str, Any]:
     from nano_code.adapters.session_file import load_session
+    from nano_code.session.divergence import Masks
 
     a, b = load_session(path_a), load_session(path_b)
     steps_a, steps_b = _steps_of(a), _steps_of(b)
-    masks = _masks(ignore)
+    masks = Masks.parse(ignore)
     same = 0
     first: dict[str, Any] | None = None
     for step_a, step_b in zip(steps_a, steps_b, strict=False):

@@ -180,7 +180,7 @@ def _misuse(args: argparse.Namespace) -> str | None:
 
 def _replay_main(args: argparse.Namespace) -> int:
     from nano_code.kernel.jsondiff import Mask, MaskError
-    from nano_code.session.replay import ReplayReport
+    from nano_code.session.divergence import ReplayReport
     from nano_code.session.replay import replay_session
     from nano_code.session.samples import MAX_SAMPLES, max_jobs
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from nano_code.adapters.config import ConfigError, Settings, is_loopback_url, load_settings
+from nano_code.adapters.journal import ApprovalModeEntry
 from nano_code.adapters.recorder import Recorder, provenance
 from nano_code.adapters.sandbox import SandboxUnavailable
 from nano_code.adapters.secrets import Redactor, SecretLeakError
@@ -32,6 +33,7 @@ from nano_code.kernel.actions import EndTurn, TurnEnd
 from nano_code.kernel.events import FailureKind
 from nano_code.kernel.machine import State, initial_state
 from nano_code.kernel.types import ApprovalMode, SandboxMode
+from nano_code.session.changes import change_setting
 from nano_code.session.factory import choose_sandbox, live_session, open_recorder, sandbox_provenance
 from nano_code.session.settings import (
     RecordedSettings,
@@ -148,7 +150,7 @@ def main(args: argparse.Namespace) -> int:
     config = kernel_config(recorded, agents_md)
 
     if resume_file is not None:
-        from nano_code.session.replay import ResumeError, rebuild_state
+        from nano_code.session.recording import ResumeError, rebuild_state
 
         try:
             parent_state = rebuild_state(resume_file, config)
@@ -207,9 +209,12 @@ def main(args: argparse.Namespace) -> int:
             if closed is not None:
                 display.notice("resumed: the step that was in flight was recorded as interrupted")
         if parent_state is not None:
-            driver.set_approval_mode(
-                ApprovalMode.AUTO if settings.auto_approve else ApprovalMode.ASK,
-                sandbox.mode if sandbox is not None else SandboxMode.OFF,
+            change_setting(  # authority from the command line, never from the file
+                driver,
+                ApprovalModeEntry(
+                    ApprovalMode.AUTO if settings.auto_approve else ApprovalMode.ASK,
+                    sandbox.mode if sandbox is not None else SandboxMode.OFF,
+                ),
             )
         if task is not None:
             return interrupts.exit_status(EXIT_BY_REASON[_turn(driver, task)])

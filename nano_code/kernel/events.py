@@ -150,3 +150,5 @@ EVENT_TYPES = (
     CompactRequest,
     ClearConversation,
 )
+USER_STARTED_EVENTS = (UserInput, CompactRequest, ClearConversation)
+"""Events the user starts between turns: they answer no tool call."""

@@ -89,7 +89,8 @@ from nano_code.kernel.events import (
 )
 from nano_code.kernel.policy import parse_arguments
 from nano_code.kernel.types import Usage
-from nano_code.session.replay import ReplayReport, response_event
+from nano_code.session.divergence import ReplayReport
+from nano_code.session.recording import response_event
 from nano_code.session.table_cells import csv_text, cut, first_line
 
 __all__ = [

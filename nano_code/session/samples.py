@@ -31,8 +31,10 @@ import attrs
 from nano_code.adapters.config import Settings
 from nano_code.adapters.session_file import SessionFileError, load_session
 from nano_code.kernel.types import ApprovalMode
+from nano_code.session.divergence import ReplayReport
 from nano_code.session.interruptible import run_interruptibly
-from nano_code.session.replay import ReplayReport, replay_session, response_event
+from nano_code.session.recording import response_event
+from nano_code.session.replay import replay_session
 
 CHECK_TIMEOUT = 600.0
 """Seconds a --check command may run in one workspace."""

@@ -26,7 +26,8 @@ import attrs
 from nano_code.adapters.session_file import SessionFile, load_session
 from nano_code.kernel.actions import TurnEnd
 from nano_code.kernel.state import State
-from nano_code.session.replay import ReplayReport, replay_session
+from nano_code.session.divergence import ReplayReport
+from nano_code.session.replay import replay_session
 
 
 def replay(path: str | Path, **overrides: Any) -> ReplayReport:

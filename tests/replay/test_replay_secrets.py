@@ -16,7 +16,8 @@ from nano_code.adapters.recorder import Recorder, provenance
 from nano_code.adapters.secrets import REDACTED, Redactor, SecretLeakError
 from nano_code.adapters.session_file import SessionWriter, load_session
 from nano_code.kernel.events import ModelReply, UserInput
-from nano_code.session.replay import replay_session, response_event
+from nano_code.session.recording import response_event
+from nano_code.session.replay import replay_session
 from nano_code.session.settings import kernel_config
 from nano_code.testing.fake_server import FakeServer, reply
 

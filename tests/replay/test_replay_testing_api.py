@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from replay_helpers import TASK, interaction_indexes, record_inproc, rewrite_line, three_step_script
 
-from nano_code.session.replay import ReplayReport
+from nano_code.session.divergence import ReplayReport
 from nano_code.testing import load_session, replay
 from nano_code.testing.fake_server import FakeServer
 

@@ -11,7 +11,8 @@ import pytest
 from replay_helpers import cli_env, run_cli
 
 from nano_code.adapters.session_file import load_session
-from nano_code.session.replay import replay_session, response_event
+from nano_code.session.recording import response_event
+from nano_code.session.replay import replay_session
 from nano_code.session.samples import parting_step, spread, wilson_interval
 from nano_code.testing.fake_server import FakeServer, reply
 

@@ -16,7 +16,8 @@ from nano_code.driver import Driver
 from nano_code.kernel.actions import TurnEnd
 from nano_code.kernel.types import ApprovalMode, ToolMessage
 from nano_code.session import factory
-from nano_code.session.replay import ReplayPerformer, replay_session
+from nano_code.session.performer import ReplayPerformer
+from nano_code.session.replay import replay_session
 from nano_code.testing import RunResult, replay, run
 from nano_code.testing.fake_server import FakeServer
 

@@ -1,0 +1,422 @@
+"""The replaying performer: serves a recording to the driver, checking each request and tool call.
+
+Tools are not run: their recorded results are served, as are approvals and
+path facts, unless live tools re-run them here. Before each model call or
+tool run the new request or call is compared with the recorded one; the
+first difference raises `Diverged` naming the step, the JSON paths and both
+values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from nano_code.adapters.file_access import inside_workspace
+from nano_code.adapters.journal import (
+    ApprovalModeEntry,
+    CallWithoutResponse,
+    ModelChangeEntry,
+    RetryEntry,
+    SamplingChangeEntry,
+    TurnEndEntry,
+)
+from nano_code.adapters.model_client import ModelClient, encode_body
+from nano_code.adapters.session_file import Record, SessionFile
+from nano_code.adapters.tool import ToolContext, ToolOutcome
+from nano_code.adapters.tools import approved_at_prompt, find_tool, run_tool
+from nano_code.driver import Performer
+from nano_code.kernel.actions import (
+    Action,
+    AskApproval,
+    CallModel,
+    CheckToolCall,
+    EndTurn,
+    RetryModel,
+    RunTool,
+)
+from nano_code.kernel.events import (
+    ApprovalDecision,
+    Event,
+    Interrupt,
+    ModelFailure,
+    ModelReply,
+    ToolCallFacts,
+    ToolResult,
+    Verdict,
+)
+from nano_code.kernel.jsondiff import Difference, Mask, differences
+from nano_code.kernel.policy import Approval, approval_requirement
+from nano_code.kernel.request import RequestBody
+from nano_code.kernel.state import State
+from nano_code.kernel.stream import StreamDelta
+from nano_code.kernel.types import ApprovalMode, SandboxMode
+from nano_code.session.cassette import json_body
+from nano_code.session.changes import SettingChange, config_fields, is_setting_change
+from nano_code.session.divergence import Diverged, Divergence, Masks, ReplayError, ToolOutputDifference
+from nano_code.session.recording import describe, event_entry, informational
+
+Approver = Callable[[AskApproval], ApprovalDecision]
+
+
+def refuse_all(action: AskApproval) -> ApprovalDecision:
+    return ApprovalDecision(action.call.id, Verdict.DENY, "no terminal to ask and no --yes")
+
+
+RERUN_REFUSED = "re-running a session file's own calls beyond the sandbox needs --rerun-recorded"
+
+
+def refuse_recorded(action: AskApproval) -> ApprovalDecision:
+    """Nobody to ask about a recorded call: refused (the file's calls are not ours to approve)."""
+    return ApprovalDecision(action.call.id, Verdict.DENY, RERUN_REFUSED)
+
+
+@attrs.define
+class ReplayOptions:
+    """How to replay, all from the current command line, never from the recording."""
+
+    masks: Masks = attrs.field(factory=Masks)
+    rebless: bool = False
+    live_tools: ToolContext | None = None
+    fork_at: int | None = None
+    approval: ApprovalMode = ApprovalMode.ASK
+    """How a fork's live part (the live model's calls) is approved (`replay --yes`)."""
+    rerun_approval: ApprovalMode = ApprovalMode.ASK
+    """How the file's own calls are approved when re-run here (--live-tools, a fork's
+    replayed part): AUTO only with `--rerun-recorded`; `--yes` is for the live model alone."""
+    approver: Approver = refuse_all
+    rerun_approver: Approver = refuse_recorded
+    """Who is asked about a recorded call that needs approval to re-run: a person, or nobody."""
+    live_model: str | None = None
+    """The model, temperature and seed a fork's live part asks for (`--model`, ...);
+    the replayed part keeps the recorded ones."""
+    live_temperature: float | None = None
+    live_seed: int | None = None
+    sandbox_mode: SandboxMode = SandboxMode.OFF
+    """The OS sandbox live tools run in."""
+
+
+class ReplayPerformer:
+    """Serves a recording to the driver, checking every request and tool call against it."""
+
+    def __init__(self, session: SessionFile, client: ModelClient, options: ReplayOptions) -> None:
+        self.session = session
+        self.records = session.records
+        self.position = 0
+        self.client = client
+        self.options = options
+        self.step = 0
+        self.tool_calls = 0
+        self.masked: set[str] = set()
+        self.changed_requests: list[Divergence] = []
+        self.tool_output_differences: list[ToolOutputDifference] = []
+        self.forked = False
+        """The fork point was reached and the driver handed to a live performer."""
+        self.go_live: Callable[[], Performer] | None = None
+        """Builds the live performer of a fork and hands the driver to it (see `replay_session`)."""
+        self.on_delta: Callable[[StreamDelta], None] | None = None
+        self.interactions_taken = 0
+        """Interaction records consumed so far; the last one's index is what vcrpy may serve."""
+        self._bodies = session.request_bodies()
+        self.current_body: str | None = None
+        """The request body, whole, of the interaction taken last (format 2 stores deltas)."""
+        self.apply_change: Callable[[SettingChange], None] | None = None
+        """Applies a recorded setting change to the driver (`change_setting`)."""
+        self._changed: dict[str, Any] = {}
+        """Config fields a recorded or a fork's setting change set, and their values."""
+        self._applied_up_to = 0
+        self._live_always: set[str] = set()
+        self.not_rerun = 0
+        """Recorded calls that needed approval to re-run here and did not get it."""
+
+    # -- cursor
+
+    def _next_position(self) -> int | None:
+        position = self.position
+        while position < len(self.records):
+            record = self.records[position]
+            if informational(record):
+                entry = record.entry
+                if position >= self._applied_up_to and is_setting_change(entry):
+                    self._applied_up_to = position + 1
+                    self._change(entry)  # type: ignore[arg-type]
+                position += 1
+                continue
+            return position
+        return None
+
+    def peek(self) -> Record | None:
+        position = self._next_position()
+        return None if position is None else self.records[position]
+
+    def take(self) -> Record | None:
+        position = self._next_position()
+        if position is None:
+            return None
+        self.position = position + 1
+        record = self.records[position]
+        if record.kind == "interaction":
+            self.interactions_taken += 1
+            self.current_body = next(self._bodies)
+        return record
+
+    def take_entry_if(self, kind: type) -> Record | None:
+        """The record right at the cursor, taken, when it is a journal entry of `kind`."""
+        if self.position < len(self.records):
+            record = self.records[self.position]
+            if record.kind == "journal" and isinstance(record.entry, kind):
+                self.position += 1
+                return record
+        return None
+
+    def diverge(
+        self, what: str, summary: str, record: Record | None, found: Sequence[Difference] = ()
+    ) -> Diverged:
+        return Diverged(
+            Divergence(
+                step=max(self.step, 1),
+                line=record.line if record else None,
+                what=what,
+                summary=summary,
+                differences=tuple(found),
+            )
+        )
+
+    def compare(self, recorded: Any, actual: Any, masks: tuple[Mask, ...]) -> list[Difference]:
+        found, used = differences(recorded, actual, masks)
+        self.masked.update(used)
+        return found
+
+    def _recorded_interrupt(self) -> Interrupt | None:
+        entry = event_entry(self.peek())
+        if entry is not None and isinstance(entry.event, Interrupt):
+            self.take()
+            return Interrupt()
+        return None
+
+    # -- Performer
+
+    def call_model(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
+        if self.options.fork_at is not None and self.step >= self.options.fork_at:
+            return self._go_live(action)
+        self.step += 1
+        if isinstance(action, RetryModel):
+            retry = self.take_entry_if(RetryEntry)
+            if retry is None:
+                raise self.diverge(
+                    "retry", "the new run retries a model call; the recording did not", self.peek()
+                )
+            assert isinstance(retry.entry, RetryEntry)
+            found = self.compare(retry.entry.delay, action.delay, self.options.masks.other)
+            if found:
+                # numbered as the request it retries (attempt 2 of step N is N's first retry)
+                retried = self.step - (action.attempt - 1)
+                raise Diverged(
+                    Divergence(
+                        max(retried, 1),
+                        retry.line,
+                        "retry delay",
+                        f"the retry policy waits differently before retry {action.attempt - 1} of this step",
+                        tuple(found),
+                    )
+                )
+        interrupted = self._recorded_interrupt()
+        if interrupted is not None:
+            # the process died during this call (kill -9); `--resume` recorded it as interrupted
+            return interrupted
+        record = self.take()
+        if record is None:
+            raise self.diverge(
+                "extra request", "the new run sends a request the recording does not have", None
+            )
+        action = self._current_config(action)
+        payload = encode_body(action.body)
+        unanswered = record.entry if record.kind == "journal" else None
+        if record.kind == "interaction":
+            recorded_body: Any = self.current_body
+        elif isinstance(unanswered, CallWithoutResponse):
+            recorded_body = unanswered.request
+        else:
+            raise self.diverge(
+                "extra request",
+                f"the new run calls the model where the recording has {describe(record)}",
+                record,
+            )
+        if isinstance(recorded_body, str) and recorded_body.encode("utf-8") == payload:
+            found = []  # byte-identical, the common case: no need to parse and walk both
+        else:
+            found = self.compare(json_body(recorded_body), json.loads(payload), self.options.masks.request)
+        if found:
+            if not self.options.rebless:
+                raise self.diverge(
+                    "request", f"{len(found)} difference(s) in the request body", record, found
+                )
+            self.changed_requests.append(
+                Divergence(self.step, record.line, "request", f"{len(found)} difference(s)", tuple(found))
+            )
+        if isinstance(unanswered, CallWithoutResponse):
+            return unanswered.event  # type: ignore[return-value]
+        # One route for every replay, rebless included: the real client, under vcrpy.
+        return self.client.call(action.body, self.on_delta, payload=payload, action=action)
+
+    def _expect_event(self, kind: type, action: Action, call_name: str, arguments: Any) -> Event:
+        """The recorded event of `kind` answering this call (Interrupt if one was recorded)."""
+        interrupted = self._recorded_interrupt()
+        if interrupted is not None:
+            return interrupted
+        record = self.take()
+        entry = event_entry(record)
+        if entry is None or not isinstance(entry.event, kind):
+            name = kind.__name__
+            raise self.diverge(
+                "tool call" if kind is ToolResult else name,
+                f"the new run asks for {name} of {call_name}; the recording has {describe(record)}",
+                record,
+            )
+        recorded_call = entry.call
+        found = self.compare(
+            {
+                "name": recorded_call.name if recorded_call else None,
+                "arguments": recorded_call.arguments if recorded_call else None,
+            },
+            {"name": call_name, "arguments": json.loads(json.dumps(arguments))},
+            self.options.masks.other,
+        )
+        if found:
+            raise self.diverge("tool call", f"{call_name} is called differently", record, found)
+        return entry.event
+
+    def check_tool_call(self, action: CheckToolCall) -> ToolCallFacts | Interrupt:
+        event = self._expect_event(ToolCallFacts, action, action.call.name, json.loads(action.call.arguments))
+        if isinstance(event, Interrupt):
+            return event
+        assert isinstance(event, ToolCallFacts)
+        return attrs.evolve(event, call_id=action.call.id)
+
+    def ask_approval(self, action: AskApproval) -> ApprovalDecision | Interrupt:
+        event = self._expect_event(ApprovalDecision, action, action.call.name, action.arguments)
+        if isinstance(event, Interrupt):
+            return event
+        assert isinstance(event, ApprovalDecision)
+        return attrs.evolve(event, call_id=action.call.id)
+
+    def run_tool(self, action: RunTool) -> ToolResult | Interrupt:
+        self.tool_calls += 1
+        recorded = self._expect_event(ToolResult, action, action.call.name, action.arguments)
+        if isinstance(recorded, Interrupt):
+            return recorded
+        assert isinstance(recorded, ToolResult)
+        if self.options.live_tools is not None:
+            outcome = self._run_live_tool(action, self.options.live_tools)
+            if outcome.output != recorded.output or outcome.exit_status != recorded.exit_status:
+                self.tool_output_differences.append(
+                    ToolOutputDifference(self.step, action.call.name, recorded.output, outcome.output)
+                )
+        return attrs.evolve(recorded, call_id=action.call.id)
+
+    def _run_live_tool(self, action: RunTool, context: ToolContext) -> ToolOutcome:
+        """Run a recorded tool call here, as a live session would: the recording's
+        approvals and path facts count for nothing; paths are checked here, at use,
+        and what needs approval is asked for (or refused without a terminal), unless
+        `--rerun-recorded` approved the file's calls (`--yes` does not)."""
+        tool = find_tool(action.call.name)
+        if tool is None:
+            return run_tool(action.call.name, action.arguments, context)
+        inside: bool | None = None
+        path = tool.spec.path_parameter
+        if path is not None and isinstance(action.arguments.get(path), str):
+            inside = inside_workspace(action.arguments[path], context.workspace)
+        always = frozenset(self._live_always)
+        mode = context.sandbox.mode if context.sandbox is not None else SandboxMode.OFF
+        need = approval_requirement(tool.spec, self.options.rerun_approval, always, inside, mode)
+        run_in = attrs.evolve(context, confined=inside is True)
+        if need is not Approval.RUN:
+            what = "it changes files or runs commands" if tool.spec.mutates else "its path is outside"
+            decision = self.options.rerun_approver(AskApproval(action.call, action.arguments, what))
+            if decision.verdict is Verdict.ALWAYS:
+                self._live_always.add(tool.spec.name)
+            elif decision.verdict is Verdict.DENY:
+                self.not_rerun += 1
+                reason = decision.reason or "not approved"
+                return ToolOutcome(f"[recorded call not run here: {reason}]", is_error=True)
+            run_in = approved_at_prompt(action.call.name, run_in)
+        return run_tool(action.call.name, action.arguments, run_in)
+
+    def _change(self, entry: SettingChange) -> None:
+        self._changed.update(config_fields(entry))
+        if self.apply_change is not None:
+            self.apply_change(entry)
+
+    def _current_config(self, action: CallModel | RetryModel) -> CallModel | RetryModel:
+        """`action` with the settings a change just before it set: the kernel builds a
+        request as the event before it is fed, and a change journalled after that event
+        (a fork's `--model` at the fork point) applies to that request too."""
+        body = action.body
+        if not self._changed or not isinstance(body, RequestBody):
+            return action
+        if all(getattr(body.config, name) == value for name, value in self._changed.items()):
+            return action
+        config = attrs.evolve(body.config, **self._changed)
+        return attrs.evolve(action, body=RequestBody(config, body.history))
+
+    def _go_live(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
+        """The fork point: from here a live performer carries out every action."""
+        if self.go_live is None:
+            raise ReplayError("no live model configured for --fork-at")
+        live = self.go_live()
+        self.forked = True
+        # the command line's approval and sandbox, not the file's
+        self._change(ApprovalModeEntry(self.options.approval, self.options.sandbox_mode))
+        if self.options.live_model is not None:
+            self._change(ModelChangeEntry(self.options.live_model))
+        if self.options.live_temperature is not None or self.options.live_seed is not None:
+            config = self.options
+            self._change(SamplingChangeEntry(config.live_temperature, config.live_seed))
+        return live.call_model(self._current_config(action))
+
+
+class CallCounter:
+    """Observer: model requests made, replayed or live (a fork's steps go on after the fork
+    point), and whether the live part was interrupted (the recording's interrupts are its past)."""
+
+    def __init__(self, performer: ReplayPerformer) -> None:
+        self.calls = 0
+        self.performer = performer
+        self.live_interrupt = False
+
+    def on_event(self, event: Event, state: State) -> None:
+        if isinstance(event, Interrupt) and self.performer.forked:
+            self.live_interrupt = True
+
+    def on_action(self, action: Action, state: State) -> None:
+        if isinstance(action, (CallModel, RetryModel)):
+            self.calls += 1
+
+
+class TurnEndChecker:
+    """Observer: the new run must end each turn the way the recording did."""
+
+    def __init__(self, performer: ReplayPerformer) -> None:
+        self.performer = performer
+
+    def on_event(self, event: Event, state: State) -> None:
+        pass
+
+    def on_action(self, action: Action, state: State) -> None:
+        if not isinstance(action, EndTurn) or self.performer.forked:
+            return
+        record = self.performer.take_entry_if(TurnEndEntry)
+        if record is None:
+            return
+        assert isinstance(record.entry, TurnEndEntry)
+        recorded = record.entry.end.reason.value
+        if recorded != action.reason.value:
+            raise self.performer.diverge(
+                "turn end",
+                f"the turn ended {action.reason.value!r}; the recording ended it {recorded!r}",
+                record,
+                [Difference("$.reason", recorded, action.reason.value)],
+            )

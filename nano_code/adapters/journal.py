@@ -28,7 +28,7 @@ A file is data: `read_entry` turns any line into an entry or raises
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -164,75 +164,123 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
     return {"approval_mode": entry.mode.value, "sandbox": entry.sandbox.value}
 
 
+def _read_event(data: Mapping[str, Any]) -> EventEntry:
+    call = data.get("call")
+    return EventEntry(
+        event=_event(data["event"]),
+        call=RecordedCall(str(call["id"]), str(call["name"]), call.get("arguments"))
+        if isinstance(call, Mapping)
+        else None,
+        duration_ms=_optional_int(data.get("duration_ms")),
+    )
+
+
+def _read_call_without_response(data: Mapping[str, Any]) -> CallWithoutResponse:
+    body = data["call_without_response"]
+    request = body["request"]
+    if not isinstance(request, Mapping):
+        raise JournalError("call_without_response: the request is not an object")
+    return CallWithoutResponse(request, _event(body["event"]), _optional_int(body.get("duration_ms")))
+
+
+def _read_retry(data: Mapping[str, Any]) -> RetryEntry:
+    retry = data["retry"]
+    delay = retry["delay"]
+    if not isinstance(delay, (int, float)) or isinstance(delay, bool):
+        raise JournalError("retry: the delay is not a number")
+    failure = retry.get("failure") or {}
+    return RetryEntry(
+        float(delay), int(retry.get("attempt", 0)), failure if isinstance(failure, Mapping) else {}
+    )
+
+
+def _read_turn_end(data: Mapping[str, Any]) -> TurnEndEntry:
+    end = from_json(data["turn_end"])
+    if not isinstance(end, EndTurn):
+        raise JournalError("turn_end: not an EndTurn")
+    return TurnEndEntry(end)
+
+
+def _read_approval_mode(data: Mapping[str, Any]) -> ApprovalModeEntry:
+    sandbox = data.get("sandbox")
+    return ApprovalModeEntry(
+        ApprovalMode(data["approval_mode"]), SandboxMode(sandbox) if sandbox is not None else None
+    )
+
+
+def _read_model_change(data: Mapping[str, Any]) -> ModelChangeEntry:
+    model = data["model_change"]
+    if not isinstance(model, str) or not model:
+        raise JournalError("model_change: not a model name")
+    return ModelChangeEntry(model)
+
+
+def _read_sampling_change(data: Mapping[str, Any]) -> SamplingChangeEntry:
+    temperature = data["sampling_change"]["temperature"]
+    if temperature is not None and (not isinstance(temperature, float) or not 0.0 <= temperature <= 2.0):
+        raise JournalError("sampling_change: the temperature is not a number from 0 to 2")
+    seed = data["sampling_change"].get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise JournalError("sampling_change: the seed is not a whole number")
+    return SamplingChangeEntry(temperature, seed)
+
+
+def _read_command(data: Mapping[str, Any]) -> CommandEntry:
+    if not isinstance(data["command"], str):
+        raise JournalError("command: not text")
+    return CommandEntry(data["command"])
+
+
+def _read_snapshot(data: Mapping[str, Any]) -> SnapshotEntry:
+    if not isinstance(data["workspace_snapshot"], Mapping):
+        raise JournalError("workspace_snapshot: not an object")
+    return SnapshotEntry(data["workspace_snapshot"])
+
+
+_READERS: dict[str, Callable[[Mapping[str, Any]], JournalEntry]] = {
+    "event": _read_event,
+    "call_without_response": _read_call_without_response,
+    "retry": _read_retry,
+    "turn_end": _read_turn_end,
+    "approval_mode": _read_approval_mode,
+    "model_change": _read_model_change,
+    "sampling_change": _read_sampling_change,
+    "command": _read_command,
+    "workspace_snapshot": _read_snapshot,
+}
+"""The key each entry is written under, and how it is read back: the one place a record's
+kind is told from its keys."""
+
+
+def entry_key(data: Mapping[str, Any]) -> str | None:
+    """The key a journal record is written under ("event", "turn_end", ...); None when unknown."""
+    return next((key for key in _READERS if key in data), None)
+
+
 def read_entry(data: Mapping[str, Any]) -> JournalEntry:
     """The one reader: a journal line's JSON object as a typed entry (JournalError if it is none)."""
+    key = entry_key(data)
+    if key is None:
+        raise JournalError(f"an unknown journal record ({', '.join(map(str, list(data)[:3])) or 'empty'})")
     try:
-        if "event" in data:
-            call = data.get("call")
-            return EventEntry(
-                event=_event(data["event"]),
-                call=RecordedCall(str(call["id"]), str(call["name"]), call.get("arguments"))
-                if isinstance(call, Mapping)
-                else None,
-                duration_ms=_optional_int(data.get("duration_ms")),
-            )
-        if "call_without_response" in data:
-            body = data["call_without_response"]
-            request = body["request"]
-            if not isinstance(request, Mapping):
-                raise JournalError("call_without_response: the request is not an object")
-            return CallWithoutResponse(request, _event(body["event"]), _optional_int(body.get("duration_ms")))
-        if "retry" in data:
-            retry = data["retry"]
-            delay = retry["delay"]
-            if not isinstance(delay, (int, float)) or isinstance(delay, bool):
-                raise JournalError("retry: the delay is not a number")
-            failure = retry.get("failure") or {}
-            return RetryEntry(
-                float(delay), int(retry.get("attempt", 0)), failure if isinstance(failure, Mapping) else {}
-            )
-        if "turn_end" in data:
-            end = from_json(data["turn_end"])
-            if not isinstance(end, EndTurn):
-                raise JournalError("turn_end: not an EndTurn")
-            return TurnEndEntry(end)
-        if "approval_mode" in data:
-            sandbox = data.get("sandbox")
-            return ApprovalModeEntry(
-                ApprovalMode(data["approval_mode"]), SandboxMode(sandbox) if sandbox is not None else None
-            )
-        if "model_change" in data:
-            model = data["model_change"]
-            if not isinstance(model, str) or not model:
-                raise JournalError("model_change: not a model name")
-            return ModelChangeEntry(model)
-        if "sampling_change" in data:
-            temperature = data["sampling_change"]["temperature"]
-            if temperature is not None and (
-                not isinstance(temperature, float) or not 0.0 <= temperature <= 2.0
-            ):
-                raise JournalError("sampling_change: the temperature is not a number from 0 to 2")
-            seed = data["sampling_change"].get("seed")
-            if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-                raise JournalError("sampling_change: the seed is not a whole number")
-            return SamplingChangeEntry(temperature, seed)
-        if "command" in data:
-            text = data["command"]
-            if not isinstance(text, str):
-                raise JournalError("command: not text")
-            return CommandEntry(text)
-        if "workspace_snapshot" in data:
-            info = data["workspace_snapshot"]
-            if not isinstance(info, Mapping):
-                raise JournalError("workspace_snapshot: not an object")
-            return SnapshotEntry(info)
+        return _READERS[key](data)
     except JournalError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError, ArithmeticError) as error:
         raise JournalError(
             f"a journal record of an unexpected shape ({type(error).__name__}: {error})"
         ) from None
-    raise JournalError(f"an unknown journal record ({', '.join(map(str, list(data)[:3])) or 'empty'})")
+
+
+def usage_totals(entries: Iterable[JournalEntry]) -> tuple[int, float | None]:
+    """(tokens, cost) summed over the turn ends among `entries`; cost None when none reported one."""
+    tokens, cost = 0, None
+    for entry in entries:
+        if isinstance(entry, TurnEndEntry):
+            tokens += entry.end.usage.total_tokens
+            if entry.end.usage.cost is not None:
+                cost = (cost or 0.0) + entry.end.usage.cost
+    return tokens, cost
 
 
 def _event(data: Any) -> Event:

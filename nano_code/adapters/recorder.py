@@ -39,7 +39,8 @@ from nano_code.adapters.secrets import (
     SECRET_HEADERS,
     Redactor,
 )
-from nano_code.adapters.session_file import FORMAT_VERSION, SessionWriter
+from nano_code.adapters.session_file import FORMAT_VERSION
+from nano_code.adapters.session_writer import SessionWriter
 from nano_code.kernel.actions import Action, CallModel, CallPurpose, EndTurn, RetryModel, RunTool
 from nano_code.kernel.events import (
     USER_STARTED_EVENTS,

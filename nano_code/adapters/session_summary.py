@@ -19,16 +19,25 @@ from typing import Any, BinaryIO
 
 import attrs
 
-from nano_code.adapters.journal import EventEntry, JournalError, TurnEndEntry, read_entry
+from nano_code.adapters.journal import (
+    EventEntry,
+    JournalEntry,
+    JournalError,
+    entry_key,
+    read_entry,
+    usage_totals,
+)
 from nano_code.adapters.session_file import (
-    INTERACTION_PREFIX,
-    JOURNAL_PREFIX,
     MAX_RECORD_BYTES,
     MAX_SESSION_BYTES,
+    METADATA_PREFIX,
+    TORN,
+    LineReader,
     SessionFileError,
     checked_metadata,
     open_regular,
     over_cap,
+    too_large,
 )
 from nano_code.kernel.events import UserInput
 
@@ -37,7 +46,6 @@ LIST_PARSE_BYTES = 1 << 20
 HEAD_BYTES = 1 << 16
 """How much of a longer line is kept: enough for its kind and a user input's first line."""
 _CHUNK = 1 << 20
-_METADATA = b"metadata: "
 
 
 @attrs.frozen
@@ -73,7 +81,7 @@ def _lines(handle: BinaryIO, path: Path) -> Iterator[tuple[int, bytes, bool, boo
         length = len(first)
         complete = first.endswith(b"\n")
         whole = complete or length <= LIST_PARSE_BYTES
-        keep = first.startswith(_METADATA)
+        keep = first.startswith(METADATA_PREFIX.encode())
         parts = [first]
         if not whole:
             if not keep:
@@ -91,16 +99,16 @@ def _lines(handle: BinaryIO, path: Path) -> Iterator[tuple[int, bytes, bool, boo
             whole = keep
         read += length
         if read > MAX_SESSION_BYTES:
-            raise SessionFileError(f"{path}: larger than {MAX_SESSION_BYTES:,} bytes; not read")
+            raise too_large(path)
         yield number, b"".join(parts) if len(parts) > 1 else parts[0], complete, whole
 
 
 def _summarize(handle: BinaryIO, path: Path) -> SessionSummary:
     metadata: Mapping[str, Any] | None = None
-    in_interactions = False
+    reader = LineReader(path)
     task: str | None = None
-    steps = tokens = 0
-    cost: float | None = None
+    steps = 0
+    turn_ends: list[JournalEntry] = []
     for number, raw, complete, whole in _lines(handle, path):
         try:
             line = raw.decode("utf-8").rstrip("\n")
@@ -108,63 +116,38 @@ def _summarize(handle: BinaryIO, path: Path) -> SessionSummary:
             if whole and complete:
                 raise SessionFileError(f"{path}:{number}: not UTF-8 text ({error})") from None
             line = raw.decode("utf-8", "replace").rstrip("\n")  # cut mid-character, or torn
-        if not line.strip():
+        split = reader.split(number, line, complete)
+        if split is None:
             continue
-        if line.startswith(JOURNAL_PREFIX):
-            payload = line[len(JOURNAL_PREFIX) :]
-            if not whole:
-                if task is None:
-                    task = _task_from_start(payload)
-                continue
-            data = _parse(payload, path, number, complete)
-            if data is None:
-                break  # the torn last line
-            entry = _entry(data) if "turn_end" in data or ("event" in data and task is None) else None
-            if isinstance(entry, TurnEndEntry):
-                tokens += entry.end.usage.total_tokens
-                if entry.end.usage.cost is not None:
-                    cost = (cost or 0.0) + entry.end.usage.cost
-            elif (
+        kind, payload = split
+        if kind == "interaction":  # counted, not parsed; a torn last one is none (as load_session counts)
+            steps += complete or (whole and reader.record(number, payload, False) is not None)
+            continue
+        if kind == "journal" and not whole:
+            task = task if task is not None else _task_from_start(payload)
+            continue
+        data = None if kind == TORN else reader.record(number, payload, complete)
+        if data is None:
+            break  # the torn last line
+        if kind == "metadata":
+            metadata = data
+            continue
+        key = entry_key(data)
+        if key == "turn_end":
+            turn_ends.append(_entry(data))
+        elif key == "event" and task is None:
+            entry = _entry(data)
+            if (
                 isinstance(entry, EventEntry)
                 and isinstance(entry.event, UserInput)
                 and entry.event.text.strip()
             ):
                 task = entry.event.text.strip().splitlines()[0]
-        elif line.startswith("#"):
-            continue
-        elif line.startswith("metadata: "):
-            metadata = _parse(line[len("metadata: ") :], path, number, complete)
-        elif line.startswith(INTERACTION_PREFIX) and in_interactions:
-            if complete or (whole and _parse(line[len(INTERACTION_PREFIX) :], path, number, False)):
-                steps += 1  # a torn last one is not an interaction (as load_session counts)
-        elif line.strip() == "interactions:":
-            in_interactions = True
-        elif line.startswith("version:"):
-            if line.split(":", 1)[1].strip() != "1":
-                raise SessionFileError(f"{path}:{number}: unsupported cassette version")
-        elif not complete:
-            break
-        else:
-            raise SessionFileError(f"{path}:{number}: not a nano-code session line: {line[:60]!r}")
+    tokens, cost = usage_totals(turn_ends)
     metadata = checked_metadata(metadata, path)
     return SessionSummary(
         path=path, metadata=metadata, task=task or "", steps=steps, tokens=tokens, cost=cost
     )
-
-
-def _parse(payload: str, path: Path, number: int, complete: bool) -> dict[str, Any] | None:
-    """A record's JSON object; None for a last line cut off while written."""
-    try:
-        data = json.loads(payload)
-    except RecursionError:
-        raise SessionFileError(f"{path}:{number}: corrupt record: nested too deeply") from None
-    except ValueError as error:
-        if not complete:
-            return None
-        raise SessionFileError(f"{path}:{number}: corrupt record: {error}") from error
-    if not isinstance(data, dict):
-        raise SessionFileError(f"{path}:{number}: a record must be a JSON object")
-    return data
 
 
 def _entry(data: Mapping[str, Any]) -> Any:

@@ -69,7 +69,8 @@ def export_main(argv: Sequence[str]) -> int:
 
 
 def _export_full(source: Path, output: str | None) -> int:
-    from nano_code.adapters.session_file import SessionFileError, export_full, load_session
+    from nano_code.adapters.session_file import SessionFileError, load_session
+    from nano_code.adapters.session_writer import export_full
 
     target = Path(output) if output else source.with_suffix(".full.yaml")
     try:

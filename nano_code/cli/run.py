@@ -15,13 +15,9 @@ from nano_code.adapters.journal import ApprovalModeEntry
 from nano_code.adapters.recorder import Recorder, provenance
 from nano_code.adapters.sandbox import SandboxUnavailable
 from nano_code.adapters.secrets import Redactor, SecretLeakError
-from nano_code.adapters.session_file import (
-    RecordingStopped,
-    SessionFileError,
-    load_session,
-    make_private_dirs,
-)
+from nano_code.adapters.session_file import SessionFileError, load_session
 from nano_code.adapters.session_lock import SessionLocked
+from nano_code.adapters.session_writer import RecordingStopped, make_private_dirs
 from nano_code.adapters.shell import kill_left_running
 from nano_code.adapters.terminal import HumanDisplay, JsonLinesDisplay
 from nano_code.cli import exits

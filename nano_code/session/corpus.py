@@ -68,13 +68,8 @@ from nano_code.adapters.journal import (
     TurnEndEntry,
 )
 from nano_code.adapters.safe_text import json_text
-from nano_code.adapters.session_file import (
-    Record,
-    SessionFile,
-    SessionFileError,
-    load_session,
-    make_private_dirs,
-)
+from nano_code.adapters.session_file import Record, SessionFile, SessionFileError, load_session
+from nano_code.adapters.session_writer import make_private_dirs
 from nano_code.adapters.tools import tool_specs
 from nano_code.kernel.events import (
     ApprovalDecision,

@@ -19,12 +19,8 @@ from typing import Any
 from nano_code.adapters.config import Settings
 from nano_code.adapters.recorder import provenance
 from nano_code.adapters.secrets import Redactor
-from nano_code.adapters.session_file import (
-    JOURNAL_PREFIX,
-    dump_line,
-    export_full,
-    load_session,
-)
+from nano_code.adapters.session_file import JOURNAL_PREFIX, dump_line, load_session
+from nano_code.adapters.session_writer import export_full
 from nano_code.kernel.actions import EndTurn
 from nano_code.kernel.events import ApprovalDecision
 from nano_code.kernel.state import initial_state

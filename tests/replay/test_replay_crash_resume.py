@@ -209,7 +209,7 @@ def test_resume_after_a_torn_line_appends_cleanly(tmp_path: Path, workspace: Pat
 def test_appending_after_a_record_that_only_lacks_its_newline_keeps_it(
     tmp_path: Path, workspace: Path
 ) -> None:
-    from nano_code.adapters.session_file import SessionWriter
+    from nano_code.adapters.session_writer import SessionWriter
 
     session = tmp_path / "s.yaml"
     with FakeServer(three_step_script()) as server:

@@ -14,7 +14,8 @@ from replay_helpers import record_inproc
 from nano_code.adapters.journal import EventEntry
 from nano_code.adapters.recorder import Recorder, provenance
 from nano_code.adapters.secrets import REDACTED, Redactor, SecretLeakError
-from nano_code.adapters.session_file import SessionWriter, load_session
+from nano_code.adapters.session_file import load_session
+from nano_code.adapters.session_writer import SessionWriter
 from nano_code.kernel.events import ModelReply, UserInput
 from nano_code.session.recording import response_event
 from nano_code.session.replay import replay_session

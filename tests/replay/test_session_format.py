@@ -21,12 +21,8 @@ from hypothesis import strategies as st
 from replay_helpers import TASK, cli_env, record_inproc, rewrite_metadata, run_cli, three_step_script
 from vcr.errors import CannotOverwriteExistingCassetteException
 
-from nano_code.adapters.session_file import (
-    DELTA_KEY,
-    SessionWriter,
-    VcrSerializer,
-    load_session,
-)
+from nano_code.adapters.session_file import DELTA_KEY, VcrSerializer, load_session
+from nano_code.adapters.session_writer import SessionWriter
 from nano_code.session.replay import replay_session
 from nano_code.testing.fake_server import FakeServer, reply
 

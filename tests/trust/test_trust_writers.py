@@ -26,14 +26,9 @@ from cli_helpers import Agent, assert_one_clean_error, kill_if_running, wait_for
 from trust_helpers import run_measured
 
 from nano_code.adapters import session_file
-from nano_code.adapters.session_file import (
-    MAX_RECORD_BYTES,
-    RecordingStopped,
-    SessionFileError,
-    SessionWriter,
-    load_session,
-)
+from nano_code.adapters.session_file import MAX_RECORD_BYTES, SessionFileError, load_session
 from nano_code.adapters.session_lock import SessionLocked
+from nano_code.adapters.session_writer import RecordingStopped, SessionWriter
 from nano_code.testing.fake_server import hang, reply
 
 MIB = 1 << 20

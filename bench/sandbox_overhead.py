@@ -23,7 +23,8 @@ from pathlib import Path
 
 from nano_code.adapters import sandbox
 from nano_code.adapters.sandbox import Sandbox
-from nano_code.adapters.tools import ToolContext, run_tool
+from nano_code.adapters.tool import ToolContext
+from nano_code.adapters.tools import run_tool
 from nano_code.kernel.types import SandboxMode
 
 

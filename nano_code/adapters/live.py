@@ -27,8 +27,10 @@ from collections.abc import Callable
 
 import attrs
 
+from nano_code.adapters.file_access import inside_workspace
 from nano_code.adapters.model_client import ModelClient
-from nano_code.adapters.tools import ToolContext, approved_at_prompt, find_tool, inside_workspace, run_tool
+from nano_code.adapters.tool import ToolContext
+from nano_code.adapters.tools import approved_at_prompt, find_tool, run_tool
 from nano_code.kernel.actions import AskApproval, CallModel, CheckToolCall, RetryModel, RunTool
 from nano_code.kernel.events import (
     ApprovalDecision,

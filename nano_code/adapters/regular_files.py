@@ -1,21 +1,37 @@
-"""Opening files a directory or a recording brings with it: regular files only, read with a cap.
+"""Opening files that are data: regular files only, and reached below a folder without following links.
 
-A named pipe under a file's name would hang a plain `open`, and `/dev/zero`
-would be read until memory runs out; a file that comes with the workspace
-(`.env`, `AGENTS.md`) or a session file is data and may be either. So may a link:
-`open_regular_inside` follows one only while it stays inside a given folder.
+A named pipe under a file's name would hang a plain `open`, `/dev/zero` would be read until
+memory runs out, and a link can lead anywhere. A workspace's files (`.env`, `AGENTS.md`), a
+session file and a path the model names may be any of these. `open_beneath` is the one walk
+that keeps a path inside a folder at the moment of use; the file tools and `AGENTS.md` use it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
+
+DIRECTORY: int = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_PATH", 0)
+"""How directories on the way are opened: O_PATH (Linux) needs only search permission, like a lookup."""
 
 
 class NotARegularFile(OSError):
     """The path names a pipe, a device, a socket or a directory."""
+
+    def __init__(self, path: object, *, directory: bool = False) -> None:
+        super().__init__(f"{path}: not a regular file (a pipe, device or directory)")
+        self.directory = directory
+
+
+class LinkInTheWay(OSError):
+    """A part of a path opened by `open_beneath` is a symbolic link (swapped in after it was resolved)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(errno.ELOOP, "a part of the path is a symbolic link", name)
 
 
 class LeadsOutside(OSError):
@@ -26,21 +42,25 @@ class LeadsOutside(OSError):
         self.target = target
 
 
-def open_regular(path: Path, flags: int = os.O_RDONLY) -> int:
-    """A blocking descriptor for `path` only if it is a regular file (NotARegularFile otherwise).
+def checked_regular(fd: int, path: object) -> int:
+    """`fd`, made blocking, if it is a regular file; otherwise it is closed and NotARegularFile raised.
 
-    O_NONBLOCK keeps a named pipe from blocking the open itself; the check is
-    made on the opened descriptor, so the file checked is the file read.
+    The check is made on the open descriptor, so the file checked is the file read.
     """
-    fd = os.open(path, flags | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotARegularFile(f"{path}: not a regular file (a pipe, device or directory)")
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(path, directory=stat.S_ISDIR(mode))
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def open_regular(path: Path, flags: int = os.O_RDONLY) -> int:
+    """A blocking descriptor for `path` only if it is a regular file (O_NONBLOCK: a pipe cannot hang the open)."""
+    return checked_regular(os.open(path, flags | os.O_NONBLOCK), path)
 
 
 def read_regular(path: Path, limit: int) -> bytes:
@@ -53,42 +73,59 @@ def _read(fd: int, limit: int) -> bytes:
         return stream.read(limit + 1)
 
 
-def open_regular_inside(root: Path, name: str) -> int:
-    """A blocking descriptor for `root/name`, a regular file that is inside `root` once every link
-    is followed (LeadsOutside otherwise, NotARegularFile for a pipe or device inside).
+def open_beneath(root: str, names: Sequence[str], flags: int, *, make_dirs: bool = False) -> int:
+    """Open `root/names...`, each name relative to the directory before it and never through a link.
 
-    A link that stays inside (AGENTS.md -> docs/AGENTS.md) is followed; one that leads out,
-    itself or through a linked folder on the way (-> ~/.ssh/id_rsa, -> ../../etc/passwd,
-    docs -> /etc), is refused before anything outside is opened. The path is resolved, then
-    opened one component at a time below a descriptor of `root` without following links, so
-    a link swapped in meanwhile is refused, not followed.
+    A name that is a link (or was swapped for one after the path was resolved)
+    raises LinkInTheWay instead of leading elsewhere. With `make_dirs`, every
+    name is a directory, created when missing. No names opens `root` itself.
+    """
+    fd = os.open(root, DIRECTORY)
+    try:
+        for index, name in enumerate(names):
+            if make_dirs:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, dir_fd=fd)
+            last = index == len(names) - 1
+            try:
+                step = os.open(name, (flags if last else DIRECTORY) | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError:
+                if _is_link(name, fd):
+                    raise LinkInTheWay(name) from None
+                raise
+            os.close(fd)
+            fd = step
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def open_regular_inside(root: Path, name: str) -> int:
+    """A blocking descriptor for `root/name`, a regular file inside `root` once every link is followed.
+
+    A link that stays inside (AGENTS.md -> docs/AGENTS.md) is followed; one that
+    leads out, itself or through a linked folder, raises LeadsOutside before
+    anything outside is opened, and so does a link swapped in meanwhile.
     """
     base = os.path.realpath(root)
     target = os.path.realpath(os.path.join(base, name))
     if os.path.commonpath([base, target]) != base or target == base:
         raise LeadsOutside(root / name, target)
-    *folders, last = Path(target).relative_to(base).parts
-    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for folder in folders:
-            inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-        opened = os.open(last, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+        fd = open_beneath(base, Path(target).relative_to(base).parts, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
-        if error.errno in (errno.ELOOP, errno.ENOTDIR):  # a link appeared after it was resolved
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
             raise LeadsOutside(root / name, target) from None
         raise
-    finally:
-        os.close(fd)
-    try:
-        if not stat.S_ISREG(os.fstat(opened).st_mode):
-            raise NotARegularFile(f"{root / name}: not a regular file (a pipe, device or directory)")
-        os.set_blocking(opened, True)
-    except BaseException:
-        os.close(opened)
-        raise
-    return opened
+    return checked_regular(fd, root / name)
 
 
 def read_regular_inside(root: Path, name: str, limit: int) -> bytes:

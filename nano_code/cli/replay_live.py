@@ -11,7 +11,7 @@ from typing import Any
 from nano_code.adapters.safe_text import json_text
 from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.terminal import HumanDisplay
-from nano_code.adapters.tools import ToolContext
+from nano_code.adapters.tool import ToolContext
 from nano_code.cli.approval import approver, describe_call
 from nano_code.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, say, usage_error
 from nano_code.kernel.types import ApprovalMode

@@ -28,7 +28,7 @@ from nano_code.adapters.sandbox import Sandbox, choose
 from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import SessionFile
 from nano_code.adapters.session_writer import SessionWriter
-from nano_code.adapters.tools import ToolContext
+from nano_code.adapters.tool import ToolContext
 from nano_code.driver import Driver, Observer
 from nano_code.kernel.actions import (
     AskApproval,

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from nano_code.adapters import tools
+from nano_code.adapters.file_access import inside_workspace
 from nano_code.adapters.live import LivePerformer
-from nano_code.adapters.tools import ToolContext, inside_workspace
+from nano_code.adapters.tool import ToolContext
 from nano_code.kernel.actions import AskApproval, CheckToolCall, RunTool
 from nano_code.kernel.events import ApprovalDecision, ToolCallFacts, ToolResult, Verdict
 from nano_code.kernel.types import ToolCall

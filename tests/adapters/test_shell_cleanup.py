@@ -19,7 +19,8 @@ import pytest
 
 from nano_code.adapters import shell
 from nano_code.adapters.shell import kill_left_running
-from nano_code.adapters.tools import ToolContext, run_tool
+from nano_code.adapters.tool import ToolContext
+from nano_code.adapters.tools import run_tool
 
 HAS_PROC = os.path.exists("/proc/self/stat")
 
@@ -118,7 +119,8 @@ def test_background_process_dies_when_nano_code_exits(tmp_path: Path, pids: list
         "import sys\n"
         "from pathlib import Path\n"
         "from nano_code.adapters.shell import kill_left_running\n"
-        "from nano_code.adapters.tools import ToolContext, run_tool\n"
+        "from nano_code.adapters.tool import ToolContext\n"
+        "from nano_code.adapters.tools import run_tool\n"
         "context = ToolContext(workspace=Path(sys.argv[1]))\n"
         "try:\n"
         "    command = 'sleep 300 >/dev/null 2>&1 & echo $!'\n"

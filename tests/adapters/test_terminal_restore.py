@@ -20,7 +20,8 @@ SCRIPT = """
 import fcntl, os, shlex, sys, termios, time
 from pathlib import Path
 from nano_code.adapters.shell import kill_left_running
-from nano_code.adapters.tools import ToolContext, run_tool
+from nano_code.adapters.tool import ToolContext
+from nano_code.adapters.tools import run_tool
 
 if sys.argv[2] == "controlling":
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)

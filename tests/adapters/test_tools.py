@@ -15,17 +15,11 @@ from typing import Any
 
 import pytest
 
-from nano_code.adapters import tools
+from nano_code.adapters import shell_tool
+from nano_code.adapters.file_access import inside_workspace
 from nano_code.adapters.shell import Ending, run_command
-from nano_code.adapters.tools import (
-    TOOLS,
-    ToolContext,
-    ToolOutcome,
-    find_tool,
-    inside_workspace,
-    run_tool,
-    tool_specs,
-)
+from nano_code.adapters.tool import ToolContext, ToolOutcome
+from nano_code.adapters.tools import TOOLS, find_tool, run_tool, tool_specs
 from nano_code.kernel.policy import parse_arguments
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -159,7 +153,7 @@ def test_unexpected_exceptions_become_error_outcomes(
     def explode(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(tools, "run_command", explode)
+    monkeypatch.setattr(shell_tool, "run_command", explode)
     outcome = shell(context, "true")
     assert outcome.is_error
     assert "RuntimeError: boom" in outcome.output
@@ -210,7 +204,7 @@ def test_empty_command_runs_nothing(context: ToolContext, monkeypatch: pytest.Mo
     def must_not_run(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("ran a command")
 
-    monkeypatch.setattr(tools, "run_command", must_not_run)
+    monkeypatch.setattr(shell_tool, "run_command", must_not_run)
     for command in ("", "   \n\t"):
         outcome = shell(context, command)
         assert outcome.is_error

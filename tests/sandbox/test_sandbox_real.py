@@ -27,7 +27,8 @@ import pytest
 from nano_code.adapters import sandbox
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.adapters.shell import Ending, run_command
-from nano_code.adapters.tools import ToolContext, ToolOutcome, run_tool
+from nano_code.adapters.tool import ToolContext, ToolOutcome
+from nano_code.adapters.tools import run_tool
 from nano_code.kernel.types import SandboxMode
 
 _REASON = sandbox.probe() if sys.platform.startswith("linux") else "bubblewrap is Linux only"

@@ -1,9 +1,5 @@
-"""The system prompt nano-code sends, kept in one place so it is easy to find and change.
-
-A change here changes every request body, so recorded sessions will show it
-as a divergence on replay -- rebless them (`nano-code replay --rebless`) when
-the change is intended.
-"""
+"""The prompts nano-code sends. A change here changes every request body: recorded
+sessions then diverge on replay (`nano-code replay --rebless` when intended)."""
 
 from __future__ import annotations
 
@@ -86,11 +82,5 @@ paths, names and numbers to descriptions. Leave out pleasantries and anything \
 that no longer matters. Do not call tools and do not continue the task: only \
 write the summary.
 """
-"""The system prompt of a compaction's summary request (the kernel's `KernelConfig.summary_prompt`).
-
-The kernel sends it with the older messages rendered as a transcript, and puts the
-reply into the conversation in their place, marked as a summary of earlier work: as the
-agent's own notes (an assistant message), never as the user's words
-(`kernel.compaction.compacted`). Its text is part of every summary request, so a
-change to it makes recorded sessions that compacted diverge on replay.
-"""
+"""The system prompt of a compaction's summary request (`KernelConfig.summary_prompt`); a
+change to it makes recorded sessions that compacted diverge on replay."""

@@ -1,30 +1,10 @@
-"""Compaction: how a long conversation is fitted back into the model's context window.
+"""Compaction's decisions: what to cut, how to ask for a summary, what replaces the old part.
 
-When the conversation nears the window (a reply's prompt tokens pass
-`KernelConfig.compact_at` of it) or overflows it (the server says so), the
-machine asks the model to summarise the older part of the history and goes on
-with: the system prompt, one message carrying that summary, and the newest
-messages verbatim. Every decision about it is a pure function here; the machine
-(`machine.py`) only sequences them.
-
-The summary is text a model wrote, from a transcript that may hold what it read
-(an injection in a file, say), so it goes into the conversation as the agent's
-own notes, an assistant message, never as the user's words (`KernelConfig.summary_as`
-"assistant"): a short user message from nano-code announces the notes, and
-another asks to continue when the kept part starts with an assistant message, so
-roles keep alternating for strict chat templates. Sessions recorded before that
-(`summary_as` "user") keep their summary in a user message, so they replay identically.
-
-- `context_limit_in` reads the window a server's context-length error states;
-- `estimate_tokens` counts tokens without a tokenizer, on the high side;
-- `cut_points` lists where the kept part may start, `choose_cut` picks one;
-- `summary_messages` builds the summary request's conversation;
-- `compacted` is the history that replaces the old one.
-
-The history's invariant is what shapes the cut: a tool message always follows
-the assistant message that called it, before any user or assistant message. So
-a kept part that starts at a user or an assistant message never separates a
-call from its answer, and what is left is a valid Chat Completions conversation.
+The kept part starts at a user or assistant message, so a tool call and its answers
+stay together. The summary is model-written text, so it goes in as the agent's own
+notes (an assistant message after nano-code's `NOTES_INTRO`), never as the user's
+words; sessions recorded with `summary_as` "user" keep the old placement. The
+transitions that use these live in `compaction_steps`.
 """
 
 from __future__ import annotations
@@ -112,10 +92,8 @@ _MOST_TOKENS = 100_000_000
 def context_limit_in(message: str) -> int | None:
     """The context window (in tokens) a context-length error message states, or None.
 
-    Knows the phrasings of OpenAI, Anthropic, Mistral, vLLM, Gemini, xAI, Cohere,
-    TGI and llama.cpp (whose `n_ctx` the codec adds to the message). The last
-    number of the first phrase that matches is the limit ("210000 tokens > 200000
-    maximum" states 200000); an implausible number counts as none.
+    The last number of the first phrase that matches is the limit ("210000 tokens >
+    200000 maximum" states 200000); an implausible number counts as none.
     """
     text = message[:4000]
     for pattern in _LIMIT_PATTERNS:
@@ -151,15 +129,9 @@ def is_compaction_message(message: Message) -> bool:
 
 
 def cut_points(history: Sequence[Message]) -> list[int]:
-    """Every index where the kept part of a compacted `history` may start, in order.
-
-    `history[1:cut]` would be summarised and `history[cut:]` kept. A cut is at a
-    user or assistant message, never at a tool message (which would leave the
-    kept part with an answer whose call was summarised), and leaves at least one
-    message in the kept part and, in the summarised part, at least one message
-    besides an earlier compaction's summary: re-summarising a summary alone
-    gains nothing.
-    """
+    """Every index where the kept part `history[cut:]` may start, in order: a user or
+    assistant message (never a tool message, whose call would be summarised), leaving
+    something besides an earlier summary to summarise and something to keep."""
     first = 1
     while first < len(history) and is_compaction_message(history[first]):
         first += 1
@@ -224,12 +196,8 @@ def _cut_to(text: str, budget_chars: int) -> str:
 
 
 def render_transcript(messages: Sequence[Message], budget_tokens: int) -> str:
-    """The messages as a plain-text transcript of at most about `budget_tokens`.
-
-    Each message is capped first (long tool output is where the tokens go), then the
-    whole transcript, keeping its beginning and its end; the cut marks say how much
-    is missing. Reasoning text is left out, as it is from requests.
-    """
+    """The messages as a plain-text transcript of at most about `budget_tokens`: each
+    message capped, then the whole, keeping beginnings and ends. Reasoning is left out."""
     budget_chars = max(MIN_TRANSCRIPT_TOKENS, budget_tokens) * CHARS_PER_TOKEN
     piece_chars = max(400, min(6000, budget_chars // 8))
     names: dict[str, str] = {}
@@ -256,13 +224,9 @@ def render_transcript(messages: Sequence[Message], budget_tokens: int) -> str:
 def summary_messages(
     history: Sequence[Message], cut: int, summary_prompt: str, budget_tokens: int, window: int
 ) -> tuple[Message, ...]:
-    """The conversation of a summary request: the summary prompt, then one user message
-    holding `history[1:cut]` as a transcript and saying how long the summary may be.
-
-    A transcript rather than the messages themselves: it needs no tool schemas (servers
-    reject tool calls in a history without them), it invites no tool call, and it can be
-    cut to fit a window the old messages themselves overflow.
-    """
+    """The summary request's conversation: the summary prompt, then `history[1:cut]` as a
+    transcript in one user message. A transcript needs no tool schemas, invites no tool
+    call, and can be cut to fit a window the old messages overflow."""
     transcript = render_transcript(history[1:cut], budget_tokens)
     words = summary_target_tokens(window) * 3 // 4
     request = (
@@ -290,12 +254,9 @@ def compacted(
 ) -> tuple[Message, ...]:
     """`history` with `history[1:cut]` replaced by one message carrying `summary`.
 
-    The system prompt stays first and `history[cut:]` stays verbatim. With `summary_as`
-    "assistant" the summary is an assistant message (the agent's notes) after nano-code's
-    `NOTES_INTRO`, and `NOTES_CONTINUE` follows when the kept part starts with an assistant
-    message. With "user" (sessions recorded before) it is a user message, and a short
-    assistant acknowledgement follows when the kept part starts with a user message.
-    Either way the roles alternate.
+    "assistant": nano-code's `NOTES_INTRO`, the notes, and `NOTES_CONTINUE` when the kept
+    part starts with an assistant message. "user": the summary as a user message, and
+    `SUMMARY_ACK` when the kept part starts with a user message. Roles alternate either way.
     """
     kept = tuple(history[cut:])
     text = summary_text(summary, window, summary_as)

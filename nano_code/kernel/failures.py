@@ -43,90 +43,44 @@ _CONTEXT_WORDS = re.compile(
     re.IGNORECASE,
 )
 
-# Error codes and types (normalised to snake_case) that say what went wrong,
-# whatever the HTTP status claims. Checked in this order: the first group with
-# a match decides.
-_CONTEXT_CODES = frozenset(
-    {
-        "context_length_exceeded",
-        "context_window_exceeded",
-        "context_window_exceeded_error",
-        "model_context_window_exceeded",
-        "request_too_large",
-        "prompt_too_long",
-        "exceed_context_size_error",
-    }
-)
-_AUTH_CODES = frozenset(
-    {
-        "invalid_api_key",
-        "incorrect_api_key",
-        "missing_api_key",
-        "no_api_key",
-        "api_key_invalid",
-        "invalid_authentication",
-        "authentication_error",
-        "authentication_failed",
-        "unauthenticated",
-        "unauthorized",
-        "permission_denied",
-        "permission_denied_error",
-        "permission_error",
-        "forbidden",
-        "access_denied",
-        "account_deactivated",
-    }
-)
-_QUOTA_CODES = frozenset(
-    {
-        "insufficient_quota",
-        "insufficient_credits",
-        "insufficient_balance",
-        "billing_hard_limit_reached",
-        "billing_not_active",
-        "payment_required",
-        "quota_exceeded",
-    }
-)
-"""Out of money or quota: waiting a minute does not help, so never retried."""
-_RATE_CODES = frozenset(
-    {
-        "rate_limit_exceeded",
-        "rate_limit_error",
-        "rate_limited",
-        "rate_limit",
-        "too_many_requests",
-        "resource_exhausted",
-    }
-)
-_BAD_REQUEST_CODES = frozenset(
-    {
-        "invalid_request_error",
-        "invalid_request",
-        "bad_request",
-        "bad_request_error",
-        "model_not_found",
-        "not_found",
-        "not_found_error",
-        "invalid_argument",
-        "invalid_parameter",
-        "invalid_parameter_error",
-        "invalid_value",
-        "invalid_model",
-        "unsupported_parameter",
-        "unsupported_value",
-        "unprocessable_entity",
-    }
-)
 _QUOTA = "quota"
+"""Out of money or quota: waiting a minute does not help, so never retried."""
 _INVALID = "invalid"
-_CODE_GROUPS: tuple[tuple[frozenset[str], FailureKind | str], ...] = (
-    (_CONTEXT_CODES, FailureKind.CONTEXT_OVERFLOW),
-    (_AUTH_CODES, FailureKind.AUTH),
-    (_QUOTA_CODES, _QUOTA),
-    (_RATE_CODES, FailureKind.RATE_LIMIT),
-    (_BAD_REQUEST_CODES, _INVALID),
+_CODE_GROUPS: tuple[tuple[frozenset[str], FailureKind | str], ...] = tuple(
+    (frozenset(codes.split()), said)
+    for codes, said in (
+        (
+            "context_length_exceeded context_window_exceeded context_window_exceeded_error "
+            "model_context_window_exceeded request_too_large prompt_too_long exceed_context_size_error",
+            FailureKind.CONTEXT_OVERFLOW,
+        ),
+        (
+            "invalid_api_key incorrect_api_key missing_api_key no_api_key api_key_invalid "
+            "invalid_authentication authentication_error authentication_failed unauthenticated "
+            "unauthorized permission_denied permission_denied_error permission_error forbidden "
+            "access_denied account_deactivated",
+            FailureKind.AUTH,
+        ),
+        (
+            "insufficient_quota insufficient_credits insufficient_balance billing_hard_limit_reached "
+            "billing_not_active payment_required quota_exceeded",
+            _QUOTA,
+        ),
+        (
+            "rate_limit_exceeded rate_limit_error rate_limited rate_limit too_many_requests "
+            "resource_exhausted",
+            FailureKind.RATE_LIMIT,
+        ),
+        (
+            "invalid_request_error invalid_request bad_request bad_request_error model_not_found "
+            "not_found not_found_error invalid_argument invalid_parameter invalid_parameter_error "
+            "invalid_value invalid_model unsupported_parameter unsupported_value unprocessable_entity",
+            _INVALID,
+        ),
+    )
 )
+"""Error codes and types (in snake_case) that say what went wrong whatever the HTTP
+status claims; the first group with a match decides."""
 
 
 def _what_codes_say(error: Mapping[str, Any] | None) -> FailureKind | str | None:

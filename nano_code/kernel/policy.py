@@ -1,8 +1,6 @@
 """Decisions, as pure functions: retries, approval, truncation, argument checks.
 
-The transition function calls these; the driver only carries out what they
-decided (sleeping, asking, running). Keeping them here means a policy change
-shows up in replays as a divergence instead of hiding in an adapter.
+The driver only carries them out, so a policy change shows up in replays as a divergence.
 """
 
 from __future__ import annotations
@@ -23,22 +21,14 @@ NEVER_RETRIED = frozenset(
 
 
 def is_transient_status(status: int | None) -> bool:
-    """Whether an HTTP status says "try again": 408, 409, 429 or 5xx (as openai-python retries).
-
-    Such a status decides over a body's generic type label (`invalid_request_error`),
-    which proxies such as LiteLLM put on nearly every error, timeouts included.
-    """
+    """Whether an HTTP status says "try again": 408, 409, 429 or 5xx (as openai-python retries)."""
     return status is not None and (status in (408, 409, 429) or 500 <= status <= 599)
 
 
 def retry_delay(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> float | None:
-    """Seconds to wait before attempt `attempt + 1`, or None to give up.
+    """Seconds to wait before attempt `attempt + 1` (calls made so far), or None to give up.
 
-    `attempt` is the number of calls already made for this step (1 after the
-    first failure). Auth, bad-request and context-overflow failures are never
-    retried; neither is an in-band error whose code says the request was bad.
-    A server-given wait is honoured, but one longer than `max_server_wait`
-    means giving up rather than hanging the terminal for hours.
+    A server-given wait is honoured; one longer than `max_server_wait` means giving up.
     """
     if failure.kind in NEVER_RETRIED:
         return None
@@ -65,12 +55,8 @@ def _seconds_text(seconds: float) -> str:
 
 
 def give_up_reason(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> str:
-    """What the user reads when `retry_delay` gave up: the failure's message,
-    plus why it was not retried when the message alone does not say it.
-
-    Today that is a server wait longer than the policy's cap: the server said
-    "come back later", and the user must learn that nano-code chose not to wait.
-    """
+    """What the user reads when `retry_delay` gave up: the failure's message, plus the
+    server's wait when nano-code chose not to wait that long."""
     if failure.retry_after is None or failure.retry_after <= policy.max_server_wait:
         return failure.message
     if retry_delay(attrs.evolve(failure, retry_after=None), attempt, policy) is None:
@@ -82,11 +68,8 @@ def give_up_reason(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> 
 
 
 def cut_middle(text: str, limit: int) -> str:
-    """Keep the head and tail of `text` within about `limit` characters.
-
-    The marker says how much was cut, so the model knows the output is partial
-    and can ask for the missing part (e.g. with `read_file` and an offset).
-    """
+    """Keep the head and tail of `text` within about `limit` characters; the marker says
+    how much was cut, so the model can ask for the rest."""
     if len(text) <= limit:
         return text
     head_size = limit * 2 // 5
@@ -116,16 +99,10 @@ def approval_requirement(
 ) -> Approval:
     """Whether a well-formed call may run without asking.
 
-    Read-only tools inside the workspace run freely; anything that mutates, or
-    any path outside the workspace, needs the user's yes unless they chose
-    auto-approval or said "always" for this tool earlier in the session.
-
-    With a sandbox on, what it confines runs freely too: a sandboxed tool (the
-    shell) always, and under `workspace-write` a write whose path is inside the
-    workspace (the file tools then refuse, at the moment of use, any write that
-    is not). A write outside the workspace, or any write under `read-only`,
-    still asks. A sandbox only ever removes questions: whatever runs without
-    asking with it off runs without asking with it on.
+    Read-only tools inside the workspace run freely; anything that mutates or leaves
+    the workspace asks, unless auto-approved or "always" approved. A sandbox only
+    removes questions: a sandboxed tool runs freely, and under `workspace-write` so
+    does a write inside the workspace (the file tools re-check at the moment of use).
     """
     if mode is ApprovalMode.AUTO or spec.name in always_approved:
         return Approval.RUN
@@ -181,10 +158,8 @@ def _reject_constant(name: str) -> Any:
 def parse_arguments(spec: ToolSpec | None, name: str, raw: str | None) -> dict[str, Any] | str:
     """The call's arguments as a dict, or a message telling the model what is wrong.
 
-    Absent, null or empty arguments mean "no arguments" (servers send all three
-    for argument-less calls); anything else must be a JSON object that has
-    every required parameter with the declared basic type. Nothing is ever
-    guessed or filled in.
+    Absent, null or empty arguments mean none; anything else must be a JSON object
+    fitting the schema. Nothing is guessed or filled in.
     """
     if spec is None:
         return f"Error: there is no tool named {name!r}. Use one of the tools you were given."
@@ -210,14 +185,9 @@ def parse_arguments(spec: ToolSpec | None, name: str, raw: str | None) -> dict[s
 
 
 def check_argument_values(spec: ToolSpec, arguments: Mapping[str, Any]) -> str | None:
-    """Why `arguments` do not fit the tool's schema, or None when they do.
-
-    Checks what the tools' schemas use: required parameters, unknown ones
-    (when `additionalProperties` is false), basic JSON types and `minimum`.
-    The kernel runs this before asking for approval, so the user is never
-    asked about a call that could not run; the tools run it again on input
-    that reaches them another way.
-    """
+    """Why `arguments` do not fit the tool's schema (required and unknown parameters,
+    basic JSON types, `minimum`), or None. Runs before approval, so the user is never
+    asked about a call that could not run."""
     name = spec.name
     raw_properties = spec.parameters.get("properties")
     properties: Mapping[str, Any] = raw_properties if isinstance(raw_properties, Mapping) else {}

@@ -1,8 +1,7 @@
 """Plain data of a conversation: messages, tool calls, tool specs, usage, config.
 
-Every class is a frozen attrs class with validators, so a value that exists is
-a valid value. Nothing here knows about HTTP or JSON wire shapes; that lives in
-`codec`.
+Frozen attrs classes with validators: a value that exists is valid. Wire shapes
+live in `request` and `response`.
 """
 
 from __future__ import annotations
@@ -78,11 +77,8 @@ class ToolSpec:
     path_parameter: str | None = attrs.field(default=None, validator=_opt_str)
     """Name of the argument holding a path, checked against the workspace."""
     sandboxed: bool = attrs.field(default=False, validator=v.instance_of(bool))
-    """True when it runs inside the OS sandbox whenever one is on (the shell).
-
-    The sandbox, not the user, then bounds what it can reach, so the approval
-    policy lets it run without asking. Not part of what the model is told.
-    """
+    """Runs inside the OS sandbox whenever one is on (the shell), which then bounds it,
+    so it runs without asking. Not told to the model."""
 
     @property
     def required_parameters(self) -> tuple[str, ...]:
@@ -133,8 +129,7 @@ class ApprovalMode(enum.Enum):
 
 
 MIN_CONTEXT_TOKENS = 1024
-"""The smallest context window nano-code works with: its system prompt and tool
-schemas alone take about that much."""
+"""The smallest context window nano-code works with (its prompt and tool schemas fill it)."""
 
 
 def _below_compact_at(instance: Any, _attribute: Any, value: float) -> None:
@@ -183,31 +178,24 @@ class KernelConfig:
     seed: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
     """Asks the server for repeatable sampling (`seed` in the request; best effort on its side)."""
     sandbox: SandboxMode = attrs.field(default=SandboxMode.OFF, validator=v.instance_of(SandboxMode))
-    """The sandbox tools run in: with one on, sandboxed tools and (in workspace-write) writes
-    inside the workspace run without asking. A fact the driver passes in; never read from a file."""
+    """The sandbox tools run in (from the command line, never a file); see `policy`."""
     context_tokens: int = attrs.field(
         default=128_000, validator=[v.instance_of(int), v.ge(MIN_CONTEXT_TOKENS)]
     )
-    """The model's context window in tokens (NANO_CODE_CONTEXT_TOKENS). A smaller window
-    stated in a server's context-length error is learned on top of it, per session
-    (`State.learned_context_tokens`). Shapes decisions only, never a request body."""
+    """The model's context window in tokens; a smaller one a server states is learned on
+    top (`State.learned_context_tokens`). Shapes decisions only, never a request body."""
     compact_at: float = attrs.field(default=0.8, validator=[v.instance_of(float), v.ge(0.1), v.le(1.0)])
-    """Compact before the next model call once a reply's prompt tokens reach this share
-    of the context window."""
+    """Compact once a reply's prompt tokens reach this share of the context window."""
     keep_recent: float = attrs.field(
         default=0.25, validator=[v.instance_of(float), v.ge(0.0), _below_compact_at]
     )
-    """Share of the context window (and at most of the conversation's own size) that the
-    newest messages may fill and still be kept verbatim when compacting; everything older
-    is summarised. The kept part always starts at a user or assistant message, so a tool
-    call and its answers stay together; at least the newest such piece is kept."""
+    """Share of the context window (at most of the conversation's size) the newest messages
+    kept verbatim by a compaction may fill; everything older is summarised."""
     summary_prompt: str | None = attrs.field(default=None, validator=_opt_str)
-    """The system prompt of a summary request (`nano_code.prompts.SUMMARY_PROMPT`). None
-    turns compaction off: an overflow then fails the turn, and /compact says it is off."""
+    """The summary request's system prompt (`prompts.SUMMARY_PROMPT`); None turns compaction off."""
     summary_as: str = attrs.field(default="assistant", validator=v.in_(("assistant", "user")))
-    """The role of the message carrying a compaction's summary: "assistant", the agent's
-    own notes (a model wrote it, so it never speaks as the user), or "user", as sessions
-    recorded before that did (`kernel.compaction.compacted`)."""
+    """The role carrying a compaction's summary: "assistant" (the agent's own notes) or
+    "user" (sessions recorded before); see `compaction.compacted`."""
 
     def tool(self, name: str) -> ToolSpec | None:
         for spec in self.tools:

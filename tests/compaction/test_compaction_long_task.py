@@ -39,7 +39,8 @@ from nano_code.kernel.state import State, initial_state
 from nano_code.kernel.types import ApprovalMode, AssistantMessage, KernelConfig, Usage, UserMessage
 from nano_code.prompts import SUMMARY_PROMPT, SYSTEM_PROMPT
 from nano_code.testing import conversation_problems
-from nano_code.testing.strategies import CONTEXT_LENGTH_ERRORS, DEMO_TOOLS
+from nano_code.testing.compaction_strategies import CONTEXT_LENGTH_ERRORS
+from nano_code.testing.strategies import DEMO_TOOLS
 
 OPENAI_ERROR = next(t for name, _s, t, _l in CONTEXT_LENGTH_ERRORS if name == "openai")
 DONE = re.compile(r"done step (\d+)")

@@ -30,7 +30,8 @@ from nano_code.kernel.machine import transition
 from nano_code.kernel.state import Phase, State, initial_state
 from nano_code.kernel.types import AssistantMessage, Message, Usage
 from nano_code.testing import conversation_problems
-from nano_code.testing.strategies import DEMO_TOOLS, byte_pieces
+from nano_code.testing.strategies import DEMO_TOOLS
+from nano_code.testing.wire_strategies import byte_pieces
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 SAMPLES = SHARED / "real-traffic" / "samples"

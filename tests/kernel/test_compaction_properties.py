@@ -74,7 +74,8 @@ from nano_code.kernel.types import (
 )
 from nano_code.prompts import SUMMARY_PROMPT
 from nano_code.testing import conversation_problems
-from nano_code.testing.strategies import DEMO_TOOLS, context_overflows, histories
+from nano_code.testing.compaction_strategies import context_overflows, histories
+from nano_code.testing.strategies import DEMO_TOOLS
 
 WINDOW = 8192
 CONFIG = KernelConfig(

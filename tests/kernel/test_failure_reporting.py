@@ -24,7 +24,8 @@ from nano_code.kernel.policy import NEVER_RETRIED, retry_delay
 from nano_code.kernel.state import State, initial_state
 from nano_code.kernel.stream import ResponseDecoder
 from nano_code.kernel.types import ApprovalMode, KernelConfig, RetryPolicy
-from nano_code.testing.strategies import DEMO_TOOLS, byte_pieces, json_values, model_replies
+from nano_code.testing.strategies import DEMO_TOOLS, json_values, model_replies
+from nano_code.testing.wire_strategies import byte_pieces
 
 CONFIG = KernelConfig(model="m", system_prompt="s", tools=DEMO_TOOLS, approval=ApprovalMode.AUTO)
 POLICY = CONFIG.retry

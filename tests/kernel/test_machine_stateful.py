@@ -51,6 +51,7 @@ from nano_code.kernel.state import Phase, State, initial_state
 from nano_code.kernel.types import ApprovalMode, KernelConfig, SystemMessage
 from nano_code.testing import conversation_problems
 from nano_code.testing import strategies as ns
+from nano_code.testing.compaction_strategies import context_overflows
 
 ANY_EVENT = {
     UserInput: UserInput("hello"),
@@ -178,7 +179,7 @@ class Conversation(RuleBasedStateMachine):
     def context_overflows(self, data: st.DataObject) -> None:
         from nano_code.kernel.failures import classify_http_error
 
-        _server, status, body, _limit = data.draw(ns.context_overflows())
+        _server, status, body, _limit = data.draw(context_overflows())
         self.feed(classify_http_error(status, {}, body))
 
     @in_phase(Phase.AWAITING_SUMMARY)

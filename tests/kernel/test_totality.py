@@ -21,7 +21,8 @@ from nano_code.kernel.machine import PHASE_TABLE, transition
 from nano_code.kernel.state import Phase, initial_state
 from nano_code.kernel.types import ApprovalMode, KernelConfig
 from nano_code.testing import conversation_problems
-from nano_code.testing.strategies import DEMO_TOOLS, byte_pieces, json_values, sse_ish_bytes
+from nano_code.testing.strategies import DEMO_TOOLS, json_values
+from nano_code.testing.wire_strategies import byte_pieces, sse_ish_bytes
 
 CONFIG = KernelConfig(model="m", system_prompt="s", tools=DEMO_TOOLS, approval=ApprovalMode.AUTO)
 STATUSES = st.sampled_from(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from nano_code.kernel import response, stream
 from nano_code.kernel.events import ModelReply
-from nano_code.testing.strategies import byte_pieces, completion_bodies, sse_streams, wire_replies
+from nano_code.testing.wire_strategies import byte_pieces, completion_bodies, sse_streams, wire_replies
 
 
 def decode_pieces(pieces: list[bytes], content_type: str = "text/event-stream") -> object:

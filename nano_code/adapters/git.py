@@ -84,6 +84,20 @@ def argv(cwd: Path, *args: str) -> list[str]:
     return ["git", *SAFETY, *driver_overrides(cwd), *args]
 
 
+def run(
+    cwd: Path, *args: str, data: bytes | None = None, timeout: float = TIMEOUT
+) -> subprocess.CompletedProcess[bytes]:
+    """`git ARGS` in `cwd` through `argv`: stdin from `data` (closed without it), output captured."""
+    return subprocess.run(
+        argv(cwd, *args),
+        cwd=cwd,
+        input=data,
+        capture_output=True,
+        timeout=timeout,
+        stdin=None if data is not None else subprocess.DEVNULL,
+    )
+
+
 def source_checkout() -> Path | None:
     """nano-code's own checkout, when it runs from one."""
     source = Path(__file__).resolve().parents[2]

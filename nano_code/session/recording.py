@@ -10,13 +10,8 @@ from typing import Any
 from nano_code.adapters.journal import INFORMATIONAL, CallWithoutResponse, EventEntry, SnapshotEntry
 from nano_code.adapters.recorder import Recorder
 from nano_code.adapters.session_file import Record, SessionFile
-from nano_code.adapters.snapshot import (
-    SnapshotError,
-    SnapshotInfo,
-    archive_path,
-    read_archive,
-    restored_workspace,
-)
+from nano_code.adapters.snapshot import SnapshotError, SnapshotInfo, archive_path
+from nano_code.adapters.snapshot_restore import read_archive, restored_workspace
 from nano_code.kernel.events import Event, ModelFailure, ModelReply
 from nano_code.kernel.machine import transition
 from nano_code.kernel.state import State, initial_state

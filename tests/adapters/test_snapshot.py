@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nano_code.adapters import snapshot
+from nano_code.adapters import snapshot, snapshot_restore
 from nano_code.adapters.snapshot import SnapshotError, SnapshotInfo
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
@@ -64,7 +64,7 @@ def test_a_git_workspace_comes_back_with_its_uncommitted_state(repo: Path, tmp_p
     assert archive == snapshot.archive_path(session) and archive.stat().st_mode & 0o777 == 0o600
     into = tmp_path / "restored"
     into.mkdir()
-    snapshot.restore(session, SnapshotInfo.from_json(info.to_json()), into)
+    snapshot_restore.restore(session, SnapshotInfo.from_json(info.to_json()), into)
     expected = files_of(repo)
     del expected["debug.log"]  # ignored by git: not part of the workspace's state
     assert files_of(into) == expected
@@ -87,7 +87,7 @@ def test_a_plain_directory_round_trips_without_caches(tmp_path: Path) -> None:
     assert info.kind == "files" and info.files == 3
     into = tmp_path / "out"
     into.mkdir()
-    snapshot.restore(tmp_path / "s.yaml", info, into)
+    snapshot_restore.restore(tmp_path / "s.yaml", info, into)
     assert files_of(into) == {"link": b"notes.md", "notes.md": b"hello\n", "pkg/mod.py": b"x = 1\n"}
     assert not (into / ".git").exists()
 
@@ -103,7 +103,7 @@ def test_the_cap_leaves_files_out_and_says_which(tmp_path: Path) -> None:
     assert (info.left_out, info.left_out_bytes, info.left_out_names) == (1, 5000, ("b-large.bin",))
     into = tmp_path / "out"
     into.mkdir()
-    snapshot.restore(tmp_path / "s.yaml", info, into)
+    snapshot_restore.restore(tmp_path / "s.yaml", info, into)
     assert sorted(files_of(into)) == ["a-small.txt", "c-small.txt"]
 
 
@@ -115,10 +115,10 @@ def test_an_archive_that_is_not_the_recorded_one_is_refused(tmp_path: Path) -> N
     archive = tmp_path / info.file
     archive.write_bytes(archive.read_bytes()[:-1] + b"!")
     with pytest.raises(SnapshotError, match="not the one the session recorded"):
-        snapshot.restore(tmp_path / "s.yaml", info, tmp_path)
+        snapshot_restore.restore(tmp_path / "s.yaml", info, tmp_path)
     archive.unlink()
     with pytest.raises(SnapshotError, match="is missing"):
-        snapshot.restore(tmp_path / "s.yaml", info, tmp_path)
+        snapshot_restore.restore(tmp_path / "s.yaml", info, tmp_path)
 
 
 def _hostile_archive(tmp_path: Path, members: list[tarfile.TarInfo]) -> SnapshotInfo:
@@ -140,7 +140,7 @@ def test_an_entry_that_climbs_out_is_refused_and_nothing_lands_outside(tmp_path:
     into = tmp_path / "a" / "b"
     into.mkdir(parents=True)
     with pytest.raises(SnapshotError, match="unexpected entry"):
-        snapshot.restore(tmp_path / "s.yaml", info, into)
+        snapshot_restore.restore(tmp_path / "s.yaml", info, into)
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "a" / "escaped.txt").exists()
 
 
@@ -159,7 +159,7 @@ def test_a_link_out_of_the_workspace_is_not_recreated(tmp_path: Path) -> None:
     info = _hostile_archive(tmp_path, [outside, climbing, inside, plain])
     into = tmp_path / "into"
     into.mkdir()
-    snapshot.restore(tmp_path / "s.yaml", info, into)
+    snapshot_restore.restore(tmp_path / "s.yaml", info, into)
     assert sorted(p.name for p in into.iterdir()) == ["ok", "plain.txt"]
     assert (into / "ok").read_bytes() == b"evil"
 
@@ -212,7 +212,7 @@ def test_chained_links_cannot_carry_a_file_out(tmp_path: Path) -> None:
     into.mkdir()
     before = _everything(tmp_path)
     with pytest.raises(SnapshotError, match="under a link"):
-        snapshot.restore(tmp_path / "s.yaml", info, into)
+        snapshot_restore.restore(tmp_path / "s.yaml", info, into)
     assert not (tmp_path / "victim").exists()
     assert {p for p in _everything(tmp_path) if not p.startswith("into/")} == before
     # the same chain without the file: the link under a link is refused too
@@ -220,7 +220,7 @@ def test_chained_links_cannot_carry_a_file_out(tmp_path: Path) -> None:
         tmp_path, [_member("files/a/b/s", link="../.."), _member("files/a/b/s/l", link="../victim")]
     )
     with pytest.raises(SnapshotError, match="under a link"):
-        snapshot.restore(tmp_path / "s.yaml", info, tmp_path / "into")
+        snapshot_restore.restore(tmp_path / "s.yaml", info, tmp_path / "into")
     assert not (tmp_path / "victim").exists()
 
 
@@ -237,7 +237,7 @@ def test_a_link_that_climbs_out_of_another_link_is_not_made(tmp_path: Path) -> N
     )
     into = tmp_path / "into"
     into.mkdir()
-    snapshot.restore(tmp_path / "s.yaml", info, into)
+    snapshot_restore.restore(tmp_path / "s.yaml", info, into)
     assert os.readlink(into / "a" / "x") == ".." and os.readlink(into / "z") == "a/keep"
     assert not (into / "y").is_symlink()
     for link in (p for p in into.rglob("*") if p.is_symlink()):
@@ -258,7 +258,7 @@ def test_an_archive_with_a_git_directory_is_refused(tmp_path: Path, name: str) -
     into = tmp_path / "into"
     into.mkdir()
     with pytest.raises(SnapshotError, match="unexpected entry"):
-        snapshot.restore(tmp_path / "s.yaml", info, into)
+        snapshot_restore.restore(tmp_path / "s.yaml", info, into)
     assert not marker.exists() and not (into / ".git").exists()
 
 
@@ -274,7 +274,7 @@ def test_no_filter_runs_while_restoring(tmp_path: Path, monkeypatch: pytest.Monk
     )
     into = tmp_path / "into"
     into.mkdir()
-    snapshot.restore(tmp_path / "s.yaml", info, into)
+    snapshot_restore.restore(tmp_path / "s.yaml", info, into)
     assert not marker.exists()
     assert git("ls-files", cwd=into).split() == [".gitattributes", "a.txt"]
 
@@ -308,7 +308,7 @@ def test_restore_never_deletes_outside(tmp_path: Path) -> None:
         # a hand-made SnapshotInfo, past from_json's checks
         info = SnapshotInfo(**{**attrs_dict(good), field: (str(victim),)})
         with pytest.raises(SnapshotError, match="may not hold"):
-            snapshot.restore(tmp_path / "s.yaml", info, into)
+            snapshot_restore.restore(tmp_path / "s.yaml", info, into)
     assert victim.read_text() == "keep me"
 
 
@@ -342,7 +342,7 @@ def test_a_directory_replaced_by_a_file_and_back_restores(tmp_path: Path) -> Non
     info = snapshot.take(root, tmp_path / "s.yaml")
     into = tmp_path / "into"
     into.mkdir()
-    snapshot.restore(tmp_path / "s.yaml", SnapshotInfo.from_json(info.to_json()), into)
+    snapshot_restore.restore(tmp_path / "s.yaml", SnapshotInfo.from_json(info.to_json()), into)
     assert files_of(into) == files_of(root)
     assert git("status", "--porcelain", cwd=into) == git("status", "--porcelain", cwd=root)
 
@@ -355,17 +355,17 @@ def test_an_os_error_while_restoring_is_a_snapshot_error(tmp_path: Path) -> None
     not_a_directory = tmp_path / "file"
     not_a_directory.write_text("")
     with pytest.raises(SnapshotError, match="cannot be restored"):
-        snapshot.restore(tmp_path / "s.yaml", info, not_a_directory)
+        snapshot_restore.restore(tmp_path / "s.yaml", info, not_a_directory)
 
 
 def test_a_failed_restore_leaves_no_temporary_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     info = _archive(tmp_path, [_member("files/.git/config")])
-    monkeypatch.setattr(snapshot.tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setattr(snapshot_restore.tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     with pytest.raises(SnapshotError):
-        snapshot.restored_workspace(tmp_path / "s.yaml", info)
+        snapshot_restore.restored_workspace(tmp_path / "s.yaml", info)
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
@@ -383,7 +383,7 @@ def test_a_workspace_below_the_repository_root(tmp_path: Path) -> None:
     info = snapshot.take(mono / "pkg", tmp_path / "s.yaml")
     into = tmp_path / "into"
     into.mkdir()
-    snapshot.restore(tmp_path / "s.yaml", info, into)
+    snapshot_restore.restore(tmp_path / "s.yaml", info, into)
     assert files_of(into) == {"a.txt": b"new\n", "b.txt": b"b\n"}
     assert not (into / "pkg").exists()
     assert git("diff", "HEAD", "--", "a.txt", cwd=into).splitlines()[-2:] == ["-old", "+new"]
@@ -418,7 +418,7 @@ def test_a_gzip_bomb_is_refused_quickly(tmp_path: Path) -> None:
     into.mkdir()
     started = time.monotonic()
     with pytest.raises(SnapshotError, match="expands to more than"):
-        snapshot.restore(tmp_path / "s.yaml", info, into)
+        snapshot_restore.restore(tmp_path / "s.yaml", info, into)
     assert time.monotonic() - started < 5
     assert list(into.iterdir()) == []
 
@@ -431,7 +431,7 @@ def test_an_absurd_recorded_size_is_refused(tmp_path: Path) -> None:
             )
     info = SnapshotInfo(file="s.tar.gz", sha256="0" * 64, bytes=2**40, kind="files")
     with pytest.raises(SnapshotError, match="larger than"):
-        snapshot.restore(tmp_path / "s.yaml", info, tmp_path)
+        snapshot_restore.restore(tmp_path / "s.yaml", info, tmp_path)
 
 
 def test_the_walk_stops_at_the_entry_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -515,6 +515,6 @@ def test_a_changed_file_with_a_newline_in_its_name(tmp_path: Path) -> None:
     assert "odd\nname (HEAD's version: a newline in its name)" in info.left_out_names
     into = tmp_path / "into"
     into.mkdir()
-    snapshot.restore(tmp_path / "s.yaml", info, into)
+    snapshot_restore.restore(tmp_path / "s.yaml", info, into)
     assert (into / "odd\nname").read_text() == "new\n"
     assert git("diff", "HEAD", "--", "plain", cwd=into).splitlines()[-2:] == ["-old", "+new"]

@@ -138,7 +138,8 @@ def test_fork_past_the_end_of_the_recording_is_an_error_not_identical(tmp_path: 
 
 def test_a_recorded_session_snapshots_its_workspace_before_the_first_tool(tmp_path: Path) -> None:
     from nano_code.adapters.journal import SnapshotEntry
-    from nano_code.adapters.snapshot import SnapshotInfo, archive_path, restore
+    from nano_code.adapters.snapshot import SnapshotInfo, archive_path
+    from nano_code.adapters.snapshot_restore import restore
 
     workspace = tmp_path / "ws"
     workspace.mkdir()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from git_helpers import git
 
-from nano_code.adapters import snapshot
+from nano_code.adapters import snapshot, snapshot_restore
 from nano_code.adapters.recorder import workspace_fingerprint
 from nano_code.cli.commands import workspace_diff
 
@@ -108,7 +108,7 @@ def test_no_planted_program_runs_from_any_git_call_of_nano_code(tmp_path: Path, 
     info = snapshot.take(workspace, session)
     assert info.kind == "git"
     assert not marker.exists(), "the snapshot ran it"
-    restored = snapshot.restored_workspace(session, info)
+    restored = snapshot_restore.restored_workspace(session, info)
     try:
         assert (restored / "a.txt").read_text() == "one\ntwo\n"
     finally:

@@ -1,19 +1,8 @@
 """Running, replaying and reading sessions from Python.
 
-    from nano_code.testing import FakeServer, load_session, replay, reply, run
-
-    report = replay("cassettes/bugfix.yaml", ignore=["$..id"])
-    if report.status != "identical":
-        print(report.divergence.render())
-
-    with FakeServer([reply(content="done")]) as server:
-        result = run("say done", base_url=server.base_url, workspace=tmp, record_to=tmp / "s.yaml")
-    session = load_session(tmp / "s.yaml")
-
-`replay` takes the keyword arguments of
-`nano_code.session.replay.replay_session`: `ignore` (JSONPath masks),
-`config_overrides` (e.g. `{"max_steps": 3}` to try a different budget),
-`live_tools`, `rebless_to`, `fork_at`/`fork_to`.
+report = replay("cassettes/bugfix.yaml", ignore=["$..id"])   # keyword arguments of replay_session
+with FakeServer([reply(content="done")]) as server:
+    result = run("say done", base_url=server.base_url, workspace=tmp, record_to=tmp / "s.yaml")
 """
 
 from __future__ import annotations
@@ -63,7 +52,7 @@ def run(
     Calls that need approval run when `approve_all`, and are refused otherwise.
     """
     from nano_code.adapters.config import Settings
-    from nano_code.adapters.recorder import provenance
+    from nano_code.adapters.provenance import provenance
     from nano_code.adapters.secrets import Redactor
     from nano_code.adapters.shell import kill_left_running
     from nano_code.adapters.terminal import refuse_without_terminal

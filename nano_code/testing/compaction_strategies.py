@@ -18,11 +18,7 @@ from nano_code.kernel.types import (
 )
 from nano_code.testing.strategies import DEMO_TOOLS, arguments_for
 
-__all__ = [
-    "CONTEXT_LENGTH_ERRORS",
-    "context_overflows",
-    "histories",
-]
+__all__ = ["CONTEXT_LENGTH_ERRORS", "context_overflows", "histories"]
 
 _short_text = st.text(max_size=30)
 _SIZED_TEXT = st.text(max_size=30) | st.builds(

@@ -1,25 +1,10 @@
 """Is this a valid Chat Completions conversation? The rules the kernel promises, as a checker.
 
-    from nano_code.testing import conversation_problems
-
-    assert conversation_problems(request_body) == []           # what a server received
-    assert conversation_problems(state) == []                  # a kernel state, pending calls allowed
-
-The rules (the kernel keeps them after interrupts, errors and denials too):
-
-- the first message is the system message, and there is no other;
-- every message is an object with a known role: system, user, assistant, tool;
-- a tool call has a unique, non-empty id, type "function", a name, and
-  arguments sent as a JSON *string* holding a JSON object;
-- every tool call of an assistant message is answered by exactly one tool
-  message before the next user, assistant or system message: no call left
-  unanswered, none answered twice, no tool message that answers no open call.
-  Only at the very end may calls still be open, and only those named as
-  pending (a state waiting for its tools).
-
-It checks the conversation's structure, not the shape of every field (is
-`content` a string, is `temperature` in range): validate a body against the
-official CreateChatCompletionRequest schema for that.
+The system message comes first and only there; every role is known; a tool call has a
+unique non-empty id, type "function", a name and arguments that are a JSON string holding
+an object; every call is answered by exactly one tool message before the next user,
+assistant or system message, and no tool message answers nothing. Only calls named as
+pending may be open at the end. Field shapes are the official schema's job, not this one's.
 """
 
 from __future__ import annotations

@@ -1,40 +1,16 @@
 """A scripted OpenAI-compatible server on 127.0.0.1, for tests, benchmarks and demos.
 
-It answers POST /chat/completions with one step per request, each either a
-model reply (rendered as JSON, or as SSE when the request asked to stream) or
-a raw HTTP response (errors, odd bodies). Steps are built with `reply`,
-`http_error` and `hang`, and come from one of two places:
-
-- a script: a list of steps, served in order (request n gets step n);
-- a function of the request, `respond(request, number) -> step`, for a model
-  that reacts to what it is sent (`request` is the parsed JSON body, `number`
-  counts requests from 0).
-
-Every request it receives is kept in `requests`, so tests can check what
-nano-code sent.
-
-It can also play a model with a small context window, for compaction tests:
-with `context_limit=N` a request of more than N tokens (counted as
-`request_tokens`: its JSON length over 4) gets the HTTP 400 context-length
-error OpenAI sends (`context_length_error`), and every reply reports the
-request's count as its prompt tokens; with `summary=TEXT` (or a function of
-the request) a compaction's summary request (`is_summary_request`) is answered
-with that text. Requests answered this way use no script step.
-
-    with FakeServer(respond, context_limit=6000, summary="Steps 1-9 done.") as server: ...
+Each POST /chat/completions gets one step (`reply`, `http_error`, `hang`): from a script,
+in order, or from `respond(request, number)`, a model that reacts to what it is sent.
+Replies are JSON, or SSE when the request asks to stream; every request is kept in
+`requests`. `context_limit=N` plays a small context window (a request over N tokens, its
+JSON length over 4, gets OpenAI's context-length error) and `summary=TEXT` answers
+compaction's summary requests.
 
     with FakeServer([reply(content="hi")]) as server:
         url = server.base_url          # http://127.0.0.1:PORT/v1
 
-    def respond(request, number):
-        if request["messages"][-1]["role"] == "tool":
-            return reply(content="done")
-        return reply(tool_calls=[("shell", {"command": "make test"})])
-
-    with FakeServer(respond) as server: ...
-
-Run it standalone for manual play with a script file of steps in JSON:
-`python -m nano_code.testing.fake_server SCRIPT.json`.
+Standalone: `python -m nano_code.testing.fake_server SCRIPT.json` (a JSON list of steps).
 """
 
 from __future__ import annotations

@@ -1,36 +1,12 @@
-"""Drive the kernel with events, no driver, server or tools: what would it send?
+"""Drive the kernel with events, with no driver, server or tools: what would it send?
 
-The kernel is one pure function, `transition(state, event) -> (state, actions)`.
-This module feeds it a list of events and collects what it did, answering the
-tool work between model calls itself, so a test only has to say what the user
-typed and what the model replied:
+    bodies = requests_for(config, [UserInput("list the files"), ModelReply(content="Two files.")])
 
-    from nano_code.kernel.events import ModelReply, ReplyToolCall, UserInput
-    from nano_code.testing import conversation_problems, requests_for
-
-    bodies = requests_for(config, [
-        UserInput("list the files"),
-        ModelReply(tool_calls=(ReplyToolCall("c1", "shell", '{"command": "ls"}'),)),
-        ModelReply(content="Two files."),
-    ])
-    assert len(bodies) == 2 and all(conversation_problems(b) == [] for b in bodies)
-
-How events are fed:
-
-- Each given event goes to the kernel when its phase accepts that kind of
-  event (see `nano_code.kernel.machine.PHASE_TABLE`).
-- While the kernel waits for tool work (a path check, an approval, a tool
-  run) and the next given event is not an answer it accepts, `answer` makes
-  one up from the action asking: by default every path is inside the
-  workspace, every call approved, and every tool prints "ok".
-- When a given event is one the kernel does not accept where it stands (a
-  second reply after the turn ended, say), the drive stops there; that event
-  and the rest are returned in `KernelRun.unused`. A property test that draws
-  more replies than a turn takes can ignore them.
-- A driver's mistakes still raise `DriverMisuseError` (a `ToolResult` for a
-  call that is not the pending one), as they would in the real driver.
-
-Everything here is pure: no clock, no files, no network.
+Each given event is fed when the kernel's phase accepts it (`PHASE_TABLE`). Tool work
+the kernel asks for in between is answered by `answer` (default: paths inside the
+workspace, calls approved, output "ok") unless the next given event answers it. The drive
+stops at the first given event the phase does not accept (`KernelRun.unused`); a
+driver's mistakes still raise `DriverMisuseError`. Pure: no clock, files or network.
 """
 
 from __future__ import annotations

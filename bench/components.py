@@ -27,7 +27,8 @@ def _time(fn: Any, repeat: int) -> float:
 
 
 def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
-    from nano_code.adapters.model_client import Exchange, encode_body
+    from nano_code.adapters.body_encoder import encode_body
+    from nano_code.adapters.model_client import Exchange
     from nano_code.adapters.recorder import interaction_record
     from nano_code.adapters.secrets import Redactor
     from nano_code.adapters.session_file import _YAML_UNSAFE, dump_line, load_session
@@ -43,7 +44,7 @@ def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
     history = state.history
     body = build_request(config, history)
     payload = encode_body(body)
-    from nano_code.adapters.model_client import _BodyEncoder
+    from nano_code.adapters.body_encoder import _BodyEncoder
     from nano_code.adapters.session_file import shared_ends
     from nano_code.kernel.request import RequestBody
 

@@ -1,22 +1,8 @@
-"""Settings from `.env`, the environment and command-line flags (later wins).
+"""Settings from `.env`, the environment and flags (later wins), checked and typed.
 
-Three layers, lowest first:
-
-1. ``cwd / ".env"`` -- parsed by :func:`parse_dotenv`; only the connection
-   (:data:`DOTENV_SETTINGS`) is taken from it, any other setting it makes is named
-   in one warning line, and nothing is exported into ``os.environ``. A missing
-   file is fine; an unreadable one is a :class:`ConfigError`.
-2. the environment mapping given to :func:`load_settings`;
-3. flag values (``overrides``), keyed by the same variable names; ``None``
-   means the flag was not given.
-
-A value that is empty or only whitespace counts as *not set* in its layer, so
-``MODEL_NAME=`` copied from ``.env.example`` falls through to the default.
-Values are trimmed before they are checked.
-
-The API key never appears in :func:`repr` of :class:`Settings` nor in any
-:class:`ConfigError` message: a message that would contain it has the key
-replaced by the same ``<redacted>`` as everywhere (``nano_code.adapters.secrets``).
+A `.env` sets only the connection (`DOTENV_SETTINGS`); a value that is empty or
+blank counts as not set in its layer; values are trimmed. The API key appears
+in no repr and no error message (`<redacted>` instead).
 """
 
 from __future__ import annotations
@@ -29,203 +15,10 @@ from pathlib import Path
 
 import attrs
 
-from nano_code.adapters.endpoint import Endpoint, UnsafeURL, endpoint, is_loopback_host, is_loopback_url
+from nano_code.adapters.dotenv_file import parse_dotenv
+from nano_code.adapters.endpoint import Endpoint, UnsafeURL, endpoint, is_loopback_host
 from nano_code.adapters.regular_files import NotARegularFile, read_regular
 from nano_code.adapters.secrets import REDACTED
-
-__all__ = [
-    "DEFAULT_BASE_URL",
-    "DEFAULT_MODEL",
-    "DOTENV_SETTINGS",
-    "SETTINGS_DOC",
-    "ConfigError",
-    "Settings",
-    "is_loopback_url",
-    "load_settings",
-    "parse_dotenv",
-    "render_env_example",
-]
-
-# --------------------------------------------------------------------------
-# .env parsing
-# --------------------------------------------------------------------------
-#
-# The grammar follows python-dotenv 1.x (``dotenv.parser`` + variable
-# expansion in ``dotenv.main``) statement by statement, because users write
-# their .env files against that tool's behaviour. ``\s`` below is Unicode
-# whitespace, exactly as python-dotenv uses it; "blank" means whitespace other
-# than CR and LF.
-
-_BLANKS = r"[^\S\r\n]"
-_SKIP_WHITESPACE = re.compile(r"\s*")
-_EXPORT_PREFIX = re.compile(rf"export{_BLANKS}+")
-_QUOTED_KEY = re.compile(r"'([^']+)'")
-_BARE_KEY = re.compile(r"[^=#\s]+")
-_INLINE_BLANKS = re.compile(f"{_BLANKS}*")
-_EQUALS = re.compile(f"={_BLANKS}*")
-# Inside quotes a backslash always takes the next character with it (so `\\`
-# never escapes the closing quote); a quoted value may span lines.
-_SINGLE_QUOTED = re.compile(r"'((?:\\.|[^'\\])*)'", re.DOTALL)
-_DOUBLE_QUOTED = re.compile(r'"((?:\\.|[^"\\])*)"', re.DOTALL)
-_TO_END_OF_LINE = re.compile(r"[^\r\n]*")
-_WHITESPACE_THEN_HASH = re.compile(r"\s#")
-_TRAILING_COMMENT = re.compile(f"(?:{_BLANKS}*#[^\\r\\n]*)?")
-_END_OF_LINE = re.compile(f"{_BLANKS}*(?:\r\n|\n|\r|$)")
-_REST_OF_BAD_LINE = re.compile(r"[^\r\n]*(?:\r|\n)?")
-_VARIABLE = re.compile(r"\$\{([^}:]*)(?::-([^}]*))?\}")
-
-_DOUBLE_QUOTE_ESCAPES = re.compile(r"\\[\\'\"abfnrtv]")
-_SINGLE_QUOTE_ESCAPES = re.compile(r"\\[\\']")
-_ESCAPED = {
-    "\\": "\\",
-    "'": "'",
-    '"': '"',
-    "a": "\a",
-    "b": "\b",
-    "f": "\f",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-    "v": "\v",
-}
-
-
-def _unescape(pattern: re.Pattern[str], raw: str) -> str:
-    return pattern.sub(lambda m: _ESCAPED[m.group()[1]], raw)
-
-
-class _BadStatement(Exception):
-    """A statement that does not parse; scanning resumes at ``at``'s line end."""
-
-    def __init__(self, at: int) -> None:
-        super().__init__(at)
-        self.at = at
-
-
-def _match(pattern: re.Pattern[str], text: str, pos: int) -> re.Match[str]:
-    found = pattern.match(text, pos)
-    if found is None:
-        raise _BadStatement(pos)
-    return found
-
-
-def _read_value(text: str, pos: int) -> tuple[str, int]:
-    first = text[pos : pos + 1]
-    if first == "'":
-        found = _match(_SINGLE_QUOTED, text, pos)
-        return _unescape(_SINGLE_QUOTE_ESCAPES, found.group(1)), found.end()
-    if first == '"':
-        found = _match(_DOUBLE_QUOTED, text, pos)
-        return _unescape(_DOUBLE_QUOTE_ESCAPES, found.group(1)), found.end()
-    if first in ("", "\n", "\r"):
-        return "", pos
-    found = _match(_TO_END_OF_LINE, text, pos)
-    raw = found.group()
-    comment = _WHITESPACE_THEN_HASH.search(raw)
-    if comment is not None:
-        raw = raw[: comment.start()]
-    return raw.rstrip(), found.end()
-
-
-def _read_statement(text: str, pos: int) -> tuple[str | None, str | None, int]:
-    """One ``[export] KEY[=VALUE] [# comment]`` statement starting at ``pos``.
-
-    Returns (key, value, position after the line end). The key is None for a
-    comment line; the value is None for a key without ``=``.
-    """
-    export = _EXPORT_PREFIX.match(text, pos)
-    if export is not None:
-        pos = export.end()
-    key: str | None = None
-    first = text[pos : pos + 1]
-    if first == "'":
-        found = _match(_QUOTED_KEY, text, pos)
-        key, pos = found.group(1), found.end()
-    elif first != "#":
-        found = _match(_BARE_KEY, text, pos)
-        key, pos = found.group(), found.end()
-    pos = _match(_INLINE_BLANKS, text, pos).end()
-    value: str | None = None
-    if text.startswith("=", pos):
-        equals = _match(_EQUALS, text, pos)
-        blank_after_equals = equals.end() - pos > 1
-        pos = equals.end()
-        if blank_after_equals and text.startswith("#", pos):
-            value = ""  # `KEY= # comment` is an empty value
-        else:
-            value, pos = _read_value(text, pos)
-    pos = _match(_TRAILING_COMMENT, text, pos).end()
-    pos = _match(_END_OF_LINE, text, pos).end()
-    return key, value, pos
-
-
-def _scan(text: str) -> list[tuple[str, str | None]]:
-    text = text.removeprefix("\ufeff")
-    bindings: list[tuple[str, str | None]] = []
-    pos = 0
-    while pos < len(text):
-        pos = _match(_SKIP_WHITESPACE, text, pos).end()
-        if pos >= len(text):
-            break
-        try:
-            key, value, pos = _read_statement(text, pos)
-        except _BadStatement as bad:
-            pos = _match(_REST_OF_BAD_LINE, text, bad.at).end()
-            continue
-        if key is not None:
-            bindings.append((key, value))
-    return bindings
-
-
-def parse_dotenv(text: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Parse the text of a ``.env`` file into ``{name: value}``. Never raises.
-
-    Matches ``dotenv_values(stream=io.StringIO(text))`` of python-dotenv 1.x,
-    minus the keys it maps to None (a key without ``=``):
-
-    - blank lines and ``#`` comment lines are skipped; ``export`` before a key
-      is ignored; ``KEY = value`` may have blanks around ``=``;
-    - unquoted values are trimmed and end at the first whitespace followed by
-      ``#`` (``a#b`` keeps its ``#``; ``KEY= #c`` is empty); ``=`` may occur
-      inside values;
-    - ``'single'`` quotes are literal except ``\\'`` and ``\\\\``;
-      ``"double"`` quotes decode ``\\n \\t \\r \\" \\' \\\\ \\a \\b \\f \\v``
-      and keep other backslashes; quoted values may span lines;
-    - CR, LF and CRLF all end lines; a leading BOM is ignored;
-    - a statement that does not parse (``=x``, an unterminated quote, text
-      after a closing quote) is skipped up to the end of its line;
-    - later assignments of a key win;
-    - ``${NAME}`` and ``${NAME:-default}`` are expanded in every value (quoted
-      or not -- like python-dotenv, and unlike a shell, single quotes do not
-      stop expansion), from the assignments above it in the same text, then
-      from ``environ``. As in python-dotenv the default applies only when NAME is
-      not defined at all (an empty value is used as is), and a key listed
-      without ``=`` above expands to "".
-
-    Deliberate difference: python-dotenv expands from the process's
-    ``os.environ``; this function reads only the ``environ`` it is given (none
-    by default), so it stays a pure function of its arguments. Pass
-    ``environ=os.environ`` to get python-dotenv's exact behaviour.
-    """
-    outside: Mapping[str, str] = environ if environ is not None else {}
-    expanded: dict[str, str | None] = {}
-
-    def substitute(found: re.Match[str]) -> str:
-        name, default = found.group(1), found.group(2)
-        if name in expanded:
-            return expanded[name] or ""
-        if name in outside:
-            return outside[name]
-        return default or ""
-
-    for key, raw in _scan(text):
-        expanded[key] = None if raw is None else _VARIABLE.sub(substitute, raw)
-    return {key: value for key, value in expanded.items() if value is not None}
-
-
-# --------------------------------------------------------------------------
-# Settings
-# --------------------------------------------------------------------------
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 DEFAULT_MODEL = "anthropic/claude-sonnet-4.5"
@@ -436,11 +229,6 @@ class _Checker:
             raise self.bad(name, f"a whole number >= {minimum}", value)
         return int(value)
 
-    def steps(self, name: str, value: str) -> int:
-        if _WHOLE_NUMBER.fullmatch(value) is None or int(value) < 1:
-            raise self.bad(name, "a whole number >= 1", value)
-        return int(value)
-
     def seconds(self, name: str, value: str) -> float:
         if _DECIMAL.fullmatch(value) is None:
             raise self.bad(name, "a number of seconds > 0", value)
@@ -589,12 +377,12 @@ def load_settings(
         api_key=api_key,
         base_url=base_url,
         model=text(_MODEL),
-        max_steps=check.steps(_MAX_STEPS, text(_MAX_STEPS)),
+        max_steps=check.at_least(_MAX_STEPS, text(_MAX_STEPS), 1),
         stream=check.boolean(_STREAM, text(_STREAM)),
         connect_timeout=check.seconds(_CONNECT_TIMEOUT, text(_CONNECT_TIMEOUT)),
         read_timeout=check.seconds(_READ_TIMEOUT, text(_READ_TIMEOUT)),
         call_timeout=check.seconds(_CALL_TIMEOUT, text(_CALL_TIMEOUT)),
-        max_response_bytes=check.steps(_MAX_RESPONSE_BYTES, text(_MAX_RESPONSE_BYTES)),
+        max_response_bytes=check.at_least(_MAX_RESPONSE_BYTES, text(_MAX_RESPONSE_BYTES), 1),
         shell_timeout=check.seconds(_SHELL_TIMEOUT, text(_SHELL_TIMEOUT)),
         auto_approve=check.boolean(_YES, text(_YES)),
         sandbox=check.choice(_SANDBOX, raw[_SANDBOX], SANDBOX_MODES) if _SANDBOX in raw else None,

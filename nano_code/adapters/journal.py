@@ -1,29 +1,8 @@
-"""The session journal as typed records: one writer (`entry_json`), one reader (`read_entry`).
+"""The session journal as typed entries: one writer (`entry_json`), one reader (`read_entry`).
 
-A session file's `#nc ` lines record everything replay needs beyond HTTP.
-Each line is one of these entries; nothing else in nano-code spells the keys:
-
-    EventEntry            an event the driver fed the kernel (user input, path
-                          facts, an approval, a tool result, an interrupt),
-                          with the tool call it answered and how long it took
-    CallWithoutResponse   a model call that got no complete HTTP response
-                          (transport failure, timeout, Ctrl-C): its request and
-                          what the kernel was told instead
-    RetryEntry            the kernel retried a model call after `delay` seconds
-    TurnEndEntry          how a turn ended
-    ApprovalModeEntry     approval (and the sandbox) switched to the current command
-                          line's (a resumed or forked session)
-    ModelChangeEntry      requests name another model from here on (a fork's
-                          live part with --model)
-    SamplingChangeEntry   requests sample at another temperature, or with a seed,
-                          from here on (a fork's live part with --temperature/--seed)
-    CommandEntry          an interactive command the user typed (/cost, /model ...);
-                          what it changed is recorded by its own entry or event
-    SnapshotEntry         the workspace snapshot taken as the session started
-                          (adapters/snapshot.py), or why there is none
-
-A file is data: `read_entry` turns any line into an entry or raises
-`JournalError`, never anything else.
+A session file's `#nc ` lines record what replay needs beyond HTTP, one entry a
+line; nothing else in nano-code spells their keys. A file is data: `read_entry`
+turns any line into an entry or raises `JournalError`, never anything else.
 """
 
 from __future__ import annotations
@@ -53,6 +32,8 @@ class RecordedCall:
 
 @attrs.frozen
 class EventEntry:
+    """An event fed to the kernel, with the tool call it answered and how long it took."""
+
     event: Event
     call: RecordedCall | None = None
     duration_ms: int | None = None
@@ -60,6 +41,8 @@ class EventEntry:
 
 @attrs.frozen
 class CallWithoutResponse:
+    """A model call with no complete HTTP response: its request and what the kernel was told."""
+
     request: Mapping[str, Any]
     event: Event
     duration_ms: int | None = None
@@ -67,6 +50,8 @@ class CallWithoutResponse:
 
 @attrs.frozen
 class RetryEntry:
+    """The kernel retried a model call after `delay` seconds."""
+
     delay: float
     attempt: int
     failure: Mapping[str, Any]
@@ -79,6 +64,8 @@ class TurnEndEntry:
 
 @attrs.frozen
 class ApprovalModeEntry:
+    """Approval (and the sandbox) switched to the current command line's (resume, fork)."""
+
     mode: ApprovalMode
     sandbox: SandboxMode | None = None
     """The OS sandbox from here on (None in files from before sandboxes: unchanged)."""
@@ -86,22 +73,30 @@ class ApprovalModeEntry:
 
 @attrs.frozen
 class ModelChangeEntry:
+    """Requests name another model from here on (a fork with --model)."""
+
     model: str
 
 
 @attrs.frozen
 class SamplingChangeEntry:
+    """Requests sample otherwise from here on (a fork with --temperature/--seed)."""
+
     temperature: float | None
     seed: int | None = None
 
 
 @attrs.frozen
 class CommandEntry:
+    """An interactive command the user typed; what it changed has its own entry."""
+
     text: str
 
 
 @attrs.frozen
 class SnapshotEntry:
+    """The workspace snapshot taken as the session started, or why there is none."""
+
     info: Mapping[str, Any]
     """`SnapshotInfo.to_json()`, or {"error": why} when none could be taken."""
 

@@ -1,28 +1,19 @@
 """The model client: one urllib3 connection pool, one request per kernel CallModel.
 
 It sends the body the kernel built, feeds the response bytes to the kernel's
-`ResponseDecoder` as they arrive (so streamed text shows live), and returns
-the one event the response amounts to. Transport trouble (refused, DNS, TLS,
-timeouts, a connection reset mid-stream) becomes a `ModelFailure` too; the
-kernel decides whether to retry. This module parses nothing itself.
+`ResponseDecoder` as they arrive (streamed text shows live) and returns the
+event the response amounts to; transport trouble is a `ModelFailure` too (the
+kernel decides on retries). It records here, in vcrpy's interaction shape,
+because vcrpy itself buffers a streamed response whole while recording.
 
-Recording happens here, at our adapter, in vcrpy's interaction format: vcrpy
-itself would buffer a streamed response whole while recording, which kills
-live streaming.
-
-Every reply is bounded: at most `max_response_bytes` after decompression
-(gzip and deflate are inflated here, in bounded pieces, so a compression
-bomb costs no more than its cap; other encodings are refused), and at most
-`call_timeout` seconds in all, however slowly the server trickles bytes. Past
-either bound the attempt fails with one clear message and nothing of it is
-recorded but the request.
+Every reply is bounded: `max_response_bytes` after decompression (gzip and
+deflate inflated in bounded pieces; other encodings refused) and
+`call_timeout` seconds in all, however slowly the server trickles.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import operator
 import socket
 import threading
 import time
@@ -32,88 +23,19 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import urllib3
-from urllib3.exceptions import (
-    HTTPError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-    SSLError,
-)
-from urllib3.exceptions import (
-    TimeoutError as Urllib3Timeout,
-)
+from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError, ReadTimeoutError, SSLError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from nano_code import __version__
+from nano_code.adapters.body_encoder import encode_body
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply
-from nano_code.kernel.request import RequestBody, encode_message, request_head
 from nano_code.kernel.stream import ResponseDecoder, StreamDelta
-from nano_code.kernel.types import KernelConfig, Message
 
 if TYPE_CHECKING:
     from nano_code.adapters.config import Settings
 
-# Response headers that describe the bytes on the wire rather than the body we
-# keep: the recording stores the decoded body, so replay must not decode again.
+# Headers of the wire bytes, not of the decoded body the recording keeps (replay must not decode again).
 _WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding", "connection"})
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-class _BodyEncoder:
-    """Request bodies as bytes, each message encoded once for the whole session.
-
-    A body is the conversation so far: at step n it repeats the n-1 messages
-    already sent. Encoding every message anew each step makes a long session
-    quadratic; here each message's JSON is kept, by the identity of the (frozen)
-    message object, and a body is joined from the pieces, byte for byte what
-    `json.dumps` of the whole body gives. Messages that left the history (a
-    cleared or compacted conversation) are dropped when the cache outgrows it.
-    """
-
-    MARK = b'"messages":[]'
-
-    def __init__(self) -> None:
-        self._messages: dict[int, tuple[Message, bytes]] = {}
-        self._last: tuple[tuple[Message, ...], bytes] = ((), b"")
-        """The previous history and its messages joined: the next body usually extends it."""
-        self._head: tuple[KernelConfig, bytes, bytes] | None = None
-
-    def encode(self, body: Mapping[str, Any]) -> bytes:
-        if not isinstance(body, RequestBody):
-            return _dumps(body)
-        config = body.config
-        if self._head is None or self._head[0] is not config:
-            before, _, after = _dumps(request_head(config)).partition(self.MARK)
-            self._head = (config, before + b'"messages":[', b"]" + after)
-        _, start, end = self._head
-        history = body.history
-        last_history, joined = self._last
-        shared = len(last_history)
-        if not (shared <= len(history) and all(map(operator.is_, history[:shared], last_history))):
-            shared, joined = 0, b""  # not an extension of the last body (cleared, compacted)
-        cache = self._messages
-        if len(cache) > 2 * len(history) + 64:
-            alive = {id(message) for message in history}
-            self._messages = cache = {key: item for key, item in cache.items() if key in alive}
-        pieces = [joined] if shared else []
-        for message in history[shared:]:
-            item = cache.get(id(message))
-            if item is None or item[0] is not message:
-                item = cache[id(message)] = (message, _dumps(encode_message(message)))
-            pieces.append(item[1])
-        joined = b",".join(pieces)
-        self._last = (history, joined)
-        return start + joined + end
-
-
-_ENCODER = _BodyEncoder()
-
-
-def encode_body(body: Mapping[str, Any]) -> bytes:
-    """`body` as the bytes nano-code sends: compact JSON, UTF-8, keys in order."""
-    return _ENCODER.encode(body)
 
 
 @attrs.frozen
@@ -141,7 +63,7 @@ DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
 class ResponseTooLarge(Exception):
-    pass
+    """The reply grew past its cap."""
 
 
 class _Tracked:
@@ -164,12 +86,8 @@ class _TrackedHTTPSPool(_Tracked, urllib3.HTTPSConnectionPool):
 
 
 class _Deadline:
-    """Cuts a call's connection when its time is up, wherever the call is waiting:
-    for the status line, for headers trickled a byte at a time, or for the body.
-
-    One watchdog thread per client, started with the first call and armed for
-    each call (a thread per call would cost more than the call's bookkeeping).
-    """
+    """Cuts a call's connection when its time is up, wherever the call waits (status
+    line, trickled headers, body): one watchdog thread per client, armed per call."""
 
     def __init__(self, pool_for_url: Callable[[], Any]) -> None:
         self._pool_for_url = pool_for_url

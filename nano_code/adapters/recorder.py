@@ -1,28 +1,19 @@
-"""Recording a session as it happens: provenance, HTTP exchanges, the journal.
+"""Recording a session as it happens: its HTTP exchanges and a journal of the rest.
 
-The `Recorder` is a driver observer and an HTTP exchange sink. It writes the
-interactions our own adapter saw (so streaming stays live) and a journal of
-everything else replay needs: user input, tool facts, approvals, tool results
-with their duration, interrupts, model calls that got no response, retries
-and turn ends. Secrets never reach the file: auth headers are dropped, the
-key's value is scrubbed everywhere, and the writer refuses any line that
-still contains it.
+The `Recorder` is a driver observer and an HTTP exchange sink: it writes the
+interactions our own adapter saw (so streaming stays live) and, as journal
+entries, everything else replay needs. The API key never reaches the file:
+auth headers are dropped, the key is scrubbed everywhere (even split across
+streamed pieces), and the writer refuses any line still holding it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import sys
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from nano_code import __version__
-from nano_code.adapters import git
 from nano_code.adapters.journal import (
     CallWithoutResponse,
     CommandEntry,
@@ -35,11 +26,7 @@ from nano_code.adapters.journal import (
     entry_json,
 )
 from nano_code.adapters.model_client import Exchange
-from nano_code.adapters.secrets import (
-    SECRET_HEADERS,
-    Redactor,
-)
-from nano_code.adapters.session_file import FORMAT_VERSION
+from nano_code.adapters.secrets import SECRET_HEADERS, Redactor
 from nano_code.adapters.session_writer import SessionWriter
 from nano_code.kernel.actions import Action, CallModel, CallPurpose, EndTurn, RetryModel, RunTool
 from nano_code.kernel.events import (
@@ -53,106 +40,7 @@ from nano_code.kernel.events import (
 from nano_code.kernel.serialize import to_json
 from nano_code.kernel.state import State
 from nano_code.kernel.stream import ResponseDecoder
-from nano_code.kernel.types import KernelConfig, Usage
-
-
-def _git(args: tuple[str, ...] | list[str], cwd: Path) -> str | None:
-    return git.output(args, cwd)
-
-
-FINGERPRINT_MAX_FILES = 2000
-FINGERPRINT_SKIPPED_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache"})
-
-
-def workspace_fingerprint(workspace: Path) -> dict[str, Any]:
-    """git HEAD and dirty state, or else a hash of (at most 2000 of) the workspace's small files.
-
-    One `git status --porcelain=v2 --branch` gives both HEAD and the dirty
-    state. The content walk is bounded, so starting in a huge directory (a
-    home directory, say) costs milliseconds, not a crawl of the disk.
-    """
-    status = _git(git.STATUS, workspace)
-    if status is not None:
-        head = None
-        changes = []
-        for line in status.splitlines():
-            if line.startswith("# branch.oid "):
-                head = line.split(" ", 2)[2]
-            elif not line.startswith("#"):
-                changes.append(line)
-        text = "\n".join(changes)
-        return {
-            "kind": "git",
-            "head": None if head == "(initial)" else head,
-            "dirty": bool(changes),
-            "status_sha256": hashlib.sha256(text.encode()).hexdigest() if changes else None,
-        }
-    digest = hashlib.sha256()
-    count = 0
-    for root, dirs, files in os.walk(workspace):
-        dirs[:] = sorted(d for d in dirs if d not in FINGERPRINT_SKIPPED_DIRS)
-        for name in sorted(files):
-            if count >= FINGERPRINT_MAX_FILES:
-                break
-            path = Path(root, name)
-            try:
-                if not path.is_symlink() and path.stat().st_size <= 1_000_000:
-                    digest.update(os.fsencode(path.relative_to(workspace)) + b"\0" + path.read_bytes())
-                    count += 1
-            except OSError:
-                continue
-        if count >= FINGERPRINT_MAX_FILES:
-            break
-    return {
-        "kind": "content",
-        "sha256": digest.hexdigest(),
-        "files": count,
-        "capped": count >= FINGERPRINT_MAX_FILES,
-    }
-
-
-def nano_code_commit() -> str | None:
-    """The git commit of nano-code itself when it runs from a checkout."""
-    source = git.source_checkout()
-    return _git(git.HEAD, source) if source is not None else None
-
-
-def provenance(
-    config: KernelConfig,
-    settings: Mapping[str, Any],
-    workspace: Path,
-    agents_md: str | None,
-    origin: str,
-    parent: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Everything a replay (or a reader) needs to know about how the session was made."""
-    base_url = str(settings.get("base_url", ""))
-    split = urlsplit(base_url)
-    return {
-        "format": "nano-code-session",
-        "format_version": FORMAT_VERSION,
-        "session_id": os.urandom(16).hex(),  # as random as uuid4, without importing uuid
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "origin": origin,
-        "nano_code_version": __version__,
-        "nano_code_commit": nano_code_commit(),
-        "python": "{}.{}.{}".format(*sys.version_info[:3]),
-        "platform": sys.platform,
-        "model": config.model,
-        "server_host": split.hostname or "",
-        "generation": {
-            "stream": config.stream,
-            "temperature": config.temperature,
-            "seed": config.seed,
-            "max_completion_tokens": config.max_completion_tokens,
-        },
-        "settings": dict(settings),
-        "tool_schemas": [to_json(spec) for spec in config.tools],
-        "system_prompt_sha256": hashlib.sha256(config.system_prompt.encode()).hexdigest(),
-        "workspace": {"path": str(workspace), "fingerprint": workspace_fingerprint(workspace)},
-        "agents_md": agents_md,
-        "parent": dict(parent) if parent else None,
-    }
+from nano_code.kernel.types import Usage
 
 
 def _usage_json(usage: Usage | None) -> dict[str, Any] | None:

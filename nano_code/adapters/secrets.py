@@ -1,11 +1,5 @@
-"""The API key's one module: where it may not go, and how it is found and hidden.
-
-The key never reaches a recording, a log, an error message or stdout. Every
-place that shows or writes text takes it through a `Redactor` (recordings, the
-terminal, `--json`, error lines, config errors), which finds the key in every
-spelling JSON allows and shows `REDACTED` instead; the session writer refuses
-a line in which the key would still appear.
-"""
+"""The API key's one module: every place that shows or writes text takes it through a
+`Redactor`, which finds the key in every spelling JSON allows and hides it."""
 
 from __future__ import annotations
 
@@ -30,9 +24,8 @@ class SecretLeakError(Exception):
 
 
 def _char_forms(char: str) -> str:
-    """A pattern for `char` as it may appear in JSON text at any depth of string escaping:
-    itself, or a `\\uXXXX` escape (hex digits in either case), or a short escape,
-    each after any run of backslashes (a body inside a record doubles them)."""
+    """A pattern for `char` in JSON text at any depth of string escaping: itself, a `\\uXXXX`
+    or short escape, each after any run of backslashes."""
     forms = []
     code = ord(char)
     if code <= 0xFFFF:
@@ -62,17 +55,14 @@ class Redactor:
 
     @property
     def _pattern(self) -> re.Pattern[str]:
-        """The regex for every spelling, compiled when first needed (text with no escape in
-        it, the usual case, never needs it; a long key's regex takes a millisecond)."""
+        """The regex for every spelling, compiled when first needed (the usual text never needs it)."""
         if self._compiled is None:
             self._compiled = re.compile("".join(_char_forms(char) for char in self.secret or ""))
         return self._compiled
 
     def _escapes_possible(self, text: str) -> bool:
-        """Whether `text` may spell a key character as an escape (`\\u00XX` for an ASCII
-        key, or `\\/`); without one, only the plain spellings need looking for, with
-        C-speed `str` searches instead of the regex. ("u00" is far quicker to search
-        for than anything starting with a backslash, which JSON text is full of.)"""
+        """Whether `text` may spell a key character as an escape; if not, plain `str`
+        searches suffice (searching "u00" is far quicker than for a backslash)."""
         secret = self.secret or ""
         if "u00" in text if secret.isascii() else "\\u" in text:
             return True

@@ -1,12 +1,8 @@
-"""One writer per session file: an exclusive lock held for as long as the writer lives.
+"""One writer per session file: a `flock` on the file itself, held while the writer lives.
 
-Two processes appending to one session (two `nano-code --resume S` at once)
-would interleave their records, and the recording stops being the ground
-truth. The lock is a `flock` on the session file itself: no lock file to leave
-behind, and the kernel drops it when its process dies, however it dies, so a
-lock left by a crashed or killed writer is simply taken over by the next one.
-A second writer is refused, naming the process that holds the file (read from
-/proc/locks where there is one).
+Two writers would interleave their records. The OS drops the lock when its
+process dies, however it dies, so nothing is left behind; a second writer is
+refused, naming the process that holds the file (from /proc/locks).
 """
 
 from __future__ import annotations
@@ -27,11 +23,7 @@ class SessionLocked(Exception):
 
 
 def lock(fd: int, path: Path) -> None:
-    """Hold the session file `fd` for this writer (released when `fd` is closed).
-
-    The descriptor must be this writer's own: the lock belongs to the open file,
-    and descriptors are not inherited by the commands nano-code runs.
-    """
+    """Hold the session file `fd` (this writer's own descriptor) until `fd` is closed."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -40,10 +32,7 @@ def lock(fd: int, path: Path) -> None:
 
 def holder(fd: int) -> int | None:
     """The process holding a flock on the file of `fd`, from /proc/locks (None when unknown).
-
-    Lines read `1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF` (pid, then the
-    device as hex major:minor and the inode); waiting requests start with `->`.
-    """
+    Lines read `1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF` (pid, dev, inode)."""
     info = os.fstat(fd)
     device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}"
     by_inode: list[int] = []

@@ -1,12 +1,8 @@
 """What `nano-code sessions` shows of a session file, read without holding its records.
 
-Listing must stay cheap whatever the files hold: `load_session` materialises
-every record (a 900 MiB line took 4.7 GB to list one row). Here lines are read
-a piece at a time; interactions are counted, not parsed; journal lines are
-parsed only up to `LIST_PARSE_BYTES` (the rows need the first user input and
-the turn ends, which are small), except that the first line of a longer user
-input is read from its start. A line longer than `MAX_RECORD_BYTES` makes the
-file unreadable (replay refuses it too) and is reported as soon as it is seen.
+Listing stays cheap whatever a file holds: lines are read a piece at a time,
+interactions counted, not parsed, and journal lines parsed only up to
+`LIST_PARSE_BYTES` (a longer user input gives its first line from its start).
 """
 
 from __future__ import annotations
@@ -72,9 +68,8 @@ def summarize(path: Path) -> SessionSummary:
 
 
 def _lines(handle: BinaryIO, path: Path) -> Iterator[tuple[int, bytes, bool, bool]]:
-    """(number, bytes, complete, whole) for each line; a line longer than LIST_PARSE_BYTES
-    (except the metadata line, which a row needs) is read on without being kept: its
-    first HEAD_BYTES only, `whole` False."""
+    """(number, bytes, complete, whole) for each line; of a line longer than LIST_PARSE_BYTES
+    (but the metadata) only the first HEAD_BYTES are kept, `whole` False."""
     number = read = 0
     while first := handle.readline(LIST_PARSE_BYTES + 1):
         number += 1

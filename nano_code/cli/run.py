@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from nano_code.adapters.config import ConfigError, Settings, is_loopback_url, load_settings
+from nano_code.adapters.config import ConfigError, Settings, load_settings
+from nano_code.adapters.endpoint import is_loopback_url
 from nano_code.adapters.journal import ApprovalModeEntry
-from nano_code.adapters.recorder import Recorder, provenance
+from nano_code.adapters.provenance import provenance
+from nano_code.adapters.recorder import Recorder
 from nano_code.adapters.sandbox import SandboxUnavailable
 from nano_code.adapters.secrets import Redactor, SecretLeakError
 from nano_code.adapters.session_file import SessionFileError, load_session

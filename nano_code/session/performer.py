@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from nano_code.adapters.body_encoder import encode_body
 from nano_code.adapters.file_access import inside_workspace
 from nano_code.adapters.journal import (
     ApprovalModeEntry,
@@ -24,7 +25,7 @@ from nano_code.adapters.journal import (
     SamplingChangeEntry,
     TurnEndEntry,
 )
-from nano_code.adapters.model_client import ModelClient, encode_body
+from nano_code.adapters.model_client import ModelClient
 from nano_code.adapters.session_file import Record, SessionFile
 from nano_code.adapters.tool import ToolContext, ToolOutcome
 from nano_code.adapters.tools import approved_at_prompt, find_tool, run_tool

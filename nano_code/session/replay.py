@@ -18,7 +18,8 @@ from typing import Any
 from nano_code import __version__
 from nano_code.adapters.config import Settings
 from nano_code.adapters.model_client import ModelClient
-from nano_code.adapters.recorder import Recorder, nano_code_commit, provenance
+from nano_code.adapters.provenance import nano_code_commit, provenance
+from nano_code.adapters.recorder import Recorder
 from nano_code.adapters.sandbox import Sandbox, SandboxUnavailable
 from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import FORMAT_VERSION, SessionFileError, load_session

@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nano_code.adapters.model_client import _BodyEncoder, encode_body
+from nano_code.adapters.body_encoder import _BodyEncoder, encode_body
 from nano_code.kernel.request import RequestBody, build_request
 from nano_code.kernel.types import (
     AssistantMessage,

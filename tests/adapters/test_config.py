@@ -30,9 +30,9 @@ from nano_code.adapters.config import (
     ConfigError,
     Settings,
     load_settings,
-    parse_dotenv,
     render_env_example,
 )
+from nano_code.adapters.dotenv_file import parse_dotenv
 
 # --------------------------------------------------------------------------
 # the oracle

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from nano_code.adapters.config import Settings
-from nano_code.adapters.recorder import provenance
+from nano_code.adapters.provenance import provenance
 from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import dump_line, load_session
 from nano_code.kernel.compaction import NOTES_INTRO, SUMMARY_HEADER

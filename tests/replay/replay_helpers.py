@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nano_code.adapters.config import Settings
-from nano_code.adapters.recorder import provenance
+from nano_code.adapters.provenance import provenance
 from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import JOURNAL_PREFIX, dump_line, load_session
 from nano_code.adapters.session_writer import export_full

@@ -207,7 +207,7 @@ def test_rebless_accepts_changed_requests_and_writes_a_replayable_copy(session: 
         assert f"accepted a change at step {step}" in done.stdout
     assert "diverged" not in done.stdout  # each accepted change is not a failure
     # the copy's provenance names this version, not the one that recorded the original
-    from nano_code.adapters.recorder import nano_code_commit
+    from nano_code.adapters.provenance import nano_code_commit
 
     assert load_session(copy).metadata["nano_code_commit"] == nano_code_commit()
     assert "$.messages[0].content" in done.stdout

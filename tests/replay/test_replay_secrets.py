@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from replay_helpers import record_inproc
 
 from nano_code.adapters.journal import EventEntry
-from nano_code.adapters.recorder import Recorder, provenance
+from nano_code.adapters.provenance import provenance
+from nano_code.adapters.recorder import Recorder
 from nano_code.adapters.secrets import REDACTED, Redactor, SecretLeakError
 from nano_code.adapters.session_file import load_session
 from nano_code.adapters.session_writer import SessionWriter

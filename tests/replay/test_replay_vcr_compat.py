@@ -13,7 +13,7 @@ from git_helpers import git
 from replay_helpers import TASK, cli_env, record_cli, record_inproc, request_body, run_cli, three_step_script
 
 import nano_code
-from nano_code.adapters.recorder import workspace_fingerprint
+from nano_code.adapters.provenance import workspace_fingerprint
 from nano_code.adapters.session_file import VcrSerializer, load_session
 from nano_code.session.replay import replay_session
 from nano_code.testing.fake_server import FakeServer, reply

@@ -11,7 +11,7 @@ import pytest
 from git_helpers import git
 
 from nano_code.adapters import snapshot, snapshot_restore
-from nano_code.adapters.recorder import workspace_fingerprint
+from nano_code.adapters.provenance import workspace_fingerprint
 from nano_code.cli.commands import workspace_diff
 
 

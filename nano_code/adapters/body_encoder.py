@@ -1,0 +1,70 @@
+"""Request bodies as the bytes nano-code sends, each message encoded once per session.
+
+A body is the conversation so far, so at step n it repeats the n-1 messages
+already sent: encoding all of them anew each step makes a long session
+quadratic. Here each message's JSON is kept (by the identity of the frozen
+message) and a body is joined from the pieces, byte for byte what `json.dumps`
+of the whole body gives.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Mapping
+from typing import Any
+
+from nano_code.kernel.request import RequestBody, encode_message, request_head
+from nano_code.kernel.types import KernelConfig, Message
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class _BodyEncoder:
+    """Joins each body from cached message encodings; messages that left the history
+    (a cleared or compacted conversation) are dropped once the cache outgrows it."""
+
+    MARK = b'"messages":[]'
+
+    def __init__(self) -> None:
+        self._messages: dict[int, tuple[Message, bytes]] = {}
+        self._last: tuple[tuple[Message, ...], bytes] = ((), b"")
+        """The previous history and its messages joined: the next body usually extends it."""
+        self._head: tuple[KernelConfig, bytes, bytes] | None = None
+
+    def encode(self, body: Mapping[str, Any]) -> bytes:
+        if not isinstance(body, RequestBody):
+            return _dumps(body)
+        config = body.config
+        if self._head is None or self._head[0] is not config:
+            before, _, after = _dumps(request_head(config)).partition(self.MARK)
+            self._head = (config, before + b'"messages":[', b"]" + after)
+        _, start, end = self._head
+        history = body.history
+        last_history, joined = self._last
+        shared = len(last_history)
+        if not (shared <= len(history) and all(map(operator.is_, history[:shared], last_history))):
+            shared, joined = 0, b""  # not an extension of the last body (cleared, compacted)
+        cache = self._messages
+        if len(cache) > 2 * len(history) + 64:
+            alive = {id(message) for message in history}
+            self._messages = cache = {key: item for key, item in cache.items() if key in alive}
+        pieces = [joined] if shared else []
+        for message in history[shared:]:
+            item = cache.get(id(message))
+            if item is None or item[0] is not message:
+                item = cache[id(message)] = (message, _dumps(encode_message(message)))
+            pieces.append(item[1])
+        joined = b",".join(pieces)
+        self._last = (history, joined)
+        return start + joined + end
+
+
+_ENCODER = _BodyEncoder()
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """`body` as the bytes nano-code sends: compact JSON, UTF-8, keys in order."""
+    return _ENCODER.encode(body)

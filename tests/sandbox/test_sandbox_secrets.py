@@ -134,10 +134,11 @@ def test_container_daemon_sockets_are_hidden_when_the_network_is_on(
     server.bind(str(path))
     server.listen(1)
     connect = f"import socket; socket.socket(socket.AF_UNIX).connect({str(path)!r}); print('CONNECTED')"
+    python = os.path.realpath(sys.executable)  # a virtualenv under /tmp is hidden by the private /tmp
     try:
-        assert "CONNECTED" in shell(workspace, f'{sys.executable} -c "{connect}"', network=True).output
+        assert "CONNECTED" in shell(workspace, f'{python} -c "{connect}"', network=True).output
         monkeypatch.setattr(sandbox, "DAEMON_SOCKETS", (str(path),))
-        done = shell(workspace, f'{sys.executable} -c "{connect}"', network=True)
+        done = shell(workspace, f'{python} -c "{connect}"', network=True)
         assert "CONNECTED" not in done.output
     finally:
         server.close()

@@ -88,7 +88,8 @@ def _export_full(source: Path, output: str | None) -> int:
 def _export_table(args: argparse.Namespace) -> int:
     from nano_code.adapters.session_file import SessionFileError
     from nano_code.cli.sessions_cmd import expand_paths
-    from nano_code.session.corpus import SessionTables, corpus_tables, table_for, write_table
+    from nano_code.session.corpus import SessionTables
+    from nano_code.session.corpus_files import corpus_tables, table_for, write_table
 
     target = Path(args.to)
     try:

@@ -1,61 +1,23 @@
-"""Corpus tables: recorded sessions as rows, for pandas, DuckDB, a spreadsheet or jq.
+"""Corpus tables: one recorded session as rows, for pandas, DuckDB, a spreadsheet or jq.
 
-Three tables, one row per
-
-    sessions     session file
-    steps        model call (a retry is a call of its own)
-    tool_calls   tool call the model asked for (one the kernel refused by itself, for
-                 an unknown tool or invalid arguments, included)
-
-and one nested form, `.jsonl`: one JSON object per session, its columns plus
-`steps` and `tool_calls`, two lists of the rows above (without the repeated
-`path` and `session_id`; each tool call names its `step`).
-
-Columns are listed in `SESSION_COLUMNS`, `STEP_COLUMNS`, `TOOL_CALL_COLUMNS`.
-The ones worth a word:
-
-- `step` counts a session's model calls from 1, retries included, as replay
-  does (`ReplayReport.steps`, "diverged at step N"); `turn_step` and `attempt`
-  are the kernel's own numbering within a turn.
-- `settings_hash`: the first 12 hex digits of the SHA-256 of the recorded
-  settings, as JSON with sorted keys and no spaces. Sessions made with the
-  same settings (model, server, budget, workspace, ...) share it.
-- tokens and `cost` are what the server reported for each call; a session's
-  are their sums. Costs are exact decimals (`decimal.Decimal` in Python, the
-  digits as written in CSV): no 0.027200000000000002.
-- `duration_ms`: a step's from sending the request to the end of the reply
-  (a retry's includes its wait), a tool call's its run time; a session's is
-  its wall time while recording (a resumed session: the sum of its runs),
-  with `model_ms` and `tool_ms` the parts spent in model calls and tools.
-- `outcome`: a session's last turn end (completed, step_budget, failed,
-  interrupted; "unfinished" when the last turn has none); a step's "answer",
-  "tool_calls", or the failure ("rate_limit", "timeout", ...,
-  "interrupted"); a tool call's "ok", "nonzero_exit", "error", "denied",
-  "interrupted", "no_result" (the file ends first), "refused" (the kernel
-  answered it itself: an unknown tool or unusable arguments, as the model
-  sent them) or "not_run" (the turn ended before it ran). `exit_status`
-  and `is_error` are there as recorded.
-- Text cells are cut to `table_cells.CELL_CHARS` characters, saying so. In
-  CSV, control characters are escaped and a text cell a spreadsheet would
-  read as a formula (`=`, `+`, `-`, `@`, ...) begins with `'`: see
-  `nano_code/session/table_cells.py`. Numbers stay numbers.
-- `replay` and `divergence` stay empty unless a `ReplayReport` is given for
-  the session (`nano-code export --replay` replays each one first): then the
-  session row has the replay status and the first line of the divergence or
-  error, and the step or tool call row holding the recorded side of the
-  divergence (by its file `line`) repeats it.
+Rows per session file (`sessions`), model call (`steps`; a retry is its own)
+and tool call the model asked for (`tool_calls`; refused ones included).
+`step` counts model calls from 1, retries included, as replay does;
+`settings_hash` is the SHA-256 (12 hex digits) of the recorded settings as
+sorted JSON; tokens and `cost` (exact decimals) are the server's, summed per
+session; `outcome` is a session's last turn end, a step's answer, tool_calls
+or failure kind, a tool call's ok, nonzero_exit, error, denied, interrupted,
+no_result, refused or not_run; `replay` and `divergence` need a ReplayReport.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import attrs
 
@@ -67,9 +29,7 @@ from nano_code.adapters.journal import (
     RetryEntry,
     TurnEndEntry,
 )
-from nano_code.adapters.safe_text import json_text
-from nano_code.adapters.session_file import Record, SessionFile, SessionFileError, load_session
-from nano_code.adapters.session_writer import make_private_dirs
+from nano_code.adapters.session_file import Record, SessionFile, load_session
 from nano_code.adapters.tools import tool_specs
 from nano_code.kernel.events import (
     ApprovalDecision,
@@ -86,20 +46,7 @@ from nano_code.kernel.policy import parse_arguments
 from nano_code.kernel.types import Usage
 from nano_code.session.divergence import ReplayReport
 from nano_code.session.recording import response_event
-from nano_code.session.table_cells import csv_text, cut, first_line
-
-__all__ = [
-    "SESSION_COLUMNS",
-    "STEP_COLUMNS",
-    "TABLES",
-    "TOOL_CALL_COLUMNS",
-    "SessionTables",
-    "corpus_tables",
-    "session_tables",
-    "settings_hash",
-    "table_for",
-    "write_table",
-]
+from nano_code.session.table_cells import cut, first_line
 
 _USAGE_COLUMNS = (
     "prompt_tokens",
@@ -188,20 +135,16 @@ class SessionTables:
     tool_calls: tuple[dict[str, Any], ...]
 
     def rows(self, table: str) -> tuple[dict[str, Any], ...]:
-        if table == "sessions":
-            return (self.session,)
-        return self.steps if table == "steps" else self.tool_calls
+        return {"sessions": (self.session,), "steps": self.steps}.get(table, self.tool_calls)
 
     def as_json(self) -> dict[str, Any]:
         """The nested form: the session's columns, then its steps and tool calls (costs as numbers)."""
-        shared = ("path", "session_id")
-        return {
-            **_json_values(self.session),
-            "steps": [_json_values({k: v for k, v in r.items() if k not in shared}) for r in self.steps],
-            "tool_calls": [
-                _json_values({k: v for k, v in r.items() if k not in shared}) for r in self.tool_calls
-            ],
-        }
+
+        def own(row: dict[str, Any]) -> dict[str, Any]:
+            return _json_values({k: v for k, v in row.items() if k not in ("path", "session_id")})
+
+        steps, calls = [own(row) for row in self.steps], [own(row) for row in self.tool_calls]
+        return {**_json_values(self.session), "steps": steps, "tool_calls": calls}
 
 
 def settings_hash(settings: object) -> str:
@@ -212,22 +155,12 @@ def settings_hash(settings: object) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def _cost(value: float | None) -> Decimal | None:
-    # A float read from the server's JSON prints as the digits the server wrote.
-    return None if value is None else Decimal(repr(value))
-
-
 def _usage_columns(usage: Usage | None) -> dict[str, Any]:
     if usage is None:
         return dict.fromkeys(_USAGE_COLUMNS)
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "cached_tokens": usage.cached_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "cost": _cost(usage.cost),
-    }
+    # a float read from the server's JSON: its repr is the digits the server wrote
+    cost = Decimal(repr(usage.cost)) if usage.cost is not None else None
+    return {column: getattr(usage, column) for column in _USAGE_COLUMNS} | {"cost": cost}
 
 
 def _one_line(text: str) -> str:
@@ -240,8 +173,7 @@ def _int_or_none(value: object) -> int | None:
 
 
 class _Clock:
-    """Wall time of a recording from its `t_ms` stamps; a stamp going back starts a new run
-    (a resumed session counts from 0 again)."""
+    """Wall time from `t_ms` stamps; a stamp going back starts a new run (a resumed session)."""
 
     def __init__(self) -> None:
         self.finished_runs = 0
@@ -261,17 +193,12 @@ class _Clock:
 
 
 def session_tables(source: SessionFile | str | Path, report: ReplayReport | None = None) -> SessionTables:
-    """One session's rows; `report` (a replay of it) fills the `replay` and `divergence` columns.
-
-    Raises `SessionFileError` when `source` is a path that is not a readable session.
-    """
+    """One session's rows; `report` (its replay) fills `replay` and `divergence`.
+    SessionFileError when `source` is a path that is not a readable session."""
     session = source if isinstance(source, SessionFile) else load_session(source)
     reader = _Reader(session)
     for record in session.records:
-        if record.kind == "interaction":
-            reader.interaction(record)
-        else:
-            reader.journal(record)
+        (reader.interaction if record.kind == "interaction" else reader.journal)(record)
     return reader.tables(report)
 
 
@@ -281,20 +208,16 @@ class _Reader:
     def __init__(self, session: SessionFile) -> None:
         self.session = session
         self.ids = {"path": str(session.path), "session_id": str(session.metadata.get("session_id") or "")}
-        self.model = str(session.metadata.get("model") or "")
-        """The model requests name from here on (a fork's live part may change it)."""
+        self.model = str(session.metadata.get("model") or "")  # a fork's live part may change it
         self.clock = _Clock()
         self.steps: list[dict[str, Any]] = []
-        self.calls: dict[tuple[int, str], dict[str, Any]] = {}
-        """(step, call id) -> the tool call's row (ids may repeat across turns)."""
+        self.calls: dict[tuple[int, str], dict[str, Any]] = {}  # (step, call id) -> row
         self.call_lines: dict[tuple[int, str], list[int]] = {}
-        self.asked: dict[int, tuple[int, tuple[ReplyToolCall, ...]]] = {}
-        """step -> (its file line, the tool calls its reply asked for, as sent)."""
+        self.asked: dict[int, tuple[int, tuple[ReplyToolCall, ...]]] = {}  # step -> (line, calls asked)
         self.task = ""
         self.turn = 0
         self.turn_step = 0
-        self.retry_attempt: int | None = None
-        """Set by a retry record: the next model call is that attempt of the same step."""
+        self.retry_attempt: int | None = None  # the next model call is this attempt of its step
         self.outcome = "unfinished"
         self.unreadable = 0
 
@@ -396,8 +319,7 @@ class _Reader:
         )
 
     def _all_tool_calls(self) -> tuple[list[dict[str, Any]], list[list[int]]]:
-        """Every tool call the model asked for, in order, with the file lines of each one's
-        records: the driver's rows, and a row for each call that never reached the driver."""
+        """Every tool call the model asked for, in order, with its records' file lines."""
         handled: dict[int, list[tuple[int, str]]] = {}
         for key in self.calls:
             handled.setdefault(key[0], []).append(key)
@@ -526,109 +448,6 @@ def _fill_divergence(
                     row["divergence"] = text
     elif report.error:
         session_row["divergence"] = "error: " + _one_line(report.error)
-
-
-def corpus_tables(
-    paths: Iterable[str | Path],
-    reports: Mapping[str, ReplayReport] | None = None,
-    on_error: Callable[[Path, SessionFileError], None] | None = None,
-) -> Iterator[SessionTables]:
-    """`session_tables` for each session file, in order, one at a time (a corpus need not fit in memory).
-
-    `reports` maps a path (as given) to its replay. A file that is not a
-    readable session is passed to `on_error` and left out; without `on_error`
-    its `SessionFileError` is raised.
-    """
-    for raw in paths:
-        path = Path(raw)
-        try:
-            tables = session_tables(path, (reports or {}).get(str(raw)))
-        except SessionFileError as error:
-            if on_error is None:
-                raise
-            on_error(path, error)
-            continue
-        yield tables
-
-
-def table_for(target: str | Path) -> str:
-    """Which table a file name asks for: "jsonl" by the suffix .jsonl; "sessions", "steps" or
-    "tool_calls" by a .csv name that is the table's or ends with it after "-", "_" or "."
-    (`steps.csv`, `run1-steps.csv`). ValueError for any other name."""
-    path = Path(target)
-    if path.suffix == ".jsonl":
-        return "jsonl"
-    if path.suffix == ".csv":
-        for table in TABLES:
-            if path.stem == table or path.stem.endswith((f"-{table}", f"_{table}", f".{table}")):
-                return table
-    raise ValueError(
-        f"{path.name}: name the file sessions.csv, steps.csv or tool_calls.csv "
-        "(a prefix like run1- is fine), or give it the suffix .jsonl"
-    )
-
-
-def write_table(
-    tables: Iterable[SessionTables], target: str | Path, table: str | None = None, overwrite: bool = False
-) -> int:
-    """Write `tables` to `target` as the table its name asks for (or `table`); return the rows written.
-
-    The file is private (0600: a corpus holds what the sessions read) and
-    appears whole or not at all. An existing `target` is replaced only when
-    `overwrite`; otherwise FileExistsError.
-    """
-    target = Path(target)
-    kind = table or table_for(target)
-    if kind != "jsonl" and kind not in TABLES:
-        raise ValueError(f"unknown table {kind!r}")
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists")
-    make_private_dirs(target.parent)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with open(fd, "w", encoding="utf-8", newline="") as stream:
-            count = _write_jsonl(tables, stream) if kind == "jsonl" else _write_csv(tables, stream, kind)
-        if target.exists() and not overwrite:
-            raise FileExistsError(f"{target} exists")
-        os.replace(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return count
-
-
-def _write_jsonl(tables: Iterable[SessionTables], stream: TextIO) -> int:
-    count = 0
-    for one in tables:
-        stream.write(json_text(one.as_json()) + "\n")
-        count += 1
-    return count
-
-
-def _write_csv(tables: Iterable[SessionTables], stream: TextIO, kind: str) -> int:
-    columns = TABLES[kind]
-    writer = csv.writer(stream)
-    writer.writerow(columns)
-    count = 0
-    for one in tables:
-        for row in one.rows(kind):
-            writer.writerow([_csv_value(row.get(column)) for column in columns])
-            count += 1
-    return count
-
-
-def _csv_value(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, str):
-        return csv_text(value)
-    return value
 
 
 def _json_values(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,12 +24,10 @@ from nano_code.session.corpus import (
     STEP_COLUMNS,
     TOOL_CALL_COLUMNS,
     SessionTables,
-    corpus_tables,
     session_tables,
     settings_hash,
-    table_for,
-    write_table,
 )
+from nano_code.session.corpus_files import corpus_tables, table_for, write_table
 from nano_code.session.replay import replay_session
 from nano_code.testing import FakeServer, http_error, replay, reply, run
 

@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nano_code.session.corpus import SessionTables, session_tables, write_table
+from nano_code.session.corpus import SessionTables, session_tables
+from nano_code.session.corpus_files import write_table
 from nano_code.session.table_cells import CELL_CHARS, csv_text
 from nano_code.testing import FakeServer, reply, run
 

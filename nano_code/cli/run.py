@@ -29,7 +29,7 @@ from nano_code.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Interrup
 from nano_code.driver import Driver, Observer
 from nano_code.kernel.actions import EndTurn, TurnEnd
 from nano_code.kernel.events import FailureKind
-from nano_code.kernel.machine import State, initial_state
+from nano_code.kernel.state import State, initial_state
 from nano_code.kernel.types import ApprovalMode, SandboxMode
 from nano_code.session.changes import change_setting
 from nano_code.session.factory import choose_sandbox, live_session, open_recorder, sandbox_provenance

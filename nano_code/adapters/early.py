@@ -1,14 +1,9 @@
-"""Commands started as nano-code starts, so they run while Python imports the rest.
+"""Commands started as nano-code starts, so they run on another core while Python imports the rest.
 
-A live run needs a few short commands before its first request: bwrap's
-trial run (is there a sandbox?) and, when recording, git for the provenance
-(the workspace's HEAD and state, nano-code's own commit). Started here, at
-the top of `main`, they run on another core during the imports: a recorded,
-sandboxed run's exec -> first request is 7-9 ms shorter than with each run
-when needed (bench/README.md, "Plain attrs"). `start` launches a command;
-`run` gives its result, waiting for the one started earlier or, when none
-was, running it there and then. Standard library only, so that importing
-this costs nothing.
+bwrap's trial run and, when recording, git for the provenance: a recorded,
+sandboxed run reaches its first request 7-9 ms sooner (bench/README.md).
+`start` launches a command; `run` gives its result, waiting for the one started
+earlier or running it there and then. Standard library only.
 """
 
 from __future__ import annotations

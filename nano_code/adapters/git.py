@@ -1,18 +1,11 @@
 """Running git on a workspace with the repository's own programs turned off.
 
-A workspace is data, and so is its repository: `.git/config`, `.gitattributes`
-and `.git/info/attributes` can name programs git runs by itself (an fsmonitor,
-hooks, clean/smudge filters and their long-running `process`, textconv and
-external diff drivers, merge drivers, a pager, credential helpers). A cloned
-repository, or a sandboxed command in a folder that was not yet one, can plant
-any of them. Every git call nano-code makes goes through `argv`, which turns
-all of them off: the fixed ones by name (`SAFETY`), and the filter, diff and
-merge drivers -- whose names the repository chooses -- by listing the keys the
-repository's config really sets (`git config --get-regexp` reads config and
-runs nothing) and overriding each with an empty value.
-
-The provenance calls can be started early (`start_provenance`, see `early.py`),
-so they run while nano-code is still importing.
+A repository is data: its config and attributes can name programs git runs by
+itself (fsmonitor, hooks, filters, diff and merge drivers, pager, credential
+helpers), and a cloned repository or a sandboxed command can plant any of them.
+Every git call nano-code makes goes through `argv`, which turns them all off:
+the fixed ones by name (`SAFETY`), the drivers by listing the keys the config
+really sets (reading config runs nothing) and emptying each.
 """
 
 from __future__ import annotations
@@ -23,22 +16,16 @@ from pathlib import Path
 
 from nano_code.adapters import early
 
-SAFETY = (
-    "-c",
+_SETTINGS = (
     "core.fsmonitor=false",
-    "-c",
     "core.hooksPath=/dev/null",
-    "-c",
     "safe.bareRepository=explicit",
-    "-c",
     "core.pager=cat",
-    "-c",
     "credential.helper=",
-    "-c",
     "protocol.allow=never",
-    "-c",
     "diff.external=",
 )
+SAFETY = tuple(arg for setting in _SETTINGS for arg in ("-c", setting))
 """Settings that name a program, overridden by name on every call."""
 
 DRIVER_KEYS = r"^(filter|diff|merge)\..+\.(clean|smudge|process|textconv|command|driver)$"
@@ -52,11 +39,7 @@ HEAD = ("rev-parse", "HEAD")
 
 
 def driver_overrides(cwd: Path) -> list[str]:
-    """`-c KEY=` for every program-naming driver key the repository at `cwd` sets.
-
-    A filter is also made optional (`required=false`): with its commands
-    emptied, a required filter would fail the call instead of being skipped.
-    """
+    """`-c KEY=` for every driver key the repository at `cwd` sets; filters made optional, not failing."""
     try:
         done = subprocess.run(
             ["git", "config", "--null", "--name-only", "--get-regexp", DRIVER_KEYS],

@@ -1,23 +1,10 @@
 """The live performer: real model calls, real tools, a real person to ask.
 
-Path checks hold at the moment of use. The kernel decides whether a call may
-run from where its path led when it was checked; the path can lead elsewhere
-by the time the tool runs (a symlink swapped in between). So the performer
-remembers, per call, whether a check it made found the path inside the
-workspace, and such a call runs confined (`ToolContext.confined`): the file
-tools then refuse what is not inside the workspace when they open it. The
-checks are the kernel's CheckToolCall and, for calls that ask the user, one
-just before and one just after asking (the prompt shows where the path leads).
-Only a call whose path was outside at every check, and which the user
-approved, or a call nobody checked (auto-approval, "always"), runs unconfined.
-
-With an OS sandbox on (`ToolContext.sandbox`), what runs without asking keeps
-to it: the shell runs inside it, and the file tools write only where it lets
-them. A call the user approved at the prompt is the exception: the question
-was asked because the call leaves the sandbox (a write outside the
-workspace, or any write under read-only), and the user's yes lets it do
-exactly that, as it would with no sandbox. `--yes` does not: it approves
-what the sandbox allows.
+Path checks hold at the moment of use: a call whose path any check found
+inside the workspace (the kernel's CheckToolCall, and just before and after
+asking) runs confined (`ToolContext.confined`), so a link swapped in meanwhile
+is refused when the file is opened. A call the user approved at the prompt
+may leave the sandbox's file boundary (`tools.approved_at_prompt`).
 """
 
 from __future__ import annotations

@@ -2,35 +2,24 @@
 
 Whatever a model, a server, a tool or a session file says reaches the screen
 only through `for_terminal` (or `for_command` where a person must see exactly
-what would run). Control characters become visible escapes such as `\\x1b`,
-`\\r` or `\\u202e`, so nothing can move the cursor, erase a line, retitle the
-window, write through an OSC sequence, or reorder text with bidirectional
-overrides. Newline and tab pass through; a CR-LF pair becomes a newline.
-
-`json_text` is the same rule for JSON written to stdout (`--json`): JSON
-already escapes C0 controls, but not DEL, C1 controls, bidirectional
-overrides or lone surrogates (which are not even valid UTF-8).
-
-This module imports nothing heavy: the CLI's error paths use it too.
+what would run): control characters become visible escapes such as `\\x1b` or
+`\\u202e`, so nothing can move the cursor, retitle the window or reorder text.
+`json_text` is the same rule for `--json`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from functools import cache
 from typing import Any
 
-
-# C0 controls except tab and newline, DEL, C1 controls, the bidirectional
-# formatting characters, zero-width and BOM characters that can hide text,
-# line/paragraph separators, and lone surrogates (undecodable file names).
-# (Compiled when first needed: most runs print only plain ASCII.)
-@cache
-def _unsafe() -> re.Pattern[str]:
-    return re.compile(
-        "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff]"
-    )
+# DEL, C1 controls, the bidirectional formatting characters, zero-width and BOM characters that
+# can hide text, line/paragraph separators, and lone surrogates (undecodable file names).
+_HIDING = "\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff"
+_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f{_HIDING}]")
+"""What `for_terminal` escapes: C0 controls but tab and newline, and `_HIDING`."""
+_JSON_UNSAFE = re.compile(f"[{_HIDING}]")
+"""What JSON leaves unescaped but a terminal must not get."""
 
 
 _SHORT = {"\r": "\\r", "\x1b": "\\x1b", "\x08": "\\x08", "\x00": "\\x00", "\x0b": "\\x0b", "\x0c": "\\x0c"}
@@ -48,12 +37,7 @@ def for_terminal(text: str) -> str:
     """`text` with every character that could control the terminal shown as an escape."""
     if text.isascii() and text.isprintable():
         return text  # the common case, checked in C
-    return _unsafe().sub(lambda match: _escape(match.group()), text.replace("\r\n", "\n"))
-
-
-def has_unsafe(text: str) -> bool:
-    """Whether `for_terminal` would change more than CR-LF line ends in `text`."""
-    return _unsafe().search(text.replace("\r\n", "\n")) is not None
+    return _UNSAFE.sub(lambda match: _escape(match.group()), text.replace("\r\n", "\n"))
 
 
 def for_command(text: str) -> tuple[str, bool]:
@@ -69,16 +53,9 @@ def for_command(text: str) -> tuple[str, bool]:
     return shown, shown != text
 
 
-@cache
-def _json_unsafe() -> re.Pattern[str]:
-    return re.compile(
-        "[\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff]"
-    )
-
-
 def json_text(value: Any) -> str:
     """One line of JSON, UTF-8 where safe, with terminal-unsafe characters as `\\u` escapes."""
     text = json.dumps(value, ensure_ascii=False)
     if text.isascii() and "\x7f" not in text:
         return text
-    return _json_unsafe().sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

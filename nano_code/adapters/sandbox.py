@@ -1,72 +1,25 @@
 """The OS sandbox the shell tool's commands run in: what it allows, and whether it works here.
 
-With a sandbox on, the kernel lets shell commands run without asking (see
-`nano_code.kernel.policy.approval_requirement`): the sandbox, not the user,
-bounds what a command can reach. What each mode allows, on Linux (bubblewrap):
+With a sandbox on, the kernel lets shell commands run without asking: the
+sandbox, not the user, bounds what they reach (docs/sandbox-and-security.md).
+On Linux, bubblewrap gives each command:
 
-* the whole filesystem is visible **read-only** (`--ro-bind / /`, every mount
-  under it too);
-* `workspace-write`: the workspace is bound **read-write** over it;
-  `read-only`: the workspace stays read-only like everything else;
-* `/tmp` is a **private, empty tmpfs** in both modes (`TMPDIR` points at it):
-  nothing written there is seen outside the command, and nothing of the real
-  /tmp is seen inside (a workspace under /tmp is bound in after it); `/dev/shm`
-  is a private tmpfs as well;
-* `/dev` is a minimal new one (null, zero, full, random, urandom, tty and a
-  private devpts: the user's terminal is not there), `/proc` belongs to the
-  sandbox's own pid namespace, and the parts of it that steer the kernel
-  (`/proc/sys`, `/proc/sysrq-trigger`, ...: `KERNEL_CONTROLS`) are bound
-  read-only over it. The kernel checks writes there by uid, not by capability,
-  so without this a command run by root could set `kernel.core_pattern` to a
-  program the kernel then runs as real root outside every namespace;
-* secrets are hidden: the workspace's `.env` files (an unreadable device is
-  bound over each), the credential stores of the home directory and the
-  system's password hashes (`HIDDEN_IN_HOME`, `HIDDEN_SYSTEM_FILES`: empty or
-  unreadable inside), and with the network on the container daemons' sockets
-  (`DAEMON_SOCKETS`), which are root on the host;
-* a workspace that is not a repository cannot become one: an empty read-only
-  `.git` is mounted where none is (its mount point is removed after the
-  command), so no command plants a config whose programs git, or nano-code's
-  provenance, would run later; `.git` that exists is read-only. A repository
-  created further down is reported after the command (see `shell`);
-* **no network** unless asked for (`--unshare-net`: only a loopback of its
-  own, so not even 127.0.0.1 services of the host are reachable); without the
-  network, `/run` is hidden too (an empty tmpfs), which takes the sockets of
-  local daemons (Docker, D-Bus, systemd) out of reach. A Unix socket elsewhere
-  (under /var, or a home folder not in `HIDDEN_IN_HOME`) can still be
-  connected to. That is a decision: a seccomp filter cannot see the address a
-  `connect` goes to, so closing it would mean refusing every new AF_UNIX
-  socket, which breaks ordinary work inside (Python's multiprocessing
-  forkserver, test suites that start a database on a socket);
-* a **pid namespace** of its own (`--unshare-pid`): when the command's shell
-  exits, every process it left behind (`server &`, `nohup`, `setsid`, double
-  forks alike) is killed by the kernel, so nothing outlives the command;
-  `--die-with-parent` kills the sandbox when nano-code dies, even by `kill -9`;
-* a **new session** (`--new-session`): no controlling terminal, so a command
-  cannot push keystrokes into the user's terminal (TIOCSTI);
-* **no capabilities** (`--cap-drop ALL`): when nano-code runs as root, root in
-  the sandbox still cannot remount anything writable;
-* a private System V IPC namespace (`--unshare-ipc`).
+* the whole filesystem **read-only**, the workspace read-write under
+  `workspace-write` (its `.git` stays read-only, and where there is none an
+  empty read-only one stops `git init` planting a config git would obey);
+* a private, empty `/tmp` and `/dev/shm`, a minimal `/dev`, its own `/proc`
+  with the parts that steer the kernel (`KERNEL_CONTROLS`) read-only: the
+  kernel checks writes there by uid, and root's commands keep uid 0;
+* secrets hidden: the workspace's `.env` files, credential stores in the home
+  (`HIDDEN_IN_HOME`), password hashes, and the container daemons' sockets;
+* **no network** unless asked (and then `/run` is hidden too); Unix sockets
+  elsewhere stay reachable, since refusing them would break ordinary work;
+* its own pid namespace (nothing outlives the command), a new session (no
+  TIOCSTI into the user's terminal), no capabilities, its own IPC namespace.
 
-The home directory is readable but read-only, caches in it included (`~/.cache`,
-`~/.npm`): that is the point. Tools that insist on writing there must be told
-to use the workspace or /tmp.
-
-Commands keep nano-code's uid. Root's commands stay uid 0: a user namespace
-(`--unshare-user`) would not change that, since bubblewrap maps the uid inside
-to the real one and the kernel's owner checks (/etc/shadow, /proc/sys) go by
-the real uid; running as another real uid would leave a workspace owned by
-root unwritable. So what root could read or steer is closed by mounts instead
-(the kernel controls above, the hidden files) and every capability is dropped.
-
-macOS uses `sandbox-exec` with a profile of the same meaning (writes only in the
-workspace, a private temporary directory and a few devices; no network unless
-asked). It is written and unit-tested as text, but has NOT been run on a real
-Mac. Other systems have no sandbox.
-
-`choose` turns what the user asked for into a `Sandbox` (or none) and fails
-loudly when an explicitly requested sandbox cannot work; `probe` says once per
-process whether bubblewrap works here.
+macOS uses `sandbox-exec` with a profile of the same meaning (unit-tested as
+text, NOT run on a real Mac). `choose` turns what the user asked for into a
+`Sandbox` or none, failing loudly when an explicit request cannot work.
 """
 
 from __future__ import annotations
@@ -88,16 +41,6 @@ from attrs import validators as v
 
 from nano_code.adapters import early, workspace_scan
 from nano_code.kernel.types import SandboxMode
-
-__all__ = [
-    "KERNEL_CONTROLS",
-    "Sandbox",
-    "SandboxUnavailable",
-    "bwrap_arguments",
-    "choose",
-    "probe",
-    "seatbelt_profile",
-]
 
 BWRAP = "bwrap"
 SANDBOX_EXEC = "/usr/bin/sandbox-exec"
@@ -122,8 +65,7 @@ KERNEL_CONTROLS = (
     "/proc/mtrr",
     "/proc/pressure",
 )
-"""Parts of /proc that steer the kernel or its devices, bound read-only over the sandbox's own
-/proc (Docker keeps the same ones read-only; /proc/mtrr and /proc/pressure are writable too here)."""
+"""Parts of /proc that steer the kernel or its devices: read-only inside (as Docker keeps them)."""
 HIDDEN_IN_HOME = (
     ".ssh",
     ".gnupg",
@@ -181,10 +123,7 @@ class Sandbox:
             raise ValueError("a macOS sandbox needs a private_tmp directory")
 
     def wrap(self, argv: list[str], scan: workspace_scan.Scan | None = None) -> list[str]:
-        """The command line that runs `argv` inside this sandbox, in the workspace.
-
-        `scan` is a fresh `workspace_scan.scan` of the workspace, when the caller has one.
-        """
+        """The command line that runs `argv` inside this sandbox (`scan`: a fresh one of the workspace)."""
         if self.platform == "darwin":
             assert self.private_tmp is not None
             profile = seatbelt_profile(self.mode, self.network, self.workspace, self.private_tmp)
@@ -198,11 +137,6 @@ class Sandbox:
             with contextlib.suppress(OSError):  # not empty, or not ours: a real repository now
                 os.rmdir(self.workspace / ".git")
 
-    def describe(self) -> str:
-        """One line for the user: the mode and whether the network is open."""
-        network = "network on" if self.network else "no network"
-        return f"sandbox {self.mode.value} ({network})"
-
 
 def _depth(path: str) -> int:
     return len(Path(path).parts)
@@ -211,10 +145,7 @@ def _depth(path: str) -> int:
 def hidden_paths(
     workspace: Path, network: bool, home: Path | None = None, scan: workspace_scan.Scan | None = None
 ) -> list[Path]:
-    """What exists now and a command must not read: credential stores, secret files, daemon sockets.
-
-    Never the workspace itself or a directory above it (hiding that would hide the workspace).
-    """
+    """What exists now and a command must not read; never the workspace or a folder above it."""
     home = Path.home() if home is None else home
     candidates = [home / name for name in HIDDEN_IN_HOME]
     candidates += [Path(name) for name in HIDDEN_SYSTEM_FILES]
@@ -232,13 +163,9 @@ def bwrap_arguments(
 ) -> list[str]:
     """bubblewrap's options (everything between `bwrap` and `--`) for a sandbox of `mode`.
 
-    `hidden` are paths that exist: a directory becomes an empty tmpfs, anything
-    else an unreadable device. A pure function of its arguments apart from
-    telling directories from files (and whether `workspace/.git` exists), so it
-    is tested directly. Mounts are
-    applied in order and a later one covers an earlier one beneath it, so they
-    are sorted parents first: the private /tmp comes before a workspace under
-    /tmp, and a workspace that is `/` itself comes before /dev, /proc and /tmp.
+    Each `hidden` path becomes an empty tmpfs (a directory) or an unreadable
+    device. A later mount covers an earlier one beneath it, so mounts are sorted
+    parents first: the private /tmp comes before a workspace under /tmp.
     """
     if mode not in (SandboxMode.READ_ONLY, SandboxMode.WORKSPACE_WRITE):
         raise ValueError(f"no bwrap arguments for sandbox mode {mode.value!r}")
@@ -257,9 +184,7 @@ def bwrap_arguments(
     bind = "--bind" if mode is SandboxMode.WORKSPACE_WRITE else "--ro-bind"
     mounts.append((ws, [bind, ws, ws]))
     if mode is SandboxMode.WORKSPACE_WRITE:
-        # The repository's own config and hooks stay read-only, and where there is no repository an
-        # empty read-only .git stops `git init`: a command could otherwise plant a filter, a hook or
-        # an fsmonitor that git runs later, outside the sandbox.
+        # A planted filter, hook or fsmonitor would run later, outside the sandbox.
         git_dir = os.path.join(ws, ".git")
         if os.path.lexists(git_dir):
             mounts.append((git_dir, ["--ro-bind", git_dir, git_dir]))
@@ -295,12 +220,8 @@ def _sbpl_string(path: Path) -> str:
 def seatbelt_profile(mode: SandboxMode, network: bool, workspace: Path, private_tmp: Path) -> str:
     """The macOS `sandbox-exec` profile with the meaning of the Linux sandbox of `mode`.
 
-    Reading, running programs and everything else stay allowed; writing is
-    denied except under the workspace (`workspace-write` only), under
-    `private_tmp` and to a few harmless devices; the network is denied unless
-    `network`. The paths must be resolved (/tmp is /private/tmp on macOS and
-    the profile matches real paths). Written from Apple's sandbox profile
-    language as documented in its system profiles; NOT run on a real Mac.
+    Writing is denied except under the workspace (`workspace-write`), `private_tmp`
+    and a few devices; the network unless `network`. Paths must be resolved.
     """
     if mode not in (SandboxMode.READ_ONLY, SandboxMode.WORKSPACE_WRITE):
         raise ValueError(f"no sandbox profile for sandbox mode {mode.value!r}")
@@ -329,11 +250,8 @@ def seatbelt_profile(mode: SandboxMode, network: bool, workspace: Path, private_
 def probe(platform: str = sys.platform) -> str | None:
     """None when a sandbox works on this system, else a one-line reason it does not.
 
-    Linux: `bwrap` must be on PATH and one trial run with the real options
-    (read-only root, writable workspace, private /tmp, no network, own pid
-    namespace) of `true` must succeed; that catches kernels or containers that
-    forbid the namespaces bubblewrap needs. Checked once per process; the
-    trial costs a few milliseconds.
+    Linux: a trial run of `true` with the real options must succeed, which
+    catches kernels and containers that forbid bubblewrap's namespaces.
     """
     if platform == "darwin":
         return _probe_darwin()
@@ -398,11 +316,9 @@ def choose(
 ) -> tuple[Sandbox | None, str | None]:
     """The sandbox to use, and a one-line notice for the user when there is none by default.
 
-    `requested` None means the user did not choose: `workspace-write` where the
-    sandbox works, else no sandbox and a notice saying how to get one. OFF is
-    no sandbox and no notice. Any other mode asked for explicitly that cannot
-    work here raises `SandboxUnavailable`: a sandbox the user asked for is
-    never dropped silently.
+    `requested` None (the user did not choose) is `workspace-write` where it
+    works, else none and a notice; a mode asked for that cannot work raises
+    `SandboxUnavailable`: it is never dropped silently.
     """
     if requested is SandboxMode.OFF:
         return None, None

@@ -1,40 +1,15 @@
-"""Running one shell command for the model: bounded in time and in memory.
+"""Running one shell command for the model: bounded in time and in memory, nothing left behind.
 
-The command runs in its own session (hence its own process group, and no
-controlling terminal, so nothing can stop to ask for a password), with stdin
-closed and stdout and stderr merged into one pipe. The pipe is read
-incrementally: only the first `head_bytes` and a rolling window of the last
-`tail_bytes` are ever held, however much the command prints.
+The command runs in a session of its own (no controlling terminal), stdin
+closed, stdout and stderr merged into one pipe of which only the first
+`head_bytes` and the last `tail_bytes` are held. On timeout or Ctrl-C its whole
+process group is terminated (SIGTERM, then SIGKILL). Background processes it
+leaves running live until nano-code exits (`kill_left_running`); one that
+calls `setsid` leaves on purpose and is the user's. Inside bubblewrap
+(`sandbox`), the pid namespace ends everything when the shell exits.
 
-On timeout, or when the user presses Ctrl-C while we wait, the whole process
-group is terminated (SIGTERM, then SIGKILL after a short grace), so a command's
-children do not outlive it. A command that leaves a background process holding
-the pipe returns shortly after the shell itself exits, instead of waiting for
-the pipe to close.
-
-Background processes a command leaves running (`server > log 2>&1 &`, with
-`nohup` or `disown` too) live until nano-code exits: every session a command
-started is remembered, and `kill_left_running`, called when nano-code ends,
-terminates every process still in one of them (SIGTERM, then SIGKILL). Where
-/proc exists, a process counts as one of ours only while its session id is
-one we started, which guards against a recycled process id, and groups a
-command made inside its session (`set -m`) are found too; elsewhere each
-session's first process group is signalled. A process that starts a session
-of its own (`setsid`, a daemon that double-forks and calls setsid) leaves
-ours on purpose and escapes: it is the user's to manage.
-
-With a sandbox (`nano_code.adapters.sandbox`), the shell runs inside bubblewrap
-(or macOS's sandbox-exec), which is what this module starts and kills as the
-command's session and process group. Bubblewrap gives the command a pid
-namespace of its own, so when the shell exits every process it left behind is
-killed by the kernel at once: nothing is left running, and killing bubblewrap
-(timeout, Ctrl-C) ends everything inside. Its exit status is the shell's; a
-shell killed by signal N shows as status 128+N without the signal's name.
-
-A command can also change the user's terminal through /dev/tty or its path
-(`stty -echo`). When one of our standard streams is a terminal, its settings
-are saved before the first command runs and put back after each command and
-by `kill_left_running`.
+A command can change the user's terminal (`stty -echo` on /dev/tty): its
+settings are saved before the first command and put back after each.
 """
 
 from __future__ import annotations
@@ -85,8 +60,6 @@ class CommandResult:
     signal_name: str | None
     """Name of the signal that ended the shell, if one did (and it was not our kill)."""
     omitted_bytes: int
-    process_group: int
-    """Id of the command's process group (its leader's pid)."""
     created_repositories: tuple[str, ...] = attrs.field(default=())
     """Git repositories (workspace-relative) a sandboxed command created; see `workspace_scan`."""
 
@@ -158,11 +131,9 @@ def run_command(
     linger: float = LINGER,
     sandbox: Sandbox | None = None,
 ) -> CommandResult:
-    """Run `command` with the shell in `cwd` and wait at most `timeout` seconds.
+    """Run `command` in `cwd` (inside `sandbox`, if given) and wait at most `timeout` seconds.
 
-    With `sandbox`, the shell runs inside it (`cwd` should be its workspace).
-    Raises OSError if the shell cannot be started (e.g. `cwd` is missing).
-    KeyboardInterrupt while waiting kills the process group, then propagates.
+    Raises OSError if the shell cannot start; Ctrl-C kills the process group, then propagates.
     """
     capture = _Capture(head_bytes, tail_bytes)
     _TERMINAL.save()
@@ -215,7 +186,6 @@ def run_command(
         exit_status=exit_status,
         signal_name=signal_name,
         omitted_bytes=omitted,
-        process_group=process.pid,
         created_repositories=created,
     )
 
@@ -225,12 +195,9 @@ _SESSIONS: set[int] = set()
 
 
 def kill_left_running(grace: float = 0.5) -> int:
-    """End what commands left running and put the terminal back; called when nano-code ends.
+    """End what commands left running (SIGTERM, then SIGKILL after `grace`) and put the terminal back.
 
-    A model's `server > log 2>&1 &` lives as long as the nano-code that
-    started it, not longer: every process group still in one of our sessions
-    gets SIGTERM, then SIGKILL after `grace` seconds. Returns how many groups
-    were still alive.
+    Called when nano-code ends; returns how many process groups were still alive.
     """
     try:
         groups = _live_groups(_SESSIONS)
@@ -253,11 +220,7 @@ _prune_at = _PRUNE_EVERY
 
 
 def _forget_ended_sessions() -> None:
-    """Drop sessions nothing is left in, so a recycled process id is not taken for one of ours.
-
-    Finding out reads every /proc/PID/stat (a few ms), so it is done once another
-    `_PRUNE_EVERY` sessions have been started, not before every command.
-    """
+    """Drop sessions nothing is left in (so a recycled pid is not taken for one of ours), now and then."""
     global _prune_at
     if len(_SESSIONS) >= _prune_at:
         known = set(_SESSIONS)
@@ -271,10 +234,7 @@ def _live_groups(sessions: Iterable[int]) -> set[int]:
 
 
 def _live_members(sessions: Iterable[int]) -> set[tuple[int, int]]:
-    """(session, process group) of each running process in one of `sessions`.
-
-    Without /proc, each session's own group counts when a process is in it.
-    """
+    """(session, process group) of each running process in one of `sessions` (without /proc: its first group)."""
     wanted = set(sessions)
     table = _process_table()
     if table is None:
@@ -308,15 +268,13 @@ def _process_table() -> list[tuple[bytes, int, int]] | None:
 
 
 HIDDEN_VARIABLES = frozenset({"OPENROUTER_API_KEY"})
-"""Never handed to a command: the model's key is nano-code's, not the commands' (a command
-the model wrote could print it, or send it out where the network is open)."""
+"""Never handed to a command: a command could print the model's key, or send it out."""
 SECRET_NAME_PARTS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL")
 """A variable whose name holds one of these (any case) looks like a secret and is withheld."""
 SECRET_NAME_WORDS = frozenset({"AUTH", "COOKIE", "PAT"})
 """...and so is one with one of these as a whole `_`-separated word (AUTH but not AUTHOR)."""
 PASS_ENV = "NANO_CODE_PASS_ENV"
-"""Names (comma- or space-separated) of secret-looking variables the user lets through to commands.
-Read from nano-code's own environment only: a folder's `.env` cannot set it."""
+"""Secret-looking variables the user lets through (comma- or space-separated); never from a `.env`."""
 
 
 def looks_secret(name: str) -> bool:
@@ -328,9 +286,7 @@ def looks_secret(name: str) -> bool:
 
 
 def command_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment commands run with: nano-code's own, less the model's key and every variable
-    that looks like a secret, unless `NANO_CODE_PASS_ENV` names it (what commands print goes to
-    the model, and a sandboxed command with the network on could send it anywhere)."""
+    """nano-code's environment less the model's key and every secret-looking variable not in `PASS_ENV`."""
     environ = dict(os.environ) if environ is None else environ
     passed = set(environ.get(PASS_ENV, "").replace(",", " ").split())
     return {
@@ -418,12 +374,7 @@ def _group_gone(process: subprocess.Popen[bytes], group: int) -> bool:
 
 
 def _has_live_member(group: int) -> bool:
-    """Whether a process of `group` is still running, not merely a zombie awaiting its reaper.
-
-    Killed orphans wait for init to reap them, which some container inits do
-    only every second or so; without this, each kill would sit out the grace.
-    Where /proc is unavailable we assume the worst.
-    """
+    """Whether a process of `group` still runs, not merely a zombie (some inits reap only every second)."""
     table = _process_table()
     if table is None:
         return True
@@ -449,10 +400,7 @@ class _Terminal:
                     return
 
     def restore(self) -> None:
-        """Put the saved settings back if they changed, unless we are in the terminal's background.
-
-        (Setting them from a background process group would stop nano-code with SIGTTOU.)
-        """
+        """Put the saved settings back if they changed, unless in the background (SIGTTOU would stop us)."""
         if self.fd is None or self.settings is None:
             return
         with contextlib.suppress(OSError, termios.error):

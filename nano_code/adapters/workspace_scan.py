@@ -1,15 +1,9 @@
 """One bounded walk of a workspace: its secret files and its git repositories.
 
-The sandbox hides secret files (`.env`, `.env.*`: the names the snapshot
-leaves out) from the commands it runs, and after each command says which git
-repositories the command created: a repository's config can name programs
-that git later runs outside the sandbox (see `nano_code.adapters.git`).
-
-The walk runs twice per sandboxed command, so it is bounded
-(`MAX_DIRECTORIES`) and does not enter `.git`, folders of installed packages
-(`NOT_ENTERED`) or linked directories: this repository with its virtualenv
-takes 1.5 ms instead of 55. What lies beyond is not seen: `complete` says
-when the bound was hit.
+The sandbox hides the secret files (`.env`, `.env.*`) from its commands, and
+reports the git repositories a command created (their config can name
+programs git runs later). It runs twice per sandboxed command, so it is bounded
+(`MAX_DIRECTORIES`) and does not enter `.git`, `NOT_ENTERED` or linked folders.
 """
 
 from __future__ import annotations
@@ -23,7 +17,7 @@ MAX_DIRECTORIES = 5000
 NOT_ENTERED = frozenset(
     {".git", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".tox"}
 )
-"""Folders of installed packages and caches: large, and nobody runs git in them."""
+"""Folders of installed packages and caches: large, and nobody runs git in them (the snapshot skips them too)."""
 
 
 def is_secret(name: str) -> bool:

@@ -1,10 +1,8 @@
 """The interactive prompt's commands: /help, /cost, /clear, /compact, /model, /diff, /exit.
 
-A line whose first word is one of them is a command, not a message to the
-model. Every command is journalled (`Driver.note_command`); those that change
-the conversation do it through the kernel or the driver, so a replay makes
-the same change at the same point: /clear and /compact are kernel events,
-/model a journalled model change. /cost, /diff and /help only show things.
+Every command is journalled; those that change the conversation go through the
+kernel (/clear, /compact) or a journalled setting change (/model), so a replay
+makes the same change at the same point.
 """
 
 from __future__ import annotations

@@ -13,25 +13,21 @@ def export_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nano-code export",
         description=(
-            "Write a session as a cassette with every request body whole (format 2 stores a body\n"
-            "that extends the previous one as what it adds), for tools that read cassettes without\n"
-            "nano-code; or, with --to, write recorded sessions as a table: one row per session,\n"
-            "model call or tool call (CSV), or one JSON object per session (.jsonl)."
+            "Write a session as a cassette with every request body whole, for tools that read\n"
+            "cassettes without nano-code; or, with --to, recorded sessions as a table: one row per\n"
+            "session, model call or tool call (CSV), or one JSON object per session (.jsonl)."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "examples:\n"
             "  nano-code export s.yaml --full                 s.full.yaml, every body whole\n"
-            "  nano-code export runs/ --to sessions.csv       one row per session under runs/\n"
-            "  nano-code export runs/ --to steps.csv          one row per model call\n"
-            "  nano-code export runs/ --to tool_calls.csv     one row per tool call\n"
+            "  nano-code export runs/ --to steps.csv          one row per model call (or sessions, tool_calls)\n"
             "  nano-code export a.yaml b.yaml --to corpus.jsonl --replay\n"
             "\n"
-            "The table is chosen by the --to name (sessions, steps or tool_calls, a prefix like\n"
-            "run1- allowed) or the suffix .jsonl; columns are described in nano_code/session/corpus.py.\n"
-            "The file is created 0600: it holds what the sessions read. In CSV, a text cell a\n"
-            "spreadsheet would run as a formula (= + - @ ...) begins with ', control characters\n"
-            "are escaped, and a cell longer than 32,000 characters is cut and says so."
+            "The table is chosen by the --to name (a prefix like run1- allowed) or .jsonl; columns\n"
+            "are described in nano_code/session/corpus.py. The file is created 0600. CSV cells a\n"
+            "spreadsheet would run as a formula begin with ', control characters are escaped, and\n"
+            "cells over 32,000 characters are cut and say so."
         ),
     )
     parser.add_argument(

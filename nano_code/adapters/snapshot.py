@@ -61,7 +61,7 @@ def valid_name(name: object) -> bool:
 
 
 def is_secret(relative: str) -> bool:
-    """Whether the file at the workspace path `relative` holds secrets (never snapshotted)."""
+    """Whether the file at the workspace path `relative` holds secrets."""
     return is_secret_name(relative.rsplit("/", 1)[-1])
 
 
@@ -83,14 +83,14 @@ class SnapshotInfo:
     """The commit HEAD named (git)."""
     files: int = 0
     deleted: tuple[str, ...] = ()
-    """Tracked files missing from the working tree (git): deleted again after restoring HEAD."""
+    """Tracked files missing from the working tree (git)."""
     untracked: tuple[str, ...] = ()
     left_out: int = 0
     left_out_bytes: int = 0
     left_out_names: tuple[str, ...] = ()
     max_bytes: int = DEFAULT_MAX_BYTES
     walk_stopped: bool = False
-    """The walk ended at `MAX_ENTRIES` (or once `max_bytes` were used): `left_out` is a lower bound."""
+    """The walk ended early: `left_out` is a lower bound."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -212,11 +212,9 @@ def _beyond_link(workspace: Path, relative: str, seen: dict[str, bool]) -> bool:
 def _head_versions(
     workspace: Path, paths: list[str], budget: int
 ) -> tuple[dict[str, bytes], list[tuple[str, int]]]:
-    """HEAD's content of each path that fits in `budget` bytes, and those left out.
+    """HEAD's content of each path that fits in `budget` bytes (sizes asked first), and those left out.
 
-    Their sizes come first (`git cat-file --batch-check`), so a blob that does
-    not fit is never read; a path with a newline cannot be asked for (git's
-    batch protocol is line-based) and is left out.
+    A path with a newline cannot be asked for (git's batch protocol is line-based).
     """
     asked = [p for p in paths if "\n" not in p and "\r" not in p]
     left_out = [(f"{p} (HEAD's version: a newline in its name)", 0) for p in paths if "\n" in p or "\r" in p]

@@ -59,8 +59,7 @@ _RESTORE_GIT = [
 
 
 def read_archive(session_path: Path, info: SnapshotInfo) -> bytes:
-    """The archive `info` names beside the session file, checked: a regular file, of the
-    recorded size and checksum (SnapshotError otherwise)."""
+    """The archive `info` names beside the session file: a regular file of the recorded size and checksum."""
     path = session_path.with_name(info.file)
     if info.bytes > MAX_ARCHIVE_BYTES:
         raise SnapshotError(
@@ -141,12 +140,8 @@ def _read_members(tar: bytes, limit: int) -> _Contents:
 
 
 def _link_stays_inside(relative: str, target: str, links: set[str]) -> bool:
-    """Whether the link at `relative` to `target` resolves inside the workspace.
-
-    Its target must be relative and, followed component by component from the
-    link's directory, never climb above the workspace nor climb (`..`) out of
-    a path at or under another link (where `..` is not what it seems).
-    """
+    """Whether the link at `relative` to `target` stays inside: relative, never climbing above the
+    workspace nor (`..`) out of a path under another link, where `..` is not what it seems."""
     if not target or "\0" in target or target.startswith("/"):
         return False
     position = relative.split("/")[:-1]
@@ -173,9 +168,8 @@ class _Tree:
     def _parent(self, relative: str, create: bool) -> tuple[int, str] | None:
         """An open descriptor of `relative`'s directory and its last part (None: it is not there).
 
-        Each parent is opened with O_NOFOLLOW from the root: with `create`, a
-        missing one is made and a file or link in its place is replaced (the
-        link itself, never what it points to) by a directory.
+        With `create`, a missing parent is made, and a file or link in its place
+        is replaced (never what it points to) by a directory.
         """
         *parents, name = relative.split("/")
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW

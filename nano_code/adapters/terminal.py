@@ -1,13 +1,9 @@
 """What the user sees and answers: streamed text, tool lines, approvals, a waiting indicator.
 
-Assistant text goes to stdout; everything else (tool calls, notices, token
-counts) to stderr, so `nano-code -p ... > answer.txt` captures the answer.
-Every piece of text from a model, a server, a tool or a session file passes
-through `safe_text.for_terminal` (after the key is redacted) on its way out,
-and the approval prompt through the stricter `for_command`.
-With `--json`, stdout carries one JSON object per kernel event and action
-instead, and the human text still goes to stderr. Colour only on a terminal
-and never with NO_COLOR.
+Assistant text goes to stdout, everything else to stderr (`-p ... > answer.txt`
+captures the answer); `--json` puts one object per event and action on stdout.
+All untrusted text is redacted, then passes `safe_text.for_terminal` (the
+approval prompt the stricter `for_command`). Colour only on a terminal, never with NO_COLOR.
 """
 
 from __future__ import annotations
@@ -169,9 +165,8 @@ class HumanDisplay:
         failure_hints: Mapping[FailureKind, str] | None = None,
         holdback: int = 0,
     ) -> None:
-        """`redact` scrubs the API key from everything shown; `holdback` is how many
-        characters of streamed text to hold back so a key split across stream
-        pieces is caught too (len(key) - 1)."""
+        """`redact` scrubs the API key from everything shown; `holdback` (len(key) - 1) catches a key
+        split across stream pieces."""
         self.out = out
         self.err = err
         self.style = Style(colour_enabled(err))
@@ -180,9 +175,8 @@ class HumanDisplay:
         self._held = _HeldBack(redact, holdback)
         self._held_reasoning = _HeldBack(redact, holdback)
         self._hold_whole_reply = _is_regular_file(out)
-        """Output to a file (`> answer.txt`): text is written once its reply is complete, so a
-        reply that breaks off before a retry leaves nothing half-written in it. A terminal or
-        a pipe gets the text live, and a reply that breaks off is marked as such."""
+        """Output to a file: text is written once its reply is complete, so a reply that breaks off
+        leaves nothing half-written (a terminal or pipe gets it live, a break marked)."""
         self._streamed_text = False
         self._summarising = False
         """The model call in flight writes a summary for compaction: nothing of it is shown."""
@@ -341,12 +335,7 @@ _OWN_KIND = {"ShowText": "text_kind", "ModelFailure": "failure_kind"}
 
 
 class JsonLinesDisplay:
-    """--json: one JSON object per kernel event and action on stdout.
-
-    Each object is the value's JSON form with "kind" ("event" or "action") in
-    front. A value's own field called `kind` is renamed so it cannot overwrite
-    that tag: ShowText's becomes "text_kind", ModelFailure's "failure_kind".
-    """
+    """--json: one JSON object per kernel event and action on stdout, tagged "kind" ("event" or "action")."""
 
     def __init__(self, out: TextIO, redact: Callable[[str], str] = lambda text: text) -> None:
         self.out = out

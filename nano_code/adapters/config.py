@@ -41,9 +41,7 @@ _CONTEXT_TOKENS = "NANO_CODE_CONTEXT_TOKENS"
 _HOME = "NANO_CODE_HOME"
 _DEBUG = "NANO_CODE_DEBUG"
 
-#: (variable, default as shown to humans, one-line comment) for every setting:
-#: the single source for ``.env.example`` and the ``--help`` text. Where the
-#: default is a literal value it can be uncommented into a ``.env`` as is.
+#: (variable, default as shown, comment) for every setting: `.env.example` and `--help` come from it.
 SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     (_API_KEY, "", "API key sent as a Bearer token; leave unset for local servers that need none"),
     (_BASE_URL, DEFAULT_BASE_URL, "OpenAI-compatible endpoint; /chat/completions is appended"),
@@ -106,11 +104,7 @@ _MAX_SHOWN = 80
 
 
 class ConfigError(Exception):
-    """A setting is invalid or the ``.env`` file cannot be read.
-
-    The message is one line naming the variable and the bad value, and never
-    contains the API key.
-    """
+    """A setting is invalid or `.env` unreadable: one line naming the variable, never the key."""
 
 
 def _home_from_process() -> Path:
@@ -309,17 +303,9 @@ def load_settings(
     *,
     records_to_home: bool = False,
 ) -> Settings:
-    """Settings from ``cwd/.env``, then ``environ``, then ``overrides`` (later wins).
-
-    A ``.env`` sets only :data:`DOTENV_SETTINGS`; any other setting in it is named
-    in one of ``Settings.warnings`` and not used. ``overrides`` holds flag values
-    keyed by variable name (None: flag not given); a name not in
-    :data:`SETTINGS_DOC` there is a programming error (ValueError). Raises
-    :class:`ConfigError` for an unreadable ``.env`` or an invalid value, and, when
-    ``records_to_home`` (the caller will write sessions under ``home``), for a
-    default ``home`` inside ``cwd``, where the commands it runs could rewrite or
-    publish the recordings.
-    """
+    """Settings from `cwd/.env`, then `environ`, then `overrides` (flags by variable name,
+    None: not given); later wins. ConfigError for an unreadable `.env`, an invalid value,
+    or (`records_to_home`) a default `home` inside `cwd`, where commands could reach it."""
     unknown = sorted(set(overrides) - _NAMES)
     if unknown:
         raise ValueError(f"unknown setting override(s): {', '.join(unknown)}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -190,13 +189,10 @@ def test_flags_for_a_live_part_need_a_fork(tmp_path: Path) -> None:
 
 
 def test_batch_live_tools_replays_leave_no_restored_copies(tmp_path: Path, workspace: Path) -> None:
-    import glob
-    import tempfile
-
     for name in ("a.yaml", "b.yaml"):
         record_cli(tmp_path / name, workspace, three_step_script())
-    pattern = os.path.join(tempfile.gettempdir(), "nano-fork-*")
-    before = set(glob.glob(pattern))
+    private_tmp = tmp_path / "tmp"  # the replay's own TMPDIR: other tests' forks never show up in it
+    private_tmp.mkdir()
     done = run_cli(
         [
             "replay",
@@ -207,10 +203,10 @@ def test_batch_live_tools_replays_leave_no_restored_copies(tmp_path: Path, works
             str(tmp_path / "b.yaml"),
         ],
         tmp_path,
-        cli_env("http://127.0.0.1:9/v1", tmp_path / "home"),
+        cli_env("http://127.0.0.1:9/v1", tmp_path / "home", TMPDIR=str(private_tmp)),
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert set(glob.glob(pattern)) <= before
+    assert list(private_tmp.iterdir()) == []
 
 
 def test_sampled_forks_keep_the_key_out_and_refuse_to_overwrite(tmp_path: Path) -> None:

@@ -1,34 +1,25 @@
 """Running one shell command for the model: bounded in time and in memory, nothing left behind.
 
-The command runs in a session of its own (no controlling terminal), stdin
-closed, stdout and stderr merged into one pipe of which only the first
-`head_bytes` and the last `tail_bytes` are held. On timeout or Ctrl-C its whole
-process group is terminated (SIGTERM, then SIGKILL). Background processes it
-leaves running live until nano-code exits (`kill_left_running`); one that
-calls `setsid` leaves on purpose and is the user's. Inside bubblewrap
-(`sandbox`), the pid namespace ends everything when the shell exits.
-
-A command can change the user's terminal (`stty -echo` on /dev/tty): its
-settings are saved before the first command and put back after each.
+The command runs in a session of its own, stdin closed, stdout and stderr merged into one
+pipe of which only the first `head_bytes` and the last `tail_bytes` are held. On timeout or
+Ctrl-C its process group is killed; what it leaves running lives until nano-code exits
+(`process_groups`), except a process that calls `setsid`, which is the user's. Inside
+bubblewrap the pid namespace ends everything when the shell exits.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import os
 import select
 import signal
 import subprocess
-import termios
 import time
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import attrs
 
-from nano_code.adapters import workspace_scan
+from nano_code.adapters import process_groups, workspace_scan
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.kernel.policy import join_head_and_tail
 
@@ -136,8 +127,8 @@ def run_command(
     Raises OSError if the shell cannot start; Ctrl-C kills the process group, then propagates.
     """
     capture = _Capture(head_bytes, tail_bytes)
-    _TERMINAL.save()
-    _forget_ended_sessions()
+    process_groups.TERMINAL.save()
+    process_groups.forget_ended_sessions()
     argv = [SHELL, "-c", command]
     before = workspace_scan.scan(sandbox.workspace) if sandbox is not None else None
     process = subprocess.Popen(
@@ -149,21 +140,21 @@ def run_command(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    _SESSIONS.add(process.pid)
+    process_groups.SESSIONS.add(process.pid)
     assert process.stdout is not None
     pipe = process.stdout
     try:
         try:
             ending = _pump(process, pipe.fileno(), capture, timeout, linger)
         except BaseException:
-            _kill_group(process, kill_grace)
+            process_groups.kill_group(process, kill_grace)
             raise
         if ending is Ending.TIMED_OUT:
-            _kill_group(process, kill_grace)
+            process_groups.kill_group(process, kill_grace)
             _drain(pipe.fileno(), capture)
     finally:
         pipe.close()
-        _TERMINAL.restore()
+        process_groups.TERMINAL.restore()
         if sandbox is not None:
             sandbox.after_command()
     created: tuple[str, ...] = ()
@@ -188,83 +179,6 @@ def run_command(
         omitted_bytes=omitted,
         created_repositories=created,
     )
-
-
-_SESSIONS: set[int] = set()
-"""Sessions our commands started (each one's id is its shell's pid), while something may be left in them."""
-
-
-def kill_left_running(grace: float = 0.5) -> int:
-    """End what commands left running (SIGTERM, then SIGKILL after `grace`) and put the terminal back.
-
-    Called when nano-code ends; returns how many process groups were still alive.
-    """
-    try:
-        groups = _live_groups(_SESSIONS)
-        for group in groups:
-            _signal_group(group, signal.SIGTERM)
-        if groups:
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and _live_groups(_SESSIONS):
-                time.sleep(0.02)
-            for group in _live_groups(_SESSIONS):
-                _signal_group(group, signal.SIGKILL)
-        _SESSIONS.clear()
-        return len(groups)
-    finally:
-        _TERMINAL.restore()
-
-
-_PRUNE_EVERY = 32
-_prune_at = _PRUNE_EVERY
-
-
-def _forget_ended_sessions() -> None:
-    """Drop sessions nothing is left in (so a recycled pid is not taken for one of ours), now and then."""
-    global _prune_at
-    if len(_SESSIONS) >= _prune_at:
-        known = set(_SESSIONS)
-        _SESSIONS.difference_update(known - {session for session, _ in _live_members(known)})
-        _prune_at = len(_SESSIONS) + _PRUNE_EVERY
-
-
-def _live_groups(sessions: Iterable[int]) -> set[int]:
-    """The process groups that still have a running (not zombie) process in one of `sessions`."""
-    return {group for _, group in _live_members(sessions)}
-
-
-def _live_members(sessions: Iterable[int]) -> set[tuple[int, int]]:
-    """(session, process group) of each running process in one of `sessions` (without /proc: its first group)."""
-    wanted = set(sessions)
-    table = _process_table()
-    if table is None:
-        found = set()
-        for session in wanted:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(session, 0)
-                found.add((session, session))
-        return found
-    return {(session, group) for state, group, session in table if session in wanted and state != b"Z"}
-
-
-def _process_table() -> list[tuple[bytes, int, int]] | None:
-    """(state, process group, session) of every process, from /proc; None where there is no /proc."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return None
-    table = []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat_file:
-                fields = stat_file.read().rpartition(b")")[2].split()
-            # After the command name: state, ppid, process group, session.
-            table.append((fields[0], int(fields[2]), int(fields[3])))
-        except (OSError, IndexError, ValueError):
-            continue  # it exited while we looked
-    return table
 
 
 HIDDEN_VARIABLES = frozenset({"OPENROUTER_API_KEY"})
@@ -339,82 +253,6 @@ def _drain(fd: int, capture: _Capture, budget: float = 0.2) -> None:
         if not chunk:
             return
         capture.feed(chunk)
-
-
-def _kill_group(process: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM the whole group, then SIGKILL whatever is still there after `grace` seconds."""
-    group = process.pid
-    gone = False
-    try:
-        _signal_group(group, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while not (gone := _group_gone(process, group)) and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        # Also reached on a second Ctrl-C during the grace period.
-        if not gone:
-            _signal_group(group, signal.SIGKILL)
-        process.wait()
-
-
-def _signal_group(group: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(group, signum)
-
-
-def _group_gone(process: subprocess.Popen[bytes], group: int) -> bool:
-    process.poll()  # reap the leader, or its zombie would keep the group alive
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return not _has_live_member(group)
-
-
-def _has_live_member(group: int) -> bool:
-    """Whether a process of `group` still runs, not merely a zombie (some inits reap only every second)."""
-    table = _process_table()
-    if table is None:
-        return True
-    return any(member == group and state != b"Z" for state, member, _ in table)
-
-
-class _Terminal:
-    """The settings of the user's terminal, saved once and put back after commands change them."""
-
-    def __init__(self) -> None:
-        self.fd: int | None = None
-        self.settings: list[Any] | None = None
-
-    def save(self) -> None:
-        """Remember the first terminal among stdin, stdout and stderr, and its settings (once)."""
-        if self.settings is not None:
-            return
-        for fd in (0, 1, 2):
-            with contextlib.suppress(OSError, termios.error):
-                if os.isatty(fd):
-                    self.settings = termios.tcgetattr(fd)
-                    self.fd = fd
-                    return
-
-    def restore(self) -> None:
-        """Put the saved settings back if they changed, unless in the background (SIGTTOU would stop us)."""
-        if self.fd is None or self.settings is None:
-            return
-        with contextlib.suppress(OSError, termios.error):
-            if termios.tcgetattr(self.fd) == self.settings:
-                return
-            try:
-                foreground: int | None = os.tcgetpgrp(self.fd)
-            except OSError:
-                foreground = None  # not our controlling terminal: no job control applies
-            if foreground is None or foreground == os.getpgrp():
-                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.settings)
-
-
-_TERMINAL = _Terminal()
 
 
 def _signal_name(number: int) -> str:

@@ -2,8 +2,8 @@
 
 Assistant text goes to stdout, everything else to stderr (`-p ... > answer.txt`
 captures the answer); `--json` puts one object per event and action on stdout.
-All untrusted text is redacted, then passes `safe_text.for_terminal` (the
-approval prompt the stricter `for_command`). Colour only on a terminal, never with NO_COLOR.
+All untrusted text is redacted, then passes `safe_text.for_terminal`. Colour only on a
+terminal, never with NO_COLOR. The approval prompt is `approval_prompt`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from nano_code.adapters.safe_text import for_command, for_terminal, json_text
+from nano_code.adapters.safe_text import for_terminal, json_text
 from nano_code.kernel.actions import (
     Action,
-    AskApproval,
     CallModel,
     CallPurpose,
     EndTurn,
@@ -353,91 +352,3 @@ class JsonLinesDisplay:
 
     def on_action(self, action: Action, state: State) -> None:
         self._write("action", action)
-
-
-class TerminalApprover:
-    """Asks y / n / a on the terminal, showing what the call would do."""
-
-    def __init__(self, display: HumanDisplay, preview: Callable[[AskApproval], str], tty_in: TextIO) -> None:
-        self._display = display
-        self._preview = preview
-        self._in = tty_in
-
-    def ask(self, action: AskApproval) -> ApprovalDecision:
-        style = self._display.style
-        err = self._display.err
-        self._display.notice("")
-        name = for_terminal(action.call.name)
-        err.write(style.yellow(f"{name} wants to run ({action.reason}):") + "\n")
-        shown, escaped = for_command(self._display.redact(self._preview(action)).rstrip("\n"))
-        lines = shown.split("\n")
-        for line in _visible_lines(lines):
-            err.write(style.dim("│ ") + line + "\n")
-        if len(lines) > 1:
-            err.write(style.dim(f"({len(lines)} lines, {len(shown)} characters)") + "\n")
-        if escaped:
-            err.write(
-                style.red(
-                    "warning: this call contains control or invisible characters, shown above as "
-                    "\\x.. / \\u.... escapes; they are part of what would run"
-                )
-                + "\n"
-            )
-        while True:
-            err.write(style.bold("Allow? [y]es / [n]o / [a]lways for this tool: "))
-            err.flush()
-            answer = self._in.readline()
-            if not answer:
-                return ApprovalDecision(action.call.id, Verdict.DENY, "no answer (end of input)")
-            choice = answer.strip().lower()
-            if choice in ("y", "yes"):
-                return ApprovalDecision(action.call.id, Verdict.APPROVE)
-            if choice in ("a", "always"):
-                return ApprovalDecision(action.call.id, Verdict.ALWAYS)
-            if choice in ("n", "no"):
-                err.write("Tell the model why, or press Enter: ")
-                err.flush()
-                why = self._in.readline().strip()
-                return ApprovalDecision(action.call.id, Verdict.DENY, why or "the user said no")
-
-
-PROMPT_HEAD_LINES = 40
-PROMPT_TAIL_LINES = 10
-
-
-def _visible_lines(lines: list[str]) -> list[str]:
-    """What the approval prompt prints of a call: blank runs folded, a very long call cut in the
-    middle with the cut said -- so nothing can scroll the real command out of sight unnoticed."""
-    folded: list[str] = []
-    blank = 0
-
-    def fold_blanks() -> None:
-        if blank:
-            folded.append("" if blank == 1 else f"[{blank} blank lines]")
-
-    for line in lines:
-        if not line.strip():
-            blank += 1
-            continue
-        fold_blanks()
-        blank = 0
-        folded.append(line)
-    fold_blanks()
-    if len(folded) > PROMPT_HEAD_LINES + PROMPT_TAIL_LINES:
-        hidden = len(folded) - PROMPT_HEAD_LINES - PROMPT_TAIL_LINES
-        folded = [
-            *folded[:PROMPT_HEAD_LINES],
-            f"[... {hidden} more lines not shown: this call is long; answer n if unsure ...]",
-            *folded[-PROMPT_TAIL_LINES:],
-        ]
-    return folded
-
-
-def refuse_without_terminal(action: AskApproval, warn: Callable[[str], None]) -> ApprovalDecision:
-    warn(f"refused {action.call.name}: no terminal to ask for approval (use --yes to allow tool calls)")
-    return ApprovalDecision(
-        action.call.id,
-        Verdict.DENY,
-        "nano-code has no terminal to ask the user for approval; it runs without --yes, "
-        "so calls that change files or run commands are refused",
-    )

@@ -6,7 +6,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from nano_code.adapters.terminal import HumanDisplay, TerminalApprover, refuse_without_terminal
+from nano_code.adapters.approval_prompt import TerminalApprover, refuse_without_terminal
+from nano_code.adapters.terminal import HumanDisplay
 from nano_code.adapters.tool import ToolContext
 from nano_code.adapters.tools import find_tool
 from nano_code.kernel.actions import AskApproval

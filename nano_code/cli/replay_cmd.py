@@ -123,7 +123,7 @@ def replay_main(argv: Sequence[str]) -> int:
     args = replay_parser().parse_args(argv)
     if not (args.live_tools or args.fork_at is not None or args.rebless):
         return _replay_main(args)
-    from nano_code.adapters.shell import kill_left_running
+    from nano_code.adapters.process_groups import kill_left_running
 
     # Ctrl-C and SIGTERM end the replay of one session the same way: what it was writing and
     # the workspace it restored are removed, exit 130 or 143. A batch keeps the default

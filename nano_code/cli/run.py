@@ -13,6 +13,7 @@ from typing import TextIO
 from nano_code.adapters.config import ConfigError, Settings, load_settings
 from nano_code.adapters.endpoint import is_loopback_url
 from nano_code.adapters.journal import ApprovalModeEntry
+from nano_code.adapters.process_groups import kill_left_running
 from nano_code.adapters.provenance import provenance
 from nano_code.adapters.recorder import Recorder
 from nano_code.adapters.sandbox import SandboxUnavailable
@@ -20,7 +21,6 @@ from nano_code.adapters.secrets import Redactor, SecretLeakError
 from nano_code.adapters.session_file import SessionFileError, load_session
 from nano_code.adapters.session_lock import SessionLocked
 from nano_code.adapters.session_writer import RecordingStopped, make_private_dirs
-from nano_code.adapters.shell import kill_left_running
 from nano_code.adapters.terminal import HumanDisplay, JsonLinesDisplay
 from nano_code.cli import exits
 from nano_code.cli.approval import approver, describe_call

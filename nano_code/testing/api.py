@@ -51,11 +51,11 @@ def run(
 
     Calls that need approval run when `approve_all`, and are refused otherwise.
     """
+    from nano_code.adapters.approval_prompt import refuse_without_terminal
     from nano_code.adapters.config import Settings
+    from nano_code.adapters.process_groups import kill_left_running
     from nano_code.adapters.provenance import provenance
     from nano_code.adapters.secrets import Redactor
-    from nano_code.adapters.shell import kill_left_running
-    from nano_code.adapters.terminal import refuse_without_terminal
     from nano_code.kernel.state import initial_state
     from nano_code.session.factory import live_session, open_recorder
     from nano_code.session.settings import kernel_config, read_agents_md, recorded_settings

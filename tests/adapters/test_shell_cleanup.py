@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from nano_code.adapters import shell
-from nano_code.adapters.shell import kill_left_running
+from nano_code.adapters import process_groups
+from nano_code.adapters.process_groups import kill_left_running
 from nano_code.adapters.tool import ToolContext
 from nano_code.adapters.tools import run_tool
 
@@ -104,7 +104,7 @@ def test_a_group_that_is_not_one_of_our_sessions_is_left_alone(pids: list[int]) 
     kill_left_running()
     other = subprocess.Popen(["sleep", "300"], process_group=0)  # its own group, but our session
     pids.append(other.pid)
-    shell._SESSIONS.add(other.pid)
+    process_groups.SESSIONS.add(other.pid)
     try:
         assert kill_left_running(grace=0.1) == 0
         assert other.poll() is None
@@ -118,7 +118,7 @@ def test_background_process_dies_when_nano_code_exits(tmp_path: Path, pids: list
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from nano_code.adapters.shell import kill_left_running\n"
+        "from nano_code.adapters.process_groups import kill_left_running\n"
         "from nano_code.adapters.tool import ToolContext\n"
         "from nano_code.adapters.tools import run_tool\n"
         "context = ToolContext(workspace=Path(sys.argv[1]))\n"

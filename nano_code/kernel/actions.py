@@ -1,8 +1,6 @@
-"""Actions: what the kernel asks the driver to do.
+"""Actions: what the kernel asks the driver to do, answered (where an answer is due) by an event.
 
-The driver performs each action and, where the action expects an answer,
-feeds the answer back as an event. Actions are data: a `CallModel` carries the
-complete request body, so the driver (or a replayer) never builds requests.
+A `CallModel` carries the complete request body: the driver (or a replayer) never builds one.
 """
 
 from __future__ import annotations
@@ -27,9 +25,7 @@ class CallPurpose(enum.Enum):
     STEP = "step"
     """A step of the turn: the conversation so far, tools offered. The reply joins the history."""
     SUMMARY = "summary"
-    """Compaction: the model is asked to summarise the older part of the conversation. The
-    reply is not the assistant's answer to the user (a display should not show it as one);
-    the kernel puts it into the history as the summary."""
+    """Compaction's summary of the older conversation: not an answer to show the user."""
 
 
 _purpose = v.instance_of(CallPurpose)
@@ -98,8 +94,7 @@ class ShowText:
 
 @attrs.frozen
 class WaitForUser:
-    """The kernel is idle; the next event it accepts is UserInput (or CompactRequest,
-    ClearConversation)."""
+    """The kernel is idle until a user-started event (`USER_STARTED_EVENTS`)."""
 
 
 class TurnEnd(enum.Enum):
@@ -118,4 +113,3 @@ class EndTurn:
 
 
 Action = CallModel | RetryModel | CheckToolCall | AskApproval | RunTool | ShowText | WaitForUser | EndTurn
-ACTION_TYPES = (CallModel, RetryModel, CheckToolCall, AskApproval, RunTool, ShowText, WaitForUser, EndTurn)

@@ -1,9 +1,7 @@
 """Events: everything the outside world tells the kernel.
 
-The driver builds them from what happened (a line the user typed, a decoded
-model reply, a tool's output). Events carrying model output are built by the
-codec from untrusted bytes, so their fields are deliberately loose (any
-string, any id) -- the transition function copes with all of it.
+Events carrying model output come from untrusted bytes, so their fields are loose
+(any string, any id); the transition function copes with all of it.
 """
 
 from __future__ import annotations
@@ -60,8 +58,7 @@ class FailureKind(enum.Enum):
     TRANSPORT = "transport"
     TIMEOUT = "timeout"
     BAD_RESPONSE = "bad_response"
-    """The reply broke a limit nano-code sets (too large) or came in a form it refuses
-    to read (an encoding it did not ask for); asking again would not help."""
+    """Too large, or in an encoding nano-code did not ask for: asking again would not help."""
 
 
 @attrs.frozen
@@ -112,20 +109,13 @@ class Interrupt:
 
 @attrs.frozen
 class CompactRequest:
-    """The user asked to compact the conversation now (/compact); accepted while awaiting the user.
-
-    The kernel summarises the older part of the conversation with a model call, as it
-    does on its own near the context window, and then awaits the user again.
-    """
+    """/compact: summarise the older part of the conversation now, then await the user."""
 
 
 @attrs.frozen
 class ClearConversation:
-    """The user asked to start afresh (/clear); accepted while awaiting the user.
-
-    The history goes back to the system prompt alone. The session's usage totals,
-    its "always" approvals and the context window it learned stay.
-    """
+    """/clear: the history goes back to the system prompt; usage totals, "always"
+    approvals and a learned context window stay."""
 
 
 Event = (
@@ -138,17 +128,6 @@ Event = (
     | Interrupt
     | CompactRequest
     | ClearConversation
-)
-EVENT_TYPES = (
-    UserInput,
-    ModelReply,
-    ModelFailure,
-    ToolCallFacts,
-    ApprovalDecision,
-    ToolResult,
-    Interrupt,
-    CompactRequest,
-    ClearConversation,
 )
 USER_STARTED_EVENTS = (UserInput, CompactRequest, ClearConversation)
 """Events the user starts between turns: they answer no tool call."""

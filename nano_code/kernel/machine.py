@@ -1,18 +1,9 @@
 """The agent's state machine: the phase table and the one transition function.
 
-`transition(state, event)` returns the next state and the actions the driver
-must perform. It is pure -- same inputs, same outputs, no I/O, clock or
-randomness -- which is what lets a recorded session replay exactly and lets
-hypothesis explore it.
-
-`PHASE_TABLE` is the whole protocol: each phase, the events it accepts, the
-handler of each and the phases it may lead to. The README's diagram is drawn
-from it (`phase_diagram`) and a test keeps the two in sync. The handlers live
-in `turn` and `compaction_steps`; the state they move in `state`.
-
-Untrusted input (everything inside ModelReply / ModelFailure) never raises.
-A driver that feeds an event the phase does not accept, or answers a call
-that is not the pending one, gets `DriverMisuseError`.
+`transition(state, event)` is pure (no I/O, clock or randomness), which lets a recorded
+session replay exactly. `PHASE_TABLE` is the whole protocol: each phase, the events it
+accepts, their handlers (in `turn` and `compaction_steps`) and the phases they may lead
+to; the README's diagram is drawn from it (`phase_diagram`).
 """
 
 from __future__ import annotations
@@ -87,7 +78,7 @@ PHASE_TABLE: dict[Phase, dict[type, tuple[Handler, tuple[Phase, ...]]]] = {
 
 
 def transition(state: State, event: Event) -> Transition:
-    """(state, event) -> (next state, actions). Pure; see the module docstring."""
+    """(state, event) -> (next state, actions); DriverMisuseError for an event the phase refuses."""
     handlers = PHASE_TABLE[state.phase]
     entry = handlers.get(type(event))
     if entry is None:

@@ -21,11 +21,7 @@ def encode_message(message: Message) -> dict[str, Any]:
     if message.tool_calls:
         encoded["content"] = message.content or None
         encoded["tool_calls"] = [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments},
-            }
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
             for call in message.tool_calls
         ]
     else:
@@ -36,11 +32,7 @@ def encode_message(message: Message) -> dict[str, Any]:
 def encode_tool(spec: ToolSpec) -> dict[str, Any]:
     return {
         "type": "function",
-        "function": {
-            "name": spec.name,
-            "description": spec.description,
-            "parameters": dict(spec.parameters),
-        },
+        "function": {"name": spec.name, "description": spec.description, "parameters": dict(spec.parameters)},
     }
 
 

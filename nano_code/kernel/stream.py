@@ -242,9 +242,7 @@ class StreamAssembler:
             return ModelFailure(FailureKind.MALFORMED, "the stream ended before any reply arrived")
         calls = tuple(
             ReplyToolCall(
-                id=slot.id,
-                name=slot.name,
-                arguments=slot.arguments if slot.seen_arguments else None,
+                id=slot.id, name=slot.name, arguments=slot.arguments if slot.seen_arguments else None
             )
             for slot in self._calls
         )

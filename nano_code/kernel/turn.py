@@ -1,10 +1,6 @@
-"""The transitions of a turn: user input, model replies and failures, tool calls and approvals.
-
-A turn goes: user input -> call the model -> for each tool call of the reply,
-check its path / ask approval / run it -> call the model again, until the model
-answers without tool calls, the step budget runs out, the model fails for good,
-or the user interrupts. Every tool call is answered by exactly one tool message
-before anything else joins the history.
+"""The transitions of a turn: user input -> model call -> each tool call checked, approved,
+run -> model call again, until a reply without tool calls, the step budget, a failure
+for good, or an interrupt. Every tool call gets exactly one tool message, in order.
 """
 
 from __future__ import annotations
@@ -79,12 +75,8 @@ def used_call_ids(history: tuple[Message, ...]) -> set[str]:
 
 
 def _unique_id(raw: str, taken: set[str], position: int) -> str:
-    """The server's id when usable, else a fresh one.
-
-    Fresh ids are exactly 9 alphanumerics because Mistral rejects anything else
-    in replayed history (QUIRKS A-5); their number comes from the history length,
-    so they are deterministic.
-    """
+    """The server's id when usable, else a fresh, deterministic one of exactly 9
+    alphanumerics (Mistral rejects anything else in replayed history, QUIRKS A-5)."""
     if raw and raw not in taken and len(raw) <= 256:
         return raw
     number = position
@@ -125,8 +117,7 @@ def on_model_reply(state: State, event: ModelReply) -> Transition:
         spec = state.config.tool(raw.name)
         parsed = parse_arguments(spec, raw.name, raw.arguments)
         if isinstance(parsed, str):
-            # Never send unparseable arguments back: some servers reject the
-            # whole history for it (QUIRKS B-11). The tool message explains.
+            # Unparseable arguments are never sent back (QUIRKS B-11); the tool message explains.
             call = ToolCall(id=call_id, name=raw.name or "unnamed", arguments="{}")
             pending.append(PendingCall(call=call, problem=parsed))
         else:
@@ -177,8 +168,7 @@ def _advance(state: State) -> Transition:
             if isinstance(path, str):
                 state = attrs.evolve(state, phase=Phase.AWAITING_TOOL_FACTS)
                 return state, [*actions, CheckToolCall(call=head.call, path=path)]
-            # No path to check (its schema let a non-string through): a write
-            # the sandbox would have confined asks, a read runs as it always did.
+            # No string path to check: a write asks, a read runs.
             decision = Approval.ASK if spec.mutates else Approval.RUN
         return _decide(state, decision, actions)
     return _after_tools(state, actions)

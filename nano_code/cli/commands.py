@@ -42,11 +42,7 @@ class Command:
 
 
 def parse(line: str) -> Command | None:
-    """The command on `line`, or None when the line is a message for the model.
-
-    Only a known command word counts: a message may well begin with a path
-    such as /etc/hosts.
-    """
+    """The command on `line`, or None for a message to the model (which may begin with /etc/hosts)."""
     text = line.strip()
     if not text.startswith("/"):
         return None
@@ -115,21 +111,15 @@ def run(
     show: Callable[[str], None],
     conversation_event: Callable[[str], None],
 ) -> bool:
-    """Carry out `command`; True when the session should end.
-
-    `conversation_event` feeds the kernel the event /clear or /compact stands
-    for (the caller runs the turn it may start, e.g. /compact's summary call).
-    """
+    """Carry out `command`; True when the session should end. `conversation_event` carries out
+    /clear and /compact through the kernel."""
     driver.note_command(f"{command.name} {command.argument}".strip())
     if command.name == "/help":
         width = max(len(key) for key in HELP)
         show("\n".join(f"  {key.ljust(width)}  {text}" for key, text in HELP.items()))
     elif command.name == "/cost":
-        show(
-            usage_line("last turn", driver.state.turn_usage)
-            + "\n"
-            + usage_line("session", driver.state.session_usage)
-        )
+        state = driver.state
+        show(f"{usage_line('last turn', state.turn_usage)}\n{usage_line('session', state.session_usage)}")
     elif command.name == "/model":
         if not command.argument:
             show(f"model: {for_terminal(driver.state.config.model)}")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from nano_code.adapters.safe_text import json_text
-from nano_code.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
+from nano_code.cli.exits import EXIT_FAILED, EXIT_OK, say, usage_error
 
 if TYPE_CHECKING:
     from nano_code.session.divergence import Masks
@@ -24,11 +24,8 @@ class Step:
     """'model call', or the event's type ('ToolResult', 'UserInput', ...)."""
     line: int
     step: int
-    """The model call it belongs to, numbered as replay numbers them (every request,
-    retries included): a call is its own; a user's input leads into the next call;
-    a tool's facts, approval and result belong to the call that asked for it."""
+    """The model call it belongs to, numbered as replay numbers them; a user's input leads into the next."""
     request: Any = None
-    """A model call's request body (what `replay --ignore` paths point into)."""
     value: Any = None
     """A model call's decoded reply, or the event and the tool call it answered."""
 
@@ -163,8 +160,7 @@ def diff_main(argv: Sequence[str]) -> int:
     try:
         result = diff_sessions(args.a, args.b, args.ignore)
     except (SessionFileError, MaskError) as error:
-        say(f"nano-code diff: {error}", err=True)
-        return EXIT_USAGE
+        return usage_error(f"nano-code diff: {error}")
     if args.json:
         say(json_text(result))
         return EXIT_OK if result["identical"] else EXIT_FAILED

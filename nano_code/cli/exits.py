@@ -1,7 +1,4 @@
-"""How a command ends: its exit status, and the one line that says why.
-
-Every cli module imports these from here, so no two of them need each other.
-"""
+"""How a command ends: its exit status, and the one line that says why."""
 
 from __future__ import annotations
 
@@ -41,9 +38,8 @@ QUICK_REPEAT = 1.0
 
 
 class Interrupts:
-    """Ctrl-C and SIGTERM both arrive as KeyboardInterrupt, so either gets the same
-    cleanup (the tool's process group killed, the recording closed); this
-    remembers which, and when, so two quick Ctrl-C can quit and `kill` exits 143."""
+    """Ctrl-C and SIGTERM both arrive as KeyboardInterrupt, for the same cleanup; this remembers
+    which and when, so two quick Ctrl-C can quit and `kill` exits 143."""
 
     def __init__(self) -> None:
         self.times: list[float] = []

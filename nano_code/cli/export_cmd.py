@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from nano_code.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
+from nano_code.cli.exits import EXIT_FAILED, EXIT_OK, say, usage_error
 
 
 def export_parser() -> argparse.ArgumentParser:
@@ -52,15 +52,12 @@ def export_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     if args.to is not None:
         if args.full or args.output:
-            say("nano-code export: --to writes a table; --full and --output write a cassette", err=True)
-            return EXIT_USAGE
+            return usage_error("nano-code export: --to writes a table; --full and --output write a cassette")
         return _export_table(args)
     if args.replay or args.force:
-        say("nano-code export: --replay and --force go with --to", err=True)
-        return EXIT_USAGE
+        return usage_error("nano-code export: --replay and --force go with --to")
     if len(args.paths) != 1:
-        say("nano-code export: give one session (or pass --to to write a table of many)", err=True)
-        return EXIT_USAGE
+        return usage_error("nano-code export: give one session (or pass --to to write a table of many)")
     return _export_full(Path(args.paths[0]), args.output)
 
 
@@ -72,11 +69,9 @@ def _export_full(source: Path, output: str | None) -> int:
     try:
         export_full(load_session(source), target)
     except FileExistsError:
-        say(f"nano-code export: {target} exists; pass --output", err=True)
-        return EXIT_USAGE
+        return usage_error(f"nano-code export: {target} exists; pass --output")
     except (SessionFileError, OSError) as error:
-        say(f"nano-code export: {error}", err=True)
-        return EXIT_USAGE
+        return usage_error(f"nano-code export: {error}")
     say(f"{source}: exported with every body whole -> {target}")
     return EXIT_OK
 
@@ -91,15 +86,12 @@ def _export_table(args: argparse.Namespace) -> int:
     try:
         table = table_for(target)
     except ValueError as error:
-        say(f"nano-code export: {error}", err=True)
-        return EXIT_USAGE
+        return usage_error(f"nano-code export: {error}")
     if target.exists() and not args.force:
-        say(f"nano-code export: {target} exists; pass --force to replace it", err=True)
-        return EXIT_USAGE
+        return usage_error(f"nano-code export: {target} exists; pass --force to replace it")
     paths = expand_paths(args.paths)
     if not paths:
-        say("nano-code export: no session files found", err=True)
-        return EXIT_USAGE
+        return usage_error("nano-code export: no session files found")
     reports = None
     if args.replay:
         from nano_code.session.replay import replay_session
@@ -122,8 +114,7 @@ def _export_table(args: argparse.Namespace) -> int:
     try:
         rows = write_table(readable_sessions(), target, table, overwrite=args.force)
     except OSError as error:
-        say(f"nano-code export: {error}", err=True)
-        return EXIT_USAGE
+        return usage_error(f"nano-code export: {error}")
     if table == "jsonl":
         summary = f"{rows} session(s), one JSON object each"
     else:

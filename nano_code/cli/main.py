@@ -17,6 +17,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from importlib import import_module
 
 from nano_code import __version__
 from nano_code.cli import exits
@@ -77,32 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def subcommand(name: str) -> Callable[[Sequence[str]], int]:
-    """The entry point of `nano-code NAME ...`, imported only when it is asked for."""
-    if name == "replay":
-        from nano_code.cli.replay_cmd import replay_main
-
-        return replay_main
-    if name == "diff":
-        from nano_code.cli.diff_cmd import diff_main
-
-        return diff_main
-    if name == "sessions":
-        from nano_code.cli.sessions_cmd import sessions_main
-
-        return sessions_main
-    from nano_code.cli.export_cmd import export_main
-
-    return export_main
-
-
 SUBCOMMANDS = ("replay", "diff", "sessions", "export")
 
 
+def subcommand(name: str) -> Callable[[Sequence[str]], int]:
+    """The entry point of `nano-code NAME ...` (cli/NAME_cmd.py), imported only when it is asked for."""
+    entry: Callable[[Sequence[str]], int] = getattr(
+        import_module(f"nano_code.cli.{name}_cmd"), f"{name}_main"
+    )
+    return entry
+
+
 def _start_early(args: argparse.Namespace) -> None:
-    """Start the short commands a run needs before its first request, so they run while
-    the rest is imported (adapters/early.py): git for a new recording's provenance, and
-    bwrap's trial run unless the sandbox is off."""
+    """Start git (a new recording's provenance) and bwrap's trial run (unless the sandbox is
+    off) now, so they run while the rest is imported (adapters/early.py)."""
     from pathlib import Path
 
     if not args.no_record and not args.resume:

@@ -88,15 +88,12 @@ def replay_one(path: Path, args: argparse.Namespace) -> Any:
         observers.append(display)
         on_delta = display.on_delta
     approver, rerun_approver = _approvers(shown.scrub)
-    rebless_to = None
-    if args.rebless:
-        rebless_to = Path(args.output) if args.output else path.with_suffix(".reblessed.yaml")
-    fork_to = None
-    if live_settings is not None:
-        fork_to = Path(args.output) if args.output else path.with_suffix(f".fork{args.fork_at}.yaml")
+    output = Path(args.output) if args.output else None
+    rebless_to = (output or path.with_suffix(".reblessed.yaml")) if args.rebless else None
+    fork_to = (output or path.with_suffix(f".fork{args.fork_at}.yaml")) if live_settings is not None else None
     for target in (rebless_to, fork_to):
         if target is not None and target.exists():
-            fix = "choose another --output, or remove it" if args.output else "pass --output"
+            fix = "choose another --output, or remove it" if output else "pass --output"
             raise SystemExit(usage_error(f"nano-code replay: {target} exists; {fix}"))
     return replay_session(
         path,

@@ -1,7 +1,6 @@
 """Tools for researchers: property-test the kernel, run and replay sessions from Python.
 
-Every public name is importable from here and loaded on first use, so the hypothesis
-strategies do not pull in the replayer, nor the replayer hypothesis. README.md maps them.
+Public names load on first use, so the hypothesis strategies and the replayer do not pull in each other.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ _NAMES_BY_MODULE = {
     "nano_code.session.corpus_files": ("corpus_tables", "write_table"),
 }
 _HOME = {name: module for module, names in _NAMES_BY_MODULE.items() for name in names}
-"""Public name -> the module that defines it (a bare name is a submodule of this package)."""
 
 __all__ = sorted(_HOME)
 

@@ -33,14 +33,8 @@ _SIZED_TEXT = st.text(max_size=30) | st.builds(
 def histories(
     draw: st.DrawFn, tools: Sequence[ToolSpec] = DEMO_TOOLS, max_pieces: int = 14
 ) -> tuple[Message, ...]:
-    """Valid conversations as the kernel keeps them in `State.history`.
-
-    The system prompt, sometimes an earlier compaction's summary (either
-    placement, with its framing), then up to `max_pieces` pieces: a user message, an
-    assistant message with text, or an assistant message with one to three tool
-    calls (unique ids) followed by their answers. Texts range from empty to
-    several kilobytes, so compaction has something to weigh.
-    """
+    """Valid `State.history` conversations: the system prompt, sometimes an earlier summary, then up
+    to `max_pieces` user messages, assistant texts, or tool calls with their answers."""
     from nano_code.kernel.compaction import NOTES_CONTINUE, NOTES_INTRO, SUMMARY_ACK, summary_text
 
     history: list[Message] = [SystemMessage(draw(st.sampled_from(["You are a coding agent.", ""])))]
@@ -75,103 +69,45 @@ def histories(
     return tuple(history)
 
 
-CONTEXT_LENGTH_ERRORS: tuple[tuple[str, int, str, bool], ...] = (
-    (
-        "openai",
-        400,
-        '{"error":{"message":"This model\'s maximum context length is %(limit)d tokens. However, your '
-        'messages resulted in %(used)d tokens. Please reduce the length of the messages.",'
-        '"type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}',
-        True,
-    ),
-    (
-        "vllm",
-        400,
-        '{"object":"error","message":"This model\'s maximum context length is %(limit)d tokens. However, '
-        "you requested %(used)d tokens (%(used)d in the messages, 0 in the completion). Please reduce "
-        'the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}',
-        True,
-    ),
-    (
-        "vllm-v1",
-        400,
-        '{"object":"error","message":"The decoder prompt (length %(used)d) is longer than the maximum '
-        "model length of %(limit)d. Make sure that `max_model_len` is no smaller than the number of "
-        'text tokens.","type":"BadRequestError","param":null,"code":400}',
-        True,
-    ),
-    (
-        "deepseek",
-        400,
-        '{"error":{"message":"This model\'s maximum context length is %(limit)d tokens. However, you '
-        "requested %(used)d tokens (%(used)d in the messages, 0 in the completion). Please reduce the "
-        'length of the messages or completion.","type":"invalid_request_error","param":null,'
-        '"code":"invalid_request_error"}}',
-        True,
-    ),
-    (
-        "anthropic-via-openrouter",
-        400,
-        '{"error":{"message":"Provider returned error","code":400,"metadata":{"raw":"{\\"type\\":'
-        '\\"error\\",\\"error\\":{\\"type\\":\\"invalid_request_error\\",\\"message\\":'
-        '\\"prompt is too long: %(used)d tokens > %(limit)d maximum\\"}}","provider_name":"Anthropic"}}}',
-        True,
-    ),
-    (
-        "openrouter",
-        400,
-        '{"error":{"message":"This endpoint\'s maximum context length is %(limit)d tokens. However, you '
-        "requested about %(used)d tokens (%(used)d of text input). Please reduce the length of either "
-        'one, or use the \\"middle-out\\" transform to compress your prompt automatically.","code":400}}',
-        True,
-    ),
-    (
-        "mistral",
-        400,
-        '{"object":"error","message":"Prompt contains %(used)d tokens and 0 draft tokens, too large for '
-        'model with %(limit)d maximum context length","type":"invalid_request_message_error",'
-        '"param":null,"code":"3051"}',
-        True,
-    ),
-    (
-        "gemini",
-        400,
-        '[{"error":{"code":400,"message":"The input token count (%(used)d) exceeds the maximum number '
-        'of tokens allowed (%(limit)d).","status":"INVALID_ARGUMENT"}}]',
-        True,
-    ),
-    (
-        "llama.cpp",
-        400,
-        '{"error":{"code":400,"message":"the request exceeds the available context size, try '
-        'increasing it","type":"exceed_context_size_error","n_prompt_tokens":%(used)d,"n_ctx":%(limit)d}}',
-        True,
-    ),
-    (
-        "xai",
-        400,
-        '{"code":"Client specified an invalid argument","error":"This model\'s maximum prompt length '
-        'is %(limit)d but the request contains %(used)d tokens."}',
-        True,
-    ),
-    (
-        "cohere",
-        400,
-        '{"message":"too many tokens: total number of tokens in the prompt cannot exceed %(limit)d - '
-        'received %(used)d. Try using a shorter prompt, or enabling prompt truncation."}',
-        True,
-    ),
-    (
-        "groq",
-        400,
-        '{"error":{"message":"Please reduce the length of the messages or completion.",'
-        '"type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}',
-        False,
-    ),
+_OVERFLOW_BODIES = {
+    "openai": '{"error":{"message":"This model\'s maximum context length is %(limit)d tokens. However, your '
+    'messages resulted in %(used)d tokens. Please reduce the length of the messages.",'
+    '"type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}',
+    "vllm": '{"object":"error","message":"This model\'s maximum context length is %(limit)d tokens. However, '
+    "you requested %(used)d tokens (%(used)d in the messages, 0 in the completion). Please reduce "
+    'the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}',
+    "vllm-v1": '{"object":"error","message":"The decoder prompt (length %(used)d) is longer than the maximum '
+    "model length of %(limit)d. Make sure that `max_model_len` is no smaller than the number of "
+    'text tokens.","type":"BadRequestError","param":null,"code":400}',
+    "deepseek": '{"error":{"message":"This model\'s maximum context length is %(limit)d tokens. However, you '
+    "requested %(used)d tokens (%(used)d in the messages, 0 in the completion). Please reduce the "
+    'length of the messages or completion.","type":"invalid_request_error","param":null,'
+    '"code":"invalid_request_error"}}',
+    "anthropic-via-openrouter": '{"error":{"message":"Provider returned error","code":400,'
+    '"metadata":{"raw":"{\\"type\\":\\"error\\",\\"error\\":{\\"type\\":\\"invalid_request_error\\",\\"message\\":'
+    '\\"prompt is too long: %(used)d tokens > %(limit)d maximum\\"}}","provider_name":"Anthropic"}}}',
+    "openrouter": '{"error":{"message":"This endpoint\'s maximum context length is %(limit)d tokens. However, you '
+    "requested about %(used)d tokens (%(used)d of text input). Please reduce the length of either "
+    'one, or use the \\"middle-out\\" transform to compress your prompt automatically.","code":400}}',
+    "mistral": '{"object":"error","message":"Prompt contains %(used)d tokens and 0 draft tokens, too large for '
+    'model with %(limit)d maximum context length","type":"invalid_request_message_error",'
+    '"param":null,"code":"3051"}',
+    "gemini": '[{"error":{"code":400,"message":"The input token count (%(used)d) exceeds the maximum number '
+    'of tokens allowed (%(limit)d).","status":"INVALID_ARGUMENT"}}]',
+    "llama.cpp": '{"error":{"code":400,"message":"the request exceeds the available context size, try '
+    'increasing it","type":"exceed_context_size_error","n_prompt_tokens":%(used)d,"n_ctx":%(limit)d}}',
+    "xai": '{"code":"Client specified an invalid argument","error":"This model\'s maximum prompt length '
+    'is %(limit)d but the request contains %(used)d tokens."}',
+    "cohere": '{"message":"too many tokens: total number of tokens in the prompt cannot exceed %(limit)d - '
+    'received %(used)d. Try using a shorter prompt, or enabling prompt truncation."}',
+    "groq": '{"error":{"message":"Please reduce the length of the messages or completion.",'
+    '"type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}',
+}
+CONTEXT_LENGTH_ERRORS: tuple[tuple[str, int, str, bool], ...] = tuple(
+    (server, 400, body, server != "groq") for server, body in _OVERFLOW_BODIES.items()
 )
-"""Context-length errors as servers send them: (server, HTTP status, body with %(limit)d and
-%(used)d to fill in, whether the body states the limit). Transcribed from real responses and
-issue reports; only the numbers change."""
+"""Context-length errors transcribed from real servers: (server, HTTP status, body with %(limit)d
+and %(used)d to fill in, whether the body states the limit)."""
 
 
 @st.composite

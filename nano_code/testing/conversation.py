@@ -25,12 +25,8 @@ _ROLES = ("system", "user", "assistant", "tool")
 def conversation_problems(conversation: Any, pending_ids: Sequence[str] = ()) -> list[str]:
     """Every way `conversation` breaks the rules above, one line each ([] when it is valid).
 
-    `conversation` is any of: a request body (a mapping with `messages`, such as
-    `FakeServer.requests[n]["body"]`, a `CallModel` action's body, or a body from
-    `requests_for`); a list of wire messages (dicts); a list of the kernel's
-    message objects (`State.history`); or a kernel `State`, whose pending calls
-    are then allowed to be open at the end. `pending_ids` names the calls that
-    may be open at the end otherwise (none, for anything sent to a server).
+    `conversation` is a request body, a list of wire messages or of kernel messages, or a
+    `State` (whose pending calls may then be open at the end, as `pending_ids` may otherwise).
     """
     if isinstance(conversation, State):
         if not pending_ids:
@@ -61,8 +57,7 @@ def _problems(messages: list[Any], pending_ids: list[str]) -> list[str]:
     if not isinstance(first, Mapping) or first.get("role") != "system":
         problems.append("the first message is not the system message")
     seen_ids: set[str] = set()
-    open_ids: list[str] = []
-    """Calls of the latest assistant message not answered yet."""
+    open_ids: list[str] = []  # the latest assistant message's calls not answered yet
     answered: set[str] = set()
     for index, message in enumerate(messages):
         if not isinstance(message, Mapping):

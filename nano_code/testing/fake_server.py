@@ -1,12 +1,5 @@
 """A scripted OpenAI-compatible server on 127.0.0.1, for tests, benchmarks and demos.
 
-Each POST /chat/completions gets one step (`reply`, `http_error`, `hang`): from a script,
-in order, or from `respond(request, number)`, a model that reacts to what it is sent.
-Replies are JSON, or SSE when the request asks to stream; every request is kept in
-`requests`. `context_limit=N` plays a small context window (a request over N tokens, its
-JSON length over 4, gets OpenAI's context-length error) and `summary=TEXT` answers
-compaction's summary requests.
-
     with FakeServer([reply(content="hi")]) as server:
         url = server.base_url          # http://127.0.0.1:PORT/v1
 
@@ -50,11 +43,8 @@ def reply(
     delay: float = 0.0,
     chunk_delay: float = 0.0,
 ) -> dict[str, Any]:
-    """A script step answering with a model reply.
-
-    `tool_calls` items are (name, arguments) pairs or dicts with name, arguments
-    and optionally id; ids default to call_<request>_<n>.
-    """
+    """A script step answering with a model reply. `tool_calls` items are (name, arguments)
+    pairs or dicts with name, arguments and optionally id (default call_<request>_<n>)."""
     calls = []
     for item in tool_calls:
         if isinstance(item, Mapping):
@@ -203,16 +193,15 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FakeServer:
-    """Answers each request with a step: from `script` in order, or from `script(request, number)`
-    when it is a function (see `Respond`).
+    """Answers each POST with a step (`reply`, `http_error`, `hang`): from `script` in order, or
+    from `script(request, number)` when it is a function (`Respond`). Replies are JSON, or SSE
+    when the request streams.
 
-    `requests` holds every request received ({"path", "headers", "body"}, the body parsed
-    as JSON or None). A respond function that raises makes the server answer HTTP 500;
-    the exception is kept in `errors`, so a test can re-raise it.
-
-    `context_limit` and `summary` play a model with a small context window (see the
-    module docstring); `overflows` and `summaries` count the requests answered so. The
-    `number` a respond function gets then counts only the requests it answers.
+    `requests` keeps every request ({"path", "headers", "body"}, the body parsed or None); a
+    respond function that raises gets HTTP 500 and its exception kept in `errors`.
+    `context_limit=N` answers a request over N tokens (`request_tokens`) with OpenAI's
+    context-length error, `summary=TEXT` answers compaction's summary requests; `overflows`
+    and `summaries` count them, and `number` counts only the requests left to the script.
     """
 
     def __init__(
@@ -227,8 +216,7 @@ class FakeServer:
         self.summary = summary
         self.overflows = 0
         self.summaries = 0
-        self._answered = 0
-        """Requests handed to the script or respond function so far."""
+        self._answered = 0  # requests handed to the script so far
         if callable(script):
             self.script: list[Mapping[str, Any]] = []
             self.respond: Respond = script
@@ -263,15 +251,9 @@ class FakeServer:
                     except Exception as error:  # the test's model is broken: say so, keep serving
                         server.errors.append(error)
                         message = f"fake server: respond raised {type(error).__name__}: {error}"
-                        self._send(
-                            500, json.dumps({"error": {"message": message}}).encode(), "application/json"
-                        )
-                        return
+                        step = http_error(500, {"error": {"message": message}})
                 if step is None:
-                    self._send(
-                        500, b'{"error":{"message":"fake server: script exhausted"}}', "application/json"
-                    )
-                    return
+                    step = http_error(500, '{"error":{"message":"fake server: script exhausted"}}')
                 if step.get("delay"):
                     time.sleep(float(step["delay"]))
                 if "reply" in step:
@@ -322,7 +304,7 @@ class FakeServer:
 
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        # A short poll interval: stop() waits for serve_forever to notice, 0.5 s by default.
+        # A short poll interval: stop() waits for serve_forever to notice.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     def _step(self, request: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -2,11 +2,9 @@
 
     bodies = requests_for(config, [UserInput("list the files"), ModelReply(content="Two files.")])
 
-Each given event is fed when the kernel's phase accepts it (`PHASE_TABLE`). Tool work
-the kernel asks for in between is answered by `answer` (default: paths inside the
-workspace, calls approved, output "ok") unless the next given event answers it. The drive
-stops at the first given event the phase does not accept (`KernelRun.unused`); a
-driver's mistakes still raise `DriverMisuseError`. Pure: no clock, files or network.
+Each given event is fed when the kernel's phase accepts it; tool work asked for in between
+is answered by `answer` unless the next given event answers it. The drive stops at the
+first given event the phase does not accept (`KernelRun.unused`). Pure: no clock, files or network.
 """
 
 from __future__ import annotations
@@ -53,16 +51,13 @@ class KernelRun:
     """What the kernel did with the events it was given."""
 
     state: State
-    """Where it stopped: waiting for the user, or for a model reply that was not given."""
     actions: tuple[Action, ...]
-    """Every action it asked for, in order."""
     events: tuple[Event, ...]
-    """Every event it was fed, in order: the given ones and the made-up tool answers."""
+    """Every event it was fed: the given ones and the made-up tool answers."""
     unused: tuple[Event, ...]
-    """Given events it was not fed, from the first one its phase did not accept."""
+    """Given events from the first one its phase did not accept."""
     requests: tuple[dict[str, Any], ...]
-    """The body of every request it would send (first calls and retries), as the JSON the
-    server would parse."""
+    """The body of every request it would send (retries included), as the server would parse it."""
 
     @property
     def turn_ends(self) -> tuple[EndTurn, ...]:
@@ -76,8 +71,7 @@ def drive_kernel(
     *,
     answer: Callable[[ToolWork], Event] = answer_tool_work,
 ) -> KernelRun:
-    """Feed `events` to a kernel (a fresh one for a `KernelConfig`, or `start` itself), answering
-    tool work with `answer` where no given event does; see the module docstring."""
+    """Feed `events` to a kernel (a fresh one for a `KernelConfig`, or `start` itself)."""
     state = start if isinstance(start, State) else initial_state(start)
     given = list(events)
     position = 0
@@ -118,5 +112,5 @@ def requests_for(
     *,
     answer: Callable[[ToolWork], Event] = answer_tool_work,
 ) -> list[dict[str, Any]]:
-    """The body of every request the kernel would send, given `events`: `drive_kernel(...).requests`."""
+    """`drive_kernel(...).requests` as a list."""
     return list(drive_kernel(start, events, answer=answer).requests)

@@ -7,10 +7,8 @@
     def test_new_prompt_changes_only_the_system_message(nano_replay):
         nano_replay("cassettes/bugfix.yaml", ignore=["$.messages[0].content"])
 
-`nano_replay(path, expect="identical", **overrides)` returns the
-`ReplayReport`; with `expect=None` it never fails and you inspect the report
-yourself. Under pytest-xdist each worker replays its own sessions, which is
-how to spread a large corpus over many cores or machines.
+`nano_replay(path, expect="identical", **overrides)` returns the `ReplayReport`; with
+`expect=None` it never fails.
 """
 
 from __future__ import annotations

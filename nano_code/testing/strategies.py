@@ -1,10 +1,7 @@
-"""Hypothesis strategies for the values a driver feeds the kernel, as real models send them.
+"""Hypothesis strategies for the values a driver feeds the kernel, quirks of real models included.
 
-Configs (`kernel_configs`, over the small `DEMO_TOOLS` set), user input, model replies
-(`model_replies`: unknown tool names, truncated or invalid JSON arguments, missing
-parameters, empty or repeated ids), failures of every kind, tool results, and any JSON
-value (`json_values`). Wire renderings are in `wire_strategies`, conversations and
-context overflows in `compaction_strategies`. Needs `hypothesis`, not pytest.
+Wire renderings are in `wire_strategies`; conversations and context overflows in
+`compaction_strategies`. Needs `hypothesis`, not pytest.
 """
 
 from __future__ import annotations
@@ -85,9 +82,7 @@ DEMO_TOOLS: tuple[ToolSpec, ...] = (
         mutates=False,
     ),
 )
-"""A small tool set covering every approval path: read-only with a path,
-mutating with a path, mutating without one (confined by the sandbox when one
-is on, like the real shell), and argument-less."""
+"""Every approval path: read-only and mutating with a path, sandboxed without one, argument-less."""
 
 _short_text = st.text(max_size=30)
 
@@ -113,13 +108,8 @@ def kernel_configs(
     sandbox: st.SearchStrategy[SandboxMode] | None = None,
     compaction: bool = False,
 ) -> st.SearchStrategy[KernelConfig]:
-    """Configurations with small budgets, so limits are actually reached.
-
-    The sandbox is off unless `sandbox` draws modes (e.g. `sandbox_modes()`):
-    with one on, sandboxed tools run without approval. Compaction is off (no
-    summary prompt) unless `compaction` is true: then it is on, with context
-    windows small enough that drawn usage and overflows trigger it.
-    """
+    """Configurations with budgets small enough to be reached. The sandbox is off unless
+    `sandbox` draws modes; with `compaction`, context windows small enough to trigger it."""
     if compaction:
         return st.builds(
             attrs.evolve,
@@ -235,13 +225,9 @@ def _encode_arguments(arguments: Mapping[str, Any], style: str) -> str:
 
 @st.composite
 def raw_arguments(draw: st.DrawFn, spec: ToolSpec | None) -> str | None:
-    """The `arguments` text of a call to `spec`, as a real model might send it.
-
-    Mostly valid JSON in the formatting styles servers use; sometimes absent
-    (None), "" (QUIRKS B-7, B-8), truncated mid-object, not JSON at all, JSON
-    that is not an object, missing a required parameter, with a wrongly typed
-    value, or using the non-standard NaN/Infinity constants.
-    """
+    """The `arguments` text of a call to `spec`: mostly valid JSON in servers' styles; sometimes
+    absent, "" (QUIRKS B-7, B-8), truncated, not JSON or not an object, missing or mistyping
+    a required parameter, or using NaN/Infinity."""
     if spec is None:
         valid: dict[str, Any] = draw(st.dictionaries(st.text(max_size=5), JSON_SCALARS, max_size=3))
     else:
@@ -313,11 +299,7 @@ def usages() -> st.SearchStrategy[Usage]:
 def model_replies(
     draw: st.DrawFn, tools: Sequence[ToolSpec] = DEMO_TOOLS, reuse_ids: Sequence[str] = ()
 ) -> ModelReply:
-    """Decoded replies, realistic and quirky, as the kernel receives them.
-
-    `reuse_ids` are ids already in the conversation; drawing from them
-    produces the repeated ids of QUIRKS A-4 (SGLang numbers ids per request).
-    """
+    """Decoded replies, realistic and quirky; `reuse_ids` (ids already used) give QUIRKS A-4's repeats."""
     calls = draw(st.lists(reply_tool_calls(tools, reuse_ids), max_size=3))
     return ModelReply(
         content=draw(st.sampled_from(["", "Done.", "Let me look."]) | _short_text),

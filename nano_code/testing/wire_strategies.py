@@ -1,12 +1,8 @@
 """Hypothesis strategies for what arrives on the wire: replies as JSON bodies and SSE streams, and raw bytes.
 
-`wire_replies` draws a reply a server can express; `completion_bodies` and `sse_streams`
-render it with the deviations real servers show (empty or repeated ids, names repeated or
-blanked, arguments absent/null/""/an object/re-sent whole, index missing/reused/from 1,
-usage in a `choices: []` chunk or in `x_groq`, three reasoning shapes, keep-alive comments,
-CRLF or CR line endings, no `[DONE]`); decoding either must give the reply back exactly.
-tests/kernel/test_standalone_quirks.py maps each quirk to its test. `byte_pieces` and
-`sse_ish_bytes` are anything at all, for totality fuzzing.
+`completion_bodies` and `sse_streams` render a `wire_replies` reply with real servers'
+deviations; decoding must give the reply back exactly (tests/kernel/test_standalone_quirks.py
+maps each quirk to its test). `byte_pieces` and `sse_ish_bytes` are for totality fuzzing.
 """
 
 from __future__ import annotations
@@ -126,13 +122,7 @@ def _reasoning_fields(draw: st.DrawFn, reasoning: str) -> dict[str, Any]:
 
 @st.composite
 def completion_bodies(draw: st.DrawFn, reply: ModelReply) -> bytes:
-    """`reply` as a non-streamed /chat/completions body, in one of the real shapes.
-
-    Varies: content null/""/absent/array of parts (with Mistral "thinking"
-    parts carrying the reasoning), tool-call `index` present, `arguments`
-    absent or null when there are none or an object (llama.cpp), empty
-    `finish_reason`, extra vendor fields, compact or pretty formatting.
-    """
+    """`reply` as a non-streamed /chat/completions body, in one of the real shapes."""
     message: dict[str, Any] = {"role": "assistant"}
     thinking_in_content = bool(reply.reasoning) and draw(st.booleans())
     if thinking_in_content:
@@ -207,17 +197,7 @@ def _split(draw: st.DrawFn, text: str, max_pieces: int = 5) -> list[str]:
 
 @st.composite
 def stream_chunks(draw: st.DrawFn, reply: ModelReply) -> list[dict[str, Any]]:
-    """`reply` as a list of chat.completion.chunk objects, quirkily fragmented.
-
-    Covers: Azure's leading `choices: []` chunk; reasoning deltas in any of the
-    three shapes or as Mistral thinking parts; content split anywhere; tool
-    calls whole in one delta (Groq, xAI) or argument fragments (OpenAI), an
-    extra `arguments: ""` delta (Anthropic), arguments as an object
-    (llama.cpp) or re-sent whole (Novita); index per call, missing, all 0, or
-    starting at 1; id and name repeated on every delta or blanked on
-    continuations; `finish_reason` on its own chunk or absent; usage in a
-    final `choices: []` chunk, on a chunk with a delta, or only in `x_groq`.
-    """
+    """`reply` as a list of chat.completion.chunk objects, fragmented as real servers do."""
     model = reply.model or ""
     envelope = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 0, "model": model}
     chunks: list[dict[str, Any]] = []
@@ -324,12 +304,8 @@ def sse_encode(
     done: bool = True,
     multiline_data: bool = False,
 ) -> bytes:
-    """Frame JSON payloads as server-sent events.
-
-    `multiline_data` spreads each JSON payload over several `data:` lines
-    (legal SSE; the lines are joined with newlines). `keepalive_every` puts
-    an OpenRouter-style comment before every n-th event.
-    """
+    """Frame JSON payloads as server-sent events; `multiline_data` spreads each over several
+    `data:` lines, `keepalive_every` puts an OpenRouter-style comment before every n-th."""
     space = " " if space_after_colon else ""
     out: list[str] = []
     for number, payload in enumerate(payloads):

@@ -1,15 +1,9 @@
 """How the file tools reach a file: where a path leads, and the boundary it must keep when opened.
 
-Path checks hold at the moment of use. With `ToolContext.confined` (the call
-runs because its path was found inside the workspace), a file is reached from
-the workspace one name at a time without following links
-(`regular_files.open_beneath`), so a link swapped in after the check makes the
-call fail instead of reaching outside.
-
-With an OS sandbox on, writes keep to its boundary, as the shell's do: none
-under `read-only`; under `workspace-write` none outside the workspace (the real
-/tmp included: the shell's is private) or into its `.git`. Reads are not
-confined by the sandbox: the shell can read the whole filesystem too.
+Path checks hold at the moment of use: with `ToolContext.confined`, a file is reached from the
+workspace one name at a time without following links, so a link swapped in after the check makes
+the call fail. With an OS sandbox on, writes keep to its boundary as the shell's do (reads are not
+confined: the shell can read everything too).
 """
 
 from __future__ import annotations
@@ -162,10 +156,8 @@ def read_text(path: Path, shown: str, confine_to: str | None = None) -> str:
 def write_atomically(path: Path, data: bytes, shown: str, confine_to: str | None = None) -> bool:
     """Replace `path` with `data` so readers see the old file or the new one; returns whether it existed.
 
-    Missing parents are created; an existing file keeps its permission bits, and
-    a link keeps pointing where it did (its target is replaced). The temporary
-    file and the rename are relative to the opened directory, reached beneath
-    `confine_to` when given, where a link now in the file's place is refused.
+    Missing parents are created; a file keeps its permission bits, a link its target (which is
+    replaced). Beneath `confine_to`, a link now in the file's place is refused.
     """
     target = _resolve_at_use(path, shown, confine_to, "not written")
     if str(target) == confine_to:

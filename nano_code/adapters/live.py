@@ -1,10 +1,7 @@
 """The live performer: real model calls, real tools, a real person to ask.
 
-Path checks hold at the moment of use: a call whose path any check found
-inside the workspace (the kernel's CheckToolCall, and just before and after
-asking) runs confined (`ToolContext.confined`), so a link swapped in meanwhile
-is refused when the file is opened. A call the user approved at the prompt
-may leave the sandbox's file boundary (`tools.approved_at_prompt`).
+A call whose path any check found inside the workspace (CheckToolCall, and just before and
+after asking) runs confined (`ToolContext.confined`).
 """
 
 from __future__ import annotations
@@ -48,9 +45,7 @@ class LivePerformer:
         self.on_delta = on_delta
         self.sleep = sleep
         self._seen_inside: dict[str, bool] = {}
-        """Per call id: whether any check of the call's path found it inside the workspace."""
         self._approved_at_prompt: set[str] = set()
-        """Call ids the user said yes to: they may leave the sandbox's file boundary."""
 
     def call_model(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
         try:
@@ -95,9 +90,4 @@ class LivePerformer:
             outcome = run_tool(action.call.name, action.arguments, context)
         except KeyboardInterrupt:
             return Interrupt()
-        return ToolResult(
-            call_id=action.call.id,
-            output=outcome.output,
-            is_error=outcome.is_error,
-            exit_status=outcome.exit_status,
-        )
+        return ToolResult(action.call.id, outcome.output, outcome.is_error, outcome.exit_status)

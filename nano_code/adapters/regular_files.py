@@ -1,9 +1,7 @@
 """Opening files that are data: regular files only, and reached below a folder without following links.
 
-A named pipe under a file's name would hang a plain `open`, `/dev/zero` would be read until
-memory runs out, and a link can lead anywhere. A workspace's files (`.env`, `AGENTS.md`), a
-session file and a path the model names may be any of these. `open_beneath` is the one walk
-that keeps a path inside a folder at the moment of use; the file tools and `AGENTS.md` use it.
+A named pipe would hang a plain `open`, `/dev/zero` fill memory, and a link lead anywhere;
+a workspace's files, a session file and a path the model names may be any of these.
 """
 
 from __future__ import annotations
@@ -43,10 +41,8 @@ class LeadsOutside(OSError):
 
 
 def checked_regular(fd: int, path: object) -> int:
-    """`fd`, made blocking, if it is a regular file; otherwise it is closed and NotARegularFile raised.
-
-    The check is made on the open descriptor, so the file checked is the file read.
-    """
+    """`fd`, made blocking, if it is a regular file (checked on the descriptor: the file checked is the
+    file read); otherwise it is closed and NotARegularFile raised."""
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
@@ -74,12 +70,8 @@ def _read(fd: int, limit: int) -> bytes:
 
 
 def open_beneath(root: str, names: Sequence[str], flags: int, *, make_dirs: bool = False) -> int:
-    """Open `root/names...`, each name relative to the directory before it and never through a link.
-
-    A name that is a link (or was swapped for one after the path was resolved)
-    raises LinkInTheWay instead of leading elsewhere. With `make_dirs`, every
-    name is a directory, created when missing. No names opens `root` itself.
-    """
+    """Open `root/names...`, each name relative to the directory before it; a name that is a link raises
+    LinkInTheWay. With `make_dirs`, every name is a directory, created when missing."""
     fd = os.open(root, DIRECTORY)
     try:
         for index, name in enumerate(names):
@@ -109,12 +101,8 @@ def _is_link(name: str, dir_fd: int) -> bool:
 
 
 def open_regular_inside(root: Path, name: str) -> int:
-    """A blocking descriptor for `root/name`, a regular file inside `root` once every link is followed.
-
-    A link that stays inside (AGENTS.md -> docs/AGENTS.md) is followed; one that
-    leads out, itself or through a linked folder, raises LeadsOutside before
-    anything outside is opened, and so does a link swapped in meanwhile.
-    """
+    """A blocking descriptor for `root/name`, a regular file inside `root` once every link is followed;
+    a link that leads out (or is swapped in meanwhile) raises LeadsOutside before anything is opened."""
     base = os.path.realpath(root)
     target = os.path.realpath(os.path.join(base, name))
     if os.path.commonpath([base, target]) != base or target == base:

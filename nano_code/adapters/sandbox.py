@@ -1,25 +1,10 @@
 """The OS sandbox the shell tool's commands run in: what it allows, and whether it works here.
 
-With a sandbox on, the kernel lets shell commands run without asking: the
-sandbox, not the user, bounds what they reach (docs/sandbox-and-security.md).
-On Linux, bubblewrap gives each command:
-
-* the whole filesystem **read-only**, the workspace read-write under
-  `workspace-write` (its `.git` stays read-only, and where there is none an
-  empty read-only one stops `git init` planting a config git would obey);
-* a private, empty `/tmp` and `/dev/shm`, a minimal `/dev`, its own `/proc`
-  with the parts that steer the kernel (`KERNEL_CONTROLS`) read-only: the
-  kernel checks writes there by uid, and root's commands keep uid 0;
-* secrets hidden: the workspace's `.env` files, credential stores in the home
-  (`HIDDEN_IN_HOME`), password hashes, and the container daemons' sockets;
-* **no network** unless asked (and then `/run` is hidden too); Unix sockets
-  elsewhere stay reachable, since refusing them would break ordinary work;
-* its own pid namespace (nothing outlives the command), a new session (no
-  TIOCSTI into the user's terminal), no capabilities, its own IPC namespace.
-
-macOS uses `sandbox-exec` with a profile of the same meaning (unit-tested as
-text, NOT run on a real Mac). `choose` turns what the user asked for into a
-`Sandbox` or none, failing loudly when an explicit request cannot work.
+With a sandbox on, shell commands run without asking: the sandbox bounds what they reach
+(docs/sandbox-and-security.md tells what it allows and hides). Linux uses bubblewrap; macOS
+`sandbox-exec` with a profile of the same meaning (unit-tested as text, not run on a Mac).
+`choose` turns what the user asked for into a `Sandbox` or none, failing loudly when an
+explicit request cannot work.
 """
 
 from __future__ import annotations
@@ -56,14 +41,8 @@ USERNS_HINT = (
 )
 
 
-KERNEL_CONTROLS = (
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-    "/proc/irq",
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/mtrr",
-    "/proc/pressure",
+KERNEL_CONTROLS = tuple(
+    f"/proc/{name}" for name in ("sys", "sysrq-trigger", "irq", "bus", "fs", "mtrr", "pressure")
 )
 """Parts of /proc that steer the kernel or its devices: read-only inside (as Docker keeps them)."""
 HIDDEN_IN_HOME = (
@@ -108,13 +87,10 @@ class Sandbox:
     """A sandbox that is on: how to wrap a command line so that it runs inside."""
 
     mode: SandboxMode = attrs.field(validator=v.in_([SandboxMode.READ_ONLY, SandboxMode.WORKSPACE_WRITE]))
-    """READ_ONLY or WORKSPACE_WRITE (no sandbox at all is `None`, not a mode)."""
     network: bool = attrs.field(validator=v.instance_of(bool))
-    """Whether commands may use the network."""
     workspace: Path = attrs.field(validator=_absolute)
     """The workspace, absolute and resolved (symlinks followed): what `workspace-write` opens."""
     platform: str = attrs.field(default="linux", validator=v.in_(["linux", "darwin"]))
-    """Which mechanism `wrap` uses: bubblewrap ("linux") or sandbox-exec ("darwin")."""
     private_tmp: Path | None = attrs.field(default=None, validator=v.optional(_absolute))
     """macOS only: the writable directory TMPDIR points at (Linux mounts a fresh /tmp instead)."""
 
@@ -161,12 +137,8 @@ def hidden_paths(
 def bwrap_arguments(
     mode: SandboxMode, network: bool, workspace: Path, hidden: Sequence[Path] = ()
 ) -> list[str]:
-    """bubblewrap's options (everything between `bwrap` and `--`) for a sandbox of `mode`.
-
-    Each `hidden` path becomes an empty tmpfs (a directory) or an unreadable
-    device. A later mount covers an earlier one beneath it, so mounts are sorted
-    parents first: the private /tmp comes before a workspace under /tmp.
-    """
+    """bubblewrap's options (between `bwrap` and `--`); each `hidden` path becomes an empty tmpfs or
+    /dev/null. Mounts go parents first, as a later one covers an earlier one beneath it."""
     if mode not in (SandboxMode.READ_ONLY, SandboxMode.WORKSPACE_WRITE):
         raise ValueError(f"no bwrap arguments for sandbox mode {mode.value!r}")
     ws = str(workspace)
@@ -198,31 +170,17 @@ def bwrap_arguments(
     arguments += ["--unshare-pid", "--unshare-ipc"]
     if not network:
         arguments.append("--unshare-net")
-    arguments += [
-        "--die-with-parent",
-        "--new-session",
-        "--cap-drop",
-        "ALL",
-        "--setenv",
-        "TMPDIR",
-        "/tmp",
-        "--chdir",
-        ws,
-    ]
+    arguments += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--setenv", "TMPDIR", "/tmp"]
+    arguments += ["--chdir", ws]
     return arguments
 
 
 def _sbpl_string(path: Path) -> str:
-    """`path` as a sandbox profile string literal."""
     return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def seatbelt_profile(mode: SandboxMode, network: bool, workspace: Path, private_tmp: Path) -> str:
-    """The macOS `sandbox-exec` profile with the meaning of the Linux sandbox of `mode`.
-
-    Writing is denied except under the workspace (`workspace-write`), `private_tmp`
-    and a few devices; the network unless `network`. Paths must be resolved.
-    """
+    """The macOS `sandbox-exec` profile with the meaning of the Linux sandbox of `mode` (paths resolved)."""
     if mode not in (SandboxMode.READ_ONLY, SandboxMode.WORKSPACE_WRITE):
         raise ValueError(f"no sandbox profile for sandbox mode {mode.value!r}")
     writable = [f"(subpath {_sbpl_string(private_tmp)})"]
@@ -248,11 +206,8 @@ def seatbelt_profile(mode: SandboxMode, network: bool, workspace: Path, private_
 
 @functools.cache
 def probe(platform: str = sys.platform) -> str | None:
-    """None when a sandbox works on this system, else a one-line reason it does not.
-
-    Linux: a trial run of `true` with the real options must succeed, which
-    catches kernels and containers that forbid bubblewrap's namespaces.
-    """
+    """None when a sandbox works here, else a one-line reason; on Linux a trial run with the real options
+    must succeed (kernels and containers may forbid bubblewrap's namespaces)."""
     if platform == "darwin":
         return _probe_darwin()
     if not platform.startswith("linux"):
@@ -316,9 +271,8 @@ def choose(
 ) -> tuple[Sandbox | None, str | None]:
     """The sandbox to use, and a one-line notice for the user when there is none by default.
 
-    `requested` None (the user did not choose) is `workspace-write` where it
-    works, else none and a notice; a mode asked for that cannot work raises
-    `SandboxUnavailable`: it is never dropped silently.
+    No request means `workspace-write` where it works, else none and a notice; a mode asked for
+    that cannot work raises `SandboxUnavailable`.
     """
     if requested is SandboxMode.OFF:
         return None, None

@@ -1,16 +1,10 @@
 """Taking the workspace as a session found it, so that forks and live-tool replays start there.
 
-`take` writes a gzip'd tar beside the session file and returns what the session
-records about it (`SnapshotInfo`); `snapshot_restore` rebuilds it. In a git
-repository it holds the files git knows of (ignored ones left out) as they are
-on disk, plus HEAD's version of each tracked file that differs, so a restored
-fork's `git diff` and `git status` say what they said. Elsewhere it holds the
-files under the workspace, skipping caches and environments.
-
-Bounded: files are taken in path order until `max_bytes` are in (HEAD's
-versions only when their size, asked of git first, still fits), and at most
-`MAX_ENTRIES` paths are looked at; what was left out is recorded. `.env` and
-`.env.*` (secrets) are never taken.
+`take` writes a gzip'd tar beside the session file; `snapshot_restore` rebuilds it. In a git
+repository it holds the files git knows of as they are on disk, plus HEAD's version of each
+changed one, so a fork's `git diff` says what it said; elsewhere the files under the workspace.
+Files go in path order until `max_bytes` are in, at most `MAX_ENTRIES` paths are looked at, and
+what is left out is recorded. Secrets (`.env`) are never taken.
 """
 
 from __future__ import annotations
@@ -141,7 +135,6 @@ class SnapshotInfo:
 
 
 def archive_path(session_path: Path) -> Path:
-    """Where the snapshot of the session at `session_path` lives."""
     return session_path.with_name(session_path.stem + ".workspace.tar.gz")
 
 
@@ -165,13 +158,11 @@ class _Walk:
 
     def __init__(self, workspace: Path) -> None:
         self.workspace = workspace
-        self.stopped = False
-        """Whether paths were left unvisited."""
+        self.stopped = False  # paths were left unvisited
         self.visited = 0
         self._halt = False
 
     def stop(self) -> None:
-        """Visit nothing more."""
         self._halt = True
 
     def __iter__(self) -> Iterator[str]:
@@ -212,10 +203,8 @@ def _beyond_link(workspace: Path, relative: str, seen: dict[str, bool]) -> bool:
 def _head_versions(
     workspace: Path, paths: list[str], budget: int
 ) -> tuple[dict[str, bytes], list[tuple[str, int]]]:
-    """HEAD's content of each path that fits in `budget` bytes (sizes asked first), and those left out.
-
-    A path with a newline cannot be asked for (git's batch protocol is line-based).
-    """
+    """HEAD's content of each path that fits in `budget` bytes (sizes asked first), and those left out
+    (also a path with a newline: git's batch protocol is line-based)."""
     asked = [p for p in paths if "\n" not in p and "\r" not in p]
     left_out = [(f"{p} (HEAD's version: a newline in its name)", 0) for p in paths if "\n" in p or "\r" in p]
     if not asked:

@@ -1,18 +1,10 @@
 """Restoring a workspace snapshot in an empty directory, safely: the session file and archive are data.
 
-Nothing in them can make `restore` write, delete or run anything outside its target:
-
-- the archive must be a regular file of the recorded size and checksum, and
-  it is decompressed with a bound (`unpacked_limit`), so a gzip bomb is refused;
-- every path obeys `valid_name` (relative, no `.`/`..`/`.git` part), only plain
-  files and symlinks are used, and nothing may lie under a link of the archive;
-- files are written and removed through real directories only (each parent
-  opened with O_NOFOLLOW from the target); the git steps run with the
-  repository's programs off and every filter unset, before any link exists;
-- links are made last, and only those whose relative target stays inside.
-
-In a git snapshot, a fresh repository's one commit holds HEAD's content and the
-uncommitted changes go on top (the commit's id differs: history is not copied).
+Nothing in them can make `restore` write, delete or run anything outside its target: the archive
+is checked (size, checksum) and unpacked with a bound; paths obey `valid_name`; files go through
+real directories only; git runs with filters and hooks off before any link exists; links come
+last, and only those that stay inside. A git snapshot becomes a fresh repository whose one commit
+holds HEAD's content, the uncommitted changes on top.
 """
 
 from __future__ import annotations
@@ -46,16 +38,8 @@ from nano_code.adapters.snapshot import (
 _HEADER_ROOM = 4096
 """Room per recorded path for its tar headers (a long name takes a pax header) when unpacking."""
 _SLACK = 16 * 1024 * 1024
-_RESTORE_GIT = [
-    arg
-    for setting in (
-        "core.attributesFile=/dev/null",
-        "commit.gpgSign=false",
-        "user.name=nano-code",
-        "user.email=nano-code@localhost",
-    )
-    for arg in ("-c", setting)
-]
+_RESTORE_GIT = ["-c", "core.attributesFile=/dev/null", "-c", "commit.gpgSign=false"]
+_RESTORE_GIT += ["-c", "user.name=nano-code", "-c", "user.email=nano-code@localhost"]
 
 
 def read_archive(session_path: Path, info: SnapshotInfo) -> bytes:
@@ -166,11 +150,8 @@ class _Tree:
         self.root = root
 
     def _parent(self, relative: str, create: bool) -> tuple[int, str] | None:
-        """An open descriptor of `relative`'s directory and its last part (None: it is not there).
-
-        With `create`, a missing parent is made, and a file or link in its place
-        is replaced (never what it points to) by a directory.
-        """
+        """An open descriptor of `relative`'s directory and its last part (None: it is not there); with
+        `create`, a missing parent is made, replacing a file or link (never what it points to)."""
         *parents, name = relative.split("/")
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)

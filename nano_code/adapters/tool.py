@@ -1,8 +1,7 @@
 """What a tool is: its schema and implementation side by side, what it is given and what it returns.
 
-Everything a tool can get wrong (bad arguments, missing files, permissions,
-encodings) comes back as a `ToolOutcome` with `is_error=True` and a message
-written for the model; only KeyboardInterrupt escapes.
+Whatever a tool gets wrong comes back as a `ToolOutcome` with `is_error=True` and a message for
+the model; only KeyboardInterrupt escapes.
 """
 
 from __future__ import annotations
@@ -37,13 +36,10 @@ class ToolContext:
     output_head_bytes: int = attrs.field(default=65536, validator=v.ge(0))
     output_tail_bytes: int = attrs.field(default=65536, validator=v.ge(0))
     confined: bool = False
-    """The file tools open only what is inside `workspace` at the moment of use.
-
-    Set for a call that runs because its path was checked as inside: the path
-    may lead elsewhere by the time the tool uses it.
-    """
+    """The call runs because its path was found inside `workspace`: the file tools open only what
+    is inside it at the moment of use (`file_access`)."""
     sandbox: Sandbox | None = None
-    """The OS sandbox the shell runs in, or None. The file tools keep to its write boundary too."""
+    """The OS sandbox the shell runs in; the file tools keep to its write boundary too."""
 
 
 class ToolFailure(Exception):

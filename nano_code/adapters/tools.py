@@ -27,12 +27,8 @@ def find_tool(name: str) -> Tool | None:
 
 
 def approved_at_prompt(name: str, context: ToolContext) -> ToolContext:
-    """The context of a call the user approved at the prompt: it may leave the sandbox's file boundary.
-
-    The question was asked because the call leaves the sandbox, and the answer
-    was yes; a tool that runs inside the OS sandbox whatever is approved (the
-    shell) keeps it. `--yes` approves only what the sandbox allows.
-    """
+    """The context of a call the user approved at the prompt: it may leave the sandbox's file boundary,
+    unless the tool runs inside the OS sandbox whatever is approved (the shell)."""
     tool = find_tool(name)
     if tool is not None and tool.spec.sandboxed:
         return context

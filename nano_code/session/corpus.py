@@ -1,12 +1,9 @@
 """Corpus tables: one recorded session as rows, for pandas, DuckDB, a spreadsheet or jq.
 
-Rows per session file (`sessions`), model call (`steps`; a retry is its own)
-and tool call the model asked for (`tool_calls`; refused ones included).
-`step` counts model calls from 1, retries included, as replay does;
-`settings_hash` is the SHA-256 (12 hex digits) of the recorded settings as
-sorted JSON; tokens and `cost` (exact decimals) are the server's, summed per
-session; `outcome` is a session's last turn end, a step's answer, tool_calls
-or failure kind, a tool call's ok, nonzero_exit, error, denied, interrupted,
+Rows per session file (`sessions`), model call (`steps`; retries included, numbered as replay
+does) and tool call the model asked for (`tool_calls`; refused ones included). Tokens and `cost`
+(exact decimals) are the server's; `outcome` is a session's last turn end, a step's answer,
+tool_calls or failure kind, a tool call's ok, nonzero_exit, error, denied, interrupted,
 no_result, refused or not_run; `replay` and `divergence` need a ReplayReport.
 """
 
@@ -48,77 +45,21 @@ from nano_code.session.divergence import ReplayReport
 from nano_code.session.recording import response_event
 from nano_code.session.table_cells import cut, first_line
 
-_USAGE_COLUMNS = (
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "cost",
-)
+_TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
+_USAGE_COLUMNS = (*_TOKEN_COLUMNS, "cost")
 SESSION_COLUMNS = (
-    "path",
-    "session_id",
-    "parent",
-    "parent_path",
-    "fork_at",
-    "created",
-    "origin",
-    "model",
-    "settings_hash",
-    "nano_code_version",
-    "task",
-    "n_turns",
-    "n_steps",
-    "n_tool_calls",
-    *_USAGE_COLUMNS,
-    "duration_ms",
-    "model_ms",
-    "tool_ms",
-    "outcome",
-    "torn",
-    "unreadable_records",
-    "replay",
-    "divergence",
+    *("path", "session_id", "parent", "parent_path", "fork_at", "created", "origin", "model"),
+    *("settings_hash", "nano_code_version", "task", "n_turns", "n_steps", "n_tool_calls", *_USAGE_COLUMNS),
+    *("duration_ms", "model_ms", "tool_ms", "outcome", "torn", "unreadable_records", "replay", "divergence"),
 )
 STEP_COLUMNS = (
-    "path",
-    "session_id",
-    "step",
-    "turn",
-    "turn_step",
-    "attempt",
-    "model",
-    "status",
-    "outcome",
-    "finish_reason",
-    "n_tool_calls",
-    *_USAGE_COLUMNS,
-    "duration_ms",
-    "t_ms",
-    "turn_end",
-    "detail",
-    "line",
-    "divergence",
+    *("path", "session_id", "step", "turn", "turn_step", "attempt", "model", "status", "outcome"),
+    *("finish_reason", "n_tool_calls", *_USAGE_COLUMNS, "duration_ms", "t_ms", "turn_end", "detail"),
+    *("line", "divergence"),
 )
 TOOL_CALL_COLUMNS = (
-    "path",
-    "session_id",
-    "step",
-    "turn",
-    "call_id",
-    "tool",
-    "arguments",
-    "inside_workspace",
-    "approval",
-    "outcome",
-    "exit_status",
-    "is_error",
-    "output_chars",
-    "duration_ms",
-    "t_ms",
-    "line",
-    "divergence",
+    *("path", "session_id", "step", "turn", "call_id", "tool", "arguments", "inside_workspace", "approval"),
+    *("outcome", "exit_status", "is_error", "output_chars", "duration_ms", "t_ms", "line", "divergence"),
 )
 TABLES = {"sessions": SESSION_COLUMNS, "steps": STEP_COLUMNS, "tool_calls": TOOL_CALL_COLUMNS}
 """Table name -> its columns; `.jsonl` is the nested form of all three."""
@@ -193,8 +134,7 @@ class _Clock:
 
 
 def session_tables(source: SessionFile | str | Path, report: ReplayReport | None = None) -> SessionTables:
-    """One session's rows; `report` (its replay) fills `replay` and `divergence`.
-    SessionFileError when `source` is a path that is not a readable session."""
+    """One session's rows; `report` (its replay) fills `replay` and `divergence`."""
     session = source if isinstance(source, SessionFile) else load_session(source)
     reader = _Reader(session)
     for record in session.records:
@@ -420,18 +360,21 @@ def _sums(steps: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     totals: dict[str, Any] = dict.fromkeys(_USAGE_COLUMNS, 0)
     totals["cost"] = None
     for row in steps:
-        for column in _USAGE_COLUMNS[:-1]:
+        for column in _TOKEN_COLUMNS:
             totals[column] += row[column] or 0
         if row["cost"] is not None:
             totals["cost"] = (totals["cost"] or Decimal(0)) + row["cost"]
     return totals
 
 
+Row = dict[str, Any]
+
+
 def _fill_divergence(
     report: ReplayReport,
-    session_row: dict[str, Any],
-    steps: list[dict[str, Any]],
-    tool_rows: list[dict[str, Any]],
+    session_row: Row,
+    steps: list[Row],
+    tool_rows: list[Row],
     tool_lines: list[list[int]],
 ) -> None:
     session_row["replay"] = report.status

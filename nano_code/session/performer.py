@@ -1,17 +1,14 @@
-"""The replaying performer: serves a recording to the driver, checking each request and tool call.
+"""The replaying performer: serves a recording's results, approvals and path facts to the driver.
 
-Tools are not run: their recorded results are served, as are approvals and
-path facts, unless live tools re-run them here. Before each model call or
-tool run the new request or call is compared with the recorded one; the
-first difference raises `Diverged` naming the step, the JSON paths and both
-values.
+Each new request or tool call is compared with the recorded one first; the first
+difference raises `Diverged` naming the step, the JSON paths and both values.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -54,13 +51,14 @@ from nano_code.kernel.policy import Approval, approval_requirement
 from nano_code.kernel.request import RequestBody
 from nano_code.kernel.state import State
 from nano_code.kernel.stream import StreamDelta
-from nano_code.kernel.types import ApprovalMode, SandboxMode
+from nano_code.kernel.types import ApprovalMode, SandboxMode, ToolCall
 from nano_code.session.cassette import json_body
 from nano_code.session.changes import SettingChange, config_fields, is_setting_change
 from nano_code.session.divergence import Diverged, Divergence, Masks, ReplayError, ToolOutputDifference
 from nano_code.session.recording import describe, event_entry, informational
 
 Approver = Callable[[AskApproval], ApprovalDecision]
+_E = TypeVar("_E", ToolCallFacts, ApprovalDecision, ToolResult)
 
 
 def refuse_all(action: AskApproval) -> ApprovalDecision:
@@ -84,20 +82,16 @@ class ReplayOptions:
     live_tools: ToolContext | None = None
     fork_at: int | None = None
     approval: ApprovalMode = ApprovalMode.ASK
-    """How a fork's live part (the live model's calls) is approved (`replay --yes`)."""
+    """For the live model's calls in a fork (`--yes`)."""
     rerun_approval: ApprovalMode = ApprovalMode.ASK
-    """How the file's own calls are approved when re-run here (--live-tools, a fork's
-    replayed part): AUTO only with `--rerun-recorded`; `--yes` is for the live model alone."""
+    """For the file's own calls re-run here: AUTO only with `--rerun-recorded`."""
     approver: Approver = refuse_all
     rerun_approver: Approver = refuse_recorded
-    """Who is asked about a recorded call that needs approval to re-run: a person, or nobody."""
     live_model: str | None = None
-    """The model, temperature and seed a fork's live part asks for (`--model`, ...);
-    the replayed part keeps the recorded ones."""
+    """What a fork's live part asks for; the replayed part keeps the recorded settings."""
     live_temperature: float | None = None
     live_seed: int | None = None
     sandbox_mode: SandboxMode = SandboxMode.OFF
-    """The OS sandbox live tools run in."""
 
 
 class ReplayPerformer:
@@ -115,19 +109,17 @@ class ReplayPerformer:
         self.changed_requests: list[Divergence] = []
         self.tool_output_differences: list[ToolOutputDifference] = []
         self.forked = False
-        """The fork point was reached and the driver handed to a live performer."""
         self.go_live: Callable[[], Performer] | None = None
-        """Builds the live performer of a fork and hands the driver to it (see `replay_session`)."""
+        """Builds a fork's live performer and hands the driver to it."""
         self.on_delta: Callable[[StreamDelta], None] | None = None
         self.interactions_taken = 0
-        """Interaction records consumed so far; the last one's index is what vcrpy may serve."""
+        """The last one's index is what vcrpy may serve."""
         self._bodies = session.request_bodies()
         self.current_body: str | None = None
-        """The request body, whole, of the interaction taken last (format 2 stores deltas)."""
+        """The whole request body of the interaction taken last."""
         self.apply_change: Callable[[SettingChange], None] | None = None
-        """Applies a recorded setting change to the driver (`change_setting`)."""
         self._changed: dict[str, Any] = {}
-        """Config fields a recorded or a fork's setting change set, and their values."""
+        """Config fields set by a recorded or a fork's setting change."""
         self._applied_up_to = 0
         self._live_always: set[str] = set()
         self.not_rerun = 0
@@ -215,15 +207,8 @@ class ReplayPerformer:
             if found:
                 # numbered as the request it retries (attempt 2 of step N is N's first retry)
                 retried = self.step - (action.attempt - 1)
-                raise Diverged(
-                    Divergence(
-                        max(retried, 1),
-                        retry.line,
-                        "retry delay",
-                        f"the retry policy waits differently before retry {action.attempt - 1} of this step",
-                        tuple(found),
-                    )
-                )
+                summary = f"the retry policy waits differently before retry {action.attempt - 1} of this step"
+                raise Diverged(Divergence(max(retried, 1), retry.line, "retry delay", summary, tuple(found)))
         interrupted = self._recorded_interrupt()
         if interrupted is not None:
             # the process died during this call (kill -9); `--resume` recorded it as interrupted
@@ -263,8 +248,8 @@ class ReplayPerformer:
         # One route for every replay, rebless included: the real client, under vcrpy.
         return self.client.call(action.body, self.on_delta, payload=payload, action=action)
 
-    def _expect_event(self, kind: type, action: Action, call_name: str, arguments: Any) -> Event:
-        """The recorded event of `kind` answering this call (Interrupt if one was recorded)."""
+    def _expect_event(self, kind: type[_E], call: ToolCall, arguments: Any) -> _E | Interrupt:
+        """The recorded event of `kind` answering `call`, or the Interrupt recorded instead."""
         interrupted = self._recorded_interrupt()
         if interrupted is not None:
             return interrupted
@@ -274,55 +259,42 @@ class ReplayPerformer:
             name = kind.__name__
             raise self.diverge(
                 "tool call" if kind is ToolResult else name,
-                f"the new run asks for {name} of {call_name}; the recording has {describe(record)}",
+                f"the new run asks for {name} of {call.name}; the recording has {describe(record)}",
                 record,
             )
-        recorded_call = entry.call
+        recorded = entry.call
         found = self.compare(
             {
-                "name": recorded_call.name if recorded_call else None,
-                "arguments": recorded_call.arguments if recorded_call else None,
+                "name": recorded.name if recorded else None,
+                "arguments": recorded.arguments if recorded else None,
             },
-            {"name": call_name, "arguments": json.loads(json.dumps(arguments))},
+            {"name": call.name, "arguments": json.loads(json.dumps(arguments))},
             self.options.masks.other,
         )
         if found:
-            raise self.diverge("tool call", f"{call_name} is called differently", record, found)
-        return entry.event
+            raise self.diverge("tool call", f"{call.name} is called differently", record, found)
+        return attrs.evolve(entry.event, call_id=call.id)
 
     def check_tool_call(self, action: CheckToolCall) -> ToolCallFacts | Interrupt:
-        event = self._expect_event(ToolCallFacts, action, action.call.name, json.loads(action.call.arguments))
-        if isinstance(event, Interrupt):
-            return event
-        assert isinstance(event, ToolCallFacts)
-        return attrs.evolve(event, call_id=action.call.id)
+        return self._expect_event(ToolCallFacts, action.call, json.loads(action.call.arguments))
 
     def ask_approval(self, action: AskApproval) -> ApprovalDecision | Interrupt:
-        event = self._expect_event(ApprovalDecision, action, action.call.name, action.arguments)
-        if isinstance(event, Interrupt):
-            return event
-        assert isinstance(event, ApprovalDecision)
-        return attrs.evolve(event, call_id=action.call.id)
+        return self._expect_event(ApprovalDecision, action.call, action.arguments)
 
     def run_tool(self, action: RunTool) -> ToolResult | Interrupt:
         self.tool_calls += 1
-        recorded = self._expect_event(ToolResult, action, action.call.name, action.arguments)
-        if isinstance(recorded, Interrupt):
-            return recorded
-        assert isinstance(recorded, ToolResult)
-        if self.options.live_tools is not None:
+        recorded = self._expect_event(ToolResult, action.call, action.arguments)
+        if self.options.live_tools is not None and not isinstance(recorded, Interrupt):
             outcome = self._run_live_tool(action, self.options.live_tools)
             if outcome.output != recorded.output or outcome.exit_status != recorded.exit_status:
                 self.tool_output_differences.append(
                     ToolOutputDifference(self.step, action.call.name, recorded.output, outcome.output)
                 )
-        return attrs.evolve(recorded, call_id=action.call.id)
+        return recorded
 
     def _run_live_tool(self, action: RunTool, context: ToolContext) -> ToolOutcome:
-        """Run a recorded tool call here, as a live session would: the recording's
-        approvals and path facts count for nothing; paths are checked here, at use,
-        and what needs approval is asked for (or refused without a terminal), unless
-        `--rerun-recorded` approved the file's calls (`--yes` does not)."""
+        """Run a recorded call as a live session would: the recording's approvals and path
+        facts count for nothing; only `--rerun-recorded` approves the file's calls."""
         tool = find_tool(action.call.name)
         if tool is None:
             return run_tool(action.call.name, action.arguments, context)
@@ -352,9 +324,8 @@ class ReplayPerformer:
             self.apply_change(entry)
 
     def _current_config(self, action: CallModel | RetryModel) -> CallModel | RetryModel:
-        """`action` with the settings a change just before it set: the kernel builds a
-        request as the event before it is fed, and a change journalled after that event
-        (a fork's `--model` at the fork point) applies to that request too."""
+        """`action` with the settings changed since: a change journalled after the event that
+        built this request (a fork's `--model` at the fork point) applies to it too."""
         body = action.body
         if not self._changed or not isinstance(body, RequestBody):
             return action
@@ -380,8 +351,7 @@ class ReplayPerformer:
 
 
 class CallCounter:
-    """Observer: model requests made, replayed or live (a fork's steps go on after the fork
-    point), and whether the live part was interrupted (the recording's interrupts are its past)."""
+    """Observer: model requests made, replayed or live, and whether a fork's live part was interrupted."""
 
     def __init__(self, performer: ReplayPerformer) -> None:
         self.calls = 0

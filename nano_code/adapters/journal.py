@@ -127,36 +127,16 @@ INFORMATIONAL = (
 
 def entry_json(entry: JournalEntry) -> dict[str, Any]:
     """The one writer: an entry as the JSON object of its journal line (without `t_ms`)."""
+    key = _KEYS[type(entry)]
+    data: dict[str, Any] = {key: _KINDS[key][1](entry)}
     if isinstance(entry, EventEntry):
-        data: dict[str, Any] = {"event": to_json(entry.event)}
         if entry.call is not None:
             data["call"] = {"id": entry.call.id, "name": entry.call.name, "arguments": entry.call.arguments}
         if entry.duration_ms is not None:
             data["duration_ms"] = entry.duration_ms
-        return data
-    if isinstance(entry, CallWithoutResponse):
-        return {
-            "call_without_response": {
-                "request": dict(entry.request),
-                "event": to_json(entry.event),
-                "duration_ms": entry.duration_ms,
-            }
-        }
-    if isinstance(entry, RetryEntry):
-        return {"retry": {"delay": entry.delay, "attempt": entry.attempt, "failure": dict(entry.failure)}}
-    if isinstance(entry, TurnEndEntry):
-        return {"turn_end": to_json(entry.end)}
-    if isinstance(entry, ModelChangeEntry):
-        return {"model_change": entry.model}
-    if isinstance(entry, SamplingChangeEntry):
-        return {"sampling_change": {"temperature": entry.temperature, "seed": entry.seed}}
-    if isinstance(entry, SnapshotEntry):
-        return {"workspace_snapshot": dict(entry.info)}
-    if isinstance(entry, CommandEntry):
-        return {"command": entry.text}
-    if entry.sandbox is None:
-        return {"approval_mode": entry.mode.value}
-    return {"approval_mode": entry.mode.value, "sandbox": entry.sandbox.value}
+    elif isinstance(entry, ApprovalModeEntry) and entry.sandbox is not None:
+        data["sandbox"] = entry.sandbox.value
+    return data
 
 
 def _read_event(data: Mapping[str, Any]) -> EventEntry:
@@ -232,24 +212,37 @@ def _read_snapshot(data: Mapping[str, Any]) -> SnapshotEntry:
     return SnapshotEntry(data["workspace_snapshot"])
 
 
-_READERS: dict[str, Callable[[Mapping[str, Any]], JournalEntry]] = {
-    "event": _read_event,
-    "call_without_response": _read_call_without_response,
-    "retry": _read_retry,
-    "turn_end": _read_turn_end,
-    "approval_mode": _read_approval_mode,
-    "model_change": _read_model_change,
-    "sampling_change": _read_sampling_change,
-    "command": _read_command,
-    "workspace_snapshot": _read_snapshot,
+_KINDS: dict[str, tuple[type, Callable[[Any], Any], Callable[[Mapping[str, Any]], JournalEntry]]] = {
+    "event": (EventEntry, lambda e: to_json(e.event), _read_event),
+    "call_without_response": (
+        CallWithoutResponse,
+        lambda e: {"request": dict(e.request), "event": to_json(e.event), "duration_ms": e.duration_ms},
+        _read_call_without_response,
+    ),
+    "retry": (
+        RetryEntry,
+        lambda e: {"delay": e.delay, "attempt": e.attempt, "failure": dict(e.failure)},
+        _read_retry,
+    ),
+    "turn_end": (TurnEndEntry, lambda e: to_json(e.end), _read_turn_end),
+    "approval_mode": (ApprovalModeEntry, lambda e: e.mode.value, _read_approval_mode),
+    "model_change": (ModelChangeEntry, lambda e: e.model, _read_model_change),
+    "sampling_change": (
+        SamplingChangeEntry,
+        lambda e: {"temperature": e.temperature, "seed": e.seed},
+        _read_sampling_change,
+    ),
+    "command": (CommandEntry, lambda e: e.text, _read_command),
+    "workspace_snapshot": (SnapshotEntry, lambda e: dict(e.info), _read_snapshot),
 }
-"""The key each entry is written under, and how it is read back: the one place a record's
+"""Each entry's key, the value written under it, and its reader: the one place a record's
 kind is told from its keys."""
+_KEYS = {kind: key for key, (kind, _, _) in _KINDS.items()}
 
 
 def entry_key(data: Mapping[str, Any]) -> str | None:
     """The key a journal record is written under ("event", "turn_end", ...); None when unknown."""
-    return next((key for key in _READERS if key in data), None)
+    return next((key for key in _KINDS if key in data), None)
 
 
 def read_entry(data: Mapping[str, Any]) -> JournalEntry:
@@ -258,7 +251,7 @@ def read_entry(data: Mapping[str, Any]) -> JournalEntry:
     if key is None:
         raise JournalError(f"an unknown journal record ({', '.join(map(str, list(data)[:3])) or 'empty'})")
     try:
-        return _READERS[key](data)
+        return _KINDS[key][2](data)
     except JournalError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError, ArithmeticError) as error:

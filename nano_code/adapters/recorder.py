@@ -1,10 +1,8 @@
-"""Recording a session as it happens: its HTTP exchanges and a journal of the rest.
+"""The `Recorder`: a driver observer and exchange sink writing a session as it happens.
 
-The `Recorder` is a driver observer and an HTTP exchange sink: it writes the
-interactions our own adapter saw (so streaming stays live) and, as journal
-entries, everything else replay needs. The API key never reaches the file:
-auth headers are dropped, the key is scrubbed everywhere (even split across
-streamed pieces), and the writer refuses any line still holding it.
+HTTP exchanges become interactions, everything else replay needs journal entries.
+The API key never reaches the file: auth headers are dropped, the key is scrubbed
+(even split across streamed pieces), and the writer refuses any line still holding it.
 """
 
 from __future__ import annotations
@@ -39,90 +37,6 @@ from nano_code.kernel.events import (
 )
 from nano_code.kernel.serialize import to_json
 from nano_code.kernel.state import State
-from nano_code.kernel.stream import ResponseDecoder
-from nano_code.kernel.types import Usage
-
-
-def _usage_json(usage: Usage | None) -> dict[str, Any] | None:
-    if usage is None:
-        return None
-    raw: dict[str, Any] = {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-    }
-    if usage.cost is not None:
-        raw["cost"] = usage.cost
-    return raw
-
-
-def _scrubbed_response_body(exchange: Exchange, redactor: Redactor) -> str:
-    """The response body with the key scrubbed -- also where the key was split up.
-
-    A streamed reply carries its text and tool arguments in small pieces, so a
-    key the model echoes (say, after reading `.env`) can be spread over several
-    events, where no text replacement finds it, yet replay would reassemble it.
-    Then the reply is recorded re-encoded whole (same content, tool calls,
-    finish reason and usage), scrubbed.
-    """
-    text = redactor.scrub(exchange.response_body.decode("utf-8", "replace"))
-    if redactor.secret is None or exchange.status != 200:
-        return text
-    reply = exchange.reply
-    if reply is None:  # an exchange made by hand: decode it here
-        decoder = ResponseDecoder(exchange.status, dict(exchange.response_headers))
-        decoder.feed(exchange.response_body)
-        reply = decoder.finish()
-    if not isinstance(reply, ModelReply):
-        # A stream that failed part-way (an in-band error after some text) may still
-        # have spelled the key across its pieces; replay would show them joined.
-        return _scrub_split_stream(text, redactor)
-    parts = [reply.content, reply.reasoning, reply.model or ""]
-    parts += [piece for call in reply.tool_calls for piece in (call.id, call.name, call.arguments or "")]
-    if all(redactor.scrub(part) == part for part in parts):
-        return text
-    message: dict[str, Any] = {"role": "assistant", "content": redactor.scrub(reply.content) or None}
-    if reply.reasoning:
-        message["reasoning"] = redactor.scrub(reply.reasoning)
-    calls = [
-        {
-            "index": index,
-            "id": redactor.scrub(call.id),
-            "type": "function",
-            "function": {
-                "name": redactor.scrub(call.name),
-                "arguments": redactor.scrub(call.arguments or ""),
-            },
-        }
-        for index, call in enumerate(reply.tool_calls)
-    ]
-    if calls:
-        message["tool_calls"] = calls
-    base: dict[str, Any] = {"id": "redacted", "model": redactor.scrub(reply.model or "")}
-    usage = _usage_json(reply.usage)
-    content_type = next((v for k, v in exchange.response_headers.items() if k.lower() == "content-type"), "")
-    if "event-stream" not in content_type.lower():
-        for call in calls:
-            del call["index"]
-        body = {
-            **base,
-            "object": "chat.completion",
-            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
-        }
-        if usage is not None:
-            body["usage"] = usage
-        return json.dumps(body, ensure_ascii=False)
-    chunk = {
-        **base,
-        "object": "chat.completion.chunk",
-        "choices": [{"index": 0, "delta": message, "finish_reason": reply.finish_reason}],
-    }
-    events = [chunk]
-    if usage is not None:
-        events.append({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
-    return "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events) + "data: [DONE]\n\n"
 
 
 def _recordable_headers(headers: Mapping[str, str], redactor: Redactor) -> dict[str, list[str]]:
@@ -134,7 +48,19 @@ def _recordable_headers(headers: Mapping[str, str], redactor: Redactor) -> dict[
     }
 
 
-_STREAMED_TEXT_FIELDS = ("content", "reasoning", "reasoning_content")
+def _scrubbed_response_body(exchange: Exchange, redactor: Redactor) -> str:
+    """The response body with the key scrubbed, also where a stream split it over pieces
+    (the model echoing a key it read): replay would join those pieces again."""
+    text = redactor.scrub(exchange.response_body.decode("utf-8", "replace"))
+    reply = exchange.reply
+    if redactor.secret is None or exchange.status != 200:
+        return text
+    if isinstance(reply, ModelReply):
+        parts = [reply.content, reply.reasoning, reply.model or ""]
+        parts += [piece for call in reply.tool_calls for piece in (call.id, call.name, call.arguments or "")]
+        if all(redactor.scrub(part) == part for part in parts):
+            return text
+    return _scrub_split_stream(text, redactor)
 
 
 def _scrub_split_stream(text: str, redactor: Redactor) -> str:
@@ -144,27 +70,19 @@ def _scrub_split_stream(text: str, redactor: Redactor) -> str:
     events: list[tuple[int, dict[str, Any]]] = []
     pieces: dict[Any, list[tuple[dict[str, Any], str]]] = {}
     for number, line in enumerate(lines):
-        if not line.startswith("data:"):
-            continue
         try:
-            event = json.loads(line[5:])
-        except ValueError:
+            event: Any = json.loads(line[5:]) if line.startswith("data:") else None
+            delta = event["choices"][0]["delta"]
+        except (ValueError, LookupError, TypeError):
             continue
-        if not isinstance(event, dict):
-            continue
-        events.append((number, event))
-        choices = event.get("choices")
-        delta = (
-            choices[0].get("delta")
-            if isinstance(choices, list) and choices and isinstance(choices[0], dict)
-            else None
-        )
         if not isinstance(delta, dict):
             continue
-        for field in _STREAMED_TEXT_FIELDS:
+        events.append((number, event))
+        for field in ("content", "reasoning", "reasoning_content"):
             if isinstance(delta.get(field), str):
                 pieces.setdefault(field, []).append((delta, field))
-        for call in delta.get("tool_calls") or [] if isinstance(delta.get("tool_calls"), list) else []:
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else []:
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, dict) and isinstance(function.get("arguments"), str):
                 pieces.setdefault(("tool", str(call.get("index"))), []).append((function, "arguments"))
@@ -174,9 +92,9 @@ def _scrub_split_stream(text: str, redactor: Redactor) -> str:
         scrubbed = redactor.scrub(joined)
         if scrubbed != joined:
             changed = True
-            first, field = parts[0]
+            (first, field), *rest = parts
             first[field] = scrubbed
-            for holder, other in parts[1:]:
+            for holder, other in rest:
                 holder[other] = ""
     if not changed:
         return text
@@ -188,9 +106,7 @@ def _scrub_split_stream(text: str, redactor: Redactor) -> str:
 def _same_call(answered: object, action: CallModel | RetryModel) -> bool:
     """Whether the exchange recorded last answered `action`: the very action, or the
     same call sent with a rebuilt body (a fork's first live request under `--model`)."""
-    if answered is action:
-        return True
-    return (
+    return answered is action or (
         isinstance(answered, type(action))
         and answered.step == action.step
         and answered.attempt == action.attempt
@@ -200,18 +116,16 @@ def _same_call(answered: object, action: CallModel | RetryModel) -> bool:
 
 def interaction_record(exchange: Exchange, redactor: Redactor, extra: Mapping[str, Any]) -> dict[str, Any]:
     """An exchange in vcrpy's cassette shape (request/response dicts), scrubbed."""
-    request_headers = _recordable_headers(exchange.request_headers, redactor)
-    response_headers = _recordable_headers(exchange.response_headers, redactor)
     return {
         "request": {
             "method": exchange.method,
             "uri": redactor.scrub(exchange.uri),
             "body": redactor.scrub(exchange.request_body.decode("utf-8", "replace")),
-            "headers": request_headers,
+            "headers": _recordable_headers(exchange.request_headers, redactor),
         },
         "response": {
             "status": {"code": exchange.status, "message": redactor.scrub(exchange.reason)},
-            "headers": response_headers,
+            "headers": _recordable_headers(exchange.response_headers, redactor),
             "body": {"string": _scrubbed_response_body(exchange, redactor)},
         },
         "nano_code": dict(extra),
@@ -240,7 +154,8 @@ class Recorder:
         self._answered: object = None
         """The action whose HTTP exchange was recorded last (each exchange names its action)."""
 
-    def _ms(self, since: float) -> int:
+    @staticmethod
+    def _ms(since: float) -> int:
         return round((time.monotonic() - since) * 1000)
 
     def _journal(self, entry: JournalEntry) -> None:

@@ -7,12 +7,9 @@
     #nc {"event": {...}}                      <- journal record (a YAML comment)
     - {"request": {...}, "response": {...}}   <- an HTTP interaction
 
-Every record is one line of JSON, so plain vcrpy (or `yaml.safe_load`) reads
-the file as a cassette while nano-code reads it line by line with `json.loads`
-(~30x faster than pure-Python YAML), and a file cut off mid-write (`kill -9`)
-still loads: a torn last line is ignored. A file is data from anywhere: it is
-opened only when regular and every read is bounded (`MAX_SESSION_BYTES`,
-`MAX_RECORD_BYTES`, nesting depth). `session_writer` appends to it.
+Every record is one line of JSON: vcrpy reads the file as a cassette, nano-code
+line by line with `json.loads`, and a torn last line (a crash mid-write) is ignored.
+A file is data: opened only when regular, every read bounded.
 """
 
 from __future__ import annotations
@@ -46,11 +43,8 @@ HEADER_COMMENT = (
 DELTA_KEY = "body_delta"
 """In an interaction's `nano_code` part: [shared prefix length, shared suffix length, middle]."""
 MAX_SESSION_BYTES = 1 << 30
-"""Larger files are refused: far beyond any real session, and reading one must stay bounded."""
 MAX_RECORD_BYTES = 64 << 20
-"""The most one line may hold, its newline included: twice the largest reply read by default
-(32 MiB) with its request. A longer line is refused before it is read whole; the writer never
-writes one."""
+"""The most one line may hold, newline included: twice the default reply cap, with its request."""
 
 _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
 
@@ -78,11 +72,8 @@ class SessionFileError(Exception):
 
 
 def shared_ends(before: str, after: str) -> tuple[int, int]:
-    """(prefix, suffix) lengths `after` shares with `before`, not overlapping.
-
-    A binary search over slice comparisons (each one memcmp in C), not a Python
-    loop over characters.
-    """
+    """(prefix, suffix) lengths `after` shares with `before`, not overlapping: a binary
+    search over slice comparisons (memcmp in C)."""
     limit = min(len(before), len(after))
     low, high = 0, limit
     while low < high:
@@ -146,8 +137,7 @@ class SessionFile:
 
     @property
     def interactions(self) -> list[Mapping[str, Any]]:
-        """Every interaction with its request body whole, all held at once (tests, export);
-        replay walks `request_bodies()` instead."""
+        """Every interaction with its request body whole, all held at once."""
         bodies = self.request_bodies()
         return [with_full_body(r.data, next(bodies)) for r in self.records if r.kind == "interaction"]
 
@@ -179,11 +169,8 @@ class SessionFile:
         return [r.data for r in self.records if r.kind == "journal"]
 
     def readable_entries(self, key: str) -> Iterator[JournalEntry]:
-        """The journal entries written under `key` ("event", "turn_end", ...), in order.
-
-        For summaries: a record that does not read as an entry counts for nothing
-        here; replay, which must be exact, reads `Record.entry` and fails instead.
-        """
+        """The entries written under `key` ("event", ...) that read as entries (for summaries;
+        replay reads `Record.entry` and fails instead)."""
         for record in self.records:
             if record.kind == "journal" and entry_key(record.data) == key:
                 try:
@@ -229,7 +216,6 @@ class LineReader:
         raise SessionFileError(f"{self.path}:{number}: not a nano-code session line: {line[:60]!r}")
 
     def record(self, number: int, payload: str, complete: bool) -> dict[str, Any] | None:
-        """A record's JSON object; None for a last line cut off while written."""
         try:
             data = json.loads(payload)
         except RecursionError:

@@ -1,9 +1,7 @@
 """Commands started as nano-code starts, so they run on another core while Python imports the rest.
 
-bwrap's trial run and, when recording, git for the provenance: a recorded,
-sandboxed run reaches its first request 7-9 ms sooner (bench/README.md).
-`start` launches a command; `run` gives its result, waiting for the one started
-earlier or running it there and then. Standard library only.
+bwrap's trial run and git for the provenance. `start` launches a command; `run` gives its result,
+of the one started earlier or of a fresh run. Standard library only.
 """
 
 from __future__ import annotations
@@ -32,11 +30,7 @@ def start(argv: Sequence[str], cwd: Path | str) -> None:
 
 
 def run(argv: Sequence[str], cwd: Path | str, timeout: float) -> subprocess.CompletedProcess[bytes]:
-    """The result of `argv` in `cwd`: of the process `start` launched, or of a fresh run.
-
-    Raises what `subprocess.run` raises (OSError, TimeoutExpired); a timed-out early
-    process is killed.
-    """
+    """The result of `argv` in `cwd`; raises what `subprocess.run` raises (a timed-out process is killed)."""
     process = _STARTED.pop(_key(argv, cwd), None)
     if process is None:
         return subprocess.run(

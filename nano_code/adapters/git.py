@@ -1,11 +1,8 @@
 """Running git on a workspace with the repository's own programs turned off.
 
-A repository is data: its config and attributes can name programs git runs by
-itself (fsmonitor, hooks, filters, diff and merge drivers, pager, credential
-helpers), and a cloned repository or a sandboxed command can plant any of them.
-Every git call nano-code makes goes through `argv`, which turns them all off:
-the fixed ones by name (`SAFETY`), the drivers by listing the keys the config
-really sets (reading config runs nothing) and emptying each.
+A repository's config can name programs git runs by itself (hooks, filters, drivers, pager), and
+a cloned repository or a sandboxed command can plant any. Every git call nano-code makes goes
+through `argv`: the fixed settings by name (`SAFETY`), the drivers the config sets emptied.
 """
 
 from __future__ import annotations
@@ -16,16 +13,9 @@ from pathlib import Path
 
 from nano_code.adapters import early
 
-_SETTINGS = (
-    "core.fsmonitor=false",
-    "core.hooksPath=/dev/null",
-    "safe.bareRepository=explicit",
-    "core.pager=cat",
-    "credential.helper=",
-    "protocol.allow=never",
-    "diff.external=",
-)
-SAFETY = tuple(arg for setting in _SETTINGS for arg in ("-c", setting))
+_SETTINGS = "core.fsmonitor=false core.hooksPath=/dev/null safe.bareRepository=explicit core.pager=cat"
+_SETTINGS += " credential.helper= protocol.allow=never diff.external="
+SAFETY = tuple(arg for setting in _SETTINGS.split() for arg in ("-c", setting))
 """Settings that name a program, overridden by name on every call."""
 
 DRIVER_KEYS = r"^(filter|diff|merge)\..+\.(clean|smudge|process|textconv|command|driver)$"
@@ -71,13 +61,9 @@ def run(
     cwd: Path, *args: str, data: bytes | None = None, timeout: float = TIMEOUT
 ) -> subprocess.CompletedProcess[bytes]:
     """`git ARGS` in `cwd` through `argv`: stdin from `data` (closed without it), output captured."""
+    stdin = None if data is not None else subprocess.DEVNULL
     return subprocess.run(
-        argv(cwd, *args),
-        cwd=cwd,
-        input=data,
-        capture_output=True,
-        timeout=timeout,
-        stdin=None if data is not None else subprocess.DEVNULL,
+        argv(cwd, *args), cwd=cwd, input=data, capture_output=True, timeout=timeout, stdin=stdin
     )
 
 

@@ -1,10 +1,8 @@
 """The one place that makes untrusted text safe to show on a terminal.
 
-Whatever a model, a server, a tool or a session file says reaches the screen
-only through `for_terminal` (or `for_command` where a person must see exactly
-what would run): control characters become visible escapes such as `\\x1b` or
-`\\u202e`, so nothing can move the cursor, retitle the window or reorder text.
-`json_text` is the same rule for `--json`.
+Untrusted text reaches the screen only through `for_terminal` (`for_command` where a person must
+see exactly what would run; `json_text` for `--json`): control characters become visible escapes,
+so nothing can move the cursor, retitle the window or reorder text.
 """
 
 from __future__ import annotations
@@ -22,13 +20,9 @@ _JSON_UNSAFE = re.compile(f"[{_HIDING}]")
 """What JSON leaves unescaped but a terminal must not get."""
 
 
-_SHORT = {"\r": "\\r", "\x1b": "\\x1b", "\x08": "\\x08", "\x00": "\\x00", "\x0b": "\\x0b", "\x0c": "\\x0c"}
-
-
 def _escape(char: str) -> str:
-    short = _SHORT.get(char)
-    if short is not None:
-        return short
+    if char == "\r":
+        return "\\r"
     code = ord(char)
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
@@ -41,12 +35,8 @@ def for_terminal(text: str) -> str:
 
 
 def for_command(text: str) -> tuple[str, bool]:
-    """A command or path exactly as it would run, safe to show, and whether anything was escaped.
-
-    Stricter than `for_terminal`: every character Python does not call
-    printable (other than space, newline and tab) is escaped, CR-LF included,
-    so what the user approves is byte for byte what runs.
-    """
+    """A command exactly as it would run, safe to show, and whether anything was escaped: every
+    non-printable character but newline and tab (CR-LF included), so what is approved is what runs."""
     if text.isascii() and text.isprintable():
         return text, False
     shown = "".join(char if char.isprintable() or char in "\n\t" else _escape(char) for char in text)

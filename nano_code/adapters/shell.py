@@ -25,17 +25,13 @@ from nano_code.kernel.policy import join_head_and_tail
 
 SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
 READ_SIZE = 65536
-KILL_GRACE = 1.0
-"""Seconds between SIGTERM and SIGKILL to the process group."""
-LINGER = 0.5
-"""Seconds we keep reading after the shell exits while something still holds the pipe."""
-_TICK = 0.1
-"""How often we check whether the shell has exited while its output is quiet."""
+KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL to the process group
+LINGER = 0.5  # seconds we keep reading after the shell exits while something still holds the pipe
+_TICK = 0.1  # how often we check whether the shell has exited while its output is quiet
 
 
 class Ending(enum.Enum):
     EXITED = "exited"
-    """The shell exited and the pipe closed."""
     LEFT_RUNNING = "left_running"
     """The shell exited but a process it started still holds the pipe."""
     TIMED_OUT = "timed_out"
@@ -44,15 +40,12 @@ class Ending(enum.Enum):
 @attrs.frozen
 class CommandResult:
     output: str
-    """Merged stdout and stderr, decoded, with the middle cut out if it was too long."""
     ending: Ending
     exit_status: int | None
     """The shell's exit status (128 + N when signal N ended it); None after a timeout."""
     signal_name: str | None
-    """Name of the signal that ended the shell, if one did (and it was not our kill)."""
     omitted_bytes: int
     created_repositories: tuple[str, ...] = attrs.field(default=())
-    """Git repositories (workspace-relative) a sandboxed command created; see `workspace_scan`."""
 
 
 class _Capture:
@@ -122,10 +115,8 @@ def run_command(
     linger: float = LINGER,
     sandbox: Sandbox | None = None,
 ) -> CommandResult:
-    """Run `command` in `cwd` (inside `sandbox`, if given) and wait at most `timeout` seconds.
-
-    Raises OSError if the shell cannot start; Ctrl-C kills the process group, then propagates.
-    """
+    """Run `command` in `cwd` (inside `sandbox`, if given) for at most `timeout` seconds.
+    Raises OSError if the shell cannot start; Ctrl-C kills the process group, then propagates."""
     capture = _Capture(head_bytes, tail_bytes)
     process_groups.TERMINAL.save()
     process_groups.forget_ended_sessions()
@@ -171,18 +162,10 @@ def run_command(
             signal_name = _signal_name(-code)
         else:
             exit_status = code
-    return CommandResult(
-        output=output,
-        ending=ending,
-        exit_status=exit_status,
-        signal_name=signal_name,
-        omitted_bytes=omitted,
-        created_repositories=created,
-    )
+    return CommandResult(output, ending, exit_status, signal_name, omitted, created)
 
 
-HIDDEN_VARIABLES = frozenset({"OPENROUTER_API_KEY"})
-"""Never handed to a command: a command could print the model's key, or send it out."""
+HIDDEN_VARIABLES = frozenset({"OPENROUTER_API_KEY"})  # a command could print the model's key, or send it out
 SECRET_NAME_PARTS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL")
 """A variable whose name holds one of these (any case) looks like a secret and is withheld."""
 SECRET_NAME_WORDS = frozenset({"AUTH", "COOKIE", "PAT"})

@@ -164,8 +164,6 @@ class HumanDisplay:
         failure_hints: Mapping[FailureKind, str] | None = None,
         holdback: int = 0,
     ) -> None:
-        """`redact` scrubs the API key from everything shown; `holdback` (len(key) - 1) catches a key
-        split across stream pieces."""
         self.out = out
         self.err = err
         self.style = Style(colour_enabled(err))
@@ -173,12 +171,9 @@ class HumanDisplay:
         self.redact = redact
         self._held = _HeldBack(redact, holdback)
         self._held_reasoning = _HeldBack(redact, holdback)
-        self._hold_whole_reply = _is_regular_file(out)
-        """Output to a file: text is written once its reply is complete, so a reply that breaks off
-        leaves nothing half-written (a terminal or pipe gets it live, a break marked)."""
+        self._hold_whole_reply = _is_regular_file(out)  # a file gets a reply only once it is complete
         self._streamed_text = False
-        self._summarising = False
-        """The model call in flight writes a summary for compaction: nothing of it is shown."""
+        self._summarising = False  # the call in flight writes a compaction summary: nothing is shown
         self._live = err.isatty() if live is None else live
         self._spinner = Spinner(err, self.style) if self._live else None
         self._text_open = False

@@ -1,9 +1,6 @@
-"""One bounded walk of a workspace: its secret files and its git repositories.
-
-The sandbox hides the secret files (`.env`, `.env.*`) from its commands, and
-reports the git repositories a command created (their config can name
-programs git runs later). It runs twice per sandboxed command, so it is bounded
-(`MAX_DIRECTORIES`) and does not enter `.git`, `NOT_ENTERED` or linked folders.
+"""One bounded walk of a workspace: its secret files (the sandbox hides them) and its git repositories
+(a command's new ones are reported). It runs twice per sandboxed command, so it stops at
+`MAX_DIRECTORIES` and does not enter `.git`, `NOT_ENTERED` or linked folders.
 """
 
 from __future__ import annotations
@@ -27,12 +24,9 @@ def is_secret(name: str) -> bool:
 
 class Scan(NamedTuple):
     secrets: tuple[Path, ...]
-    """Secret-named regular files (or links to one), absolute."""
     repositories: frozenset[str]
-    """Git metadata, relative to the workspace: `.git` entries (directory or gitfile) and bare
-    repositories (a directory holding HEAD, objects/ and refs/)."""
+    """Relative to the workspace: `.git` entries and bare repositories."""
     complete: bool
-    """False when the walk stopped at its bound."""
 
 
 def _is_bare_repository(entries: dict[str, os.DirEntry[str]]) -> bool:

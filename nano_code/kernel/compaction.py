@@ -1,10 +1,8 @@
 """Compaction's decisions: what to cut, how to ask for a summary, what replaces the old part.
 
-The kept part starts at a user or assistant message, so a tool call and its answers
-stay together. The summary is model-written text, so it goes in as the agent's own
-notes (an assistant message after nano-code's `NOTES_INTRO`), never as the user's
-words; sessions recorded with `summary_as` "user" keep the old placement. The
-transitions that use these live in `compaction_steps`.
+The kept part starts at a user or assistant message, so tool calls stay with their answers.
+The summary is model-written, so it goes in as the agent's own notes, never as the user's
+words. The transitions live in `compaction_steps`.
 """
 
 from __future__ import annotations
@@ -25,11 +23,9 @@ from nano_code.kernel.types import (
 )
 
 CHARS_PER_TOKEN = 3
-"""Estimates assume this many characters of JSON (non-ASCII escaped as `\\uXXXX`) per
-token: fewer than English prose takes, so estimates err on the high side."""
+"""Characters of JSON per token: fewer than prose takes, so estimates err high."""
 
 SUMMARY_HEADER = "[Summary of the earlier conversation]"
-"""How the message carrying a summary begins (and how a later compaction recognises it)."""
 
 SUMMARY_NOTE = (
     "The conversation grew too long for the context window, so its older part was replaced "
@@ -37,16 +33,14 @@ SUMMARY_NOTE = (
 )
 
 SUMMARY_ACK = "Understood: I will continue from this summary."
-"""The assistant message put between the summary and a kept part that starts with a user
-message: two user messages in a row break the chat templates of some local servers."""
+"""Between a user-role summary and a kept user message (some chat templates need alternation)."""
 
 NOTES_INTRO = (
     "[nano-code] The conversation grew too long for the context window. Its older part was "
     "replaced by the notes you wrote on it, in your next message; the messages after them "
     "continue the conversation verbatim."
 )
-"""The user-role message, written by nano-code (never by a model), that comes before the
-summary when it is the agent's own notes (`summary_as` "assistant")."""
+"""nano-code's user-role message before the agent's notes (`summary_as` "assistant")."""
 
 NOTES_NOTE = (
     "My own notes on the older part of the conversation, written when it was compacted "
@@ -57,7 +51,7 @@ NOTES_CONTINUE = "[nano-code] Continue from your notes."
 """Put after the notes when the kept part starts with an assistant message (roles alternate)."""
 
 MIN_TRANSCRIPT_TOKENS = 256
-"""A summary request with less of the old conversation than this is not worth sending."""
+"""Less old conversation than this is not worth a summary request."""
 
 
 # ---------------------------------------------------------------- the context window
@@ -90,11 +84,8 @@ _MOST_TOKENS = 100_000_000
 
 
 def context_limit_in(message: str) -> int | None:
-    """The context window (in tokens) a context-length error message states, or None.
-
-    The last number of the first phrase that matches is the limit ("210000 tokens >
-    200000 maximum" states 200000); an implausible number counts as none.
-    """
+    """The context window a context-length error states (the last number of the first
+    matching phrase), or None, also for an implausible number."""
     text = message[:4000]
     for pattern in _LIMIT_PATTERNS:
         match = pattern.search(text)
@@ -105,7 +96,7 @@ def context_limit_in(message: str) -> int | None:
 
 
 def message_tokens(message: Message) -> int:
-    """Estimated tokens of one message as it is sent (see `CHARS_PER_TOKEN`)."""
+    """Estimated tokens of one message as it is sent."""
     return len(json.dumps(encode_message(message))) // CHARS_PER_TOKEN + 4
 
 
@@ -129,9 +120,8 @@ def is_compaction_message(message: Message) -> bool:
 
 
 def cut_points(history: Sequence[Message]) -> list[int]:
-    """Every index where the kept part `history[cut:]` may start, in order: a user or
-    assistant message (never a tool message, whose call would be summarised), leaving
-    something besides an earlier summary to summarise and something to keep."""
+    """Every index where the kept part `history[cut:]` may start: not a tool message, and
+    leaving something besides an earlier summary to summarise."""
     first = 1
     while first < len(history) and is_compaction_message(history[first]):
         first += 1
@@ -139,9 +129,8 @@ def cut_points(history: Sequence[Message]) -> list[int]:
 
 
 def choose_cut(history: Sequence[Message], keep_tokens: int) -> int | None:
-    """Where to cut: the earliest cut point whose kept part fits in `keep_tokens`, else
-    the latest one (the newest user or assistant message and its tool answers are
-    always kept); None when there is no cut point (nothing old enough to compact)."""
+    """The earliest cut point whose kept part fits in `keep_tokens`, else the latest one;
+    None when nothing is old enough to compact."""
     points = cut_points(history)
     if not points:
         return None
@@ -158,9 +147,8 @@ def choose_cut(history: Sequence[Message], keep_tokens: int) -> int | None:
 
 
 def keep_budget(history: Sequence[Message], window: int, keep_recent: float) -> int:
-    """Estimated tokens the kept part may hold: `keep_recent` of the window, or of the
-    conversation's own size when that is smaller (so a /compact of a short conversation
-    still makes it shorter)."""
+    """Tokens the kept part may hold: `keep_recent` of the window, or of the conversation
+    when smaller (so /compact still shortens a short one)."""
     return int(keep_recent * min(window, estimate_tokens(history)))
 
 
@@ -173,22 +161,19 @@ def summary_target_tokens(window: int) -> int:
 
 
 def transcript_budget(window: int, summary_prompt: str) -> int:
-    """Estimated tokens of old conversation a summary request may carry: half the window,
-    less the summary prompt, so the request and the summary fit with room to spare."""
+    """Tokens of old conversation a summary request may carry: half the window, less the prompt."""
     return max(MIN_TRANSCRIPT_TOKENS, window // 2 - len(summary_prompt) // CHARS_PER_TOKEN - 64)
 
 
 def _cut_to(text: str, budget_chars: int) -> str:
-    """`text` cut in the middle to about `budget_chars` characters *as sent* (JSON-escaped,
-    so text that costs more tokens per character, like CJK, is cut shorter)."""
+    """`text` cut in the middle to about `budget_chars` characters as sent (JSON-escaped)."""
     sent = len(json.dumps(text))
     if sent <= budget_chars:
         return text
     limit = max(1, len(text) * budget_chars // sent)
     while True:
         cut = cut_middle(text, limit)
-        # The head and tail kept may cost more per character than the average: trim again.
-        # Each character removed saves at least one character as sent, so this ends quickly.
+        # The kept ends may escape longer than the average: trim again (this converges).
         over = len(json.dumps(cut)) - budget_chars
         if over <= 0 or limit == 1:
             return cut
@@ -196,8 +181,8 @@ def _cut_to(text: str, budget_chars: int) -> str:
 
 
 def render_transcript(messages: Sequence[Message], budget_tokens: int) -> str:
-    """The messages as a plain-text transcript of at most about `budget_tokens`: each
-    message capped, then the whole, keeping beginnings and ends. Reasoning is left out."""
+    """The messages as a plain-text transcript of about `budget_tokens`, each message capped
+    and then the whole (reasoning left out)."""
     budget_chars = max(MIN_TRANSCRIPT_TOKENS, budget_tokens) * CHARS_PER_TOKEN
     piece_chars = max(400, min(6000, budget_chars // 8))
     names: dict[str, str] = {}
@@ -224,9 +209,8 @@ def render_transcript(messages: Sequence[Message], budget_tokens: int) -> str:
 def summary_messages(
     history: Sequence[Message], cut: int, summary_prompt: str, budget_tokens: int, window: int
 ) -> tuple[Message, ...]:
-    """The summary request's conversation: the summary prompt, then `history[1:cut]` as a
-    transcript in one user message. A transcript needs no tool schemas, invites no tool
-    call, and can be cut to fit a window the old messages overflow."""
+    """The summary prompt, then `history[1:cut]` as a transcript in one user message (no tool
+    schemas needed, no tool call invited, and cut to fit)."""
     transcript = render_transcript(history[1:cut], budget_tokens)
     words = summary_target_tokens(window) * 3 // 4
     request = (
@@ -241,9 +225,7 @@ def summary_messages(
 
 
 def summary_text(summary: str, window: int, summary_as: str = "assistant") -> str:
-    """The content of the message carrying `summary`, marked as a summary of earlier work
-    (in the agent's own voice for `summary_as` "assistant") and capped at twice the length
-    asked for (a runaway summary must not refill the window)."""
+    """The message content carrying `summary`, headed and capped at twice the length asked for."""
     limit = summary_target_tokens(window) * 2 * 4
     note = NOTES_NOTE if summary_as == "assistant" else SUMMARY_NOTE
     return f"{SUMMARY_HEADER}\n{note}\n\n{cut_middle(summary.strip(), limit)}"
@@ -252,12 +234,7 @@ def summary_text(summary: str, window: int, summary_as: str = "assistant") -> st
 def compacted(
     history: Sequence[Message], cut: int, summary: str, window: int, summary_as: str = "assistant"
 ) -> tuple[Message, ...]:
-    """`history` with `history[1:cut]` replaced by one message carrying `summary`.
-
-    "assistant": nano-code's `NOTES_INTRO`, the notes, and `NOTES_CONTINUE` when the kept
-    part starts with an assistant message. "user": the summary as a user message, and
-    `SUMMARY_ACK` when the kept part starts with a user message. Roles alternate either way.
-    """
+    """`history` with `history[1:cut]` replaced by the summary, framed so roles alternate."""
     kept = tuple(history[cut:])
     text = summary_text(summary, window, summary_as)
     head: tuple[Message, ...]

@@ -1,10 +1,6 @@
-"""The transitions of a compaction: ask for a summary, then go on as `AfterSummary` says.
-
-When a reply's prompt tokens pass the threshold, the next model call waits: the
-summary call (purpose SUMMARY, phase AWAITING_SUMMARY) comes first, its reply
-replaces the older history, then the call is made. A context overflow does the
-same and sends the step again, once; the user can ask with `CompactRequest`.
-What to cut and how to ask is decided in `compaction`.
+"""The transitions of a compaction: ask for a summary (phase AWAITING_SUMMARY), put it in
+place of the older history, then go on as `AfterSummary` says. Started by the threshold,
+a context overflow (the step is sent again, once) or `CompactRequest`.
 """
 
 from __future__ import annotations
@@ -85,30 +81,17 @@ def start_compaction(state: State, then: AfterSummary, actions: list[Action]) ->
 
 
 def _summary_call(state: State, retry: tuple[float, ModelFailure] | None) -> CallModel | RetryModel:
-    pending = state.compaction
-    assert pending is not None and state.config.summary_prompt is not None
+    pending, prompt = state.compaction, state.config.summary_prompt
+    assert pending is not None and prompt is not None
     messages = compaction.summary_messages(
-        state.history,
-        pending.cut,
-        state.config.summary_prompt,
-        pending.transcript_tokens,
-        state.context_window,
+        state.history, pending.cut, prompt, pending.transcript_tokens, state.context_window
     )
-    # No tools: the summary request asks for text, and its transcript holds no tool calls.
-    body = RequestBody(attrs.evolve(state.config, tools=()), messages)
-    # The step a summary call prepares: the one about to be sent (or sent again).
+    body = RequestBody(attrs.evolve(state.config, tools=()), messages)  # a transcript needs no tools
     step = max(1, state.steps_this_turn + (1 if pending.then is AfterSummary.NEXT_STEP else 0))
     if retry is None:
         return CallModel(body=body, step=step, attempt=pending.attempt, purpose=CallPurpose.SUMMARY)
     delay, failure = retry
-    return RetryModel(
-        delay=delay,
-        body=body,
-        step=step,
-        attempt=pending.attempt,
-        failure=failure,
-        purpose=CallPurpose.SUMMARY,
-    )
+    return RetryModel(delay, body, step, pending.attempt, failure, CallPurpose.SUMMARY)
 
 
 def on_summary_reply(state: State, event: ModelReply) -> Transition:

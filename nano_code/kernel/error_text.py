@@ -11,11 +11,8 @@ from typing import Any
 from nano_code.kernel.request import clean_text
 
 MAX_ERROR_TEXT = 500
-"""Longest server-written text put into a failure message (a whole HTML page
-or a stack trace must not flood the terminal or the journal)."""
-
+"""Longest server-written text in a failure message (a page must not flood the terminal)."""
 MAX_HEADER_TEXT = 200
-"""Longest header value (e.g. a redirect's Location) shown in a message."""
 
 _ELLIPSIS = "\u2026"
 
@@ -35,12 +32,8 @@ def header_text(value: str, limit: int = MAX_HEADER_TEXT) -> str:
 
 
 def error_object(payload: object) -> Mapping[str, Any] | None:
-    """The error object of any envelope shape (QUIRKS H-32), or None.
-
-    A string `error` beside a `message` or `detail` (Express/Node, FastAPI
-    apps: `{"error": "TypeError", "message": "Cannot read ..."}`) becomes one
-    object whose message says both.
-    """
+    """The error object of any envelope shape (QUIRKS H-32), or None; a string `error`
+    beside a `message` or `detail` becomes one object whose message says both."""
     if not isinstance(payload, Mapping):
         return None
     inner = payload.get("error")
@@ -68,8 +61,7 @@ _TEXT_KEYS = ("message", "detail", "msg", "error_message", "description", "title
 
 
 def _human_text(value: object, depth: int = 0) -> str:
-    """The text a person should read in an error value: a string, an object's
-    message/detail/msg, or the texts of a list (FastAPI's `detail` list, `errors`)."""
+    """The readable text of an error value: a string, an object's message, a list's texts."""
     if isinstance(value, str):
         return value.strip()
     if depth >= 4:
@@ -140,8 +132,7 @@ def error_message(error: Mapping[str, Any] | None, fallback: str) -> str:
 _TAG = re.compile(r"<[^<>]*>")
 _ENTITY = re.compile(r"&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});")
 _NAMED_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'", "nbsp": " "}
-_HTML_HEAD = 65_536
-"""Characters of an HTML page looked at for its title or first words."""
+_HTML_HEAD = 65_536  # characters of an HTML page read for its title or first words
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -172,8 +163,8 @@ def _find_tag(lowered: str, tag: str, start: int) -> int:
 
 
 def _element(lowered: str, tag: str, start: int = 0) -> tuple[int, int, int] | None:
-    """(start of `<tag`, start of its content, start of `</tag`) of the first such
-    element at or after `start`, or None. Each search moves forward: linear time."""
+    """(start of `<tag`, of its content, of `</tag`) of the first such element from
+    `start`, or None. Each search moves forward: linear time."""
     begin = _find_tag(lowered, f"<{tag}", start)
     if begin < 0:
         return None
@@ -198,8 +189,7 @@ def _without_elements(text: str, tag: str) -> str:
 
 
 def body_text(text: str) -> str:
-    """What to show of a non-JSON error body: an HTML page's <title> (or its
-    first words), else the text itself -- on one line and capped."""
+    """A non-JSON error body on one capped line: an HTML page's title or first words."""
     head = text[:_HTML_HEAD]
     lowered = _lower(head)
     if not re.search(r"<(?:!doctype|html|head|body|title)\b", lowered[:2048]):

@@ -79,13 +79,11 @@ _CODE_GROUPS: tuple[tuple[frozenset[str], FailureKind | str], ...] = tuple(
         ),
     )
 )
-"""Error codes and types (in snake_case) that say what went wrong whatever the HTTP
-status claims; the first group with a match decides."""
+"""Error codes and types (snake_case) that decide whatever the status; first match wins."""
 
 
 def _what_codes_say(error: Mapping[str, Any] | None) -> FailureKind | str | None:
-    """What the error's string code / type / status says, when it is a code we know:
-    a decisive kind (context overflow, auth, rate limit), `_QUOTA` or `_INVALID`."""
+    """A kind, `_QUOTA` or `_INVALID` when the error's code / type / status is one we know."""
     if error is None:
         return None
     words = _code_words(error)
@@ -99,8 +97,7 @@ _TRY_AGAIN = re.compile(r"try again in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", re.IGN
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _LONGEST_WAIT = 1e9
-"""Any longer server wait is held as this (still far beyond every policy's cap),
-so the value stays a finite, serialisable number that still means "not now"."""
+"""Longer waits are held as this: finite and serialisable, still "not now"."""
 
 
 def _seconds(value: str) -> float | None:
@@ -114,11 +111,8 @@ def _seconds(value: str) -> float | None:
 
 
 def retry_after_seconds(headers: Mapping[str, str], message: str) -> float | None:
-    """The server's wait hint: retry-after-ms, retry-after seconds, or 'try again in 1m2s'.
-
-    An HTTP-date Retry-After needs a clock, which the kernel does not have, so
-    it counts as no hint and the policy's backoff applies.
-    """
+    """The server's wait hint: retry-after-ms, retry-after seconds, or 'try again in 1m2s'
+    (an HTTP-date needs a clock, which the kernel lacks: no hint)."""
     lowered = {k.lower(): v for k, v in headers.items()}
     if "retry-after-ms" in lowered:
         ms = _seconds(lowered["retry-after-ms"])
@@ -143,8 +137,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def redirect_failure(status: int, headers: Mapping[str, str]) -> ModelFailure:
-    """A 3xx: nano-code never follows redirects (the POST body and the API key
-    would go wherever the server says), so the user is told where to point it."""
+    """A 3xx: never followed (the body and API key would go wherever the server says)."""
     location = header_text(_header(headers, "location") or "")
     target = f"to {location}" if location else "without saying where"
     message = (
@@ -155,8 +148,7 @@ def redirect_failure(status: int, headers: Mapping[str, str]) -> ModelFailure:
 
 
 def _http_error(payload: object) -> Mapping[str, Any] | None:
-    """The error object of a non-2xx body, read more leniently than a 200's:
-    a flat `{"message"}`, `{"detail"}` or `{"errors"}`, or a list holding one."""
+    """The error object of a non-2xx body, leniently: also a flat object or a list holding one."""
     if isinstance(payload, list):
         payload = next((item for item in payload[:4] if isinstance(item, Mapping)), None)
     error = error_object(payload)
@@ -168,13 +160,9 @@ def _http_error(payload: object) -> Mapping[str, Any] | None:
 def classify_http_error(status: int, headers: Mapping[str, str], body: bytes) -> ModelFailure:
     """A non-2xx response as a classified failure, whatever its body looks like.
 
-    A string code or type in the body that names what went wrong (`invalid_api_key`,
-    `context_length_exceeded`, `rate_limit_exceeded`, `insufficient_quota`) says more
-    than the status, so it decides. A generic label (`invalid_request_error`,
-    `bad_request`) does not: proxies put it on nearly everything (LiteLLM answers a
-    timeout with 408 and `invalid_request_error`), so a transient status (408, 409,
-    429, 5xx) decides over it, and the failure is retried, unless the message says
-    the context is too long.
+    A specific code (`invalid_api_key`, `insufficient_quota`) decides over the status; a
+    generic label (`invalid_request_error`) does not, since proxies put it on nearly
+    everything: a transient status then decides, unless the message says context overflow.
     """
     if 300 <= status < 400:
         return redirect_failure(status, headers)
@@ -215,14 +203,9 @@ def classify_http_error(status: int, headers: Mapping[str, str], body: bytes) ->
 
 
 def in_band_failure(error: Mapping[str, Any]) -> ModelFailure:
-    """An error object that arrived inside an HTTP 200 (QUIRKS E-24, E-25).
-
-    It stays an IN_BAND_ERROR unless its code or status names a failure that
-    is handled differently: auth, rate limit, context overflow, quota. One
-    whose code calls the request invalid gets the status 400 when it carries
-    no 4xx or 5xx of its own, so that, like any in-band 4xx, it is not retried
-    (one carrying a transient status such as 408 or 503 is).
-    """
+    """An error object inside an HTTP 200 (QUIRKS E-24, E-25): IN_BAND_ERROR unless its
+    code or status names auth, rate limit, overflow or quota. An "invalid" code without a
+    4xx/5xx of its own gets 400, so it is not retried."""
     status = _error_code_number(error)
     message = error_message(error, "the server reported an error")
     said = _what_codes_say(error)
@@ -235,7 +218,6 @@ def in_band_failure(error: Mapping[str, Any]) -> ModelFailure:
         kind = FailureKind.BAD_REQUEST
     elif said == _INVALID:
         kind = FailureKind.CONTEXT_OVERFLOW if overflow else FailureKind.IN_BAND_ERROR
-        # A transient status of its own decides over the label (see classify_http_error).
         status = status if status is not None and 400 <= status <= 599 else 400
     elif status == 429:
         kind = FailureKind.RATE_LIMIT

@@ -1,8 +1,5 @@
-"""Structural differences between two JSON values, with masks for volatile fields.
-
-Replay and `nano-code diff` use this to say *where* a request or tool call
-changed (`$.messages[3].content`) and what both sides hold, instead of a bare
-"no match". Masks (`--ignore`) are path patterns:
+"""Where two JSON values differ (`$.messages[3].content`) and what both sides hold, for
+replay and `nano-code diff`. Masks (`--ignore`) are path patterns:
 
     $.messages[*].content      any element of an array (or any key: `$.*.x`)
     $..id                      a key at any depth
@@ -18,7 +15,7 @@ from typing import Any
 
 import attrs
 
-_TOKEN = re.compile(r"\.\.([^.\[\]]+)|\.([^.\[\]]+)|\[(\*|\d+)\]")
+_TOKEN = re.compile(r"\.\.(?P<deep>[^.\[\]]+)|\.(?P<key>[^.\[\]]+)|\[(?P<index>\*|\d+)\]")
 MISSING = "<missing>"
 """How a report shows a key or element that one side does not have."""
 _ABSENT = object()  # compared by identity, so a literal "<missing>" value still differs from an absent one
@@ -51,13 +48,8 @@ class Mask:
             match = _TOKEN.match(rest, position)
             if match is None:
                 raise MaskError(f"mask {pattern!r}: cannot read {rest[position:]!r}")
-            deep, key, index = match.groups()
-            if deep is not None:
-                tokens.append(("deep", deep))
-            elif key is not None:
-                tokens.append(("key", key))
-            else:
-                tokens.append(("index", index))
+            kind = match.lastgroup or ""
+            tokens.append((kind, match.group(kind)))
             position = match.end()
         return Mask(pattern, tuple(tokens))
 
@@ -138,11 +130,7 @@ def _short(value: Any, width: int = 160) -> str:
 
 
 def _around_change(recorded: Any, actual: Any, width: int = 160) -> tuple[str, str]:
-    """Both sides shortened; two long strings are shown around their first difference.
-
-    Cutting both to their (shared) beginnings would hide the very change the
-    reader is looking for, e.g. a workspace path at the end of a system prompt.
-    """
+    """Both sides shortened; two long strings are shown around their first difference."""
     plain = _short(recorded, width), _short(actual, width)
     if not (isinstance(recorded, str) and isinstance(actual, str)) or MISSING in (recorded, actual):
         return plain
@@ -164,8 +152,7 @@ def _around_change(recorded: Any, actual: Any, width: int = 160) -> tuple[str, s
 
 
 def render(found: Iterable[Difference], labels: tuple[str, str] = ("recorded", "new")) -> str:
-    """A readable, line-per-difference report: path, then the two sides (named by
-    `labels`), long values shown as a window around where they differ."""
+    """A report: each difference's path, then its two sides, named by `labels`."""
     width = max(len(labels[0]), len(labels[1])) + 1
     lines = []
     for difference in found:

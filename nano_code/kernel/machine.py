@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from nano_code.kernel.compaction_steps import on_compact_request, on_summary_failure, on_summary_reply
+from nano_code.kernel import compaction_steps, turn
 from nano_code.kernel.errors import DriverMisuseError
 from nano_code.kernel.events import (
     ApprovalDecision,
@@ -26,17 +26,6 @@ from nano_code.kernel.events import (
     UserInput,
 )
 from nano_code.kernel.state import Phase, State, Transition
-from nano_code.kernel.turn import (
-    ignore,
-    on_approval,
-    on_clear,
-    on_interrupt,
-    on_model_failure,
-    on_model_reply,
-    on_tool_facts,
-    on_tool_result,
-    on_user_input,
-)
 
 Handler = Callable[[State, Any], Transition]
 
@@ -47,32 +36,32 @@ ANY_PHASE = tuple(Phase)
 # phase -> event type -> (handler, phases the handler may lead to)
 PHASE_TABLE: dict[Phase, dict[type, tuple[Handler, tuple[Phase, ...]]]] = {
     Phase.AWAITING_USER: {
-        UserInput: (on_user_input, (MODEL, SUMMARY)),
-        CompactRequest: (on_compact_request, (SUMMARY, USER)),
-        ClearConversation: (on_clear, (USER,)),
-        Interrupt: (ignore, (USER,)),
+        UserInput: (turn.on_user_input, (MODEL, SUMMARY)),
+        CompactRequest: (compaction_steps.on_compact_request, (SUMMARY, USER)),
+        ClearConversation: (turn.on_clear, (USER,)),
+        Interrupt: (turn.ignore, (USER,)),
     },
     Phase.AWAITING_MODEL: {
-        ModelReply: (on_model_reply, ANY_PHASE),
-        ModelFailure: (on_model_failure, (MODEL, USER, SUMMARY)),
-        Interrupt: (on_interrupt, (USER,)),
+        ModelReply: (turn.on_model_reply, ANY_PHASE),
+        ModelFailure: (turn.on_model_failure, (MODEL, USER, SUMMARY)),
+        Interrupt: (turn.on_interrupt, (USER,)),
     },
     Phase.AWAITING_TOOL_FACTS: {
-        ToolCallFacts: (on_tool_facts, (Phase.AWAITING_APPROVAL, Phase.AWAITING_TOOL_RESULT)),
-        Interrupt: (on_interrupt, (USER,)),
+        ToolCallFacts: (turn.on_tool_facts, (Phase.AWAITING_APPROVAL, Phase.AWAITING_TOOL_RESULT)),
+        Interrupt: (turn.on_interrupt, (USER,)),
     },
     Phase.AWAITING_APPROVAL: {
-        ApprovalDecision: (on_approval, ANY_PHASE),
-        Interrupt: (on_interrupt, (USER,)),
+        ApprovalDecision: (turn.on_approval, ANY_PHASE),
+        Interrupt: (turn.on_interrupt, (USER,)),
     },
     Phase.AWAITING_TOOL_RESULT: {
-        ToolResult: (on_tool_result, ANY_PHASE),
-        Interrupt: (on_interrupt, (USER,)),
+        ToolResult: (turn.on_tool_result, ANY_PHASE),
+        Interrupt: (turn.on_interrupt, (USER,)),
     },
     Phase.AWAITING_SUMMARY: {
-        ModelReply: (on_summary_reply, (MODEL, USER)),
-        ModelFailure: (on_summary_failure, (SUMMARY, USER)),
-        Interrupt: (on_interrupt, (USER,)),
+        ModelReply: (compaction_steps.on_summary_reply, (MODEL, USER)),
+        ModelFailure: (compaction_steps.on_summary_failure, (SUMMARY, USER)),
+        Interrupt: (turn.on_interrupt, (USER,)),
     },
 }
 

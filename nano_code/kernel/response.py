@@ -8,6 +8,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from nano_code.kernel.error_text import error_object
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall
 from nano_code.kernel.failures import in_band_failure
@@ -18,21 +20,21 @@ from nano_code.kernel.types import Usage
 def clean_reply(reply: ModelReply) -> ModelReply:
     """Every string of a decoded reply made encodable (see `clean_text`)."""
     calls = tuple(
-        ReplyToolCall(
-            id=clean_text(call.id),
-            name=clean_text(call.name),
-            arguments=None if call.arguments is None else clean_text(call.arguments),
-        )
+        ReplyToolCall(clean_text(call.id), clean_text(call.name), _clean(call.arguments))
         for call in reply.tool_calls
     )
-    return ModelReply(
+    return attrs.evolve(
+        reply,
         content=clean_text(reply.content),
         reasoning=clean_text(reply.reasoning),
         tool_calls=calls,
-        finish_reason=None if reply.finish_reason is None else clean_text(reply.finish_reason),
-        usage=reply.usage,
-        model=None if reply.model is None else clean_text(reply.model),
+        finish_reason=_clean(reply.finish_reason),
+        model=_clean(reply.model),
     )
+
+
+def _clean(text: str | None) -> str | None:
+    return None if text is None else clean_text(text)
 
 
 def _int(value: object) -> int:
@@ -52,32 +54,22 @@ def decode_usage(raw: object) -> Usage | None:
     prompt = _int(raw.get("prompt_tokens"))
     completion = _int(raw.get("completion_tokens"))
     total = _int(raw.get("total_tokens")) or prompt + completion
-    cached = 0
-    details = raw.get("prompt_tokens_details")
-    if isinstance(details, Mapping):
-        cached = _int(details.get("cached_tokens"))
     cached = (
-        cached
+        _inner_int(raw, "prompt_tokens_details", "cached_tokens")
         or _int(raw.get("prompt_cache_hit_tokens"))
         or _int(raw.get("cached_tokens"))
         or _int(raw.get("num_cached_tokens"))
     )
-    reasoning = 0
-    completion_details = raw.get("completion_tokens_details")
-    if isinstance(completion_details, Mapping):
-        reasoning = _int(completion_details.get("reasoning_tokens"))
-    cost_raw = raw.get("cost")
-    cost = None
-    if isinstance(cost_raw, (int, float)) and not isinstance(cost_raw, bool):
-        cost = float(cost_raw) if cost_raw == cost_raw and abs(cost_raw) < 1e12 else None
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=total,
-        cached_tokens=cached,
-        reasoning_tokens=reasoning,
-        cost=cost,
-    )
+    reasoning = _inner_int(raw, "completion_tokens_details", "reasoning_tokens")
+    cost = raw.get("cost")
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not abs(cost) < 1e12:
+        cost = None  # also NaN
+    return Usage(prompt, completion, total, cached, reasoning, None if cost is None else float(cost))
+
+
+def _inner_int(raw: Mapping[str, Any], outer: str, key: str) -> int:
+    details = raw.get(outer)
+    return _int(details.get(key)) if isinstance(details, Mapping) else 0
 
 
 def split_content(content: object) -> tuple[str, str]:

@@ -29,7 +29,6 @@ class Phase(enum.Enum):
     AWAITING_APPROVAL = "awaiting_approval"
     AWAITING_TOOL_RESULT = "awaiting_tool_result"
     AWAITING_SUMMARY = "awaiting_summary"
-    """A compaction's summary call is in flight (see `Compaction`)."""
 
 
 @attrs.frozen
@@ -62,15 +61,13 @@ class Compaction:
     """`history[1:cut]` is being summarised; `history[cut:]` will be kept verbatim."""
     then: AfterSummary = attrs.field(validator=v.instance_of(AfterSummary))
     transcript_tokens: int = attrs.field(validator=[v.instance_of(int), v.ge(1)])
-    """Estimated tokens of old conversation the summary request carries (halved when the
-    summary request itself overflows)."""
+    """Estimated tokens of old conversation the summary request carries."""
     attempt: int = attrs.field(default=1, validator=[v.instance_of(int), v.ge(1)])
     """Summary calls made for this compaction, the current one included."""
 
 
 def _history_validator(_state: object, _attribute: Any, history: object) -> None:
-    """A tuple of messages. Only the newest is checked: a transition appends to a
-    history that was already valid, and checking it all would cost O(history) a step."""
+    """A tuple of messages; only the newest is checked (the rest was checked when appended)."""
     if not isinstance(history, tuple):
         raise TypeError(f"history must be a tuple, got {type(history).__name__}")
     if history and not isinstance(history[-1], MESSAGE_TYPES):
@@ -96,13 +93,12 @@ class State:
     turn_usage: Usage = attrs.field(factory=Usage)
     session_usage: Usage = attrs.field(factory=Usage)
     learned_context_tokens: int | None = None
-    """A context window smaller than the config's, stated by a server's context-length error."""
+    """A smaller context window than the config's, stated by a server's error."""
     compact_due: bool = False
     """A reply's prompt tokens passed the threshold: compact before the next model call."""
     overflow_compacted: bool = False
-    """This step already overflowed once and was compacted: another overflow fails the turn."""
+    """This step overflowed and was compacted once: another overflow fails the turn."""
     compaction: Compaction | None = None
-    """The compaction in flight (phase AWAITING_SUMMARY), else None."""
 
     @property
     def context_window(self) -> int:

@@ -1,15 +1,9 @@
-"""Incremental decoding of a response, fed bytes in arbitrary pieces.
+"""Incremental decoding of one response, fed bytes in arbitrary pieces: `ResponseDecoder`
+yields `StreamDelta`s to show as they arrive, then the one event the response amounts to.
 
-`ResponseDecoder` is what an HTTP adapter uses: it is told the status and
-headers, fed body bytes as they arrive, and finally asked for the one event
-the response amounts to. It returns live `StreamDelta`s on the way so a
-terminal can show text as it streams. It does no I/O and holds no global
-state; one decoder serves one response.
-
-Tool-call deltas are merged by id first, then by index, then onto the last
-call -- the order that survives every server in QUIRKS.md (empty ids on
-continuations, ids repeated in every delta, index missing, reused or starting
-at 1, names repeated or blanked, arguments re-sent whole or as objects).
+Tool-call deltas merge by id, then by index, then onto the last call: the order that
+survives every server in QUIRKS.md (ids empty or repeated, index missing or reused,
+arguments re-sent whole or as objects).
 """
 
 from __future__ import annotations
@@ -21,18 +15,10 @@ from typing import Any
 
 import attrs
 
+from nano_code.kernel import response
 from nano_code.kernel.error_text import error_object
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall
 from nano_code.kernel.failures import classify_http_error, in_band_failure
-from nano_code.kernel.response import (
-    arguments_text,
-    clean_reply,
-    decode_body,
-    decode_usage,
-    finish_reason_of,
-    reasoning_of,
-    split_content,
-)
 from nano_code.kernel.types import Usage
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -94,15 +80,13 @@ class SseParser:
             self._event = value
 
 
+@attrs.define
 class _CallSlot:
-    __slots__ = ("arguments", "id", "index", "name", "seen_arguments")
-
-    def __init__(self, call_id: str, index: int | None) -> None:
-        self.id = call_id
-        self.index = index
-        self.name = ""
-        self.arguments = ""
-        self.seen_arguments = False
+    id: str
+    index: int | None
+    name: str = ""
+    arguments: str = ""
+    seen_arguments: bool = False
 
 
 class StreamAssembler:
@@ -138,9 +122,7 @@ class StreamAssembler:
         return self.add_chunk(chunk, event)
 
     def add_chunk(self, chunk: object, event: str = "") -> list[StreamDelta]:
-        if self.finished:
-            return []
-        if not isinstance(chunk, Mapping):
+        if self.finished or not isinstance(chunk, Mapping):
             return []
         error = error_object(chunk)
         if error is not None or event == "error":
@@ -150,11 +132,11 @@ class StreamAssembler:
         model = chunk.get("model")
         if isinstance(model, str) and model:
             self._model = model
-        usage = decode_usage(chunk.get("usage"))
+        usage = response.decode_usage(chunk.get("usage"))
         if usage is None:
             extra = chunk.get("x_groq")
             if isinstance(extra, Mapping):
-                usage = decode_usage(extra.get("usage"))
+                usage = response.decode_usage(extra.get("usage"))
         if usage is not None:
             self._usage = usage
         deltas: list[StreamDelta] = []
@@ -164,7 +146,7 @@ class StreamAssembler:
         for choice in choices:
             if not isinstance(choice, Mapping) or choice.get("index", 0) not in (0, None):
                 continue
-            finish = finish_reason_of(choice.get("finish_reason"))
+            finish = response.finish_reason_of(choice.get("finish_reason"))
             if finish is not None:
                 self._finish = finish
             delta = choice.get("delta")
@@ -175,8 +157,8 @@ class StreamAssembler:
         return deltas
 
     def _add_delta(self, delta: Mapping[str, Any], deltas: list[StreamDelta]) -> None:
-        text, content_reasoning = split_content(delta.get("content"))
-        reasoning = reasoning_of(delta) or content_reasoning
+        text, content_reasoning = response.split_content(delta.get("content"))
+        reasoning = response.reasoning_of(delta) or content_reasoning
         if reasoning:
             self._reasoning.append(reasoning)
             deltas.append(StreamDelta("reasoning", reasoning))
@@ -194,8 +176,7 @@ class StreamAssembler:
             for slot in self._calls:
                 if slot.id == call_id:
                     return slot
-            # A new id at an index whose slot has no id yet continues that slot
-            # (vLLM sometimes names the id late); otherwise it is a new call.
+            # A new id at an index whose slot has none continues it (vLLM names ids late).
             for slot in reversed(self._calls):
                 if index is not None and slot.index == index and not slot.id:
                     slot.id = call_id
@@ -224,7 +205,7 @@ class StreamAssembler:
             deltas.append(StreamDelta("tool", name))
         if "arguments" not in function:
             return
-        piece = arguments_text(function.get("arguments"))
+        piece = response.arguments_text(function.get("arguments"))
         if piece is None:
             return
         slot.seen_arguments = True
@@ -241,9 +222,7 @@ class StreamAssembler:
         if self._chunks == 0:
             return ModelFailure(FailureKind.MALFORMED, "the stream ended before any reply arrived")
         calls = tuple(
-            ReplyToolCall(
-                id=slot.id, name=slot.name, arguments=slot.arguments if slot.seen_arguments else None
-            )
+            ReplyToolCall(slot.id, slot.name, slot.arguments if slot.seen_arguments else None)
             for slot in self._calls
         )
         reply = ModelReply(
@@ -254,17 +233,12 @@ class StreamAssembler:
             usage=self._usage,
             model=self._model,
         )
-        return clean_reply(reply)
+        return response.clean_reply(reply)
 
 
 def _is_whole_resend(current: str, piece: str) -> bool:
-    """True when a server re-sent the complete arguments it already sent (QUIRKS B-9).
-
-    Only an identical, complete value counts: two *different* complete objects
-    are concatenated like any fragments, so the model is told its JSON is
-    invalid instead of the second object silently replacing the first. The
-    cheap comparison runs first, so ordinary fragments never pay for a parse.
-    """
+    """True when a server re-sent the identical, complete arguments (QUIRKS B-9). Two
+    different objects concatenate, so the model hears its JSON is invalid."""
     if piece != current:
         return False
     try:
@@ -312,14 +286,14 @@ class ResponseDecoder:
         if self.status != 200:
             return ModelFailure(FailureKind.MALFORMED, f"unexpected HTTP {self.status}", status=self.status)
         if not self._sse:
-            return decode_body(bytes(self._body))
+            return response.decode_body(bytes(self._body))
         for event, data in self._parser.finish():
             self._assembler.add_data(event, data)
         return self._assembler.result()
 
 
 def decode_stream(pieces: list[bytes]) -> ModelReply | ModelFailure:
-    """Convenience: a whole SSE body given as pieces."""
+    """A whole SSE body given as pieces."""
     decoder = ResponseDecoder(200, {"content-type": "text/event-stream"})
     for piece in pieces:
         decoder.feed(piece)

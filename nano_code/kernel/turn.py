@@ -263,15 +263,11 @@ def on_model_failure(state: State, event: ModelFailure) -> Transition:
         state = learn_context_window(state, event)
         if state.config.summary_prompt is not None:
             return on_overflow(state, event)
-    if event.kind is FailureKind.MALFORMED:
+    malformed = event.kind is FailureKind.MALFORMED
+    if malformed:
         state = attrs.evolve(state, malformed_streak=state.malformed_streak + 1)
     delay = retry_delay(event, state.attempt, state.config.retry)
-    if (
-        event.kind is FailureKind.MALFORMED
-        and state.malformed_streak >= state.config.max_consecutive_malformed
-    ):
-        delay = None
-    if delay is None:
+    if delay is None or (malformed and state.malformed_streak >= state.config.max_consecutive_malformed):
         reason = give_up_reason(event, state.attempt, state.config.retry)
         return end_turn(state, TurnEnd.FAILED, reason, [])
     state = attrs.evolve(state, attempt=state.attempt + 1)
@@ -280,32 +276,21 @@ def on_model_failure(state: State, event: ModelFailure) -> Transition:
         f"(attempt {state.attempt} of {state.config.retry.max_attempts})",
         TextKind.WARNING,
     )
-    retry = RetryModel(
-        delay=delay,
-        body=request_body(state),
-        step=state.steps_this_turn,
-        attempt=state.attempt,
-        failure=event,
-    )
-    return state, [notice, retry]
+    return state, [
+        notice,
+        RetryModel(delay, request_body(state), state.steps_this_turn, state.attempt, event),
+    ]
 
 
 def on_clear(state: State, _event: ClearConversation) -> Transition:
-    system = state.history[0] if state.history else SystemMessage(state.config.system_prompt)
-    if not isinstance(system, SystemMessage):
-        system = SystemMessage(state.config.system_prompt)
-    state = attrs.evolve(
-        state,
+    first = state.history[0] if state.history else None
+    system = first if isinstance(first, SystemMessage) else SystemMessage(state.config.system_prompt)
+    state = State(  # all else starts afresh
+        config=state.config,
         history=(system,),
-        pending=(),
-        steps_this_turn=0,
-        attempt=0,
-        malformed_streak=0,
-        call_ids=frozenset(),
-        turn_usage=Usage(),
-        compact_due=False,
-        overflow_compacted=False,
-        compaction=None,
+        always_approved=state.always_approved,
+        session_usage=state.session_usage,
+        learned_context_tokens=state.learned_context_tokens,
     )
     return end_turn(state, TurnEnd.COMPLETED, "", [ShowText("cleared the conversation: starting afresh")])
 

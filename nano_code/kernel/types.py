@@ -1,8 +1,5 @@
 """Plain data of a conversation: messages, tool calls, tool specs, usage, config.
-
-Frozen attrs classes with validators: a value that exists is valid. Wire shapes
-live in `request` and `response`.
-"""
+Frozen attrs classes with validators: a value that exists is valid."""
 
 from __future__ import annotations
 
@@ -77,8 +74,7 @@ class ToolSpec:
     path_parameter: str | None = attrs.field(default=None, validator=_opt_str)
     """Name of the argument holding a path, checked against the workspace."""
     sandboxed: bool = attrs.field(default=False, validator=v.instance_of(bool))
-    """Runs inside the OS sandbox whenever one is on (the shell), which then bounds it,
-    so it runs without asking. Not told to the model."""
+    """Runs inside the OS sandbox when one is on (the shell), so then runs without asking."""
 
     @property
     def required_parameters(self) -> tuple[str, ...]:
@@ -116,20 +112,18 @@ class RetryPolicy:
     """Model calls per step, the first one included."""
     base_delay: float = attrs.field(default=1.0, validator=[v.instance_of(float), v.ge(0.0)])
     max_delay: float = attrs.field(default=30.0, validator=[v.instance_of(float), v.ge(0.0)])
-    """Cap on the exponential backoff."""
     max_server_wait: float = attrs.field(default=120.0, validator=[v.instance_of(float), v.ge(0.0)])
     """A Retry-After longer than this is not waited for: the step fails instead."""
 
 
 class ApprovalMode(enum.Enum):
     ASK = "ask"
-    """Ask before anything that mutates or leaves the workspace."""
     AUTO = "auto"
     """Approve every call (--yes)."""
 
 
 MIN_CONTEXT_TOKENS = 1024
-"""The smallest context window nano-code works with (its prompt and tool schemas fill it)."""
+"""The smallest context window nano-code works with."""
 
 
 def _below_compact_at(instance: Any, _attribute: Any, value: float) -> None:
@@ -144,11 +138,10 @@ class SandboxMode(enum.Enum):
     """What the OS sandbox around tools allows; the driver enforces it, the kernel relies on it."""
 
     OFF = "off"
-    """No sandbox: approval is all that stands between the model and the machine."""
     READ_ONLY = "read-only"
-    """Commands run confined: everything read-only but a private /tmp, no network."""
+    """Everything read-only but a private /tmp, no network."""
     WORKSPACE_WRITE = "workspace-write"
-    """Commands run confined: the workspace and a private /tmp writable, no network."""
+    """The workspace and a private /tmp writable, no network."""
 
 
 @attrs.frozen
@@ -171,31 +164,26 @@ class KernelConfig:
     temperature: float | None = attrs.field(
         default=None, validator=v.optional([v.instance_of(float), v.ge(0.0), v.le(2.0)])
     )
-    """Sampling temperature; the API accepts 0 to 2."""
     max_completion_tokens: int | None = attrs.field(
         default=None, validator=v.optional([v.instance_of(int), v.ge(1)])
     )
     seed: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
-    """Asks the server for repeatable sampling (`seed` in the request; best effort on its side)."""
     sandbox: SandboxMode = attrs.field(default=SandboxMode.OFF, validator=v.instance_of(SandboxMode))
-    """The sandbox tools run in (from the command line, never a file); see `policy`."""
+    """From the command line, never a file."""
     context_tokens: int = attrs.field(
         default=128_000, validator=[v.instance_of(int), v.ge(MIN_CONTEXT_TOKENS)]
     )
-    """The model's context window in tokens; a smaller one a server states is learned on
-    top (`State.learned_context_tokens`). Shapes decisions only, never a request body."""
+    """The model's context window (a smaller one a server states is learned); never sent."""
     compact_at: float = attrs.field(default=0.8, validator=[v.instance_of(float), v.ge(0.1), v.le(1.0)])
     """Compact once a reply's prompt tokens reach this share of the context window."""
     keep_recent: float = attrs.field(
         default=0.25, validator=[v.instance_of(float), v.ge(0.0), _below_compact_at]
     )
-    """Share of the context window (at most of the conversation's size) the newest messages
-    kept verbatim by a compaction may fill; everything older is summarised."""
+    """Share of the context window the newest messages kept by a compaction may fill."""
     summary_prompt: str | None = attrs.field(default=None, validator=_opt_str)
     """The summary request's system prompt (`prompts.SUMMARY_PROMPT`); None turns compaction off."""
     summary_as: str = attrs.field(default="assistant", validator=v.in_(("assistant", "user")))
-    """The role carrying a compaction's summary: "assistant" (the agent's own notes) or
-    "user" (sessions recorded before); see `compaction.compacted`."""
+    """The role carrying a compaction's summary ("user": sessions recorded before notes)."""
 
     def tool(self, name: str) -> ToolSpec | None:
         for spec in self.tools:

@@ -1,10 +1,6 @@
-"""Request bodies as the bytes nano-code sends, each message encoded once per session.
-
-A body is the conversation so far, so at step n it repeats the n-1 messages
-already sent: encoding all of them anew each step makes a long session
-quadratic. Here each message's JSON is kept (by the identity of the frozen
-message) and a body is joined from the pieces, byte for byte what `json.dumps`
-of the whole body gives.
+"""Request bodies as bytes, each message encoded once per session (not once per step,
+which is quadratic): cached by the frozen message's identity, joined byte for byte as
+`json.dumps` of the whole body would give.
 """
 
 from __future__ import annotations

@@ -25,63 +25,49 @@ DEFAULT_MODEL = "anthropic/claude-sonnet-4.5"
 
 _API_KEY = "OPENROUTER_API_KEY"
 _BASE_URL = "INFERENCE_BASE_URL"
-_MODEL = "MODEL_NAME"
-_MAX_STEPS = "NANO_CODE_MAX_STEPS"
-_STREAM = "NANO_CODE_STREAM"
-_CONNECT_TIMEOUT = "NANO_CODE_CONNECT_TIMEOUT"
-_READ_TIMEOUT = "NANO_CODE_READ_TIMEOUT"
-_SHELL_TIMEOUT = "NANO_CODE_SHELL_TIMEOUT"
-_CALL_TIMEOUT = "NANO_CODE_CALL_TIMEOUT"
-_MAX_RESPONSE_BYTES = "NANO_CODE_MAX_RESPONSE_BYTES"
-_YES = "NANO_CODE_YES"
-_SANDBOX = "NANO_CODE_SANDBOX"
-_SANDBOX_NETWORK = "NANO_CODE_SANDBOX_NETWORK"
-_SNAPSHOT_MAX_BYTES = "NANO_CODE_SNAPSHOT_MAX_BYTES"
-_CONTEXT_TOKENS = "NANO_CODE_CONTEXT_TOKENS"
 _HOME = "NANO_CODE_HOME"
-_DEBUG = "NANO_CODE_DEBUG"
 
 #: (variable, default as shown, comment) for every setting: `.env.example` and `--help` come from it.
 SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     (_API_KEY, "", "API key sent as a Bearer token; leave unset for local servers that need none"),
     (_BASE_URL, DEFAULT_BASE_URL, "OpenAI-compatible endpoint; /chat/completions is appended"),
-    (_MODEL, DEFAULT_MODEL, "model name sent with every request"),
-    (_MAX_STEPS, "50", "most model calls in one turn before the agent stops"),
-    (_STREAM, "true", "stream replies as they are generated (true/false)"),
-    (_CONNECT_TIMEOUT, "10", "seconds to wait for a connection to the endpoint"),
-    (_READ_TIMEOUT, "300", "seconds to wait for more data from the endpoint"),
-    (_CALL_TIMEOUT, "900", "seconds one model call may take in all, however the server trickles"),
+    ("MODEL_NAME", DEFAULT_MODEL, "model name sent with every request"),
+    ("NANO_CODE_MAX_STEPS", "50", "most model calls in one turn before the agent stops"),
+    ("NANO_CODE_STREAM", "true", "stream replies as they are generated (true/false)"),
+    ("NANO_CODE_CONNECT_TIMEOUT", "10", "seconds to wait for a connection to the endpoint"),
+    ("NANO_CODE_READ_TIMEOUT", "300", "seconds to wait for more data from the endpoint"),
+    ("NANO_CODE_CALL_TIMEOUT", "900", "seconds one model call may take in all, however the server trickles"),
     (
-        _MAX_RESPONSE_BYTES,
+        "NANO_CODE_MAX_RESPONSE_BYTES",
         "33554432",
         "most bytes of one reply (after decompression) before it is abandoned (32 MiB)",
     ),
-    (_SHELL_TIMEOUT, "120", "seconds before a shell command is killed"),
+    ("NANO_CODE_SHELL_TIMEOUT", "120", "seconds before a shell command is killed"),
     (
-        _CONTEXT_TOKENS,
+        "NANO_CODE_CONTEXT_TOKENS",
         "128000",
         "the model's context window in tokens: the conversation is compacted (older part summarised) "
         "near it; a smaller window a server's error states is learned",
     ),
     (
-        _YES,
+        "NANO_CODE_YES",
         "false",
         "run every tool call without asking for approval (flag --yes); "
         "the environment or the flag only, never .env",
     ),
     (
-        _SANDBOX,
+        "NANO_CODE_SANDBOX",
         "",
         "workspace-write (the default where bwrap works), read-only or off (flag --sandbox); "
         "the environment or the flag only, never .env",
     ),
     (
-        _SANDBOX_NETWORK,
+        "NANO_CODE_SANDBOX_NETWORK",
         "false",
         "let sandboxed commands use the network (flag --sandbox-network); the environment or the flag only",
     ),
     (
-        _SNAPSHOT_MAX_BYTES,
+        "NANO_CODE_SNAPSHOT_MAX_BYTES",
         "20971520",
         "most bytes of workspace files a recorded session keeps a snapshot of, for forks (20 MiB; 0: none)",
     ),
@@ -90,7 +76,7 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
         "~/.local/share/nano-code",
         "where sessions are stored (default $XDG_DATA_HOME/nano-code when XDG_DATA_HOME is set)",
     ),
-    (_DEBUG, "false", "print debugging details (true/false)"),
+    ("NANO_CODE_DEBUG", "false", "print debugging details (true/false)"),
 )
 
 _DEFAULTS = {name: default for name, default, _ in SETTINGS_DOC}
@@ -184,8 +170,12 @@ def _default_home(environ: Mapping[str, str]) -> Path:
 class _Checker:
     """Turns raw strings into typed values, raising ConfigError that hides the key."""
 
-    def __init__(self, api_key: str | None) -> None:
+    def __init__(self, api_key: str | None, raw: Mapping[str, str]) -> None:
         self.api_key = api_key
+        self.raw = raw
+
+    def text(self, name: str) -> str:
+        return self.raw.get(name, _DEFAULTS[name])
 
     def error(self, message: str) -> ConfigError:
         key = self.api_key
@@ -200,30 +190,32 @@ class _Checker:
             text = text[: _MAX_SHOWN - 4] + "...'"
         return self.error(f"{name} must be {expectation}, got {text}")
 
-    def boolean(self, name: str, value: str) -> bool:
-        word = value.lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
+    def boolean(self, name: str) -> bool:
+        value = self.text(name)
+        if value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
         raise self.bad(name, "one of 1/0/true/false/yes/no/on/off", value)
 
-    def size(self, name: str, value: str) -> int:
+    def size(self, name: str) -> int:
+        value = self.text(name)
         if _WHOLE_NUMBER.fullmatch(value) is None:
             raise self.bad(name, "a whole number of bytes >= 0", value)
         return int(value)
 
-    def choice(self, name: str, value: str, allowed: tuple[str, ...]) -> str:
+    def choice(self, name: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(name)
         if value.lower() not in allowed:
             raise self.bad(name, f"one of {'/'.join(allowed)}", value)
         return value.lower()
 
-    def at_least(self, name: str, value: str, minimum: int) -> int:
+    def at_least(self, name: str, minimum: int) -> int:
+        value = self.text(name)
         if _WHOLE_NUMBER.fullmatch(value) is None or int(value) < minimum:
             raise self.bad(name, f"a whole number >= {minimum}", value)
         return int(value)
 
-    def seconds(self, name: str, value: str) -> float:
+    def seconds(self, name: str) -> float:
+        value = self.text(name)
         if _DECIMAL.fullmatch(value) is None:
             raise self.bad(name, "a number of seconds > 0", value)
         number = float(value)
@@ -241,7 +233,7 @@ class _Checker:
 
 
 DOTENV_MAX_BYTES = 1 << 20
-DOTENV_SETTINGS = (_API_KEY, _BASE_URL, _MODEL)
+DOTENV_SETTINGS = (_API_KEY, _BASE_URL, "MODEL_NAME")
 """What a `.env` may set: the connection, its original use. A `.env` comes with whatever
 directory nano-code starts in (a cloned repository, say), so it is data: it must not decide
 what is allowed (approval, sandbox), how far a run may go (steps, timeouts, sizes) or where
@@ -323,7 +315,7 @@ def load_settings(
                 raw[name] = value.strip()
 
     api_key = raw.get(_API_KEY)
-    check = _Checker(api_key)
+    check = _Checker(api_key, raw)
     if api_key is not None and not all("!" <= char <= "~" for char in api_key):
         raise check.error(f"{_API_KEY} must be printable ASCII without spaces (value not shown)")
 
@@ -331,11 +323,8 @@ def load_settings(
         later = [layer.get(name) for layer in layers[1:]]
         return _is_set(dotenv.get(name)) and not any(value is not None and _is_set(value) for value in later)
 
-    def text(name: str) -> str:
-        return raw.get(name, _DEFAULTS[name])
-
-    base_url = text(_BASE_URL).rstrip("/")
-    server = check.url(_BASE_URL, text(_BASE_URL))
+    base_url = check.text(_BASE_URL).rstrip("/")
+    server = check.url(_BASE_URL, check.text(_BASE_URL))
     if from_dotenv(_BASE_URL):
         if api_key is not None and not from_dotenv(_API_KEY) and not is_loopback_host(server.host):
             raise check.error(
@@ -362,20 +351,20 @@ def load_settings(
     return Settings(
         api_key=api_key,
         base_url=base_url,
-        model=text(_MODEL),
-        max_steps=check.at_least(_MAX_STEPS, text(_MAX_STEPS), 1),
-        stream=check.boolean(_STREAM, text(_STREAM)),
-        connect_timeout=check.seconds(_CONNECT_TIMEOUT, text(_CONNECT_TIMEOUT)),
-        read_timeout=check.seconds(_READ_TIMEOUT, text(_READ_TIMEOUT)),
-        call_timeout=check.seconds(_CALL_TIMEOUT, text(_CALL_TIMEOUT)),
-        max_response_bytes=check.at_least(_MAX_RESPONSE_BYTES, text(_MAX_RESPONSE_BYTES), 1),
-        shell_timeout=check.seconds(_SHELL_TIMEOUT, text(_SHELL_TIMEOUT)),
-        auto_approve=check.boolean(_YES, text(_YES)),
-        sandbox=check.choice(_SANDBOX, raw[_SANDBOX], SANDBOX_MODES) if _SANDBOX in raw else None,
-        sandbox_network=check.boolean(_SANDBOX_NETWORK, text(_SANDBOX_NETWORK)),
-        snapshot_max_bytes=check.size(_SNAPSHOT_MAX_BYTES, text(_SNAPSHOT_MAX_BYTES)),
-        context_tokens=check.at_least(_CONTEXT_TOKENS, text(_CONTEXT_TOKENS), 1024),
+        model=check.text("MODEL_NAME"),
+        max_steps=check.at_least("NANO_CODE_MAX_STEPS", 1),
+        stream=check.boolean("NANO_CODE_STREAM"),
+        connect_timeout=check.seconds("NANO_CODE_CONNECT_TIMEOUT"),
+        read_timeout=check.seconds("NANO_CODE_READ_TIMEOUT"),
+        call_timeout=check.seconds("NANO_CODE_CALL_TIMEOUT"),
+        max_response_bytes=check.at_least("NANO_CODE_MAX_RESPONSE_BYTES", 1),
+        shell_timeout=check.seconds("NANO_CODE_SHELL_TIMEOUT"),
+        auto_approve=check.boolean("NANO_CODE_YES"),
+        sandbox=check.choice("NANO_CODE_SANDBOX", SANDBOX_MODES) if "NANO_CODE_SANDBOX" in raw else None,
+        sandbox_network=check.boolean("NANO_CODE_SANDBOX_NETWORK"),
+        snapshot_max_bytes=check.size("NANO_CODE_SNAPSHOT_MAX_BYTES"),
+        context_tokens=check.at_least("NANO_CODE_CONTEXT_TOKENS", 1024),
         home=home,
-        debug=check.boolean(_DEBUG, text(_DEBUG)),
+        debug=check.boolean("NANO_CODE_DEBUG"),
         warnings=tuple(warnings),
     )

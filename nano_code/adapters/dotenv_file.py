@@ -1,10 +1,6 @@
-"""Reading a `.env` file the way python-dotenv 1.x does, statement by statement.
-
-Users write their `.env` against that tool, so its grammar is followed exactly:
-`export`, quotes and their escapes, inline comments, values over several lines,
-`${NAME:-default}` expansion; a statement that does not parse is skipped to its
-line's end. `\\s` is Unicode whitespace as in python-dotenv; "blank" is
-whitespace other than CR and LF.
+"""Reading a `.env` file exactly as python-dotenv 1.x does, which users write it against:
+`export`, quotes and escapes, inline comments, multi-line values, `${NAME:-default}`; a
+statement that does not parse is skipped to its line's end. "Blank" is whitespace but CR/LF.
 """
 
 from __future__ import annotations
@@ -31,18 +27,7 @@ _VARIABLE = re.compile(r"\$\{([^}:]*)(?::-([^}]*))?\}")
 
 _DOUBLE_QUOTE_ESCAPES = re.compile(r"\\[\\'\"abfnrtv]")
 _SINGLE_QUOTE_ESCAPES = re.compile(r"\\[\\']")
-_ESCAPED = {
-    "\\": "\\",
-    "'": "'",
-    '"': '"',
-    "a": "\a",
-    "b": "\b",
-    "f": "\f",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-    "v": "\v",
-}
+_ESCAPED = dict(zip("\\'\"abfnrtv", "\\'\"\a\b\f\n\r\t\v", strict=True))
 
 
 def _unescape(pattern: re.Pattern[str], raw: str) -> str:
@@ -83,11 +68,8 @@ def _read_value(text: str, pos: int) -> tuple[str, int]:
 
 
 def _read_statement(text: str, pos: int) -> tuple[str | None, str | None, int]:
-    """One ``[export] KEY[=VALUE] [# comment]`` statement starting at ``pos``.
-
-    Returns (key, value, position after the line end). The key is None for a
-    comment line; the value is None for a key without ``=``.
-    """
+    """(key, value, position after the line end) of one `[export] KEY[=VALUE] [# comment]`:
+    key None for a comment line, value None for a key without `=`."""
     export = _EXPORT_PREFIX.match(text, pos)
     if export is not None:
         pos = export.end()
@@ -133,13 +115,9 @@ def _scan(text: str) -> list[tuple[str, str | None]]:
 
 
 def parse_dotenv(text: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The text of a `.env` file as {name: value}, as python-dotenv 1.x's `dotenv_values`
-    reads it (minus keys without `=`). Never raises.
-
-    `${NAME}` and `${NAME:-default}` expand from the assignments above, then from
-    `environ` only (python-dotenv reads `os.environ`: pass it for the same result),
-    so the function stays pure.
-    """
+    """A `.env`'s text as {name: value}, as python-dotenv's `dotenv_values` reads it (minus
+    keys without `=`); never raises. `${NAME}` expands from the assignments above, then from
+    `environ` (python-dotenv reads `os.environ`; passing it keeps this pure)."""
     outside: Mapping[str, str] = environ if environ is not None else {}
     expanded: dict[str, str | None] = {}
 

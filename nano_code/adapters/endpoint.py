@@ -1,10 +1,8 @@
-"""Judging a base URL as the HTTP client will read it: urllib3's parser, not urllib.parse's.
+"""Judging a base URL as urllib3, which connects, reads it; refused where parsers disagree.
 
-Two parsers that disagree about a URL's host are an attack: `http://evil:80\\@127.0.0.1/v1`
-is 127.0.0.1 to `urlsplit` and `evil:80` to urllib3, which is what connects. So a base
-URL is read with urllib3's `parse_url`, and refused when it holds anything the parsers
-read differently (a backslash, userinfo, percent-escapes or non-ASCII in the host, a host
-or port `urlsplit` reads otherwise).
+`http://evil:80\\@127.0.0.1/v1` is 127.0.0.1 to `urlsplit` but evil:80 to urllib3, so a
+backslash, userinfo, %-escapes or non-ASCII in the host, or a host or port `urlsplit`
+reads otherwise, is refused.
 """
 
 from __future__ import annotations
@@ -12,8 +10,6 @@ from __future__ import annotations
 import ipaddress
 from typing import NamedTuple
 from urllib.parse import urlsplit
-
-__all__ = ["Endpoint", "UnsafeURL", "endpoint", "is_loopback_url", "is_loopback_host"]
 
 GENERIC = "an http:// or https:// URL"
 

@@ -1,14 +1,8 @@
-"""The model client: one urllib3 connection pool, one request per kernel CallModel.
+"""The model client: one urllib3 pool, one request per `CallModel`, its reply decoded live.
 
-It sends the body the kernel built, feeds the response bytes to the kernel's
-`ResponseDecoder` as they arrive (streamed text shows live) and returns the
-event the response amounts to; transport trouble is a `ModelFailure` too (the
-kernel decides on retries). It records here, in vcrpy's interaction shape,
-because vcrpy itself buffers a streamed response whole while recording.
-
-Every reply is bounded: `max_response_bytes` after decompression (gzip and
-deflate inflated in bounded pieces; other encodings refused) and
-`call_timeout` seconds in all, however slowly the server trickles.
+Transport trouble is a `ModelFailure` too (the kernel decides on retries). Exchanges go
+to sinks (the recorder; vcrpy would buffer a stream whole). Every reply is bounded:
+`max_response_bytes` after decompression and `call_timeout` seconds in all.
 """
 
 from __future__ import annotations
@@ -114,7 +108,6 @@ class _Deadline:
             self._changed.notify()
 
     def stop(self) -> None:
-        """End the watchdog thread (the client is closed)."""
         with self._changed:
             self._stopping = True
             self._until = None
@@ -244,10 +237,8 @@ class ModelClient:
         payload: bytes | None = None,
         action: object = None,
     ) -> ModelReply | ModelFailure:
-        """Send one request and decode its response. KeyboardInterrupt propagates.
-
-        `payload` is `body` already encoded, when the caller has it; `action` is
-        handed to the exchange sinks with the exchange and the decoded reply."""
+        """Send one request and decode its response (`payload`: `body` already encoded;
+        `action` goes to the exchange sinks). KeyboardInterrupt propagates."""
         if payload is None:
             payload = encode_body(body)
         stream = bool(body.get("stream"))

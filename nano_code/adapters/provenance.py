@@ -1,9 +1,5 @@
-"""A recording's provenance: how, where and with what the session was made.
-
-Recorded in the session's metadata line, so a replay (or a reader) never lacks
-the context: versions, model, server host, generation parameters, tool schemas,
-the system prompt's hash and a fingerprint of the workspace.
-"""
+"""A recording's provenance (its metadata line): versions, model, server host, generation
+parameters, tool schemas, the system prompt's hash, a fingerprint of the workspace."""
 
 from __future__ import annotations
 
@@ -27,12 +23,8 @@ FINGERPRINT_SKIPPED_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "
 
 
 def workspace_fingerprint(workspace: Path) -> dict[str, Any]:
-    """git HEAD and dirty state, or else a hash of (at most 2000 of) the workspace's small files.
-
-    One `git status --porcelain=v2 --branch` gives both HEAD and the dirty
-    state. The content walk is bounded, so starting in a huge directory (a
-    home directory, say) costs milliseconds, not a crawl of the disk.
-    """
+    """git HEAD and dirty state, or else a hash of (at most 2000 of) the workspace's small
+    files: bounded, so a home directory costs milliseconds."""
     status = git.output(git.STATUS, workspace)
     if status is not None:
         head = None

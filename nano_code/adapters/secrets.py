@@ -79,13 +79,7 @@ class Redactor:
         return text
 
     def check(self, text: str) -> None:
-        if not self.secret:
-            return
-        if (
-            self._pattern.search(text)
-            if self._escapes_possible(text)
-            else any(form in text for form in self._plain_forms)
-        ):
+        if self.scrub(text) != text:
             raise SecretLeakError("refusing to write the session: the API key would appear in it")
 
     @property

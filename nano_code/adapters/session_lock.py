@@ -1,8 +1,5 @@
-"""One writer per session file: a `flock` on the file itself, held while the writer lives.
-
-Two writers would interleave their records. The OS drops the lock when its
-process dies, however it dies, so nothing is left behind; a second writer is
-refused, naming the process that holds the file (from /proc/locks).
+"""One writer per session file: a `flock` held while the writer lives, dropped by the OS
+however its process dies; a second writer is refused, naming the holder (/proc/locks).
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""What `nano-code sessions` shows of a session file, read without holding its records.
-
-Listing stays cheap whatever a file holds: lines are read a piece at a time,
-interactions counted, not parsed, and journal lines parsed only up to
-`LIST_PARSE_BYTES` (a longer user input gives its first line from its start).
+"""A session's row for `nano-code sessions`, cheap whatever the file holds: interactions
+counted, not parsed; journal lines parsed only up to `LIST_PARSE_BYTES`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""Writing session files: append one record per write, export, private folders.
+"""Writing session files: one record per write, export, private (0600/0700) files and folders.
 
-One process writes a session at a time (`session_lock`). A write that fails
-(disk full, quota, file size limit) cuts its partial record off again and stops
-the recording: what was written before stays, resumable. Recordings hold what
-the agent read, so files are created 0600 and folders nano-code creates 0700,
-whatever the umask.
+A write that fails cuts its partial record off and stops the recording; what was
+written before stays, resumable. One process writes a file at a time (`session_lock`).
 """
 
 from __future__ import annotations
@@ -34,8 +31,7 @@ from nano_code.adapters.session_file import (
 
 
 class RecordingStopped(Exception):
-    """Writing the session failed (disk full, quota, file size limit, I/O error): the run
-    stops with this one line, and the file keeps every record written before."""
+    """Writing the session failed: the run stops with this line; earlier records stay."""
 
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(
@@ -75,10 +71,8 @@ def _drop_torn_tail(fd: int) -> bool:
 
 
 class SessionWriter:
-    """Appends records, each one write() of one line; holds the file's lock for its life.
-
-    A write that fails raises `RecordingStopped` once; after that nothing more is written.
-    """
+    """Appends records, one write() a line, holding the file's lock; after a failed write
+    (`RecordingStopped`, raised once) nothing more is written."""
 
     def __init__(
         self,
@@ -200,7 +194,6 @@ class SessionWriter:
             self._stop(error.strerror or str(error))
 
     def close(self) -> None:
-        """Close the file, which lets the next writer have it."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

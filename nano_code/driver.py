@@ -1,10 +1,6 @@
-"""The loop: perform each action the kernel asks for, feed back what happened.
-
-This is the only place the pure kernel meets the adapters. It owns the
-current `State`; a `Performer` carries out actions (live: the model client,
-the tools and the terminal; replay: the recording); `Observer`s watch every
-event and action (the terminal display, `--json` output, the recorder).
-"""
+"""The loop, where the pure kernel meets the adapters: perform each action the kernel asks
+for and feed back what happened. A `Performer` carries actions out (live or from a
+recording); `Observer`s watch every event and action (display, `--json`, the recorder)."""
 
 from __future__ import annotations
 
@@ -64,7 +60,6 @@ class Driver:
         return actions
 
     def run_turn(self, text: str) -> EndTurn:
-        """One user turn, from input to the kernel's EndTurn."""
         return self.run(self.feed(UserInput(text)))
 
     def run(self, actions: list[Action]) -> EndTurn:
@@ -82,32 +77,27 @@ class Driver:
         return end
 
     def change_setting(self, state: State, change: object) -> None:
-        """Go on from `state`, the current one with a setting changed (see
-        `session/changes.py`); observers with an `on_setting_change` hook see `change`."""
+        """Go on from `state`, the current one with a setting changed (`session/changes.py`)."""
         self.state = state
-        for observer in self.observers:
-            hook = getattr(observer, "on_setting_change", None)
-            if hook is not None:
-                hook(change, state)
+        self._tell("on_setting_change", change)
 
     def note_command(self, text: str) -> None:
-        """An interactive command the user typed (/cost, /model ...): observers with an
-        `on_command` hook see it (the recorder journals it)."""
+        """An interactive command the user typed (/cost, /model ...), for the recorder."""
+        self._tell("on_command", text)
+
+    def _tell(self, hook_name: str, what: object) -> None:
         for observer in self.observers:
-            hook = getattr(observer, "on_command", None)
+            hook = getattr(observer, hook_name, None)
             if hook is not None:
-                hook(text, self.state)
+                hook(what, self.state)
 
     def hand_over(self, performer: Performer) -> None:
-        """From the next action on, `performer` carries them out (a fork going live:
-        the replaying performer hands the session to a live one, once)."""
+        """From the next action on, `performer` carries them out (a fork going live)."""
         self.performer = performer
 
     def interrupt(self) -> EndTurn | None:
         """Close a turn that a Ctrl-C tore out of `run` (outside any performer)."""
-        if self.state.phase is Phase.AWAITING_USER:
-            return None
-        return self.run(self.feed(Interrupt()))
+        return None if self.state.phase is Phase.AWAITING_USER else self.run(self.feed(Interrupt()))
 
     def _perform(self, action: Action) -> Event | None:
         if isinstance(action, (CallModel, RetryModel)):

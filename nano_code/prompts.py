@@ -1,5 +1,4 @@
-"""The prompts nano-code sends. A change here changes every request body: recorded
-sessions then diverge on replay (`nano-code replay --rebless` when intended)."""
+"""The prompts nano-code sends: a change here makes recorded sessions diverge on replay."""
 
 from __future__ import annotations
 
@@ -25,8 +24,7 @@ verified it. No preamble, no repetition of the task.
 """
 
 AGENTS_FILE = "AGENTS.md"
-AGENTS_LIMIT = 20_000
-"""Characters of AGENTS.md included; more would crowd out the conversation."""
+AGENTS_LIMIT = 20_000  # characters of AGENTS.md included; more would crowd out the conversation
 
 
 SANDBOX_NOTES = {
@@ -45,8 +43,7 @@ SANDBOX_NOTES = {
 def build_system_prompt(
     workspace: str, agents_md: str | None, sandbox: str = "off", sandbox_network: bool = False
 ) -> str:
-    """The system prompt for a workspace, with its AGENTS.md (capped) when present, and what the
-    sandbox allows when one is on (with none, the prompt is what it always was)."""
+    """The system prompt for a workspace, with its AGENTS.md (capped) and what the sandbox allows."""
     prompt = f"{SYSTEM_PROMPT}\nWorkspace: {workspace}\n"
     note = SANDBOX_NOTES.get(sandbox)
     if note is not None:
@@ -82,5 +79,4 @@ paths, names and numbers to descriptions. Leave out pleasantries and anything \
 that no longer matters. Do not call tools and do not continue the task: only \
 write the summary.
 """
-"""The system prompt of a compaction's summary request (`KernelConfig.summary_prompt`); a
-change to it makes recorded sessions that compacted diverge on replay."""
+"""The system prompt of a compaction's summary request (`KernelConfig.summary_prompt`)."""

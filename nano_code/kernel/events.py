@@ -52,7 +52,6 @@ class FailureKind(enum.Enum):
     SERVER_ERROR = "server_error"
     BAD_REQUEST = "bad_request"
     MALFORMED = "malformed"
-    """The body could not be understood as a reply."""
     IN_BAND_ERROR = "in_band_error"
     """HTTP 200, but the body (or a stream event) carried an error object."""
     TRANSPORT = "transport"

@@ -16,8 +16,7 @@ from typing import Any
 import attrs
 
 _TOKEN = re.compile(r"\.\.(?P<deep>[^.\[\]]+)|\.(?P<key>[^.\[\]]+)|\[(?P<index>\*|\d+)\]")
-MISSING = "<missing>"
-"""How a report shows a key or element that one side does not have."""
+MISSING = "<missing>"  # how a report shows what one side does not have
 _ABSENT = object()  # compared by identity, so a literal "<missing>" value still differs from an absent one
 
 

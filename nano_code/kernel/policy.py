@@ -1,7 +1,4 @@
-"""Decisions, as pure functions: retries, approval, truncation, argument checks.
-
-The driver only carries them out, so a policy change shows up in replays as a divergence.
-"""
+"""Decisions, as pure functions: retries, approval, truncation, argument checks."""
 
 from __future__ import annotations
 
@@ -26,10 +23,8 @@ def is_transient_status(status: int | None) -> bool:
 
 
 def retry_delay(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> float | None:
-    """Seconds to wait before attempt `attempt + 1` (calls made so far), or None to give up.
-
-    A server-given wait is honoured; one longer than `max_server_wait` means giving up.
-    """
+    """Seconds to wait before attempt `attempt + 1`, or None to give up (also when the
+    server asks to wait longer than `max_server_wait`)."""
     if failure.kind in NEVER_RETRIED:
         return None
     if (
@@ -43,7 +38,7 @@ def retry_delay(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> flo
     if failure.retry_after is not None:
         wait = max(0.0, failure.retry_after)
         return wait if wait <= policy.max_server_wait else None
-    # The exponent is capped: 2.0 ** 1024 overflows, and max_delay caps far below anyway.
+    # The exponent is capped: 2.0 ** 1024 overflows.
     return min(policy.max_delay, policy.base_delay * (2.0 ** min(attempt - 1, 64)))
 
 
@@ -55,8 +50,7 @@ def _seconds_text(seconds: float) -> str:
 
 
 def give_up_reason(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> str:
-    """What the user reads when `retry_delay` gave up: the failure's message, plus the
-    server's wait when nano-code chose not to wait that long."""
+    """Why `retry_delay` gave up: the failure's message, and the server's wait if that was why."""
     if failure.retry_after is None or failure.retry_after <= policy.max_server_wait:
         return failure.message
     if retry_delay(attrs.evolve(failure, retry_after=None), attempt, policy) is None:
@@ -68,8 +62,7 @@ def give_up_reason(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> 
 
 
 def cut_middle(text: str, limit: int) -> str:
-    """Keep the head and tail of `text` within about `limit` characters; the marker says
-    how much was cut, so the model can ask for the rest."""
+    """The head and tail of `text` within about `limit` characters, with a marker of the cut."""
     if len(text) <= limit:
         return text
     head_size = limit * 2 // 5
@@ -97,13 +90,9 @@ def approval_requirement(
     inside_workspace: bool | None,
     sandbox: SandboxMode = SandboxMode.OFF,
 ) -> Approval:
-    """Whether a well-formed call may run without asking.
-
-    Read-only tools inside the workspace run freely; anything that mutates or leaves
-    the workspace asks, unless auto-approved or "always" approved. A sandbox only
-    removes questions: a sandboxed tool runs freely, and under `workspace-write` so
-    does a write inside the workspace (the file tools re-check at the moment of use).
-    """
+    """Whether a well-formed call may run without asking: what mutates or leaves the workspace
+    asks unless approved for good. A sandbox only removes questions: a sandboxed tool, and
+    under `workspace-write` a write inside the workspace, run freely."""
     if mode is ApprovalMode.AUTO or spec.name in always_approved:
         return Approval.RUN
     if sandbox is not SandboxMode.OFF and spec.sandboxed:
@@ -129,8 +118,7 @@ _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 MAX_ARGUMENT_DEPTH = 64
-"""Deeper arguments are refused: no tool needs them, and the state holding them
-must still serialise (a recursive walk would hit Python's recursion limit)."""
+"""Deeper arguments are refused: the state holding them must still serialise."""
 
 
 def _nested_deeper_than(value: object, limit: int) -> bool:
@@ -150,17 +138,13 @@ def _nested_deeper_than(value: object, limit: int) -> bool:
 
 
 def _reject_constant(name: str) -> Any:
-    # Python accepts NaN/Infinity, but they are not JSON: strict servers reject
-    # such arguments when the history is sent back (QUIRKS B-11).
+    # NaN/Infinity are not JSON: strict servers reject them in the history (QUIRKS B-11).
     raise ValueError(f"{name} is not a JSON value")
 
 
 def parse_arguments(spec: ToolSpec | None, name: str, raw: str | None) -> dict[str, Any] | str:
-    """The call's arguments as a dict, or a message telling the model what is wrong.
-
-    Absent, null or empty arguments mean none; anything else must be a JSON object
-    fitting the schema. Nothing is guessed or filled in.
-    """
+    """The call's arguments as a dict (none when absent or empty), or a message telling the
+    model what is wrong. Nothing is guessed or filled in."""
     if spec is None:
         return f"Error: there is no tool named {name!r}. Use one of the tools you were given."
     if raw is None or raw.strip() == "":
@@ -185,9 +169,8 @@ def parse_arguments(spec: ToolSpec | None, name: str, raw: str | None) -> dict[s
 
 
 def check_argument_values(spec: ToolSpec, arguments: Mapping[str, Any]) -> str | None:
-    """Why `arguments` do not fit the tool's schema (required and unknown parameters,
-    basic JSON types, `minimum`), or None. Runs before approval, so the user is never
-    asked about a call that could not run."""
+    """Why `arguments` do not fit the tool's schema (required, unknown, types, `minimum`), or
+    None. Runs before approval: the user is never asked about a call that could not run."""
     name = spec.name
     raw_properties = spec.parameters.get("properties")
     properties: Mapping[str, Any] = raw_properties if isinstance(raw_properties, Mapping) else {}

@@ -37,12 +37,8 @@ def encode_tool(spec: ToolSpec) -> dict[str, Any]:
 
 
 class RequestBody(Mapping[str, Any]):
-    """The body of a request, as a read-only mapping built on first use.
-
-    Building the dict walks the whole history, so it waits until someone reads
-    `messages`. An encoder may instead use `config` and `history` and encode each
-    message once (`adapters/model_client.py`); its bytes equal `json.dumps(dict(body))`.
-    """
+    """A request body as a read-only mapping, built when `messages` is first read (an encoder
+    may use `config` and `history` directly; its bytes equal `json.dumps(dict(body))`)."""
 
     __slots__ = ("_built", "config", "history")
 
@@ -99,11 +95,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def clean_text(text: str) -> str:
-    """`text` made encodable as UTF-8 (lone surrogates become U+FFFD).
-
-    A JSON escape like `\\ud800`, or an undecodable byte read from stdin, would
-    otherwise make the next request body (or the terminal) fail to encode.
-    """
+    """`text` made encodable as UTF-8: lone surrogates (a JSON `\\ud800`, a bad stdin byte)
+    become U+FFFD."""
     if text.isascii():
         return text
     try:

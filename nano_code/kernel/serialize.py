@@ -1,10 +1,7 @@
-"""Kernel values to and from plain JSON data, losslessly.
+"""Kernel values to and from plain JSON data, losslessly (`--json`, journals, resuming).
 
-Used for `--json` output, session journals and resuming. Attrs instances
-become objects tagged with their class name under "type"; enums become their
-value; tuples and frozensets become lists. `from_json` rebuilds them from the
-field annotations, so `from_json(to_json(x)) == x` for every kernel value (a
-property test holds this for reachable states).
+Attrs instances become objects tagged with their class name under "type"; `from_json`
+rebuilds them from the field annotations, so `from_json(to_json(x)) == x`.
 """
 
 from __future__ import annotations
@@ -68,8 +65,7 @@ def _structure(data: Any, hint: Any) -> Any:
         options = typing.get_args(hint)
         if data is None and type(None) in options:
             return None
-        # Only a union of kernel classes holds tagged values: a plain mapping
-        # (tool arguments) may have a "type" key naming a class by chance.
+        # Only a union of kernel classes holds tagged values (tool arguments may have "type").
         if isinstance(data, Mapping) and _registry().get(str(data.get(TAG))) in options:
             return from_json(data)
         for option in options:
@@ -80,12 +76,9 @@ def _structure(data: Any, hint: Any) -> Any:
             except (TypeError, ValueError):
                 continue
         raise ValueError(f"{data!r} matches none of {hint}")
-    if origin is tuple:
+    if origin in (tuple, frozenset):
         item_hint = typing.get_args(hint)[0]
-        return tuple(_structure(item, item_hint) for item in data)
-    if origin is frozenset:
-        item_hint = typing.get_args(hint)[0]
-        return frozenset(_structure(item, item_hint) for item in data)
+        return origin(_structure(item, item_hint) for item in data)
     if origin in (Mapping, dict) or hint in (Mapping, dict):
         if not isinstance(data, Mapping):
             raise TypeError(f"expected an object, got {data!r}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import attrs
 
+from nano_code.kernel import policy
 from nano_code.kernel.actions import (
     Action,
     AskApproval,
@@ -32,14 +33,7 @@ from nano_code.kernel.events import (
     UserInput,
     Verdict,
 )
-from nano_code.kernel.policy import (
-    Approval,
-    approval_requirement,
-    format_tool_output,
-    give_up_reason,
-    parse_arguments,
-    retry_delay,
-)
+from nano_code.kernel.policy import Approval
 from nano_code.kernel.request import clean_text
 from nano_code.kernel.state import (
     AfterSummary,
@@ -115,7 +109,7 @@ def on_model_reply(state: State, event: ModelReply) -> Transition:
         call_id = _unique_id(raw.id, taken, base + position)
         taken.add(call_id)
         spec = state.config.tool(raw.name)
-        parsed = parse_arguments(spec, raw.name, raw.arguments)
+        parsed = policy.parse_arguments(spec, raw.name, raw.arguments)
         if isinstance(parsed, str):
             # Unparseable arguments are never sent back (QUIRKS B-11); the tool message explains.
             call = ToolCall(id=call_id, name=raw.name or "unnamed", arguments="{}")
@@ -160,7 +154,7 @@ def _advance(state: State) -> Transition:
             continue
         spec = state.config.tool(head.call.name)
         assert spec is not None  # parse_arguments refused unknown tools
-        decision = approval_requirement(
+        decision = policy.approval_requirement(
             spec, state.config.approval, state.always_approved, None, state.config.sandbox
         )
         if decision is Approval.NEEDS_FACTS:
@@ -228,7 +222,7 @@ def on_tool_facts(state: State, event: ToolCallFacts) -> Transition:
     head = _require_head(state, event.call_id)
     spec = state.config.tool(head.call.name)
     assert spec is not None
-    decision = approval_requirement(
+    decision = policy.approval_requirement(
         spec, state.config.approval, state.always_approved, event.inside_workspace, state.config.sandbox
     )
     return _decide(state, decision, [])
@@ -248,7 +242,7 @@ def on_approval(state: State, event: ApprovalDecision) -> Transition:
 
 def on_tool_result(state: State, event: ToolResult) -> Transition:
     head = _require_head(state, event.call_id)
-    content = format_tool_output(
+    content = policy.format_tool_output(
         clean_text(event.output), event.exit_status, state.config.max_tool_output_chars
     )
     if event.is_error and not content.startswith("Error"):
@@ -266,9 +260,9 @@ def on_model_failure(state: State, event: ModelFailure) -> Transition:
     malformed = event.kind is FailureKind.MALFORMED
     if malformed:
         state = attrs.evolve(state, malformed_streak=state.malformed_streak + 1)
-    delay = retry_delay(event, state.attempt, state.config.retry)
+    delay = policy.retry_delay(event, state.attempt, state.config.retry)
     if delay is None or (malformed and state.malformed_streak >= state.config.max_consecutive_malformed):
-        reason = give_up_reason(event, state.attempt, state.config.retry)
+        reason = policy.give_up_reason(event, state.attempt, state.config.retry)
         return end_turn(state, TurnEnd.FAILED, reason, [])
     state = attrs.evolve(state, attempt=state.attempt + 1)
     notice = ShowText(

@@ -70,7 +70,6 @@ class ToolSpec:
     parameters: Mapping[str, Any] = attrs.field(validator=_is_json_object)
     """JSON Schema of the arguments object."""
     mutates: bool = attrs.field(validator=v.instance_of(bool))
-    """True when running it can change anything (files, processes, the world)."""
     path_parameter: str | None = attrs.field(default=None, validator=_opt_str)
     """Name of the argument holding a path, checked against the workspace."""
     sandboxed: bool = attrs.field(default=False, validator=v.instance_of(bool))
@@ -123,7 +122,6 @@ class ApprovalMode(enum.Enum):
 
 
 MIN_CONTEXT_TOKENS = 1024
-"""The smallest context window nano-code works with."""
 
 
 def _below_compact_at(instance: Any, _attribute: Any, value: float) -> None:

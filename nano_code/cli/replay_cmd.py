@@ -12,14 +12,7 @@ from pathlib import Path
 
 from nano_code.adapters.safe_text import json_text
 from nano_code.cli.arguments import add_sandbox_arguments, sandbox_overrides
-from nano_code.cli.exits import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    Interrupts,
-    say,
-    usage_error,
-)
+from nano_code.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Interrupts, say, usage_error
 from nano_code.cli.replay_report import print_report, status_line, summary
 from nano_code.cli.sessions_cmd import expand_paths
 
@@ -72,29 +65,22 @@ def replay_parser() -> argparse.ArgumentParser:
         "-y",
         "--yes",
         action="store_true",
-        help="approve every tool call the live model makes in a fork's live part; without it they "
-        "are asked on a terminal and refused elsewhere -- never approved because the recording "
-        "was. It does not approve re-running the file's own recorded calls (see --rerun-recorded)",
+        help="approve every tool call the live model makes in a fork's live part (otherwise asked on a "
+        "terminal, refused elsewhere); not the file's own recorded calls (see --rerun-recorded)",
     )
     parser.add_argument(
         "--rerun-recorded",
         action="store_true",
-        help="approve re-running the session file's own recorded tool calls (--live-tools, and "
-        "--fork-at's replayed part) where the sandbox alone would not let them run: with "
-        "--sandbox off, every write and command the file holds, with your rights. A received "
-        "file is data; without this flag those calls are asked on a terminal and refused elsewhere",
+        help="approve re-running the file's own recorded tool calls where the sandbox alone would not "
+        "let them run (with --sandbox off: every write and command it holds, with your rights); "
+        "otherwise they are asked on a terminal and refused elsewhere",
     )
     add_sandbox_arguments(parser)
     parser.add_argument("--model", help="model for the live continuation of --fork-at")
     parser.add_argument(
         "--temperature", type=float, metavar="T", help="sampling temperature of the live continuation (0-2)"
     )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        metavar="N",
-        help="ask the server for repeatable sampling in the live continuation",
-    )
+    parser.add_argument("--seed", type=int, metavar="N", help="repeatable sampling in the live continuation")
     parser.add_argument(
         "--samples", type=int, metavar="K", help="with --fork-at: K independent forks, and a table of them"
     )
@@ -108,8 +94,7 @@ def replay_parser() -> argparse.ArgumentParser:
 
 
 def _resolve_sandbox(args: argparse.Namespace) -> None:
-    """Set `args.sandbox` and `args.sandbox_network` to what this command line and the
-    environment ask for live tools, read as a live run reads them (never from .env)."""
+    """Set `args.sandbox` and `args.sandbox_network` from this command line and the environment."""
     from nano_code.adapters.config import ConfigError, load_settings
 
     try:
@@ -125,9 +110,7 @@ def replay_main(argv: Sequence[str]) -> int:
         return _replay_main(args)
     from nano_code.adapters.process_groups import kill_left_running
 
-    # Ctrl-C and SIGTERM end the replay of one session the same way: what it was writing and
-    # the workspace it restored are removed, exit 130 or 143. A batch keeps the default
-    # handlers (its pool's workers get Ctrl-C).
+    # Ctrl-C and SIGTERM end one session's replay alike (a batch's pool workers get Ctrl-C).
     args.interrupts = Interrupts()
     try:
         return _replay_main(args)
@@ -151,31 +134,21 @@ def _misuse(args: argparse.Namespace) -> str | None:
         )
         if given
     ]
-    problems = (
-        (
-            args.temperature is not None and not 0.0 <= args.temperature <= 2.0,
-            "--temperature takes a number from 0 to 2",
-        ),
-        (
-            args.rerun_recorded and not live,
-            "--rerun-recorded approves re-run tools: add --live-tools or --fork-at N",
-        ),
-        (
-            live_only and args.fork_at is None,
-            f"{', '.join(live_only)} shape a fork's live part: add --fork-at N",
-        ),
-        (args.workspace and not live, "--workspace is where live tools run: add --live-tools or --fork-at N"),
-        (
-            args.samples is not None and args.workspace,
-            "--samples restores a fresh workspace for each fork; drop --workspace",
-        ),
-        (
-            (args.samples is not None or args.check is not None)
-            and (args.samples is None or args.fork_at is None or args.samples < 1),
-            "--samples K (K >= 1) goes with --fork-at N; --check with --samples",
-        ),
-    )
-    return next((f"nano-code replay: {text}" for wrong, text in problems if wrong), None)
+    if args.temperature is not None and not 0.0 <= args.temperature <= 2.0:
+        return "nano-code replay: --temperature takes a number from 0 to 2"
+    if args.rerun_recorded and not live:
+        return "nano-code replay: --rerun-recorded approves re-run tools: add --live-tools or --fork-at N"
+    if live_only and args.fork_at is None:
+        return f"nano-code replay: {', '.join(live_only)} shape a fork's live part: add --fork-at N"
+    if args.workspace and not live:
+        return "nano-code replay: --workspace is where live tools run: add --live-tools or --fork-at N"
+    if args.samples is not None and args.workspace:
+        return "nano-code replay: --samples restores a fresh workspace for each fork; drop --workspace"
+    if (args.samples is not None or args.check is not None) and (
+        args.samples is None or args.fork_at is None or args.samples < 1
+    ):
+        return "nano-code replay: --samples K (K >= 1) goes with --fork-at N; --check with --samples"
+    return None
 
 
 def _replay_main(args: argparse.Namespace) -> int:

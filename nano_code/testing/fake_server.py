@@ -130,6 +130,10 @@ def _calls(reply_spec: Mapping[str, Any], request_number: int) -> list[dict[str,
     return calls
 
 
+def _envelope(kind: str, number: int, model: str) -> dict[str, Any]:
+    return {"id": f"chatcmpl-fake{number}", "object": kind, "created": 1_700_000_000 + number, "model": model}
+
+
 def completion_body(reply_spec: Mapping[str, Any], request_number: int, model: str) -> bytes:
     calls = _calls(reply_spec, request_number)
     message: dict[str, Any] = {"role": "assistant", "content": reply_spec.get("content") or None}
@@ -138,25 +142,14 @@ def completion_body(reply_spec: Mapping[str, Any], request_number: int, model: s
     if reply_spec.get("reasoning"):
         message["reasoning"] = reply_spec["reasoning"]
     finish = reply_spec.get("finish_reason") or ("tool_calls" if calls else "stop")
-    body = {
-        "id": f"chatcmpl-fake{request_number}",
-        "object": "chat.completion",
-        "created": 1_700_000_000 + request_number,
-        "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": _usage(reply_spec),
-    }
+    body = _envelope("chat.completion", request_number, model)
+    body.update(choices=[{"index": 0, "message": message, "finish_reason": finish}], usage=_usage(reply_spec))
     return json.dumps(body).encode()
 
 
 def sse_events(reply_spec: Mapping[str, Any], request_number: int, model: str) -> list[bytes]:
     """The reply as OpenAI-style SSE events: text in small pieces, arguments in fragments."""
-    base = {
-        "id": f"chatcmpl-fake{request_number}",
-        "object": "chat.completion.chunk",
-        "created": 1_700_000_000 + request_number,
-        "model": model,
-    }
+    base = _envelope("chat.completion.chunk", request_number, model)
 
     def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
         chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}

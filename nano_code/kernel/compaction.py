@@ -60,8 +60,7 @@ _NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)"
 _LIMIT_PATTERNS = tuple(
     re.compile(pattern, re.IGNORECASE)
     for pattern in (
-        # OpenAI, Azure, DeepSeek, vLLM, OpenRouter, LiteLLM, Groq:
-        # "This model's maximum context length is 8192 tokens. However, ..."
+        # OpenAI, Azure, DeepSeek, vLLM, OpenRouter, LiteLLM, Groq: "maximum context length is 8192 tokens"
         rf"maximum context length (?:is|of)\s*{_NUMBER}",
         # Anthropic (directly or via OpenRouter): "prompt is too long: 210000 tokens > 200000 maximum"
         rf"{_NUMBER}\s*tokens?\s*>\s*{_NUMBER}\s*maximum",
@@ -71,8 +70,7 @@ _LIMIT_PATTERNS = tuple(
         rf"maximum (?:model|prompt|input) length (?:is|of)\s*{_NUMBER}",
         # Gemini: "exceeds the maximum number of tokens allowed (1048576)"
         rf"maximum number of tokens allowed\s*\(?\s*{_NUMBER}",
-        # Fireworks: "model maximum context length: 32768"; llama.cpp (n_ctx, see codec):
-        # "context size: 4096 tokens"; generic "context window of 8192 tokens"
+        # Fireworks "context length: 32768", llama.cpp "context size: 4096", "context window of 8192"
         rf"context (?:length|window|size)\s*(?:is|of|:)\s*{_NUMBER}",
         # Cohere: "... cannot exceed 4081 - received 5000"
         rf"tokens.{{0,80}}cannot exceed\s*{_NUMBER}",

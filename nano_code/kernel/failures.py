@@ -114,14 +114,12 @@ def retry_after_seconds(headers: Mapping[str, str], message: str) -> float | Non
     """The server's wait hint: retry-after-ms, retry-after seconds, or 'try again in 1m2s'
     (an HTTP-date needs a clock, which the kernel lacks: no hint)."""
     lowered = {k.lower(): v for k, v in headers.items()}
-    if "retry-after-ms" in lowered:
-        ms = _seconds(lowered["retry-after-ms"])
-        if ms is not None:
-            return ms / 1000.0
-    if "retry-after" in lowered:
-        seconds = _seconds(lowered["retry-after"])
-        if seconds is not None:
-            return seconds
+    ms = _seconds(lowered.get("retry-after-ms", ""))
+    if ms is not None:
+        return ms / 1000.0
+    seconds = _seconds(lowered.get("retry-after", ""))
+    if seconds is not None:
+        return seconds
     match = _TRY_AGAIN.search(message)
     if match:
         total = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(match.group(1)))

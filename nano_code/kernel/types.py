@@ -93,16 +93,9 @@ class Usage:
     cost: float | None = attrs.field(default=None, validator=v.optional(v.instance_of(float)))
 
     def __add__(self, other: Usage) -> Usage:
+        counts = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in attrs.fields(Usage)[:-1]}
         both_unknown = self.cost is None and other.cost is None
-        cost = None if both_unknown else (self.cost or 0.0) + (other.cost or 0.0)
-        return Usage(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            total_tokens=self.total_tokens + other.total_tokens,
-            cached_tokens=self.cached_tokens + other.cached_tokens,
-            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
-            cost=cost,
-        )
+        return Usage(**counts, cost=None if both_unknown else (self.cost or 0.0) + (other.cost or 0.0))
 
 
 @attrs.frozen

@@ -45,12 +45,8 @@ def run(
     stream: bool = False,
     api_key: str | None = None,
 ) -> RunResult:
-    """One live turn of the real agent against `base_url` (a `FakeServer`, say), its
-    tools working in `workspace`, recorded to `record_to` when given -- built by the same
-    factory as a CLI run, so the recording replays with `replay`.
-
-    Calls that need approval run when `approve_all`, and are refused otherwise.
-    """
+    """One live turn of the real agent (built as a CLI run is) against `base_url`, its tools working
+    in `workspace`, recorded to `record_to`; calls needing approval run only when `approve_all`."""
     from nano_code.adapters.approval_prompt import refuse_without_terminal
     from nano_code.adapters.config import Settings
     from nano_code.adapters.process_groups import kill_left_running
@@ -61,6 +57,7 @@ def run(
     from nano_code.session.settings import kernel_config, read_agents_md, recorded_settings
 
     root = Path(workspace).resolve()
+    recording = Path(record_to) if record_to is not None else None
     settings = Settings(
         api_key=api_key,
         base_url=base_url.rstrip("/"),
@@ -74,23 +71,23 @@ def run(
     config = kernel_config(recorded, agents_md)
     redactor = Redactor(api_key)
     recorder = None
-    if record_to is not None:
+    if recording is not None:
         metadata = provenance(config, recorded.to_json(), root, agents_md, origin="nano_code.testing")
-        recorder = open_recorder(Path(record_to), metadata, redactor)
+        recorder = open_recorder(recording, metadata, redactor)
     session = live_session(
         settings,
         initial_state(config),
         root,
         lambda action: refuse_without_terminal(action, lambda text: None),
         recorder=recorder,
-        snapshot_beside=Path(record_to) if record_to is not None else None,
+        snapshot_beside=recording,
     )
     try:
         end = session.driver.run_turn(task)
     finally:
         kill_left_running()
         session.close()
-    return RunResult(end.reason, session.driver.state, Path(record_to) if record_to is not None else None)
+    return RunResult(end.reason, session.driver.state, recording)
 
 
 __all__ = ["ReplayReport", "RunResult", "SessionFile", "load_session", "replay", "run"]

@@ -45,13 +45,10 @@ def reply(
 ) -> dict[str, Any]:
     """A script step answering with a model reply. `tool_calls` items are (name, arguments)
     pairs or dicts with name, arguments and optionally id (default call_<request>_<n>)."""
-    calls = []
-    for item in tool_calls:
-        if isinstance(item, Mapping):
-            calls.append(dict(item))
-        else:
-            name, arguments = item
-            calls.append({"name": name, "arguments": dict(arguments)})
+    calls = [
+        dict(item) if isinstance(item, Mapping) else {"name": item[0], "arguments": dict(item[1])}
+        for item in tool_calls
+    ]
     return {
         "reply": {
             "content": content,

@@ -276,23 +276,19 @@ def reply_tool_calls(
     return ReplyToolCall(id=draw(call_ids(reuse_ids)), name=name, arguments=draw(raw_arguments(spec)))
 
 
-def usages() -> st.SearchStrategy[Usage]:
+@st.composite
+def usages(draw: st.DrawFn) -> Usage:
     """Token counts as servers report them; totals may exceed prompt+completion (QUIRKS F-29)."""
-
-    @st.composite
-    def build(draw: st.DrawFn) -> Usage:
-        prompt = draw(st.integers(0, 200_000))
-        completion = draw(st.integers(0, 20_000))
-        return Usage(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=prompt + completion + draw(st.sampled_from([0, 0, 74, 196])),
-            cached_tokens=draw(st.integers(0, prompt)),
-            reasoning_tokens=draw(st.integers(0, completion)),
-            cost=draw(st.none() | st.sampled_from([0.0, 7.159e-05, 0.00435825, 1.5])),
-        )
-
-    return build()
+    prompt = draw(st.integers(0, 200_000))
+    completion = draw(st.integers(0, 20_000))
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion + draw(st.sampled_from([0, 0, 74, 196])),
+        cached_tokens=draw(st.integers(0, prompt)),
+        reasoning_tokens=draw(st.integers(0, completion)),
+        cost=draw(st.none() | st.sampled_from([0.0, 7.159e-05, 0.00435825, 1.5])),
+    )
 
 
 @st.composite

@@ -33,12 +33,8 @@ _WIRE_TEXT = st.text(max_size=40)
 
 @st.composite
 def wire_replies(draw: st.DrawFn, max_calls: int = 3) -> ModelReply:
-    """A reply a server can express on the wire, so decoding must give it back exactly.
-
-    Non-empty ids are distinct (a stream merges deltas by id); empty ids may
-    repeat. `finish_reason` is never "" (servers' "" means null) and `model`
-    never "" for the same reason.
-    """
+    """A reply a server can express on the wire: non-empty ids distinct (a stream merges deltas by
+    id), and no "" `finish_reason` or `model` (servers' "" means null)."""
     count = draw(st.integers(0, max_calls))
     ids = draw(st.lists(call_ids(), min_size=count, max_size=count))
     seen: set[str] = set()
@@ -51,12 +47,8 @@ def wire_replies(draw: st.DrawFn, max_calls: int = 3) -> ModelReply:
             st.none()
             | st.just("")
             | json_values(6).map(lambda v: json.dumps({"v": v}, ensure_ascii=False))
-            | st.builds(
-                lambda d: json.dumps(d), st.dictionaries(st.text(max_size=6), JSON_SCALARS, max_size=3)
-            )
-            # Free text without both braces: "{}{}" cut between the objects is
-            # indistinguishable on the wire from a whole value re-sent (QUIRKS B-9),
-            # which the assembler deliberately takes as a re-send.
+            | st.dictionaries(st.text(max_size=6), JSON_SCALARS, max_size=3).map(json.dumps)
+            # Not both braces: "{}{}" on the wire reads as a value re-sent whole (QUIRKS B-9).
             | _WIRE_TEXT.filter(lambda t: not ("{" in t and "}" in t))
         )
         calls.append(ReplyToolCall(id=call_id, name=name, arguments=arguments))

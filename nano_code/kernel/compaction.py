@@ -1,8 +1,5 @@
-"""Compaction's decisions: what to cut, how to ask for a summary, what replaces the old part.
-
-The kept part starts at a user or assistant message, so tool calls stay with their answers.
-The summary is model-written, so it goes in as the agent's own notes, never as the user's
-words. The transitions live in `compaction_steps`.
+"""Compaction's decisions: what to cut (never between a tool call and its answers), how to
+ask for a summary, and what replaces the old part: the agent's own notes, never the user's words.
 """
 
 from __future__ import annotations

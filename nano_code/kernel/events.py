@@ -1,8 +1,5 @@
-"""Events: everything the outside world tells the kernel.
-
-Events carrying model output come from untrusted bytes, so their fields are loose
-(any string, any id); the transition function copes with all of it.
-"""
+"""Events: everything the outside world tells the kernel. Those carrying model output come
+from untrusted bytes, so their fields are loose; the transition function copes with all of it."""
 
 from __future__ import annotations
 

@@ -138,21 +138,16 @@ def finish_reason_of(value: object) -> str | None:
 def _reply_tool_calls(raw: object) -> tuple[ReplyToolCall, ...]:
     if not isinstance(raw, list):
         return ()
-    calls = []
-    for item in raw:
-        if not isinstance(item, Mapping):
-            continue
-        function = item.get("function")
-        if not isinstance(function, Mapping):
-            continue
-        calls.append(
-            ReplyToolCall(
-                id=_str_or_empty(item.get("id")),
-                name=_str_or_empty(function.get("name")),
-                arguments=arguments_text(function.get("arguments")),
-            )
+    calls = [(item, item.get("function")) for item in raw if isinstance(item, Mapping)]
+    return tuple(
+        ReplyToolCall(
+            id=_str_or_empty(item.get("id")),
+            name=_str_or_empty(function.get("name")),
+            arguments=arguments_text(function.get("arguments")),
         )
-    return tuple(calls)
+        for item, function in calls
+        if isinstance(function, Mapping)
+    )
 
 
 def decode_completion(payload: object) -> ModelReply | ModelFailure:

@@ -45,13 +45,9 @@ def offline_cassette(
 ) -> Iterator[Any]:
     """vcrpy with no recording, canonical-JSON body matching (`masks` aside), no repeats.
 
-    Host and port are not matched: a resumed session may have continued on
-    another port, and replay holds fixed what nano-code sent, not where.
-    Replay is strictly ordered and the performer has already checked each
-    request, so vcrpy is pointed at the one interaction that may answer it
-    (`expected`: its index and whole body) instead of scanning the cassette
-    (quadratic); it still matches, serves and counts it. Only that
-    interaction's request body is held twice.
+    Host and port are not matched (a resumed session may have moved port). Replay is strictly
+    ordered, so vcrpy is pointed at the one interaction that may answer (`expected`: its index
+    and whole body) instead of scanning the cassette; it still matches, serves and counts it.
     """
     import vcr  # noqa: F401 - heavy (~100 ms): only replay pays for it
     from vcr.cassette import Cassette
@@ -59,11 +55,9 @@ def offline_cassette(
     from vcr.matchers import path as url_path
     from vcr.record_mode import RecordMode
 
-    # A rebless accepts changed requests: the body is compared (and each change
-    # reported) by the performer, not matched here.
+    # a rebless accepts changed requests: the performer compares and reports bodies
     match_on = (method, url_path, query, *((_body_matcher(masks),) if match_body else ()))
-    # vcrpy never reads the path (the persister hands over the parsed session) but builds
-    # names from it, which fails on an undecodable file name: give it a clean spelling.
+    # vcrpy never reads the path but builds names from it: give it a decodable spelling
     shown_path = os.fsencode(path).decode("utf-8", "replace")
     # Cassette.use, not a VCR config: a config deep-copies every request in its hooks.
     with Cassette.use(
@@ -99,9 +93,8 @@ class _RecordedResponse(dict[str, Any]):
 
 
 class _LoadedPersister:
-    """Hands vcrpy the session already parsed: the file is opened and read once (one
-    swapped for a named pipe after loading cannot hang the replay). Requests go
-    without their bodies (see `offline_cassette`), response bodies as bytes."""
+    """Hands vcrpy the session already parsed (the file is read once); requests go without
+    their bodies (see `offline_cassette`)."""
 
     def __init__(self, session: SessionFile) -> None:
         self._session = session

@@ -1,9 +1,7 @@
 """Setting changes mid-session, in one table: journal entry type -> the config fields it sets.
 
-A live run (`/model`, resume's approval mode), replay, resume's state rebuild
-and a fork's live part all change settings through `change_setting` or
-`applied`, and the recorder journals the very entry, so a new setting is
-added here and in `adapters/journal.py` only.
+Live runs, replay, resume and forks all change settings through `change_setting` or `applied`,
+so a new setting is added here and in `adapters/journal.py` only.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ CONFIG_FIELDS: dict[type, Callable[[Any], dict[str, Any]]] = {
     ModelChangeEntry: lambda entry: {"model": entry.model},
     SamplingChangeEntry: lambda entry: {"temperature": entry.temperature, "seed": entry.seed},
 }
-"""Each setting change's journal entry type -> the `KernelConfig` fields it sets."""
 
 
 def is_setting_change(entry: object) -> bool:
@@ -46,7 +43,7 @@ def applied(state: State, entry: SettingChange) -> State:
 
 def change_setting(driver: Driver, entry: SettingChange) -> None:
     """Change a setting of the running session; the recorder journals `entry`, so a replay
-    switches at the same point (an approval entry names the sandbox in force)."""
+    switches at the same point."""
     if isinstance(entry, ApprovalModeEntry) and entry.sandbox is None:
         entry = ApprovalModeEntry(entry.mode, driver.state.config.sandbox)
     driver.change_setting(applied(driver.state, entry), entry)

@@ -45,6 +45,7 @@ from nano_code.session.divergence import ReplayReport
 from nano_code.session.recording import response_event
 from nano_code.session.table_cells import cut, first_line
 
+Row = dict[str, Any]
 _TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
 _USAGE_COLUMNS = (*_TOKEN_COLUMNS, "cost")
 SESSION_COLUMNS = (
@@ -113,12 +114,12 @@ def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+@attrs.define
 class _Clock:
     """Wall time from `t_ms` stamps; a stamp going back starts a new run (a resumed session)."""
 
-    def __init__(self) -> None:
-        self.finished_runs = 0
-        self.last = 0
+    finished_runs: int = 0
+    last: int = 0
 
     def stamp(self, t_ms: object) -> int | None:
         value = _int_or_none(t_ms)
@@ -219,7 +220,9 @@ class _Reader:
             key = (len(self.steps), entry.call.id)
             call_row = self.calls.get(key)
             if call_row is None:
-                call_row = self.calls[key] = _tool_row(self.ids, len(self.steps), self.turn, entry)
+                arguments = json.dumps(entry.call.arguments, ensure_ascii=False, separators=(",", ":"))
+                call_row = _call_row(self.ids, key[0], self.turn, entry.call.id, entry.call.name, arguments)
+                self.calls[key] = call_row
                 self.call_lines[key] = []
             self.call_lines[key].append(record.line)
             call_row["line"] = record.line
@@ -276,10 +279,8 @@ class _Reader:
                     rows.append(self.calls[key])
                     lines.append(self.call_lines[key])
                     continue
-                row: dict[str, Any] = dict.fromkeys(TOOL_CALL_COLUMNS)
-                row.update(self.ids, step=step, turn=self.steps[step - 1]["turn"], call_id=raw.id)
-                row.update(tool=raw.name, arguments=raw.arguments, line=reply_line)
-                row["outcome"] = "not_run" if usable else "refused"
+                row = _call_row(self.ids, step, self.steps[step - 1]["turn"], raw.id, raw.name, raw.arguments)
+                row.update(line=reply_line, outcome="not_run" if usable else "refused")
                 rows.append(row)
                 lines.append([])
             for key in keys:  # handled, but not found in the reply (a file from another version)
@@ -315,11 +316,13 @@ def _describe_outcome(row: dict[str, Any], event: object) -> None:
         row["outcome"] = "interrupted"
 
 
-def _tool_row(ids: Mapping[str, str], step: int, turn: int, entry: EventEntry) -> dict[str, Any]:
-    assert entry.call is not None
-    row: dict[str, Any] = dict.fromkeys(TOOL_CALL_COLUMNS)
-    row.update(ids, step=step, turn=turn, call_id=entry.call.id, tool=entry.call.name, outcome="no_result")
-    row["arguments"] = json.dumps(entry.call.arguments, ensure_ascii=False, separators=(",", ":"))
+def _call_row(
+    ids: Mapping[str, str], step: int, turn: int, call_id: str, tool: str, arguments: str | None
+) -> Row:
+    row: Row = dict.fromkeys(TOOL_CALL_COLUMNS)
+    row.update(
+        ids, step=step, turn=turn, call_id=call_id, tool=tool, arguments=arguments, outcome="no_result"
+    )
     return row
 
 
@@ -365,9 +368,6 @@ def _sums(steps: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         if row["cost"] is not None:
             totals["cost"] = (totals["cost"] or Decimal(0)) + row["cost"]
     return totals
-
-
-Row = dict[str, Any]
 
 
 def _fill_divergence(

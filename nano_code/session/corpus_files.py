@@ -22,12 +22,8 @@ def corpus_tables(
     reports: Mapping[str, ReplayReport] | None = None,
     on_error: Callable[[Path, SessionFileError], None] | None = None,
 ) -> Iterator[SessionTables]:
-    """`session_tables` for each session file, in order, one at a time (a corpus need not fit in memory).
-
-    `reports` maps a path (as given) to its replay. A file that is not a
-    readable session is passed to `on_error` and left out; without `on_error`
-    its `SessionFileError` is raised.
-    """
+    """`session_tables` for each file, lazily; `reports` maps a path (as given) to its replay.
+    An unreadable file goes to `on_error` and is left out (without it, the error is raised)."""
     for raw in paths:
         path = Path(raw)
         try:
@@ -41,9 +37,8 @@ def corpus_tables(
 
 
 def table_for(target: str | Path) -> str:
-    """Which table a file name asks for: "jsonl" by the suffix .jsonl; "sessions", "steps" or
-    "tool_calls" by a .csv name that is the table's or ends with it after "-", "_" or "."
-    (`steps.csv`, `run1-steps.csv`). ValueError for any other name."""
+    """Which table a file name asks for: "jsonl" for .jsonl, else the table a .csv name ends
+    with (`steps.csv`, `run1-steps.csv`); ValueError for any other name."""
     path = Path(target)
     if path.suffix == ".jsonl":
         return "jsonl"
@@ -60,12 +55,8 @@ def table_for(target: str | Path) -> str:
 def write_table(
     tables: Iterable[SessionTables], target: str | Path, table: str | None = None, overwrite: bool = False
 ) -> int:
-    """Write `tables` to `target` as the table its name asks for (or `table`); return the rows written.
-
-    The file is private (0600: a corpus holds what the sessions read) and
-    appears whole or not at all. An existing `target` is replaced only when
-    `overwrite`; otherwise FileExistsError.
-    """
+    """Write `tables` to `target` as the table its name asks for (or `table`); the rows written.
+    The file is private (0600) and appears whole or not at all; FileExistsError unless `overwrite`."""
     target = Path(target)
     kind = table or table_for(target)
     if kind != "jsonl" and kind not in TABLES:

@@ -14,9 +14,8 @@ from nano_code.kernel.types import Usage
 
 @attrs.frozen
 class Masks:
-    """`--ignore` patterns of `replay` and `diff`, parsed once: a `$.request…` path masks
-    request bodies only, a `$.reply…` path replies and events only, any other path both.
-    Each mask keeps the pattern as the user spelled it (reports name what hid something)."""
+    """`--ignore` patterns parsed: a `$.request…` path masks request bodies only, a `$.reply…`
+    path replies and events only, any other path both."""
 
     request: tuple[Mask, ...] = ()
     other: tuple[Mask, ...] = ()
@@ -44,12 +43,10 @@ def _parse(pattern: str, path: str) -> Mask:
 @attrs.frozen
 class Divergence:
     step: int
-    """Model requests made up to the point of divergence, 1-based, retries included
-    (so it counts HTTP requests; the kernel's `CallModel.step` counts per turn)."""
+    """Model requests made so far, 1-based, retries included (not the kernel's per-turn step)."""
     line: int | None
-    """Line of the session file holding the recorded side, when there is one."""
+    """The session file's line holding the recorded side."""
     what: str
-    """'request', 'tool call', 'approval', 'extra request', 'missing request', ..."""
     summary: str
     differences: tuple[Difference, ...] = ()
 
@@ -84,8 +81,7 @@ class ToolOutputDifference:
 class ReplayReport:
     path: str
     status: str
-    """'identical', 'diverged', 'error', 'reblessed', 'forked', or 'tool outputs differ'
-    (with live tools: the replay itself was identical, the tools' outputs here were not)."""
+    """'identical', 'diverged', 'error', 'reblessed', 'forked', or 'tool outputs differ'."""
     steps: int = 0
     tool_calls: int = 0
     usage: Usage = attrs.field(factory=Usage)
@@ -98,13 +94,11 @@ class ReplayReport:
     tool_output_differences: tuple[ToolOutputDifference, ...] = ()
     output_path: str | None = None
     unused_masks: tuple[str, ...] = ()
-    """--ignore patterns that hid nothing (a typo, or a field that did not change)."""
     torn: bool = False
-    """The file's last line was cut off mid-write (the session was killed) and left out."""
+    """The file's cut-off last line was left out."""
     workspace: str | None = None
-    """Where live tools (and a fork's live part) ran: a restored snapshot, or the caller's."""
+    """Where live tools (and a fork's live part) ran."""
     sandbox_notice: str | None = None
-    """Why live tools ran without a sandbox, when the default could not be had."""
     not_rerun: int = 0
     """Recorded calls that needed approval to re-run here and did not get it."""
 

@@ -1,16 +1,7 @@
 """The one place a session is put together: client, tools, performer, recorder, driver.
 
-Every way nano-code runs a session goes through here:
-
-- a live run, a resumed one and `nano_code.testing.run`: `live_session`;
-- a replay, a rebless and the replayed part of a fork: `session.replay`,
-  which records its copies with `open_recorder`;
-- the live part of a fork: `live_performer`, handed to the driver once, at
-  the fork point (`Driver.hand_over`).
-
-So the live client, tool context and performer are built by one function,
-whichever command asked for them, and a fork's live steps run exactly as a
-live session's do.
+Live, resumed and test runs use `live_session`; replay records its copies with
+`open_recorder`; a fork's live part is a `live_performer`, so it runs as a live session does.
 """
 
 from __future__ import annotations
@@ -19,6 +10,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from nano_code.adapters.config import Settings
 from nano_code.adapters.live import Approver, LivePerformer
@@ -30,13 +23,7 @@ from nano_code.adapters.session_file import SessionFile
 from nano_code.adapters.session_writer import SessionWriter
 from nano_code.adapters.tool import ToolContext
 from nano_code.driver import Driver, Observer
-from nano_code.kernel.actions import (
-    AskApproval,
-    CallModel,
-    CheckToolCall,
-    RetryModel,
-    RunTool,
-)
+from nano_code.kernel.actions import AskApproval, CallModel, CheckToolCall, RetryModel, RunTool
 from nano_code.kernel.events import (
     ApprovalDecision,
     Interrupt,
@@ -59,9 +46,8 @@ def live_performer(
     exchange_sinks: Iterable[Callable[[Exchange], None]] = (),
     sandbox: Sandbox | None = None,
 ) -> LivePerformer:
-    """Real model calls to the server `settings` name, real tools in `workspace` (their
-    commands inside `sandbox` when one is given), and `approve` for whatever the kernel
-    says needs a person's yes."""
+    """Real model calls to the server `settings` name, real tools in `workspace` (inside
+    `sandbox` when given), and `approve` for what needs a person's yes."""
     client = ModelClient.for_settings(settings)
     client.exchange_sinks.extend(exchange_sinks)
     context = ToolContext(workspace=workspace, shell_timeout=settings.shell_timeout, sandbox=sandbox)
@@ -71,9 +57,8 @@ def live_performer(
 def choose_sandbox(
     requested: str | None, network: bool, workspace: Path
 ) -> tuple[Sandbox | None, str | None]:
-    """The sandbox the current command line asks for (`requested`: a mode's name, or None for
-    the default), and a notice when the default cannot be had. SandboxUnavailable when a
-    mode asked for by name cannot be had: never a silent fallback."""
+    """The sandbox `requested` names (None: the default), and a notice when the default cannot
+    be had; SandboxUnavailable when a named mode cannot: never a silent fallback."""
     mode = SandboxMode(requested) if requested is not None else None
     return choose(mode, network=network, workspace=workspace)
 
@@ -93,25 +78,15 @@ def sandbox_provenance(requested: str | None, sandbox: Sandbox | None, notice: s
 
 
 def open_recorder(
-    path: Path,
-    metadata: Mapping[str, Any] | None,
-    redactor: Redactor,
-    resume_from: SessionFile | None = None,
+    path: Path, metadata: Mapping[str, Any] | None, redactor: Redactor, resume_from: SessionFile | None = None
 ) -> Recorder:
-    """A recorder appending to `path`: a new file with `metadata` as its header, or
-    (`resume_from`, no metadata) the session file being resumed."""
+    """A recorder appending to `path`: a new file headed by `metadata`, or `resume_from`'s."""
     return Recorder(SessionWriter(path, metadata, redactor.check, resume_from=resume_from), redactor)
 
 
 class WorkspaceSnapshot:
-    """Takes the workspace snapshot of a recorded session in a thread, from its first request on.
-
-    The thread starts as the first request is sent, and the model's reply takes
-    seconds where the snapshot usually takes milliseconds, so it costs the
-    session nothing; the first tool waits for it (the files must be taken
-    before anything changes them). The result is journalled from the thread
-    that drives the session.
-    """
+    """Takes the workspace snapshot in a thread while the first request waits on the model;
+    the first tool waits for it, and the driving thread journals it."""
 
     def __init__(self, workspace: Path, session_path: Path, max_bytes: int, recorder: Recorder) -> None:
         self.recorder = recorder
@@ -174,20 +149,14 @@ class SnapshotFirst:
         return self.performer.run_tool(action)
 
 
+@attrs.define
 class Session:
     """A live session, wired: drive it with `driver`, then `close` it."""
 
-    def __init__(
-        self,
-        driver: Driver,
-        performer: LivePerformer,
-        recorder: Recorder | None,
-        snapshot: WorkspaceSnapshot | None = None,
-    ) -> None:
-        self.driver = driver
-        self.performer = performer
-        self.recorder = recorder
-        self.snapshot = snapshot
+    driver: Driver
+    performer: LivePerformer
+    recorder: Recorder | None
+    snapshot: WorkspaceSnapshot | None = None
 
     @property
     def client(self) -> ModelClient:
@@ -214,23 +183,14 @@ def live_session(
     snapshot_beside: Path | None = None,
     sandbox: Sandbox | None = None,
 ) -> Session:
-    """A live session starting from `state` (a new one, or a resumed one's), recorded
-    when a `recorder` is given: it sees every event and action and every HTTP exchange,
-    the reply already decoded, from the client. With `snapshot_beside` (the new
-    session file's path) the workspace is snapshotted beside it for later forks,
-    at most `settings.snapshot_max_bytes` of it (0: no snapshot)."""
+    """A live session from `state` (new or resumed), recorded by `recorder` when given: every
+    event, action and HTTP exchange. With `snapshot_beside` (the new session file's path) the
+    workspace is snapshotted beside it for forks, up to `settings.snapshot_max_bytes` (0: none)."""
     sinks = [recorder.on_exchange] if recorder is not None else []
     performer = live_performer(
-        settings,
-        workspace,
-        approve,
-        on_delta=on_delta,
-        exchange_sinks=sinks,
-        sandbox=sandbox,
+        settings, workspace, approve, on_delta=on_delta, exchange_sinks=sinks, sandbox=sandbox
     )
-    watchers: list[Observer] = [*observers]
-    if recorder is not None:
-        watchers.append(recorder)
+    watchers: list[Observer] = [*observers, *([recorder] if recorder is not None else [])]
     snapshot = None
     if recorder is not None and snapshot_beside is not None and settings.snapshot_max_bytes > 0:
         snapshot = WorkspaceSnapshot(workspace, snapshot_beside, settings.snapshot_max_bytes, recorder)

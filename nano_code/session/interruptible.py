@@ -1,9 +1,7 @@
 """Run jobs one by one or in a process pool, so that Ctrl-C or SIGTERM stops them cleanly.
 
-Each job cleans up after itself when KeyboardInterrupt reaches it (as
-`replay_session` does). Here: no new job starts after an interrupt, the
-running ones are interrupted once (never again while they clean up), and
-the results of the jobs that finished come back, in order.
+After an interrupt no job starts, running ones are interrupted once (never again while they
+clean up), and the finished jobs' results come back in order.
 """
 
 from __future__ import annotations
@@ -30,10 +28,9 @@ def run_interruptibly(
     processes: int,
     stops: Callable[[Result], bool] = lambda result: False,
 ) -> tuple[list[Result], bool]:
-    """`work` on each job (in `processes` processes; `work` and the jobs must pickle);
-    returns the results of the jobs that finished, in order, and whether the run was
-    interrupted. A result for which `stops` is true (a job that saw the interrupt but
-    finished) is kept and ends the run as an interrupt does."""
+    """`work` on each job in `processes` processes (both must pickle): the finished jobs'
+    results, in order, and whether the run was interrupted. A result `stops` is true of
+    (a job that saw the interrupt but finished) is kept and ends the run."""
     if processes <= 1 or len(jobs) <= 1:
         return _one_by_one(work, jobs, stops)
     done: list[Result] = []
@@ -80,10 +77,9 @@ def _one_by_one(
 
 
 def _worker_start() -> None:
-    """A pool worker's signals: the first SIGINT or SIGTERM interrupts the job it is
-    running (which then removes what it wrote) and keeps it from starting another;
-    later ones are ignored, so that they cannot cut that cleanup short. An idle worker
-    is not interrupted: it would die, and break the pool the finished results come by."""
+    """The first SIGINT or SIGTERM interrupts the running job and starts no other; later ones
+    are ignored so they cannot cut its cleanup short. An idle worker is not interrupted:
+    it would die and break the pool."""
 
     def on_signal(signum: int, frame: object) -> None:
         global _stopping

@@ -98,7 +98,6 @@ class ReplayPerformer:
     """Serves a recording to the driver, checking every request and tool call against it."""
 
     def __init__(self, session: SessionFile, client: ModelClient, options: ReplayOptions) -> None:
-        self.session = session
         self.records = session.records
         self.position = 0
         self.client = client
@@ -110,7 +109,6 @@ class ReplayPerformer:
         self.tool_output_differences: list[ToolOutputDifference] = []
         self.forked = False
         self.go_live: Callable[[], Performer] | None = None
-        """Builds a fork's live performer and hands the driver to it."""
         self.on_delta: Callable[[StreamDelta], None] | None = None
         self.interactions_taken = 0
         """The last one's index is what vcrpy may serve."""
@@ -118,14 +116,10 @@ class ReplayPerformer:
         self.current_body: str | None = None
         """The whole request body of the interaction taken last."""
         self.apply_change: Callable[[SettingChange], None] | None = None
-        self._changed: dict[str, Any] = {}
-        """Config fields set by a recorded or a fork's setting change."""
+        self._changed: dict[str, Any] = {}  # config fields set by setting changes so far
         self._applied_up_to = 0
         self._live_always: set[str] = set()
         self.not_rerun = 0
-        """Recorded calls that needed approval to re-run here and did not get it."""
-
-    # -- cursor
 
     def _next_position(self) -> int | None:
         position = self.position
@@ -189,8 +183,6 @@ class ReplayPerformer:
             self.take()
             return Interrupt()
         return None
-
-    # -- Performer
 
     def call_model(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
         if self.options.fork_at is not None and self.step >= self.options.fork_at:
@@ -350,13 +342,13 @@ class ReplayPerformer:
         return live.call_model(self._current_config(action))
 
 
+@attrs.define
 class CallCounter:
     """Observer: model requests made, replayed or live, and whether a fork's live part was interrupted."""
 
-    def __init__(self, performer: ReplayPerformer) -> None:
-        self.calls = 0
-        self.performer = performer
-        self.live_interrupt = False
+    performer: ReplayPerformer
+    calls: int = 0
+    live_interrupt: bool = False
 
     def on_event(self, event: Event, state: State) -> None:
         if isinstance(event, Interrupt) and self.performer.forked:
@@ -367,11 +359,11 @@ class CallCounter:
             self.calls += 1
 
 
+@attrs.define
 class TurnEndChecker:
     """Observer: the new run must end each turn the way the recording did."""
 
-    def __init__(self, performer: ReplayPerformer) -> None:
-        self.performer = performer
+    performer: ReplayPerformer
 
     def on_event(self, event: Event, state: State) -> None:
         pass

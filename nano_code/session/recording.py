@@ -60,7 +60,7 @@ def rebuild_state(session: SessionFile, config: KernelConfig) -> State:
 
 
 def informational(record: Record) -> bool:
-    """A journal entry that answers no request of the driver's (checked or applied where it stands)."""
+    """A journal entry that answers no request of the driver's."""
     return record.kind == "journal" and isinstance(record.entry, INFORMATIONAL)
 
 
@@ -109,8 +109,7 @@ def restore_workspace(path: Path, session: SessionFile) -> Path:
 
 
 def carry_snapshot(path: Path, session: SessionFile, fork_to: Path, recorder: Recorder) -> None:
-    """Give a fork a checked copy of the parent's workspace snapshot, so that it can
-    itself be replayed with live tools or forked again."""
+    """Give a fork a checked copy of the parent's snapshot, so it can be re-run or forked again."""
     entry = _snapshot_entry(session)
     if entry is None:
         return

@@ -26,7 +26,6 @@ from nano_code.adapters.session_file import FORMAT_VERSION, SessionFileError, lo
 from nano_code.adapters.snapshot import SnapshotError, archive_path
 from nano_code.adapters.tool import ToolContext
 from nano_code.driver import Driver, Observer, Performer
-from nano_code.kernel.errors import DriverMisuseError
 from nano_code.kernel.events import USER_STARTED_EVENTS, Interrupt
 from nano_code.kernel.serialize import to_json
 from nano_code.kernel.state import initial_state
@@ -74,22 +73,14 @@ def replay_session(
     rerun_recorded: bool = False,
     rerun_approver: Approver = refuse_recorded,
 ) -> ReplayReport:
-    """Replay one session; never raises for a bad or diverging session (see the report).
+    """Replay one session; a bad or diverging session is reported, never raised.
 
-    `live_tools` also re-runs each recorded tool call and reports where its output
-    differs; a fork (`fork_at`) does so up to the fork point, then goes live
-    against the server `live_settings` name, asking for `live_model`,
-    `live_temperature` and `live_seed` when given (journalled as setting changes).
-    Tools run in `workspace`, or by default in a fresh directory restored from the
-    session's snapshot (the report names it), in the sandbox `sandbox` names.
-
-    `approval` and `approver` govern the live model's calls; `rerun_recorded` and
-    `rerun_approver` the file's own calls re-run here. All come from the caller's
-    command line, never from the file. Output files (`rebless_to`, `fork_to`) are
-    written beside the target and renamed into place only on success.
-    Interrupted (Ctrl-C, or SIGTERM raised as KeyboardInterrupt), it removes its
-    partial output, the fork's snapshot copy and the restored workspace, then
-    raises KeyboardInterrupt.
+    `live_tools` re-runs each recorded tool call and reports differing outputs; a fork
+    (`fork_at`) does so up to the fork point, then goes live against `live_settings`'s server.
+    Tools run in `workspace`, else in a directory restored from the session's snapshot.
+    `approval`/`approver` govern the live model's calls, `rerun_recorded`/`rerun_approver`
+    the file's own; never the file. Output files are renamed into place only on success;
+    interrupted, it removes what it wrote and re-raises KeyboardInterrupt.
     """
     started = time.perf_counter()
     path = Path(path)
@@ -100,7 +91,7 @@ def replay_session(
         settings = settings.with_overrides(config_overrides or {})
         config = kernel_config(settings, recorded_agents_md(session.metadata))
     except (SessionFileError, KeyError, TypeError, ValueError, AttributeError) as unreadable:
-        return ReplayReport(str(path), "error", error=str(unreadable), seconds=time.perf_counter() - started)
+        return _failed(path, unreadable, started)
     where: Path | None = None
     restored = False
     live_sandbox: Sandbox | None = None
@@ -110,9 +101,7 @@ def replay_session(
             restored = workspace is None
             where = workspace.resolve() if workspace is not None else restore_workspace(path, session)
         except SnapshotError as no_workspace:
-            return ReplayReport(
-                str(path), "error", error=str(no_workspace), seconds=time.perf_counter() - started
-            )
+            return _failed(path, no_workspace, started)
     leftovers: list[Path] = []  # what this run has written so far, and an interrupt removes
     try:
         if where is not None:
@@ -120,16 +109,12 @@ def replay_session(
                 live_sandbox, sandbox_notice = choose_sandbox(sandbox, sandbox_network, where)
             except SandboxUnavailable as unavailable:
                 _discard(leftovers, where if restored else None)
-                return ReplayReport(
-                    str(path), "error", error=str(unavailable), seconds=time.perf_counter() - started
-                )
+                return _failed(path, unavailable, started)
         client = ModelClient(settings.base_url.rstrip("/") + "/chat/completions", api_key=None)
         options = ReplayOptions(
             masks=masks,
             rebless=rebless_to is not None,
-            live_tools=ToolContext(
-                workspace=where, shell_timeout=settings.shell_timeout, sandbox=live_sandbox
-            )
+            live_tools=ToolContext(where, shell_timeout=settings.shell_timeout, sandbox=live_sandbox)
             if where
             else None,
             fork_at=fork_at,
@@ -153,11 +138,10 @@ def replay_session(
             metadata = {**session.metadata, "format_version": FORMAT_VERSION}
             if rebless_to is not None:
                 metadata["reblessed_from"] = {"path": str(path), "session_id": metadata.get("session_id")}
-                # the copy's requests are this version's: its provenance must say so
                 metadata["nano_code_version"] = __version__
                 metadata["nano_code_commit"] = nano_code_commit()
             else:
-                # The fork's tools work in `where`: fingerprint it, never a directory a file names.
+                # fingerprint `where`, where the fork's tools work, never a directory the file names
                 assert where is not None
                 fresh = provenance(config, settings.to_json(), where, metadata.get("agents_md"), "fork")
                 fresh["parent"] = {
@@ -168,7 +152,7 @@ def replay_session(
                 fresh["sandbox"] = sandbox_provenance(sandbox, live_sandbox, sandbox_notice)
                 metadata = fresh
             metadata["tool_schemas"] = [to_json(spec) for spec in config.tools]
-            # The copy's requests carry this version's system prompt: its provenance must say so.
+            # the copy's requests are this version's: its provenance says so
             metadata["system_prompt_sha256"] = hashlib.sha256(config.system_prompt.encode()).hexdigest()
             scrubber = redactor if redactor is not None else Redactor(None)
             partial_path = output_path.with_name(f".{output_path.name}.partial")
@@ -219,12 +203,8 @@ def replay_session(
                     performer.go_live = go_live
                 divergence = _drive(driver, performer)
                 if divergence is None and not performer.forked and not cassette.all_played:
-                    divergence = Divergence(
-                        performer.step,
-                        None,
-                        "unused interactions",
-                        "recorded interactions were never requested",
-                    )
+                    never = "recorded interactions were never requested"
+                    divergence = Divergence(performer.step, None, "unused interactions", never)
                 if divergence is None and fork_at is not None and not performer.forked:
                     raise ReplayError(
                         f"--fork-at {fork_at} is past the recording's end "
@@ -232,17 +212,14 @@ def replay_session(
                     )
         except Diverged as diverged:
             divergence = diverged.divergence
-        except (ReplayError, DriverMisuseError, KeyError, TypeError, ValueError) as failure:
-            error = f"{type(failure).__name__}: {failure}"
-        except Exception as failure:  # vcrpy refusing an unmatched request, etc.
+        except Exception as failure:  # ReplayError, vcrpy refusing an unmatched request, etc.
             error = f"{type(failure).__name__}: {failure}"
         finally:
             client.close()
             for close in closers:
                 close()
         if counter.live_interrupt:
-            # Ctrl-C in the live part ended its turn (the live performer makes it an event):
-            # the fork did not get as far as it was asked to, and goes like any interrupted run.
+            # Ctrl-C in the live part ended its turn: the fork goes like any interrupted run
             raise KeyboardInterrupt
 
         if error is not None:
@@ -293,9 +270,12 @@ def replay_session(
         raise
 
 
+def _failed(path: Path, error: Exception, started: float) -> ReplayReport:
+    return ReplayReport(str(path), "error", error=str(error), seconds=time.perf_counter() - started)
+
+
 def _discard(written: Sequence[Path], restored: Path | None) -> None:
-    """Remove what an interrupted replay wrote (its partial output, a fork's snapshot copy)
-    and the workspace it restored."""
+    """Remove what an interrupted replay wrote, and the workspace it restored."""
     try:
         for path in written:
             path.unlink(missing_ok=True)

@@ -1,18 +1,9 @@
 """K forks of one session from the same step, each in its own restored workspace, with an outcome.
 
-`sample_forks` replays a recorded session up to step N K times, each time
-going live from there (`replay_session(fork_at=N)`) in a fresh directory
-holding the session's workspace snapshot, and records each fork as a child
-session naming its parent. A `check` command, run in each fork's final
-workspace, gives the outcome (exit status 0: success); the same check run
-in the parent's own final workspace (its recorded tools re-run on a restored
-snapshot) says where the parent stands. `SampleReport.table()` is what the
-CLI prints. Each fork's workspace is removed once its check has run (its
-child session replays it), so K forks hold at most `jobs` workspaces at once.
-
-Interrupted (Ctrl-C, or SIGTERM raised as KeyboardInterrupt), it stops
-starting forks, lets the running ones remove their partial files and
-workspaces, and reports the forks that finished (`SampleReport.interrupted`).
+Each fork is a child session; a `check` command run in its final workspace gives its outcome
+(exit status 0: pass), and the same check in the parent's re-run workspace says where the parent
+stands. A fork's workspace is removed once checked, so at most `jobs` exist at once. Interrupted,
+it starts no more forks and reports those that finished.
 """
 
 from __future__ import annotations
@@ -40,15 +31,12 @@ CHECK_TIMEOUT = 600.0
 """Seconds a --check command may run in one workspace."""
 
 MAX_SAMPLES = 1000
-"""Forks one run may ask for. At 1000 a Wilson 95% interval is at most about +-3 points
-wide; more forks cost money, a child session each, and time, for little more precision."""
+"""Forks one run may ask for: at 1000 a Wilson 95% interval is already within about +-3 points."""
 
 
 def max_jobs() -> int:
-    """Processes a run may use: 4 per CPU (a fork mostly waits on its server, so more
-    than one per core helps), and never more than 64 (each holds a restored workspace,
-    a connection and tool processes; past that, memory and the server's rate limit
-    decide, not parallelism)."""
+    """Forks run at once: 4 per CPU (a fork mostly waits on its server), at most 64 (each holds a
+    workspace, a connection and tool processes)."""
     return min(64, 4 * (os.cpu_count() or 1))
 
 
@@ -65,9 +53,8 @@ class Sample:
     report: ReplayReport
     outcome: Outcome
     child: str | None
-    """The child session's file."""
     interrupted: bool = False
-    """The fork finished, but its check was interrupted (the run stops after it)."""
+    """The fork finished, but its check was interrupted."""
 
 
 @attrs.frozen
@@ -81,7 +68,6 @@ class SampleReport:
     requested: int = 0
     """Forks asked for (more than `samples` holds when the run was interrupted)."""
     interrupted: bool = False
-    """Ctrl-C or SIGTERM stopped the run; `samples` holds the forks that finished."""
 
     @property
     def passed(self) -> int:
@@ -95,10 +81,10 @@ class SampleReport:
         lines = [f"{len(self.samples)} forks of {self.parent} at step {self.fork_at}"]
         if self.interrupted:
             lines[0] += f" (interrupted: {len(self.samples)} of {self.requested} finished)"
-        lines.append("")
-        lines.append(
-            f"{'fork':>4}  {'status':10} {'outcome':8} {'steps':>5} {'tokens':>8} {'cost':>9}  session"
-        )
+        lines += [
+            "",
+            f"{'fork':>4}  {'status':10} {'outcome':8} {'steps':>5} {'tokens':>8} {'cost':>9}  session",
+        ]
         for sample in self.samples:
             usage = sample.report.usage
             cost = f"${usage.cost:.4f}" if usage.cost is not None else "-"
@@ -117,8 +103,7 @@ class SampleReport:
         steps = [float(s.report.steps) for s in self.samples if s.report.ok]
         tokens = [float(s.report.usage.total_tokens) for s in self.samples if s.report.ok]
         costs = [s.report.usage.cost for s in self.samples if s.report.ok and s.report.usage.cost is not None]
-        lines.append(f"steps:   {spread(steps)}")
-        lines.append(f"tokens:  {spread(tokens)}")
+        lines += [f"steps:   {spread(steps)}", f"tokens:  {spread(tokens)}"]
         if costs:
             lines.append(f"cost:    {spread(costs, money=True)}")
         parting = (
@@ -126,7 +111,8 @@ class SampleReport:
         )
         lines.append(f"the forks' actions first differ at: {parting}")
         parent = {True: "passes", False: "fails", None: "not checked"}[self.parent_outcome.passed]
-        lines.append(f"the parent session's own outcome: {parent}{_detail(self.parent_outcome)}")
+        detail = f" ({self.parent_outcome.detail})" if self.parent_outcome.detail else ""
+        lines.append(f"the parent session's own outcome: {parent}{detail}")
         return "\n".join(lines)
 
     def as_json(self) -> dict[str, Any]:
@@ -158,10 +144,6 @@ class SampleReport:
         }
 
 
-def _detail(outcome: Outcome) -> str:
-    return f" ({outcome.detail})" if outcome.detail else ""
-
-
 def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple[float, float]:
     """The Wilson score interval for a binomial proportion (95% by default)."""
     if trials <= 0:
@@ -190,11 +172,8 @@ def spread(values: Sequence[float], money: bool = False) -> str:
 def run_check(
     command: str, workspace: str | None, sandbox: str | None = None, sandbox_network: bool = False
 ) -> Outcome:
-    """Run `command` with the shell in `workspace`; exit status 0 is a pass.
-
-    It runs on code the model wrote, so it runs as the fork's tools did: in the
-    sandbox (the default where one works), without the API key in its environment.
-    """
+    """Run `command` with the shell in `workspace`; exit status 0 is a pass. It runs on the
+    model's code, so as the fork's tools did: in the sandbox, without the API key."""
     from nano_code.adapters.sandbox import SandboxUnavailable
     from nano_code.adapters.shell import Ending, run_command
     from nano_code.session.factory import choose_sandbox
@@ -255,15 +234,14 @@ class _Job:
     seed: int | None
     approval: ApprovalMode
     check: str | None
-    sandbox: str | None
-    sandbox_network: bool
+    sandbox: str | None = None
+    sandbox_network: bool = False
     rerun_recorded: bool = False
 
 
 def _one_fork(job: _Job) -> Sample:
-    """One fork and its check; its workspace is gone when this returns or raises.
-    Interrupted during the fork, nothing of it is left (replay_session removes it) and
-    KeyboardInterrupt propagates; during the check, the finished fork is kept and marked."""
+    """One fork and its check; its workspace is gone when this returns or raises. Interrupted
+    during the check, the finished fork is kept and marked."""
     from nano_code.adapters.secrets import Redactor
 
     report = replay_session(
@@ -310,15 +288,9 @@ def sample_forks(
     sandbox: str | None = None,
     sandbox_network: bool = False,
 ) -> SampleReport:
-    """K forks of the session at `path` from step `fork_at`; see the module's docstring.
-
-    Nothing is asked in a sampled fork: calls that need approval run when
-    `approval` is AUTO (`--yes`: the live model's calls) or `rerun_recorded`
-    (`--rerun-recorded`: the file's recorded calls, re-run up to the fork point
-    and for the parent's check), and are refused otherwise. With a `seed`, fork i
-    asks for seed + i - 1: the forks sample apart, and each can be asked for again.
-    `samples` is at most MAX_SAMPLES; `jobs` is cut to `max_jobs()`.
-    """
+    """`samples` forks of the session at `path` from step `fork_at`, `jobs` (at most `max_jobs()`)
+    at once. Nothing is asked: calls needing approval run under `approval` AUTO (the live model's)
+    or `rerun_recorded` (the file's own), and are refused otherwise."""
     if samples < 1:
         raise ValueError("--samples must be at least 1")
     if samples > MAX_SAMPLES:
@@ -330,25 +302,13 @@ def sample_forks(
     existing = [str(target) for target in targets if target.exists()]
     if existing:
         raise FileExistsError(f"{existing[0]} exists; choose another --output directory, or remove it")
-    todo = []
-    for index, target in enumerate(targets, start=1):
-        todo.append(
-            _Job(
-                str(path),
-                index,
-                fork_at,
-                str(target),
-                live_settings,
-                live_model,
-                temperature,
-                seed + index - 1 if seed is not None else None,  # apart, and each repeatable
-                approval,
-                check,
-                sandbox,
-                sandbox_network,
-                rerun_recorded,
-            )
-        )
+    job = _Job(str(path), 0, fork_at, "", live_settings, live_model, temperature, seed, approval, check)
+    job = attrs.evolve(job, sandbox=sandbox, sandbox_network=sandbox_network, rerun_recorded=rerun_recorded)
+    todo = [
+        # with a seed, fork i asks for seed + i - 1: the forks sample apart, and each is repeatable
+        attrs.evolve(job, index=index, fork_to=str(target), seed=None if seed is None else seed + index - 1)
+        for index, target in enumerate(targets, start=1)
+    ]
     done, interrupted = run_interruptibly(_one_fork, todo, jobs, lambda sample: sample.interrupted)
     parent_outcome = Outcome(None)
     if check is not None and not interrupted:
@@ -362,8 +322,8 @@ def sample_forks(
 def _parent_outcome(
     path: Path, check: str, rerun_recorded: bool, sandbox: str | None, sandbox_network: bool
 ) -> tuple[Outcome, bool]:
-    """The check run where the parent's recorded tools, re-run, leave a restored workspace;
-    and whether that was interrupted (the workspace is removed either way)."""
+    """The check run where the parent's recorded tools, re-run, leave a restored workspace, and
+    whether that was interrupted."""
     try:
         parent = replay_session(
             path,

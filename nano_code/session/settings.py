@@ -1,10 +1,7 @@
-"""From settings to the kernel's config -- shared by live runs, resume and replay.
+"""From recorded settings to the kernel's config, one way for live runs, resume and replay.
 
-A session records the settings that shaped it (`recorded_settings`); live
-runs and replays both build their `KernelConfig` from such a record plus this
-version's system prompt and tool schemas. So a replay rebuilds exactly the
-config a live run with the same settings would have, and a change to the
-prompt or the tools in the code shows up as a divergence.
+The config is the record plus this version's system prompt and tool schemas, so a replay
+rebuilds the live run's config and a change to the prompt or the tools shows as a divergence.
 """
 
 from __future__ import annotations
@@ -25,14 +22,9 @@ from nano_code.prompts import AGENTS_FILE, AGENTS_LIMIT, SUMMARY_PROMPT, build_s
 
 
 def read_agents_md(workspace: Path, refused: Callable[[str], None] | None = None) -> str | None:
-    """The workspace's AGENTS.md, when it is a regular file inside the workspace; read only as
-    far as the prompt uses.
-
-    It comes with the directory (a cloned repository, say): a named pipe or a device under
-    that name must not hang start-up, nor a huge file fill memory, and a link out of the
-    workspace (-> ~/.ssh/id_rsa) must not put another file into the prompt and the recording.
-    Such a link is not read; `refused` gets one line saying so.
-    """
+    """The workspace's AGENTS.md, read only as far as the prompt uses, and only when it is a
+    regular file inside the workspace: a pipe must not hang start-up, nor a link out
+    (-> ~/.ssh/id_rsa) reach the prompt. `refused` is told of such a link."""
     try:
         data = read_regular_inside(workspace, AGENTS_FILE, AGENTS_LIMIT * 4 + 3)  # enough UTF-8 for the limit
     except LeadsOutside as outside:
@@ -48,7 +40,7 @@ def read_agents_md(workspace: Path, refused: Callable[[str], None] | None = None
 
 
 DEFAULT_TOOL_OUTPUT_CHARS = 30_000
-"""The cap on one tool result sent to the model; files that predate its recording used it."""
+"""The cap on one tool result sent to the model."""
 
 
 class SettingsError(ValueError):
@@ -64,43 +56,24 @@ def _typed(kind: type | tuple[type, ...], minimum: float | None = None) -> Any:
 
 @attrs.frozen(kw_only=True)
 class RecordedSettings:
-    """Every setting that shaped a session's requests or decisions, as its file records them.
-
-    Live runs, resume, replay and forks all build their kernel config from one
-    of these (`kernel_config`), so a replay rebuilds exactly the config the
-    live run had. Never the key.
-    """
+    """Every setting that shaped a session's requests or decisions, as its file records them
+    (never the key). Defaults are what files from before a field was recorded used.
+    What runs live takes its approval and sandbox from the current command line, never from here."""
 
     model: str = attrs.field(validator=_typed(str))
-    """The model named in every request."""
     base_url: str = attrs.field(validator=_typed(str))
-    """The server the session talked to (replay never connects to it)."""
     max_steps: int = attrs.field(validator=_typed(int, 1))
-    """Model calls allowed per turn."""
     stream: bool = attrs.field(validator=_typed(bool))
-    """Whether requests asked for a streamed reply."""
     auto_approve: bool = attrs.field(validator=_typed(bool))
-    """The approval mode the session started with. Authority for anything that runs
-    live comes from the current command line, never from this."""
     workspace: str = attrs.field(validator=_typed(str))
-    """The directory the tools worked in (the system prompt names it)."""
     shell_timeout: float = attrs.field(default=120.0, validator=_typed((int, float), 0))
-    """Seconds before a shell command was killed."""
     max_tool_output_chars: int = attrs.field(default=DEFAULT_TOOL_OUTPUT_CHARS, validator=_typed(int, 200))
-    """The cap on one tool result sent to the model (files from before it was recorded: the
-    default of that time)."""
     sandbox: str = attrs.field(default="off", validator=v.in_(("off", "read-only", "workspace-write")))
-    """The OS sandbox the session's commands ran in (as really in force, not as asked for).
-    It shapes the system prompt and the kernel's approval decisions; a replay uses it to
-    reproduce them. What runs live gets its sandbox from the current command line."""
+    """As really in force, not as asked for: it shapes the system prompt and approval decisions."""
     sandbox_network: bool = attrs.field(default=False, validator=_typed(bool))
-    """Whether the sandbox let commands use the network."""
     context_tokens: int = attrs.field(default=128_000, validator=_typed(int, 1024))
-    """The model's context window the session assumed (compaction decisions; files from
-    before it was recorded: the default of that time)."""
     summary_as: str = attrs.field(default="user", validator=v.in_(("assistant", "user")))
-    """The role of a compaction's summary in the conversation: "assistant" (the agent's own
-    notes) since it was recorded; files from before: "user", as it was then."""
+    """The role of a compaction's summary ("assistant" since it was recorded)."""
 
     def to_json(self) -> dict[str, Any]:
         return {spec.name: getattr(self, spec.name) for spec in attrs.fields(type(self))}
@@ -139,8 +112,7 @@ def recorded_agents_md(metadata: Mapping[str, Any]) -> str | None:
 def recorded_settings(
     settings: Settings, workspace: Path, stream: bool, sandbox: Sandbox | None = None
 ) -> RecordedSettings:
-    """The settings that shaped requests and decisions, safe to record (no key); `sandbox`
-    is the one really in force."""
+    """The settings to record; `sandbox` is the one really in force."""
     return RecordedSettings(
         sandbox=sandbox.mode.value if sandbox is not None else "off",
         sandbox_network=sandbox.network if sandbox is not None else False,

@@ -1,18 +1,9 @@
 """Text cells of the corpus tables, made safe for whatever opens them.
 
-A table holds what models, servers and tools said, so a cell may be hostile:
-
-- **Size.** A cell is cut to `CELL_CHARS` characters (Excel holds at most
-  32,767 in one) and then ends with `… [cut: N characters in all]`.
-- **Terminals.** Control characters are escaped as everywhere else
-  (`safe_text.for_terminal`: ESC becomes `\\x1b`), so `cat` of a CSV cannot
-  retitle the window or move the cursor.
-- **Spreadsheets.** A text cell beginning with `=`, `+`, `-`, `@`, TAB, CR or
-  LF (or their full-width forms) would be read as a formula, so it gets a
-  leading `'`, as OWASP advises; so does one that already begins with `'`,
-  which makes the rule reversible: a text cell beginning with `'` had one
-  added. Only text is touched: a number nano-code writes as a number (a
-  negative exit status, a cost) stays a number.
+A cell holds what models, servers and tools said, so it may be hostile: it is cut to
+`CELL_CHARS`, its control characters are escaped (`cat` of a CSV cannot move the cursor), and
+text a spreadsheet would read as a formula gets a leading `'` (OWASP's advice; text already
+starting with `'` gets one too, so the rule is reversible). Numbers stay numbers.
 """
 
 from __future__ import annotations
@@ -22,7 +13,7 @@ import re
 from nano_code.adapters.safe_text import for_terminal
 
 CELL_CHARS = 32_000
-"""The longest text cell: under Excel's 32,767, far under what a session file can hold."""
+"""The longest text cell: under Excel's 32,767."""
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20", "'")
 """What a spreadsheet reads as the start of a formula (and `'`, to keep the rule reversible)."""

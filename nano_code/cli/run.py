@@ -202,10 +202,9 @@ def main(args: argparse.Namespace) -> int:
     )
     driver = session.driver
     try:
-        if parent_state is not None and recorder is not None:
-            closed = driver.interrupt()  # a crash mid-step left calls unanswered
-            if closed is not None:
-                display.notice("resumed: the step that was in flight was recorded as interrupted")
+        if parent_state is not None and recorder is not None and driver.interrupt() is not None:
+            # a crash mid-step left calls unanswered
+            display.notice("resumed: the step that was in flight was recorded as interrupted")
         if parent_state is not None:
             change_setting(  # authority from the command line, never from the file
                 driver,
@@ -225,10 +224,10 @@ def main(args: argparse.Namespace) -> int:
             session.close()
         if recorder is not None:
             recorder.close()  # closed already, unless session.close() stopped short
-        if recorder is not None and recorder.writer.stopped is not None:
-            say(f"nano-code: {recorder.writer.stopped}", err=True)  # instead of "session recorded"
-        elif recorder is not None and not args.json:
-            display.notice(f"session recorded: {recorder.writer.path}")
+            if recorder.writer.stopped is not None:
+                say(f"nano-code: {recorder.writer.stopped}", err=True)  # instead of "session recorded"
+            elif not args.json:
+                display.notice(f"session recorded: {recorder.writer.path}")
 
 
 def plain_http_to_another_host(url: str) -> bool:

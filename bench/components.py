@@ -121,7 +121,9 @@ def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
         "recorder: interaction_record (with a key to scrub)": _time(
             lambda: interaction_record(exchange, redactor_with_key, {}), repeat
         ),
-        "recorder: json.dumps of the stored record (body as its delta)": _time(lambda: json.dumps(record, ensure_ascii=False), repeat),
+        "recorder: json.dumps of the stored record (body as its delta)": _time(
+            lambda: json.dumps(record, ensure_ascii=False), repeat
+        ),
         "recorder: _YAML_UNSAFE.sub over the line": _time(lambda: _YAML_UNSAFE.sub("", plain), repeat),
         "recorder: dump_line (dumps + sub)": _time(lambda: dump_line(record), repeat),
         "recorder: secret check of the line (with a key)": _time(

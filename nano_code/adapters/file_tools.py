@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 import attrs
@@ -117,40 +117,51 @@ def _preview_read(arguments: Arguments, context: ToolContext) -> str:
     return with_note(shown, note)
 
 
-READ_FILE_TOOL = Tool(
-    spec=ToolSpec(
-        name="read_file",
-        description=(
-            "Read a UTF-8 text file and get its lines numbered from 1, as 'number<TAB>text' (the "
-            "numbers are not part of the file). Returns at most `limit` lines (default 2000) starting "
-            "at line `offset` (default 1); when more remain, the output ends with a note giving the "
-            "offset to ask for next. Lines longer than 2000 characters are cut. Binary files are "
-            "refused. Paths are relative to the workspace unless absolute; '~' is not expanded."
-        ),
-        parameters={
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File to read."},
-                "offset": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "description": "Line number to start at (1-based). Default 1.",
-                },
-                "limit": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "description": f"Maximum number of lines to return. Default {DEFAULT_READ_LIMIT}.",
-                },
-            },
-            "required": ["path"],
-            "additionalProperties": False,
-        },
-        mutates=False,
-        path_parameter="path",
+def _file_tool(
+    name: str,
+    description: str,
+    properties: dict[str, object],
+    required: list[str],
+    *,
+    execute: Callable[[Arguments, ToolContext], ToolOutcome],
+    describe: Callable[[Arguments, ToolContext], str],
+) -> Tool:
+    """A tool on the file at its `path` argument; only read_file leaves the file unchanged."""
+    parameters = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+    spec = ToolSpec(name, description, parameters, mutates=name != "read_file", path_parameter="path")
+    return Tool(spec=spec, execute=execute, describe=describe, key_argument="path")
+
+
+READ_FILE_TOOL = _file_tool(
+    "read_file",
+    (
+        "Read a UTF-8 text file and get its lines numbered from 1, as 'number<TAB>text' (the "
+        "numbers are not part of the file). Returns at most `limit` lines (default 2000) starting "
+        "at line `offset` (default 1); when more remain, the output ends with a note giving the "
+        "offset to ask for next. Lines longer than 2000 characters are cut. Binary files are "
+        "refused. Paths are relative to the workspace unless absolute; '~' is not expanded."
     ),
+    {
+        "path": {"type": "string", "description": "File to read."},
+        "offset": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Line number to start at (1-based). Default 1.",
+        },
+        "limit": {
+            "type": "integer",
+            "minimum": 1,
+            "description": f"Maximum number of lines to return. Default {DEFAULT_READ_LIMIT}.",
+        },
+    },
+    ["path"],
     execute=_read_file,
     describe=_preview_read,
-    key_argument="path",
 )
 
 
@@ -217,30 +228,21 @@ def _preview_write(arguments: Arguments, context: ToolContext) -> str:
     return with_note(f"{header}\n{_capped_diff(before, content, shown)}", note)
 
 
-WRITE_FILE_TOOL = Tool(
-    spec=ToolSpec(
-        name="write_file",
-        description=(
-            "Create a file, or replace a file's whole content, with `content` (UTF-8). Missing parent "
-            "directories are created; an existing file keeps its permissions. The write is atomic. "
-            "To change part of an existing file, prefer edit_file. Paths are relative to the "
-            "workspace unless absolute."
-        ),
-        parameters={
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File to write."},
-                "content": {"type": "string", "description": "The complete new content of the file."},
-            },
-            "required": ["path", "content"],
-            "additionalProperties": False,
-        },
-        mutates=True,
-        path_parameter="path",
+WRITE_FILE_TOOL = _file_tool(
+    "write_file",
+    (
+        "Create a file, or replace a file's whole content, with `content` (UTF-8). Missing parent "
+        "directories are created; an existing file keeps its permissions. The write is atomic. "
+        "To change part of an existing file, prefer edit_file. Paths are relative to the "
+        "workspace unless absolute."
     ),
+    {
+        "path": {"type": "string", "description": "File to write."},
+        "content": {"type": "string", "description": "The complete new content of the file."},
+    },
+    ["path", "content"],
     execute=_write_file,
     describe=_preview_write,
-    key_argument="path",
 )
 
 # --- edit_file -------------------------------------------------------------------------------------
@@ -329,30 +331,21 @@ def _preview_edit(arguments: Arguments, context: ToolContext) -> str:
     return f"{note}\n{diff}" if note else diff
 
 
-EDIT_FILE_TOOL = Tool(
-    spec=ToolSpec(
-        name="edit_file",
-        description=(
-            "Replace one piece of text in an existing file: `old_string` must occur in the file "
-            "exactly once, matching character for character, including whitespace, indentation and "
-            "line breaks; it is replaced by `new_string`. Read the file first and copy the text from "
-            "it (without read_file's line numbers), with enough surrounding lines to make it unique. "
-            "If it is not found or matches several times, nothing changes and the error says why."
-        ),
-        parameters={
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File to edit."},
-                "old_string": {"type": "string", "description": "Exact text to replace; must be unique."},
-                "new_string": {"type": "string", "description": "Text to put in its place."},
-            },
-            "required": ["path", "old_string", "new_string"],
-            "additionalProperties": False,
-        },
-        mutates=True,
-        path_parameter="path",
+EDIT_FILE_TOOL = _file_tool(
+    "edit_file",
+    (
+        "Replace one piece of text in an existing file: `old_string` must occur in the file "
+        "exactly once, matching character for character, including whitespace, indentation and "
+        "line breaks; it is replaced by `new_string`. Read the file first and copy the text from "
+        "it (without read_file's line numbers), with enough surrounding lines to make it unique. "
+        "If it is not found or matches several times, nothing changes and the error says why."
     ),
+    {
+        "path": {"type": "string", "description": "File to edit."},
+        "old_string": {"type": "string", "description": "Exact text to replace; must be unique."},
+        "new_string": {"type": "string", "description": "Text to put in its place."},
+    },
+    ["path", "old_string", "new_string"],
     execute=_edit_file,
     describe=_preview_edit,
-    key_argument="path",
 )

@@ -59,31 +59,36 @@ def is_secret(relative: str) -> bool:
     return is_secret_name(relative.rsplit("/", 1)[-1])
 
 
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _count(_instance: object, field: attrs.Attribute[int], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TypeError(f"{field.name} must be a count, not {value!r}")
+
+
+_str = attrs.validators.instance_of(str)
+_names = attrs.validators.deep_iterable(_str, attrs.validators.instance_of(tuple))
+_paths = attrs.validators.instance_of(tuple)  # each checked by valid_name, here and on restore
 
 
 @attrs.frozen
 class SnapshotInfo:
     """What a session records about its workspace snapshot."""
 
-    file: str
+    file: str = attrs.field(validator=_str)
     """The archive's name, in the session file's directory."""
-    sha256: str
-    bytes: int
-    kind: str
-    """'git' or 'files'."""
-    head: str | None = None
+    sha256: str = attrs.field(validator=_str)
+    bytes: int = attrs.field(validator=_count)
+    kind: str = attrs.field(validator=attrs.validators.in_(("git", "files")))
+    head: str | None = attrs.field(default=None, validator=attrs.validators.optional(_str))
     """The commit HEAD named (git)."""
-    files: int = 0
-    deleted: tuple[str, ...] = ()
+    files: int = attrs.field(default=0, validator=_count)
+    deleted: tuple[str, ...] = attrs.field(default=(), validator=_paths)
     """Tracked files missing from the working tree (git)."""
-    untracked: tuple[str, ...] = ()
-    left_out: int = 0
-    left_out_bytes: int = 0
-    left_out_names: tuple[str, ...] = ()
-    max_bytes: int = DEFAULT_MAX_BYTES
-    walk_stopped: bool = False
+    untracked: tuple[str, ...] = attrs.field(default=(), validator=_paths)
+    left_out: int = attrs.field(default=0, validator=_count)
+    left_out_bytes: int = attrs.field(default=0, validator=_count)
+    left_out_names: tuple[str, ...] = attrs.field(default=(), validator=_names)
+    max_bytes: int = attrs.field(default=DEFAULT_MAX_BYTES, validator=_count)
+    walk_stopped: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     """The walk ended early: `left_out` is a lower bound."""
 
     def to_json(self) -> dict[str, Any]:
@@ -103,25 +108,12 @@ class SnapshotInfo:
         }
         try:
             info = cls(**values)
-        except TypeError as error:
+        except (TypeError, ValueError) as error:
             raise SnapshotError(
                 f"the session's workspace snapshot entry is not usable: {one_line(error)}"
             ) from None
-        if not isinstance(info.file, str) or "/" in info.file or info.file in ("", ".", ".."):
+        if "/" in info.file or info.file in ("", ".", ".."):
             raise SnapshotError("the workspace snapshot must be a file name beside the session")
-        if not (
-            isinstance(info.sha256, str)
-            and info.kind in ("git", "files")
-            and (info.head is None or isinstance(info.head, str))
-            and isinstance(info.walk_stopped, bool)
-            and all(
-                _is_count(n)
-                for n in (info.bytes, info.files, info.left_out, info.left_out_bytes, info.max_bytes)
-            )
-            and all(isinstance(v, tuple) for v in (info.deleted, info.untracked, info.left_out_names))
-            and all(isinstance(name, str) for name in info.left_out_names)
-        ):
-            raise SnapshotError("the session's workspace snapshot entry has fields of the wrong type")
         if info.bytes > MAX_ARCHIVE_BYTES or info.max_bytes > MAX_ARCHIVE_BYTES:
             raise SnapshotError(
                 f"the session's workspace snapshot is recorded as larger than {MAX_ARCHIVE_BYTES} bytes"

@@ -56,27 +56,23 @@ def colour_enabled(stream: TextIO) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
+def _sgr(code: str) -> Callable[[Style, str], str]:
+    def wrap(self: Style, text: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.enabled else text
+
+    return wrap
+
+
 class Style:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
 
-    def _wrap(self, code: str, text: str) -> str:
-        return f"\033[{code}m{text}\033[0m" if self.enabled else text
+    dim, bold, red, yellow, cyan = _sgr("2"), _sgr("1"), _sgr("31"), _sgr("33"), _sgr("36")
 
-    def dim(self, text: str) -> str:
-        return self._wrap("2", text)
 
-    def bold(self, text: str) -> str:
-        return self._wrap("1", text)
-
-    def red(self, text: str) -> str:
-        return self._wrap("31", text)
-
-    def yellow(self, text: str) -> str:
-        return self._wrap("33", text)
-
-    def cyan(self, text: str) -> str:
-        return self._wrap("36", text)
+def _put(stream: TextIO, text: str) -> None:
+    stream.write(text)
+    stream.flush()
 
 
 def usage_line(usage: Usage) -> str:
@@ -113,8 +109,7 @@ class Spinner:
         while not stop.wait(0.1):
             elapsed = time.monotonic() - started
             text = f"{self.FRAMES[frame % len(self.FRAMES)]} {label} {elapsed:.1f}s"
-            self._out.write("\r" + self._style.dim(text) + "\033[K")
-            self._out.flush()
+            _put(self._out, "\r" + self._style.dim(text) + "\033[K")
             frame += 1
 
     def stop(self) -> None:
@@ -122,8 +117,7 @@ class Spinner:
             self._stop.set()
             self._thread.join()
             self._thread = None
-            self._out.write("\r\033[K")
-            self._out.flush()
+            _put(self._out, "\r\033[K")
 
 
 class _HeldBack:
@@ -199,14 +193,12 @@ class HumanDisplay:
     def _write_reasoning(self, text: str, final: bool = False) -> None:
         released = self._held_reasoning.release(text, final)
         if released:
-            self.err.write(self.style.dim(for_terminal(released)))
-            self.err.flush()
+            _put(self.err, self.style.dim(for_terminal(released)))
 
     def _write_text(self, text: str, final: bool = False) -> None:
         released = self._held.release(text, final, hold_all=self._hold_whole_reply)
         if released:
-            self.out.write(for_terminal(released))
-            self.out.flush()
+            _put(self.out, for_terminal(released))
             self._text_open = True
 
     def _close_reasoning(self) -> None:
@@ -221,8 +213,7 @@ class HumanDisplay:
         if self._held.text:
             self._write_text("", final=True)
         if self._text_open:
-            self.out.write("\n")
-            self.out.flush()
+            _put(self.out, "\n")
             self._text_open = False
 
     def _stop_spinner(self) -> None:
@@ -237,14 +228,12 @@ class HumanDisplay:
             text = self.style.yellow(text)
         elif kind is TextKind.NOTICE:
             text = self.style.dim(text)
-        self.err.write(text + "\n")
-        self.err.flush()
+        _put(self.err, text + "\n")
 
     def error(self, text: str) -> None:
         self._stop_spinner()
         self._close_text()
-        self.err.write(self.style.red(for_terminal(self.redact(text))) + "\n")
-        self.err.flush()
+        _put(self.err, self.style.red(for_terminal(self.redact(text))) + "\n")
 
     # -- observer
 
@@ -262,15 +251,13 @@ class HumanDisplay:
             }  # redacted before the summary cuts it
             line = self.redact(self._describe_call(action.call.name, arguments))
             name = for_terminal(action.call.name)
-            self.err.write(self.style.cyan("● ") + self.style.bold(name) + " " + for_terminal(line) + "\n")
-            self.err.flush()
+            _put(self.err, self.style.cyan("● ") + self.style.bold(name) + " " + for_terminal(line) + "\n")
             if self._spinner is not None:
                 self._spinner.start("running")
         elif isinstance(action, ShowText):
             if action.kind is TextKind.ASSISTANT:
                 self._stop_spinner()
-                self.out.write(for_terminal(self.redact(action.text)).rstrip("\n") + "\n")
-                self.out.flush()
+                _put(self.out, for_terminal(self.redact(action.text)).rstrip("\n") + "\n")
             else:
                 self.notice(action.text, action.kind)
         elif isinstance(action, EndTurn):
@@ -290,16 +277,14 @@ class HumanDisplay:
 
     def on_event(self, event: Event, state: State) -> None:
         if isinstance(event, UserInput) and self._echo_input:
-            self.out.write(self.style.bold("› " + for_terminal(self.redact(event.text.strip()))) + "\n")
-            self.out.flush()
+            _put(self.out, self.style.bold("› " + for_terminal(self.redact(event.text.strip()))) + "\n")
         elif isinstance(event, (ModelReply, ModelFailure, Interrupt)):
             self._last_failure = event.kind if isinstance(event, ModelFailure) else None
             self._stop_spinner()
             if isinstance(event, ModelFailure):
                 self._held.text = ""  # what a broken reply held back is dropped, never shown
                 if self._text_open:
-                    self.out.write(self.style.dim(" [the reply broke off here]") + "\n")
-                    self.out.flush()
+                    _put(self.out, self.style.dim(" [the reply broke off here]") + "\n")
                     self._text_open = False
             summary, self._summarising = self._summarising, False
             if isinstance(event, ModelReply) and not summary:
@@ -316,12 +301,10 @@ class HumanDisplay:
             if event.exit_status not in (None, 0):
                 status = f" [exit {event.exit_status}]"
             mark = self.style.red("  └ ") if event.is_error else self.style.dim("  └ ")
-            self.err.write(mark + self.style.dim(for_terminal(self.redact(first)) + more + status) + "\n")
-            self.err.flush()
+            _put(self.err, mark + self.style.dim(for_terminal(self.redact(first)) + more + status) + "\n")
         elif isinstance(event, ApprovalDecision) and event.verdict is Verdict.DENY:
             reason = for_terminal(self.redact(event.reason or "denied"))
-            self.err.write(self.style.yellow(f"  └ not run: {reason}") + "\n")
-            self.err.flush()
+            _put(self.err, self.style.yellow(f"  └ not run: {reason}") + "\n")
 
 
 _OWN_KIND = {"ShowText": "text_kind", "ModelFailure": "failure_kind"}
@@ -339,8 +322,7 @@ class JsonLinesDisplay:
         own_kind = _OWN_KIND.get(type(value).__name__, "value_kind")
         fields = {(own_kind if key == "kind" else key): item for key, item in to_json(value).items()}
         line = json_text({"kind": kind, **fields})
-        self.out.write(self.redact(line) + "\n")
-        self.out.flush()
+        _put(self.out, self.redact(line) + "\n")
 
     def on_event(self, event: Event, state: State) -> None:
         self._write("event", event)

@@ -114,10 +114,6 @@ class Sandbox:
                 os.rmdir(self.workspace / ".git")
 
 
-def _depth(path: str) -> int:
-    return len(Path(path).parts)
-
-
 def hidden_paths(
     workspace: Path, network: bool, home: Path | None = None, scan: workspace_scan.Scan | None = None
 ) -> list[Path]:
@@ -165,7 +161,7 @@ def bwrap_arguments(
     for path in hidden:
         name = str(path)
         mounts.append((name, ["--tmpfs", name] if os.path.isdir(path) else ["--ro-bind", "/dev/null", name]))
-    mounts.sort(key=lambda mount: _depth(mount[0]))  # stable: ties keep the order above
+    mounts.sort(key=lambda mount: len(Path(mount[0]).parts))  # stable: ties keep the order above
     arguments = [option for _, options in mounts for option in options]
     arguments += ["--unshare-pid", "--unshare-ipc"]
     if not network:

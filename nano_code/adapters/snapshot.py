@@ -120,10 +120,14 @@ class SnapshotInfo:
             )
         if info.files > MAX_ENTRIES or len(info.deleted) + len(info.untracked) > 2 * MAX_ENTRIES:
             raise SnapshotError("the session's workspace snapshot records more paths than a snapshot holds")
-        for name in (*info.deleted, *info.untracked):
-            if not valid_name(name):
-                raise SnapshotError(f"the workspace snapshot names a path it may not hold: {name!r}")
+        check_paths(info)
         return info
+
+
+def check_paths(info: SnapshotInfo) -> None:
+    for name in (*info.deleted, *info.untracked):
+        if not valid_name(name):
+            raise SnapshotError(f"the workspace snapshot names a path it may not hold: {name!r}")
 
 
 def archive_path(session_path: Path) -> Path:

@@ -9,6 +9,7 @@ holds HEAD's content, the uncommitted changes on top.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -19,6 +20,7 @@ import subprocess
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -31,6 +33,7 @@ from nano_code.adapters.snapshot import (
     MAX_ENTRIES,
     SnapshotError,
     SnapshotInfo,
+    check_paths,
     one_line,
     valid_name,
 )
@@ -176,40 +179,31 @@ class _Tree:
             raise
         return fd, name
 
-    def _clear(self, fd: int, name: str) -> None:
-        """Remove whatever is at `name` in `fd` (a directory tree we made, a file, a link)."""
+    @contextlib.contextmanager
+    def _cleared(self, relative: str) -> Iterator[tuple[int, str]]:
+        """`relative`'s directory and last part, with whatever was there removed (a tree we made, a file, a link)."""
+        opened = self._parent(relative, create=True)
+        assert opened is not None
+        fd, name = opened
         try:
-            status = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        if stat.S_ISDIR(status.st_mode):
-            shutil.rmtree(name, dir_fd=fd)
-        else:
-            os.unlink(name, dir_fd=fd)
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                    shutil.rmtree(name, dir_fd=fd)
+                else:
+                    os.unlink(name, dir_fd=fd)
+            yield fd, name
+        finally:
+            os.close(fd)
 
     def write(self, relative: str, content: bytes, mode: int = 0o644) -> None:
-        opened = self._parent(relative, create=True)
-        assert opened is not None
-        fd, name = opened
-        try:
-            self._clear(fd, name)
-            out = os.open(
-                name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o777 | 0o600, dir_fd=fd
-            )
-            with os.fdopen(out, "wb") as handle:
+        with self._cleared(relative) as (fd, name):
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            with os.fdopen(os.open(name, flags, mode & 0o777 | 0o600, dir_fd=fd), "wb") as handle:
                 handle.write(content)
-        finally:
-            os.close(fd)
 
     def link(self, relative: str, target: str) -> None:
-        opened = self._parent(relative, create=True)
-        assert opened is not None
-        fd, name = opened
-        try:
-            self._clear(fd, name)
+        with self._cleared(relative) as (fd, name):
             os.symlink(target, name, dir_fd=fd)
-        finally:
-            os.close(fd)
 
     def remove(self, relative: str) -> None:
         """Remove the file (or link) at `relative`, if it is there; a directory is left alone."""
@@ -278,9 +272,7 @@ def _rebuild_repository(into: Path, info: SnapshotInfo, contents: _Contents, lin
 
 def restore(session_path: Path, info: SnapshotInfo, into: Path) -> None:
     """Rebuild the snapshotted workspace in `into` (an empty directory)."""
-    for name in (*info.deleted, *info.untracked):
-        if not valid_name(name):
-            raise SnapshotError(f"the workspace snapshot names a path it may not hold: {name!r}")
+    check_paths(info)
     try:
         into = into.resolve()
         data = read_archive(session_path, info)

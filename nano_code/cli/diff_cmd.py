@@ -139,18 +139,11 @@ def diff_sessions(path_a: str, path_b: str, ignore: Sequence[str] = ()) -> dict[
 
 
 def diff_main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="nano-code diff", description="Compare two recorded sessions step by step."
-    )
+    parser = argparse.ArgumentParser(prog="nano-code diff", description="Compare two recorded sessions.")
     parser.add_argument("a")
     parser.add_argument("b")
     parser.add_argument(
-        "--ignore",
-        action="append",
-        default=[],
-        metavar="JSONPATH",
-        help="mask a field, spelled as for `replay --ignore` ($.messages[0].content); "
-        "$.reply.… masks a reply (repeatable)",
+        "--ignore", action="append", default=[], metavar="JSONPATH", help="as replay --ignore"
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -164,9 +157,9 @@ def diff_main(argv: Sequence[str]) -> int:
     if args.json:
         say(json_text(result))
         return EXIT_OK if result["identical"] else EXIT_FAILED
-    say(f"A: {args.a} ({result['steps'][0]} steps)\nB: {args.b} ({result['steps'][1]} steps)")
+    steps, first = result["steps"], result["first_divergence"]
+    say(f"A: {args.a} ({steps[0]} steps)\nB: {args.b} ({steps[1]} steps)")
     say(f"identical prefix: {result['identical_prefix']} steps")
-    first = result["first_divergence"]
     if first is None:
         say("the sessions are identical")
     elif "only_in" in first:
@@ -174,9 +167,10 @@ def diff_main(argv: Sequence[str]) -> int:
             f"step {first['step']}: only {first['only_in'].upper()} continues ({first['kind']}, line {first['line']})"
         )
     else:
+        a, b = first["a"], first["b"]
         say(
             f"first divergence at step {first['step']}: "
-            f"A {first['a']['kind']} (line {first['a']['line']}) vs B {first['b']['kind']} (line {first['b']['line']})"
+            f"A {a['kind']} (line {a['line']}) vs B {b['kind']} (line {b['line']})"
         )
         shown = [Difference(d["path"], d["a"], d["b"]) for d in first["differences"][:20]]
         if shown:

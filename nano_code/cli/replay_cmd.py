@@ -36,60 +36,26 @@ def replay_parser() -> argparse.ArgumentParser:
             "  nano-code replay s.yaml --fork-at 2 --samples 5 --check 'python3 -m pytest -q' --yes\n"
         ),
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="session files or directories of them")
-    parser.add_argument("--json", action="store_true", help="one JSON report per session on stdout")
-    parser.add_argument(
-        "--ignore", action="append", default=[], metavar="JSONPATH", help="mask a volatile field (repeatable)"
-    )
-    parser.add_argument(
-        "--jobs", "-j", type=int, default=1, metavar="N", help="replay in N processes (0: one per core)"
-    )
-    parser.add_argument("--quiet", "-q", action="store_true", help="do not show the session transcript")
-    parser.add_argument("--rebless", action="store_true", help="accept new requests; write an updated copy")
-    parser.add_argument(
-        "--output",
-        metavar="PATH",
-        help="where --rebless/--fork-at write (default: beside the session); with --samples, a directory",
-    )
-    parser.add_argument(
-        "--live-tools", action="store_true", help="also run the tools here and compare outputs"
-    )
-    parser.add_argument("--fork-at", type=int, metavar="N", help="replay N model calls, then continue live")
-    parser.add_argument(
-        "--workspace",
-        metavar="DIR",
-        help="run live tools (--live-tools, --fork-at) in DIR, which they change; default: a fresh "
-        "temporary directory holding the session's workspace snapshot",
-    )
-    parser.add_argument(
-        "-y",
-        "--yes",
-        action="store_true",
-        help="approve every tool call the live model makes in a fork's live part (otherwise asked on a "
-        "terminal, refused elsewhere); not the file's own recorded calls (see --rerun-recorded)",
-    )
-    parser.add_argument(
-        "--rerun-recorded",
-        action="store_true",
-        help="approve re-running the file's own recorded tool calls where the sandbox alone would not "
-        "let them run (with --sandbox off: every write and command it holds, with your rights); "
-        "otherwise they are asked on a terminal and refused elsewhere",
-    )
+    add = parser.add_argument
+    add("paths", nargs="+", metavar="PATH", help="session files or directories of them")
+    add("--json", action="store_true", help="one JSON report per session on stdout")
+    add("--ignore", action="append", default=[], metavar="JSONPATH", help="mask a volatile field (repeated)")
+    add("--jobs", "-j", type=int, default=1, metavar="N", help="replay in N processes (0: one per core)")
+    add("--quiet", "-q", action="store_true", help="do not show the session transcript")
+    add("--rebless", action="store_true", help="accept new requests; write an updated copy")
+    add("--output", metavar="PATH", help="where --rebless/--fork-at write (--samples: a directory)")
+    add("--live-tools", action="store_true", help="also run the tools here and compare outputs")
+    add("--fork-at", type=int, metavar="N", help="replay N model calls, then continue live")
+    add("--workspace", metavar="DIR", help="run live tools in DIR (default: a fresh copy of the snapshot)")
+    add("-y", "--yes", action="store_true", help="approve every call the live model of a fork makes")
+    add("--rerun-recorded", action="store_true", help="approve re-running recorded calls beyond the sandbox")
     add_sandbox_arguments(parser)
-    parser.add_argument("--model", help="model for the live continuation of --fork-at")
-    parser.add_argument(
-        "--temperature", type=float, metavar="T", help="sampling temperature of the live continuation (0-2)"
-    )
-    parser.add_argument("--seed", type=int, metavar="N", help="repeatable sampling in the live continuation")
-    parser.add_argument(
-        "--samples", type=int, metavar="K", help="with --fork-at: K independent forks, and a table of them"
-    )
-    parser.add_argument(
-        "--check",
-        metavar="CMD",
-        help="with --samples: a shell command run in each fork's final workspace; exit 0 is a pass",
-    )
-    parser.add_argument("--base-url", help="server for the live continuation of --fork-at")
+    add("--model", help="model for the live continuation of --fork-at")
+    add("--temperature", type=float, metavar="T", help="sampling temperature of the live part (0-2)")
+    add("--seed", type=int, metavar="N", help="repeatable sampling in the live continuation")
+    add("--samples", type=int, metavar="K", help="with --fork-at: K independent forks, and a table of them")
+    add("--check", metavar="CMD", help="with --samples: a command run in each fork's workspace; 0 passes")
+    add("--base-url", help="server for the live continuation of --fork-at")
     return parser
 
 

@@ -117,22 +117,27 @@ def main(args: argparse.Namespace) -> int:
     stream = settings.stream if (args.stream is not None or not args.json) else False
     agents_md = read_agents_md(workspace, lambda line: say(f"nano-code: {line}", err=True))
     recorded = recorded_settings(settings, workspace, stream, sandbox)
+    config = kernel_config(recorded, agents_md)
     parent_state: State | None = None
     resume_file = None
     if args.resume:
+        from nano_code.session.recording import ResumeError, rebuild_state
+
         try:
             resume_file = load_session(args.resume)
+            recorded = RecordedSettings.from_json(resume_file.metadata.get("settings"))
+            agents_md = recorded_agents_md(resume_file.metadata)
+            if recorded.workspace != str(workspace):
+                return usage_error(
+                    f"nano-code: {args.resume} ran in {recorded.workspace}; "
+                    "cd there to resume it (its tools work on that directory)"
+                )
+            config = kernel_config(recorded, agents_md)
+            parent_state = rebuild_state(resume_file, config)
         except SessionFileError as error:
             return usage_error(f"nano-code: {error}")
-        try:
-            settings_of_session = RecordedSettings.from_json(resume_file.metadata.get("settings"))
-        except SettingsError as error:
+        except (SettingsError, ResumeError) as error:
             return usage_error(f"nano-code: cannot resume {args.resume}: {error}")
-        if settings_of_session.workspace != str(workspace):
-            return usage_error(
-                f"nano-code: {args.resume} ran in {settings_of_session.workspace}; "
-                "cd there to resume it (its tools work on that directory)"
-            )
         ignored = [f"--{name.replace('_', '-')}" for name in RESUME_FIXED_FLAGS if getattr(args, name)]
         if ignored:
             say(
@@ -140,20 +145,6 @@ def main(args: argparse.Namespace) -> int:
                 "(so that it still replays)",
                 err=True,
             )
-        recorded = settings_of_session
-        try:
-            agents_md = recorded_agents_md(resume_file.metadata)
-        except SettingsError as error:
-            return usage_error(f"nano-code: cannot resume {args.resume}: {error}")
-    config = kernel_config(recorded, agents_md)
-
-    if resume_file is not None:
-        from nano_code.session.recording import ResumeError, rebuild_state
-
-        try:
-            parent_state = rebuild_state(resume_file, config)
-        except ResumeError as error:
-            return usage_error(f"nano-code: cannot resume {args.resume}: {error}")
 
     out: TextIO = sys.stderr if args.json else sys.stdout
     display = HumanDisplay(

@@ -162,15 +162,8 @@ class ReplayPerformer:
     def diverge(
         self, what: str, summary: str, record: Record | None, found: Sequence[Difference] = ()
     ) -> Diverged:
-        return Diverged(
-            Divergence(
-                step=max(self.step, 1),
-                line=record.line if record else None,
-                what=what,
-                summary=summary,
-                differences=tuple(found),
-            )
-        )
+        line = record.line if record else None
+        return Diverged(Divergence(max(self.step, 1), line, what, summary, tuple(found)))
 
     def compare(self, recorded: Any, actual: Any, masks: tuple[Mask, ...]) -> list[Difference]:
         found, used = differences(recorded, actual, masks)
@@ -255,14 +248,13 @@ class ReplayPerformer:
                 record,
             )
         recorded = entry.call
-        found = self.compare(
-            {
-                "name": recorded.name if recorded else None,
-                "arguments": recorded.arguments if recorded else None,
-            },
-            {"name": call.name, "arguments": json.loads(json.dumps(arguments))},
-            self.options.masks.other,
+        was = (
+            {"name": recorded.name, "arguments": recorded.arguments}
+            if recorded
+            else dict.fromkeys(("name", "arguments"))
         )
+        now = {"name": call.name, "arguments": json.loads(json.dumps(arguments))}
+        found = self.compare(was, now, self.options.masks.other)
         if found:
             raise self.diverge("tool call", f"{call.name} is called differently", record, found)
         return attrs.evolve(entry.event, call_id=call.id)

@@ -1,8 +1,7 @@
 """Strict, offline replay of a recorded session, and what is built on it: rebless, fork, live tools.
 
-Replay runs the real driver and the real urllib3 model client under vcrpy
-(`cassette.py`: nothing is fetched live), serving the recording through a
-`ReplayPerformer` (`performer.py`) that stops at the first divergence.
+The real driver and model client run under vcrpy (nothing is fetched live), served by a
+`ReplayPerformer` that stops at the first divergence.
 """
 
 from __future__ import annotations
@@ -136,19 +135,16 @@ def replay_session(
         output_path = rebless_to or fork_to
         if output_path is not None:
             metadata = {**session.metadata, "format_version": FORMAT_VERSION}
+            parent = {"path": str(path), "session_id": metadata.get("session_id")}
             if rebless_to is not None:
-                metadata["reblessed_from"] = {"path": str(path), "session_id": metadata.get("session_id")}
+                metadata["reblessed_from"] = parent
                 metadata["nano_code_version"] = __version__
                 metadata["nano_code_commit"] = nano_code_commit()
             else:
                 # fingerprint `where`, where the fork's tools work, never a directory the file names
                 assert where is not None
                 fresh = provenance(config, settings.to_json(), where, metadata.get("agents_md"), "fork")
-                fresh["parent"] = {
-                    "path": str(path),
-                    "session_id": metadata.get("session_id"),
-                    "fork_at": fork_at,
-                }
+                fresh["parent"] = {**parent, "fork_at": fork_at}
                 fresh["sandbox"] = sandbox_provenance(sandbox, live_sandbox, sandbox_notice)
                 metadata = fresh
             metadata["tool_schemas"] = [to_json(spec) for spec in config.tools]
@@ -235,15 +231,12 @@ def replay_session(
         else:
             status = "identical"
         if output_path is not None:
-            partial = output_path.with_name(f".{output_path.name}.partial")
             if status in ("reblessed", "forked"):
-                partial.replace(output_path)
-                leftovers.clear()  # a finished fork (and its snapshot copy) stays, come what may
+                partial_path.replace(output_path)
             else:
-                partial.unlink(missing_ok=True)
-                if fork_to is not None:
-                    archive_path(fork_to).unlink(missing_ok=True)
+                _discard(leftovers, None)
                 output_path = None
+            leftovers.clear()  # a finished fork (and its snapshot copy) stays, come what may
         if restored and where is not None and not keep_workspace:
             shutil.rmtree(where, ignore_errors=True)
         return ReplayReport(

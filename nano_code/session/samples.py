@@ -223,52 +223,41 @@ def parting_step(children: Sequence[str]) -> int | None:
 
 
 @attrs.frozen
-class _Job:
-    path: str
+class _Fork:
+    """One fork to run: its number, file and seed, and the `replay_session` arguments all forks share."""
+
     index: int
-    fork_at: int
-    fork_to: str
-    live_settings: Settings
-    live_model: str | None
-    temperature: float | None
+    fork_to: Path
     seed: int | None
-    approval: ApprovalMode
     check: str | None
-    sandbox: str | None = None
-    sandbox_network: bool = False
-    rerun_recorded: bool = False
+    shared: dict[str, Any]
 
 
-def _one_fork(job: _Job) -> Sample:
+def _one_fork(fork: _Fork) -> Sample:
     """One fork and its check; its workspace is gone when this returns or raises. Interrupted
     during the check, the finished fork is kept and marked."""
     from nano_code.adapters.secrets import Redactor
 
+    shared = fork.shared
     report = replay_session(
-        job.path,
-        redactor=Redactor(job.live_settings.api_key),  # the live part's key stays out of the fork
-        fork_at=job.fork_at,
-        fork_to=Path(job.fork_to),
-        live_settings=job.live_settings,
-        live_model=job.live_model,
-        live_temperature=job.temperature,
-        live_seed=job.seed,
-        approval=job.approval,
-        rerun_recorded=job.rerun_recorded,
-        sandbox=job.sandbox,
-        sandbox_network=job.sandbox_network,
-        keep_workspace=job.check is not None,  # the check runs there; removed after it
+        **shared,
+        redactor=Redactor(shared["live_settings"].api_key),  # the live part's key stays out of the fork
+        fork_to=fork.fork_to,
+        live_seed=fork.seed,
+        keep_workspace=fork.check is not None,  # the check runs there; removed after it
     )
     outcome = Outcome(None)
     try:
-        if job.check is not None and report.ok:
-            outcome = run_check(job.check, report.workspace, job.sandbox, job.sandbox_network)
+        if fork.check is not None and report.ok:
+            outcome = run_check(fork.check, report.workspace, shared["sandbox"], shared["sandbox_network"])
     except KeyboardInterrupt:
-        return Sample(job.index, report, Outcome(None, "the check was interrupted"), report.output_path, True)
+        return Sample(
+            fork.index, report, Outcome(None, "the check was interrupted"), report.output_path, True
+        )
     finally:
         if report.workspace is not None:
             shutil.rmtree(report.workspace, ignore_errors=True)
-    return Sample(job.index, report, outcome, report.output_path)
+    return Sample(fork.index, report, outcome, report.output_path)
 
 
 def sample_forks(
@@ -302,13 +291,12 @@ def sample_forks(
     existing = [str(target) for target in targets if target.exists()]
     if existing:
         raise FileExistsError(f"{existing[0]} exists; choose another --output directory, or remove it")
-    job = _Job(str(path), 0, fork_at, "", live_settings, live_model, temperature, seed, approval, check)
-    job = attrs.evolve(job, sandbox=sandbox, sandbox_network=sandbox_network, rerun_recorded=rerun_recorded)
-    todo = [
-        # with a seed, fork i asks for seed + i - 1: the forks sample apart, and each is repeatable
-        attrs.evolve(job, index=index, fork_to=str(target), seed=None if seed is None else seed + index - 1)
-        for index, target in enumerate(targets, start=1)
-    ]
+    shared = {"path": str(path), "fork_at": fork_at, "live_settings": live_settings, "live_model": live_model}
+    shared |= {"live_temperature": temperature, "approval": approval, "rerun_recorded": rerun_recorded}
+    shared |= {"sandbox": sandbox, "sandbox_network": sandbox_network}
+    # with a seed, fork i asks for seed + i - 1: the forks sample apart, and each is repeatable
+    seeds = [None if seed is None else seed + index - 1 for index in range(1, samples + 1)]
+    todo = [_Fork(i, target, seeds[i - 1], check, shared) for i, target in enumerate(targets, start=1)]
     done, interrupted = run_interruptibly(_one_fork, todo, jobs, lambda sample: sample.interrupted)
     parent_outcome = Outcome(None)
     if check is not None and not interrupted:
@@ -324,6 +312,7 @@ def _parent_outcome(
 ) -> tuple[Outcome, bool]:
     """The check run where the parent's recorded tools, re-run, leave a restored workspace, and
     whether that was interrupted."""
+    parent: ReplayReport | None = None
     try:
         parent = replay_session(
             path,
@@ -333,14 +322,11 @@ def _parent_outcome(
             sandbox_network=sandbox_network,
             keep_workspace=True,  # the check runs there; removed after it
         )
-    except KeyboardInterrupt:
-        return Outcome(None, "interrupted"), True
-    try:
         if parent.status not in ("identical", "tool outputs differ"):
             return Outcome(None, f"its tools could not be re-run: {parent.error or parent.status}"), False
         return run_check(check, parent.workspace, sandbox, sandbox_network), False
     except KeyboardInterrupt:
         return Outcome(None, "interrupted"), True
     finally:
-        if parent.workspace is not None:
+        if parent is not None and parent.workspace is not None:
             shutil.rmtree(parent.workspace, ignore_errors=True)

@@ -13,9 +13,8 @@ import attrs
 from attrs import validators as v
 
 from nano_code.kernel.events import ModelFailure
-from nano_code.kernel.types import ToolCall, Usage
+from nano_code.kernel.types import ToolCall, Usage, is_str
 
-_str = v.instance_of(str)
 _step = [v.instance_of(int), v.ge(1)]
 
 
@@ -60,7 +59,7 @@ class CheckToolCall:
     """Find out whether `path` stays inside the workspace; answer with ToolCallFacts."""
 
     call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
-    path: str = attrs.field(validator=_str)
+    path: str = attrs.field(validator=is_str)
 
 
 @attrs.frozen
@@ -69,7 +68,7 @@ class AskApproval:
 
     call: ToolCall = attrs.field(validator=v.instance_of(ToolCall))
     arguments: Mapping[str, Any]
-    reason: str = attrs.field(validator=_str)
+    reason: str = attrs.field(validator=is_str)
 
 
 @attrs.frozen
@@ -88,7 +87,7 @@ class TextKind(enum.Enum):
 
 @attrs.frozen
 class ShowText:
-    text: str = attrs.field(validator=_str)
+    text: str = attrs.field(validator=is_str)
     kind: TextKind = attrs.field(default=TextKind.NOTICE, validator=v.instance_of(TextKind))
 
 
@@ -107,7 +106,7 @@ class TurnEnd(enum.Enum):
 @attrs.frozen
 class EndTurn:
     reason: TurnEnd = attrs.field(validator=v.instance_of(TurnEnd))
-    detail: str = attrs.field(default="", validator=_str)
+    detail: str = attrs.field(default="", validator=is_str)
     usage: Usage = attrs.field(factory=Usage, validator=v.instance_of(Usage))
     """Tokens spent in this turn."""
 

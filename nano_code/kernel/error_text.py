@@ -25,6 +25,11 @@ def one_line(text: str, limit: int = MAX_ERROR_TEXT) -> str:
     return text[: limit - 1].rstrip() + _ELLIPSIS
 
 
+def header(headers: Mapping[str, str], name: str) -> str:
+    """The value of header `name` (lowercase; headers match whatever their case), or ""."""
+    return next((v for k, v in headers.items() if k.lower() == name and isinstance(v, str)), "")
+
+
 def header_text(value: str, limit: int = MAX_HEADER_TEXT) -> str:
     """A header value made safe to quote: on one line, no control characters, capped."""
     visible = "".join(ch if ch.isprintable() else " " for ch in value[: limit * 4 + 64])

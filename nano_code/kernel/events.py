@@ -8,38 +8,35 @@ import enum
 import attrs
 from attrs import validators as v
 
-from nano_code.kernel.types import Usage
-
-_str = v.instance_of(str)
-_opt_str = v.optional(v.instance_of(str))
+from nano_code.kernel.types import Usage, is_opt_str, is_str
 
 
 @attrs.frozen
 class UserInput:
-    text: str = attrs.field(validator=_str)
+    text: str = attrs.field(validator=is_str)
 
 
 @attrs.frozen
 class ReplyToolCall:
     """A tool call exactly as the server sent it, before the kernel checks it."""
 
-    id: str = attrs.field(validator=_str)
+    id: str = attrs.field(validator=is_str)
     """May be empty or repeat an earlier id; the kernel makes it unique."""
-    name: str = attrs.field(validator=_str)
-    arguments: str | None = attrs.field(default=None, validator=_opt_str)
+    name: str = attrs.field(validator=is_str)
+    arguments: str | None = attrs.field(default=None, validator=is_opt_str)
     """Raw JSON text; None when the server sent no arguments at all (or null)."""
 
 
 @attrs.frozen
 class ModelReply:
-    content: str = attrs.field(default="", validator=_str)
-    reasoning: str = attrs.field(default="", validator=_str)
+    content: str = attrs.field(default="", validator=is_str)
+    reasoning: str = attrs.field(default="", validator=is_str)
     tool_calls: tuple[ReplyToolCall, ...] = attrs.field(
         default=(), validator=v.deep_iterable(v.instance_of(ReplyToolCall), v.instance_of(tuple))
     )
-    finish_reason: str | None = attrs.field(default=None, validator=_opt_str)
+    finish_reason: str | None = attrs.field(default=None, validator=is_opt_str)
     usage: Usage | None = attrs.field(default=None, validator=v.optional(v.instance_of(Usage)))
-    model: str | None = attrs.field(default=None, validator=_opt_str)
+    model: str | None = attrs.field(default=None, validator=is_opt_str)
 
 
 class FailureKind(enum.Enum):
@@ -60,7 +57,7 @@ class FailureKind(enum.Enum):
 @attrs.frozen
 class ModelFailure:
     kind: FailureKind = attrs.field(validator=v.instance_of(FailureKind))
-    message: str = attrs.field(validator=_str)
+    message: str = attrs.field(validator=is_str)
     status: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
     """HTTP status, or the status-like code of an in-band error."""
     retry_after: float | None = attrs.field(default=None, validator=v.optional(v.instance_of(float)))
@@ -71,7 +68,7 @@ class ModelFailure:
 class ToolCallFacts:
     """What only the driver can find out about a call (it needs the filesystem)."""
 
-    call_id: str = attrs.field(validator=_str)
+    call_id: str = attrs.field(validator=is_str)
     inside_workspace: bool = attrs.field(validator=v.instance_of(bool))
 
 
@@ -84,16 +81,16 @@ class Verdict(enum.Enum):
 
 @attrs.frozen
 class ApprovalDecision:
-    call_id: str = attrs.field(validator=_str)
+    call_id: str = attrs.field(validator=is_str)
     verdict: Verdict = attrs.field(validator=v.instance_of(Verdict))
-    reason: str = attrs.field(default="", validator=_str)
+    reason: str = attrs.field(default="", validator=is_str)
     """Why a call was denied, told to the model."""
 
 
 @attrs.frozen
 class ToolResult:
-    call_id: str = attrs.field(validator=_str)
-    output: str = attrs.field(validator=_str)
+    call_id: str = attrs.field(validator=is_str)
+    output: str = attrs.field(validator=is_str)
     is_error: bool = attrs.field(default=False, validator=v.instance_of(bool))
     exit_status: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
 

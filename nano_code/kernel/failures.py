@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from nano_code.kernel.error_text import body_text, error_message, error_object, header_text, one_line
+from nano_code.kernel.error_text import body_text, error_message, error_object, header, header_text, one_line
 from nano_code.kernel.events import FailureKind, ModelFailure
 from nano_code.kernel.policy import is_transient_status
 from nano_code.kernel.request import clean_text
@@ -113,11 +113,10 @@ def _seconds(value: str) -> float | None:
 def retry_after_seconds(headers: Mapping[str, str], message: str) -> float | None:
     """The server's wait hint: retry-after-ms, retry-after seconds, or 'try again in 1m2s'
     (an HTTP-date needs a clock, which the kernel lacks: no hint)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    ms = _seconds(lowered.get("retry-after-ms", ""))
+    ms = _seconds(header(headers, "retry-after-ms"))
     if ms is not None:
         return ms / 1000.0
-    seconds = _seconds(lowered.get("retry-after", ""))
+    seconds = _seconds(header(headers, "retry-after"))
     if seconds is not None:
         return seconds
     match = _TRY_AGAIN.search(message)
@@ -127,16 +126,9 @@ def retry_after_seconds(headers: Mapping[str, str], message: str) -> float | Non
     return None
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value if isinstance(value, str) else None
-    return None
-
-
 def redirect_failure(status: int, headers: Mapping[str, str]) -> ModelFailure:
     """A 3xx: never followed (the body and API key would go wherever the server says)."""
-    location = header_text(_header(headers, "location") or "")
+    location = header_text(header(headers, "location"))
     target = f"to {location}" if location else "without saying where"
     message = (
         f"the server redirected (HTTP {status}) {target}; nano-code does not follow redirects: "
@@ -155,13 +147,37 @@ def _http_error(payload: object) -> Mapping[str, Any] | None:
     return error
 
 
-def classify_http_error(status: int, headers: Mapping[str, str], body: bytes) -> ModelFailure:
-    """A non-2xx response as a classified failure, whatever its body looks like.
-
-    A specific code (`invalid_api_key`, `insufficient_quota`) decides over the status; a
+def _kind(error: Mapping[str, Any] | None, status: int | None, message: str, in_band: bool) -> FailureKind:
+    """A specific code (`invalid_api_key`, `insufficient_quota`) decides over the status; a
     generic label (`invalid_request_error`) does not, since proxies put it on nearly
     everything: a transient status then decides, unless the message says context overflow.
-    """
+    In band, whatever names no known kind is IN_BAND_ERROR."""
+    said = _what_codes_say(error)
+    overflow = bool(_CONTEXT_WORDS.search(message))
+    if isinstance(said, FailureKind):
+        return said
+    if status in (401, 403):
+        return FailureKind.AUTH
+    if said == _QUOTA:
+        return FailureKind.CONTEXT_OVERFLOW if overflow and not in_band else FailureKind.BAD_REQUEST
+    if said == _INVALID and (in_band or overflow or not is_transient_status(status)):
+        unclear = FailureKind.IN_BAND_ERROR if in_band else FailureKind.BAD_REQUEST
+        return FailureKind.CONTEXT_OVERFLOW if overflow else unclear
+    if status == 429:
+        return FailureKind.RATE_LIMIT
+    if status == 413 or (in_band and overflow):
+        return FailureKind.CONTEXT_OVERFLOW
+    if in_band or status is None:
+        return FailureKind.IN_BAND_ERROR
+    if status in (408, 409) or status >= 500:
+        return FailureKind.SERVER_ERROR
+    if 400 <= status < 500:
+        return FailureKind.CONTEXT_OVERFLOW if overflow else FailureKind.BAD_REQUEST
+    return FailureKind.MALFORMED
+
+
+def classify_http_error(status: int, headers: Mapping[str, str], body: bytes) -> ModelFailure:
+    """A non-2xx response as a classified failure, whatever its body looks like."""
     if 300 <= status < 400:
         return redirect_failure(status, headers)
     text = body.decode("utf-8", "replace")
@@ -174,26 +190,8 @@ def classify_http_error(status: int, headers: Mapping[str, str], body: bytes) ->
     if not message:
         message = one_line(payload) if isinstance(payload, str) else body_text(text)
     message = message or "no error message"
-    said = _what_codes_say(error)
-    overflow = bool(_CONTEXT_WORDS.search(message))
-    if isinstance(said, FailureKind):
-        kind = said
-    elif status in (401, 403):
-        kind = FailureKind.AUTH
-    elif said == _QUOTA or (said == _INVALID and (overflow or not is_transient_status(status))):
-        kind = FailureKind.CONTEXT_OVERFLOW if overflow else FailureKind.BAD_REQUEST
-    elif status == 429:
-        kind = FailureKind.RATE_LIMIT
-    elif status == 413:
-        kind = FailureKind.CONTEXT_OVERFLOW
-    elif status in (408, 409) or status >= 500:
-        kind = FailureKind.SERVER_ERROR
-    elif 400 <= status < 500:
-        kind = FailureKind.CONTEXT_OVERFLOW if overflow else FailureKind.BAD_REQUEST
-    else:
-        kind = FailureKind.MALFORMED
     return ModelFailure(
-        kind=kind,
+        kind=_kind(error, status, message, in_band=False),
         message=clean_text(f"HTTP {status}: {message}"),
         status=status,
         retry_after=retry_after_seconds(headers, message),
@@ -201,26 +199,11 @@ def classify_http_error(status: int, headers: Mapping[str, str], body: bytes) ->
 
 
 def in_band_failure(error: Mapping[str, Any]) -> ModelFailure:
-    """An error object inside an HTTP 200 (QUIRKS E-24, E-25): IN_BAND_ERROR unless its
-    code or status names auth, rate limit, overflow or quota. An "invalid" code without a
+    """An error object inside an HTTP 200 (QUIRKS E-24, E-25). An "invalid" code without a
     4xx/5xx of its own gets 400, so it is not retried."""
     status = _error_code_number(error)
     message = error_message(error, "the server reported an error")
-    said = _what_codes_say(error)
-    overflow = bool(_CONTEXT_WORDS.search(message))
-    if isinstance(said, FailureKind):
-        kind = said
-    elif status in (401, 403):
-        kind = FailureKind.AUTH
-    elif said == _QUOTA:
-        kind = FailureKind.BAD_REQUEST
-    elif said == _INVALID:
-        kind = FailureKind.CONTEXT_OVERFLOW if overflow else FailureKind.IN_BAND_ERROR
-        status = status if status is not None and 400 <= status <= 599 else 400
-    elif status == 429:
-        kind = FailureKind.RATE_LIMIT
-    elif overflow or status == 413:
-        kind = FailureKind.CONTEXT_OVERFLOW
-    else:
-        kind = FailureKind.IN_BAND_ERROR
+    if _what_codes_say(error) == _INVALID and (status is None or status < 400):
+        status = 400
+    kind = _kind(error, status, message, in_band=True)
     return ModelFailure(kind=kind, message=clean_text(f"error in response: {message}"), status=status)

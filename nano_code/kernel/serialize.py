@@ -49,12 +49,8 @@ def to_json(value: Any) -> Any:
     return value
 
 
-@cache
-def _hints(cls: type) -> dict[str, Any]:
-    namespace: dict[str, Any] = {}
-    for module in (kernel_types, events, actions, state):
-        namespace.update(vars(module))
-    return typing.get_type_hints(cls, globalns=namespace)
+_hints = cache(typing.get_type_hints)
+"""A class's field types, resolved once."""
 
 
 def _structure(data: Any, hint: Any) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from nano_code.kernel import response
-from nano_code.kernel.error_text import error_object
+from nano_code.kernel.error_text import error_object, header
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply, ReplyToolCall
 from nano_code.kernel.failures import classify_http_error, in_band_failure
 from nano_code.kernel.types import Usage
@@ -254,7 +254,7 @@ class ResponseDecoder:
     def __init__(self, status: int, headers: Mapping[str, str]) -> None:
         self.status = status
         self._headers = dict(headers)
-        content_type = next((v for k, v in self._headers.items() if k.lower() == "content-type"), "").lower()
+        content_type = header(self._headers, "content-type").lower()
         self._sse: bool | None = None if not content_type else "event-stream" in content_type
         self._body = bytearray()
         self._parser = SseParser()

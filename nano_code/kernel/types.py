@@ -10,8 +10,8 @@ from typing import Any
 import attrs
 from attrs import validators as v
 
-_str = v.instance_of(str)
-_opt_str = v.optional(v.instance_of(str))
+is_str = v.instance_of(str)
+is_opt_str = v.optional(is_str)
 _non_negative_int = v.and_(v.instance_of(int), v.ge(0))
 
 
@@ -24,37 +24,37 @@ def _is_json_object(_instance: object, attribute: Any, value: object) -> None:
 class ToolCall:
     """One function call the model asked for, as it is kept in the history."""
 
-    id: str = attrs.field(validator=v.and_(_str, v.min_len(1)))
+    id: str = attrs.field(validator=v.and_(is_str, v.min_len(1)))
     """Unique within the conversation (the kernel renames empty or reused ids)."""
-    name: str = attrs.field(validator=_str)
-    arguments: str = attrs.field(validator=_str)
+    name: str = attrs.field(validator=is_str)
+    arguments: str = attrs.field(validator=is_str)
     """JSON text of an object, exactly as sent back to the server."""
 
 
 @attrs.frozen
 class SystemMessage:
-    content: str = attrs.field(validator=_str)
+    content: str = attrs.field(validator=is_str)
 
 
 @attrs.frozen
 class UserMessage:
-    content: str = attrs.field(validator=_str)
+    content: str = attrs.field(validator=is_str)
 
 
 @attrs.frozen
 class AssistantMessage:
-    content: str | None = attrs.field(default=None, validator=_opt_str)
+    content: str | None = attrs.field(default=None, validator=is_opt_str)
     tool_calls: tuple[ToolCall, ...] = attrs.field(
         default=(), validator=v.deep_iterable(v.instance_of(ToolCall), v.instance_of(tuple))
     )
-    reasoning: str | None = attrs.field(default=None, validator=_opt_str)
+    reasoning: str | None = attrs.field(default=None, validator=is_opt_str)
     """Reasoning text the server exposed; kept for the record, never sent back."""
 
 
 @attrs.frozen
 class ToolMessage:
-    tool_call_id: str = attrs.field(validator=v.and_(_str, v.min_len(1)))
-    content: str = attrs.field(validator=_str)
+    tool_call_id: str = attrs.field(validator=v.and_(is_str, v.min_len(1)))
+    content: str = attrs.field(validator=is_str)
 
 
 Message = SystemMessage | UserMessage | AssistantMessage | ToolMessage
@@ -65,12 +65,12 @@ MESSAGE_TYPES = (SystemMessage, UserMessage, AssistantMessage, ToolMessage)
 class ToolSpec:
     """What the model is told about a tool, plus what the approval policy needs."""
 
-    name: str = attrs.field(validator=v.and_(_str, v.matches_re(r"^[a-zA-Z0-9_-]{1,64}$")))
-    description: str = attrs.field(validator=_str)
+    name: str = attrs.field(validator=v.and_(is_str, v.matches_re(r"^[a-zA-Z0-9_-]{1,64}$")))
+    description: str = attrs.field(validator=is_str)
     parameters: Mapping[str, Any] = attrs.field(validator=_is_json_object)
     """JSON Schema of the arguments object."""
     mutates: bool = attrs.field(validator=v.instance_of(bool))
-    path_parameter: str | None = attrs.field(default=None, validator=_opt_str)
+    path_parameter: str | None = attrs.field(default=None, validator=is_opt_str)
     """Name of the argument holding a path, checked against the workspace."""
     sandboxed: bool = attrs.field(default=False, validator=v.instance_of(bool))
     """Runs inside the OS sandbox when one is on (the shell), so then runs without asking."""
@@ -139,8 +139,8 @@ class SandboxMode(enum.Enum):
 class KernelConfig:
     """Everything that shapes requests and decisions; recorded with every session."""
 
-    model: str = attrs.field(validator=_str)
-    system_prompt: str = attrs.field(validator=_str)
+    model: str = attrs.field(validator=is_str)
+    system_prompt: str = attrs.field(validator=is_str)
     tools: tuple[ToolSpec, ...] = attrs.field(
         default=(), validator=v.deep_iterable(v.instance_of(ToolSpec), v.instance_of(tuple))
     )
@@ -171,7 +171,7 @@ class KernelConfig:
         default=0.25, validator=[v.instance_of(float), v.ge(0.0), _below_compact_at]
     )
     """Share of the context window the newest messages kept by a compaction may fill."""
-    summary_prompt: str | None = attrs.field(default=None, validator=_opt_str)
+    summary_prompt: str | None = attrs.field(default=None, validator=is_opt_str)
     """The summary request's system prompt (`prompts.SUMMARY_PROMPT`); None turns compaction off."""
     summary_as: str = attrs.field(default="assistant", validator=v.in_(("assistant", "user")))
     """The role carrying a compaction's summary ("user": sessions recorded before notes)."""

@@ -30,22 +30,15 @@ from nano_code.kernel.stream import StreamDelta
 Approver = Callable[[AskApproval], ApprovalDecision]
 
 
+@attrs.define
 class LivePerformer:
-    def __init__(
-        self,
-        client: ModelClient,
-        tool_context: ToolContext,
-        approver: Approver,
-        on_delta: Callable[[StreamDelta], None] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.client = client
-        self.tool_context = tool_context
-        self.approver = approver
-        self.on_delta = on_delta
-        self.sleep = sleep
-        self._seen_inside: dict[str, bool] = {}
-        self._approved_at_prompt: set[str] = set()
+    client: ModelClient
+    tool_context: ToolContext
+    approver: Approver
+    on_delta: Callable[[StreamDelta], None] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    _seen_inside: dict[str, bool] = attrs.field(init=False, factory=dict)
+    _approved_at_prompt: set[str] = attrs.field(init=False, factory=set)
 
     def call_model(self, action: CallModel | RetryModel) -> ModelReply | ModelFailure | Interrupt:
         try:

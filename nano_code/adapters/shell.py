@@ -48,15 +48,15 @@ class CommandResult:
     created_repositories: tuple[str, ...] = attrs.field(default=())
 
 
+@attrs.define
 class _Capture:
     """Keeps the first `head_limit` bytes and the last `tail_limit` bytes fed to it."""
 
-    def __init__(self, head_limit: int, tail_limit: int) -> None:
-        self.head_limit = head_limit
-        self.tail_limit = tail_limit
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.omitted = 0
+    head_limit: int
+    tail_limit: int
+    head: bytearray = attrs.Factory(bytearray)
+    tail: bytearray = attrs.Factory(bytearray)
+    omitted: int = 0
 
     def feed(self, chunk: bytes) -> None:
         room = self.head_limit - len(self.head)
@@ -151,17 +151,10 @@ def run_command(
     created: tuple[str, ...] = ()
     if sandbox is not None and before is not None:
         created = tuple(sorted(workspace_scan.scan(sandbox.workspace).repositories - before.repositories))
-
     output, omitted = capture.text()
-    exit_status: int | None = None
-    signal_name: str | None = None
-    if ending is not Ending.TIMED_OUT:
-        code = process.returncode
-        if code < 0:
-            exit_status = 128 - code
-            signal_name = _signal_name(-code)
-        else:
-            exit_status = code
+    code = None if ending is Ending.TIMED_OUT else process.returncode
+    exit_status = None if code is None else 128 - code if code < 0 else code
+    signal_name = _signal_name(-code) if code is not None and code < 0 else None
     return CommandResult(output, ending, exit_status, signal_name, omitted, created)
 
 

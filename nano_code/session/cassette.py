@@ -109,13 +109,10 @@ class _LoadedPersister:
                 continue
             request, response = record.data["request"], record.data["response"]
             requests.append(Request(request["method"], request["uri"], None, request["headers"]))
-            body = response["body"]["string"]
+            text = response["body"]["string"]
+            body = {"string": text.encode("utf-8") if isinstance(text, str) else text}
             responses.append(
-                _RecordedResponse(
-                    status=response["status"],
-                    headers=response["headers"],
-                    body={"string": body.encode("utf-8") if isinstance(body, str) else body},
-                )
+                _RecordedResponse(status=response["status"], headers=response["headers"], body=body)
             )
         return requests, responses
 

@@ -231,14 +231,12 @@ class _Reader:
     def tables(self, report: ReplayReport | None) -> SessionTables:
         metadata = self.session.metadata
         tool_rows, tool_lines = self._all_tool_calls()
-        session_row = {
+        texts = ("created", "origin", "model", "nano_code_version")
+        session_row = dict.fromkeys(SESSION_COLUMNS) | {
             **self.ids,
             **_parent_columns(metadata.get("parent")),
-            "created": str(metadata.get("created") or ""),
-            "origin": str(metadata.get("origin") or ""),
-            "model": str(metadata.get("model") or ""),
+            **{key: str(metadata.get(key) or "") for key in texts},
             "settings_hash": settings_hash(metadata.get("settings")),
-            "nano_code_version": str(metadata.get("nano_code_version") or ""),
             "task": self.task,
             "n_turns": self.turn,
             "n_steps": len(self.steps),
@@ -250,8 +248,6 @@ class _Reader:
             "outcome": self.outcome if self.turn else "",
             "torn": self.session.torn_tail,
             "unreadable_records": self.unreadable,
-            "replay": None,
-            "divergence": None,
         }
         if report is not None:
             _fill_divergence(report, session_row, self.steps, tool_rows, tool_lines)
@@ -306,12 +302,10 @@ def _numbering(nano: Mapping[str, Any], turn_step: int, retry_attempt: int | Non
 def _describe_outcome(row: dict[str, Any], event: object) -> None:
     if isinstance(event, ModelReply):
         row["outcome"] = "tool_calls" if event.tool_calls else "answer"
-        row["finish_reason"] = event.finish_reason
-        row["n_tool_calls"] = len(event.tool_calls)
+        row.update(finish_reason=event.finish_reason, n_tool_calls=len(event.tool_calls))
         row.update(_usage_columns(event.usage))
     elif isinstance(event, ModelFailure):
-        row["outcome"] = event.kind.value
-        row["detail"] = _one_line(event.message)
+        row.update(outcome=event.kind.value, detail=_one_line(event.message))
     elif isinstance(event, Interrupt):
         row["outcome"] = "interrupted"
 
@@ -336,17 +330,11 @@ def _add_to_tool_row(row: dict[str, Any], entry: EventEntry, t_ms: int | None) -
         if event.verdict is Verdict.DENY:
             row["outcome"] = "denied"
     elif isinstance(event, ToolResult):
-        row["exit_status"] = event.exit_status
-        row["is_error"] = event.is_error
-        row["output_chars"] = len(event.output)
-        row["duration_ms"] = entry.duration_ms
-        if event.is_error:
-            row["outcome"] = "error"
-        else:
-            row["outcome"] = "ok" if event.exit_status in (None, 0) else "nonzero_exit"
+        outcome = "error" if event.is_error else "ok" if event.exit_status in (None, 0) else "nonzero_exit"
+        row.update(exit_status=event.exit_status, is_error=event.is_error, output_chars=len(event.output))
+        row.update(duration_ms=entry.duration_ms, outcome=outcome)
     elif isinstance(event, Interrupt):
-        row["outcome"] = "interrupted"
-        row["duration_ms"] = entry.duration_ms
+        row.update(outcome="interrupted", duration_ms=entry.duration_ms)
 
 
 def _parent_columns(parent: object) -> dict[str, Any]:

@@ -65,14 +65,13 @@ def choose_sandbox(
 
 def sandbox_provenance(requested: str | None, sandbox: Sandbox | None, notice: str | None) -> dict[str, Any]:
     """What a session records about its sandbox: asked for, and really in force."""
+    mechanism = None if sandbox is None else "sandbox-exec" if sandbox.platform == "darwin" else "bwrap"
     return {
         "requested": requested or "default",
         "mode": sandbox.mode.value if sandbox is not None else "off",
         "network": sandbox.network if sandbox is not None else True,
         "in_force": sandbox is not None,
-        "mechanism": ("sandbox-exec" if sandbox.platform == "darwin" else "bwrap")
-        if sandbox is not None
-        else None,
+        "mechanism": mechanism,
         "notice": notice,
     }
 
@@ -194,7 +193,5 @@ def live_session(
     snapshot = None
     if recorder is not None and snapshot_beside is not None and settings.snapshot_max_bytes > 0:
         snapshot = WorkspaceSnapshot(workspace, snapshot_beside, settings.snapshot_max_bytes, recorder)
-        driver = Driver(state, SnapshotFirst(performer, snapshot), watchers)
-    else:
-        driver = Driver(state, performer, watchers)
+    driver = Driver(state, performer if snapshot is None else SnapshotFirst(performer, snapshot), watchers)
     return Session(driver, performer, recorder, snapshot)

@@ -85,7 +85,6 @@ class ReplayOptions:
     """For the live model's calls in a fork (`--yes`)."""
     rerun_approval: ApprovalMode = ApprovalMode.ASK
     """For the file's own calls re-run here: AUTO only with `--rerun-recorded`."""
-    approver: Approver = refuse_all
     rerun_approver: Approver = refuse_recorded
     live_model: str | None = None
     """What a fork's live part asks for; the replayed part keeps the recorded settings."""
@@ -324,13 +323,12 @@ class ReplayPerformer:
             raise ReplayError("no live model configured for --fork-at")
         live = self.go_live()
         self.forked = True
-        # the command line's approval and sandbox, not the file's
-        self._change(ApprovalModeEntry(self.options.approval, self.options.sandbox_mode))
-        if self.options.live_model is not None:
-            self._change(ModelChangeEntry(self.options.live_model))
-        if self.options.live_temperature is not None or self.options.live_seed is not None:
-            config = self.options
-            self._change(SamplingChangeEntry(config.live_temperature, config.live_seed))
+        options = self.options  # the command line's approval and sandbox, not the file's
+        self._change(ApprovalModeEntry(options.approval, options.sandbox_mode))
+        if options.live_model is not None:
+            self._change(ModelChangeEntry(options.live_model))
+        if options.live_temperature is not None or options.live_seed is not None:
+            self._change(SamplingChangeEntry(options.live_temperature, options.live_seed))
         return live.call_model(self._current_config(action))
 
 

@@ -119,7 +119,6 @@ def replay_session(
             fork_at=fork_at,
             approval=approval,
             rerun_approval=ApprovalMode.AUTO if rerun_recorded else ApprovalMode.ASK,
-            approver=approver,
             rerun_approver=rerun_approver,
             live_model=live_model,
             live_temperature=live_temperature,

@@ -13,9 +13,9 @@ import attrs
 from attrs import validators as v
 
 from nano_code.kernel.events import ModelFailure
-from nano_code.kernel.types import ToolCall, Usage, is_str
+from nano_code.kernel.types import ToolCall, Usage, at_least, is_str
 
-_step = [v.instance_of(int), v.ge(1)]
+_step = at_least(1)
 
 
 class CallPurpose(enum.Enum):
@@ -46,7 +46,7 @@ class CallModel:
 class RetryModel:
     """Sleep `delay` seconds, then send `body` again; answer as for CallModel."""
 
-    delay: float = attrs.field(validator=[v.instance_of(float), v.ge(0.0)])
+    delay: float = attrs.field(validator=at_least(0.0, float))
     body: Mapping[str, Any]
     step: int = attrs.field(validator=_step)
     attempt: int = attrs.field(validator=_step)

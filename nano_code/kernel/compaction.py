@@ -51,8 +51,6 @@ MIN_TRANSCRIPT_TOKENS = 256
 """Less old conversation than this is not worth a summary request."""
 
 
-# ---------------------------------------------------------------- the context window
-
 _NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)"
 _LIMIT_PATTERNS = tuple(
     re.compile(pattern, re.IGNORECASE)
@@ -100,9 +98,6 @@ def estimate_tokens(messages: Sequence[Message]) -> int:
     return sum(message_tokens(message) for message in messages)
 
 
-# ---------------------------------------------------------------- where to cut
-
-
 def is_compaction_message(message: Message) -> bool:
     """True for a message an earlier compaction left: its summary, or the framing around it."""
     if isinstance(message, UserMessage):
@@ -145,9 +140,6 @@ def keep_budget(history: Sequence[Message], window: int, keep_recent: float) -> 
     """Tokens the kept part may hold: `keep_recent` of the window, or of the conversation
     when smaller (so /compact still shortens a short one)."""
     return int(keep_recent * min(window, estimate_tokens(history)))
-
-
-# ---------------------------------------------------------------- the summary request
 
 
 def summary_target_tokens(window: int) -> int:
@@ -214,9 +206,6 @@ def summary_messages(
         f"Write the summary now, in at most about {words} words."
     )
     return (SystemMessage(summary_prompt), UserMessage(request))
-
-
-# ---------------------------------------------------------------- the compacted history
 
 
 def summary_text(summary: str, window: int, summary_as: str = "assistant") -> str:

@@ -8,7 +8,7 @@ import enum
 import attrs
 from attrs import validators as v
 
-from nano_code.kernel.types import Usage, is_opt_str, is_str
+from nano_code.kernel.types import Usage, is_opt_str, is_str, tuple_of
 
 
 @attrs.frozen
@@ -31,9 +31,7 @@ class ReplyToolCall:
 class ModelReply:
     content: str = attrs.field(default="", validator=is_str)
     reasoning: str = attrs.field(default="", validator=is_str)
-    tool_calls: tuple[ReplyToolCall, ...] = attrs.field(
-        default=(), validator=v.deep_iterable(v.instance_of(ReplyToolCall), v.instance_of(tuple))
-    )
+    tool_calls: tuple[ReplyToolCall, ...] = attrs.field(default=(), validator=tuple_of(ReplyToolCall))
     finish_reason: str | None = attrs.field(default=None, validator=is_opt_str)
     usage: Usage | None = attrs.field(default=None, validator=v.optional(v.instance_of(Usage)))
     model: str | None = attrs.field(default=None, validator=is_opt_str)

@@ -25,15 +25,10 @@ def is_transient_status(status: int | None) -> bool:
 def retry_delay(failure: ModelFailure, attempt: int, policy: RetryPolicy) -> float | None:
     """Seconds to wait before attempt `attempt + 1`, or None to give up (also when the
     server asks to wait longer than `max_server_wait`)."""
-    if failure.kind in NEVER_RETRIED:
+    status = failure.status
+    if failure.kind in NEVER_RETRIED or attempt >= policy.max_attempts:
         return None
-    if (
-        failure.kind is FailureKind.IN_BAND_ERROR
-        and failure.status is not None
-        and not is_transient_status(failure.status)
-    ):
-        return None
-    if attempt >= policy.max_attempts:
+    if failure.kind is FailureKind.IN_BAND_ERROR and status is not None and not is_transient_status(status):
         return None
     if failure.retry_after is not None:
         wait = max(0.0, failure.retry_after)

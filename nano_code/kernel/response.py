@@ -103,16 +103,10 @@ def reasoning_of(message: Mapping[str, Any]) -> str:
         if isinstance(value, str) and value:
             return value
     details = message.get("reasoning_details")
-    if isinstance(details, list):
-        parts = []
-        for item in details:
-            if isinstance(item, Mapping):
-                for key in ("text", "summary"):
-                    if isinstance(item.get(key), str):
-                        parts.append(item[key])
-                        break
-        return "".join(parts)
-    return ""
+    if not isinstance(details, list):
+        return ""
+    items = [item for item in details if isinstance(item, Mapping)]
+    return "".join(next((i[k] for k in ("text", "summary") if isinstance(i.get(k), str)), "") for i in items)
 
 
 def arguments_text(value: object) -> str | None:
@@ -131,7 +125,7 @@ def _str_or_empty(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def finish_reason_of(value: object) -> str | None:
+def text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
@@ -171,14 +165,13 @@ def decode_completion(payload: object) -> ModelReply | ModelFailure:
         tool_calls = (
             ReplyToolCall(id="", name=legacy["name"], arguments=arguments_text(legacy.get("arguments"))),
         )
-    model = payload.get("model")
     reply = ModelReply(
         content=text,
         reasoning=reasoning_of(message) or content_reasoning,
         tool_calls=tool_calls,
-        finish_reason=finish_reason_of(choice.get("finish_reason")),
+        finish_reason=text_or_none(choice.get("finish_reason")),
         usage=decode_usage(payload.get("usage")),
-        model=model if isinstance(model, str) and model else None,
+        model=text_or_none(payload.get("model")),
     )
     return clean_reply(reply)
 

@@ -19,6 +19,7 @@ from nano_code.kernel.types import (
     ToolCall,
     ToolMessage,
     Usage,
+    at_least,
 )
 
 
@@ -57,12 +58,12 @@ class AfterSummary(enum.Enum):
 class Compaction:
     """A compaction in flight: the history does not change while the summary is awaited."""
 
-    cut: int = attrs.field(validator=[v.instance_of(int), v.ge(2)])
+    cut: int = attrs.field(validator=at_least(2))
     """`history[1:cut]` is being summarised; `history[cut:]` will be kept verbatim."""
     then: AfterSummary = attrs.field(validator=v.instance_of(AfterSummary))
-    transcript_tokens: int = attrs.field(validator=[v.instance_of(int), v.ge(1)])
+    transcript_tokens: int = attrs.field(validator=at_least(1))
     """Estimated tokens of old conversation the summary request carries."""
-    attempt: int = attrs.field(default=1, validator=[v.instance_of(int), v.ge(1)])
+    attempt: int = attrs.field(default=1, validator=at_least(1))
     """Summary calls made for this compaction, the current one included."""
 
 

@@ -54,12 +54,7 @@ class SseParser:
         return dispatched
 
     def finish(self) -> list[tuple[str, str]]:
-        dispatched: list[tuple[str, str]] = []
-        if self._buffer.rstrip(b"\r"):
-            self._line(self._buffer.rstrip(b"\r"), dispatched)
-        self._buffer = b""
-        self._line(b"", dispatched)
-        return dispatched
+        return self.feed(b"\n\n")  # ends the last line (a held \r included), then its event
 
     def _line(self, raw: bytes, dispatched: list[tuple[str, str]]) -> None:
         line = raw.decode("utf-8", "replace")
@@ -129,16 +124,12 @@ class StreamAssembler:
             self._failure = in_band_failure(error or {"message": "error event without details"})
             return []
         self._chunks += 1
-        model = chunk.get("model")
-        if isinstance(model, str) and model:
-            self._model = model
-        usage = response.decode_usage(chunk.get("usage"))
-        if usage is None:
-            extra = chunk.get("x_groq")
-            if isinstance(extra, Mapping):
-                usage = response.decode_usage(extra.get("usage"))
-        if usage is not None:
-            self._usage = usage
+        self._model = response.text_or_none(chunk.get("model")) or self._model
+        groq = chunk.get("x_groq")
+        groq_usage = groq.get("usage") if isinstance(groq, Mapping) else None
+        self._usage = (
+            response.decode_usage(chunk.get("usage")) or response.decode_usage(groq_usage) or self._usage
+        )
         deltas: list[StreamDelta] = []
         choices = chunk.get("choices")
         if not isinstance(choices, list):
@@ -146,9 +137,7 @@ class StreamAssembler:
         for choice in choices:
             if not isinstance(choice, Mapping) or choice.get("index", 0) not in (0, None):
                 continue
-            finish = response.finish_reason_of(choice.get("finish_reason"))
-            if finish is not None:
-                self._finish = finish
+            self._finish = response.text_or_none(choice.get("finish_reason")) or self._finish
             delta = choice.get("delta")
             if not isinstance(delta, Mapping):
                 delta = choice.get("message")  # some servers send whole messages
@@ -203,18 +192,14 @@ class StreamAssembler:
         if isinstance(name, str) and name and not slot.name:
             slot.name = name
             deltas.append(StreamDelta("tool", name))
-        if "arguments" not in function:
-            return
         piece = response.arguments_text(function.get("arguments"))
         if piece is None:
             return
         slot.seen_arguments = True
         if not isinstance(function.get("arguments"), str):
             slot.arguments = piece  # an object is always the whole value
-        elif piece and _is_whole_resend(slot.arguments, piece):
-            pass  # the same complete value again: keep one copy
-        else:
-            slot.arguments += piece
+        elif not (piece and _is_whole_resend(slot.arguments, piece)):
+            slot.arguments += piece  # (the same complete value again is kept once)
 
     def result(self) -> ModelReply | ModelFailure:
         if self._failure is not None:

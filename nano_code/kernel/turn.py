@@ -82,14 +82,15 @@ def _unique_id(raw: str, taken: set[str], position: int) -> str:
 
 
 def on_model_reply(state: State, event: ModelReply) -> Transition:
-    state = count_usage(state, event.usage)
-    state = attrs.evolve(state, overflow_compacted=False)
-    if (
-        state.config.summary_prompt is not None
-        and event.usage is not None
+    due = (
+        event.usage is not None
         and event.usage.prompt_tokens >= state.config.compact_at * state.context_window
-    ):
-        state = attrs.evolve(state, compact_due=True)
+    )
+    state = attrs.evolve(
+        count_usage(state, event.usage),
+        overflow_compacted=False,
+        compact_due=state.compact_due or (due and state.config.summary_prompt is not None),
+    )
     actions: list[Action] = []
     if not state.config.stream and event.content:
         actions.append(ShowText(event.content, TextKind.ASSISTANT))

@@ -12,7 +12,18 @@ from attrs import validators as v
 
 is_str = v.instance_of(str)
 is_opt_str = v.optional(is_str)
-_non_negative_int = v.and_(v.instance_of(int), v.ge(0))
+
+
+def at_least(minimum: float, kind: type = int) -> Any:
+    """A validator: an instance of `kind` no smaller than `minimum`."""
+    return [v.instance_of(kind), v.ge(minimum)]
+
+
+def tuple_of(kind: type) -> Any:
+    return v.deep_iterable(v.instance_of(kind), v.instance_of(tuple))
+
+
+_non_negative_int = at_least(0)
 
 
 def _is_json_object(_instance: object, attribute: Any, value: object) -> None:
@@ -44,9 +55,7 @@ class UserMessage:
 @attrs.frozen
 class AssistantMessage:
     content: str | None = attrs.field(default=None, validator=is_opt_str)
-    tool_calls: tuple[ToolCall, ...] = attrs.field(
-        default=(), validator=v.deep_iterable(v.instance_of(ToolCall), v.instance_of(tuple))
-    )
+    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), validator=tuple_of(ToolCall))
     reasoning: str | None = attrs.field(default=None, validator=is_opt_str)
     """Reasoning text the server exposed; kept for the record, never sent back."""
 
@@ -100,11 +109,11 @@ class Usage:
 
 @attrs.frozen
 class RetryPolicy:
-    max_attempts: int = attrs.field(default=5, validator=[v.instance_of(int), v.ge(1)])
+    max_attempts: int = attrs.field(default=5, validator=at_least(1))
     """Model calls per step, the first one included."""
-    base_delay: float = attrs.field(default=1.0, validator=[v.instance_of(float), v.ge(0.0)])
-    max_delay: float = attrs.field(default=30.0, validator=[v.instance_of(float), v.ge(0.0)])
-    max_server_wait: float = attrs.field(default=120.0, validator=[v.instance_of(float), v.ge(0.0)])
+    base_delay: float = attrs.field(default=1.0, validator=at_least(0.0, float))
+    max_delay: float = attrs.field(default=30.0, validator=at_least(0.0, float))
+    max_server_wait: float = attrs.field(default=120.0, validator=at_least(0.0, float))
     """A Retry-After longer than this is not waited for: the step fails instead."""
 
 
@@ -141,35 +150,27 @@ class KernelConfig:
 
     model: str = attrs.field(validator=is_str)
     system_prompt: str = attrs.field(validator=is_str)
-    tools: tuple[ToolSpec, ...] = attrs.field(
-        default=(), validator=v.deep_iterable(v.instance_of(ToolSpec), v.instance_of(tuple))
-    )
+    tools: tuple[ToolSpec, ...] = attrs.field(default=(), validator=tuple_of(ToolSpec))
     stream: bool = attrs.field(default=True, validator=v.instance_of(bool))
-    max_steps_per_turn: int = attrs.field(default=50, validator=[v.instance_of(int), v.ge(1)])
+    max_steps_per_turn: int = attrs.field(default=50, validator=at_least(1))
     """Model calls allowed in one turn (retries of a call do not count)."""
-    max_tool_output_chars: int = attrs.field(default=30_000, validator=[v.instance_of(int), v.ge(200)])
-    max_consecutive_malformed: int = attrs.field(default=3, validator=[v.instance_of(int), v.ge(1)])
+    max_tool_output_chars: int = attrs.field(default=30_000, validator=at_least(200))
+    max_consecutive_malformed: int = attrs.field(default=3, validator=at_least(1))
     """Replies in a row whose every tool call was unusable before the turn fails."""
     retry: RetryPolicy = attrs.field(factory=RetryPolicy, validator=v.instance_of(RetryPolicy))
     approval: ApprovalMode = attrs.field(default=ApprovalMode.ASK, validator=v.instance_of(ApprovalMode))
     temperature: float | None = attrs.field(
-        default=None, validator=v.optional([v.instance_of(float), v.ge(0.0), v.le(2.0)])
+        default=None, validator=v.optional([*at_least(0.0, float), v.le(2.0)])
     )
-    max_completion_tokens: int | None = attrs.field(
-        default=None, validator=v.optional([v.instance_of(int), v.ge(1)])
-    )
+    max_completion_tokens: int | None = attrs.field(default=None, validator=v.optional(at_least(1)))
     seed: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
     sandbox: SandboxMode = attrs.field(default=SandboxMode.OFF, validator=v.instance_of(SandboxMode))
     """From the command line, never a file."""
-    context_tokens: int = attrs.field(
-        default=128_000, validator=[v.instance_of(int), v.ge(MIN_CONTEXT_TOKENS)]
-    )
+    context_tokens: int = attrs.field(default=128_000, validator=at_least(MIN_CONTEXT_TOKENS))
     """The model's context window (a smaller one a server states is learned); never sent."""
-    compact_at: float = attrs.field(default=0.8, validator=[v.instance_of(float), v.ge(0.1), v.le(1.0)])
+    compact_at: float = attrs.field(default=0.8, validator=[*at_least(0.1, float), v.le(1.0)])
     """Compact once a reply's prompt tokens reach this share of the context window."""
-    keep_recent: float = attrs.field(
-        default=0.25, validator=[v.instance_of(float), v.ge(0.0), _below_compact_at]
-    )
+    keep_recent: float = attrs.field(default=0.25, validator=[*at_least(0.0, float), _below_compact_at])
     """Share of the context window the newest messages kept by a compaction may fill."""
     summary_prompt: str | None = attrs.field(default=None, validator=is_opt_str)
     """The summary request's system prompt (`prompts.SUMMARY_PROMPT`); None turns compaction off."""

@@ -93,10 +93,6 @@ class ConfigError(Exception):
     """A setting is invalid or `.env` unreadable: one line naming the variable, never the key."""
 
 
-def _home_from_process() -> Path:
-    return _default_home(os.environ)
-
-
 @attrs.frozen
 class Settings:
     """Everything nano-code reads from its configuration. The API key is never shown."""
@@ -117,7 +113,7 @@ class Settings:
     sandbox_network: bool = False
     snapshot_max_bytes: int = 20 * 1024 * 1024
     context_tokens: int = 128_000
-    home: Path = attrs.field(factory=_home_from_process)
+    home: Path = attrs.field(factory=lambda: _default_home(os.environ))
     debug: bool = False
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
     """One-line notices for the user about where settings came from (e.g. .env ignored)."""
@@ -196,32 +192,23 @@ class _Checker:
             return value.lower() in _TRUE
         raise self.bad(name, "one of 1/0/true/false/yes/no/on/off", value)
 
-    def size(self, name: str) -> int:
-        value = self.text(name)
-        if _WHOLE_NUMBER.fullmatch(value) is None:
-            raise self.bad(name, "a whole number of bytes >= 0", value)
-        return int(value)
-
     def choice(self, name: str, allowed: tuple[str, ...]) -> str:
         value = self.text(name)
         if value.lower() not in allowed:
             raise self.bad(name, f"one of {'/'.join(allowed)}", value)
         return value.lower()
 
-    def at_least(self, name: str, minimum: int) -> int:
+    def at_least(self, name: str, minimum: int, what: str = "a whole number") -> int:
         value = self.text(name)
         if _WHOLE_NUMBER.fullmatch(value) is None or int(value) < minimum:
-            raise self.bad(name, f"a whole number >= {minimum}", value)
+            raise self.bad(name, f"{what} >= {minimum}", value)
         return int(value)
 
     def seconds(self, name: str) -> float:
         value = self.text(name)
-        if _DECIMAL.fullmatch(value) is None:
+        if _DECIMAL.fullmatch(value) is None or not 0 < float(value) < math.inf:
             raise self.bad(name, "a number of seconds > 0", value)
-        number = float(value)
-        if not (number > 0 and math.isfinite(number)):
-            raise self.bad(name, "a number of seconds > 0", value)
-        return number
+        return float(value)
 
     def url(self, name: str, value: str) -> Endpoint:
         try:
@@ -234,10 +221,8 @@ class _Checker:
 
 DOTENV_MAX_BYTES = 1 << 20
 DOTENV_SETTINGS = (_API_KEY, _BASE_URL, "MODEL_NAME")
-"""What a `.env` may set: the connection, its original use. A `.env` comes with whatever
-directory nano-code starts in (a cloned repository, say), so it is data: it must not decide
-what is allowed (approval, sandbox), how far a run may go (steps, timeouts, sizes) or where
-recordings go. Those come from the environment and flags only."""
+"""What a `.env` may set: the connection. A `.env` comes with whatever folder nano-code starts
+in (a cloned repository, say), so it decides no permissions, limits or recording place."""
 
 
 def _read_dotenv(cwd: Path, environ: Mapping[str, str]) -> dict[str, str]:
@@ -274,9 +259,9 @@ def _refused_in_dotenv(values: Mapping[str, str], path: Path) -> str | None:
     )
     if not names:
         return None
-    shown = ", ".join(names[:_SHOWN_NAMES]) + (
-        f" and {len(names) - _SHOWN_NAMES} more" if len(names) > _SHOWN_NAMES else ""
-    )
+    shown = ", ".join(names[:_SHOWN_NAMES])
+    if len(names) > _SHOWN_NAMES:
+        shown += f" and {len(names) - _SHOWN_NAMES} more"
     return (
         f"ignoring {shown} in {path}: a folder's .env sets only the connection "
         f"({', '.join(DOTENV_SETTINGS)}); set the rest in the environment or with a flag"
@@ -320,8 +305,7 @@ def load_settings(
         raise check.error(f"{_API_KEY} must be printable ASCII without spaces (value not shown)")
 
     def from_dotenv(name: str) -> bool:
-        later = [layer.get(name) for layer in layers[1:]]
-        return _is_set(dotenv.get(name)) and not any(value is not None and _is_set(value) for value in later)
+        return _is_set(dotenv.get(name)) and not any(_is_set(layer.get(name)) for layer in layers[1:])
 
     base_url = check.text(_BASE_URL).rstrip("/")
     server = check.url(_BASE_URL, check.text(_BASE_URL))
@@ -362,7 +346,7 @@ def load_settings(
         auto_approve=check.boolean("NANO_CODE_YES"),
         sandbox=check.choice("NANO_CODE_SANDBOX", SANDBOX_MODES) if "NANO_CODE_SANDBOX" in raw else None,
         sandbox_network=check.boolean("NANO_CODE_SANDBOX_NETWORK"),
-        snapshot_max_bytes=check.size("NANO_CODE_SNAPSHOT_MAX_BYTES"),
+        snapshot_max_bytes=check.at_least("NANO_CODE_SNAPSHOT_MAX_BYTES", 0, "a whole number of bytes"),
         context_tokens=check.at_least("NANO_CODE_CONTEXT_TOKENS", 1024),
         home=home,
         debug=check.boolean("NANO_CODE_DEBUG"),

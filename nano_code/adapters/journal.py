@@ -113,17 +113,6 @@ JournalEntry = (
     | SnapshotEntry
 )
 
-INFORMATIONAL = (
-    RetryEntry,
-    TurnEndEntry,
-    ApprovalModeEntry,
-    ModelChangeEntry,
-    SamplingChangeEntry,
-    CommandEntry,
-    SnapshotEntry,
-)
-"""Entries that answer no request of the driver's (replay checks or applies them where they stand)."""
-
 
 def entry_json(entry: JournalEntry) -> dict[str, Any]:
     """The one writer: an entry as the JSON object of its journal line (without `t_ms`)."""
@@ -141,13 +130,12 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
 
 def _read_event(data: Mapping[str, Any]) -> EventEntry:
     call = data.get("call")
-    return EventEntry(
-        event=_event(data["event"]),
-        call=RecordedCall(str(call["id"]), str(call["name"]), call.get("arguments"))
+    recorded = (
+        RecordedCall(str(call["id"]), str(call["name"]), call.get("arguments"))
         if isinstance(call, Mapping)
-        else None,
-        duration_ms=_optional_int(data.get("duration_ms")),
+        else None
     )
+    return EventEntry(_event(data["event"]), recorded, _optional_int(data.get("duration_ms")))
 
 
 def _read_call_without_response(data: Mapping[str, Any]) -> CallWithoutResponse:
@@ -238,6 +226,8 @@ _KINDS: dict[str, tuple[type, Callable[[Any], Any], Callable[[Mapping[str, Any]]
 """Each entry's key, the value written under it, and its reader: the one place a record's
 kind is told from its keys."""
 _KEYS = {kind: key for key, (kind, _, _) in _KINDS.items()}
+INFORMATIONAL = tuple(kind for kind in _KEYS if kind not in (EventEntry, CallWithoutResponse))
+"""Entries that answer no request of the driver's (replay checks or applies them where they stand)."""
 
 
 def entry_key(data: Mapping[str, Any]) -> str | None:

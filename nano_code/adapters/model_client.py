@@ -51,6 +51,7 @@ class Exchange:
 
 
 ExchangeSink = Callable[[Exchange], None]
+OnDelta = Callable[[StreamDelta], None] | None
 
 READ_SIZE = 65536
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
@@ -233,31 +234,24 @@ class ModelClient:
     def call(
         self,
         body: Mapping[str, Any],
-        on_delta: Callable[[StreamDelta], None] | None = None,
+        on_delta: OnDelta = None,
         payload: bytes | None = None,
         action: object = None,
     ) -> ModelReply | ModelFailure:
         """Send one request and decode its response (`payload`: `body` already encoded;
         `action` goes to the exchange sinks). KeyboardInterrupt propagates."""
-        if payload is None:
-            payload = encode_body(body)
-        stream = bool(body.get("stream"))
-        headers = self._headers(stream)
-        deadline = self._deadline
-        deadline.arm(self.call_timeout)
+        self._deadline.arm(self.call_timeout)
         try:
-            return self._call(payload, headers, deadline, on_delta, action)
+            return self._call(
+                payload or encode_body(body), self._headers(bool(body.get("stream"))), on_delta, action
+            )
         finally:
-            deadline.disarm()
+            self._deadline.disarm()
 
     def _call(
-        self,
-        payload: bytes,
-        headers: dict[str, str],
-        deadline: _Deadline,
-        on_delta: Callable[[StreamDelta], None] | None,
-        action: object,
+        self, payload: bytes, headers: dict[str, str], on_delta: OnDelta, action: object
     ) -> ModelReply | ModelFailure:
+        deadline = self._deadline
         try:
             response = self._pool.request(
                 "POST",
@@ -329,19 +323,10 @@ class ModelClient:
                 response.close()  # a half-read connection cannot be reused
         reply = decoder.finish()
         if self.exchange_sinks:
+            kept = {k: v for k, v in response.headers.items() if k.lower() not in _WIRE_HEADERS}
+            reason, body = response.reason or "", bytes(received)
             exchange = Exchange(
-                method="POST",
-                uri=self.url,
-                request_headers=headers,
-                request_body=payload,
-                status=response.status,
-                reason=response.reason or "",
-                response_headers={
-                    k: v for k, v in response.headers.items() if k.lower() not in _WIRE_HEADERS
-                },
-                response_body=bytes(received),
-                reply=reply,
-                action=action,
+                "POST", self.url, headers, payload, response.status, reason, kept, body, reply, action
             )
             for sink in self.exchange_sinks:
                 sink(exchange)

@@ -99,34 +99,28 @@ class SessionWriter:
             header = header_text(metadata)
             self._verify(header)
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-            try:
-                os.fchmod(self._fd, 0o600)
-                session_lock.lock(self._fd, path)
-                self._size = 0
+        else:
+            self._fd = open_regular(path, os.O_RDWR | os.O_APPEND)
+        try:
+            session_lock.lock(self._fd, path)
+            if resume_from is not None and resume_from.size not in (None, os.fstat(self._fd).st_size):
+                raise SessionFileError(
+                    f"{path} changed since it was read (another process wrote to it); try again"
+                )
+            os.fchmod(self._fd, 0o600)
+            complete_tail = metadata is None and _drop_torn_tail(self._fd)
+            self._size = os.fstat(self._fd).st_size
+            if metadata is not None:
                 try:
                     self._write_all(header.encode("utf-8"))
                 except OSError:
                     path.unlink(missing_ok=True)  # a header cut short is no session to keep
                     raise
-            except BaseException:
-                os.close(self._fd)
-                raise
-        else:
-            self._fd = open_regular(path, os.O_RDWR | os.O_APPEND)
-            try:
-                session_lock.lock(self._fd, path)
-                if resume_from is not None and resume_from.size not in (None, os.fstat(self._fd).st_size):
-                    raise SessionFileError(
-                        f"{path} changed since it was read (another process wrote to it); try again"
-                    )
-                os.fchmod(self._fd, 0o600)
-                complete_tail = _drop_torn_tail(self._fd)
-                self._size = os.fstat(self._fd).st_size
-                if complete_tail:
-                    self._write_all(b"\n")
-            except BaseException:
-                os.close(self._fd)
-                raise
+            elif complete_tail:
+                self._write_all(b"\n")
+        except BaseException:
+            os.close(self._fd)
+            raise
 
     def _verify(self, text: str) -> None:
         if self._check is not None:

@@ -14,7 +14,7 @@ import attrs
 
 from nano_code.adapters.session_file import SessionFile, load_session
 from nano_code.kernel.actions import TurnEnd
-from nano_code.kernel.state import State
+from nano_code.kernel.state import State, initial_state
 from nano_code.session.divergence import ReplayReport
 from nano_code.session.replay import replay_session
 
@@ -52,7 +52,6 @@ def run(
     from nano_code.adapters.process_groups import kill_left_running
     from nano_code.adapters.provenance import provenance
     from nano_code.adapters.secrets import Redactor
-    from nano_code.kernel.state import initial_state
     from nano_code.session.factory import live_session, open_recorder
     from nano_code.session.settings import kernel_config, read_agents_md, recorded_settings
 

@@ -63,8 +63,7 @@ def histories(
                 spec = draw(st.sampled_from(list(tools)))
                 arguments = json.dumps(draw(arguments_for(spec)))
                 calls.append(ToolCall(id=f"call_{number}", name=spec.name, arguments=arguments))
-            content = draw(st.none() | _SIZED_TEXT)
-            history.append(AssistantMessage(content=content, tool_calls=tuple(calls)))
+            history.append(AssistantMessage(content=draw(st.none() | _SIZED_TEXT), tool_calls=tuple(calls)))
             history.extend(ToolMessage(tool_call_id=call.id, content=draw(_SIZED_TEXT)) for call in calls)
     return tuple(history)
 

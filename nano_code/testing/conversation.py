@@ -1,10 +1,9 @@
 """Is this a valid Chat Completions conversation? The rules the kernel promises, as a checker.
 
-The system message comes first and only there; every role is known; a tool call has a
-unique non-empty id, type "function", a name and arguments that are a JSON string holding
-an object; every call is answered by exactly one tool message before the next user,
-assistant or system message, and no tool message answers nothing. Only calls named as
-pending may be open at the end. Field shapes are the official schema's job, not this one's.
+The system message comes first and only there; every role is known; a tool call has a unique
+non-empty id, type "function", a name and JSON-object arguments as a string; each call is answered by
+exactly one tool message before the next other message, and each tool message answers a call; only
+pending calls may be open at the end.
 """
 
 from __future__ import annotations
@@ -24,10 +23,8 @@ _ROLES = ("system", "user", "assistant", "tool")
 
 def conversation_problems(conversation: Any, pending_ids: Sequence[str] = ()) -> list[str]:
     """Every way `conversation` breaks the rules above, one line each ([] when it is valid).
-
-    `conversation` is a request body, a list of wire messages or of kernel messages, or a
-    `State` (whose pending calls may then be open at the end, as `pending_ids` may otherwise).
-    """
+    `conversation` is a request body, a list of wire or kernel messages, or a `State` (whose
+    pending calls may be open at the end, as `pending_ids` may otherwise)."""
     if isinstance(conversation, State):
         if not pending_ids:
             pending_ids = [pending.call.id for pending in conversation.pending]
@@ -69,7 +66,14 @@ def _problems(messages: list[Any], pending_ids: list[str]) -> list[str]:
             problems.append(f"{where}: unknown role")
             continue
         if role == "tool":
-            problems += _tool_message_problems(where, message, open_ids, answered)
+            call_id = message.get("tool_call_id")
+            if call_id in open_ids:
+                open_ids.remove(call_id)
+                answered.add(call_id)
+            elif call_id in answered:
+                problems.append(f"{where}: tool call {call_id!r} answered twice")
+            else:
+                problems.append(f"{where}: orphan tool message for {call_id!r}: it answers no open call")
             continue
         if open_ids:
             problems.append(f"{where}: tool calls {open_ids} were not answered before it")
@@ -85,21 +89,6 @@ def _problems(messages: list[Any], pending_ids: list[str]) -> list[str]:
         waiting = [i for i in pending_ids if i not in open_ids]
         if waiting:
             problems.append(f"calls said to be pending are not open at the end: {waiting}")
-    return problems
-
-
-def _tool_message_problems(
-    where: str, message: Mapping[str, Any], open_ids: list[str], answered: set[str]
-) -> list[str]:
-    problems = []
-    call_id = message.get("tool_call_id")
-    if call_id in open_ids:
-        open_ids.remove(call_id)
-        answered.add(call_id)
-    elif call_id in answered:
-        problems.append(f"{where}: tool call {call_id!r} answered twice")
-    else:
-        problems.append(f"{where}: orphan tool message for {call_id!r}: it answers no open call")
     return problems
 
 

@@ -9,6 +9,7 @@ Standalone: `python -m nano_code.testing.fake_server SCRIPT.json` (a JSON list o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import threading
 import time
@@ -97,9 +98,7 @@ def is_summary_request(request: Mapping[str, Any]) -> bool:
 
 def hang(seconds: float = 60.0) -> dict[str, Any]:
     """A script step that answers only after `seconds` (for Ctrl-C tests)."""
-    step = reply(content="(too late)")
-    step["delay"] = seconds
-    return step
+    return reply(content="(too late)", delay=seconds)
 
 
 def _usage(reply_spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,15 +113,11 @@ def _calls(reply_spec: Mapping[str, Any], request_number: int) -> list[dict[str,
     calls = []
     for n, call in enumerate(reply_spec.get("tool_calls") or []):
         arguments = call.get("arguments", {})
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        call_id = call.get("id", f"call_{request_number}_{n}")
         calls.append(
-            {
-                "id": call.get("id", f"call_{request_number}_{n}"),
-                "type": "function",
-                "function": {
-                    "name": call["name"],
-                    "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
-                },
-            }
+            {"id": call_id, "type": "function", "function": {"name": call["name"], "arguments": arguments}}
         )
     return calls
 
@@ -171,8 +166,7 @@ def sse_events(reply_spec: Mapping[str, Any], request_number: int, model: str) -
     finish = reply_spec.get("finish_reason") or ("tool_calls" if calls else "stop")
     events.append(event({}, finish))
     usage_chunk = {**base, "choices": [], "usage": _usage(reply_spec)}
-    events.append(f"data: {json.dumps(usage_chunk)}\n\n".encode())
-    events.append(b"data: [DONE]\n\n")
+    events += [f"data: {json.dumps(usage_chunk)}\n\n".encode(), b"data: [DONE]\n\n"]
     return events
 
 
@@ -183,16 +177,11 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FakeServer:
-    """Answers each POST with a step (`reply`, `http_error`, `hang`): from `script` in order, or
-    from `script(request, number)` when it is a function (`Respond`). Replies are JSON, or SSE
-    when the request streams.
-
-    `requests` keeps every request ({"path", "headers", "body"}, the body parsed or None); a
-    respond function that raises gets HTTP 500 and its exception kept in `errors`.
-    `context_limit=N` answers a request over N tokens (`request_tokens`) with OpenAI's
-    context-length error, `summary=TEXT` answers compaction's summary requests; `overflows`
-    and `summaries` count them, and `number` counts only the requests left to the script.
-    """
+    """Answers each POST with a step (`reply`, `http_error`, `hang`) from `script`, a list or a
+    `Respond` function; as JSON, or SSE when the request streams. `requests` keeps every request
+    ({"path", "headers", "body"}), `errors` what a respond function raised (answered HTTP 500).
+    `context_limit=N` answers requests over N tokens with OpenAI's context-length error and
+    `summary=TEXT` compaction's summary requests, counted in `overflows` and `summaries`."""
 
     def __init__(
         self,
@@ -227,8 +216,7 @@ class FakeServer:
                 pass
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
                     body = json.loads(raw)
                 except ValueError:
@@ -264,13 +252,10 @@ class FakeServer:
             def _send(
                 self, status: int, payload: bytes, content_type: str, extra: Mapping[str, str] | None = None
             ) -> None:
-                lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('Status',))[0]}"]
-                lines.append(f"Content-Type: {content_type}")
-                lines.append(f"Content-Length: {len(payload)}")
-                for key, value in (extra or {}).items():
-                    lines.append(f"{key}: {value}")
-                head = ("\r\n".join(lines) + "\r\n\r\n").encode()
-                self.wfile.write(head + payload)  # one write: no Nagle stall
+                fields = {"Content-Type": content_type, "Content-Length": len(payload), **(extra or {})}
+                head = f"HTTP/1.1 {status} {self.responses.get(status, ('Status',))[0]}\r\n"
+                head += "".join(f"{key}: {value}\r\n" for key, value in fields.items())
+                self.wfile.write(f"{head}\r\n".encode() + payload)  # one write: no Nagle stall
                 self.wfile.flush()
 
             def _send_stream(self, events: list[bytes], chunk_delay: float) -> None:
@@ -279,7 +264,7 @@ class FakeServer:
                     b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
                 )
                 framed = [b"%x\r\n%s\r\n" % (len(e), e) for e in events] + [b"0\r\n\r\n"]
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     if chunk_delay <= 0:
                         self.wfile.write(head + b"".join(framed))
                     else:
@@ -289,8 +274,6 @@ class FakeServer:
                             self.wfile.flush()
                             time.sleep(chunk_delay)
                     self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -350,11 +333,9 @@ def main() -> None:
         script = json.load(handle)
     with FakeServer(script) as server:
         print(server.base_url, flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":

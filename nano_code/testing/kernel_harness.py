@@ -2,9 +2,9 @@
 
     bodies = requests_for(config, [UserInput("list the files"), ModelReply(content="Two files.")])
 
-Each given event is fed when the kernel's phase accepts it; tool work asked for in between
-is answered by `answer` unless the next given event answers it. The drive stops at the
-first given event the phase does not accept (`KernelRun.unused`). Pure: no clock, files or network.
+Each given event is fed when the kernel's phase accepts it; tool work asked for in between is
+answered by `answer` unless the next given event does; the drive stops at the first given event
+the phase does not accept (`KernelRun.unused`). Pure: no clock, files or network.
 """
 
 from __future__ import annotations

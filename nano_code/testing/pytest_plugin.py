@@ -1,14 +1,10 @@
-"""pytest plugin (registered by the `pytest11` entry point): replay sessions inside your tests.
+"""pytest plugin (the `pytest11` entry point): the `nano_replay` fixture replays sessions in your tests.
 
     def test_bugfix_session_still_replays(nano_replay):
-        report = nano_replay("cassettes/bugfix.yaml")        # fails the test on divergence
+        report = nano_replay("cassettes/bugfix.yaml", ignore=["$.messages[0].content"])  # fails on divergence
         assert report.tool_calls == 3
 
-    def test_new_prompt_changes_only_the_system_message(nano_replay):
-        nano_replay("cassettes/bugfix.yaml", ignore=["$.messages[0].content"])
-
-`nano_replay(path, expect="identical", **overrides)` returns the `ReplayReport`; with
-`expect=None` it never fails.
+`nano_replay(path, expect="identical", **overrides)` returns the `ReplayReport`; `expect=None` never fails.
 """
 
 from __future__ import annotations

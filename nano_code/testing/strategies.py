@@ -41,44 +41,42 @@ __all__ = [
     "user_inputs",
 ]
 
+
+def _object_schema(required: dict[str, str], **optional: str) -> dict[str, Any]:
+    """The JSON Schema of an object with these property types, `required` ones first."""
+    types = {**required, **optional}
+    schema: dict[str, Any] = {"type": "object", "properties": {key: {"type": t} for key, t in types.items()}}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
 DEMO_TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="read_file",
         description="Read a text file.",
-        parameters={
-            "type": "object",
-            "properties": {"path": {"type": "string"}, "offset": {"type": "integer"}},
-            "required": ["path"],
-        },
+        parameters=_object_schema({"path": "string"}, offset="integer"),
         mutates=False,
         path_parameter="path",
     ),
     ToolSpec(
         name="write_file",
         description="Write a text file.",
-        parameters={
-            "type": "object",
-            "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
-            "required": ["path", "content"],
-        },
+        parameters=_object_schema({"path": "string", "content": "string"}),
         mutates=True,
         path_parameter="path",
     ),
     ToolSpec(
         name="shell",
         description="Run a shell command.",
-        parameters={
-            "type": "object",
-            "properties": {"command": {"type": "string"}, "timeout": {"type": "number"}},
-            "required": ["command"],
-        },
+        parameters=_object_schema({"command": "string"}, timeout="number"),
         mutates=True,
         sandboxed=True,
     ),
     ToolSpec(
         name="current_time",
         description="The current time; takes no arguments.",
-        parameters={"type": "object", "properties": {}},
+        parameters=_object_schema({}),
         mutates=False,
     ),
 )
@@ -207,20 +205,24 @@ def arguments_for(draw: st.DrawFn, spec: ToolSpec) -> dict[str, Any]:
     arguments: dict[str, Any] = {}
     for name, schema in properties.items():
         if name in required or draw(st.booleans()):
-            arguments[name] = draw(
-                _value_of_type(schema.get("type") if isinstance(schema, Mapping) else None)
-            )
+            json_type = schema.get("type") if isinstance(schema, Mapping) else None
+            arguments[name] = draw(_value_of_type(json_type))
     return arguments
 
 
+_ENCODINGS: dict[str, dict[str, Any]] = {
+    "compact": {"separators": (",", ":")},
+    "spaced": {},
+    "pretty": {"indent": 2},
+    "unicode": {"ensure_ascii": False},
+}
+
+
 def _encode_arguments(arguments: Mapping[str, Any], style: str) -> str:
-    if style == "pretty":
-        return json.dumps(arguments, indent=2)
-    if style == "spaced":
-        return json.dumps(arguments)
-    if style == "unicode":
-        return json.dumps(arguments, ensure_ascii=False)
-    return json.dumps(arguments, separators=(",", ":"))
+    return json.dumps(arguments, **_ENCODINGS[style])
+
+
+_ARGUMENT_FAULTS = ["absent", "empty", "truncated", "garbage", "not_object", "missing", "wrong_type", "nan"]
 
 
 @st.composite
@@ -228,17 +230,10 @@ def raw_arguments(draw: st.DrawFn, spec: ToolSpec | None) -> str | None:
     """The `arguments` text of a call to `spec`: mostly valid JSON in servers' styles; sometimes
     absent, "" (QUIRKS B-7, B-8), truncated, not JSON or not an object, missing or mistyping
     a required parameter, or using NaN/Infinity."""
-    if spec is None:
-        valid: dict[str, Any] = draw(st.dictionaries(st.text(max_size=5), JSON_SCALARS, max_size=3))
-    else:
-        valid = draw(arguments_for(spec))
-    style = draw(st.sampled_from(["compact", "spaced", "pretty", "unicode"]))
-    kind = draw(
-        st.sampled_from(
-            ["valid"] * 6
-            + ["absent", "empty", "truncated", "garbage", "not_object", "missing", "wrong_type", "nan"]
-        )
-    )
+    any_object = st.dictionaries(st.text(max_size=5), JSON_SCALARS, max_size=3)
+    valid: dict[str, Any] = draw(any_object if spec is None else arguments_for(spec))
+    style = draw(st.sampled_from(list(_ENCODINGS)))
+    kind = draw(st.sampled_from(["valid"] * 6 + _ARGUMENT_FAULTS))
     text = _encode_arguments(valid, style)
     if kind == "absent":
         return None

@@ -1,8 +1,7 @@
 """Hypothesis strategies for what arrives on the wire: replies as JSON bodies and SSE streams, and raw bytes.
 
-`completion_bodies` and `sse_streams` render a `wire_replies` reply with real servers'
-deviations; decoding must give the reply back exactly (tests/kernel/test_standalone_quirks.py
-maps each quirk to its test). `byte_pieces` and `sse_ish_bytes` are for totality fuzzing.
+`completion_bodies` and `sse_streams` render a `wire_replies` reply with real servers' deviations;
+decoding must give it back exactly. `byte_pieces` and `sse_ish_bytes` are for totality fuzzing.
 """
 
 from __future__ import annotations
@@ -112,27 +111,25 @@ def _reasoning_fields(draw: st.DrawFn, reasoning: str) -> dict[str, Any]:
     return {shape: reasoning}
 
 
+def _nothing(key: str) -> st.SearchStrategy[dict[str, Any]]:
+    """`key` as servers say "nothing": null, "", or left out."""
+    return st.sampled_from([{key: None}, {key: ""}, {}])
+
+
 @st.composite
 def completion_bodies(draw: st.DrawFn, reply: ModelReply) -> bytes:
     """`reply` as a non-streamed /chat/completions body, in one of the real shapes."""
     message: dict[str, Any] = {"role": "assistant"}
-    thinking_in_content = bool(reply.reasoning) and draw(st.booleans())
-    if thinking_in_content:
-        parts: list[dict[str, Any]] = [
-            {"type": "thinking", "thinking": [{"type": "text", "text": reply.reasoning}]}
-        ]
-        if reply.content:
-            parts.append({"type": "text", "text": reply.content})
-        message["content"] = parts
+    if reply.reasoning and draw(st.booleans()):  # the reasoning as a content part
+        thinking = {"type": "thinking", "thinking": [{"type": "text", "text": reply.reasoning}]}
+        message["content"] = [thinking, *([{"type": "text", "text": reply.content}] if reply.content else [])]
     else:
         if reply.content:
             message["content"] = draw(
                 st.sampled_from([reply.content, [{"type": "text", "text": reply.content}]])
             )
         else:
-            choice = draw(st.sampled_from(["null", "empty", "absent"]))
-            if choice != "absent":
-                message["content"] = None if choice == "null" else ""
+            message.update(draw(_nothing("content")))
         message.update(draw(_reasoning_fields(reply.reasoning)))
     if reply.tool_calls:
         calls = []
@@ -159,9 +156,7 @@ def completion_bodies(draw: st.DrawFn, reply: ModelReply) -> bytes:
     if reply.finish_reason is not None:
         choice_payload["finish_reason"] = reply.finish_reason
     else:
-        absent = draw(st.sampled_from(["null", "empty", "absent"]))
-        if absent != "absent":
-            choice_payload["finish_reason"] = None if absent == "null" else ""
+        choice_payload.update(draw(_nothing("finish_reason")))
     body: dict[str, Any] = {
         "id": draw(st.sampled_from(["chatcmpl-abc", "", "gen-1753242299-QZRAt5HJHd1ptY8sdS0s"])),
         "object": "chat.completion",
@@ -211,11 +206,8 @@ def stream_chunks(draw: st.DrawFn, reply: ModelReply) -> list[dict[str, Any]]:
     reasoning_shape = draw(st.sampled_from(["reasoning_content", "reasoning", "details", "both", "thinking"]))
     for piece in _split(draw, reply.reasoning):
         if reasoning_shape == "thinking":
-            delta: dict[str, Any] = {
-                "content": [
-                    {"type": "thinking", "thinking": [{"type": "text", "text": piece}], "closed": True}
-                ]
-            }
+            thinking = {"type": "thinking", "thinking": [{"type": "text", "text": piece}], "closed": True}
+            delta: dict[str, Any] = {"content": [thinking]}
         elif reasoning_shape in ("details", "both"):
             details = [{"type": "reasoning.text", "text": piece, "index": 0, "format": None}]
             delta = {"reasoning": piece if reasoning_shape == "both" else None, "reasoning_details": details}

@@ -27,8 +27,7 @@ def _body_matcher(masks: tuple[Mask, ...]) -> Callable[[Any, Any], None]:
     def match(r1: Any, r2: Any) -> None:
         if r1.body == r2.body:
             return  # byte-identical: canonical JSON is equal too
-        a, b = json_body(r1.body), json_body(r2.body)
-        found, _ = differences(a, b, masks, limit=1)
+        found, _ = differences(json_body(r1.body), json_body(r2.body), masks, limit=1)
         if found:
             raise AssertionError(f"bodies differ at {found[0].path}")
 

@@ -175,8 +175,7 @@ class _Reader:
         nano = record.data.get("nano_code")
         nano = nano if isinstance(nano, Mapping) else {}
         row = self._new_step(nano, self.model, record.line)
-        row["duration_ms"] = _int_or_none(nano.get("duration_ms"))
-        row["t_ms"] = self.clock.stamp(nano.get("t_ms"))
+        row.update(duration_ms=_int_or_none(nano.get("duration_ms")), t_ms=self.clock.stamp(nano.get("t_ms")))
         response = record.data.get("response")
         status = response.get("status") if isinstance(response, Mapping) else None
         row["status"] = _int_or_none(status.get("code")) if isinstance(status, Mapping) else None
@@ -199,8 +198,7 @@ class _Reader:
         if isinstance(entry, CallWithoutResponse):
             asked = entry.request.get("model")
             row = self._new_step({}, asked if isinstance(asked, str) else self.model, record.line)
-            row["duration_ms"] = entry.duration_ms
-            row["t_ms"] = t_ms
+            row.update(duration_ms=entry.duration_ms, t_ms=t_ms)
             _describe_outcome(row, entry.event)
         elif isinstance(entry, RetryEntry):
             self.retry_attempt = entry.attempt

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -107,8 +107,7 @@ class ReplayReport:
         return self.status in ("identical", "reblessed", "forked")
 
     def as_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = _as_json(self)
-        return data
+        return cast(dict[str, Any], _as_json(self))
 
 
 def _as_json(value: Any) -> Any:

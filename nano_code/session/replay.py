@@ -91,24 +91,20 @@ def replay_session(
         config = kernel_config(settings, recorded_agents_md(session.metadata))
     except (SessionFileError, KeyError, TypeError, ValueError, AttributeError) as unreadable:
         return _failed(path, unreadable, started)
+    runs_tools = live_tools or fork_at is not None
+    restored = runs_tools and workspace is None
     where: Path | None = None
-    restored = False
     live_sandbox: Sandbox | None = None
     sandbox_notice: str | None = None
-    if live_tools or fork_at is not None:
-        try:
-            restored = workspace is None
-            where = workspace.resolve() if workspace is not None else restore_workspace(path, session)
-        except SnapshotError as no_workspace:
-            return _failed(path, no_workspace, started)
     leftovers: list[Path] = []  # what this run has written so far, and an interrupt removes
     try:
-        if where is not None:
+        if runs_tools:
             try:
+                where = restore_workspace(path, session) if workspace is None else workspace.resolve()
                 live_sandbox, sandbox_notice = choose_sandbox(sandbox, sandbox_network, where)
-            except SandboxUnavailable as unavailable:
+            except (SnapshotError, SandboxUnavailable) as unusable:
                 _discard(leftovers, where if restored else None)
-                return _failed(path, unavailable, started)
+                return _failed(path, unusable, started)
         client = ModelClient(settings.base_url.rstrip("/") + "/chat/completions", api_key=None)
         options = ReplayOptions(
             masks=masks,
@@ -136,8 +132,7 @@ def replay_session(
             metadata = {**session.metadata, "format_version": FORMAT_VERSION}
             parent = {"path": str(path), "session_id": metadata.get("session_id")}
             if rebless_to is not None:
-                metadata["reblessed_from"] = parent
-                metadata["nano_code_version"] = __version__
+                metadata.update(reblessed_from=parent, nano_code_version=__version__)
                 metadata["nano_code_commit"] = nano_code_commit()
             else:
                 # fingerprint `where`, where the fork's tools work, never a directory the file names
@@ -149,11 +144,10 @@ def replay_session(
             metadata["tool_schemas"] = [to_json(spec) for spec in config.tools]
             # the copy's requests are this version's: its provenance says so
             metadata["system_prompt_sha256"] = hashlib.sha256(config.system_prompt.encode()).hexdigest()
-            scrubber = redactor if redactor is not None else Redactor(None)
             partial_path = output_path.with_name(f".{output_path.name}.partial")
             partial_path.unlink(missing_ok=True)
             leftovers.append(partial_path)
-            recorder = open_recorder(partial_path, metadata, scrubber)
+            recorder = open_recorder(partial_path, metadata, redactor or Redactor(None))
             if fork_to is not None:
                 leftovers.append(archive_path(fork_to))
                 carry_snapshot(path, session, fork_to, recorder)
@@ -163,10 +157,25 @@ def replay_session(
 
         driver = Driver(initial_state(config), performer, all_observers)
         performer.apply_change = lambda entry: change_setting(driver, entry)
+        stack = contextlib.ExitStack()
+
+        def go_live() -> Performer:
+            stack.close()  # vcrpy lets go of HTTP: the live part talks to a real server
+            assert where is not None and live_settings is not None
+            sinks = [recorder.on_exchange] if recorder is not None else []
+            live = live_performer(
+                live_settings, where, approver, on_delta=on_delta, exchange_sinks=sinks, sandbox=live_sandbox
+            )
+            closers.insert(0, live.client.close)
+            driver.hand_over(live)
+            return live
+
+        if live_settings is not None and fork_at is not None:
+            performer.go_live = go_live
         divergence: Divergence | None = None
         error: str | None = None
         try:
-            with contextlib.ExitStack() as stack:
+            with stack:
                 cassette = stack.enter_context(
                     offline_cassette(
                         path,
@@ -176,26 +185,6 @@ def replay_session(
                         match_body=rebless_to is None,
                     )
                 )
-                if live_settings is not None and fork_at is not None:
-                    fork_settings = live_settings
-
-                    def go_live() -> Performer:
-                        stack.close()  # vcrpy lets go of HTTP: the live part talks to a real server
-                        sinks = [recorder.on_exchange] if recorder is not None else []
-                        assert where is not None
-                        live = live_performer(
-                            fork_settings,
-                            where,
-                            approver,
-                            on_delta=on_delta,
-                            exchange_sinks=sinks,
-                            sandbox=live_sandbox,
-                        )
-                        closers.insert(0, live.client.close)
-                        driver.hand_over(live)
-                        return live
-
-                    performer.go_live = go_live
                 divergence = _drive(driver, performer)
                 if divergence is None and not performer.forked and not cassette.all_played:
                     never = "recorded interactions were never requested"

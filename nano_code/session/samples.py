@@ -14,6 +14,7 @@ import os
 import shutil
 import statistics
 from collections.abc import Sequence
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -214,12 +215,7 @@ def parting_step(children: Sequence[str]) -> int | None:
         return None
     if len(runs) < 2:
         return None
-    longest = max(len(run) for run in runs)
-    for step in range(longest):
-        seen = {run[step] if step < len(run) else None for run in runs}
-        if len(seen) > 1:
-            return step + 1
-    return None
+    return next((step for step, seen in enumerate(zip_longest(*runs), 1) if len(set(seen)) > 1), None)
 
 
 @attrs.frozen

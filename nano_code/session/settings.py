@@ -48,10 +48,7 @@ class SettingsError(ValueError):
 
 
 def _typed(kind: type | tuple[type, ...], minimum: float | None = None) -> Any:
-    checks: list[Any] = [v.instance_of(kind)]
-    if minimum is not None:
-        checks.append(v.ge(minimum))
-    return v.and_(*checks)
+    return v.and_(v.instance_of(kind), *([] if minimum is None else [v.ge(minimum)]))
 
 
 @attrs.frozen(kw_only=True)
@@ -91,10 +88,12 @@ class RecordedSettings:
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> RecordedSettings:
         """These settings with some changed; an unknown name is an error, not ignored."""
-        unknown = sorted(set(overrides) - {spec.name for spec in attrs.fields(type(self))})
+        known = [spec.name for spec in attrs.fields(type(self))]
+        unknown = sorted(set(overrides) - set(known))
         if unknown:
-            known = ", ".join(spec.name for spec in attrs.fields(type(self)))
-            raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; the settings are {known}")
+            raise SettingsError(
+                f"unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(known)}"
+            )
         try:
             return attrs.evolve(self, **overrides)
         except (TypeError, ValueError) as error:
@@ -131,11 +130,10 @@ def recorded_settings(
 def kernel_config(recorded: RecordedSettings | Mapping[str, Any], agents_md: str | None) -> KernelConfig:
     if not isinstance(recorded, RecordedSettings):
         recorded = RecordedSettings.from_json(recorded)
+    prompt = build_system_prompt(recorded.workspace, agents_md, recorded.sandbox, recorded.sandbox_network)
     return KernelConfig(
         model=recorded.model,
-        system_prompt=build_system_prompt(
-            recorded.workspace, agents_md, recorded.sandbox, recorded.sandbox_network
-        ),
+        system_prompt=prompt,
         tools=tool_specs(),
         stream=recorded.stream,
         max_steps_per_turn=recorded.max_steps,

@@ -17,6 +17,7 @@ from nano_code.adapters import git
 from nano_code.adapters.journal import ModelChangeEntry
 from nano_code.adapters.safe_text import for_terminal
 from nano_code.driver import Driver
+from nano_code.kernel.events import ClearConversation, CompactRequest
 from nano_code.kernel.types import AssistantMessage, Usage
 from nano_code.session.changes import change_setting
 
@@ -89,13 +90,10 @@ def workspace_diff(workspace: Path, driver: Driver) -> str:
             timeout=30,
         )
         untracked = git.output(("ls-files", "--others", "--exclude-standard"), workspace, timeout=30)
-        parts = []
-        if diff:
-            parts.append(
-                diff[:DIFF_LIMIT] + ("\n[... the diff goes on ...]" if len(diff) > DIFF_LIMIT else "")
-            )
-        new = [name for name in (untracked or "").split("\n") if name]
-        if new:
+        if diff and len(diff) > DIFF_LIMIT:
+            diff = diff[:DIFF_LIMIT] + "\n[... the diff goes on ...]"
+        parts = [diff] if diff else []
+        if new := [name for name in (untracked or "").split("\n") if name]:
             parts.append("untracked files:\n" + "\n".join(f"  {name}" for name in new))
         return "\n".join(parts) if parts else "no changes in the workspace (git diff HEAD is empty)"
     written = files_written(driver)
@@ -104,15 +102,8 @@ def workspace_diff(workspace: Path, driver: Driver) -> str:
     return "not a git repository; files the session wrote or edited:\n" + "\n".join(f"  {p}" for p in written)
 
 
-def run(
-    command: Command,
-    driver: Driver,
-    workspace: Path,
-    show: Callable[[str], None],
-    conversation_event: Callable[[str], None],
-) -> bool:
-    """Carry out `command`; True when the session should end. `conversation_event` carries out
-    /clear and /compact through the kernel."""
+def run(command: Command, driver: Driver, workspace: Path, show: Callable[[str], None]) -> bool:
+    """Carry out `command`; True when the session should end."""
     driver.note_command(f"{command.name} {command.argument}".strip())
     if command.name == "/help":
         width = max(len(key) for key in HELP)
@@ -130,8 +121,11 @@ def run(
             show(f"model: {for_terminal(command.argument)} from the next request on")
     elif command.name == "/diff":
         show(for_terminal(workspace_diff(workspace, driver)))
-    elif command.name in ("/clear", "/compact"):
-        conversation_event(command.name)
+    elif command.name in ("/clear", "/compact"):  # a kernel event; /compact starts a summary call
+        try:
+            driver.run(driver.feed(CompactRequest() if command.name == "/compact" else ClearConversation()))
+        except KeyboardInterrupt:
+            driver.interrupt()
     elif command.name == "/exit":
         return True
     else:

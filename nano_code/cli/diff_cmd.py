@@ -18,16 +18,15 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class Step:
-    """One record two sessions are compared by: a model call or a journalled event."""
+    """One record two sessions are compared by: a model call (its `request` and decoded reply as
+    `value`) or a journalled event (`kind` its type, `value` the event and the call it answered).
+    `step` is the model call it belongs to, as replay numbers them; a user's input leads into the next."""
 
     kind: str
-    """'model call', or the event's type ('ToolResult', 'UserInput', ...)."""
     line: int
     step: int
-    """The model call it belongs to, numbered as replay numbers them; a user's input leads into the next."""
     request: Any = None
     value: Any = None
-    """A model call's decoded reply, or the event and the tool call it answered."""
 
 
 def comparable_steps(session: Any) -> list[Step]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from nano_code.cli.exits import EXIT_FAILED, EXIT_OK, say, usage_error
@@ -24,26 +24,17 @@ def export_parser() -> argparse.ArgumentParser:
             "  nano-code export runs/ --to steps.csv          one row per model call (or sessions, tool_calls)\n"
             "  nano-code export a.yaml b.yaml --to corpus.jsonl --replay\n"
             "\n"
-            "The table is chosen by the --to name (a prefix like run1- allowed) or .jsonl; columns\n"
-            "are described in nano_code/session/corpus.py. The file is created 0600. CSV cells a\n"
-            "spreadsheet would run as a formula begin with ', control characters are escaped, and\n"
-            "cells over 32,000 characters are cut and say so."
+            "The --to name (a prefix like run1- allowed) or .jsonl chooses the table; its columns are\n"
+            "in nano_code/session/corpus.py. The file is created 0600, its CSV cells spreadsheet-safe."
         ),
     )
-    parser.add_argument(
-        "paths", nargs="+", metavar="PATH", help="session file; with --to, files or directories of them"
-    )
-    parser.add_argument("--full", action="store_true", help="every body whole (the only kind, for now)")
-    parser.add_argument("--output", "-o", metavar="OUT", help="where to write (default: PATH.full.yaml)")
-    parser.add_argument(
-        "--to", metavar="TABLE", help="write a table: sessions.csv, steps.csv, tool_calls.csv or NAME.jsonl"
-    )
-    parser.add_argument(
-        "--replay",
-        action="store_true",
-        help="with --to: replay each session offline first and fill the replay and divergence columns",
-    )
-    parser.add_argument("--force", action="store_true", help="with --to: replace an existing file")
+    add = parser.add_argument
+    add("paths", nargs="+", metavar="PATH", help="session file; with --to, files or directories of them")
+    add("--full", action="store_true", help="every body whole (the only kind, for now)")
+    add("--output", "-o", metavar="OUT", help="where to write (default: PATH.full.yaml)")
+    add("--to", metavar="TABLE", help="write a table: sessions.csv, steps.csv, tool_calls.csv or NAME.jsonl")
+    add("--replay", action="store_true", help="with --to: replay each session first (replay columns)")
+    add("--force", action="store_true", help="with --to: replace an existing file")
     return parser
 
 
@@ -79,7 +70,6 @@ def _export_full(source: Path, output: str | None) -> int:
 def _export_table(args: argparse.Namespace) -> int:
     from nano_code.adapters.session_file import SessionFileError
     from nano_code.cli.sessions_cmd import expand_paths
-    from nano_code.session.corpus import SessionTables
     from nano_code.session.corpus_files import corpus_tables, table_for, write_table
 
     target = Path(args.to)
@@ -98,26 +88,18 @@ def _export_table(args: argparse.Namespace) -> int:
 
         reports = {str(path): replay_session(path) for path in paths}
     skipped: list[Path] = []
-    read = 0
 
-    def readable_sessions() -> Iterator[SessionTables]:
-        nonlocal read
-
-        def skip(path: Path, error: SessionFileError) -> None:
-            skipped.append(path)
-            say(f"skipped {error}", err=True)
-
-        for tables in corpus_tables(paths, reports, on_error=skip):
-            read += 1
-            yield tables
+    def skip(path: Path, error: SessionFileError) -> None:
+        skipped.append(path)
+        say(f"skipped {error}", err=True)
 
     try:
-        rows = write_table(readable_sessions(), target, table, overwrite=args.force)
+        rows = write_table(corpus_tables(paths, reports, on_error=skip), target, table, overwrite=args.force)
     except OSError as error:
         return usage_error(f"nano-code export: {error}")
     if table == "jsonl":
         summary = f"{rows} session(s), one JSON object each"
     else:
-        summary = f"{rows} row(s) of {table} from {read} session(s)"
+        summary = f"{rows} row(s) of {table} from {len(paths) - len(skipped)} session(s)"
     say(f"{target}: {summary}" + (f"; {len(skipped)} file(s) skipped" if skipped else ""))
     return EXIT_FAILED if skipped else EXIT_OK

@@ -1,14 +1,4 @@
-"""`nano-code`: parse the command line and dispatch.
-
-    nano-code                    interactive session in this directory
-    nano-code -p "TASK"          one turn, then exit (the task may also come on stdin)
-    nano-code replay PATH...     replay recorded sessions offline and strictly
-    nano-code diff A B           compare two recorded sessions step by step
-    nano-code sessions           list recorded sessions
-    nano-code export PATH        a session with every body whole, or sessions as tables
-
-Exit statuses are in cli/exits.py.
-"""
+"""`nano-code`: parse the command line and dispatch to a run or a subcommand (exit statuses: cli/exits.py)."""
 
 from __future__ import annotations
 

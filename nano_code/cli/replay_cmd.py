@@ -21,9 +21,8 @@ def replay_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nano-code replay",
         description=(
-            "Replay recorded sessions strictly and offline: the real driver and HTTP client run under "
-            "vcrpy, tools are served from the recording, and the first difference in a request or tool "
-            "call is reported. Exit 0 only when every session replays identically."
+            "Replay recorded sessions strictly and offline, reporting the first difference in a request "
+            "or tool call. Exit 0 only when every session replays identically."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
@@ -59,17 +58,6 @@ def replay_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resolve_sandbox(args: argparse.Namespace) -> None:
-    """Set `args.sandbox` and `args.sandbox_network` from this command line and the environment."""
-    from nano_code.adapters.config import ConfigError, load_settings
-
-    try:
-        settings = load_settings(Path.cwd(), os.environ, sandbox_overrides(args))
-    except ConfigError as error:
-        raise SystemExit(usage_error(f"nano-code replay: {error}")) from None
-    args.sandbox, args.sandbox_network = settings.sandbox, settings.sandbox_network
-
-
 def replay_main(argv: Sequence[str]) -> int:
     args = replay_parser().parse_args(argv)
     if not (args.live_tools or args.fork_at is not None or args.rebless):
@@ -87,19 +75,14 @@ def replay_main(argv: Sequence[str]) -> int:
         kill_left_running()  # what live tools left running ends with the replay, as in a live session
 
 
+LIVE_ONLY = ("model", "base_url", "temperature", "seed")
+"""Options that shape only a fork's live part."""
+
+
 def _misuse(args: argparse.Namespace) -> str | None:
     """What is wrong with this combination of options, or None."""
     live = args.live_tools or args.fork_at is not None
-    live_only = [
-        flag
-        for flag, given in (
-            ("--model", args.model),
-            ("--base-url", args.base_url),
-            ("--temperature", args.temperature is not None),
-            ("--seed", args.seed is not None),
-        )
-        if given
-    ]
+    live_only = [f"--{name.replace('_', '-')}" for name in LIVE_ONLY if getattr(args, name) is not None]
     if args.temperature is not None and not 0.0 <= args.temperature <= 2.0:
         return "nano-code replay: --temperature takes a number from 0 to 2"
     if args.rerun_recorded and not live:
@@ -148,7 +131,10 @@ def _replay_main(args: argparse.Namespace) -> int:
     if misuse is not None:
         return usage_error(misuse)
     if args.live_tools or args.fork_at is not None:
-        _resolve_sandbox(args)
+        from nano_code.cli.replay_live import replay_settings
+
+        settings = replay_settings(sandbox_overrides(args))
+        args.sandbox, args.sandbox_network = settings.sandbox, settings.sandbox_network
     if args.samples is not None:
         from nano_code.cli.replay_live import samples
 

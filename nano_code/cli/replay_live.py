@@ -17,16 +17,19 @@ from nano_code.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, say, usa
 from nano_code.kernel.types import ApprovalMode
 
 
-def fork_settings(args: argparse.Namespace) -> Any:
-    """The server, key and limits of a fork's live part: this command line's and environment's."""
+def replay_settings(overrides: dict[str, str | None]) -> Any:
+    """Settings from the environment and `overrides` (this command line's options)."""
     from nano_code.adapters.config import ConfigError, load_settings
 
     try:
-        settings = load_settings(
-            Path.cwd(), os.environ, {"MODEL_NAME": args.model, "INFERENCE_BASE_URL": args.base_url}
-        )
+        settings = load_settings(Path.cwd(), os.environ, overrides)
     except ConfigError as error:
         raise SystemExit(usage_error(f"nano-code replay: {error}")) from None
+    return settings
+
+
+def _fork_settings(args: argparse.Namespace) -> Any:
+    settings = replay_settings({"MODEL_NAME": args.model, "INFERENCE_BASE_URL": args.base_url})
     for warning in settings.warnings:  # e.g. the host a .env's base URL sends the key to
         say(f"nano-code replay: {warning}", err=True)
     return settings
@@ -41,7 +44,7 @@ def samples(path: Path, args: argparse.Namespace) -> int:
             path,
             args.fork_at,
             args.samples,
-            fork_settings(args),
+            _fork_settings(args),
             check=args.check,
             jobs=args.jobs,
             live_model=args.model,
@@ -70,7 +73,7 @@ def replay_one(path: Path, args: argparse.Namespace) -> Any:
     """One session replayed with its transcript shown; reblessed or forked when asked."""
     from nano_code.session.replay import replay_session
 
-    live_settings = fork_settings(args) if args.fork_at is not None else None
+    live_settings = _fork_settings(args) if args.fork_at is not None else None
     # The live continuation uses the real key: keep it off the screen and out of the fork.
     shown = Redactor(live_settings.api_key if live_settings else None)
     observers = []

@@ -8,7 +8,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
 
 from nano_code.adapters.config import ConfigError, Settings, load_settings
 from nano_code.adapters.endpoint import is_loopback_url
@@ -89,12 +88,11 @@ def main(args: argparse.Namespace) -> int:
     exits.show_tracebacks = settings.debug
     redactor = Redactor(settings.api_key)
     for warning in settings.warnings:
-        say(f"nano-code: {warning}", err=True)
+        _warn(warning)
     if settings.api_key and plain_http_to_another_host(settings.base_url):
-        say(
-            f"nano-code: warning: the API key goes unencrypted (http://) to {settings.base_url}; "
-            "use https:// unless that host is yours",
-            err=True,
+        _warn(
+            f"warning: the API key goes unencrypted (http://) to {settings.base_url}; "
+            "use https:// unless that host is yours"
         )
 
     task = args.prompt
@@ -113,9 +111,9 @@ def main(args: argparse.Namespace) -> int:
     except SandboxUnavailable as error:
         return usage_error(f"nano-code: {error}")
     if sandbox_notice is not None:
-        say(f"nano-code: {sandbox_notice}", err=True)
+        _warn(sandbox_notice)
     stream = settings.stream if (args.stream is not None or not args.json) else False
-    agents_md = read_agents_md(workspace, lambda line: say(f"nano-code: {line}", err=True))
+    agents_md = read_agents_md(workspace, _warn)
     recorded = recorded_settings(settings, workspace, stream, sandbox)
     config = kernel_config(recorded, agents_md)
     parent_state: State | None = None
@@ -140,15 +138,13 @@ def main(args: argparse.Namespace) -> int:
             return usage_error(f"nano-code: cannot resume {args.resume}: {error}")
         ignored = [f"--{name.replace('_', '-')}" for name in RESUME_FIXED_FLAGS if getattr(args, name)]
         if ignored:
-            say(
-                f"nano-code: ignoring {', '.join(ignored)}: a resumed session keeps its recorded settings "
-                "(so that it still replays)",
-                err=True,
+            _warn(
+                f"ignoring {', '.join(ignored)}: a resumed session keeps its recorded settings "
+                "(so that it still replays)"
             )
 
-    out: TextIO = sys.stderr if args.json else sys.stdout
     display = HumanDisplay(
-        out,
+        sys.stderr if args.json else sys.stdout,
         sys.stderr,
         describe_call,
         redact=redactor.scrub,
@@ -193,17 +189,14 @@ def main(args: argparse.Namespace) -> int:
     )
     driver = session.driver
     try:
-        if parent_state is not None and recorder is not None and driver.interrupt() is not None:
-            # a crash mid-step left calls unanswered
-            display.notice("resumed: the step that was in flight was recorded as interrupted")
         if parent_state is not None:
-            change_setting(  # authority from the command line, never from the file
-                driver,
-                ApprovalModeEntry(
-                    ApprovalMode.AUTO if settings.auto_approve else ApprovalMode.ASK,
-                    sandbox.mode if sandbox is not None else SandboxMode.OFF,
-                ),
-            )
+            if driver.interrupt() is not None:  # a crash mid-step left calls unanswered
+                display.notice("resumed: the step that was in flight was recorded as interrupted")
+            approval = ApprovalMode.AUTO if settings.auto_approve else ApprovalMode.ASK
+            sandbox_mode = sandbox.mode if sandbox is not None else SandboxMode.OFF
+            change_setting(
+                driver, ApprovalModeEntry(approval, sandbox_mode)
+            )  # authority from this command line
         if task is not None:
             return interrupts.exit_status(EXIT_BY_REASON[_turn(driver, task)])
         return interrupts.exit_status(interactive_loop(driver, display, interrupts, workspace))
@@ -216,9 +209,13 @@ def main(args: argparse.Namespace) -> int:
         if recorder is not None:
             recorder.close()  # closed already, unless session.close() stopped short
             if recorder.writer.stopped is not None:
-                say(f"nano-code: {recorder.writer.stopped}", err=True)  # instead of "session recorded"
+                _warn(str(recorder.writer.stopped))  # instead of "session recorded"
             elif not args.json:
                 display.notice(f"session recorded: {recorder.writer.path}")
+
+
+def _warn(text: str) -> None:
+    say(f"nano-code: {text}", err=True)
 
 
 def plain_http_to_another_host(url: str) -> bool:
@@ -235,17 +232,6 @@ def _turn(driver: Driver, text: str) -> TurnEnd:
         closed = driver.interrupt()
         return closed.reason if closed is not None else TurnEnd.INTERRUPTED
     return end.reason
-
-
-def _conversation_event(driver: Driver, name: str) -> None:
-    """/clear or /compact: the kernel event it stands for, and the turn it may start (a summary call)."""
-    from nano_code.kernel.events import ClearConversation, CompactRequest
-
-    event = CompactRequest() if name == "/compact" else ClearConversation()
-    try:
-        driver.run(driver.feed(event))
-    except KeyboardInterrupt:
-        driver.interrupt()
 
 
 def interactive_loop(driver: Driver, display: HumanDisplay, interrupts: Interrupts, workspace: Path) -> int:
@@ -269,9 +255,7 @@ def interactive_loop(driver: Driver, display: HumanDisplay, interrupts: Interrup
             return EXIT_OK
         command = commands.parse(text)
         if command is not None:
-            if commands.run(
-                command, driver, workspace, display.notice, lambda name: _conversation_event(driver, name)
-            ):
+            if commands.run(command, driver, workspace, display.notice):
                 return EXIT_OK
             continue
         reason = _turn(driver, text)

@@ -21,20 +21,18 @@ from nano_code.kernel.state import (
     call_model,
     count_usage,
     end_turn,
+    new_turn,
     request_body,
 )
-from nano_code.kernel.types import MIN_CONTEXT_TOKENS, Usage
+from nano_code.kernel.types import MIN_CONTEXT_TOKENS
 
 
 def learn_context_window(state: State, event: ModelFailure) -> State:
     """`state` knowing the smaller context window the failure's message states, if any."""
     stated = compaction.context_limit_in(event.message)
-    if stated is None:
+    if stated is None or max(MIN_CONTEXT_TOKENS, stated) >= state.context_window:
         return state
-    window = max(MIN_CONTEXT_TOKENS, stated)
-    if window >= state.context_window:
-        return state
-    return attrs.evolve(state, learned_context_tokens=window)
+    return attrs.evolve(state, learned_context_tokens=max(MIN_CONTEXT_TOKENS, stated))
 
 
 def on_overflow(state: State, event: ModelFailure) -> Transition:
@@ -166,9 +164,7 @@ def _compaction_failed(state: State, why: str) -> Transition:
 
 
 def on_compact_request(state: State, _event: CompactRequest) -> Transition:
-    state = attrs.evolve(
-        state, steps_this_turn=0, malformed_streak=0, turn_usage=Usage(), overflow_compacted=False
-    )
+    state = new_turn(state)
     if state.config.summary_prompt is None:
         return end_turn(state, TurnEnd.FAILED, "compaction is off (no summary prompt is configured)", [])
     started = start_compaction(

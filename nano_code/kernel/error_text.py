@@ -45,16 +45,11 @@ def error_object(payload: object) -> Mapping[str, Any] | None:
     if isinstance(inner, Mapping):
         return inner
     if isinstance(inner, str) and inner.strip():
-        merged: dict[str, Any] = {
-            key: payload[key] for key in ("code", "type", "status", "status_code") if key in payload
-        }
         name = inner.strip()
         detail = _human_text(payload.get("message")) or _human_text(payload.get("detail"))
-        if not detail or detail.startswith(name):
-            merged["message"] = detail or name
-        else:
-            merged["message"] = f"{name}: {detail}"
-        return merged
+        message = detail or name if not detail or detail.startswith(name) else f"{name}: {detail}"
+        codes = {key: payload[key] for key in ("code", "type", "status", "status_code") if key in payload}
+        return {**codes, "message": message}
     if payload.get("object") == "error" or (
         "message" in payload and "choices" not in payload and ("code" in payload or "type" in payload)
     ):
@@ -79,12 +74,8 @@ def _human_text(value: object, depth: int = 0) -> str:
                 return f"{text} ({where})" if where else text
         return ""
     if isinstance(value, list):
-        parts: list[str] = []
-        for item in value[:8]:
-            text = _human_text(item, depth + 1)
-            if text and text not in parts:
-                parts.append(text)
-        return "; ".join(parts)
+        texts = (_human_text(item, depth + 1) for item in value[:8])
+        return "; ".join(dict.fromkeys(text for text in texts if text))  # each text once, in order
     return ""
 
 
@@ -105,11 +96,8 @@ def _is_name(value: str) -> bool:
 def error_message(error: Mapping[str, Any] | None, fallback: str) -> str:
     if error is None:
         return fallback
-    text = ""
-    for key in ("message", "detail", "msg", "errors", "error"):
-        text = _human_text(error.get(key))
-        if text:
-            break
+    texts = (_human_text(error.get(key)) for key in ("message", "detail", "msg", "errors", "error"))
+    text = next((text for text in texts if text), "")
     if not text:
         # No words at all: the code or type is the best there is.
         names = (error.get(key) for key in ("code", "type"))

@@ -17,11 +17,10 @@ from nano_code.kernel.request import clean_text
 def _error_code_number(error: Mapping[str, Any]) -> int | None:
     for key in ("status_code", "code", "status"):
         value = error.get(key)
+        if isinstance(value, str) and value.isascii() and value.isdigit():  # (isdigit alone takes "²")
+            value = int(value)
         if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
             return value
-        # isdigit() alone accepts "²" and other digits int() refuses.
-        if isinstance(value, str) and value.isascii() and value.isdigit() and 100 <= int(value) <= 599:
-            return int(value)
     return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import zip_longest
 from typing import Any
 
 import attrs
@@ -69,12 +70,10 @@ def _match(tokens: tuple[tuple[str, str], ...], path: tuple[str | int, ...]) -> 
             return True
         return _match(tokens, path[1:])
     if kind == "index":
-        if not isinstance(head, int) or (value != "*" and int(value) != head):
-            return False
-        return _match(tokens[1:], path[1:])
-    if value != "*" and not (isinstance(head, str) and head == value):
-        return False
-    return _match(tokens[1:], path[1:])
+        fits = isinstance(head, int) and (value == "*" or int(value) == head)
+    else:
+        fits = value == "*" or (isinstance(head, str) and head == value)
+    return fits and _match(tokens[1:], path[1:])
 
 
 def format_path(path: Sequence[str | int]) -> str:
@@ -109,12 +108,8 @@ def differences(
             for key in list(a) + [k for k in b if k not in a]:
                 walk(a.get(key, _ABSENT), b.get(key, _ABSENT), (*path, str(key)))
         elif isinstance(a, list) and isinstance(b, list):
-            for index in range(max(len(a), len(b))):
-                walk(
-                    a[index] if index < len(a) else _ABSENT,
-                    b[index] if index < len(b) else _ABSENT,
-                    (*path, index),
-                )
+            for index, (x, y) in enumerate(zip_longest(a, b, fillvalue=_ABSENT)):
+                walk(x, y, (*path, index))
         elif a != b or type(a) is not type(b):
             shown = tuple(MISSING if side is _ABSENT else side for side in (a, b))
             found.append(Difference(format_path(path), shown[0], shown[1]))
@@ -131,9 +126,8 @@ def _short(value: Any, width: int = 160) -> str:
 def _around_change(recorded: Any, actual: Any, width: int = 160) -> tuple[str, str]:
     """Both sides shortened; two long strings are shown around their first difference."""
     plain = _short(recorded, width), _short(actual, width)
-    if not (isinstance(recorded, str) and isinstance(actual, str)) or MISSING in (recorded, actual):
-        return plain
-    if all(len(json.dumps(text, ensure_ascii=False)) <= width for text in (recorded, actual)):
+    both_text = isinstance(recorded, str) and isinstance(actual, str) and MISSING not in (recorded, actual)
+    if not both_text or all(len(json.dumps(t, ensure_ascii=False)) <= width for t in (recorded, actual)):
         return plain
     at = 0
     while at < min(len(recorded), len(actual)) and recorded[at] == actual[at]:

@@ -11,20 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from nano_code.kernel import compaction_steps, turn
+from nano_code.kernel import compaction_steps, events, turn
 from nano_code.kernel.errors import DriverMisuseError
-from nano_code.kernel.events import (
-    ApprovalDecision,
-    ClearConversation,
-    CompactRequest,
-    Event,
-    Interrupt,
-    ModelFailure,
-    ModelReply,
-    ToolCallFacts,
-    ToolResult,
-    UserInput,
-)
 from nano_code.kernel.state import Phase, State, Transition
 
 Handler = Callable[[State, Any], Transition]
@@ -36,37 +24,37 @@ ANY_PHASE = tuple(Phase)
 # phase -> event type -> (handler, phases the handler may lead to)
 PHASE_TABLE: dict[Phase, dict[type, tuple[Handler, tuple[Phase, ...]]]] = {
     Phase.AWAITING_USER: {
-        UserInput: (turn.on_user_input, (MODEL, SUMMARY)),
-        CompactRequest: (compaction_steps.on_compact_request, (SUMMARY, USER)),
-        ClearConversation: (turn.on_clear, (USER,)),
-        Interrupt: (turn.ignore, (USER,)),
+        events.UserInput: (turn.on_user_input, (MODEL, SUMMARY)),
+        events.CompactRequest: (compaction_steps.on_compact_request, (SUMMARY, USER)),
+        events.ClearConversation: (turn.on_clear, (USER,)),
+        events.Interrupt: (turn.ignore, (USER,)),
     },
     Phase.AWAITING_MODEL: {
-        ModelReply: (turn.on_model_reply, ANY_PHASE),
-        ModelFailure: (turn.on_model_failure, (MODEL, USER, SUMMARY)),
-        Interrupt: (turn.on_interrupt, (USER,)),
+        events.ModelReply: (turn.on_model_reply, ANY_PHASE),
+        events.ModelFailure: (turn.on_model_failure, (MODEL, USER, SUMMARY)),
+        events.Interrupt: (turn.on_interrupt, (USER,)),
     },
     Phase.AWAITING_TOOL_FACTS: {
-        ToolCallFacts: (turn.on_tool_facts, (Phase.AWAITING_APPROVAL, Phase.AWAITING_TOOL_RESULT)),
-        Interrupt: (turn.on_interrupt, (USER,)),
+        events.ToolCallFacts: (turn.on_tool_facts, (Phase.AWAITING_APPROVAL, Phase.AWAITING_TOOL_RESULT)),
+        events.Interrupt: (turn.on_interrupt, (USER,)),
     },
     Phase.AWAITING_APPROVAL: {
-        ApprovalDecision: (turn.on_approval, ANY_PHASE),
-        Interrupt: (turn.on_interrupt, (USER,)),
+        events.ApprovalDecision: (turn.on_approval, ANY_PHASE),
+        events.Interrupt: (turn.on_interrupt, (USER,)),
     },
     Phase.AWAITING_TOOL_RESULT: {
-        ToolResult: (turn.on_tool_result, ANY_PHASE),
-        Interrupt: (turn.on_interrupt, (USER,)),
+        events.ToolResult: (turn.on_tool_result, ANY_PHASE),
+        events.Interrupt: (turn.on_interrupt, (USER,)),
     },
     Phase.AWAITING_SUMMARY: {
-        ModelReply: (compaction_steps.on_summary_reply, (MODEL, USER)),
-        ModelFailure: (compaction_steps.on_summary_failure, (SUMMARY, USER)),
-        Interrupt: (turn.on_interrupt, (USER,)),
+        events.ModelReply: (compaction_steps.on_summary_reply, (MODEL, USER)),
+        events.ModelFailure: (compaction_steps.on_summary_failure, (SUMMARY, USER)),
+        events.Interrupt: (turn.on_interrupt, (USER,)),
     },
 }
 
 
-def transition(state: State, event: Event) -> Transition:
+def transition(state: State, event: events.Event) -> Transition:
     """(state, event) -> (next state, actions); DriverMisuseError for an event the phase refuses."""
     handlers = PHASE_TABLE[state.phase]
     entry = handlers.get(type(event))

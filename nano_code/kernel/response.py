@@ -73,11 +73,8 @@ def _inner_int(raw: Mapping[str, Any], outer: str, key: str) -> int:
 
 
 def split_content(content: object) -> tuple[str, str]:
-    """(text, reasoning) from `content` as a string, null, or an array of parts.
-
-    Mistral streams `{"type": "thinking", "thinking": [...]}` parts inside
-    `content`; those are reasoning, not answer text.
-    """
+    """(text, reasoning) from `content` as a string, null, or an array of parts (Mistral's
+    `{"type": "thinking", "thinking": [...]}` parts are reasoning)."""
     if isinstance(content, str):
         return content, ""
     if not isinstance(content, list):
@@ -177,11 +174,8 @@ def decode_completion(payload: object) -> ModelReply | ModelFailure:
 
 
 def decode_body(body: bytes) -> ModelReply | ModelFailure:
-    """A complete non-streamed HTTP 200 body.
-
-    Invalid UTF-8 is replaced before parsing, exactly as the recorder stores
-    the body, so a replay decodes what the live run decoded.
-    """
+    """A complete non-streamed HTTP 200 body. Invalid UTF-8 is replaced before parsing, as
+    the recorder stores the body, so a replay decodes what the live run decoded."""
     try:
         payload = json.loads(body.decode("utf-8", "replace"))
     except ValueError:

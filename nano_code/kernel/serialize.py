@@ -34,10 +34,8 @@ def _registry() -> dict[str, type]:
 def to_json(value: Any) -> Any:
     """A kernel value as JSON-ready data (dicts, lists, str, numbers, None)."""
     if attrs.has(type(value)):
-        data: dict[str, Any] = {TAG: type(value).__name__}
-        for field in attrs.fields(type(value)):
-            data[field.name] = to_json(getattr(value, field.name))
-        return data
+        fields = {field.name: to_json(getattr(value, field.name)) for field in attrs.fields(type(value))}
+        return {TAG: type(value).__name__, **fields}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, frozenset):
@@ -100,10 +98,7 @@ def from_json(data: Any) -> Any:
         raise ValueError(f"not a tagged kernel value: {str(data)[:100]}")
     cls = _registry()[data[TAG]]
     hints = _hints(cls)
-    kwargs = {}
-    for field in attrs.fields(cls):
-        if field.name in data:
-            kwargs[field.name] = _structure(data[field.name], hints[field.name])
+    kwargs = {f.name: _structure(data[f.name], hints[f.name]) for f in attrs.fields(cls) if f.name in data}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as error:

@@ -104,9 +104,7 @@ class State:
     @property
     def context_window(self) -> int:
         """The context window decisions use: the config's, or the smaller one learned."""
-        learned = self.learned_context_tokens
-        window = self.config.context_tokens
-        return window if learned is None else min(window, learned)
+        return min(self.config.context_tokens, self.learned_context_tokens or self.config.context_tokens)
 
 
 def initial_state(config: KernelConfig) -> State:
@@ -126,6 +124,12 @@ def call_model(state: State) -> Transition:
         state, phase=Phase.AWAITING_MODEL, steps_this_turn=state.steps_this_turn + 1, attempt=1
     )
     return state, [CallModel(body=request_body(state), step=state.steps_this_turn, attempt=1)]
+
+
+def new_turn(state: State, **changes: Any) -> State:
+    """`state` with the counters of a turn reset (a user message or /compact starts one)."""
+    reset: dict[str, Any] = {"steps_this_turn": 0, "malformed_streak": 0, "overflow_compacted": False}
+    return attrs.evolve(state, **reset, turn_usage=Usage(), **changes)
 
 
 def end_turn(state: State, reason: TurnEnd, detail: str, actions: list[Action]) -> Transition:

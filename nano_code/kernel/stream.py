@@ -67,8 +67,7 @@ class SseParser:
         if line.startswith(":"):
             return  # keep-alive comment, e.g. ": OPENROUTER PROCESSING"
         field, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
+        value = value.removeprefix(" ")
         if field == "data":
             self._data.append(value)
         elif field == "event":
@@ -249,17 +248,15 @@ class ResponseDecoder:
         if self.status != 200 or not piece:
             self._body += piece
             return []
-        if self._sse is None:
-            stripped = (bytes(self._body) + piece).lstrip()
-            if not stripped:
-                self._body += piece
-                return []
-            self._sse = not stripped.startswith((b"{", b"["))
-            piece = bytes(self._body) + piece
-            self._body.clear()
         if not self._sse:
             self._body += piece
-            return []
+            if self._sse is False or not self._body.lstrip():
+                return []
+            self._sse = not self._body.lstrip().startswith((b"{", b"["))  # sniffed: no content type
+            if not self._sse:
+                return []
+            piece = bytes(self._body)
+            self._body.clear()
         deltas: list[StreamDelta] = []
         for event, data in self._parser.feed(piece):
             deltas.extend(self._assembler.add_data(event, data))

@@ -45,23 +45,16 @@ from nano_code.kernel.state import (
     call_model,
     count_usage,
     end_turn,
+    new_turn,
     request_body,
 )
-from nano_code.kernel.types import AssistantMessage, Message, SystemMessage, ToolCall, Usage, UserMessage
+from nano_code.kernel.types import AssistantMessage, Message, SystemMessage, ToolCall, UserMessage
 
 INTERRUPTED_CALL = "Not run: the user interrupted before this call finished."
 
 
 def on_user_input(state: State, event: UserInput) -> Transition:
-    state = attrs.evolve(
-        state,
-        history=(*state.history, UserMessage(clean_text(event.text))),
-        steps_this_turn=0,
-        malformed_streak=0,
-        turn_usage=Usage(),
-        overflow_compacted=False,
-    )
-    return _next_step(state, [])
+    return _next_step(new_turn(state, history=(*state.history, UserMessage(clean_text(event.text)))), [])
 
 
 def used_call_ids(history: tuple[Message, ...]) -> set[str]:
@@ -74,11 +67,9 @@ def _unique_id(raw: str, taken: set[str], position: int) -> str:
     if raw and raw not in taken and len(raw) <= 256:
         return raw
     number = position
-    while True:
-        candidate = f"nc{number % 10_000_000:07d}"
-        if candidate not in taken:
-            return candidate
+    while (candidate := f"nc{number % 10_000_000:07d}") in taken:
         number += 1
+    return candidate
 
 
 def on_model_reply(state: State, event: ModelReply) -> Transition:
@@ -103,7 +94,6 @@ def on_model_reply(state: State, event: ModelReply) -> Transition:
         return end_turn(state, TurnEnd.COMPLETED, detail, actions)
 
     taken = set(state.call_ids) if state.call_ids else used_call_ids(state.history)
-    calls: list[ToolCall] = []
     pending: list[PendingCall] = []
     base = len(state.history) * 100
     for position, raw in enumerate(event.tool_calls):
@@ -119,10 +109,11 @@ def on_model_reply(state: State, event: ModelReply) -> Transition:
             arguments_json = raw.arguments if raw.arguments and raw.arguments.strip() else "{}"
             call = ToolCall(id=call_id, name=raw.name, arguments=arguments_json)
             pending.append(PendingCall(call=call, arguments=parsed))
-        calls.append(call)
     all_unusable = all(p.problem is not None for p in pending)
     message = AssistantMessage(
-        content=event.content or None, tool_calls=tuple(calls), reasoning=event.reasoning or None
+        content=event.content or None,
+        tool_calls=tuple(p.call for p in pending),
+        reasoning=event.reasoning or None,
     )
     state = attrs.evolve(
         state,

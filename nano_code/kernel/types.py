@@ -178,7 +178,4 @@ class KernelConfig:
     """The role carrying a compaction's summary ("user": sessions recorded before notes)."""
 
     def tool(self, name: str) -> ToolSpec | None:
-        for spec in self.tools:
-            if spec.name == name:
-                return spec
-        return None
+        return next((spec for spec in self.tools if spec.name == name), None)

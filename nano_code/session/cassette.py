@@ -42,12 +42,9 @@ def offline_cassette(
     expected: Callable[[], tuple[int, str | None]],
     match_body: bool = True,
 ) -> Iterator[Any]:
-    """vcrpy with no recording, canonical-JSON body matching (`masks` aside), no repeats.
-
-    Host and port are not matched (a resumed session may have moved port). Replay is strictly
-    ordered, so vcrpy is pointed at the one interaction that may answer (`expected`: its index
-    and whole body) instead of scanning the cassette; it still matches, serves and counts it.
-    """
+    """vcrpy with no recording, canonical-JSON body matching (`masks` aside), no repeats, host
+    and port not matched (a resumed session may have moved port). Replay is strictly ordered, so
+    vcrpy is pointed at the one interaction that may answer (`expected`: its index and body)."""
     import vcr  # noqa: F401 - heavy (~100 ms): only replay pays for it
     from vcr.cassette import Cassette
     from vcr.matchers import method, query, requests_match

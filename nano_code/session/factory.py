@@ -1,7 +1,6 @@
 """The one place a session is put together: client, tools, performer, recorder, driver.
 
-Live, resumed and test runs use `live_session`; replay records its copies with
-`open_recorder`; a fork's live part is a `live_performer`, so it runs as a live session does.
+A fork's live part is a `live_performer` too, so it runs as a live session does.
 """
 
 from __future__ import annotations
@@ -156,10 +155,6 @@ class Session:
     performer: LivePerformer
     recorder: Recorder | None
     snapshot: WorkspaceSnapshot | None = None
-
-    @property
-    def client(self) -> ModelClient:
-        return self.performer.client
 
     def close(self) -> None:
         """Close the connection pool and the recording (the file stays loadable)."""

@@ -1,7 +1,6 @@
 """The replaying performer: serves a recording's results, approvals and path facts to the driver.
 
-Each new request or tool call is compared with the recorded one first; the first
-difference raises `Diverged` naming the step, the JSON paths and both values.
+Each new request or tool call is compared with the recorded one; the first difference raises `Diverged`.
 """
 
 from __future__ import annotations
@@ -110,7 +109,6 @@ class ReplayPerformer:
         self.go_live: Callable[[], Performer] | None = None
         self.on_delta: Callable[[StreamDelta], None] | None = None
         self.interactions_taken = 0
-        """The last one's index is what vcrpy may serve."""
         self._bodies = session.request_bodies()
         self.current_body: str | None = None
         """The whole request body of the interaction taken last."""
@@ -122,17 +120,13 @@ class ReplayPerformer:
 
     def _next_position(self) -> int | None:
         position = self.position
-        while position < len(self.records):
-            record = self.records[position]
-            if informational(record):
-                entry = record.entry
-                if position >= self._applied_up_to and is_setting_change(entry):
-                    self._applied_up_to = position + 1
-                    self._change(entry)  # type: ignore[arg-type]
-                position += 1
-                continue
-            return position
-        return None
+        while position < len(self.records) and informational(self.records[position]):
+            entry = self.records[position].entry
+            if position >= self._applied_up_to and is_setting_change(entry):
+                self._applied_up_to = position + 1
+                self._change(entry)  # type: ignore[arg-type]
+            position += 1
+        return position if position < len(self.records) else None
 
     def peek(self) -> Record | None:
         position = self._next_position()
@@ -148,6 +142,10 @@ class ReplayPerformer:
             self.interactions_taken += 1
             self.current_body = next(self._bodies)
         return record
+
+    def expected(self) -> tuple[int, str | None]:
+        """The interaction taken last, the one vcrpy may serve: its index and whole request body."""
+        return self.interactions_taken - 1, self.current_body
 
     def take_entry_if(self, kind: type) -> Record | None:
         """The record right at the cursor, taken, when it is a journal entry of `kind`."""

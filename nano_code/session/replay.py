@@ -74,12 +74,11 @@ def replay_session(
 ) -> ReplayReport:
     """Replay one session; a bad or diverging session is reported, never raised.
 
-    `live_tools` re-runs each recorded tool call and reports differing outputs; a fork
-    (`fork_at`) does so up to the fork point, then goes live against `live_settings`'s server.
-    Tools run in `workspace`, else in a directory restored from the session's snapshot.
-    `approval`/`approver` govern the live model's calls, `rerun_recorded`/`rerun_approver`
-    the file's own; never the file. Output files are renamed into place only on success;
-    interrupted, it removes what it wrote and re-raises KeyboardInterrupt.
+    `live_tools` re-runs each recorded tool call and reports differing outputs; a fork (`fork_at`)
+    does so up to the fork point, then goes live against `live_settings`'s server. Tools run in
+    `workspace`, else in a directory restored from the session's snapshot. `approval`/`approver`
+    govern the live model's calls, `rerun_recorded`/`rerun_approver` the file's own; never the file.
+    Output files are renamed into place only on success; interrupted, it removes what it wrote.
     """
     started = time.perf_counter()
     path = Path(path)
@@ -176,15 +175,10 @@ def replay_session(
         error: str | None = None
         try:
             with stack:
-                cassette = stack.enter_context(
-                    offline_cassette(
-                        path,
-                        masks.request,
-                        session,
-                        lambda: (performer.interactions_taken - 1, performer.current_body),
-                        match_body=rebless_to is None,
-                    )
+                served = offline_cassette(
+                    path, masks.request, session, performer.expected, match_body=rebless_to is None
                 )
+                cassette = stack.enter_context(served)
                 divergence = _drive(driver, performer)
                 if divergence is None and not performer.forked and not cassette.all_played:
                     never = "recorded interactions were never requested"

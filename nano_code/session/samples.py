@@ -1,9 +1,7 @@
 """K forks of one session from the same step, each in its own restored workspace, with an outcome.
 
-Each fork is a child session; a `check` command run in its final workspace gives its outcome
-(exit status 0: pass), and the same check in the parent's re-run workspace says where the parent
-stands. A fork's workspace is removed once checked, so at most `jobs` exist at once. Interrupted,
-it starts no more forks and reports those that finished.
+A `check` command run in each fork's final workspace, and in the parent's re-run one, gives the
+outcomes (exit status 0: pass). Interrupted, it starts no more forks and reports those that finished.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ import os
 import shutil
 import statistics
 from collections.abc import Sequence
+from functools import partial
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
@@ -218,42 +217,38 @@ def parting_step(children: Sequence[str]) -> int | None:
     return next((step for step, seen in enumerate(zip_longest(*runs), 1) if len(set(seen)) > 1), None)
 
 
-@attrs.frozen
-class _Fork:
-    """One fork to run: its number, file and seed, and the `replay_session` arguments all forks share."""
-
-    index: int
-    fork_to: Path
-    seed: int | None
-    check: str | None
-    shared: dict[str, Any]
-
-
-def _one_fork(fork: _Fork) -> Sample:
-    """One fork and its check; its workspace is gone when this returns or raises. Interrupted
-    during the check, the finished fork is kept and marked."""
+def _one_fork(fork: tuple[int, Path, int | None], check: str | None, shared: dict[str, Any]) -> Sample:
+    """One fork (its number, file and seed) and its check; its workspace is gone when this returns
+    or raises. Interrupted during the check, the finished fork is kept and marked."""
     from nano_code.adapters.secrets import Redactor
 
-    shared = fork.shared
+    index, fork_to, seed = fork
     report = replay_session(
         **shared,
         redactor=Redactor(shared["live_settings"].api_key),  # the live part's key stays out of the fork
-        fork_to=fork.fork_to,
-        live_seed=fork.seed,
-        keep_workspace=fork.check is not None,  # the check runs there; removed after it
+        fork_to=fork_to,
+        live_seed=seed,
+        keep_workspace=check is not None,  # the check runs there; removed after it
     )
-    outcome = Outcome(None)
+    unusable = None if report.ok else ""
+    outcome, interrupted = _check_in(report, check, unusable, shared["sandbox"], shared["sandbox_network"])
+    return Sample(index, report, outcome, report.output_path, interrupted)
+
+
+def _check_in(
+    report: ReplayReport, check: str | None, unusable: str | None, sandbox: str | None, network: bool
+) -> tuple[Outcome, bool]:
+    """`check` run in `report`'s workspace unless that is `unusable` (why), and whether it was
+    interrupted; the workspace is removed after it."""
     try:
-        if fork.check is not None and report.ok:
-            outcome = run_check(fork.check, report.workspace, shared["sandbox"], shared["sandbox_network"])
+        if check is None or unusable is not None:
+            return Outcome(None, unusable or ""), False
+        return run_check(check, report.workspace, sandbox, network), False
     except KeyboardInterrupt:
-        return Sample(
-            fork.index, report, Outcome(None, "the check was interrupted"), report.output_path, True
-        )
+        return Outcome(None, "the check was interrupted"), True
     finally:
         if report.workspace is not None:
             shutil.rmtree(report.workspace, ignore_errors=True)
-    return Sample(fork.index, report, outcome, report.output_path)
 
 
 def sample_forks(
@@ -291,9 +286,9 @@ def sample_forks(
     shared |= {"live_temperature": temperature, "approval": approval, "rerun_recorded": rerun_recorded}
     shared |= {"sandbox": sandbox, "sandbox_network": sandbox_network}
     # with a seed, fork i asks for seed + i - 1: the forks sample apart, and each is repeatable
-    seeds = [None if seed is None else seed + index - 1 for index in range(1, samples + 1)]
-    todo = [_Fork(i, target, seeds[i - 1], check, shared) for i, target in enumerate(targets, start=1)]
-    done, interrupted = run_interruptibly(_one_fork, todo, jobs, lambda sample: sample.interrupted)
+    todo = [(i, target, None if seed is None else seed + i - 1) for i, target in enumerate(targets, start=1)]
+    work = partial(_one_fork, check=check, shared=shared)
+    done, interrupted = run_interruptibly(work, todo, jobs, lambda sample: sample.interrupted)
     parent_outcome = Outcome(None)
     if check is not None and not interrupted:
         parent_outcome, interrupted = _parent_outcome(path, check, rerun_recorded, sandbox, sandbox_network)
@@ -308,7 +303,6 @@ def _parent_outcome(
 ) -> tuple[Outcome, bool]:
     """The check run where the parent's recorded tools, re-run, leave a restored workspace, and
     whether that was interrupted."""
-    parent: ReplayReport | None = None
     try:
         parent = replay_session(
             path,
@@ -318,11 +312,8 @@ def _parent_outcome(
             sandbox_network=sandbox_network,
             keep_workspace=True,  # the check runs there; removed after it
         )
-        if parent.status not in ("identical", "tool outputs differ"):
-            return Outcome(None, f"its tools could not be re-run: {parent.error or parent.status}"), False
-        return run_check(check, parent.workspace, sandbox, sandbox_network), False
     except KeyboardInterrupt:
         return Outcome(None, "interrupted"), True
-    finally:
-        if parent is not None and parent.workspace is not None:
-            shutil.rmtree(parent.workspace, ignore_errors=True)
+    usable = parent.status in ("identical", "tool outputs differ")
+    unusable = None if usable else f"its tools could not be re-run: {parent.error or parent.status}"
+    return _check_in(parent, check, unusable, sandbox, sandbox_network)

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeGuard
 
 import attrs
 
@@ -108,15 +109,13 @@ class Settings:
     max_response_bytes: int = 32 * 1024 * 1024
     shell_timeout: float = 120.0
     auto_approve: bool = False
-    sandbox: str | None = None
-    """'workspace-write', 'read-only' or 'off' as asked for; None: the default (see adapters/sandbox.py)."""
+    sandbox: str | None = None  # one of SANDBOX_MODES as asked for; None: the default (adapters/sandbox.py)
     sandbox_network: bool = False
     snapshot_max_bytes: int = 20 * 1024 * 1024
     context_tokens: int = 128_000
     home: Path = attrs.field(factory=lambda: _default_home(os.environ))
     debug: bool = False
-    warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
-    """One-line notices for the user about where settings came from (e.g. .env ignored)."""
+    warnings: tuple[str, ...] = attrs.field(default=(), eq=False)  # notices on where settings came from
 
     @property
     def chat_completions_url(self) -> str:
@@ -144,7 +143,7 @@ def render_env_example() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _is_set(value: str | None) -> bool:
+def _is_set(value: str | None) -> TypeGuard[str]:
     return value is not None and value.strip() != ""
 
 
@@ -234,8 +233,7 @@ def _read_dotenv(cwd: Path, environ: Mapping[str, str]) -> dict[str, str]:
     except NotARegularFile:
         raise ConfigError(f"cannot read {path}: not a regular file") from None
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"cannot read {path}: {reason}") from None
+        raise ConfigError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
     if len(data) > DOTENV_MAX_BYTES:
         raise ConfigError(f"cannot read {path}: larger than {DOTENV_MAX_BYTES} bytes")
     try:
@@ -292,12 +290,7 @@ def load_settings(
     warnings = [refused] if refused is not None else []
     dotenv = {name: value for name, value in everything_in_dotenv.items() if name in DOTENV_SETTINGS}
     layers: list[Mapping[str, str | None]] = [dotenv, environ, overrides]
-    raw: dict[str, str] = {}
-    for layer in layers:
-        for name in _NAMES:
-            value = layer.get(name)
-            if value is not None and _is_set(value):
-                raw[name] = value.strip()
+    raw = {name: value.strip() for layer in layers for name in _NAMES if _is_set(value := layer.get(name))}
 
     api_key = raw.get(_API_KEY)
     check = _Checker(api_key, raw)

@@ -35,11 +35,7 @@ def _unescape(pattern: re.Pattern[str], raw: str) -> str:
 
 
 class _BadStatement(Exception):
-    """A statement that does not parse; scanning resumes at ``at``'s line end."""
-
-    def __init__(self, at: int) -> None:
-        super().__init__(at)
-        self.at = at
+    """A statement that does not parse at `args[0]`; scanning resumes at that line's end."""
 
 
 def _match(pattern: re.Pattern[str], text: str, pos: int) -> re.Match[str]:
@@ -107,7 +103,7 @@ def _scan(text: str) -> list[tuple[str, str | None]]:
         try:
             key, value, pos = _read_statement(text, pos)
         except _BadStatement as bad:
-            pos = _match(_REST_OF_BAD_LINE, text, bad.at).end()
+            pos = _match(_REST_OF_BAD_LINE, text, bad.args[0]).end()
             continue
         if key is not None:
             bindings.append((key, value))

@@ -1,8 +1,7 @@
 """Judging a base URL as urllib3, which connects, reads it; refused where parsers disagree.
 
-`http://evil:80\\@127.0.0.1/v1` is 127.0.0.1 to `urlsplit` but evil:80 to urllib3, so a
-backslash, userinfo, %-escapes or non-ASCII in the host, or a host or port `urlsplit`
-reads otherwise, is refused.
+`http://evil:80\\@127.0.0.1/v1` is 127.0.0.1 to `urlsplit` but evil:80 to urllib3, so backslashes,
+userinfo, %-escapes, non-ASCII, and a host or port `urlsplit` reads otherwise are refused.
 """
 
 from __future__ import annotations

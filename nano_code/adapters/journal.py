@@ -26,8 +26,7 @@ class JournalError(ValueError):
 class RecordedCall:
     id: str
     name: str
-    arguments: Any
-    """The parsed arguments, as the tool received them."""
+    arguments: Any  # the parsed arguments, as the tool received them
 
 
 @attrs.frozen
@@ -67,8 +66,7 @@ class ApprovalModeEntry:
     """Approval (and the sandbox) switched to the current command line's (resume, fork)."""
 
     mode: ApprovalMode
-    sandbox: SandboxMode | None = None
-    """The OS sandbox from here on (None in files from before sandboxes: unchanged)."""
+    sandbox: SandboxMode | None = None  # from here on (None in files from before sandboxes: unchanged)
 
 
 @attrs.frozen
@@ -97,8 +95,7 @@ class CommandEntry:
 class SnapshotEntry:
     """The workspace snapshot taken as the session started, or why there is none."""
 
-    info: Mapping[str, Any]
-    """`SnapshotInfo.to_json()`, or {"error": why} when none could be taken."""
+    info: Mapping[str, Any]  # `SnapshotInfo.to_json()`, or {"error": why} when none could be taken
 
 
 JournalEntry = (

@@ -44,10 +44,8 @@ class Exchange:
     reason: str
     response_headers: Mapping[str, str]
     response_body: bytes
-    reply: ModelReply | ModelFailure | None = None
-    """What the client decoded from the response (so a recorder never decodes it again)."""
-    action: object = None
-    """The kernel action the request was made for (its step and attempt are recorded)."""
+    reply: ModelReply | ModelFailure | None = None  # decoded once, here
+    action: object = None  # the kernel action the request was made for
 
 
 ExchangeSink = Callable[[Exchange], None]
@@ -72,12 +70,10 @@ class _Tracked:
         return conn
 
 
-class _TrackedHTTPPool(_Tracked, urllib3.HTTPConnectionPool):
-    pass
+class _TrackedHTTPPool(_Tracked, urllib3.HTTPConnectionPool): ...
 
 
-class _TrackedHTTPSPool(_Tracked, urllib3.HTTPSConnectionPool):
-    pass
+class _TrackedHTTPSPool(_Tracked, urllib3.HTTPSConnectionPool): ...
 
 
 class _Deadline:
@@ -109,10 +105,9 @@ class _Deadline:
             self._changed.notify()
 
     def stop(self) -> None:
-        with self._changed:
+        with self._changed:  # reentrant: disarm takes it again
             self._stopping = True
-            self._until = None
-            self._changed.notify()
+            self.disarm()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -120,15 +115,11 @@ class _Deadline:
     def _watch(self) -> None:
         with self._changed:
             while not self._stopping:
-                if self._until is None:
-                    self._changed.wait()
-                    continue
-                left = self._until - time.monotonic()
-                if left > 0:
+                left = None if self._until is None else self._until - time.monotonic()
+                if left is None or left > 0:
                     self._changed.wait(left)
                     continue
-                # Cut, and again every half second until the call gives up: the
-                # connection may not exist yet (a slow connect) when time runs out.
+                # Cut again every half second: a slow connect may not have its socket yet.
                 self._until = time.monotonic() + 0.5
                 self.passed = True
                 self._cut()
@@ -149,8 +140,7 @@ class _Inflater:
         self.limit = limit
         self.produced = 0
         self._inflater: Any = None
-        self._may_be_raw_deflate = encoding == "deflate"
-        """Some servers send deflate without its zlib wrapper: tried once, if the first bytes fail."""
+        self._may_be_raw_deflate = encoding == "deflate"  # some servers omit the zlib wrapper
         if encoding in ("gzip", "x-gzip"):
             self._inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
         elif encoding == "deflate":

@@ -27,8 +27,7 @@ def workspace_fingerprint(workspace: Path) -> dict[str, Any]:
     files: bounded, so a home directory costs milliseconds."""
     status = git.output(git.STATUS, workspace)
     if status is not None:
-        head = None
-        changes = []
+        head, changes = None, []
         for line in status.splitlines():
             if line.startswith("# branch.oid "):
                 head = line.split(" ", 2)[2]
@@ -57,12 +56,8 @@ def workspace_fingerprint(workspace: Path) -> dict[str, Any]:
                 continue
         if count >= FINGERPRINT_MAX_FILES:
             break
-    return {
-        "kind": "content",
-        "sha256": digest.hexdigest(),
-        "files": count,
-        "capped": count >= FINGERPRINT_MAX_FILES,
-    }
+    capped = count >= FINGERPRINT_MAX_FILES
+    return {"kind": "content", "sha256": digest.hexdigest(), "files": count, "capped": capped}
 
 
 def nano_code_commit() -> str | None:

@@ -163,8 +163,6 @@ class Recorder:
         record["t_ms"] = self._ms(self._started)
         self.writer.journal(self.redactor.scrub_value(record))
 
-    # -- exchange sink
-
     def on_exchange(self, exchange: Exchange) -> None:
         action = exchange.action if exchange.action is not None else self._action
         extra: dict[str, Any] = {
@@ -177,8 +175,6 @@ class Recorder:
                 extra["purpose"] = action.purpose.value  # a summary call, for readers of the file
         self.writer.interaction(interaction_record(exchange, self.redactor, extra))
         self._answered = action
-
-    # -- observer
 
     def on_action(self, action: Action, state: State) -> None:
         if isinstance(action, RetryModel):
@@ -205,13 +201,8 @@ class Recorder:
             timed = isinstance(event, ToolResult) or (
                 isinstance(event, Interrupt) and isinstance(action, RunTool)
             )
-            self._journal(
-                EventEntry(
-                    event,
-                    _recorded_call(action) if not isinstance(event, USER_STARTED_EVENTS) else None,
-                    self._ms(self._action_started) if timed else None,
-                )
-            )
+            call = _recorded_call(action) if not isinstance(event, USER_STARTED_EVENTS) else None
+            self._journal(EventEntry(event, call, self._ms(self._action_started) if timed else None))
             self._action = None
 
     def on_setting_change(self, change: JournalEntry, state: State) -> None:

@@ -10,9 +10,7 @@ from typing import Any
 
 SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization", "cookie"})
 REDACTED = "<redacted>"
-MIN_SCRUBBED_KEY = 6
-"""Shorter keys (and all-digit ones) are too likely to occur by chance in ordinary
-text and numbers to be scrubbed from bodies; they are still dropped from headers."""
+MIN_SCRUBBED_KEY = 6  # shorter (or all-digit) keys occur by chance in text: only dropped from headers
 
 
 def scrubbable(secret: str | None) -> bool:
@@ -33,8 +31,7 @@ def _char_forms(char: str) -> str:
         forms.append(r"\\+u" + hex_digits)
     if char in '/"':
         forms.append(r"\\+" + re.escape(char))
-    # A backslash is a whole run of them (`\\`, `\\\\` ...): matching just one would
-    # leave half an escape behind and break the JSON around it.
+    # A backslash is a whole run of them: matching one would leave half an escape, breaking the JSON.
     forms.append(r"\\+" if char == "\\" else re.escape(char))
     return "(?:" + "|".join(forms) + ")"
 

@@ -19,7 +19,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -71,26 +71,20 @@ class SessionFileError(Exception):
     """The file is not a readable nano-code session."""
 
 
-def shared_ends(before: str, after: str) -> tuple[int, int]:
-    """(prefix, suffix) lengths `after` shares with `before`, not overlapping: a binary
-    search over slice comparisons (memcmp in C)."""
-    limit = min(len(before), len(after))
+def _longest(limit: int, shared: Callable[[int], bool]) -> int:
+    """The largest n <= limit with shared(n), by binary search (shared holds up to some n)."""
     low, high = 0, limit
     while low < high:
         middle = (low + high + 1) // 2
-        if before[:middle] == after[:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    prefix = low
-    low, high = 0, limit - prefix
-    while low < high:
-        middle = (low + high + 1) // 2
-        if before[len(before) - middle :] == after[len(after) - middle :]:
-            low = middle
-        else:
-            high = middle - 1
-    return prefix, low
+        low, high = (middle, high) if shared(middle) else (low, middle - 1)
+    return low
+
+
+def shared_ends(before: str, after: str) -> tuple[int, int]:
+    """(prefix, suffix) lengths `after` shares with `before`, not overlapping (slice compares: memcmp)."""
+    prefix = _longest(min(len(before), len(after)), lambda n: before[:n] == after[:n])
+    limit = min(len(before), len(after)) - prefix
+    return prefix, _longest(limit, lambda n: before[len(before) - n :] == after[len(after) - n :])
 
 
 def apply_delta(previous: str, delta: Any) -> str:
@@ -113,8 +107,7 @@ class Record:
     """One line of the session, in order: an HTTP interaction or a journal record."""
 
     line: int
-    kind: str
-    """'interaction' or 'journal'."""
+    kind: str  # 'interaction' or 'journal'
     data: Mapping[str, Any]
 
     @functools.cached_property
@@ -130,10 +123,8 @@ class SessionFile:
     path: Path
     metadata: Mapping[str, Any]
     records: tuple[Record, ...]
-    torn_tail: bool = False
-    """The last line was cut off (a crash while writing it) and was ignored."""
-    size: int | None = None
-    """Bytes read from the file (None when parsed from text): a resume checks nobody appended since."""
+    torn_tail: bool = False  # the last line was cut off (a crash while writing it) and was ignored
+    size: int | None = None  # bytes read (None when parsed from text): a resume checks nobody appended
 
     @property
     def interactions(self) -> list[Mapping[str, Any]]:
@@ -280,11 +271,9 @@ def _decoded(handle: BinaryIO, path: Path, read: list[int]) -> Iterator[str]:
         if read[0] > MAX_SESSION_BYTES:
             raise too_large(path)
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8", "strict" if raw.endswith(b"\n") else "replace")
         except UnicodeDecodeError as error:
-            if raw.endswith(b"\n"):
-                raise SessionFileError(f"{path}:{number}: not UTF-8 text ({error})") from None
-            text = raw.decode("utf-8", "replace")
+            raise SessionFileError(f"{path}:{number}: not UTF-8 text ({error})") from None
         del raw  # the text alone is held while the line is parsed
         yield text
 

@@ -13,7 +13,6 @@ from typing import Any, BinaryIO
 import attrs
 
 from nano_code.adapters.journal import (
-    EventEntry,
     JournalEntry,
     JournalError,
     entry_key,
@@ -34,10 +33,8 @@ from nano_code.adapters.session_file import (
 )
 from nano_code.kernel.events import UserInput
 
-LIST_PARSE_BYTES = 1 << 20
-"""Journal lines up to this size are parsed for a row; a longer one (a big tool output) is skipped."""
-HEAD_BYTES = 1 << 16
-"""How much of a longer line is kept: enough for its kind and a user input's first line."""
+LIST_PARSE_BYTES = 1 << 20  # a longer journal line (a big tool output) is not parsed for a row
+HEAD_BYTES = 1 << 16  # how much of a longer line is kept: enough for its kind and a user input's first line
 _CHUNK = 1 << 20
 
 
@@ -45,13 +42,10 @@ _CHUNK = 1 << 20
 class SessionSummary:
     path: Path
     metadata: Mapping[str, Any]
-    task: str
-    """The first line of the first user input ('' when there is none)."""
-    steps: int
-    """HTTP interactions recorded."""
+    task: str  # the first line of the first user input ('' when there is none)
+    steps: int  # HTTP interactions recorded
     tokens: int
-    cost: float | None
-    """Summed over the turn ends; None when no turn end reported a cost."""
+    cost: float | None  # summed over the turn ends; None when no turn end reported a cost
 
 
 def summarize(path: Path) -> SessionSummary:
@@ -102,12 +96,10 @@ def _summarize(handle: BinaryIO, path: Path) -> SessionSummary:
     steps = 0
     turn_ends: list[JournalEntry] = []
     for number, raw, complete, whole in _lines(handle, path):
-        try:
-            line = raw.decode("utf-8").rstrip("\n")
+        try:  # a line cut mid-character, or torn, is decoded as it can be
+            line = raw.decode("utf-8", "strict" if whole and complete else "replace").rstrip("\n")
         except UnicodeDecodeError as error:
-            if whole and complete:
-                raise SessionFileError(f"{path}:{number}: not UTF-8 text ({error})") from None
-            line = raw.decode("utf-8", "replace").rstrip("\n")  # cut mid-character, or torn
+            raise SessionFileError(f"{path}:{number}: not UTF-8 text ({error})") from None
         split = reader.split(number, line, complete)
         if split is None:
             continue
@@ -128,18 +120,11 @@ def _summarize(handle: BinaryIO, path: Path) -> SessionSummary:
         if key == "turn_end":
             turn_ends.append(_entry(data))
         elif key == "event" and task is None:
-            entry = _entry(data)
-            if (
-                isinstance(entry, EventEntry)
-                and isinstance(entry.event, UserInput)
-                and entry.event.text.strip()
-            ):
-                task = entry.event.text.strip().splitlines()[0]
+            event = getattr(_entry(data), "event", None)
+            if isinstance(event, UserInput):
+                task = _first_line(event.text)
     tokens, cost = usage_totals(turn_ends)
-    metadata = checked_metadata(metadata, path)
-    return SessionSummary(
-        path=path, metadata=metadata, task=task or "", steps=steps, tokens=tokens, cost=cost
-    )
+    return SessionSummary(path, checked_metadata(metadata, path), task or "", steps, tokens, cost)
 
 
 def _entry(data: Mapping[str, Any]) -> Any:
@@ -163,4 +148,8 @@ def _task_from_start(payload: str) -> str | None:
         text = json.loads(f'"{escaped}"')
     except ValueError:
         return None
+    return _first_line(text)
+
+
+def _first_line(text: str) -> str | None:
     return text.strip().splitlines()[0] if text.strip() else None

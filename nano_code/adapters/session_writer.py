@@ -7,7 +7,9 @@ written before stays, resumable. One process writes a file at a time (`session_l
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import mmap
 import os
 import shlex
 from collections.abc import Callable, Mapping
@@ -47,14 +49,8 @@ def _drop_torn_tail(fd: int) -> bool:
     size = os.fstat(fd).st_size
     if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
         return False
-    start, end = 0, size
-    while end > 0:  # find the last line's start, reading backwards
-        begin = max(0, end - (1 << 16))
-        cut = os.pread(fd, end - begin, begin).rfind(b"\n")
-        if cut >= 0:
-            start = begin + cut + 1
-            break
-        end = begin
+    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mapped:
+        start = mapped.rfind(b"\n") + 1  # the last line's
     if size - start <= session_file.MAX_RECORD_BYTES:
         last = os.pread(fd, size - start, start).decode("utf-8", "replace")
         if last.strip() in ("interactions:", "version: 1"):
@@ -219,14 +215,8 @@ def export_full(session: SessionFile, target: Path) -> None:
 def make_private_dirs(directory: Path) -> None:
     """Create `directory` and missing parents as 0700, whatever the umask; folders that
     exist are left alone (a `--record` path may be anywhere)."""
-    missing = []
-    current = directory
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for created in reversed(missing):
+    missing = itertools.takewhile(lambda folder: not folder.exists(), (directory, *directory.parents))
+    for created in reversed(list(missing)):
         try:
             os.mkdir(created, 0o700)
         except FileExistsError:

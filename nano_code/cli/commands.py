@@ -48,10 +48,8 @@ def parse(line: str) -> Command | None:
     if not text.startswith("/"):
         return None
     word, _, rest = text.partition(" ")
-    if word.lower() in NAMES:
+    if word.lower() in NAMES or word[1:].isalpha():  # an unknown command is said so, never sent
         return Command(word.lower(), rest.strip())
-    if word[1:].isalpha():
-        return Command(word.lower(), rest.strip())  # unknown: said so, never sent
     return None
 
 

@@ -30,9 +30,7 @@ def status(report: Any) -> str:
 
 def notes(report: Any) -> list[str]:
     """What a user should know beside the status: a torn file, masks that hid nothing."""
-    found = []
-    if report.torn:
-        found.append(f"  note: {TORN_NOTE}")
+    found = [f"  note: {TORN_NOTE}"] if report.torn else []
     for pattern in report.unused_masks:
         found.append(f"  note: --ignore {pattern} hid nothing (a typo, or a field that did not change?)")
     if report.not_rerun:

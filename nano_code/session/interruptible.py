@@ -77,9 +77,8 @@ def _one_by_one(
 
 
 def _worker_start() -> None:
-    """The first SIGINT or SIGTERM interrupts the running job and starts no other; later ones
-    are ignored so they cannot cut its cleanup short. An idle worker is not interrupted:
-    it would die and break the pool."""
+    """The first SIGINT or SIGTERM interrupts the running job and starts no other; later ones are
+    ignored, not to cut its cleanup short. An idle worker is not interrupted (the pool would break)."""
 
     def on_signal(signum: int, frame: object) -> None:
         global _stopping

@@ -53,9 +53,8 @@ def _typed(kind: type | tuple[type, ...], minimum: float | None = None) -> Any:
 
 @attrs.frozen(kw_only=True)
 class RecordedSettings:
-    """Every setting that shaped a session's requests or decisions, as its file records them
-    (never the key). Defaults are what files from before a field was recorded used.
-    What runs live takes its approval and sandbox from the current command line, never from here."""
+    """Every setting that shaped a session's requests or decisions, as its file records them (never
+    the key); defaults are what older files used. Live runs take approval and sandbox from the CLI."""
 
     model: str = attrs.field(validator=_typed(str))
     base_url: str = attrs.field(validator=_typed(str))

@@ -1,9 +1,7 @@
 """Text cells of the corpus tables, made safe for whatever opens them.
 
-A cell holds what models, servers and tools said, so it may be hostile: it is cut to
-`CELL_CHARS`, its control characters are escaped (`cat` of a CSV cannot move the cursor), and
-text a spreadsheet would read as a formula gets a leading `'` (OWASP's advice; text already
-starting with `'` gets one too, so the rule is reversible). Numbers stay numbers.
+A cell holds what models, servers and tools said, so it may be hostile: it is cut, its control
+characters are escaped, and text a spreadsheet would read as a formula gets a leading `'` (OWASP).
 """
 
 from __future__ import annotations

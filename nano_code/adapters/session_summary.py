@@ -12,13 +12,7 @@ from typing import Any, BinaryIO
 
 import attrs
 
-from nano_code.adapters.journal import (
-    JournalEntry,
-    JournalError,
-    entry_key,
-    read_entry,
-    usage_totals,
-)
+from nano_code.adapters.journal import JournalEntry, JournalError, entry_key, read_entry, usage_totals
 from nano_code.adapters.session_file import (
     MAX_RECORD_BYTES,
     MAX_SESSION_BYTES,

@@ -1,9 +1,5 @@
-"""The interactive prompt's commands: /help, /cost, /clear, /compact, /model, /diff, /exit.
-
-Every command is journalled; those that change the conversation go through the
-kernel (/clear, /compact) or a journalled setting change (/model), so a replay
-makes the same change at the same point.
-"""
+"""The interactive prompt's commands (/help lists them). Each is journalled, and those that change
+the conversation go through the kernel or a journalled setting, so a replay makes the same change."""
 
 from __future__ import annotations
 

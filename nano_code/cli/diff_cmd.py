@@ -89,8 +89,8 @@ def diff_sessions(path_a: str, path_b: str, ignore: Sequence[str] = ()) -> dict[
     from nano_code.adapters.session_file import load_session
     from nano_code.session.divergence import Masks
 
-    a, b = load_session(path_a), load_session(path_b)
-    steps_a, steps_b = _steps_of(a), _steps_of(b)
+    sessions = [load_session(path_a), load_session(path_b)]
+    steps_a, steps_b = (_steps_of(session) for session in sessions)
     masks = Masks.parse(ignore)
     same = 0
     first: dict[str, Any] | None = None
@@ -109,31 +109,22 @@ def diff_sessions(path_a: str, path_b: str, ignore: Sequence[str] = ()) -> dict[
     if first is None and len(steps_a) != len(steps_b):
         longer = "a" if len(steps_a) > len(steps_b) else "b"
         extra = (steps_a if longer == "a" else steps_b)[same]
-        first = {
-            "step": extra.step,
-            "only_in": longer,
-            "kind": extra.kind,
-            "line": extra.line,
-            "differences": [],
-        }
-    calls_a = sum(step.kind == "model call" for step in steps_a)
-    calls_b = sum(step.kind == "model call" for step in steps_b)
-    tokens_a, cost_a = a.totals()
-    tokens_b, cost_b = b.totals()
+        first = dict(step=extra.step, only_in=longer, kind=extra.kind, line=extra.line, differences=[])
+    calls = [sum(step.kind == "model call" for step in steps) for steps in (steps_a, steps_b)]
+    (tokens_a, cost_a), (tokens_b, cost_b) = (session.totals() for session in sessions)
+    no_cost = cost_a is None and cost_b is None
     return {
         "a": path_a,
         "b": path_b,
-        "steps": [calls_a, calls_b],
+        "steps": calls,
         "records": [len(steps_a), len(steps_b)],
-        "identical_prefix": (first["step"] - 1) if first is not None else min(calls_a, calls_b),
+        "identical_prefix": (first["step"] - 1) if first is not None else min(calls),
         "identical": first is None,
         "first_divergence": first,
         "tokens": [tokens_a, tokens_b],
         "tokens_delta": tokens_b - tokens_a,
         "cost": [cost_a, cost_b],
-        "cost_delta": None
-        if cost_a is None and cost_b is None
-        else round((cost_b or 0.0) - (cost_a or 0.0), 10),
+        "cost_delta": None if no_cost else round((cost_b or 0.0) - (cost_a or 0.0), 10),
     }
 
 

@@ -42,29 +42,28 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-p", "--prompt", metavar="TASK", help="run one task non-interactively, then exit")
-    parser.add_argument("-y", "--yes", action="store_true", help="approve every tool call without asking")
-    parser.add_argument("--model", help="model name (MODEL_NAME)")
-    parser.add_argument("--base-url", help="OpenAI-compatible base URL (INFERENCE_BASE_URL)")
-    parser.add_argument("--max-steps", type=int, metavar="N", help="model calls allowed per turn")
-    stream = parser.add_mutually_exclusive_group()
-    stream.add_argument(
-        "--stream", dest="stream", action="store_const", const="1", help="always stream replies"
-    )
-    stream.add_argument(
+    add = parser.add_argument
+    add("-p", "--prompt", metavar="TASK", help="run one task non-interactively, then exit")
+    add("-y", "--yes", action="store_true", help="approve every tool call without asking")
+    add("--model", help="model name (MODEL_NAME)")
+    add("--base-url", help="OpenAI-compatible base URL (INFERENCE_BASE_URL)")
+    add("--max-steps", type=int, metavar="N", help="model calls allowed per turn")
+    stream = parser.add_mutually_exclusive_group().add_argument
+    stream("--stream", dest="stream", action="store_const", const="1", help="always stream replies")
+    stream(
         "--no-stream", dest="stream", action="store_const", const="0", help="never stream (one JSON reply)"
     )
-    parser.add_argument(
+    add(
         "--json",
         action="store_true",
         help="JSON Lines of every kernel event/action on stdout; text to stderr",
     )
     add_sandbox_arguments(parser)
-    record = parser.add_mutually_exclusive_group()
-    record.add_argument("--record", metavar="PATH", help="record the session to PATH (a vcrpy cassette)")
-    record.add_argument("--no-record", action="store_true", help="do not record this session")
-    record.add_argument("--resume", metavar="PATH", help="continue a recorded session (appends to it)")
-    parser.add_argument("--version", action="version", version=f"nano-code {__version__}")
+    record = parser.add_mutually_exclusive_group().add_argument
+    record("--record", metavar="PATH", help="record the session to PATH (a vcrpy cassette)")
+    record("--no-record", action="store_true", help="do not record this session")
+    record("--resume", metavar="PATH", help="continue a recorded session (appends to it)")
+    add("--version", action="version", version=f"nano-code {__version__}")
     return parser
 
 
@@ -115,11 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug or exits.show_tracebacks:
             traceback.print_exc()
         else:
-            say(
-                f"nano-code: internal error: {type(error).__name__}: {error} "
-                "(set NANO_CODE_DEBUG=1 for the traceback)",
-                err=True,
-            )
+            hint = "(set NANO_CODE_DEBUG=1 for the traceback)"
+            say(f"nano-code: internal error: {type(error).__name__}: {error} {hint}", err=True)
         return EXIT_FAILED
     finally:
         if "nano_code.adapters.early" in sys.modules:

@@ -50,21 +50,17 @@ def samples(path: Path, args: argparse.Namespace) -> int:
             live_model=args.model,
             temperature=args.temperature,
             seed=args.seed,
-            approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
-            rerun_recorded=args.rerun_recorded,
             out_dir=Path(args.output) if args.output else None,
-            sandbox=args.sandbox,
-            sandbox_network=args.sandbox_network,
+            **_shared(args),
         )
     except FileExistsError as error:
         return usage_error(f"nano-code replay: {error}")
     say(json_text(report.as_json()) if args.json else report.table())
     if report.interrupted:
-        say(
-            "nano-code replay: interrupted; the forks that finished are kept, the others' partial "
-            "files and restored workspaces are removed",
-            err=True,
+        kept = (
+            "the forks that finished are kept, the others' partial files and restored workspaces are removed"
         )
+        say(f"nano-code replay: interrupted; {kept}", err=True)
         return int(args.interrupts.exit_status(EXIT_INTERRUPTED))
     return EXIT_OK if all(sample.report.ok for sample in report.samples) else EXIT_FAILED
 
@@ -76,20 +72,12 @@ def replay_one(path: Path, args: argparse.Namespace) -> Any:
     live_settings = _fork_settings(args) if args.fork_at is not None else None
     # The live continuation uses the real key: keep it off the screen and out of the fork.
     shown = Redactor(live_settings.api_key if live_settings else None)
-    observers = []
-    on_delta = None
+    display = None
     if not args.quiet and not args.json:
+        out = sys.stdout
         display = HumanDisplay(
-            sys.stdout,
-            sys.stdout,
-            describe_call,
-            redact=shown.scrub,
-            holdback=shown.holdback,
-            live=False,
-            echo_input=True,
+            out, out, describe_call, redact=shown.scrub, holdback=shown.holdback, live=False, echo_input=True
         )
-        observers.append(display)
-        on_delta = display.on_delta
     approver, rerun_approver = _approvers(shown.scrub)
     output = Path(args.output) if args.output else None
     rebless_to = (output or path.with_suffix(".reblessed.yaml")) if args.rebless else None
@@ -107,19 +95,22 @@ def replay_one(path: Path, args: argparse.Namespace) -> Any:
         fork_at=args.fork_at,
         fork_to=fork_to,
         live_settings=live_settings,
-        observers=observers,
-        on_delta=on_delta,
+        observers=[display] if display else [],
+        on_delta=display.on_delta if display else None,
         live_model=args.model,
         live_temperature=args.temperature,
         live_seed=args.seed,
-        sandbox=args.sandbox,
-        sandbox_network=args.sandbox_network,
         redactor=shown,
-        approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
-        rerun_recorded=args.rerun_recorded,
         approver=approver,
         rerun_approver=rerun_approver,
+        **_shared(args),
     )
+
+
+def _shared(args: argparse.Namespace) -> dict[str, Any]:
+    """The options a live replay and a fork's samples take alike."""
+    shared = {name: getattr(args, name) for name in ("rerun_recorded", "sandbox", "sandbox_network")}
+    return {**shared, "approval": ApprovalMode.AUTO if args.yes else ApprovalMode.ASK}
 
 
 def _approvers(redact: Any) -> tuple[Any, Any]:

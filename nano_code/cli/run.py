@@ -91,8 +91,7 @@ def main(args: argparse.Namespace) -> int:
         _warn(warning)
     if settings.api_key and plain_http_to_another_host(settings.base_url):
         _warn(
-            f"warning: the API key goes unencrypted (http://) to {settings.base_url}; "
-            "use https:// unless that host is yours"
+            f"warning: the API key goes unencrypted (http://) to {settings.base_url}; use https:// unless that host is yours"
         )
 
     task = args.prompt
@@ -139,21 +138,16 @@ def main(args: argparse.Namespace) -> int:
         ignored = [f"--{name.replace('_', '-')}" for name in RESUME_FIXED_FLAGS if getattr(args, name)]
         if ignored:
             _warn(
-                f"ignoring {', '.join(ignored)}: a resumed session keeps its recorded settings "
-                "(so that it still replays)"
+                f"ignoring {', '.join(ignored)}: a resumed session keeps its recorded settings (so that it still replays)"
             )
 
+    scrub, out = redactor.scrub, sys.stderr if args.json else sys.stdout
     display = HumanDisplay(
-        sys.stderr if args.json else sys.stdout,
-        sys.stderr,
-        describe_call,
-        redact=redactor.scrub,
-        failure_hints=FAILURE_HINTS,
-        holdback=redactor.holdback,
+        out, sys.stderr, describe_call, redact=scrub, failure_hints=FAILURE_HINTS, holdback=redactor.holdback
     )
     observers: list[Observer] = [display]
     if args.json:
-        observers.append(JsonLinesDisplay(sys.stdout, redact=redactor.scrub))
+        observers.append(JsonLinesDisplay(sys.stdout, redact=scrub))
 
     recorder: Recorder | None = None
     snapshot_beside: Path | None = None
@@ -192,11 +186,9 @@ def main(args: argparse.Namespace) -> int:
         if parent_state is not None:
             if driver.interrupt() is not None:  # a crash mid-step left calls unanswered
                 display.notice("resumed: the step that was in flight was recorded as interrupted")
+            # Approval and sandbox are authority: they come from this command line, never the file.
             approval = ApprovalMode.AUTO if settings.auto_approve else ApprovalMode.ASK
-            sandbox_mode = sandbox.mode if sandbox is not None else SandboxMode.OFF
-            change_setting(
-                driver, ApprovalModeEntry(approval, sandbox_mode)
-            )  # authority from this command line
+            change_setting(driver, ApprovalModeEntry(approval, sandbox.mode if sandbox else SandboxMode.OFF))
         if task is not None:
             return interrupts.exit_status(EXIT_BY_REASON[_turn(driver, task)])
         return interrupts.exit_status(interactive_loop(driver, display, interrupts, workspace))

@@ -67,12 +67,6 @@ def sessions_main(argv: Sequence[str]) -> int:
 
 
 def _session_row(summary: Any) -> dict[str, Any]:
-    return {
-        "created": str(summary.metadata.get("created", "?")),
-        "model": str(summary.metadata.get("model", "?")),
-        "task": summary.task,
-        "steps": summary.steps,
-        "tokens": summary.tokens,
-        "cost": summary.cost,
-        "path": str(summary.path),
-    }
+    row = {key: str(summary.metadata.get(key, "?")) for key in ("created", "model")}
+    row |= {key: getattr(summary, key) for key in ("task", "steps", "tokens", "cost")}
+    return {**row, "path": str(summary.path)}

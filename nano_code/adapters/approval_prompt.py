@@ -6,6 +6,7 @@ middle with the cut said, so nothing can scroll the real command out of sight un
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import TextIO
 
@@ -13,6 +14,11 @@ from nano_code.adapters.safe_text import for_command, for_terminal
 from nano_code.adapters.terminal import HumanDisplay
 from nano_code.kernel.actions import AskApproval
 from nano_code.kernel.events import ApprovalDecision, Verdict
+
+ESCAPES_WARNING = (
+    "warning: this call contains control or invisible characters, shown above as "
+    "\\x.. / \\u.... escapes; they are part of what would run"
+)
 
 
 class TerminalApprover:
@@ -36,13 +42,7 @@ class TerminalApprover:
         if len(lines) > 1:
             err.write(style.dim(f"({len(lines)} lines, {len(shown)} characters)") + "\n")
         if escaped:
-            err.write(
-                style.red(
-                    "warning: this call contains control or invisible characters, shown above as "
-                    "\\x.. / \\u.... escapes; they are part of what would run"
-                )
-                + "\n"
-            )
+            err.write(style.red(ESCAPES_WARNING) + "\n")
         while True:
             err.write(style.bold("Allow? [y]es / [n]o / [a]lways for this tool: "))
             err.flush()
@@ -68,20 +68,9 @@ PROMPT_TAIL_LINES = 10
 def _visible_lines(lines: list[str]) -> list[str]:
     """What the prompt prints of a call: blank runs folded, a very long call cut in the middle."""
     folded: list[str] = []
-    blank = 0
-
-    def fold_blanks() -> None:
-        if blank:
-            folded.append("" if blank == 1 else f"[{blank} blank lines]")
-
-    for line in lines:
-        if not line.strip():
-            blank += 1
-            continue
-        fold_blanks()
-        blank = 0
-        folded.append(line)
-    fold_blanks()
+    for blank, group in itertools.groupby(lines, key=lambda line: not line.strip()):
+        run = list(group)
+        folded += run if not blank else ["" if len(run) == 1 else f"[{len(run)} blank lines]"]
     if len(folded) > PROMPT_HEAD_LINES + PROMPT_TAIL_LINES:
         hidden = len(folded) - PROMPT_HEAD_LINES - PROMPT_TAIL_LINES
         folded = [

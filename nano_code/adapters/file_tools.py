@@ -7,8 +7,6 @@ import re
 from collections.abc import Callable, Iterator
 from typing import IO
 
-import attrs
-
 from nano_code.adapters.file_access import (
     BINARY_SNIFF_BYTES,
     confinement,
@@ -32,10 +30,8 @@ DIFF_MAX_LINES = 20_000
 
 
 def _lines(stream: IO[bytes], keep: int) -> Iterator[tuple[bytes, bool]]:
-    """Each line of `stream` without its line ending, cut to `keep` bytes, and whether it was cut.
-
-    Memory stays bounded even for a gigabyte file with no newline at all.
-    """
+    """Each line of `stream` without its line ending, cut to `keep` bytes (memory stays bounded), and
+    whether it was cut."""
     while True:
         piece = stream.readline(keep + 1)
         if not piece:
@@ -250,14 +246,6 @@ WRITE_FILE_TOOL = _file_tool(
 _LINE_NUMBER_PREFIX = re.compile(r"^ *\d+\t", re.MULTILINE)
 
 
-@attrs.frozen
-class _Edit:
-    before: str
-    after: str
-    line: int
-    """Line number where the replaced text started."""
-
-
 def _squash(line: str) -> str:
     return " ".join(line.split())
 
@@ -277,7 +265,8 @@ def _whitespace_hint(text: str, old: str) -> str:
     return ""
 
 
-def _plan_edit(text: str, old: str, new: str, shown: str) -> _Edit:
+def _plan_edit(text: str, old: str, new: str, shown: str) -> tuple[str, int]:
+    """The text after the edit, and the line where the replaced text started."""
     if old == "":
         raise ToolFailure("old_string is empty. To create a file or replace all of it, use write_file.")
     if old == new:
@@ -304,8 +293,7 @@ def _plan_edit(text: str, old: str, new: str, shown: str) -> _Edit:
             f"old_string matches {len(starts)} times in {shown} (at lines {shown_lines}{more}); nothing "
             "was changed. Include more surrounding lines so that it matches exactly once."
         )
-    after = text[:first] + new + text[first + len(old) :]
-    return _Edit(before=text, after=after, line=text.count("\n", 0, first) + 1)
+    return text[:first] + new + text[first + len(old) :], text.count("\n", 0, first) + 1
 
 
 def _edit_file(arguments: Arguments, context: ToolContext) -> ToolOutcome:
@@ -313,21 +301,20 @@ def _edit_file(arguments: Arguments, context: ToolContext) -> ToolOutcome:
     path = resolve(shown, context)
     confine_to = write_confinement(path, shown, context)
     text = read_text(path, shown, confine_to)
-    edit = _plan_edit(text, arguments["old_string"], arguments["new_string"], shown)
-    write_atomically(path, _encode(edit.after, "new_string"), shown, confine_to)
+    after, line = _plan_edit(text, arguments["old_string"], arguments["new_string"], shown)
+    write_atomically(path, _encode(after, "new_string"), shown, confine_to)
     removed = _count_lines(arguments["old_string"])
     added = _count_lines(arguments["new_string"])
-    return ToolOutcome(
-        f"Edited {shown} at line {edit.line}: replaced {removed} line(s) with {added} line(s)."
-    )
+    return ToolOutcome(f"Edited {shown} at line {line}: replaced {removed} line(s) with {added} line(s).")
 
 
 def _preview_edit(arguments: Arguments, context: ToolContext) -> str:
     shown: str = arguments["path"]
     path = resolve(shown, context)
     note = target_note(path, shown, context, "edit")
-    edit = _plan_edit(read_text(path, shown), arguments["old_string"], arguments["new_string"], shown)
-    diff = _capped_diff(edit.before, edit.after, shown)
+    before = read_text(path, shown)
+    after, _ = _plan_edit(before, arguments["old_string"], arguments["new_string"], shown)
+    diff = _capped_diff(before, after, shown)
     return f"{note}\n{diff}" if note else diff
 
 

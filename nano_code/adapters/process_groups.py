@@ -21,10 +21,8 @@ SESSIONS: set[int] = set()
 
 
 def kill_left_running(grace: float = 0.5) -> int:
-    """End what commands left running (SIGTERM, then SIGKILL after `grace`) and put the terminal back.
-
-    Called when nano-code ends; returns how many process groups were still alive.
-    """
+    """At exit: SIGTERM what commands left running, SIGKILL it after `grace`, put the terminal back.
+    Returns how many process groups were still alive."""
     try:
         groups = _live_groups(SESSIONS)
         for group in groups:

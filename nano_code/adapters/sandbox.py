@@ -46,29 +46,14 @@ KERNEL_CONTROLS = tuple(
 )
 """Parts of /proc that steer the kernel or its devices: read-only inside (as Docker keeps them)."""
 HIDDEN_IN_HOME = (
-    ".ssh",
-    ".gnupg",
-    ".aws",
-    ".azure",
-    ".kube",
-    ".docker",
-    ".password-store",
-    ".config/gcloud",
-    ".config/gh",
-    ".local/share/keyrings",
-    ".netrc",
-    ".git-credentials",
-    ".pypirc",
-    ".npmrc",
+    *(".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".password-store", ".config/gcloud"),
+    *(".config/gh", ".local/share/keyrings", ".netrc", ".git-credentials", ".pypirc", ".npmrc"),
 )
 """Credential stores under the home directory: empty (directories) or unreadable (files) inside."""
 HIDDEN_SYSTEM_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
 DAEMON_SOCKETS = (
-    "/run/docker.sock",
-    "/var/run/docker.sock",
-    "/run/containerd/containerd.sock",
-    "/run/podman/podman.sock",
-    "/run/crio/crio.sock",
+    *("/run/docker.sock", "/var/run/docker.sock", "/run/containerd/containerd.sock"),
+    *("/run/podman/podman.sock", "/run/crio/crio.sock"),
 )
 """Sockets that are root on the host; hidden with the network on (without it /run is empty anyway)."""
 
@@ -275,33 +260,16 @@ def choose(
     mode = requested or SandboxMode.WORKSPACE_WRITE
     reason = probe(platform)
     if reason is not None:
+        hint = f"install it with {INSTALL_HINT}" if reason == BWRAP_NOT_FOUND else None
+        hint = USERNS_HINT if reason.startswith("a trial run of bwrap") else hint
         if requested is None:
-            return None, _notice(reason)
-        raise SandboxUnavailable(f"--sandbox {mode.value} cannot be used: {reason}. {_remedy(reason)}")
+            return None, f"sandbox off: {reason}" + (f" ({hint})" if hint else "")
+        remedy = f"{hint}, or run with" if hint else "Run with"
+        raise SandboxUnavailable(f"--sandbox {mode.value} cannot be used: {reason}. {remedy} --sandbox off.")
     resolved = Path(os.path.realpath(workspace))
     if platform == "darwin":
-        sandbox = Sandbox(mode, network, resolved, platform="darwin", private_tmp=_private_tmp())
-    else:
-        sandbox = Sandbox(mode, network, resolved)
-    return sandbox, None
-
-
-def _remedy(reason: str) -> str:
-    """What the user can do about `reason`, as a sentence."""
-    if reason == BWRAP_NOT_FOUND:
-        return f"Install it with {INSTALL_HINT}, or run with --sandbox off."
-    if reason.startswith("a trial run of bwrap"):
-        return f"{USERNS_HINT}, or run with --sandbox off."
-    return "Run with --sandbox off."
-
-
-def _notice(reason: str) -> str:
-    """The one line shown when the default sandbox is off."""
-    if reason == BWRAP_NOT_FOUND:
-        return f"sandbox off: {reason}; {INSTALL_HINT} turns it on (commands then run confined)"
-    if reason.startswith("a trial run of bwrap"):
-        return f"sandbox off: {reason} ({USERNS_HINT})"
-    return f"sandbox off: {reason}"
+        return Sandbox(mode, network, resolved, platform="darwin", private_tmp=_private_tmp()), None
+    return Sandbox(mode, network, resolved), None
 
 
 def _private_tmp() -> Path:

@@ -170,9 +170,8 @@ PASS_ENV = "NANO_CODE_PASS_ENV"
 def looks_secret(name: str) -> bool:
     """Whether the variable `name` looks like it holds a secret (GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY)."""
     upper = name.upper()
-    return any(part in upper for part in SECRET_NAME_PARTS) or not SECRET_NAME_WORDS.isdisjoint(
-        upper.split("_")
-    )
+    words = upper.split("_")
+    return any(part in upper for part in SECRET_NAME_PARTS) or not SECRET_NAME_WORDS.isdisjoint(words)
 
 
 def command_environment(environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -1,10 +1,8 @@
-"""Restoring a workspace snapshot in an empty directory, safely: the session file and archive are data.
-
-Nothing in them can make `restore` write, delete or run anything outside its target: the archive
-is checked (size, checksum) and unpacked with a bound; paths obey `valid_name`; files go through
-real directories only; git runs with filters and hooks off before any link exists; links come
-last, and only those that stay inside. A git snapshot becomes a fresh repository whose one commit
-holds HEAD's content, the uncommitted changes on top.
+"""Restoring a workspace snapshot in an empty directory; the session file and archive are data, and
+nothing in them makes `restore` write, delete or run anything outside its target (checked archive,
+bounded unpacking, `valid_name` paths, real directories only, git without filters or hooks, links
+last and only those staying inside). A git snapshot becomes a repository whose one commit holds
+HEAD's content, the uncommitted changes on top.
 """
 
 from __future__ import annotations
@@ -212,11 +210,9 @@ class _Tree:
             return
         fd, name = opened
         try:
-            status = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            if not stat.S_ISDIR(status.st_mode):
-                os.unlink(name, dir_fd=fd)
-        except FileNotFoundError:
-            pass
+            with contextlib.suppress(FileNotFoundError):
+                if not stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                    os.unlink(name, dir_fd=fd)
         finally:
             os.close(fd)
 

@@ -1,8 +1,11 @@
-"""The options more than one command takes: where shell commands run (the sandbox)."""
+"""The options more than one command takes: where shell commands run (the sandbox), and what
+every `nano-code replay` passes on to a replay."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 
 def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,3 +29,12 @@ def sandbox_overrides(args: argparse.Namespace) -> dict[str, str | None]:
         "NANO_CODE_SANDBOX": args.sandbox,
         "NANO_CODE_SANDBOX_NETWORK": "1" if args.sandbox_network else None,
     }
+
+
+PASSED_ON = ("ignore", "live_tools", "rerun_recorded", "sandbox", "sandbox_network")
+
+
+def replay_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What `replay_session` takes from this command line, quiet or shown."""
+    options = {name: getattr(args, name) for name in PASSED_ON}
+    return {**options, "workspace": Path(args.workspace) if args.workspace else None}

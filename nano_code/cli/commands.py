@@ -30,6 +30,7 @@ NAMES = frozenset(key.split()[0] for key in HELP)
 DIFF_LIMIT = 200_000
 """Characters of `git diff` shown at most."""
 _WRITING_TOOLS = ("write_file", "edit_file")
+_PLAIN_DIFF = ("--no-color", "--no-ext-diff", "--no-textconv")
 
 
 @attrs.frozen
@@ -60,12 +61,9 @@ def usage_line(label: str, usage: Usage) -> str:
 def files_written(driver: Driver) -> list[str]:
     """Paths the model's write and edit calls named, in order, each once."""
     seen: dict[str, None] = {}
-    for message in driver.state.history:
-        if not isinstance(message, AssistantMessage):
-            continue
-        for call in message.tool_calls:
-            if call.name not in _WRITING_TOOLS:
-                continue
+    messages = [message for message in driver.state.history if isinstance(message, AssistantMessage)]
+    for call in (call for message in messages for call in message.tool_calls):
+        if call.name in _WRITING_TOOLS:
             try:
                 path = json.loads(call.arguments).get("path")
             except (ValueError, AttributeError):
@@ -78,11 +76,7 @@ def files_written(driver: Driver) -> list[str]:
 def workspace_diff(workspace: Path, driver: Driver) -> str:
     """`git diff` (with untracked files named) where the workspace is a repository, else the files written."""
     if git.output(("rev-parse", "--is-inside-work-tree"), workspace, timeout=10) == "true":
-        diff = git.output(
-            ("--no-pager", "diff", "--no-color", "--no-ext-diff", "--no-textconv", "HEAD"),
-            workspace,
-            timeout=30,
-        )
+        diff = git.output(("--no-pager", "diff", *_PLAIN_DIFF, "HEAD"), workspace, timeout=30)
         untracked = git.output(("ls-files", "--others", "--exclude-standard"), workspace, timeout=30)
         if diff and len(diff) > DIFF_LIMIT:
             diff = diff[:DIFF_LIMIT] + "\n[... the diff goes on ...]"

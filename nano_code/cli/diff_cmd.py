@@ -50,9 +50,7 @@ def comparable_steps(session: Any) -> list[Step]:
             steps.append(
                 Step("model call", record.line, calls, request, to_json(response_event(record.data)))
             )
-            continue
-        entry = record.entry
-        if isinstance(entry, CallWithoutResponse):
+        elif isinstance(entry := record.entry, CallWithoutResponse):
             calls += 1
             steps.append(Step("model call", record.line, calls, dict(entry.request), to_json(entry.event)))
         elif isinstance(entry, EventEntry):

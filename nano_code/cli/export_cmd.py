@@ -39,8 +39,7 @@ def export_parser() -> argparse.ArgumentParser:
 
 
 def export_main(argv: Sequence[str]) -> int:
-    parser = export_parser()
-    args = parser.parse_args(argv)
+    args = export_parser().parse_args(argv)
     if args.to is not None:
         if args.full or args.output:
             return usage_error("nano-code export: --to writes a table; --full and --output write a cassette")

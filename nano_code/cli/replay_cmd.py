@@ -8,10 +8,9 @@ import functools
 import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from nano_code.adapters.safe_text import json_text
-from nano_code.cli.arguments import add_sandbox_arguments, sandbox_overrides
+from nano_code.cli.arguments import add_sandbox_arguments, replay_options, sandbox_overrides
 from nano_code.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Interrupts, say, usage_error
 from nano_code.cli.replay_report import print_report, status_line, summary
 from nano_code.cli.sessions_cmd import expand_paths
@@ -148,16 +147,8 @@ def _replay_main(args: argparse.Namespace) -> int:
         if not args.json:
             print_report(reports[0])
     else:
-        quiet = functools.partial(
-            replay_session,
-            ignore=args.ignore,
-            live_tools=args.live_tools,
-            workspace=Path(args.workspace) if args.workspace else None,
-            rerun_recorded=args.rerun_recorded,
-            sandbox=args.sandbox,
-            sandbox_network=args.sandbox_network,
-            keep_workspace=False,  # a batch of --live-tools replays: each restored copy goes after use
-        )
+        # A batch of --live-tools replays: each restored copy goes after use.
+        quiet = functools.partial(replay_session, keep_workspace=False, **replay_options(args))
         with contextlib.ExitStack() as stack:
             if args.jobs > 1:
                 from concurrent.futures import ProcessPoolExecutor

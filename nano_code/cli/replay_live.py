@@ -13,6 +13,7 @@ from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.terminal import HumanDisplay
 from nano_code.adapters.tool import ToolContext
 from nano_code.cli.approval import approver, describe_call
+from nano_code.cli.arguments import replay_options
 from nano_code.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, say, usage_error
 from nano_code.kernel.types import ApprovalMode
 
@@ -51,7 +52,10 @@ def samples(path: Path, args: argparse.Namespace) -> int:
             temperature=args.temperature,
             seed=args.seed,
             out_dir=Path(args.output) if args.output else None,
-            **_shared(args),
+            approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
+            rerun_recorded=args.rerun_recorded,
+            sandbox=args.sandbox,
+            sandbox_network=args.sandbox_network,
         )
     except FileExistsError as error:
         return usage_error(f"nano-code replay: {error}")
@@ -88,10 +92,7 @@ def replay_one(path: Path, args: argparse.Namespace) -> Any:
             raise SystemExit(usage_error(f"nano-code replay: {target} exists; {fix}"))
     return replay_session(
         path,
-        ignore=args.ignore,
         rebless_to=rebless_to,
-        live_tools=args.live_tools,
-        workspace=Path(args.workspace) if args.workspace else None,
         fork_at=args.fork_at,
         fork_to=fork_to,
         live_settings=live_settings,
@@ -103,14 +104,9 @@ def replay_one(path: Path, args: argparse.Namespace) -> Any:
         redactor=shown,
         approver=approver,
         rerun_approver=rerun_approver,
-        **_shared(args),
+        approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
+        **replay_options(args),
     )
-
-
-def _shared(args: argparse.Namespace) -> dict[str, Any]:
-    """The options a live replay and a fork's samples take alike."""
-    shared = {name: getattr(args, name) for name in ("rerun_recorded", "sandbox", "sandbox_network")}
-    return {**shared, "approval": ApprovalMode.AUTO if args.yes else ApprovalMode.ASK}
 
 
 def _approvers(redact: Any) -> tuple[Any, Any]:

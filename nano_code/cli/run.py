@@ -90,9 +90,8 @@ def main(args: argparse.Namespace) -> int:
     for warning in settings.warnings:
         _warn(warning)
     if settings.api_key and plain_http_to_another_host(settings.base_url):
-        _warn(
-            f"warning: the API key goes unencrypted (http://) to {settings.base_url}; use https:// unless that host is yours"
-        )
+        hint = "use https:// unless that host is yours"
+        _warn(f"warning: the API key goes unencrypted (http://) to {settings.base_url}; {hint}")
 
     task = args.prompt
     interactive = task is None and sys.stdin.isatty()
@@ -136,10 +135,9 @@ def main(args: argparse.Namespace) -> int:
         except (SettingsError, ResumeError) as error:
             return usage_error(f"nano-code: cannot resume {args.resume}: {error}")
         ignored = [f"--{name.replace('_', '-')}" for name in RESUME_FIXED_FLAGS if getattr(args, name)]
+        kept = "a resumed session keeps its recorded settings (so that it still replays)"
         if ignored:
-            _warn(
-                f"ignoring {', '.join(ignored)}: a resumed session keeps its recorded settings (so that it still replays)"
-            )
+            _warn(f"ignoring {', '.join(ignored)}: {kept}")
 
     scrub, out = redactor.scrub, sys.stderr if args.json else sys.stdout
     display = HumanDisplay(

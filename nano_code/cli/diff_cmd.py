@@ -128,12 +128,11 @@ def diff_sessions(path_a: str, path_b: str, ignore: Sequence[str] = ()) -> dict[
 
 def diff_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="nano-code diff", description="Compare two recorded sessions.")
-    parser.add_argument("a")
-    parser.add_argument("b")
-    parser.add_argument(
-        "--ignore", action="append", default=[], metavar="JSONPATH", help="as replay --ignore"
-    )
-    parser.add_argument("--json", action="store_true")
+    add = parser.add_argument
+    add("a")
+    add("b")
+    add("--ignore", action="append", default=[], metavar="JSONPATH", help="as replay --ignore")
+    add("--json", action="store_true")
     args = parser.parse_args(argv)
     from nano_code.adapters.session_file import SessionFileError
     from nano_code.kernel.jsondiff import Difference, MaskError, render

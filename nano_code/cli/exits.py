@@ -46,15 +46,14 @@ class Interrupts:
         self.terminated = False
 
     def install(self) -> None:
-        signal.signal(signal.SIGINT, self._on_sigint)
-        signal.signal(signal.SIGTERM, self._on_sigterm)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
 
-    def _on_sigint(self, signum: int, frame: object) -> None:
-        self.times.append(time.monotonic())
-        raise KeyboardInterrupt
-
-    def _on_sigterm(self, signum: int, frame: object) -> None:
-        self.terminated = True
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if signum == signal.SIGTERM:
+            self.terminated = True
+        else:
+            self.times.append(time.monotonic())
         raise KeyboardInterrupt
 
     def twice_quickly(self) -> bool:

@@ -124,10 +124,8 @@ def main(args: argparse.Namespace) -> int:
             recorded = RecordedSettings.from_json(resume_file.metadata.get("settings"))
             agents_md = recorded_agents_md(resume_file.metadata)
             if recorded.workspace != str(workspace):
-                return usage_error(
-                    f"nano-code: {args.resume} ran in {recorded.workspace}; "
-                    "cd there to resume it (its tools work on that directory)"
-                )
+                there = "cd there to resume it (its tools work on that directory)"
+                return usage_error(f"nano-code: {args.resume} ran in {recorded.workspace}; {there}")
             config = kernel_config(recorded, agents_md)
             parent_state = rebuild_state(resume_file, config)
         except SessionFileError as error:

@@ -55,7 +55,9 @@ DAEMON_SOCKETS = (
     *("/run/docker.sock", "/var/run/docker.sock", "/run/containerd/containerd.sock"),
     *("/run/podman/podman.sock", "/run/crio/crio.sock"),
 )
-"""Sockets that are root on the host; hidden with the network on (without it /run is empty anyway)."""
+"""Sockets that are root on the host; hidden with the network on (without it /run is empty anyway).
+Other Unix sockets stay reachable: seccomp cannot see where `connect` goes, and refusing every
+AF_UNIX socket would break ordinary work (multiprocessing, a test database on a socket)."""
 
 
 class SandboxUnavailable(Exception):
@@ -151,6 +153,10 @@ def bwrap_arguments(
     arguments += ["--unshare-pid", "--unshare-ipc"]
     if not network:
         arguments.append("--unshare-net")
+    # Commands keep nano-code's uid, root's too. --unshare-user would not help: bwrap maps the uid
+    # inside to the real one, and the kernel's owner checks (/etc/shadow, /proc/sys) go by the real
+    # uid; another real uid could not write a workspace root owns. So mounts close what root could
+    # read or steer (KERNEL_CONTROLS, hidden paths), and every capability is dropped.
     arguments += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--setenv", "TMPDIR", "/tmp"]
     arguments += ["--chdir", ws]
     return arguments

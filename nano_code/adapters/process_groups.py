@@ -24,6 +24,7 @@ def kill_left_running(grace: float = 0.5) -> int:
     """At exit: SIGTERM what commands left running, SIGKILL it after `grace`, put the terminal back.
     Returns how many process groups were still alive."""
     try:
+        SESSIONS.update(_sessions_led_by_our_children())
         groups = _live_groups(SESSIONS)
         for group in groups:
             _signal_group(group, signal.SIGTERM)
@@ -37,6 +38,22 @@ def kill_left_running(grace: float = 0.5) -> int:
         return len(groups)
     finally:
         TERMINAL.restore()
+
+
+def _sessions_led_by_our_children() -> set[int]:
+    """Sessions our own children lead: a command whose start a signal cut short (after the fork,
+    before it was added to SESSIONS) is ours too."""
+    me, found = os.getpid(), set()
+    with contextlib.suppress(OSError):
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            with (
+                contextlib.suppress(OSError, IndexError, ValueError),
+                open(f"/proc/{entry}/stat", "rb") as stat,
+            ):
+                fields = stat.read().rpartition(b")")[2].split()  # state, ppid, group, session, ...
+                if int(fields[1]) == me and int(fields[3]) == int(entry):
+                    found.add(int(entry))
+    return found
 
 
 _PRUNE_EVERY = 32

@@ -113,6 +113,17 @@ def test_a_group_that_is_not_one_of_our_sessions_is_left_alone(pids: list[int]) 
         other.wait()
 
 
+@pytest.mark.skipif(not HAS_PROC, reason="finding our own children's sessions needs /proc")
+def test_a_command_whose_start_a_signal_cut_short_is_ended_too(pids: list[int]) -> None:
+    """Regression (CI, replay interrupted by SIGTERM): a signal between the fork and the command's
+    registration left its shell running. A session led by our own child is ours at exit."""
+    kill_left_running()
+    orphan = subprocess.Popen(["sleep", "300"], start_new_session=True)  # never registered
+    pids.append(orphan.pid)
+    assert kill_left_running(grace=0.1) == 1
+    assert orphan.wait(timeout=5) is not None
+
+
 def test_background_process_dies_when_nano_code_exits(tmp_path: Path, pids: list[int]) -> None:
     """End to end: a process that ran the tool and then exited through the cleanup path."""
     script = (

@@ -240,7 +240,9 @@ def _read_dotenv(cwd: Path, environ: Mapping[str, str]) -> dict[str, str]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read {path}: not UTF-8 text (byte {exc.start})") from None
-    return parse_dotenv(text, environ)
+    # ${NAME} expands from the file's own lines only: from the environment, a cloned repository's
+    # .env could put GITHUB_TOKEN into the model name or base URL, sent to the server it names.
+    return parse_dotenv(text, {})
 
 
 _SHOWN_NAMES = 8

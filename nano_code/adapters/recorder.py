@@ -24,6 +24,7 @@ from nano_code.adapters.journal import (
     entry_json,
 )
 from nano_code.adapters.model_client import Exchange
+from nano_code.adapters.reply_scrub import scrubbed_response_body
 from nano_code.adapters.secrets import SECRET_HEADERS, Redactor
 from nano_code.adapters.session_writer import SessionWriter
 from nano_code.kernel.actions import Action, CallModel, CallPurpose, EndTurn, RetryModel, RunTool
@@ -46,61 +47,6 @@ def _recordable_headers(headers: Mapping[str, str], redactor: Redactor) -> dict[
         for name, value in headers.items()
         if name.lower() not in SECRET_HEADERS and redactor.scrub(name) == name
     }
-
-
-def _scrubbed_response_body(exchange: Exchange, redactor: Redactor) -> str:
-    """The response body with the key scrubbed, also where a stream split it over pieces
-    (the model echoing a key it read): replay would join those pieces again."""
-    text = redactor.scrub(exchange.response_body.decode("utf-8", "replace"))
-    reply = exchange.reply
-    if redactor.secret is None or exchange.status != 200:
-        return text
-    if isinstance(reply, ModelReply):
-        parts = [reply.content, reply.reasoning, reply.model or ""]
-        parts += [piece for call in reply.tool_calls for piece in (call.id, call.name, call.arguments or "")]
-        if all(redactor.scrub(part) == part for part in parts):
-            return text
-    return _scrub_split_stream(text, redactor)
-
-
-def _scrub_split_stream(text: str, redactor: Redactor) -> str:
-    """An SSE body whose text pieces, joined, hold the key: the joined text, scrubbed, goes
-    in the first piece and the others are emptied; every other event stays as it was."""
-    lines = text.split("\n")
-    events: list[tuple[int, dict[str, Any]]] = []
-    pieces: dict[Any, list[tuple[dict[str, Any], str]]] = {}
-    for number, line in enumerate(lines):
-        try:
-            event: Any = json.loads(line[5:]) if line.startswith("data:") else None
-            delta = event["choices"][0]["delta"]
-        except (ValueError, LookupError, TypeError):
-            continue
-        if not isinstance(delta, dict):
-            continue
-        events.append((number, event))
-        for field in ("content", "reasoning", "reasoning_content"):
-            if isinstance(delta.get(field), str):
-                pieces.setdefault(field, []).append((delta, field))
-        calls = delta.get("tool_calls")
-        for call in calls if isinstance(calls, list) else []:
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                pieces.setdefault(("tool", str(call.get("index"))), []).append((function, "arguments"))
-    changed = False
-    for parts in pieces.values():
-        joined = "".join(holder[field] for holder, field in parts)
-        scrubbed = redactor.scrub(joined)
-        if scrubbed != joined:
-            changed = True
-            (first, field), *rest = parts
-            first[field] = scrubbed
-            for holder, other in rest:
-                holder[other] = ""
-    if not changed:
-        return text
-    for number, event in events:
-        lines[number] = "data: " + json.dumps(event, ensure_ascii=False)
-    return "\n".join(lines)
 
 
 def _same_call(answered: object, action: CallModel | RetryModel) -> bool:
@@ -126,7 +72,7 @@ def interaction_record(exchange: Exchange, redactor: Redactor, extra: Mapping[st
         "response": {
             "status": {"code": exchange.status, "message": redactor.scrub(exchange.reason)},
             "headers": _recordable_headers(exchange.response_headers, redactor),
-            "body": {"string": _scrubbed_response_body(exchange, redactor)},
+            "body": {"string": scrubbed_response_body(exchange, redactor)},
         },
         "nano_code": dict(extra),
     }

@@ -21,6 +21,7 @@ from nano_code.adapters.journal import (
     SamplingChangeEntry,
     TurnEndEntry,
 )
+from nano_code.adapters.live import Approver
 from nano_code.adapters.model_client import ModelClient
 from nano_code.adapters.session_file import Record, SessionFile
 from nano_code.adapters.tool import ToolContext, ToolOutcome
@@ -56,7 +57,6 @@ from nano_code.session.changes import SettingChange, config_fields, is_setting_c
 from nano_code.session.divergence import Diverged, Divergence, Masks, ReplayError, ToolOutputDifference
 from nano_code.session.recording import describe, event_entry, informational
 
-Approver = Callable[[AskApproval], ApprovalDecision]
 _E = TypeVar("_E", ToolCallFacts, ApprovalDecision, ToolResult)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from nano_code import __version__
 from nano_code.adapters.config import Settings
+from nano_code.adapters.live import Approver
 from nano_code.adapters.model_client import ModelClient
 from nano_code.adapters.provenance import nano_code_commit, provenance
 from nano_code.adapters.recorder import Recorder
@@ -35,7 +36,6 @@ from nano_code.session.changes import change_setting
 from nano_code.session.divergence import Diverged, Divergence, Masks, ReplayError, ReplayReport
 from nano_code.session.factory import choose_sandbox, live_performer, open_recorder, sandbox_provenance
 from nano_code.session.performer import (
-    Approver,
     CallCounter,
     ReplayOptions,
     ReplayPerformer,

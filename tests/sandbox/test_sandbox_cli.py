@@ -7,22 +7,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import uuid
 from pathlib import Path
 
-import pytest
 from cli_helpers import Agent, Terminal, kill_if_running
+from sandbox_helpers import BWRAP_PROBLEM, needs_bwrap
 
-from nano_code.adapters import sandbox
 from nano_code.adapters.session_file import load_session
 from nano_code.session.replay import replay_session
 from nano_code.testing.fake_server import reply
 
-_REASON = sandbox.probe() if sys.platform.startswith("linux") else "bubblewrap is Linux only"
-needs_bwrap = pytest.mark.skipif(
-    _REASON is not None, reason=f"no working bubblewrap here ({_REASON}); `apt-get install bubblewrap`"
-)
 DEFAULT = {"NANO_CODE_SANDBOX": None}  # the sandbox as a user gets it: nothing set
 
 
@@ -133,7 +127,7 @@ def test_dot_env_cannot_turn_the_sandbox_off(agent: Agent) -> None:
     assert "NANO_CODE_SANDBOX, NANO_CODE_SANDBOX_NETWORK in" in ignored  # one line names both
     recorded = load_session(agent.workspace / "s.yaml").metadata["sandbox"]
     assert recorded["requested"] == "default"
-    if _REASON is None:
+    if BWRAP_PROBLEM is None:
         assert recorded["in_force"] is True and recorded["network"] is False
 
 

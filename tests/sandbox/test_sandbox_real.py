@@ -23,32 +23,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sandbox_helpers import RO, WW, needs_bwrap
 
-from nano_code.adapters import sandbox
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.adapters.shell import Ending, run_command
 from nano_code.adapters.tool import ToolContext, ToolOutcome
 from nano_code.adapters.tools import run_tool
 from nano_code.kernel.types import SandboxMode
 
-_REASON = sandbox.probe() if sys.platform.startswith("linux") else "bubblewrap is Linux only"
-pytestmark = pytest.mark.skipif(
-    _REASON is not None, reason=f"no working bubblewrap here ({_REASON}); `apt-get install bubblewrap`"
-)
-
-WW = SandboxMode.WORKSPACE_WRITE
-RO = SandboxMode.READ_ONLY
+pytestmark = needs_bwrap
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """A workspace under /tmp: the case where the private /tmp must not hide it."""
-    root = tmp_path / "ws"
-    root.mkdir()
-    return root.resolve()
 
 
 @pytest.fixture

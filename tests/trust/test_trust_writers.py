@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -49,37 +50,41 @@ def _writing(agent: Agent, *args: str) -> subprocess.Popen[str]:
     return process
 
 
+@contextlib.contextmanager
+def _writer(agent: Agent, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """`_writing`, ended with SIGTERM (and killed if need be) when the block is left."""
+    first = _writing(agent, *args)
+    try:
+        yield first
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=20)
+        kill_if_running(first)
+
+
+def _assert_refused_as_open(second: subprocess.CompletedProcess[str], session: Path, first: int) -> None:
+    assert second.returncode == 2, second.stderr
+    assert_one_clean_error(second.stderr)
+    assert f"nano-code: {session} is open in process {first}" in second.stderr.splitlines()
+
+
 # ------------------------------------------------------------------------------------------ item 5
 
 
 def test_5_a_second_resume_of_a_session_being_written_is_refused(agent: Agent, tmp_path: Path) -> None:
     session = _record(agent, tmp_path / "s.yaml")
-    first = _writing(agent, "--resume", str(session), "-p", "continue")
-    try:
+    with _writer(agent, "--resume", str(session), "-p", "continue") as first:
         before = session.read_bytes()
         second = agent.run("--resume", str(session), "-p", "continue too", timeout=20)
         assert session.read_bytes() == before  # the second wrote nothing
-    finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=20)
-        kill_if_running(first)
-    assert second.returncode == 2, second.stderr
-    assert_one_clean_error(second.stderr)
-    assert f"nano-code: {session} is open in process {first.pid}" in second.stderr.splitlines()
+    _assert_refused_as_open(second, session, first.pid)
 
 
 def test_5_resume_of_a_session_still_being_recorded_is_refused(agent: Agent, tmp_path: Path) -> None:
     session = tmp_path / "live.yaml"
-    first = _writing(agent, "-p", "a long task", "--record", str(session))
-    try:
+    with _writer(agent, "-p", "a long task", "--record", str(session)) as first:
         second = agent.run("--resume", str(session), "-p", "butt in", timeout=20)
-    finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=20)
-        kill_if_running(first)
-    assert second.returncode == 2, second.stderr
-    assert_one_clean_error(second.stderr)
-    assert f"nano-code: {session} is open in process {first.pid}" in second.stderr.splitlines()
+    _assert_refused_as_open(second, session, first.pid)
     assert "internal error" not in second.stderr
 
 

@@ -6,7 +6,6 @@ which is quadratic): cached by the frozen message's identity, joined byte for by
 from __future__ import annotations
 
 import json
-import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,15 +18,14 @@ def _dumps(value: Any) -> bytes:
 
 
 class _BodyEncoder:
-    """Joins each body from cached message encodings; messages that left the history
-    (a cleared or compacted conversation) are dropped once the cache outgrows it."""
+    """Joins each body from cached message encodings; the few messages carrying a cache
+    marker are encoded afresh. Messages that left the history (a cleared or compacted
+    conversation) are dropped once the cache outgrows it."""
 
     MARK = b'"messages":[]'
 
     def __init__(self) -> None:
         self._messages: dict[int, tuple[Message, bytes]] = {}
-        self._last: tuple[tuple[Message, ...], bytes] = ((), b"")
-        """The previous history and its messages joined: the next body usually extends it."""
         self._head: tuple[KernelConfig, bytes, bytes] | None = None
 
     def encode(self, body: Mapping[str, Any]) -> bytes:
@@ -39,23 +37,21 @@ class _BodyEncoder:
             self._head = (config, before + b'"messages":[', b"]" + after)
         _, start, end = self._head
         history = body.history
-        last_history, joined = self._last
-        shared = len(last_history)
-        if not (shared <= len(history) and all(map(operator.is_, history[:shared], last_history))):
-            shared, joined = 0, b""  # not an extension of the last body (cleared, compacted)
         cache = self._messages
         if len(cache) > 2 * len(history) + 64:
             alive = {id(message) for message in history}
             self._messages = cache = {key: item for key, item in cache.items() if key in alive}
-        pieces = [joined] if shared else []
-        for message in history[shared:]:
+        marked = body.marked()
+        pieces = []
+        for index, message in enumerate(history):
+            if index in marked:
+                pieces.append(_dumps(marked[index]))
+                continue
             item = cache.get(id(message))
             if item is None or item[0] is not message:
                 item = cache[id(message)] = (message, _dumps(encode_message(message)))
             pieces.append(item[1])
-        joined = b",".join(pieces)
-        self._last = (history, joined)
-        return start + joined + end
+        return start + b",".join(pieces) + end
 
 
 _ENCODER = _BodyEncoder()

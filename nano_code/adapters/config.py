@@ -20,6 +20,7 @@ from nano_code.adapters.dotenv_file import parse_dotenv
 from nano_code.adapters.endpoint import Endpoint, UnsafeURL, endpoint, is_loopback_host
 from nano_code.adapters.regular_files import NotARegularFile, read_regular
 from nano_code.adapters.secrets import REDACTED
+from nano_code.kernel.types import PromptCache
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 DEFAULT_MODEL = "anthropic/claude-sonnet-4.5"
@@ -42,6 +43,12 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
         "NANO_CODE_MAX_RESPONSE_BYTES",
         "33554432",
         "most bytes of one reply (after decompression) before it is abandoned (32 MiB)",
+    ),
+    (
+        "NANO_CODE_PROMPT_CACHE",
+        "auto",
+        "prompt-cache markers (flag --prompt-cache): auto for the models that want them (Claude; Gemini "
+        "on OpenRouter; GPT-5.6 and later on OpenAI), on for every model, off for none",
     ),
     ("NANO_CODE_SHELL_TIMEOUT", "120", "seconds before a shell command is killed"),
     (
@@ -82,6 +89,7 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
 
 _DEFAULTS = {name: default for name, default, _ in SETTINGS_DOC}
 SANDBOX_MODES = ("workspace-write", "read-only", "off")
+PROMPT_CACHE_MODES = tuple(mode.value for mode in PromptCache)
 _NAMES = frozenset(_DEFAULTS)
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -113,6 +121,7 @@ class Settings:
     sandbox_network: bool = False
     snapshot_max_bytes: int = 20 * 1024 * 1024
     context_tokens: int = 128_000
+    prompt_cache: str = "auto"  # one of PROMPT_CACHE_MODES
     home: Path = attrs.field(factory=lambda: _default_home(os.environ))
     debug: bool = False
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)  # notices on where settings came from
@@ -343,6 +352,7 @@ def load_settings(
         sandbox_network=check.boolean("NANO_CODE_SANDBOX_NETWORK"),
         snapshot_max_bytes=check.at_least("NANO_CODE_SNAPSHOT_MAX_BYTES", 0, "a whole number of bytes"),
         context_tokens=check.at_least("NANO_CODE_CONTEXT_TOKENS", 1024),
+        prompt_cache=check.choice("NANO_CODE_PROMPT_CACHE", PROMPT_CACHE_MODES),
         home=home,
         debug=check.boolean("NANO_CODE_DEBUG"),
         warnings=tuple(warnings),

@@ -24,7 +24,7 @@ from nano_code.kernel.state import (
     new_turn,
     request_body,
 )
-from nano_code.kernel.types import MIN_CONTEXT_TOKENS
+from nano_code.kernel.types import MIN_CONTEXT_TOKENS, PromptCache
 
 
 def learn_context_window(state: State, event: ModelFailure) -> State:
@@ -84,7 +84,8 @@ def _summary_call(state: State, retry: tuple[float, ModelFailure] | None) -> Cal
     messages = compaction.summary_messages(
         state.history, pending.cut, prompt, pending.transcript_tokens, state.context_window
     )
-    body = RequestBody(attrs.evolve(state.config, tools=()), messages)  # a transcript needs no tools
+    # A transcript needs no tools, and no cache markers: no later request starts with it.
+    body = RequestBody(attrs.evolve(state.config, tools=(), prompt_cache=PromptCache.OFF), messages)
     step = max(1, state.steps_this_turn + (1 if pending.then is AfterSummary.NEXT_STEP else 0))
     if retry is None:
         return CallModel(body=body, step=step, attempt=pending.attempt, purpose=CallPurpose.SUMMARY)

@@ -1,5 +1,6 @@
 """Request bodies for /chat/completions, built from the conversation (strict: they
-validate against the official `CreateChatCompletionRequest` schema)."""
+validate against the official `CreateChatCompletionRequest` schema; Anthropic's cache
+markers are the one field it does not name, sent only where they are welcome)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from nano_code.kernel.prompt_cache import breakpoints, cache_key, cache_marker, with_marker
 from nano_code.kernel.types import KernelConfig, Message, SystemMessage, ToolMessage, ToolSpec, UserMessage
 
 
@@ -66,6 +68,17 @@ class RequestBody(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"RequestBody({self.config.model!r}, {len(self.history)} messages)"
 
+    def marked(self) -> dict[int, dict[str, Any]]:
+        """The messages that carry a cache marker, encoded with it, by index."""
+        return marked_messages(self.config, self.history)
+
+
+def marked_messages(config: KernelConfig, history: tuple[Message, ...]) -> dict[int, dict[str, Any]]:
+    marker = cache_marker(config)
+    if marker is None:
+        return {}
+    return {i: with_marker(encode_message(history[i]), marker) for i in breakpoints(history)}
+
 
 def request_head(config: KernelConfig) -> dict[str, Any]:
     """Every field of a request body but `messages`, in the order they are sent."""
@@ -81,13 +94,19 @@ def request_head(config: KernelConfig) -> dict[str, Any]:
     if config.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+    key = cache_key(config)
+    if key is not None:
+        body["prompt_cache_key"] = key
     return body
 
 
 def build_request(config: KernelConfig, history: tuple[Message, ...]) -> dict[str, Any]:
     """The complete body; the system prompt is the first message (not a top-level field)."""
     body = request_head(config)
-    body["messages"] = [encode_message(m) for m in history]
+    messages = [encode_message(m) for m in history]
+    for index, message in marked_messages(config, history).items():
+        messages[index] = message
+    body["messages"] = messages
     return body
 
 

@@ -59,12 +59,24 @@ def decode_usage(raw: object) -> Usage | None:
         or _int(raw.get("prompt_cache_hit_tokens"))
         or _int(raw.get("cached_tokens"))
         or _int(raw.get("num_cached_tokens"))
+        or _int(raw.get("cache_read_input_tokens"))  # Anthropic's own names, through a proxy
+    )
+    written = _inner_int(raw, "prompt_tokens_details", "cache_write_tokens") or _int(
+        raw.get("cache_creation_input_tokens")
     )
     reasoning = _inner_int(raw, "completion_tokens_details", "reasoning_tokens")
     cost = raw.get("cost")
     if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not abs(cost) < 1e12:
         cost = None  # also NaN
-    return Usage(prompt, completion, total, cached, reasoning, None if cost is None else float(cost))
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=total,
+        cached_tokens=cached,
+        cache_write_tokens=written,
+        reasoning_tokens=reasoning,
+        cost=None if cost is None else float(cost),
+    )
 
 
 def _inner_int(raw: Mapping[str, Any], outer: str, key: str) -> int:

@@ -34,6 +34,7 @@ from nano_code.kernel.events import (
     Verdict,
 )
 from nano_code.kernel.policy import Approval
+from nano_code.kernel.prompt_cache import refuses_markers
 from nano_code.kernel.request import clean_text
 from nano_code.kernel.state import (
     AfterSummary,
@@ -48,7 +49,14 @@ from nano_code.kernel.state import (
     new_turn,
     request_body,
 )
-from nano_code.kernel.types import AssistantMessage, Message, SystemMessage, ToolCall, UserMessage
+from nano_code.kernel.types import (
+    AssistantMessage,
+    Message,
+    PromptCache,
+    SystemMessage,
+    ToolCall,
+    UserMessage,
+)
 
 INTERRUPTED_CALL = "Not run: the user interrupted before this call finished."
 
@@ -244,7 +252,18 @@ def on_tool_result(state: State, event: ToolResult) -> Transition:
     return _advance(state)
 
 
+MARKERS_REFUSED = (
+    "the server refused the prompt-cache markers: sending this step again without them, "
+    "and no markers for the rest of the session"
+)
+
+
 def on_model_failure(state: State, event: ModelFailure) -> Transition:
+    if refuses_markers(state.config, event):
+        config = attrs.evolve(state.config, prompt_cache=PromptCache.OFF)
+        state = attrs.evolve(state, config=config, attempt=state.attempt + 1)
+        retry = RetryModel(0.0, request_body(state), state.steps_this_turn, state.attempt, event)
+        return state, [ShowText(MARKERS_REFUSED, TextKind.WARNING), retry]
     if event.kind is FailureKind.CONTEXT_OVERFLOW:
         state = learn_context_window(state, event)
         if state.config.summary_prompt is not None:

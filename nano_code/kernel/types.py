@@ -98,6 +98,9 @@ class Usage:
     completion_tokens: int = attrs.field(default=0, validator=_non_negative_int)
     total_tokens: int = attrs.field(default=0, validator=_non_negative_int)
     cached_tokens: int = attrs.field(default=0, validator=_non_negative_int)
+    """Prompt tokens read from the server's prompt cache."""
+    cache_write_tokens: int = attrs.field(default=0, validator=_non_negative_int)
+    """Prompt tokens written to the prompt cache (billed above the input price by Anthropic)."""
     reasoning_tokens: int = attrs.field(default=0, validator=_non_negative_int)
     cost: float | None = attrs.field(default=None, validator=v.optional(v.instance_of(float)))
 
@@ -144,6 +147,25 @@ class SandboxMode(enum.Enum):
     """The workspace and a private /tmp writable, no network."""
 
 
+class PromptCache(enum.Enum):
+    """Whether requests carry prompt-cache markers; `kernel/prompt_cache.py` decides which and where."""
+
+    AUTO = "auto"
+    """For the model families known to want them (Claude anywhere, Gemini on OpenRouter, new GPTs on OpenAI)."""
+    ON = "on"
+    """For every model."""
+    OFF = "off"
+    """Never: exactly the bodies of sessions recorded before markers existed."""
+
+
+class Server(enum.Enum):
+    """The kind of server the base URL names, as far as the request body depends on it."""
+
+    OPENROUTER = "openrouter"
+    OPENAI = "openai"
+    OTHER = "other"
+
+
 @attrs.frozen
 class KernelConfig:
     """Everything that shapes requests and decisions; recorded with every session."""
@@ -176,6 +198,11 @@ class KernelConfig:
     """The summary request's system prompt (`prompts.SUMMARY_PROMPT`); None turns compaction off."""
     summary_as: str = attrs.field(default="assistant", validator=v.in_(("assistant", "user")))
     """The role carrying a compaction's summary ("user": sessions recorded before notes)."""
+    prompt_cache: PromptCache = attrs.field(default=PromptCache.OFF, validator=v.instance_of(PromptCache))
+    server: Server = attrs.field(default=Server.OTHER, validator=v.instance_of(Server))
+    """Never sent; it decides which cache markers a request may carry."""
+    prompt_cache_key: str | None = attrs.field(default=None, validator=is_opt_str)
+    """Sent to OpenAI's own server so a session's requests land on one cache (one per session)."""
 
     def tool(self, name: str) -> ToolSpec | None:
         return next((spec for spec in self.tools if spec.name == name), None)

@@ -6,18 +6,20 @@ rebuilds the live run's config and a change to the prompt or the tools shows as 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
+import urllib3
 from attrs import validators as v
 
-from nano_code.adapters.config import Settings
+from nano_code.adapters.config import PROMPT_CACHE_MODES, Settings
 from nano_code.adapters.regular_files import LeadsOutside, read_regular_inside
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.adapters.tools import tool_specs
-from nano_code.kernel.types import ApprovalMode, KernelConfig, SandboxMode
+from nano_code.kernel.types import ApprovalMode, KernelConfig, PromptCache, SandboxMode, Server
 from nano_code.prompts import AGENTS_FILE, AGENTS_LIMIT, SUMMARY_PROMPT, build_system_prompt
 
 
@@ -70,6 +72,9 @@ class RecordedSettings:
     context_tokens: int = attrs.field(default=128_000, validator=_typed(int, 1024))
     summary_as: str = attrs.field(default="user", validator=v.in_(("assistant", "user")))
     """The role of a compaction's summary ("assistant" since it was recorded)."""
+    prompt_cache: str = attrs.field(default="off", validator=v.in_(PROMPT_CACHE_MODES))
+    """Cache markers asked for ("off" in files from before markers: their bodies had none)."""
+    prompt_cache_key: str | None = attrs.field(default=None, validator=v.optional(_typed(str)))
 
     def to_json(self) -> dict[str, Any]:
         return {spec.name: getattr(self, spec.name) for spec in attrs.fields(type(self))}
@@ -123,7 +128,20 @@ def recorded_settings(
         workspace=str(workspace),
         context_tokens=settings.context_tokens,
         summary_as="assistant",
+        prompt_cache=settings.prompt_cache,
+        prompt_cache_key=f"nano-code-{uuid.uuid4().hex}" if server_kind(settings.base_url) is Server.OPENAI else None,
     )
+
+
+def server_kind(base_url: str) -> Server:
+    """Which server `base_url` names, as far as request bodies depend on it."""
+    try:
+        host = (urllib3.util.parse_url(base_url).host or "").lower()
+    except ValueError:  # LocationParseError: a file's garbage is just another server
+        return Server.OTHER
+    if host == "openrouter.ai" or host.endswith(".openrouter.ai"):
+        return Server.OPENROUTER
+    return Server.OPENAI if host == "api.openai.com" else Server.OTHER
 
 
 def kernel_config(recorded: RecordedSettings | Mapping[str, Any], agents_md: str | None) -> KernelConfig:
@@ -142,4 +160,7 @@ def kernel_config(recorded: RecordedSettings | Mapping[str, Any], agents_md: str
         context_tokens=recorded.context_tokens,
         summary_prompt=SUMMARY_PROMPT,
         summary_as=recorded.summary_as,
+        prompt_cache=PromptCache(recorded.prompt_cache),
+        server=server_kind(recorded.base_url),
+        prompt_cache_key=recorded.prompt_cache_key,
     )

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from cli_helpers import PROMPT, Agent, Terminal, kill_if_running, tool_messages
+from message_text import text
 
 from nano_code.testing.fake_server import reply
 
@@ -26,7 +27,7 @@ def test_without_terminal_or_yes_changes_are_refused_and_reads_run(agent: Agent)
     assert result.returncode == 0, result.stderr
     assert not (agent.workspace / "made-by-shell.txt").exists()
     assert not (agent.workspace / "written.txt").exists()
-    read, shell, write = (m["content"] for m in tool_messages(agent.bodies(server)[1]))
+    read, shell, write = (text(m) for m in tool_messages(agent.bodies(server)[1]))
     assert "readable without asking" in read
     for refused in (shell, write):
         assert "Not run" in refused
@@ -46,7 +47,7 @@ def test_yes_approves_every_call(agent: Agent) -> None:
     assert result.returncode == 0, result.stderr
     assert (agent.workspace / "made-by-shell.txt").read_text() == "ran\n"
     assert (agent.workspace / "written.txt").read_text() == "new\n"
-    answers = [m["content"] for m in tool_messages(agent.bodies(server)[1])]
+    answers = [text(m) for m in tool_messages(agent.bodies(server)[1])]
     assert not any("Not run" in answer for answer in answers)
     assert "refused" not in result.stderr
 
@@ -71,7 +72,7 @@ def test_reading_outside_the_workspace_needs_approval(agent: Agent, tmp_path: Pa
     result = agent.run("-p", "read them")
 
     assert result.returncode == 0, result.stderr
-    *outside, inside = (m["content"] for m in tool_messages(agent.bodies(server)[1]))
+    *outside, inside = (text(m) for m in tool_messages(agent.bodies(server)[1]))
     for answer in outside:
         assert "Not run" in answer
         assert "outside-secret-4711" not in answer
@@ -123,11 +124,11 @@ def test_interactive_approval_yes_no_with_reason_and_always(agent: Agent) -> Non
     assert (agent.workspace / "always.txt").read_text() == "one\ntwo\n"
     bodies = agent.bodies(server)
     assert len(bodies) == 5
-    denied = tool_messages(bodies[2])[-1]["content"]
+    denied = text(tool_messages(bodies[2])[-1])
     assert "Not run" in denied
     assert "use a better file name" in denied
     for approved in (bodies[1], bodies[3], bodies[4]):
-        assert tool_messages(approved)[-1]["content"] == "[exit status: 0]"
+        assert text(tool_messages(approved)[-1]) == "[exit status: 0]"
 
 
 def test_end_of_input_at_the_prompt_denies(agent: Agent) -> None:
@@ -149,7 +150,7 @@ def test_end_of_input_at_the_prompt_denies(agent: Agent) -> None:
     assert process.returncode == 0
     assert b"understood" in out
     assert not (agent.workspace / "eof.txt").exists()
-    assert "Not run" in tool_messages(agent.bodies(server)[1])[-1]["content"]
+    assert "Not run" in text(tool_messages(agent.bodies(server)[1])[-1])
 
 
 def test_interactive_session_on_a_terminal(agent: Agent) -> None:
@@ -184,7 +185,7 @@ def test_interactive_session_on_a_terminal(agent: Agent) -> None:
     bodies = agent.bodies(server)
     assert len(bodies) == 3
     # the second turn continues the same conversation
-    users = [m["content"] for m in bodies[2]["messages"] if m["role"] == "user"]
+    users = [text(m) for m in bodies[2]["messages"] if m["role"] == "user"]
     assert users == ["write a greeting file", "thanks"]
     (path,) = agent.session_files()
     assert path.stat().st_size > 0

@@ -7,6 +7,7 @@ import signal
 import subprocess
 
 from cli_helpers import PROMPT, Agent, Terminal, kill_if_running, processes_with, wait_for
+from message_text import text
 
 from nano_code.adapters.session_file import load_session
 from nano_code.testing.fake_server import hang, reply
@@ -110,5 +111,5 @@ def test_ctrl_c_in_an_interactive_session_ends_the_turn_not_the_session(agent: A
 
     second = agent.bodies(server)[1]
     (answer,) = [m for m in second["messages"] if m["role"] == "tool"]
-    assert "interrupted" in answer["content"]
-    assert [m["content"] for m in second["messages"] if m["role"] == "user"] == ["sleep for me", "go on"]
+    assert "interrupted" in text(answer)
+    assert [text(m) for m in second["messages"] if m["role"] == "user"] == ["sleep for me", "go on"]

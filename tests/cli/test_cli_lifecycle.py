@@ -8,6 +8,7 @@ import subprocess
 import time
 
 from cli_helpers import Agent, assert_one_clean_error, kill_if_running, processes_with, wait_for
+from message_text import text
 
 from nano_code.testing.fake_server import reply
 
@@ -36,7 +37,7 @@ def test_a_background_process_does_not_outlive_the_session(agent: Agent) -> None
     agent.serve([reply(tool_calls=[("shell", {"command": f"{marker} & echo started"})]), reply(content="ok")])
     result = agent.run("-p", "start something in the background", "--yes")
     assert result.returncode == 0, result.stderr
-    tool_message = agent.bodies()[1]["messages"][-1]["content"]
+    tool_message = text(agent.bodies()[1]["messages"][-1])
     assert "started" in tool_message and "until nano-code exits" in tool_message
     assert wait_for(lambda: not processes_with(marker), timeout=3), processes_with(marker)
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from cli_helpers import Agent, assistant_calls, tool_messages, user_text
+from message_text import text
 
 from nano_code.testing.fake_server import reply
 
@@ -40,13 +41,13 @@ def test_multi_step_task_writes_runs_and_answers(agent: Agent, stream_flag: str 
     assert len(bodies) == 3
     assert all(bool(body.get("stream")) is (stream_flag is None) for body in bodies)
     assert user_text(bodies[0]) == "write hello.sh and run it"
-    outputs = [m["content"] for m in tool_messages(bodies[2])]
+    outputs = [text(m) for m in tool_messages(bodies[2])]
     assert len(outputs) == 2
     assert "hello.sh" in outputs[0]
     assert "hello from the script" in outputs[1]
     assert "[exit status: 0]" in outputs[1]
     # the assistant's own text is kept in the history too
-    assert any(m.get("content") == "Writing it." for m in bodies[2]["messages"] if m["role"] == "assistant")
+    assert any(text(m) == "Writing it." for m in bodies[2]["messages"] if m["role"] == "assistant")
 
 
 def test_parallel_tool_calls_are_all_answered_in_order(agent: Agent) -> None:
@@ -73,10 +74,10 @@ def test_parallel_tool_calls_are_all_answered_in_order(agent: Agent) -> None:
     answers = tool_messages(second)
     assert [c["id"] for c in calls] == ["call_0_0", "call_0_1", "call_0_2"]
     assert [m["tool_call_id"] for m in answers] == [c["id"] for c in calls]
-    assert "first file" in answers[0]["content"]
-    assert "second file" in answers[1]["content"]
-    assert "from-the-shell" in answers[2]["content"]
-    assert "[exit status: 0]" in answers[2]["content"]
+    assert "first file" in text(answers[0])
+    assert "second file" in text(answers[1])
+    assert "from-the-shell" in text(answers[2])
+    assert "[exit status: 0]" in text(answers[2])
     # all three answers come right after the assistant message that asked for them
     roles = [m["role"] for m in second["messages"]]
     assert roles == ["system", "user", "assistant", "tool", "tool", "tool"]
@@ -173,8 +174,8 @@ def test_invalid_tool_arguments_are_reported_to_the_model_and_not_run(agent: Age
     second = agent.bodies(server)[1]
     (answer,) = tool_messages(second)
     assert answer["tool_call_id"] == "call_0_0"
-    assert "not valid JSON" in answer["content"]
-    assert "not run" in answer["content"]
+    assert "not valid JSON" in text(answer)
+    assert "not run" in text(answer)
     assert "Sorry, fixed my mistake." in result.stdout
 
 
@@ -186,4 +187,4 @@ def test_agents_md_is_part_of_the_system_message(agent: Agent) -> None:
     assert result.returncode == 0, result.stderr
     system = agent.bodies(server)[0]["messages"][0]
     assert system["role"] == "system"
-    assert "make lint-7f3a" in system["content"]
+    assert "make lint-7f3a" in text(system)

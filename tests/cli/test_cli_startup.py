@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 from cli_helpers import Agent, assert_one_clean_error
+from message_text import text
 
 from nano_code.testing.fake_server import reply
 
@@ -29,7 +30,7 @@ def test_a_run_finishes_its_task_through_tools_and_several_steps(agent: Agent, f
     assert "all done" in done.stdout
     assert (agent.workspace / "note.txt").read_text() == "two\n"
     assert len(server.requests) == 3
-    tool_outputs = [m["content"] for m in server.requests[2]["body"]["messages"] if m["role"] == "tool"]
+    tool_outputs = [text(m) for m in server.requests[2]["body"]["messages"] if m["role"] == "tool"]
     assert "one" in tool_outputs[0]
     if "--no-record" not in flags:
         [recording] = agent.session_files()

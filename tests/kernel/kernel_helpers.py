@@ -219,6 +219,16 @@ def check(decoded: ModelReply | ModelFailure, expected: Reply | Failure) -> None
 # ---------------------------------------------------------------- protocol checks
 
 
+def _is_text(content: object) -> bool:
+    """A string, or (a message with a cache marker) a non-empty list of text parts."""
+    if isinstance(content, list):
+        return bool(content) and all(
+            isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str)
+            for part in content
+        )
+    return isinstance(content, str)
+
+
 def body_problems(body: Mapping[str, Any]) -> list[str]:
     """A self-contained structural check of a request body (no schema needed)."""
     body = dict(body)  # the kernel's RequestBody is a lazy Mapping
@@ -239,8 +249,8 @@ def body_problems(body: Mapping[str, Any]) -> list[str]:
             problems.append(f"{where}: unknown role {role!r}")
         if role == "system" and position:
             problems.append(f"{where}: system message after the first")
-        if role in ("system", "user", "tool") and not isinstance(message.get("content"), str):
-            problems.append(f"{where}: content is not a string")
+        if role in ("system", "user", "tool") and not _is_text(message.get("content")):
+            problems.append(f"{where}: content is neither a string nor text parts")
         if role == "tool":
             if message.get("tool_call_id") not in open_calls:
                 problems.append(f"{where}: tool message answers no open call")
@@ -254,7 +264,7 @@ def body_problems(body: Mapping[str, Any]) -> list[str]:
         calls = message.get("tool_calls")
         content = message.get("content")
         if calls is None:
-            if not isinstance(content, str):
+            if not _is_text(content):
                 problems.append(f"{where}: assistant without tool calls has no text content")
             continue
         if not isinstance(calls, list) or not calls:

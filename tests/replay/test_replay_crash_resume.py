@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from message_text import text
 from replay_helpers import (
     NANO,
     TASK,
@@ -245,7 +246,7 @@ def test_resume_takes_approval_from_this_command_line_not_the_file(tmp_path: Pat
         assert done.returncode == 0, done.stdout + done.stderr
         told = server.requests[1]["body"]["messages"][-1]
     assert not (workspace / "resumed-ran").exists()
-    assert told["role"] == "tool" and "not run" in told["content"].lower()
+    assert told["role"] == "tool" and "not run" in text(told).lower()
     assert "ignoring --yes" not in done.stderr
     modes = [record["approval_mode"] for record in load_session(session).journal if "approval_mode" in record]
     assert modes == ["ask"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from message_text import text
 from replay_helpers import (
     TASK,
     cli_env,
@@ -143,7 +144,7 @@ def test_fork_at_replays_then_continues_live(tmp_path: Path, workspace: Path) ->
         # The live continuation starts from the replayed state: step 1 and its tool result.
         messages = server.requests[0]["body"]["messages"]
         assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool"]
-        assert messages[3]["content"].startswith("Wrote 18 bytes")
+        assert text(messages[3]).startswith("Wrote 18 bytes")
     fork = session.with_suffix(".fork1.yaml")
     assert "forked ->" in done.stdout and str(fork) in done.stdout
     assert "a different ending" in done.stdout
@@ -186,7 +187,7 @@ def test_fork_of_a_yes_session_does_not_run_tools_unasked(tmp_path: Path, worksp
         assert len(server.requests) == 2
         told = server.requests[1]["body"]["messages"][-1]
     assert not (here / "pwned").exists()
-    assert told["role"] == "tool" and "not run" in told["content"].lower()
+    assert told["role"] == "tool" and "not run" in text(told).lower()
     assert "refused shell" in done.stderr
     fork = load_session(session.with_suffix(".fork1.yaml"))
     assert {"approval_mode": "ask", "sandbox": "off"} in [

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from message_text import text
 from replay_helpers import (
     TASK,
     delete_line,
@@ -75,7 +76,7 @@ def test_one_character_in_a_request_body(session: Path, tmp_path: Path) -> None:
     assert divergence is not None
     assert (divergence.step, divergence.what, divergence.line) == (1, "request", line_number)
     assert [(d.path, d.recorded, d.actual) for d in divergence.differences] == [
-        ("$.messages[1].content", EDITED_TASK, TASK)
+        ("$.messages[1].content[0].text", EDITED_TASK, TASK)
     ]
 
     code, (as_json,) = replay_json(str(session), cwd=tmp_path, home=tmp_path / "home")
@@ -83,7 +84,7 @@ def test_one_character_in_a_request_body(session: Path, tmp_path: Path) -> None:
     assert as_json["status"] == "diverged"
     assert as_json["divergence"]["step"] == 1
     assert as_json["divergence"]["differences"] == [
-        {"path": "$.messages[1].content", "recorded": EDITED_TASK, "new": TASK}
+        {"path": "$.messages[1].content[0].text", "recorded": EDITED_TASK, "new": TASK}
     ]
 
     human = replay_cli(str(session), cwd=tmp_path, home=tmp_path / "home")
@@ -129,14 +130,14 @@ def test_one_character_in_a_recorded_tool_output(session: Path, tmp_path: Path) 
     assert divergence is not None
     # The edited output is fed to the kernel, so the NEXT request differs.
     assert (divergence.step, divergence.what) == (2, "request")
-    assert [d.path for d in divergence.differences] == ["$.messages[3].content"]
+    assert [d.path for d in divergence.differences] == ["$.messages[3].content[0].text"]
     (difference,) = divergence.differences
     assert difference.recorded == original
     assert difference.actual == original.replace("18 bytes", "19 bytes")
 
     code, (as_json,) = replay_json(str(session), cwd=tmp_path, home=tmp_path / "home")
     assert code == 1 and as_json["divergence"]["step"] == 2
-    assert as_json["divergence"]["differences"][0]["path"] == "$.messages[3].content"
+    assert as_json["divergence"]["differences"][0]["path"] == "$.messages[3].content[0].text"
 
 
 def test_edited_tool_call_argument_in_a_response(session: Path, tmp_path: Path) -> None:
@@ -197,7 +198,7 @@ def test_rebless_accepts_changed_requests_and_writes_a_replayable_copy(session: 
     plain = replay_session(session)
     assert plain.status == "diverged"
     assert plain.divergence is not None and plain.divergence.step == 1
-    assert [d.path for d in plain.divergence.differences] == ["$.messages[0].content"]
+    assert [d.path for d in plain.divergence.differences] == ["$.messages[0].content[0].text"]
 
     done = replay_cli("--rebless", str(session), cwd=tmp_path, home=tmp_path / "home")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -220,8 +221,8 @@ def test_rebless_accepts_changed_requests_and_writes_a_replayable_copy(session: 
     assert reblessed.metadata["reblessed_from"]["path"] == str(session)
     assert len(reblessed.interactions) == 3
     for interaction in reblessed.interactions:
-        assert "Workspace: /somewhere/else" in request_body(interaction)["messages"][0]["content"]
-    system = request_body(reblessed.interactions[0])["messages"][0]["content"]
+        assert "Workspace: /somewhere/else" in text(request_body(interaction)["messages"][0])
+    system = text(request_body(reblessed.interactions[0])["messages"][0])
     assert reblessed.metadata["system_prompt_sha256"] == hashlib.sha256(system.encode()).hexdigest()
 
     report = replay_session(copy)

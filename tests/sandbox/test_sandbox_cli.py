@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 from cli_helpers import Agent, Terminal, kill_if_running
+from message_text import text
 from sandbox_helpers import BWRAP_PROBLEM, needs_bwrap
 
 from nano_code.adapters.session_file import load_session
@@ -59,7 +60,7 @@ def test_by_default_commands_run_sandboxed_without_asking_and_writes_outside_are
     assert session.metadata["sandbox"]["mode"] == "workspace-write"
     assert session.metadata["settings"]["sandbox"] == "workspace-write"
     first = json.loads(next(session.request_bodies()) or "{}")
-    assert "sandbox" in first["messages"][0]["content"]  # the model is told what it may do
+    assert "sandbox" in text(first["messages"][0])  # the model is told what it may do
     # the kernel's decisions under the sandbox replay exactly
     assert replay_session(agent.workspace / "s.yaml").status == "identical"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import Agent, tool_messages
+from message_text import text
 from trust_helpers import RawServer, answer, broken_off, run_measured
 
 from nano_code.cli.run import plain_http_to_another_host
@@ -89,4 +90,4 @@ def test_dotenv_cannot_switch_approval_off(agent: Agent) -> None:
     assert len(ignored) == 1 and "ignor" in ignored[0], done.stderr
     assert "refused shell" in done.stderr
     (refusal,) = tool_messages(agent.bodies(server)[1])
-    assert "Not run" in refusal["content"]
+    assert "Not run" in text(refusal)

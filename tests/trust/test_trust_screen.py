@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import PROMPT, Agent, kill_if_running, tool_messages
+from message_text import text
 from trust_helpers import ScreenTerminal, control_bytes_in
 
 from nano_code.testing.fake_server import http_error, reply
@@ -100,15 +101,15 @@ def test_1a_approval_prompt_shows_the_exact_call_and_warns(agent: Agent, case: s
         terminal.close()
 
     screen = "\n".join(asked)
-    for text in shown:
-        assert text in screen, screen
+    for expected in shown:
+        assert expected in screen, screen
     assert "control or invisible characters" in screen, screen
     if spoof is not None:  # what the spoof would leave on a line of its own
         assert not [line for line in asked if line.lstrip("│ ").startswith(spoof)], screen
     assert terminal.screen.title == ""
     assert sorted(path.name for path in agent.workspace.iterdir()) == []
     (answer,) = tool_messages(agent.bodies(server)[1])
-    assert "Not run" in answer["content"]
+    assert "Not run" in text(answer)
 
 
 def test_1b_assistant_text_cannot_move_clear_or_retitle(agent: Agent) -> None:
@@ -170,7 +171,7 @@ def test_1c_tool_output_lines_are_escaped(agent: Agent) -> None:
     assert "PWNED" not in terminal.screen.title
     # The model still got the real output (escaping is for the terminal only).
     (answer,) = tool_messages(agent.bodies(server)[1])
-    assert "\x1b]0;PWNED" in answer["content"] or "PWNED" in answer["content"]
+    assert "\x1b]0;PWNED" in text(answer) or "PWNED" in text(answer)
 
 
 def test_1d_server_error_text_cannot_drive_the_screen(agent: Agent) -> None:

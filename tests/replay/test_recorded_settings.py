@@ -9,8 +9,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from replay_helpers import TASK, record_inproc
 
+from nano_code.adapters.config import Settings
 from nano_code.adapters.session_file import load_session
-from nano_code.session.settings import DEFAULT_TOOL_OUTPUT_CHARS, RecordedSettings, SettingsError
+from nano_code.kernel.request import build_request
+from nano_code.kernel.types import PromptCache, Server, SystemMessage
+from nano_code.session.settings import (
+    DEFAULT_TOOL_OUTPUT_CHARS,
+    RecordedSettings,
+    SettingsError,
+    kernel_config,
+    recorded_settings,
+)
 from nano_code.testing import replay
 from nano_code.testing.fake_server import FakeServer, reply
 
@@ -24,6 +33,8 @@ settings_values = st.builds(
     shell_timeout=st.floats(0.1, 1e4),
     workspace=st.text(max_size=30),
     max_tool_output_chars=st.integers(200, 10**6),
+    prompt_cache=st.sampled_from(["auto", "on", "off"]),
+    prompt_cache_key=st.none() | st.text(max_size=40),
 )
 
 
@@ -82,3 +93,30 @@ def test_an_unknown_override_is_an_error_not_ignored(long_output: Path) -> None:
         and "unknown setting" in report.error
         and "max_tool_output_chars" in report.error
     )
+
+
+def test_prompt_cache_settings_old_files_new_files_and_openais_key(tmp_path: Path) -> None:
+    """Files from before markers replay without them; a new session records its choice, and one
+    on OpenAI's own server a key of its own, so its requests land on one cache."""
+    old = {"model": "anthropic/claude-sonnet-4.5", "base_url": "https://openrouter.ai/api/v1", "max_steps": 5, "stream": True, "auto_approve": False, "workspace": "/w"}  # fmt: skip
+    config = kernel_config(old, None)
+    assert config.prompt_cache is PromptCache.OFF and config.server is Server.OPENROUTER
+    assert all(
+        isinstance(m["content"], str) for m in build_request(config, (SystemMessage("s"),))["messages"]
+    )
+
+    here = Settings(base_url="https://api.openai.com/v1", model="gpt-5.6", home=tmp_path)
+    first, second = (recorded_settings(here, tmp_path, stream=True) for _ in range(2))
+    assert (
+        first.prompt_cache == "auto"
+        and first.prompt_cache_key
+        and first.prompt_cache_key != second.prompt_cache_key
+    )
+    config = kernel_config(first, None)
+    assert config.server is Server.OPENAI
+    assert build_request(config, (SystemMessage("s"),))["prompt_cache_key"] == first.prompt_cache_key
+    elsewhere = recorded_settings(
+        Settings(base_url="http://127.0.0.1:9/v1", home=tmp_path), tmp_path, stream=True
+    )
+    assert elsewhere.prompt_cache_key is None and kernel_config(elsewhere, None).server is Server.OTHER
+    assert kernel_config({**old, "base_url": "not a url at all ::"}, None).server is Server.OTHER

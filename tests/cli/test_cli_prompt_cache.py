@@ -1,0 +1,91 @@
+"""Prompt-cache markers through the real CLI: on by default for the default model (Claude), off on
+request or for other families, and a server that refuses them costs one request, is said once,
+and is followed by replay and resume alike."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from cli_helpers import Agent
+from message_text import text, unmarked
+
+from nano_code.adapters.session_file import load_session
+from nano_code.session.replay import replay_session
+from nano_code.testing.fake_server import FakeServer, http_error, reply
+
+REFUSAL = "messages.1.content.0.cache_control: Extra inputs are not permitted"
+
+
+def marked_positions(body: Mapping[str, Any]) -> list[int]:
+    return [
+        i
+        for i, message in enumerate(body["messages"])
+        if isinstance(message["content"], list) and "cache_control" in message["content"][0]
+    ]
+
+
+def two_steps() -> list[dict[str, Any]]:
+    return [reply(tool_calls=[("shell", {"command": "echo one"})]), reply(content="done")]
+
+
+def test_the_default_model_marks_the_system_prompt_and_the_newest_messages(agent: Agent) -> None:
+    agent.serve(two_steps())
+    result = agent.run("-p", "say one", "--yes")
+    assert result.returncode == 0, result.stderr
+    first, second = agent.bodies()
+    assert first["model"] == "anthropic/claude-sonnet-4.5"
+    assert marked_positions(first) == [0, 1]  # the system prompt (and tools), the task
+    assert marked_positions(second) == [0, 1, 3]  # ... the previous request's end, the tool result
+    assert unmarked(second)["messages"][:2] == unmarked(first)["messages"]
+    (session,) = agent.session_files()
+    assert load_session(session).metadata["settings"]["prompt_cache"] == "auto"
+    assert replay_session(session).status == "identical"
+
+
+def test_off_and_other_families_send_todays_body(agent: Agent) -> None:
+    agent.serve([reply(content="a"), reply(content="b")])
+    assert agent.run("-p", "x", env={"NANO_CODE_PROMPT_CACHE": "off"}).returncode == 0
+    assert agent.run("-p", "x", env={"MODEL_NAME": "qwen3-coder"}).returncode == 0
+    for body in agent.bodies():
+        assert all(isinstance(m["content"], str) for m in body["messages"]), body
+    bad = agent.run("-p", "x", env={"NANO_CODE_PROMPT_CACHE": "sometimes"})
+    assert bad.returncode == 2 and "NANO_CODE_PROMPT_CACHE" in bad.stderr
+
+
+def refusing_server() -> FakeServer:
+    """A strict server: a 400 for any request with a cache marker, else a two-step task."""
+    answered = []
+
+    def respond(request: Mapping[str, Any], number: int) -> dict[str, Any]:
+        if "cache_control" in json.dumps(request):
+            return http_error(400, {"error": {"message": REFUSAL, "type": "invalid_request_error"}})
+        answered.append(number)
+        return two_steps()[0] if len(answered) % 2 else reply(content="done")
+
+    return FakeServer(respond)
+
+
+def test_a_refusing_server_costs_one_request_said_once_and_replay_and_resume_follow(agent: Agent) -> None:
+    server = refusing_server().start()
+    agent.servers.append(server)
+    agent.base_url = server.base_url
+    result = agent.run("-p", "say one", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("refused the prompt-cache markers") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    bodies = agent.bodies()
+    assert len(bodies) == 3  # refused, resent without markers, the second step
+    assert marked_positions(bodies[0]) and not any(marked_positions(b) for b in bodies[1:])
+    assert bodies[1] == unmarked(bodies[0])
+    (session,) = agent.session_files()
+    assert replay_session(session).status == "identical"
+
+    resumed = agent.run("--resume", str(session), "-p", "and again", "--yes")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "refused" not in resumed.stderr  # the switch was rebuilt from the recorded 400
+    later = agent.bodies()[3:]
+    assert later and not any(marked_positions(b) for b in later)
+    assert text(later[0]["messages"][-1]) == "and again"
+    assert replay_session(session).status == "identical"

@@ -75,12 +75,20 @@ def _put(stream: TextIO, text: str) -> None:
     stream.flush()
 
 
+def cache_note(usage: Usage) -> str:
+    """What the prompt cache did, as " (N read from cache, M written)"; "" when nothing."""
+    parts = [f"{usage.cached_tokens:,} read from cache"] if usage.cached_tokens else []
+    if usage.cache_write_tokens:
+        parts.append(
+            f"{usage.cache_write_tokens:,} written"
+            if parts
+            else f"{usage.cache_write_tokens:,} written to cache"
+        )
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def usage_line(usage: Usage) -> str:
-    parts = [f"{usage.prompt_tokens:,} in"]
-    if usage.cached_tokens:
-        parts[0] += f" ({usage.cached_tokens:,} cached)"
-    parts.append(f"{usage.completion_tokens:,} out")
-    line = "tokens: " + " / ".join(parts)
+    line = f"tokens: {usage.prompt_tokens:,} in{cache_note(usage)} / {usage.completion_tokens:,} out"
     if usage.cost is not None:
         line += f" · ${usage.cost:.4f}"
     return line

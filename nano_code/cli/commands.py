@@ -12,6 +12,7 @@ import attrs
 from nano_code.adapters import git
 from nano_code.adapters.journal import ModelChangeEntry
 from nano_code.adapters.safe_text import for_terminal
+from nano_code.adapters.terminal import cache_note
 from nano_code.driver import Driver
 from nano_code.kernel.events import ClearConversation, CompactRequest
 from nano_code.kernel.types import AssistantMessage, Usage
@@ -53,7 +54,7 @@ def parse(line: str) -> Command | None:
 def usage_line(label: str, usage: Usage) -> str:
     cost = f", ${usage.cost:.4f}" if usage.cost is not None else ""
     return (
-        f"{label}: {usage.prompt_tokens:,} tokens in / {usage.completion_tokens:,} out"
+        f"{label}: {usage.prompt_tokens:,} tokens in{cache_note(usage)} / {usage.completion_tokens:,} out"
         f" ({usage.total_tokens:,} in all{cost})"
     )
 

@@ -46,7 +46,14 @@ from nano_code.session.recording import response_event
 from nano_code.session.table_cells import cut, first_line
 
 Row = dict[str, Any]
-_TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
+_TOKEN_COLUMNS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
 _USAGE_COLUMNS = (*_TOKEN_COLUMNS, "cost")
 SESSION_COLUMNS = (
     *("path", "session_id", "parent", "parent_path", "fork_at", "created", "origin", "model"),

@@ -33,7 +33,14 @@ def test_each_command_on_a_terminal_and_the_session_replays(agent: Agent) -> Non
                 tool_calls=[("write_file", {"path": "notes.txt", "content": "new line\n" + LONG})],
                 usage={"prompt_tokens": 1200, "completion_tokens": 30, "cost": 0.0042},
             ),
-            reply(content="Rewrote notes.txt.", usage={"prompt_tokens": 1300, "completion_tokens": 10}),
+            reply(
+                content="Rewrote notes.txt.",
+                usage={
+                    "prompt_tokens": 1300,
+                    "completion_tokens": 10,
+                    "prompt_tokens_details": {"cached_tokens": 1100, "cache_write_tokens": 150},
+                },
+            ),
             reply(content="Summary: notes.txt was rewritten to say 'new line'."),  # /compact's summary
             reply(content="after compact"),
             reply(content="after clear"),
@@ -61,7 +68,8 @@ def test_each_command_on_a_terminal_and_the_session_replays(agent: Agent) -> Non
         terminal.read_until(PROMPT)
         terminal.write("/cost\n")
         shown = terminal.read_until(PROMPT)
-        assert "last turn: 2,500 tokens in / 40 out" in shown and "$0.0042" in shown
+        assert "last turn: 2,500 tokens in (1,100 read from cache, 150 written) / 40 out" in shown
+        assert "$0.0042" in shown
         assert "session: 2,500 tokens in" in shown
         terminal.write("/diff\n")
         shown = terminal.read_until(PROMPT)

@@ -89,3 +89,22 @@ def test_a_refusing_server_costs_one_request_said_once_and_replay_and_resume_fol
     assert later and not any(marked_positions(b) for b in later)
     assert text(later[0]["messages"][-1]) == "and again"
     assert replay_session(session).status == "identical"
+
+
+def cached_usage(prompt: int) -> dict[str, Any]:
+    details = {"cached_tokens": prompt - 100, "cache_write_tokens": 60}
+    return {"prompt_tokens": prompt, "completion_tokens": 10, "prompt_tokens_details": details, "cost": 0.002}
+
+
+def test_cache_reads_and_writes_are_shown_where_users_look(agent: Agent) -> None:
+    script = [
+        reply(tool_calls=[("shell", {"command": "echo one"})], usage=cached_usage(1000)),
+        reply(content="done", usage=cached_usage(2000)),
+    ]
+    agent.serve(script * 2)
+    result = agent.run("-p", "say one", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "3,000 in (2,800 read from cache, 120 written) / 20 out" in result.stderr, result.stderr
+    as_json = agent.run("-p", "say one", "--yes", "--json")
+    (end,) = [line for line in map(json.loads, as_json.stdout.splitlines()) if line.get("type") == "EndTurn"]
+    assert (end["usage"]["cached_tokens"], end["usage"]["cache_write_tokens"]) == (2800, 120)

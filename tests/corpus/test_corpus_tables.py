@@ -38,7 +38,14 @@ COSTS = (0.0046, 0.0049, 0.0177)
 
 
 def usage(prompt: int, completion: int, cost: float) -> dict[str, Any]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "cost": cost}
+    """Half the prompt read from the cache and a tenth written to it, as OpenRouter reports them."""
+    details = {"cached_tokens": prompt // 2, "cache_write_tokens": prompt // 10}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "cost": cost,
+        "prompt_tokens_details": details,
+    }
 
 
 def work_script() -> list[dict[str, Any]]:
@@ -106,6 +113,7 @@ def test_a_session_step_and_tool_call_rows(recorded: dict[str, Path]) -> None:
     assert (session["n_turns"], session["n_steps"], session["n_tool_calls"]) == (1, 3, 3)
     assert (session["prompt_tokens"], session["completion_tokens"], session["total_tokens"]) == (600, 60, 660)
     assert session["cost"] == Decimal("0.0272")
+    assert (session["cached_tokens"], session["cache_write_tokens"]) == (300, 60)
     assert session["outcome"] == "completed" and session["torn"] is False
     assert session["unreadable_records"] == 0
     assert session["replay"] is session["divergence"] is None
@@ -124,6 +132,8 @@ def test_a_session_step_and_tool_call_rows(recorded: dict[str, Path]) -> None:
     assert column(steps, "n_tool_calls") == [1, 2, 0]
     assert column(steps, "prompt_tokens") == [100, 200, 300]
     assert column(steps, "total_tokens") == [110, 220, 330]
+    assert column(steps, "cached_tokens") == [50, 100, 150]
+    assert column(steps, "cache_write_tokens") == [10, 20, 30]
     assert column(steps, "cost") == [Decimal(repr(c)) for c in COSTS]
     assert column(steps, "turn_end") == [None, None, "completed"]
     assert all(isinstance(row["duration_ms"], int) and isinstance(row["t_ms"], int) for row in steps)

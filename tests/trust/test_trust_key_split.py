@@ -108,3 +108,17 @@ def test_a_key_split_over_a_streams_pieces_does_not_survive_in_the_recording(nam
     recorded = interaction_record(exchange, Redactor(KEY), {})["response"]["body"]["string"]
     assert not any(KEY in text for text in texts(decode_stream([recorded.encode()])))
     assert KEY not in recorded
+
+
+def test_a_reencoded_reply_keeps_its_usage_cache_figures_included() -> None:
+    usage = {"prompt_tokens": 900, "completion_tokens": 9, "cost": 0.01,
+             "prompt_tokens_details": {"cached_tokens": 800, "cache_write_tokens": 90}}  # fmt: skip
+    body = sse(chunk({"content": A}), chunk({"content": B + C}), {"id": "x", "choices": [], "usage": usage})
+    reply = decode_stream([body])
+    headers = {"content-type": "text/event-stream"}
+    exchange = Exchange("POST", "http://h/v1/chat/completions", {}, b"{}", 200, "OK", headers, body, reply)
+    recorded = interaction_record(exchange, Redactor(KEY), {})["response"]["body"]["string"]
+    replayed = decode_stream([recorded.encode()])
+    assert isinstance(reply, ModelReply) and isinstance(replayed, ModelReply)
+    assert KEY not in recorded and replayed.usage == reply.usage
+    assert replayed.usage is not None and replayed.usage.cache_write_tokens == 90

@@ -6,7 +6,7 @@ rebuilds the live run's config and a change to the prompt or the tools shows as 
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -129,7 +129,7 @@ def recorded_settings(
         context_tokens=settings.context_tokens,
         summary_as="assistant",
         prompt_cache=settings.prompt_cache,
-        prompt_cache_key=f"nano-code-{uuid.uuid4().hex}" if server_kind(settings.base_url) is Server.OPENAI else None,
+        prompt_cache_key=f"nano-code-{os.urandom(16).hex()}" if server_kind(settings.base_url) is Server.OPENAI else None,
     )
 
 

@@ -108,3 +108,18 @@ def test_cache_reads_and_writes_are_shown_where_users_look(agent: Agent) -> None
     as_json = agent.run("-p", "say one", "--yes", "--json")
     (end,) = [line for line in map(json.loads, as_json.stdout.splitlines()) if line.get("type") == "EndTurn"]
     assert (end["usage"]["cached_tokens"], end["usage"]["cache_write_tokens"]) == (2800, 120)
+
+
+def test_a_resumed_session_continues_the_same_prefix(agent: Agent) -> None:
+    agent.serve([*two_steps(), reply(content="more done")])
+    assert agent.run("-p", "say one", "--yes").returncode == 0
+    (session,) = agent.session_files()
+    resumed = agent.run("--resume", str(session), "-p", "and more", "--yes")
+    assert resumed.returncode == 0, resumed.stderr
+    before, after = unmarked(agent.bodies()[1]), unmarked(agent.bodies()[2])
+    assert after["messages"][: len(before["messages"])] == before["messages"]
+    assert after["messages"][len(before["messages"]) :] == [
+        {"role": "assistant", "content": "done"},
+        {"role": "user", "content": "and more"},
+    ]
+    assert marked_positions(agent.bodies()[2]) == [0, 3, 5]  # the previous request ended at its tool result

@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--model", help="model name (MODEL_NAME)")
     add("--base-url", help="OpenAI-compatible base URL (INFERENCE_BASE_URL)")
     add("--max-steps", type=int, metavar="N", help="model calls allowed per turn")
+    add(
+        "--prompt-cache",
+        choices=("auto", "on", "off"),
+        help="prompt-cache markers (NANO_CODE_PROMPT_CACHE): auto (default) for the models that want them, "
+        "on for every model, off for none",
+    )
     stream = parser.add_mutually_exclusive_group().add_argument
     stream("--stream", dest="stream", action="store_const", const="1", help="always stream replies")
     stream(

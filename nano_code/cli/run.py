@@ -57,6 +57,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
         "NANO_CODE_MAX_STEPS": str(args.max_steps) if args.max_steps is not None else None,
         "NANO_CODE_STREAM": args.stream,
         "NANO_CODE_YES": "1" if args.yes else None,
+        "NANO_CODE_PROMPT_CACHE": args.prompt_cache,
         **sandbox_overrides(args),
     }
 
@@ -71,7 +72,7 @@ def session_path(settings: Settings) -> Path:
     return directory / f"{stamp}-{os.urandom(3).hex()}.yaml"
 
 
-RESUME_FIXED_FLAGS = ("model", "max_steps", "stream")
+RESUME_FIXED_FLAGS = ("model", "max_steps", "stream", "prompt_cache")
 """Flags a resumed session cannot change (so that the whole file still replays). Approval
 is not among them: it is authority, and comes from this command line, never from the file."""
 

@@ -123,3 +123,16 @@ def test_a_resumed_session_continues_the_same_prefix(agent: Agent) -> None:
         {"role": "user", "content": "and more"},
     ]
     assert marked_positions(agent.bodies()[2]) == [0, 3, 5]  # the previous request ended at its tool result
+
+
+def test_the_flag_wins_over_the_environment_and_a_resume_keeps_the_recorded_choice(agent: Agent) -> None:
+    agent.serve([reply(content="a"), reply(content="b")])
+    on = agent.run(
+        "-p", "x", "--prompt-cache", "on", env={"MODEL_NAME": "qwen3-coder", "NANO_CODE_PROMPT_CACHE": "off"}
+    )
+    assert on.returncode == 0, on.stderr
+    assert marked_positions(agent.bodies()[0]) == [0, 1]
+    (session,) = agent.session_files()
+    resumed = agent.run("--resume", str(session), "-p", "y", "--prompt-cache", "off")
+    assert resumed.returncode == 0 and "ignoring --prompt-cache" in resumed.stderr
+    assert marked_positions(agent.bodies()[1]) == [0, 1, 3]

@@ -5,6 +5,7 @@ runs still counts). No two modules import each other, directly or round a
 longer circle, and each package may import only the layers inside it:
 
     cli, testing   anything
+    evals, view    session and everything inside it (research: suites, tables; the HTML viewer)
     session        driver, adapters, kernel, prompts
     adapters       kernel, prompts, other adapters -- never session, driver or cli
     driver         kernel
@@ -24,6 +25,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nano_code"
 LAYER_OF = {
     "nano_code.cli": "cli",
     "nano_code.testing": "testing",
+    "nano_code.evals": "evals",
+    "nano_code.view": "view",
     "nano_code.session": "session",
     "nano_code.adapters": "adapters",
     "nano_code.driver": "driver",
@@ -33,8 +36,10 @@ LAYER_OF = {
 }
 
 MAY_IMPORT = {
-    "cli": {"cli", "session", "adapters", "driver", "kernel", "prompts", "root"},
-    "testing": {"testing", "session", "adapters", "driver", "kernel", "prompts", "root", "cli"},
+    "cli": {"cli", "evals", "view", "session", "adapters", "driver", "kernel", "prompts", "root"},
+    "testing": {"testing", "evals", "view", "session", "adapters", "driver", "kernel", "prompts", "root", "cli"},
+    "evals": {"evals", "session", "adapters", "driver", "kernel", "prompts", "root"},
+    "view": {"view", "session", "adapters", "kernel", "prompts", "root"},
     "session": {"session", "adapters", "driver", "kernel", "prompts", "root"},
     "adapters": {"adapters", "kernel", "prompts", "root"},
     "driver": {"driver", "kernel"},

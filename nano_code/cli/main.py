@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SUBCOMMANDS = ("replay", "diff", "sessions", "export")
+SUBCOMMANDS = ("replay", "diff", "sessions", "export", "eval", "view")
 
 
 def subcommand(name: str) -> Callable[[Sequence[str]], int]:

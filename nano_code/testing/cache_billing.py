@@ -23,6 +23,8 @@ from typing import Any
 
 import attrs
 
+__all__ = ["CacheBilling"]
+
 MARKERS = ("cache_control", "prompt_cache_breakpoint")
 
 

@@ -21,10 +21,8 @@ _step = at_least(1)
 class CallPurpose(enum.Enum):
     """What a model call is for; the driver performs both kinds alike."""
 
-    STEP = "step"
-    """A step of the turn: the conversation so far, tools offered. The reply joins the history."""
-    SUMMARY = "summary"
-    """Compaction's summary of the older conversation: not an answer to show the user."""
+    STEP = "step"  # a step of the turn: the conversation so far, tools offered; the reply joins it
+    SUMMARY = "summary"  # compaction's summary of the older conversation, not shown to the user
 
 
 _purpose = v.instance_of(CallPurpose)
@@ -35,10 +33,8 @@ class CallModel:
     """Send `body` to /chat/completions; answer with ModelReply or ModelFailure."""
 
     body: Mapping[str, Any]
-    step: int = attrs.field(validator=_step)
-    """The turn's step this call makes, or (a summary call) prepares."""
-    attempt: int = attrs.field(default=1, validator=_step)
-    """Calls made for this step (or this summary), this one included."""
+    step: int = attrs.field(validator=_step)  # the turn's step this call makes (or a summary prepares)
+    attempt: int = attrs.field(default=1, validator=_step)  # calls for this step or summary, this one too
     purpose: CallPurpose = attrs.field(default=CallPurpose.STEP, validator=_purpose)
 
 
@@ -107,8 +103,7 @@ class TurnEnd(enum.Enum):
 class EndTurn:
     reason: TurnEnd = attrs.field(validator=v.instance_of(TurnEnd))
     detail: str = attrs.field(default="", validator=is_str)
-    usage: Usage = attrs.field(factory=Usage, validator=v.instance_of(Usage))
-    """Tokens spent in this turn."""
+    usage: Usage = attrs.field(factory=Usage, validator=v.instance_of(Usage))  # tokens spent in this turn
 
 
 Action = CallModel | RetryModel | CheckToolCall | AskApproval | RunTool | ShowText | WaitForUser | EndTurn

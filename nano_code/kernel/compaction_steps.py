@@ -29,10 +29,8 @@ from nano_code.kernel.types import MIN_CONTEXT_TOKENS, PromptCache
 
 def learn_context_window(state: State, event: ModelFailure) -> State:
     """`state` knowing the smaller context window the failure's message states, if any."""
-    stated = compaction.context_limit_in(event.message)
-    if stated is None or max(MIN_CONTEXT_TOKENS, stated) >= state.context_window:
-        return state
-    return attrs.evolve(state, learned_context_tokens=max(MIN_CONTEXT_TOKENS, stated))
+    window = max(MIN_CONTEXT_TOKENS, compaction.context_limit_in(event.message) or state.context_window)
+    return attrs.evolve(state, learned_context_tokens=window) if window < state.context_window else state
 
 
 def on_overflow(state: State, event: ModelFailure) -> Transition:
@@ -48,16 +46,14 @@ def on_overflow(state: State, event: ModelFailure) -> Transition:
         "then sending the step again",
         TextKind.WARNING,
     )
-    started = start_compaction(
-        attrs.evolve(state, overflow_compacted=True), AfterSummary.RETRY_STEP, [notice]
-    )
-    if started is not None:
-        return started
     detail = (
         f"{event.message} -- the conversation is too long for the model's context window, and "
         "nothing in it is old enough to compact (the newest messages alone do not fit)"
     )
-    return end_turn(state, TurnEnd.FAILED, detail, [])
+    retried = start_compaction(
+        attrs.evolve(state, overflow_compacted=True), AfterSummary.RETRY_STEP, [notice]
+    )
+    return retried or end_turn(state, TurnEnd.FAILED, detail, [])
 
 
 def start_compaction(state: State, then: AfterSummary, actions: list[Action]) -> Transition | None:
@@ -168,9 +164,7 @@ def on_compact_request(state: State, _event: CompactRequest) -> Transition:
     state = new_turn(state)
     if state.config.summary_prompt is None:
         return end_turn(state, TurnEnd.FAILED, "compaction is off (no summary prompt is configured)", [])
-    started = start_compaction(
-        state, AfterSummary.USER, [ShowText("summarising the older part of the conversation")]
-    )
-    if started is not None:
-        return started
-    return end_turn(state, TurnEnd.COMPLETED, "nothing to compact yet: the conversation is short", [])
+    notice = ShowText("summarising the older part of the conversation")
+    short = "nothing to compact yet: the conversation is short"
+    started = start_compaction(state, AfterSummary.USER, [notice])
+    return started or end_turn(state, TurnEnd.COMPLETED, short, [])

@@ -10,6 +10,8 @@ from attrs import validators as v
 
 from nano_code.kernel.types import Usage, is_opt_str, is_str, tuple_of
 
+_opt_int = v.optional(v.instance_of(int))
+
 
 @attrs.frozen
 class UserInput:
@@ -20,11 +22,9 @@ class UserInput:
 class ReplyToolCall:
     """A tool call exactly as the server sent it, before the kernel checks it."""
 
-    id: str = attrs.field(validator=is_str)
-    """May be empty or repeat an earlier id; the kernel makes it unique."""
+    id: str = attrs.field(validator=is_str)  # may be empty or repeated: the kernel makes it unique
     name: str = attrs.field(validator=is_str)
-    arguments: str | None = attrs.field(default=None, validator=is_opt_str)
-    """Raw JSON text; None when the server sent no arguments at all (or null)."""
+    arguments: str | None = attrs.field(default=None, validator=is_opt_str)  # raw JSON; None: none sent
 
 
 @attrs.frozen
@@ -44,20 +44,17 @@ class FailureKind(enum.Enum):
     SERVER_ERROR = "server_error"
     BAD_REQUEST = "bad_request"
     MALFORMED = "malformed"
-    IN_BAND_ERROR = "in_band_error"
-    """HTTP 200, but the body (or a stream event) carried an error object."""
+    IN_BAND_ERROR = "in_band_error"  # HTTP 200, but the body (or a stream event) carried an error object
     TRANSPORT = "transport"
     TIMEOUT = "timeout"
-    BAD_RESPONSE = "bad_response"
-    """Too large, or in an encoding nano-code did not ask for: asking again would not help."""
+    BAD_RESPONSE = "bad_response"  # too large, or an encoding not asked for: asking again would not help
 
 
 @attrs.frozen
 class ModelFailure:
     kind: FailureKind = attrs.field(validator=v.instance_of(FailureKind))
     message: str = attrs.field(validator=is_str)
-    status: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
-    """HTTP status, or the status-like code of an in-band error."""
+    status: int | None = attrs.field(default=None, validator=_opt_int)  # HTTP's, or an in-band error's code
     retry_after: float | None = attrs.field(default=None, validator=v.optional(v.instance_of(float)))
     """Seconds the server asked us to wait, when it said so."""
 
@@ -73,16 +70,14 @@ class ToolCallFacts:
 class Verdict(enum.Enum):
     APPROVE = "approve"
     DENY = "deny"
-    ALWAYS = "always"
-    """Approve, and do not ask again for this tool in this session."""
+    ALWAYS = "always"  # approve, and do not ask again for this tool in this session
 
 
 @attrs.frozen
 class ApprovalDecision:
     call_id: str = attrs.field(validator=is_str)
     verdict: Verdict = attrs.field(validator=v.instance_of(Verdict))
-    reason: str = attrs.field(default="", validator=is_str)
-    """Why a call was denied, told to the model."""
+    reason: str = attrs.field(default="", validator=is_str)  # why a call was denied, told to the model
 
 
 @attrs.frozen
@@ -90,7 +85,7 @@ class ToolResult:
     call_id: str = attrs.field(validator=is_str)
     output: str = attrs.field(validator=is_str)
     is_error: bool = attrs.field(default=False, validator=v.instance_of(bool))
-    exit_status: int | None = attrs.field(default=None, validator=v.optional(v.instance_of(int)))
+    exit_status: int | None = attrs.field(default=None, validator=_opt_int)
 
 
 @attrs.frozen

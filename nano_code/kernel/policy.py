@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -117,19 +117,14 @@ MAX_ARGUMENT_DEPTH = 64
 
 
 def _nested_deeper_than(value: object, limit: int) -> bool:
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
+    level: list[Any] = [value]  # the values `limit` levels down, after the loop
+    for _ in range(limit):
+        level = [child for item in level if isinstance(item, (dict, list)) for child in _children(item)]
+    return any(isinstance(item, (dict, list)) for item in level)
+
+
+def _children(container: dict[Any, Any] | list[Any]) -> Iterable[Any]:
+    return container.values() if isinstance(container, dict) else container
 
 
 def _reject_constant(name: str) -> Any:

@@ -102,11 +102,13 @@ def hang(seconds: float = 60.0) -> dict[str, Any]:
 
 
 def _usage(reply_spec: Mapping[str, Any]) -> dict[str, Any]:
-    usage = dict(reply_spec.get("usage") or {})
-    usage.setdefault("prompt_tokens", 0)
-    usage.setdefault("completion_tokens", 0)
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, **(reply_spec.get("usage") or {})}
     usage.setdefault("total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
     return usage
+
+
+def _finish_reason(reply_spec: Mapping[str, Any], calls: list[dict[str, Any]]) -> str:
+    return reply_spec.get("finish_reason") or ("tool_calls" if calls else "stop")
 
 
 def _calls(reply_spec: Mapping[str, Any], request_number: int) -> list[dict[str, Any]]:
@@ -127,15 +129,16 @@ def _envelope(kind: str, number: int, model: str) -> dict[str, Any]:
 
 
 def completion_body(reply_spec: Mapping[str, Any], request_number: int, model: str) -> bytes:
+    """The reply as a non-streamed chat.completion body."""
     calls = _calls(reply_spec, request_number)
     message: dict[str, Any] = {"role": "assistant", "content": reply_spec.get("content") or None}
     if calls:
         message["tool_calls"] = calls
     if reply_spec.get("reasoning"):
         message["reasoning"] = reply_spec["reasoning"]
-    finish = reply_spec.get("finish_reason") or ("tool_calls" if calls else "stop")
     body = _envelope("chat.completion", request_number, model)
-    body.update(choices=[{"index": 0, "message": message, "finish_reason": finish}], usage=_usage(reply_spec))
+    choice = {"index": 0, "message": message, "finish_reason": _finish_reason(reply_spec, calls)}
+    body.update(choices=[choice], usage=_usage(reply_spec))
     return json.dumps(body).encode()
 
 
@@ -163,11 +166,9 @@ def sse_events(reply_spec: Mapping[str, Any], request_number: int, model: str) -
         for start in range(0, len(arguments), 16):
             piece = {"index": index, "function": {"arguments": arguments[start : start + 16]}}
             events.append(event({"tool_calls": [piece]}))
-    finish = reply_spec.get("finish_reason") or ("tool_calls" if calls else "stop")
-    events.append(event({}, finish))
+    events.append(event({}, _finish_reason(reply_spec, calls)))
     usage_chunk = {**base, "choices": [], "usage": _usage(reply_spec)}
-    events += [f"data: {json.dumps(usage_chunk)}\n\n".encode(), b"data: [DONE]\n\n"]
-    return events
+    return [*events, f"data: {json.dumps(usage_chunk)}\n\n".encode(), b"data: [DONE]\n\n"]
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -196,12 +197,8 @@ class FakeServer:
         self.overflows = 0
         self.summaries = 0
         self._answered = 0  # requests handed to the script so far
-        if callable(script):
-            self.script: list[Mapping[str, Any]] = []
-            self.respond: Respond = script
-        else:
-            self.script = list(script)
-            self.respond = self._next_in_script
+        self.script: list[Mapping[str, Any]] = [] if callable(script) else list(script)
+        self.respond: Respond = script if callable(script) else self._next_in_script
         self.model = model
         self.requests: list[dict[str, Any]] = []
         self.errors: list[Exception] = []

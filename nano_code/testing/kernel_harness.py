@@ -52,12 +52,9 @@ class KernelRun:
 
     state: State
     actions: tuple[Action, ...]
-    events: tuple[Event, ...]
-    """Every event it was fed: the given ones and the made-up tool answers."""
-    unused: tuple[Event, ...]
-    """Given events from the first one its phase did not accept."""
-    requests: tuple[dict[str, Any], ...]
-    """The body of every request it would send (retries included), as the server would parse it."""
+    events: tuple[Event, ...]  # every event fed: the given ones and the made-up tool answers
+    unused: tuple[Event, ...]  # given events from the first one its phase did not accept
+    requests: tuple[dict[str, Any], ...]  # each request body it would send (retries too), as parsed
 
     @property
     def turn_ends(self) -> tuple[EndTurn, ...]:
@@ -96,8 +93,7 @@ def drive_kernel(
         state, new_actions = transition(state, event)
         fed.append(event)
         actions.extend(new_actions)
-        work = [action for action in new_actions if isinstance(action, (CheckToolCall, AskApproval, RunTool))]
-        asking = work[-1] if work else None
+        asking = next((action for action in reversed(new_actions) if isinstance(action, ToolWork)), None)
     requests = tuple(
         json.loads(json.dumps(dict(action.body)))
         for action in actions

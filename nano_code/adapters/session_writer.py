@@ -11,12 +11,12 @@ import itertools
 import json
 import mmap
 import os
-import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from nano_code.adapters import session_file, session_lock
+from nano_code.adapters.recording_stopped import RecordingStopped
 from nano_code.adapters.session_file import (
     DELTA_KEY,
     FORMAT_VERSION,
@@ -30,17 +30,6 @@ from nano_code.adapters.session_file import (
     shared_ends,
     with_full_body,
 )
-
-
-class RecordingStopped(Exception):
-    """Writing the session failed: the run stops with this line; earlier records stay."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(
-            f"recording stopped: {reason} while writing {path}; what was written before is kept "
-            f"and can be resumed: nano-code --resume {shlex.quote(str(path))}"
-        )
-        self.path = path
 
 
 def _drop_torn_tail(fd: int) -> bool:

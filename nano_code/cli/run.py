@@ -8,18 +8,14 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nano_code.adapters.config import ConfigError, Settings, load_settings
 from nano_code.adapters.endpoint import is_loopback_url
-from nano_code.adapters.journal import ApprovalModeEntry
 from nano_code.adapters.process_groups import kill_left_running
-from nano_code.adapters.provenance import provenance
-from nano_code.adapters.recorder import Recorder
+from nano_code.adapters.recording_stopped import RecordingStopped
 from nano_code.adapters.sandbox import SandboxUnavailable
 from nano_code.adapters.secrets import Redactor, SecretLeakError
-from nano_code.adapters.session_file import SessionFileError, load_session
-from nano_code.adapters.session_lock import SessionLocked
-from nano_code.adapters.session_writer import RecordingStopped, make_private_dirs
 from nano_code.adapters.terminal import HumanDisplay, JsonLinesDisplay
 from nano_code.cli import exits
 from nano_code.cli.approval import approver, describe_call
@@ -30,7 +26,6 @@ from nano_code.kernel.actions import EndTurn, TurnEnd
 from nano_code.kernel.events import FailureKind
 from nano_code.kernel.state import State, initial_state
 from nano_code.kernel.types import ApprovalMode, SandboxMode
-from nano_code.session.changes import change_setting
 from nano_code.session.factory import choose_sandbox, live_session, open_recorder, sandbox_provenance
 from nano_code.session.settings import (
     RecordedSettings,
@@ -40,6 +35,9 @@ from nano_code.session.settings import (
     recorded_agents_md,
     recorded_settings,
 )
+
+if TYPE_CHECKING:
+    from nano_code.adapters.recorder import Recorder
 
 EXIT_BY_REASON = {
     TurnEnd.COMPLETED: EXIT_OK,
@@ -64,6 +62,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
 
 def session_path(settings: Settings) -> Path:
     """A new file in the sessions directory, which is made private (0700) if it is not."""
+    from nano_code.adapters.session_writer import make_private_dirs  # only a recorded run needs the writer
+
     stamp = time.strftime("%Y%m%d-%H%M%S")
     directory = settings.home / "sessions"
     make_private_dirs(directory)
@@ -118,6 +118,7 @@ def main(args: argparse.Namespace) -> int:
     parent_state: State | None = None
     resume_file = None
     if args.resume:
+        from nano_code.adapters.session_file import SessionFileError, load_session
         from nano_code.session.recording import ResumeError, rebuild_state
 
         try:
@@ -148,22 +149,27 @@ def main(args: argparse.Namespace) -> int:
 
     recorder: Recorder | None = None
     snapshot_beside: Path | None = None
-    try:
-        if args.resume:
-            recorder = open_recorder(Path(args.resume), None, redactor, resume_from=resume_file)
-        elif not args.no_record:
-            path = Path(args.record) if args.record else session_path(settings)
-            origin = os.environ.get("NANO_CODE_SESSION_ORIGIN", "").strip() or "live"
-            metadata = provenance(config, recorded.to_json(), workspace, agents_md, origin=origin)
-            metadata["sandbox"] = sandbox_provenance(settings.sandbox, sandbox, sandbox_notice)
-            recorder = open_recorder(path, metadata, redactor)
-            snapshot_beside = path
-    except FileExistsError:
-        return usage_error(f"nano-code: {args.record} already exists; choose another path")
-    except SessionLocked as error:  # one writer per session: "S is open in process PID"
-        return usage_error(f"nano-code: {error}")
-    except (OSError, SecretLeakError, SessionFileError) as error:
-        return usage_error(f"nano-code: cannot record the session: {redactor.scrub(str(error))}")
+    if args.resume or not args.no_record:  # the writer, the journal and the provenance: recorded runs only
+        from nano_code.adapters.provenance import provenance
+        from nano_code.adapters.session_file import SessionFileError
+        from nano_code.adapters.session_lock import SessionLocked
+
+        try:
+            if args.resume:
+                recorder = open_recorder(Path(args.resume), None, redactor, resume_from=resume_file)
+            else:
+                path = Path(args.record) if args.record else session_path(settings)
+                origin = os.environ.get("NANO_CODE_SESSION_ORIGIN", "").strip() or "live"
+                metadata = provenance(config, recorded.to_json(), workspace, agents_md, origin=origin)
+                metadata["sandbox"] = sandbox_provenance(settings.sandbox, sandbox, sandbox_notice)
+                recorder = open_recorder(path, metadata, redactor)
+                snapshot_beside = path
+        except FileExistsError:
+            return usage_error(f"nano-code: {args.record} already exists; choose another path")
+        except SessionLocked as error:  # one writer per session: "S is open in process PID"
+            return usage_error(f"nano-code: {error}")
+        except (OSError, SecretLeakError, SessionFileError) as error:
+            return usage_error(f"nano-code: cannot record the session: {redactor.scrub(str(error))}")
 
     approve = approver(display, lambda: session.performer.tool_context)
     state = parent_state if parent_state is not None else initial_state(config)
@@ -181,6 +187,9 @@ def main(args: argparse.Namespace) -> int:
     driver = session.driver
     try:
         if parent_state is not None:
+            from nano_code.adapters.journal import ApprovalModeEntry
+            from nano_code.session.changes import change_setting
+
             if driver.interrupt() is not None:  # a crash mid-step left calls unanswered
                 display.notice("resumed: the step that was in flight was recorded as interrupted")
             # Approval and sandbox are authority: they come from this command line, never the file.

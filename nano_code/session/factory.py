@@ -8,18 +8,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from nano_code.adapters.config import Settings
 from nano_code.adapters.live import Approver, LivePerformer
 from nano_code.adapters.model_client import Exchange, ModelClient
-from nano_code.adapters.recorder import Recorder
 from nano_code.adapters.sandbox import Sandbox, choose
 from nano_code.adapters.secrets import Redactor
-from nano_code.adapters.session_file import SessionFile
-from nano_code.adapters.session_writer import SessionWriter
 from nano_code.adapters.tool import ToolContext
 from nano_code.driver import Driver, Observer
 from nano_code.kernel.actions import AskApproval, CallModel, CheckToolCall, RetryModel, RunTool
@@ -34,6 +31,10 @@ from nano_code.kernel.events import (
 from nano_code.kernel.state import State
 from nano_code.kernel.stream import StreamDelta
 from nano_code.kernel.types import SandboxMode
+
+if TYPE_CHECKING:
+    from nano_code.adapters.recorder import Recorder
+    from nano_code.adapters.session_file import SessionFile
 
 
 def live_performer(
@@ -79,6 +80,9 @@ def open_recorder(
     path: Path, metadata: Mapping[str, Any] | None, redactor: Redactor, resume_from: SessionFile | None = None
 ) -> Recorder:
     """A recorder appending to `path`: a new file headed by `metadata`, or `resume_from`'s."""
+    from nano_code.adapters.recorder import Recorder  # imported by recorded runs only
+    from nano_code.adapters.session_writer import SessionWriter
+
     return Recorder(SessionWriter(path, metadata, redactor.check, resume_from=resume_from), redactor)
 
 

@@ -26,19 +26,13 @@ TIMEOUT = 5.0
 STATUS = ("status", "--porcelain=v2", "--branch")
 """What the provenance asks of the workspace: HEAD and the dirty state in one call."""
 HEAD = ("rev-parse", "HEAD")
+_DRIVER_CONFIG = ("git", "config", "--null", "--name-only", "--get-regexp", DRIVER_KEYS)
 
 
 def driver_overrides(cwd: Path) -> list[str]:
     """`-c KEY=` for every driver key the repository at `cwd` sets; filters made optional, not failing."""
     try:
-        done = subprocess.run(
-            ["git", "config", "--null", "--name-only", "--get-regexp", DRIVER_KEYS],
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
+        done = early.run(_DRIVER_CONFIG, cwd, TIMEOUT)
     except (OSError, subprocess.SubprocessError):
         return []
     overrides: list[str] = []
@@ -76,15 +70,26 @@ def source_checkout() -> Path | None:
 def output(args: tuple[str, ...] | list[str], cwd: Path, timeout: float = TIMEOUT) -> str | None:
     """git's stdout, stripped, or None when git is missing, fails or takes too long."""
     try:
-        done = early.run(argv(cwd, *args), cwd, timeout)
+        done = early.collect(("git", *args), cwd, timeout) or early.run(argv(cwd, *args), cwd, timeout)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.decode("utf-8", "replace").strip() if done.returncode == 0 else None
 
 
-def start_provenance(workspace: Path) -> None:
-    """Start the git calls a recorded session's provenance makes (see `early`)."""
-    early.start(argv(workspace, *STATUS), workspace)
+def _provenance_calls(workspace: Path) -> list[tuple[Path, tuple[str, ...]]]:
     source = source_checkout()
-    if source is not None:
-        early.start(argv(source, *HEAD), source)
+    return [(workspace, STATUS), *([(source, HEAD)] if source is not None else [])]
+
+
+def start_provenance_config(workspace: Path) -> None:
+    """Start reading the driver keys the provenance's git calls need (see `early`), so that
+    `start_provenance`, called a little later, does not wait for git."""
+    for cwd, _ in _provenance_calls(workspace):
+        early.start(_DRIVER_CONFIG, cwd)
+
+
+def start_provenance(workspace: Path) -> None:
+    """Start the git calls a recorded session's provenance makes (see `early`); `output` collects
+    them by their arguments."""
+    for cwd, args in _provenance_calls(workspace):
+        early.start(argv(cwd, *args), cwd, key=("git", *args))

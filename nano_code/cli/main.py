@@ -86,18 +86,23 @@ def subcommand(name: str) -> Callable[[Sequence[str]], int]:
 
 def _start_early(args: argparse.Namespace) -> None:
     """Start git (a new recording's provenance) and bwrap's trial run (unless the sandbox is
-    off) now, so they run while the rest is imported (adapters/early.py)."""
+    off) now, so they run while the rest is imported (adapters/early.py). git's config is read
+    first and used after the sandbox's import, so nothing here waits for a command."""
     from pathlib import Path
 
-    if not args.no_record and not args.resume:
+    workspace = Path.cwd().resolve()
+    recording = not args.no_record and not args.resume
+    if recording:
         from nano_code.adapters import git
 
-        git.start_provenance(Path.cwd().resolve())
+        git.start_provenance_config(workspace)
     requested = args.sandbox or os.environ.get("NANO_CODE_SANDBOX", "").strip().lower()
     if requested != "off":
         from nano_code.adapters import sandbox
 
         sandbox.start_probe()
+    if recording:
+        git.start_provenance(workspace)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -66,13 +66,11 @@ def _match(tokens: tuple[tuple[str, str], ...], path: tuple[str | int, ...]) -> 
     kind, value = tokens[0]
     head = path[0]
     if kind == "deep":
-        if isinstance(head, str) and head == value and _match(tokens[1:], path[1:]):
-            return True
-        return _match(tokens, path[1:])
+        return (head == value and _match(tokens[1:], path[1:])) or _match(tokens, path[1:])
     if kind == "index":
         fits = isinstance(head, int) and (value == "*" or int(value) == head)
     else:
-        fits = value == "*" or (isinstance(head, str) and head == value)
+        fits = value in ("*", head)
     return fits and _match(tokens[1:], path[1:])
 
 

@@ -61,9 +61,8 @@ def cut_middle(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     head_size = limit * 2 // 5
-    tail_size = limit - head_size
-    omitted = len(text) - head_size - tail_size
-    return join_head_and_tail(text[:head_size], text[len(text) - tail_size :], omitted, "characters")
+    tail = text[len(text) - (limit - head_size) :]
+    return join_head_and_tail(text[:head_size], tail, len(text) - limit, "characters")
 
 
 def join_head_and_tail(head: str, tail: str, omitted: int, unit: str) -> str:

@@ -8,7 +8,6 @@ with FakeServer([reply(content="done")]) as server:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import attrs
 
@@ -18,10 +17,8 @@ from nano_code.kernel.state import State, initial_state
 from nano_code.session.divergence import ReplayReport
 from nano_code.session.replay import replay_session
 
-
-def replay(path: str | Path, **overrides: Any) -> ReplayReport:
-    """Replay one recorded session strictly and offline; see `ReplayReport`."""
-    return replay_session(path, **overrides)
+replay = replay_session
+"""Replay one recorded session strictly and offline; see `ReplayReport`."""
 
 
 @attrs.frozen
@@ -68,11 +65,10 @@ def run(
     agents_md = read_agents_md(root)
     recorded = recorded_settings(settings, root, stream)
     config = kernel_config(recorded, agents_md)
-    redactor = Redactor(api_key)
     recorder = None
     if recording is not None:
         metadata = provenance(config, recorded.to_json(), root, agents_md, origin="nano_code.testing")
-        recorder = open_recorder(recording, metadata, redactor)
+        recorder = open_recorder(recording, metadata, Redactor(api_key))
     session = live_session(
         settings,
         initial_state(config),

@@ -238,18 +238,12 @@ class FakeServer:
                             float(step.get("chunk_delay") or 0),
                         )
                     else:
-                        self._send(
-                            200, completion_body(step["reply"], number, server.model), "application/json"
-                        )
+                        self._send(200, completion_body(step["reply"], number, server.model), {})
                     return
-                headers = dict(step.get("headers") or {})
-                content_type = headers.pop("Content-Type", "application/json")
-                self._send(int(step["status"]), str(step["body"]).encode(), content_type, headers)
+                self._send(int(step["status"]), str(step["body"]).encode(), step.get("headers") or {})
 
-            def _send(
-                self, status: int, payload: bytes, content_type: str, extra: Mapping[str, str] | None = None
-            ) -> None:
-                fields = {"Content-Type": content_type, "Content-Length": len(payload), **(extra or {})}
+            def _send(self, status: int, payload: bytes, headers: Mapping[str, str]) -> None:
+                fields = {"Content-Type": "application/json", "Content-Length": len(payload), **headers}
                 head = f"HTTP/1.1 {status} {self.responses.get(status, ('Status',))[0]}\r\n"
                 head += "".join(f"{key}: {value}\r\n" for key, value in fields.items())
                 self.wfile.write(f"{head}\r\n".encode() + payload)  # one write: no Nagle stall

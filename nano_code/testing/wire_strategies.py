@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 _WIRE_TEXT = st.text(max_size=40)
+_Sliceable = TypeVar("_Sliceable", str, bytes)
 
 
 @st.composite
@@ -173,13 +174,17 @@ def completion_bodies(draw: st.DrawFn, reply: ModelReply) -> bytes:
     return json.dumps(body, indent=draw(st.sampled_from([None, 2]))).encode()
 
 
+def _cut_at(value: _Sliceable, cuts: Iterable[int]) -> list[_Sliceable]:
+    bounds = [0, *sorted(cuts), len(value)]
+    return [value[a:b] for a, b in itertools.pairwise(bounds)]
+
+
 def _split(draw: st.DrawFn, text: str, max_pieces: int = 5) -> list[str]:
+    """`text` in up to `max_pieces` non-empty pieces ([] for "")."""
     if not text:
         return []
-    cuts = sorted(draw(st.sets(st.integers(1, max(1, len(text) - 1)), max_size=max_pieces - 1)))
-    cuts = [c for c in cuts if 0 < c < len(text)]
-    bounds = [0, *cuts, len(text)]
-    return [text[a:b] for a, b in itertools.pairwise(bounds)]
+    cuts = draw(st.sets(st.integers(1, max(1, len(text) - 1)), max_size=max_pieces - 1))
+    return _cut_at(text, [cut for cut in cuts if cut < len(text)])
 
 
 @st.composite
@@ -225,6 +230,7 @@ def stream_chunks(draw: st.DrawFn, reply: ModelReply) -> list[dict[str, Any]]:
     )
     for position, call in enumerate(reply.tool_calls):
         index = {"from0": position, "from1": position + 1, "all0": 0}.get(index_mode)
+        at: dict[str, Any] = {} if index is None else {"index": index}
         as_object = _is_canonical_object(call.arguments) and draw(st.booleans())
         if call.arguments is None:
             pieces: list[Any] = [None] if draw(st.booleans()) else []
@@ -238,8 +244,8 @@ def stream_chunks(draw: st.DrawFn, reply: ModelReply) -> list[dict[str, Any]]:
                 pieces.insert(1, "")  # Anthropic's extra empty delta
         repeat_id = draw(st.booleans())
         name_later = draw(st.sampled_from(["omit", "repeat", "blank"]))
-        first = True
-        for piece in pieces or [Ellipsis]:
+        for number, piece in enumerate(pieces or [Ellipsis]):
+            first = number == 0
             function: dict[str, Any] = {}
             if first or name_later == "repeat":
                 function["name"] = call.name
@@ -247,19 +253,14 @@ def stream_chunks(draw: st.DrawFn, reply: ModelReply) -> list[dict[str, Any]]:
                 function["name"] = ""
             if piece is not Ellipsis and (piece is not None or draw(st.booleans())):
                 function["arguments"] = piece
-            item: dict[str, Any] = {"function": function, "type": "function"}
+            item: dict[str, Any] = {"function": function, "type": "function", **at}
             if first or repeat_id:
                 item["id"] = call.id
             elif draw(st.booleans()) and index is not None:
                 item["id"] = ""  # DashScope's empty id on continuations
-            if index is not None:
-                item["index"] = index
             chunks.append(chunk({"tool_calls": [item]}))
-            first = False
         if call.arguments and not as_object and _is_canonical_object(call.arguments) and draw(st.booleans()):
-            resend: dict[str, Any] = {"function": {"arguments": call.arguments}, "id": call.id}
-            if index is not None:
-                resend["index"] = index
+            resend = {"function": {"arguments": call.arguments}, "id": call.id, **at}
             chunks.append(chunk({"tool_calls": [resend]}))
 
     usage_payload = draw(_usage_payload(reply.usage)) if reply.usage is not None else None
@@ -321,11 +322,7 @@ def sse_streams(draw: st.DrawFn, reply: ModelReply) -> bytes:
 @st.composite
 def byte_pieces(draw: st.DrawFn, data: bytes, max_pieces: int = 40) -> list[bytes]:
     """`data` cut at arbitrary boundaries (pieces may be empty)."""
-    if not data:
-        return [b""]
-    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=max_pieces - 1)))
-    bounds = [0, *cuts, len(data)]
-    return [data[a:b] for a, b in itertools.pairwise(bounds)]
+    return _cut_at(data, draw(st.lists(st.integers(0, len(data)), max_size=max_pieces - 1)))
 
 
 _SSE_LINES = st.one_of(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from nano_code.adapters.shell import Ending, run_command
 from nano_code.adapters.tool import Arguments, Tool, ToolContext, ToolOutcome
 from nano_code.kernel.types import ToolSpec
 
 
 def _run_shell(arguments: Arguments, context: ToolContext) -> ToolOutcome:
+    from nano_code.adapters.shell import Ending, run_command  # a command's, not the first request's
+
     command: str = arguments["command"]
     if not command.strip():
         return ToolOutcome("Error: the command is empty; nothing was run.", is_error=True)

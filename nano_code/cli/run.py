@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from nano_code.adapters.config import ConfigError, Settings, load_settings
 from nano_code.adapters.endpoint import is_loopback_url
-from nano_code.adapters.process_groups import kill_left_running
 from nano_code.adapters.recording_stopped import RecordingStopped
 from nano_code.adapters.sandbox import SandboxUnavailable
 from nano_code.adapters.secrets import Redactor, SecretLeakError
@@ -201,6 +200,8 @@ def main(args: argparse.Namespace) -> int:
     except RecordingStopped:
         return interrupts.exit_status(EXIT_FAILED)  # said below, once the session is closed
     finally:
+        from nano_code.adapters.process_groups import kill_left_running  # used at the end only
+
         kill_left_running()
         with contextlib.suppress(RecordingStopped):  # raised by the last record (the snapshot's)
             session.close()

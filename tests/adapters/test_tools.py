@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from nano_code.adapters import shell_tool
+from nano_code.adapters import shell as shell_module
 from nano_code.adapters.file_access import inside_workspace
 from nano_code.adapters.shell import Ending, run_command
 from nano_code.adapters.tool import ToolContext, ToolOutcome
@@ -153,7 +153,7 @@ def test_unexpected_exceptions_become_error_outcomes(
     def explode(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(shell_tool, "run_command", explode)
+    monkeypatch.setattr(shell_module, "run_command", explode)
     outcome = shell(context, "true")
     assert outcome.is_error
     assert "RuntimeError: boom" in outcome.output
@@ -204,7 +204,7 @@ def test_empty_command_runs_nothing(context: ToolContext, monkeypatch: pytest.Mo
     def must_not_run(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("ran a command")
 
-    monkeypatch.setattr(shell_tool, "run_command", must_not_run)
+    monkeypatch.setattr(shell_module, "run_command", must_not_run)
     for command in ("", "   \n\t"):
         outcome = shell(context, command)
         assert outcome.is_error

@@ -173,24 +173,20 @@ def render_transcript(messages: Sequence[Message], budget_tokens: int) -> str:
     budget_chars = max(MIN_TRANSCRIPT_TOKENS, budget_tokens) * CHARS_PER_TOKEN
     piece_chars = max(400, min(6000, budget_chars // 8))
     names: dict[str, str] = {}
-    parts: list[str] = []
+    parts: list[tuple[str, str]] = []  # (who, what); nano-code's framing of earlier notes is left out
     for message in messages:
-        if isinstance(message, SystemMessage):
-            continue
-        if isinstance(message, UserMessage):
-            if message.content in (NOTES_INTRO, NOTES_CONTINUE):
-                continue  # nano-code's framing of earlier notes: nothing to summarise
-            parts.append("[user]\n" + _cut_to(message.content, piece_chars))
+        if isinstance(message, UserMessage) and message.content not in (NOTES_INTRO, NOTES_CONTINUE):
+            parts.append(("user", message.content))
         elif isinstance(message, ToolMessage):
-            name = names.get(message.tool_call_id, "a tool")
-            parts.append(f"[result of {name}]\n" + _cut_to(message.content, piece_chars))
-        else:
+            parts.append((f"result of {names.get(message.tool_call_id, 'a tool')}", message.content))
+        elif isinstance(message, AssistantMessage):
             if message.content:
-                parts.append("[assistant]\n" + _cut_to(message.content, piece_chars))
+                parts.append(("assistant", message.content))
             for call in message.tool_calls:
                 names[call.id] = call.name
-                parts.append(f"[assistant called {call.name}]\n" + _cut_to(call.arguments, piece_chars))
-    return _cut_to("\n\n".join(parts), budget_chars)
+                parts.append((f"assistant called {call.name}", call.arguments))
+    text = "\n\n".join(f"[{who}]\n{_cut_to(what, piece_chars)}" for who, what in parts)
+    return _cut_to(text, budget_chars)
 
 
 def summary_messages(

@@ -126,8 +126,9 @@ def _children(container: dict[Any, Any] | list[Any]) -> Iterable[Any]:
     return container.values() if isinstance(container, dict) else container
 
 
-def _reject_constant(name: str) -> Any:
-    # NaN/Infinity are not JSON: strict servers reject them in the history (QUIRKS B-11).
+def reject_json_constant(name: str) -> Any:
+    """`parse_constant` for json.loads: NaN and Infinity are not JSON, and strict servers
+    reject them in the history (QUIRKS B-11)."""
     raise ValueError(f"{name} is not a JSON value")
 
 
@@ -140,7 +141,7 @@ def parse_arguments(spec: ToolSpec | None, name: str, raw: str | None) -> dict[s
         arguments: object = {}
     else:
         try:
-            arguments = json.loads(raw, parse_constant=_reject_constant)
+            arguments = json.loads(raw, parse_constant=reject_json_constant)
         except (ValueError, RecursionError) as error:
             return (
                 f"Error: the arguments of this {name} call are not valid JSON ({error}); "

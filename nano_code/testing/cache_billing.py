@@ -63,18 +63,15 @@ class CacheBilling:
 
     def usage(self, body: Mapping[str, Any], completion_tokens: int = 20) -> dict[str, Any]:
         """Price one request (updating the cache and the totals); its usage as OpenRouter reports it."""
-        blocks, marked = [body.get("tools", [])], [False]
-        for message in body.get("messages", []):
-            plain, has_marker = _unmarked(message)
-            blocks.append(plain)
-            marked.append(has_marker)
+        messages = [_unmarked(message) for message in body.get("messages", [])]
+        blocks = [body.get("tools", []), *(plain for plain, _ in messages)]
+        marks = [number for number, (_, has_marker) in enumerate(messages, 1) if has_marker]
         ends, keys, total, digest = [], [], 0, hashlib.sha256()
         for block in blocks:
             total += _tokens(block)
             digest.update(json.dumps(block, sort_keys=True).encode())
             ends.append(total)
             keys.append(digest.hexdigest())
-        marks = [i for i, is_marked in enumerate(marked) if is_marked]
         reachable = {i for mark in marks for i in range(max(0, mark - self.lookback), mark + 1)}
         hits = [i for i in reachable if keys[i] in self.cached]
         read = ends[max(hits)] if hits else 0

@@ -35,19 +35,14 @@ def histories(
 ) -> tuple[Message, ...]:
     """Valid `State.history` conversations: the system prompt, sometimes an earlier summary, then up
     to `max_pieces` user messages, assistant texts, or tool calls with their answers."""
-    from nano_code.kernel.compaction import NOTES_CONTINUE, NOTES_INTRO, SUMMARY_ACK, summary_text
+    from nano_code.kernel.compaction import NOTES_CONTINUE, SUMMARY_ACK, compacted
 
     history: list[Message] = [SystemMessage(draw(st.sampled_from(["You are a coding agent.", ""])))]
-    if draw(st.integers(0, 3)) == 0:
-        if draw(st.booleans()):  # the summary as the agent's notes
-            history.append(UserMessage(NOTES_INTRO))
-            history.append(AssistantMessage(content=summary_text(draw(_SIZED_TEXT), 128_000, "assistant")))
-            if draw(st.booleans()):
-                history.append(UserMessage(NOTES_CONTINUE))
-        else:  # as sessions recorded before that
-            history.append(UserMessage(summary_text(draw(_SIZED_TEXT), 128_000, "user")))
-            if draw(st.booleans()):
-                history.append(AssistantMessage(content=SUMMARY_ACK))
+    if draw(st.integers(0, 3)) == 0:  # the agent's notes, or a user-role summary as older sessions kept it
+        notes = draw(st.booleans())
+        history = list(compacted(history, 1, draw(_SIZED_TEXT), 128_000, "assistant" if notes else "user"))
+        if draw(st.booleans()):  # the framing that keeps roles alternating
+            history.append(UserMessage(NOTES_CONTINUE) if notes else AssistantMessage(SUMMARY_ACK))
     number = 0
     for _ in range(draw(st.integers(0, max_pieces))):
         kind = draw(st.sampled_from(["user", "text", "calls", "calls"]))

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from nano_code.kernel.policy import reject_json_constant
 from nano_code.kernel.request import encode_message
 from nano_code.kernel.state import State
 from nano_code.kernel.types import MESSAGE_TYPES
@@ -121,14 +122,10 @@ def _assistant_problems(
             problems.append(f"{where}: arguments of {call_id!r} are not a JSON string: {arguments!r:.120}")
             continue
         try:
-            parsed = json.loads(arguments, parse_constant=_no_constant)
+            parsed = json.loads(arguments, parse_constant=reject_json_constant)
         except (ValueError, RecursionError) as error:
             problems.append(f"{where}: arguments of {call_id!r} are not JSON: {error}")
             continue
         if not isinstance(parsed, dict):
             problems.append(f"{where}: arguments of {call_id!r} are not a JSON object")
     return problems
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not standard JSON")

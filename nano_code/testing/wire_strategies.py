@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from hypothesis import strategies as st
 
@@ -62,7 +62,7 @@ def wire_replies(draw: st.DrawFn, max_calls: int = 3) -> ModelReply:
     )
 
 
-def _is_canonical_object(arguments: str | None) -> bool:
+def _is_canonical_object(arguments: str | None) -> TypeGuard[str]:
     """True when `arguments` is exactly how the codec serialises a JSON object."""
     if not arguments:
         return False
@@ -137,12 +137,9 @@ def completion_bodies(draw: st.DrawFn, reply: ModelReply) -> bytes:
         with_index = draw(st.booleans())
         for position, call in enumerate(reply.tool_calls):
             function: dict[str, Any] = {"name": call.name}
-            if call.arguments is None:
-                if draw(st.booleans()):
-                    function["arguments"] = None
-            elif _is_canonical_object(call.arguments) and draw(st.booleans()):
+            if _is_canonical_object(call.arguments) and draw(st.booleans()):
                 function["arguments"] = json.loads(call.arguments)
-            else:
+            elif call.arguments is not None or draw(st.booleans()):
                 function["arguments"] = call.arguments
             item: dict[str, Any] = {"id": call.id, "type": "function", "function": function}
             if call.id == "" and draw(st.booleans()):
@@ -235,7 +232,7 @@ def stream_chunks(draw: st.DrawFn, reply: ModelReply) -> list[dict[str, Any]]:
         if call.arguments is None:
             pieces: list[Any] = [None] if draw(st.booleans()) else []
         elif as_object:
-            pieces = [json.loads(call.arguments or "{}")]
+            pieces = [json.loads(call.arguments)]
         else:
             pieces = _split(draw, call.arguments, 6)
             if draw(st.booleans()) or not pieces:

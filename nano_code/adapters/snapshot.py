@@ -14,7 +14,6 @@ import io
 import os
 import stat
 import subprocess
-import tarfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -262,6 +261,8 @@ def take(workspace: Path, session_path: Path, max_bytes: int = DEFAULT_MAX_BYTES
     else:
         walk_stopped = False
         walk = candidates = _Walk(workspace)
+
+    import tarfile  # here, after git: the snapshot starts as the first request is being sent
 
     target = archive_path(session_path)
     budget = max_bytes

@@ -1,0 +1,91 @@
+"""Where samples run: an engine takes specs lazily and yields each result as it finishes.
+
+An engine is a function `(specs, jobs, stop) -> results`. It pulls the next spec only when it
+can start it (so the driver decides, spec by spec, whether to go on: `--max-cost`), runs at most
+`jobs` at once, and once `stop` is set starts nothing more; the samples in flight then end at
+their next step (`live_task.Stoppable`) with no row. The driver alone writes DIR, so an engine
+only moves specs out and results (rows and session bytes) back. `local` runs samples in
+threads of this process: the work is HTTP and subprocesses, which release the GIL.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from nano_code.evals.sample import SampleResult, SampleSpec, one_line, run_sample
+from nano_code.evals.summary import SampleRow
+
+Engine = Callable[[Iterator[SampleSpec], int, threading.Event], Iterator[SampleResult]]
+
+STOP_GRACE = 5.0
+"""Seconds a stopped run waits for its samples in flight to end before it leaves them."""
+
+
+def local_engine(specs: Iterator[SampleSpec], jobs: int, stop: threading.Event) -> Iterator[SampleResult]:
+    """Run `specs` in `jobs` threads; results in the order they finish."""
+    results: queue.Queue[SampleResult | None] = queue.Queue()
+    take = threading.Lock()
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                with take:
+                    spec = next(specs, None)
+                if spec is None:
+                    return
+                results.put(_guarded(spec, stop))
+        finally:
+            results.put(None)
+
+    workers = [threading.Thread(target=work, name=f"nano-code-eval-{n}", daemon=True) for n in range(jobs)]
+    for worker in workers:
+        worker.start()
+    running = len(workers)
+    try:
+        while running:
+            result = results.get()
+            if result is None:
+                running -= 1
+            else:
+                yield result
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(STOP_GRACE / len(workers))
+
+
+def _guarded(spec: SampleSpec, stop: threading.Event) -> SampleResult:
+    """`run_sample`, with a bug in it turned into an error row rather than a dead worker."""
+    try:
+        return run_sample(spec, stop)
+    except Exception as error:
+        row = SampleRow(
+            task=spec.task.id,
+            model=spec.model,
+            epoch=spec.epoch,
+            outcome="error",
+            steps=0,
+            total_tokens=0,
+            cached_tokens=0,
+            cache_write_tokens=0,
+            cost=None,
+            duration_s=0.0,
+            session="",
+            error=one_line(f"internal error: {type(error).__name__}: {error}"),
+        )
+        return SampleResult(row)
+
+
+ENGINES: dict[str, Callable[[Mapping[str, Any]], Engine]] = {"local": lambda options: local_engine}
+"""Engines by the name `--engine` gives, each made from its options (`ray` takes an address)."""
+
+
+def engine_named(name: str, options: Mapping[str, Any] | None = None) -> Engine:
+    try:
+        make = ENGINES[name]
+    except KeyError:
+        raise ValueError(f"no engine named {name!r}; the engines are {', '.join(ENGINES)}") from None
+    return make(options or {})

@@ -77,8 +77,7 @@ _MOST_TOKENS = 100_000_000
 
 
 def context_limit_in(message: str) -> int | None:
-    """The context window a context-length error states (the last number of the first
-    matching phrase), or None, also for an implausible number."""
+    """The context window a context-length error states, or None (also for an implausible number)."""
     text = message[:4000]
     for pattern in _LIMIT_PATTERNS:
         match = pattern.search(text)

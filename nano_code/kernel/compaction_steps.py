@@ -66,11 +66,8 @@ def start_compaction(state: State, then: AfterSummary, actions: list[Action]) ->
     if cut is None:
         return None
     budget = compaction.transcript_budget(window, state.config.summary_prompt)
-    state = attrs.evolve(
-        state,
-        phase=Phase.AWAITING_SUMMARY,
-        compaction=Compaction(cut=cut, then=then, transcript_tokens=budget),
-    )
+    pending = Compaction(cut=cut, then=then, transcript_tokens=budget)
+    state = attrs.evolve(state, phase=Phase.AWAITING_SUMMARY, compaction=pending)
     return state, [*actions, _summary_call(state, None)]
 
 
@@ -95,10 +92,8 @@ def on_summary_reply(state: State, event: ModelReply) -> Transition:
     assert pending is not None
     summary = clean_text(event.content).strip()
     if not summary:
-        why = "the model sent an empty summary"
-        if event.finish_reason == "length":
-            why += " (it was cut off at the token limit)"
-        return _compaction_failed(state, why)
+        cut_off = " (it was cut off at the token limit)" if event.finish_reason == "length" else ""
+        return _compaction_failed(state, f"the model sent an empty summary{cut_off}")
     before = compaction.estimate_tokens(state.history)
     history = compaction.compacted(
         state.history, pending.cut, summary, state.context_window, state.config.summary_as

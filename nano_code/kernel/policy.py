@@ -127,8 +127,7 @@ def _children(container: dict[Any, Any] | list[Any]) -> Iterable[Any]:
 
 
 def reject_json_constant(name: str) -> Any:
-    """`parse_constant` for json.loads: NaN and Infinity are not JSON, and strict servers
-    reject them in the history (QUIRKS B-11)."""
+    """For json.loads: NaN and Infinity are not JSON; strict servers refuse them (QUIRKS B-11)."""
     raise ValueError(f"{name} is not a JSON value")
 
 

@@ -131,9 +131,7 @@ class StreamAssembler:
         )
         deltas: list[StreamDelta] = []
         choices = chunk.get("choices")
-        if not isinstance(choices, list):
-            return deltas
-        for choice in choices:
+        for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, Mapping) or choice.get("index", 0) not in (0, None):
                 continue
             self._finish = response.text_or_none(choice.get("finish_reason")) or self._finish

@@ -82,16 +82,14 @@ def _usage_payload(draw: st.DrawFn, usage: Usage) -> dict[str, Any]:
     }
     if usage.total_tokens == usage.prompt_tokens + usage.completion_tokens and draw(st.booleans()):
         del payload["total_tokens"]  # the codec recomputes an absent total
-    placement = draw(st.sampled_from(["details", "deepseek", "hf", "mistral"]))
-    if placement == "details" or usage.cached_tokens == 0:
-        payload["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens, "audio_tokens": 0}
-    elif placement == "deepseek":
-        payload["prompt_cache_hit_tokens"] = usage.cached_tokens
-        payload["prompt_cache_miss_tokens"] = usage.prompt_tokens - usage.cached_tokens
-    elif placement == "hf":
-        payload["cached_tokens"] = usage.cached_tokens
-    else:
-        payload["num_cached_tokens"] = usage.cached_tokens
+    cached, uncached = usage.cached_tokens, usage.prompt_tokens - usage.cached_tokens
+    placements: dict[str, dict[str, Any]] = {
+        "details": {"prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0}},
+        "deepseek": {"prompt_cache_hit_tokens": cached, "prompt_cache_miss_tokens": uncached},
+        "hf": {"cached_tokens": cached},
+        "mistral": {"num_cached_tokens": cached},
+    }
+    payload.update(placements[draw(st.sampled_from(list(placements))) if cached else "details"])
     payload["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
     if usage.cost is not None:
         payload["cost"] = usage.cost
@@ -99,17 +97,24 @@ def _usage_payload(draw: st.DrawFn, usage: Usage) -> dict[str, Any]:
     return payload
 
 
-@st.composite
-def _reasoning_fields(draw: st.DrawFn, reasoning: str) -> dict[str, Any]:
-    if not reasoning:
-        return draw(st.sampled_from([{}, {"reasoning": None}, {"reasoning_content": None}]))
-    shape = draw(st.sampled_from(["reasoning_content", "reasoning", "details", "both"]))
+_REASONING_SHAPES = ["reasoning_content", "reasoning", "details", "both"]
+
+
+def _reasoning_as(shape: str, reasoning: str) -> dict[str, Any]:
+    """The message fields carrying `reasoning` in one of the servers' shapes."""
     details = [{"type": "reasoning.text", "text": reasoning, "index": 0, "format": None}]
     if shape == "details":
         return {"reasoning": None, "reasoning_details": details}
     if shape == "both":
         return {"reasoning": reasoning, "reasoning_details": details}
     return {shape: reasoning}
+
+
+@st.composite
+def _reasoning_fields(draw: st.DrawFn, reasoning: str) -> dict[str, Any]:
+    if not reasoning:
+        return draw(st.sampled_from([{}, {"reasoning": None}, {"reasoning_content": None}]))
+    return _reasoning_as(draw(st.sampled_from(_REASONING_SHAPES)), reasoning)
 
 
 def _nothing(key: str) -> st.SearchStrategy[dict[str, Any]]:
@@ -205,17 +210,13 @@ def stream_chunks(draw: st.DrawFn, reply: ModelReply) -> list[dict[str, Any]]:
         chunks.append({"choices": [], "id": "", "model": "", "object": "", "prompt_filter_results": []})
     chunks.append(chunk({"role": "assistant", "content": draw(st.sampled_from([None, ""]))}))
 
-    reasoning_shape = draw(st.sampled_from(["reasoning_content", "reasoning", "details", "both", "thinking"]))
+    reasoning_shape = draw(st.sampled_from([*_REASONING_SHAPES, "thinking"]))
     for piece in _split(draw, reply.reasoning):
         if reasoning_shape == "thinking":
             thinking = {"type": "thinking", "thinking": [{"type": "text", "text": piece}], "closed": True}
-            delta: dict[str, Any] = {"content": [thinking]}
-        elif reasoning_shape in ("details", "both"):
-            details = [{"type": "reasoning.text", "text": piece, "index": 0, "format": None}]
-            delta = {"reasoning": piece if reasoning_shape == "both" else None, "reasoning_details": details}
+            chunks.append(chunk({"content": [thinking]}))
         else:
-            delta = {reasoning_shape: piece, "content": None}
-        chunks.append(chunk(delta))
+            chunks.append(chunk({**_reasoning_as(reasoning_shape, piece), "content": None}))
     for piece in _split(draw, reply.content):
         as_parts = draw(st.booleans())
         chunks.append(chunk({"content": [{"type": "text", "text": piece}] if as_parts else piece}))

@@ -79,6 +79,9 @@ def t_two_sided_p(t: float, df: int) -> float:
         raise ValueError(f"Student's t needs df >= 1, got {df}")
     if math.isinf(t):
         return 0.0
+    if t * t < df:
+        # The same tail through the complement, so a small t keeps its precision near 1.
+        return 1.0 - regularized_incomplete_beta(t * t / (df + t * t), 0.5, df / 2)
     return regularized_incomplete_beta(df / (df + t * t), df / 2, 0.5)
 
 
@@ -139,6 +142,10 @@ def _beta_continued_fraction(x: float, a: float, b: float) -> float:
     return result
 
 
+DIFFERENCE_BOUNDS = (-1.0, 1.0)
+"""The range of a difference of two pass rates."""
+
+
 @attrs.frozen
 class PairedComparison:
     """Model a against model b over the tasks both ran, from the per-task differences a - b."""
@@ -148,7 +155,7 @@ class PairedComparison:
     difference: float | None
     """The mean over tasks of a's pass rate minus b's; None without a task."""
     ci_low: float | None
-    """The 95 % interval on `difference` (Student's t, paired over tasks); None under 2 tasks."""
+    """The 95 % interval on `difference` (Student's t, paired over tasks, cut to -1..1); None under 2 tasks."""
     ci_high: float | None
     p_value: float | None
     """Two-sided sign-flip permutation test of 'no difference'; None under 2 tasks."""
@@ -162,7 +169,8 @@ class PairedComparison:
 
 
 def paired_comparison(differences: Sequence[Fraction]) -> PairedComparison:
-    """Mean difference, its t interval and the sign-flip p-value for per-task differences a - b.
+    """Mean difference, its t interval and the sign-flip p-value for per-task differences a - b of
+    pass rates.
 
     The differences are exact fractions (a difference of pass rates is one), so the permutation
     test can count sign flips on integers.
@@ -173,20 +181,22 @@ def paired_comparison(differences: Sequence[Fraction]) -> PairedComparison:
     mean = float(sum(differences, Fraction(0)) / tasks)
     if tasks == 1:
         return PairedComparison(1, mean, None, None, None, True)
-    low, high = mean_interval([float(d) for d in differences])
+    low, high = mean_interval([float(d) for d in differences], DIFFERENCE_BOUNDS)
     p_value, exact = sign_flip_p_value(differences)
     return PairedComparison(tasks, mean, low, high, p_value, exact)
 
 
-def mean_interval(values: Sequence[float]) -> tuple[float, float]:
-    """The 95 % Student's t interval on the mean of `values` (at least 2): mean +- t * s / sqrt(n)."""
+def mean_interval(values: Sequence[float], bounds: tuple[float, float]) -> tuple[float, float]:
+    """The 95 % Student's t interval on the mean of `values` (at least 2), mean +- t * s / sqrt(n),
+    cut to `bounds`, the range the mean can take: the cut drops only values the mean cannot have,
+    so the interval covers the true mean exactly as often."""
     n = len(values)
     if n < 2:
         raise ValueError("an interval on a mean needs at least 2 values")
     mean = math.fsum(values) / n
     variance = math.fsum((value - mean) ** 2 for value in values) / (n - 1)
     half = t_quantile(0.5 + CONFIDENCE / 2, n - 1) * math.sqrt(variance / n)
-    return mean - half, mean + half
+    return max(bounds[0], mean - half), min(bounds[1], mean + half)
 
 
 def sign_flip_p_value(differences: Sequence[Fraction]) -> tuple[float, bool]:

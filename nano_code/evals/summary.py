@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from nano_code.evals.stats import (
+    MONTE_CARLO_FLIPS,
     PairedComparison,
     mean_interval,
     paired_comparison,
@@ -188,7 +189,7 @@ def report(samples: Iterable[SampleRow], models: Sequence[str], max_k: int) -> s
         for model_b in models[index + 1 :]:
             result = paired_comparison(task_differences(tallies, model_a, model_b))
             either = {task for task, model in tallies if model in (model_a, model_b)}
-            parts.append(comparison_sentence(model_a, model_b, result, len(either)))
+            parts.append(comparison_text(model_a, model_b, result, len(either)))
     return "\n\n".join(parts) + "\n"
 
 
@@ -221,49 +222,52 @@ def _model_footer(counts: Sequence[Tally]) -> str:
     rates = [float(count.rate) for count in counts]
     mean = sum(rates) / len(rates)
     if len(rates) >= 2:
-        low, high = mean_interval(rates)
-        spread = f"(95% CI {low:.2f}-{high:.2f}, Student's t over tasks)"
+        low, high = mean_interval(rates, (0.0, 1.0))
+        spread = f"(95% CI {low:.2f} to {high:.2f}, Student's t over tasks)"
     else:
         spread = "(one task: its interval is the row's)"
-    total = Tally(
-        cost=sum(count.cost for count in counts),
-        costed=sum(count.costed for count in counts),
-        n=sum(count.n for count in counts),
-    )
-    cached = sum(count.cached_tokens for count in counts)
-    written = sum(count.cache_write_tokens for count in counts)
+    total = _combined(counts)
     return (
         f"mean pass rate over tasks {mean:.2f} {spread}; cost {_money(total)}; "
-        f"prompt cache {cached} tokens read, {written} written"
+        f"prompt cache {total.cached_tokens} tokens read, {total.cache_write_tokens} written"
     )
 
 
-def comparison_sentence(model_a: str, model_b: str, result: PairedComparison, either: int) -> str:
-    """A comparison in plain words: who passes more, by how much, how sure, and over what."""
+def _combined(counts: Iterable[Tally]) -> Tally:
+    """One tally holding the totals of several."""
+    total = Tally()
+    for count in counts:
+        for field in attrs.fields(Tally):
+            setattr(total, field.name, getattr(total, field.name) + getattr(count, field.name))
+    return total
+
+
+def comparison_text(model_a: str, model_b: str, result: PairedComparison, either: int) -> str:
+    """A comparison in plain words: over what, who passes more and by how much, how sure."""
     if result.difference is None:
         return f"{model_a} vs {model_b}: no task was run by both, so there is nothing to compare."
-    scope = f"over the {_plural(result.tasks, 'task')} both ran"
+    scope = f"{model_a} vs {model_b}, over the {_plural(result.tasks, 'task')} both ran"
     if either > result.tasks:
         scope += f" (of {either})"
-    ahead, behind, difference = model_a, model_b, result.difference
+    ahead, difference = model_a, result.difference
     low, high = result.ci_low, result.ci_high
     if difference < 0:
-        ahead, behind, difference = model_b, model_a, -difference
+        ahead, difference = model_b, -difference
         low, high = (None, None) if low is None or high is None else (-high, -low)
     if difference == 0:
-        said = f"{model_a} and {model_b} pass at the same mean rate {scope}"
+        said = "  both pass at the same mean rate per task: difference 0.000"
     else:
-        said = f"{ahead} passes more often than {behind} {scope}: by {difference:.2f} per task on average"
+        said = f"  {ahead} passes more often, by {difference:.3f} per task on average"
     if result.p_value is None or low is None or high is None:
-        return said + "; one task gives no interval and no p-value (they need at least 2)."
-    test = "exact sign-flip test" if result.p_exact else "sign-flip test, random flips"
+        return f"{scope}:\n{said}.\n  One task gives no interval and no p-value: they need at least 2."
+    said += f" (95% CI {low:.3f} to {high:.3f}, Student's t paired over tasks)."
+    test = "exact sign-flip test" if result.p_exact else f"sign-flip test, {MONTE_CARLO_FLIPS} random flips"
     verdict = "significant" if result.p_value < 0.05 else "not significant"
-    said += f" (95% CI {low:.2f} to {high:.2f}, Student's t paired over tasks); "
-    said += f"p = {result.p_value:.3g} ({test}), {verdict} at the 5% level."
+    sure = f"  p = {result.p_value:.3g} ({test}): {verdict} at the 5% level"
     smallest = result.smallest_p
     if smallest is not None and smallest >= 0.05:
-        said += f" With {result.tasks} tasks no p-value can fall below {smallest:.3g}."
-    return said
+        sure += f"; with {result.tasks} tasks no p-value can fall below {smallest:.3g}"
+    return f"{scope}:\n{said}\n{sure}."
 
 
 def _money(counts: Tally) -> str:

@@ -1,8 +1,8 @@
 """Where samples run: an engine takes specs lazily and yields each result as it finishes.
 
 An engine is a function `(specs, jobs, stop) -> results`. It pulls the next spec only when it
-can start it (so the driver decides, spec by spec, whether to go on: `--max-cost`), runs at most
-`jobs` at once, and once `stop` is set starts nothing more; the samples in flight then end at
+can start it, after yielding the results it has (so the driver decides, spec by spec, whether to
+go on: `--max-cost`), runs at most `jobs` at once, and once `stop` is set starts nothing more; the samples in flight then end at
 their next step (`live_task.Stoppable`) with no row. The driver alone writes DIR, so an engine
 only moves specs out and results (rows and session bytes) back. `local` runs samples in
 threads of this process: the work is HTTP and subprocesses, which release the GIL.
@@ -10,8 +10,11 @@ threads of this process: the work is HTTP and subprocesses, which release the GI
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -25,36 +28,35 @@ STOP_GRACE = 5.0
 
 
 def local_engine(specs: Iterator[SampleSpec], jobs: int, stop: threading.Event) -> Iterator[SampleResult]:
-    """Run `specs` in `jobs` threads; results in the order they finish."""
-    results: queue.Queue[SampleResult | None] = queue.Queue()
-    take = threading.Lock()
+    """Run `specs` in threads, `jobs` at a time; results in the order they finish. The next spec is
+    taken after the consumer has seen the last result, so its cost counts before another starts."""
+    results: queue.Queue[SampleResult] = queue.Queue()
 
-    def work() -> None:
-        try:
-            while not stop.is_set():
-                with take:
-                    spec = next(specs, None)
-                if spec is None:
-                    return
-                results.put(_guarded(spec, stop))
-        finally:
-            results.put(None)
+    def start(spec: SampleSpec) -> None:
+        thread = threading.Thread(target=lambda: results.put(_guarded(spec, stop)), daemon=True)
+        thread.name = f"nano-code-eval {spec.task.id} {spec.epoch}"
+        thread.start()
 
-    workers = [threading.Thread(target=work, name=f"nano-code-eval-{n}", daemon=True) for n in range(jobs)]
-    for worker in workers:
-        worker.start()
-    running = len(workers)
+    running = 0
     try:
+        for spec in itertools.islice(specs, jobs):
+            start(spec)
+            running += 1
         while running:
             result = results.get()
-            if result is None:
-                running -= 1
-            else:
-                yield result
+            running -= 1
+            yield result
+            spec = None if stop.is_set() else next(specs, None)
+            if spec is not None:
+                start(spec)
+                running += 1
     finally:
         stop.set()
-        for worker in workers:
-            worker.join(STOP_GRACE / len(workers))
+        deadline = time.monotonic() + STOP_GRACE
+        while running and (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(queue.Empty):
+                results.get(timeout=left)
+                running -= 1
 
 
 def _guarded(spec: SampleSpec, stop: threading.Event) -> SampleResult:

@@ -93,9 +93,12 @@ def load_suite(path: str | Path) -> Suite:
     tasks: list[Task] = []
     seen: set[str] = set()
     for where, entry in entries:
-        task = _task(entry, where, folder)
+        try:
+            task = _task(entry, where, folder)
+        except SuiteError as error:
+            raise SuiteError(f"{path}: {error}") from None
         if task.id in seen:
-            raise SuiteError(f"{path}: {where}: task {task.id!r} appears twice (ids must be unique)")
+            raise SuiteError(f"{path}: task {task.id!r} ({where}) appears twice: ids must be unique")
         seen.add(task.id)
         tasks.append(task)
     digest = hashlib.sha256(data)
@@ -137,12 +140,12 @@ def _jsonl_entries(path: Path, text: str) -> list[tuple[str, Any]]:
 def _task(entry: Any, where: str, folder: Path) -> Task:
     """One entry checked: its keys, their types and bounds, and its workspace inside `folder`."""
     if not isinstance(entry, Mapping):
-        raise SuiteError(f"{where}: a task must be a table (an object), not {type(entry).__name__}")
+        raise SuiteError(f"{where}: a task must be a table (an object), not {_kind(entry)}")
     ident = entry.get("id")
-    name = f"task {ident!r}" if isinstance(ident, str) else where
+    name = f"task {ident!r} ({where})" if isinstance(ident, str) else where
 
     def bad(text: str) -> SuiteError:
-        return SuiteError(f"{where}: {name}: {text}")
+        return SuiteError(f"{name}: {text}")
 
     unknown = sorted(set(entry) - set(KEYS))
     if unknown:

@@ -46,9 +46,9 @@ def local_engine(specs: Iterator[SampleSpec], jobs: int, stop: threading.Event) 
             result = results.get()
             running -= 1
             yield result
-            spec = None if stop.is_set() else next(specs, None)
-            if spec is not None:
-                start(spec)
+            following = None if stop.is_set() else next(specs, None)
+            if following is not None:
+                start(following)
                 running += 1
     finally:
         stop.set()

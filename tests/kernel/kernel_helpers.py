@@ -270,7 +270,7 @@ def body_problems(body: Mapping[str, Any]) -> list[str]:
         if not isinstance(calls, list) or not calls:
             problems.append(f"{where}: tool_calls is not a non-empty list")
             continue
-        if content is not None and not isinstance(content, str):
+        if content is not None and not _is_text(content):
             problems.append(f"{where}: content is neither text nor null")
         for call in calls:
             function = call.get("function") or {}

@@ -16,6 +16,7 @@ import math
 import random
 from collections.abc import Sequence
 from fractions import Fraction
+from functools import cache
 from statistics import NormalDist
 
 import attrs
@@ -85,6 +86,7 @@ def t_two_sided_p(t: float, df: int) -> float:
     return regularized_incomplete_beta(df / (df + t * t), df / 2, 0.5)
 
 
+@cache
 def t_quantile(probability: float, df: int) -> float:
     """The t with P(T <= t) = probability (> 0.5), found by bisection on `t_two_sided_p`."""
     if not 0.5 < probability < 1:

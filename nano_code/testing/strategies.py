@@ -21,7 +21,16 @@ from nano_code.kernel.events import (
     ToolResult,
     UserInput,
 )
-from nano_code.kernel.types import ApprovalMode, KernelConfig, RetryPolicy, SandboxMode, ToolSpec, Usage
+from nano_code.kernel.types import (
+    ApprovalMode,
+    KernelConfig,
+    PromptCache,
+    RetryPolicy,
+    SandboxMode,
+    Server,
+    ToolSpec,
+    Usage,
+)
 
 __all__ = [
     "DEMO_TOOLS",
@@ -119,7 +128,9 @@ def kernel_configs(
         )
     return st.builds(
         KernelConfig,
-        model=st.sampled_from(["openai/gpt-4o-mini", "qwen3-max", "local-model"]),
+        model=st.sampled_from(
+            ["openai/gpt-4o-mini", "qwen3-max", "local-model", "anthropic/claude-sonnet-4.5"]
+        ),
         system_prompt=st.sampled_from(["You are a coding agent.", ""]),
         tools=st.just(tuple(tools)),
         stream=st.booleans(),
@@ -131,6 +142,9 @@ def kernel_configs(
         temperature=st.none() | st.sampled_from([0.0, 0.7, 2.0]),
         max_completion_tokens=st.none() | st.integers(1, 4096),
         sandbox=st.just(SandboxMode.OFF) if sandbox is None else sandbox,
+        prompt_cache=st.sampled_from(PromptCache),
+        server=st.sampled_from(Server),
+        prompt_cache_key=st.none() | st.just("session-1"),
     )
 
 
@@ -280,7 +294,8 @@ def usages(draw: st.DrawFn) -> Usage:
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion + draw(st.sampled_from([0, 0, 74, 196])),
-        cached_tokens=draw(st.integers(0, prompt)),
+        cached_tokens=(cached := draw(st.integers(0, prompt))),
+        cache_write_tokens=draw(st.integers(0, prompt - cached)),
         reasoning_tokens=draw(st.integers(0, completion)),
         cost=draw(st.none() | st.sampled_from([0.0, 7.159e-05, 0.00435825, 1.5])),
     )

@@ -88,8 +88,14 @@ def _usage_payload(draw: st.DrawFn, usage: Usage) -> dict[str, Any]:
         "deepseek": {"prompt_cache_hit_tokens": cached, "prompt_cache_miss_tokens": uncached},
         "hf": {"cached_tokens": cached},
         "mistral": {"num_cached_tokens": cached},
+        "anthropic": {"cache_read_input_tokens": cached},
     }
     payload.update(placements[draw(st.sampled_from(list(placements))) if cached else "details"])
+    written = usage.cache_write_tokens
+    if written and draw(st.booleans()):  # OpenRouter's place, beside any of the read placements
+        payload.setdefault("prompt_tokens_details", {})["cache_write_tokens"] = written
+    elif written:
+        payload["cache_creation_input_tokens"] = written  # Anthropic's own name, through a proxy
     payload["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
     if usage.cost is not None:
         payload["cost"] = usage.cost

@@ -151,6 +151,7 @@ def test_the_subset_schema_is_ours_and_says_so() -> None:
         "max_completion_tokens",
         "stream",
         "stream_options",
+        "prompt_cache_key",
     }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from nano_code.adapters.session_file import SessionFileError, load_session
-from nano_code.view.eval_html import EvalDir, eval_html, read_eval_dir
+from nano_code.view.eval_html import EvalDir, eval_html, outcome_class, read_eval_dir
 from nano_code.view.page import page
 from nano_code.view.session_html import facts, session_facts, step_anchor, timeline_html
 from nano_code.view.text import money, number, text
@@ -237,7 +237,7 @@ def eval_view(directory: Path, max_sessions: int = DEFAULT_MAX_SESSIONS) -> View
         label = f"task {sample.get('task')}, model {sample.get('model')}, epoch {sample.get('epoch')}"
         outcome = sample.get("outcome", "")
         part.extra.insert(
-            0, ("sample", f'{text(label)}: <span class="{text(outcome)}">{text(outcome)}</span>')
+            0, ("sample", f'{text(label)}: <span class="{outcome_class(outcome)}">{text(outcome)}</span>')
         )
         if sample.get("error"):
             part.extra.insert(1, ("error", text(sample["error"])))

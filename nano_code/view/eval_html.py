@@ -144,6 +144,11 @@ def _float(cell: object) -> float | None:
     return value if value == value else None  # NaN is no number here
 
 
+def outcome_class(outcome: str) -> str:
+    """The CSS class of a sample's outcome: one of the page's own, never a file's text."""
+    return outcome if outcome in ("pass", "fail", "error") else "muted"
+
+
 def cell_text(column: str, cell: str) -> str:
     """A table cell as shown: rates to 3 decimals, means to 1, costs in dollars, the rest as written."""
     value = _float(cell)
@@ -172,7 +177,7 @@ def _table(
             shown = text(cell_text(column, cell))
             css = ' class="num"' if _float(cell) is not None else ""
             if column == "outcome":
-                css = f' class="{text(cell)}"'
+                css = f' class="{outcome_class(cell)}"'
             if column == "session" and index < len(links) and links[index]:
                 shown = f'<a href="#{text(links[index])}">{shown}</a>'
             cells.append(f"<td{css}>{shown}</td>")

@@ -23,7 +23,7 @@ CSS = """
 --code:#1d2127;--pass:#56d364;--fail:#ff7b72;--warn:#e3b341;--accent:#79a8ff;--soft:#1c2433}}
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg);
-margin:0 auto;max-width:1180px;padding:1rem 1.5rem 4rem}
+margin:0 auto;max-width:1400px;padding:1rem 1.5rem 4rem}
 a{color:var(--accent)}
 h1{font-size:1.35rem;margin:.4rem 0 .8rem}h2{font-size:1.15rem;margin:.2rem 0 .5rem}
 h3{font-size:1rem;margin:1.4rem 0 .4rem}
@@ -62,7 +62,7 @@ ol.calls>li{border:1px solid var(--line);border-radius:5px;padding:.3rem .6rem;m
 .call.bad .status,.call.refused .status,.call.denied .status{color:var(--fail)}
 .call .approval{font-size:.85em;color:var(--muted)}
 dl.args{margin:.2rem 0}dl.args dt{font-size:.85em;color:var(--muted)}dl.args dd{margin:0 0 .2rem 0}
-table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.92em}
+table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.88em}
 th,td{border:1px solid var(--line);padding:.2rem .5rem;text-align:left;vertical-align:top}
 th{background:var(--code)}table.sortable th{cursor:pointer}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}

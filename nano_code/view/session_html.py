@@ -52,14 +52,21 @@ def session_facts(timeline: Timeline) -> list[tuple[str, str]]:
         ("file", text(row["path"])),
         ("model", text(row["model"])),
         (
-            "outcome",
+            "last turn",
             f'<span class="{text(_outcome_class(row["outcome"]))}">{text(row["outcome"] or "none")}</span>',
         ),
         ("steps", text(turns)),
         ("tokens", text(tokens_text(row))),
         ("cost", text(money(row["cost"]))),
         ("time", text(time)),
-        ("approval", text("every call approved (--yes)" if settings.get("auto_approve") else "asks")),
+        (
+            "approval",
+            text(
+                "every call approved (--yes)"
+                if settings.get("auto_approve")
+                else "asked when needed (no --yes)"
+            ),
+        ),
         ("sandbox", text(_sandbox_text(metadata.get("sandbox"), settings))),
         ("created", text(f"{row['created']} by nano-code {row['nano_code_version']}")),
         ("origin", text(row["origin"])),

@@ -13,14 +13,7 @@ import attrs
 
 from nano_code.adapters.body_encoder import encode_body
 from nano_code.adapters.file_access import inside_workspace
-from nano_code.adapters.journal import (
-    ApprovalModeEntry,
-    CallWithoutResponse,
-    ModelChangeEntry,
-    RetryEntry,
-    SamplingChangeEntry,
-    TurnEndEntry,
-)
+from nano_code.adapters.journal import CallWithoutResponse, RetryEntry, TurnEndEntry
 from nano_code.adapters.live import Approver
 from nano_code.adapters.model_client import ModelClient
 from nano_code.adapters.session_file import Record, SessionFile
@@ -80,20 +73,16 @@ class ReplayOptions:
     rebless: bool = False
     live_tools: ToolContext | None = None
     fork_at: int | None = None
-    approval: ApprovalMode = ApprovalMode.ASK
-    """For the live model's calls in a fork (`--yes`)."""
+    live_changes: list[SettingChange] = attrs.field(factory=list)
+    """Made at the fork point: the command line's approval, sandbox, model and sampling, not the file's."""
     rerun_approval: ApprovalMode = ApprovalMode.ASK
     """For the file's own calls re-run here: AUTO only with `--rerun-recorded`."""
     rerun_approver: Approver = refuse_recorded
-    live_model: str | None = None
-    """What a fork's live part asks for; the replayed part keeps the recorded settings."""
-    live_temperature: float | None = None
-    live_seed: int | None = None
-    sandbox_mode: SandboxMode = SandboxMode.OFF
 
 
 class ReplayPerformer:
-    """Serves a recording to the driver, checking every request and tool call against it."""
+    """Serves a recording to the driver, checking every request and tool call against it; it
+    observes the run too (`calls`, `live_interrupt`: a Ctrl-C in a fork's live part)."""
 
     def __init__(self, session: SessionFile, client: ModelClient, options: ReplayOptions) -> None:
         self.records = session.records
@@ -117,6 +106,8 @@ class ReplayPerformer:
         self._applied_up_to = 0
         self._live_always: set[str] = set()
         self.not_rerun = 0
+        self.calls = 0
+        self.live_interrupt = False
 
     def _next_position(self) -> int | None:
         position = self.position
@@ -191,28 +182,20 @@ class ReplayPerformer:
                 retried = self.step - (action.attempt - 1)
                 summary = f"the retry policy waits differently before retry {action.attempt - 1} of this step"
                 raise Diverged(Divergence(max(retried, 1), retry.line, "retry delay", summary, tuple(found)))
-        interrupted = self._recorded_interrupt()
-        if interrupted is not None:
-            # the process died during this call (kill -9); `--resume` recorded it as interrupted
-            return interrupted
+        if (interrupted := self._recorded_interrupt()) is not None:
+            return interrupted  # the process died during this call (kill -9); `--resume` recorded that
         record = self.take()
-        if record is None:
-            raise self.diverge(
-                "extra request", "the new run sends a request the recording does not have", None
-            )
         action = self._current_config(action)
         payload = encode_body(action.body)
-        unanswered = record.entry if record.kind == "journal" else None
-        if record.kind == "interaction":
-            recorded_body: Any = self.current_body
-        elif isinstance(unanswered, CallWithoutResponse):
-            recorded_body = unanswered.request
-        else:
-            raise self.diverge(
-                "extra request",
-                f"the new run calls the model where the recording has {describe(record)}",
-                record,
-            )
+        unanswered = record.entry if record is not None and record.kind == "journal" else None
+        if record is None or not (
+            record.kind == "interaction" or isinstance(unanswered, CallWithoutResponse)
+        ):
+            summary = f"the new run calls the model where the recording has {describe(record)}"
+            raise self.diverge("extra request", summary, record)
+        recorded_body = (
+            unanswered.request if isinstance(unanswered, CallWithoutResponse) else self.current_body
+        )
         if isinstance(recorded_body, str) and recorded_body.encode("utf-8") == payload:
             found = []  # byte-identical, the common case: no need to parse and walk both
         else:
@@ -232,8 +215,7 @@ class ReplayPerformer:
 
     def _expect_event(self, kind: type[_E], call: ToolCall, arguments: Any) -> _E | Interrupt:
         """The recorded event of `kind` answering `call`, or the Interrupt recorded instead."""
-        interrupted = self._recorded_interrupt()
-        if interrupted is not None:
+        if (interrupted := self._recorded_interrupt()) is not None:
             return interrupted
         record = self.take()
         entry = event_entry(record)
@@ -321,51 +303,28 @@ class ReplayPerformer:
             raise ReplayError("no live model configured for --fork-at")
         live = self.go_live()
         self.forked = True
-        options = self.options  # the command line's approval and sandbox, not the file's
-        self._change(ApprovalModeEntry(options.approval, options.sandbox_mode))
-        if options.live_model is not None:
-            self._change(ModelChangeEntry(options.live_model))
-        if options.live_temperature is not None or options.live_seed is not None:
-            self._change(SamplingChangeEntry(options.live_temperature, options.live_seed))
+        for change in self.options.live_changes:
+            self._change(change)
         return live.call_model(self._current_config(action))
 
-
-@attrs.define
-class CallCounter:
-    """Observer: model requests made, replayed or live, and whether a fork's live part was interrupted."""
-
-    performer: ReplayPerformer
-    calls: int = 0
-    live_interrupt: bool = False
-
     def on_event(self, event: Event, state: State) -> None:
-        if isinstance(event, Interrupt) and self.performer.forked:
+        if isinstance(event, Interrupt) and self.forked:
             self.live_interrupt = True
 
     def on_action(self, action: Action, state: State) -> None:
+        """As an observer: count model requests, replayed or live, and check that each replayed
+        turn ends the way the recording did."""
         if isinstance(action, (CallModel, RetryModel)):
             self.calls += 1
-
-
-@attrs.define
-class TurnEndChecker:
-    """Observer: the new run must end each turn the way the recording did."""
-
-    performer: ReplayPerformer
-
-    def on_event(self, event: Event, state: State) -> None:
-        pass
-
-    def on_action(self, action: Action, state: State) -> None:
-        if not isinstance(action, EndTurn) or self.performer.forked:
+        if not isinstance(action, EndTurn) or self.forked:
             return
-        record = self.performer.take_entry_if(TurnEndEntry)
+        record = self.take_entry_if(TurnEndEntry)
         if record is None:
             return
         assert isinstance(record.entry, TurnEndEntry)
         recorded = record.entry.end.reason.value
         if recorded != action.reason.value:
-            raise self.performer.diverge(
+            raise self.diverge(
                 "turn end",
                 f"the turn ended {action.reason.value!r}; the recording ended it {recorded!r}",
                 record,

@@ -16,6 +16,7 @@ from typing import Any
 
 from nano_code import __version__
 from nano_code.adapters.config import Settings
+from nano_code.adapters.journal import ApprovalModeEntry, ModelChangeEntry, SamplingChangeEntry
 from nano_code.adapters.live import Approver
 from nano_code.adapters.model_client import ModelClient
 from nano_code.adapters.provenance import nano_code_commit, provenance
@@ -35,14 +36,7 @@ from nano_code.session.cassette import offline_cassette
 from nano_code.session.changes import change_setting
 from nano_code.session.divergence import Diverged, Divergence, Masks, ReplayError, ReplayReport
 from nano_code.session.factory import choose_sandbox, live_performer, open_recorder, sandbox_provenance
-from nano_code.session.performer import (
-    CallCounter,
-    ReplayOptions,
-    ReplayPerformer,
-    TurnEndChecker,
-    refuse_all,
-    refuse_recorded,
-)
+from nano_code.session.performer import ReplayOptions, ReplayPerformer, refuse_all, refuse_recorded
 from nano_code.session.recording import carry_snapshot, describe, event_entry, restore_workspace
 from nano_code.session.settings import RecordedSettings, kernel_config, recorded_agents_md
 
@@ -112,19 +106,21 @@ def replay_session(
             if where
             else None,
             fork_at=fork_at,
-            approval=approval,
+            live_changes=[
+                ApprovalModeEntry(approval, live_sandbox.mode if live_sandbox else SandboxMode.OFF)
+            ],
             rerun_approval=ApprovalMode.AUTO if rerun_recorded else ApprovalMode.ASK,
             rerun_approver=rerun_approver,
-            live_model=live_model,
-            live_temperature=live_temperature,
-            live_seed=live_seed,
-            sandbox_mode=live_sandbox.mode if live_sandbox is not None else SandboxMode.OFF,
         )
+        if live_model is not None:
+            options.live_changes.append(ModelChangeEntry(live_model))
+        if live_temperature is not None or live_seed is not None:
+            options.live_changes.append(SamplingChangeEntry(live_temperature, live_seed))
         performer = ReplayPerformer(session, client, options)
         performer.on_delta = on_delta
-        counter = CallCounter(performer)
-        all_observers: list[Observer] = [TurnEndChecker(performer), counter, *observers]
-        closers: list[Callable[[], None]] = []
+        all_observers: list[Observer] = [performer, *observers]
+        closing = contextlib.ExitStack()  # the clients and the recorder, whatever happens
+        closing.callback(client.close)
         recorder: Recorder | None = None
         output_path = rebless_to or fork_to
         if output_path is not None:
@@ -152,7 +148,7 @@ def replay_session(
                 carry_snapshot(path, session, fork_to, recorder)
             all_observers.append(recorder)
             client.exchange_sinks.append(recorder.on_exchange)
-            closers.append(recorder.close)
+            closing.callback(recorder.close)
 
         driver = Driver(initial_state(config), performer, all_observers)
         performer.apply_change = lambda entry: change_setting(driver, entry)
@@ -165,7 +161,7 @@ def replay_session(
             live = live_performer(
                 live_settings, where, approver, on_delta=on_delta, exchange_sinks=sinks, sandbox=live_sandbox
             )
-            closers.insert(0, live.client.close)
+            closing.callback(live.client.close)
             driver.hand_over(live)
             return live
 
@@ -193,10 +189,8 @@ def replay_session(
         except Exception as failure:  # ReplayError, vcrpy refusing an unmatched request, etc.
             error = f"{type(failure).__name__}: {failure}"
         finally:
-            client.close()
-            for close in closers:
-                close()
-        if counter.live_interrupt:
+            closing.close()
+        if performer.live_interrupt:
             # Ctrl-C in the live part ended its turn: the fork goes like any interrupted run
             raise KeyboardInterrupt
 
@@ -206,7 +200,7 @@ def replay_session(
             status = "diverged"
         elif rebless_to is not None:
             status = "reblessed"
-        elif fork_at is not None and performer.forked:
+        elif performer.forked:
             status = "forked"
         elif performer.tool_output_differences:
             status = "tool outputs differ"
@@ -224,7 +218,7 @@ def replay_session(
         return ReplayReport(
             path=str(path),
             status=status,
-            steps=counter.calls if performer.forked else performer.step,
+            steps=performer.calls if performer.forked else performer.step,
             tool_calls=performer.tool_calls,
             usage=driver.state.session_usage,
             seconds=time.perf_counter() - started,

@@ -52,7 +52,6 @@ class Sample:
     index: int
     report: ReplayReport
     outcome: Outcome
-    child: str | None
     interrupted: bool = False
     """The fork finished, but its check was interrupted."""
 
@@ -86,12 +85,12 @@ class SampleReport:
             f"{'fork':>4}  {'status':10} {'outcome':8} {'steps':>5} {'tokens':>8} {'cost':>9}  session",
         ]
         for sample in self.samples:
-            usage = sample.report.usage
+            report, usage = sample.report, sample.report.usage
             cost = f"${usage.cost:.4f}" if usage.cost is not None else "-"
             outcome = {True: "pass", False: "fail", None: "-"}[sample.outcome.passed]
             lines.append(
-                f"{sample.index:>4}  {sample.report.status:10} {outcome:8} {sample.report.steps:>5} "
-                f"{usage.total_tokens:>8} {cost:>9}  {sample.child or sample.report.error or ''}"
+                f"{sample.index:>4}  {report.status:10} {outcome:8} {report.steps:>5} "
+                f"{usage.total_tokens:>8} {cost:>9}  {report.output_path or report.error or ''}"
             )
         lines.append("")
         if self.checked:
@@ -100,10 +99,12 @@ class SampleReport:
                 f"outcome: {self.passed}/{self.checked} passed ({self.passed / self.checked:.0%}; "
                 f"95% interval {low:.0%}-{high:.0%}, Wilson)"
             )
-        steps = [float(s.report.steps) for s in self.samples if s.report.ok]
-        tokens = [float(s.report.usage.total_tokens) for s in self.samples if s.report.ok]
-        costs = [s.report.usage.cost for s in self.samples if s.report.ok and s.report.usage.cost is not None]
-        lines += [f"steps:   {spread(steps)}", f"tokens:  {spread(tokens)}"]
+        ok = [sample.report for sample in self.samples if sample.report.ok]
+        lines += [
+            f"steps:   {spread([r.steps for r in ok])}",
+            f"tokens:  {spread([r.usage.total_tokens for r in ok])}",
+        ]
+        costs = [r.usage.cost for r in ok if r.usage.cost is not None]
         if costs:
             lines.append(f"cost:    {spread(costs, money=True)}")
         parting = (
@@ -135,7 +136,7 @@ class SampleReport:
                     "steps": s.report.steps,
                     "tokens": s.report.usage.total_tokens,
                     "cost": round(s.report.usage.cost, 10) if s.report.usage.cost is not None else None,
-                    "child": s.child,
+                    "child": s.report.output_path,
                     "workspace": s.report.workspace,
                     "error": s.report.error,
                 }
@@ -161,10 +162,7 @@ def spread(values: Sequence[float], money: bool = False) -> str:
     """Mean, standard deviation, and range, or '-' for no values."""
     if not values:
         return "-"
-
-    def shown(value: float) -> str:
-        return f"${value:.4f}" if money else f"{value:,.1f}"
-
+    shown = "${:.4f}".format if money else "{:,.1f}".format
     deviation = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"mean {shown(statistics.fmean(values))}, sd {shown(deviation)}, {shown(min(values))}-{shown(max(values))}"
 
@@ -193,9 +191,8 @@ def run_check(
 
 def actions_by_step(path: str | Path) -> list[str]:
     """What the model did at each step of a session (its tool calls, or its answer), as text."""
-    session = load_session(Path(path))
     steps: list[str] = []
-    for record in session.records:
+    for record in load_session(Path(path)).records:
         if record.kind == "interaction":
             event = response_event(record.data)
             calls = getattr(event, "tool_calls", None)
@@ -230,20 +227,19 @@ def _one_fork(fork: tuple[int, Path, int | None], check: str | None, shared: dic
         live_seed=seed,
         keep_workspace=check is not None,  # the check runs there; removed after it
     )
-    unusable = None if report.ok else ""
-    outcome, interrupted = _check_in(report, check, unusable, shared["sandbox"], shared["sandbox_network"])
-    return Sample(index, report, outcome, report.output_path, interrupted)
+    outcome, interrupted = _check_in(report, check if report.ok else None, shared)
+    return Sample(index, report, outcome, interrupted)
 
 
 def _check_in(
-    report: ReplayReport, check: str | None, unusable: str | None, sandbox: str | None, network: bool
+    report: ReplayReport, check: str | None, shared: dict[str, Any], unusable: str = ""
 ) -> tuple[Outcome, bool]:
     """`check` run in `report`'s workspace unless that is `unusable` (why), and whether it was
     interrupted; the workspace is removed after it."""
     try:
-        if check is None or unusable is not None:
-            return Outcome(None, unusable or ""), False
-        return run_check(check, report.workspace, sandbox, network), False
+        if check is None or unusable:
+            return Outcome(None, unusable), False
+        return run_check(check, report.workspace, shared["sandbox"], shared["sandbox_network"]), False
     except KeyboardInterrupt:
         return Outcome(None, "the check was interrupted"), True
     finally:
@@ -271,10 +267,8 @@ def sample_forks(
     """`samples` forks of the session at `path` from step `fork_at`, `jobs` (at most `max_jobs()`)
     at once. Nothing is asked: calls needing approval run under `approval` AUTO (the live model's)
     or `rerun_recorded` (the file's own), and are refused otherwise."""
-    if samples < 1:
-        raise ValueError("--samples must be at least 1")
-    if samples > MAX_SAMPLES:
-        raise ValueError(f"--samples is at most {MAX_SAMPLES}")
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise ValueError(f"--samples is at least 1 and at most {MAX_SAMPLES}")
     jobs = min(jobs, max_jobs())
     path = Path(path)
     directory = out_dir or path.parent
@@ -291,29 +285,21 @@ def sample_forks(
     done, interrupted = run_interruptibly(work, todo, jobs, lambda sample: sample.interrupted)
     parent_outcome = Outcome(None)
     if check is not None and not interrupted:
-        parent_outcome, interrupted = _parent_outcome(path, check, rerun_recorded, sandbox, sandbox_network)
-    children = [sample.child for sample in done if sample.child is not None]
+        parent_outcome, interrupted = _parent_outcome(path, check, shared)
+    children = [sample.report.output_path for sample in done if sample.report.output_path is not None]
     return SampleReport(
         str(path), fork_at, tuple(done), parent_outcome, parting_step(children), samples, interrupted
     )
 
 
-def _parent_outcome(
-    path: Path, check: str, rerun_recorded: bool, sandbox: str | None, sandbox_network: bool
-) -> tuple[Outcome, bool]:
+def _parent_outcome(path: Path, check: str, shared: dict[str, Any]) -> tuple[Outcome, bool]:
     """The check run where the parent's recorded tools, re-run, leave a restored workspace, and
     whether that was interrupted."""
     try:
-        parent = replay_session(
-            path,
-            live_tools=True,
-            rerun_recorded=rerun_recorded,
-            sandbox=sandbox,
-            sandbox_network=sandbox_network,
-            keep_workspace=True,  # the check runs there; removed after it
-        )
+        rerun = {name: shared[name] for name in ("rerun_recorded", "sandbox", "sandbox_network")}
+        parent = replay_session(path, live_tools=True, keep_workspace=True, **rerun)  # kept for the check
     except KeyboardInterrupt:
         return Outcome(None, "interrupted"), True
     usable = parent.status in ("identical", "tool outputs differ")
-    unusable = None if usable else f"its tools could not be re-run: {parent.error or parent.status}"
-    return _check_in(parent, check, unusable, sandbox, sandbox_network)
+    unusable = "" if usable else f"its tools could not be re-run: {parent.error or parent.status}"
+    return _check_in(parent, check, shared, unusable)

@@ -203,8 +203,40 @@ def capture_spec(env: Env, server: InstantServer) -> None:
 
 
 FLOOR_IMPORTS = "python -c 'import argparse, json, subprocess, urllib3' (the floor's imports)"
-FLOOR_IMPORTS_ATTRS = "the same + attrs"
-FLOOR_IMPORTS_NANO = "the same + nano_code.cli.run (all a run imports before its first request)"
+FLOOR_OWN = "the floor's own imports"
+IMPORT_LAYERS = (
+    ("attrs", "attrs"),
+    ("the kernel modules a run imports", "{kernel}"),
+    (
+        "the rest of a run without recording (adapters, session, cli, driver)",
+        "nano_code.cli.main, nano_code.cli.run",
+    ),
+    (
+        "what recording adds (recorder, journal, session file and writer, provenance, snapshot)",
+        "nano_code.adapters.recorder, nano_code.adapters.provenance, nano_code.adapters.snapshot",
+    ),
+)
+"""Layers imported in this order after the floor's imports, each timed in the same fresh process."""
+
+
+def import_layers_code(env: Env) -> str:
+    """A `python -c` program printing the seconds each of IMPORT_LAYERS takes (perf_counter around
+    each, after the floor's own imports), so that the layers add up and share one process's noise."""
+    kernel = subprocess.run(
+        [PY, "-c", "import sys, nano_code.cli.run; print(', '.join(sorted(sys.modules)))"],
+        cwd=env.workspace,
+        env=env.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split(", ")
+    listed = ", ".join(name.strip() for name in kernel if name.startswith("nano_code.kernel."))
+    code = "import time\nt = [time.perf_counter()]\nimport argparse, json, subprocess, urllib3\n"
+    code += "t.append(time.perf_counter())\n"
+    for _, modules in IMPORT_LAYERS:
+        code += f"import {modules.format(kernel=listed)}\nt.append(time.perf_counter())\n"
+    return code + "print(' '.join(str(b - a) for a, b in zip(t, t[1:])))\n"
 
 
 def bench_cold(env: Env, server: InstantServer, runs: int, out: list[str]) -> dict[str, Any]:
@@ -216,6 +248,8 @@ def bench_cold(env: Env, server: InstantServer, runs: int, out: list[str]) -> di
     }
     first: dict[str, list[float]] = {k: [] for k in variants}
     wall: dict[str, list[float]] = {k: [] for k in variants}
+    layers_code = import_layers_code(env)
+    layer_samples: list[list[float]] = []
     for _ in range(runs):
         for name, make in variants.items():
             server.reset(tool_steps=0)
@@ -223,17 +257,23 @@ def bench_cold(env: Env, server: InstantServer, runs: int, out: list[str]) -> di
             if server.records:
                 first[name].append(server.records[0]["t_recv"] - result["t0"])
             wall[name].append(result["wall"])
+        done = subprocess.run(
+            [PY, "-c", layers_code],
+            cwd=env.workspace,
+            env=env.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode == 0:
+            layer_samples.append([float(x) for x in done.stdout.split()])
+    layer_names = [FLOOR_OWN, *(name for name, _ in IMPORT_LAYERS)]
+    layers = {name: med([sample[i] for sample in layer_samples]) for i, name in enumerate(layer_names)}
     extra = {
         "nano-code --help": [NANO, "--help"],
         "python -c pass (interpreter floor)": [PY, "-c", "pass"],
         "python -c 'import urllib3'": [PY, "-c", "import urllib3"],
         FLOOR_IMPORTS: [PY, "-c", "import argparse, json, subprocess, urllib3"],
-        FLOOR_IMPORTS_ATTRS: [PY, "-c", "import argparse, json, subprocess, urllib3, attrs"],
-        FLOOR_IMPORTS_NANO: [
-            PY,
-            "-c",
-            "import argparse, json, subprocess, urllib3, nano_code.cli.run",
-        ],
     }
     for _ in range(runs):
         for name, cmd in extra.items():
@@ -252,13 +292,35 @@ def bench_cold(env: Env, server: InstantServer, runs: int, out: list[str]) -> di
     base = med(wall["python -c pass (interpreter floor)"])
     for name in extra:
         out.append(f"| {name} | {ms(med(wall[name]))} | {ratio(med(wall[name]), base)} |")
-    attrs_cost = med(wall[FLOOR_IMPORTS_ATTRS]) - med(wall[FLOOR_IMPORTS])
-    imports_cost = med(wall[FLOOR_IMPORTS_NANO]) - med(wall[FLOOR_IMPORTS])
     out.append(
-        f"\nWhat the imports alone cost over the floor's own (`argparse, json, subprocess, urllib3`): "
-        f"attrs {ms(attrs_cost)} ({attrs_cost / floor_first:.2f}x of the floor's exec -> first request), "
-        f"everything a run imports before its first request {ms(imports_cost)} "
-        f"({imports_cost / floor_first:.2f}x).\n"
+        f"\n#### Where the start-up over the floor goes (imports timed in-process, interleaved with "
+        f"the runs above, median of {runs})\n"
+    )
+    out.append("| part | no recording | recording | share of the floor's exec -> first request |")
+    out.append("|---|---|---|---|")
+    no_record, recording = med(first["nano-code -p --no-record"]), med(first["nano-code -p (recording)"])
+    over = {"no recording": no_record - floor_first, "recording": recording - floor_first}
+    record_only = IMPORT_LAYERS[-1][0]
+    for name, seconds in list(layers.items())[1:]:
+        in_no_record = ms(seconds) if name != record_only else "-"
+        out.append(f"| import {name} | {in_no_record} | {ms(seconds)} | {seconds / floor_first:.2f}x |")
+    imported = sum(list(layers.values())[1:-1])
+    rest = {
+        key: value - imported - (layers[record_only] if key == "recording" else 0)
+        for key, value in over.items()
+    }
+    out.append(
+        f"| the rest: work before the request (settings, sandbox probe's result, provenance, session file, "
+        f"threads), measured as what is left | {ms(rest['no recording'])} | {ms(rest['recording'])} | "
+        f"{rest['no recording'] / floor_first:.2f}x / {rest['recording'] / floor_first:.2f}x |"
+    )
+    out.append(
+        f"| **total over the floor** | {ms(over['no recording'])} | {ms(over['recording'])} | "
+        f"{over['no recording'] / floor_first:.2f}x / {over['recording'] / floor_first:.2f}x |"
+    )
+    out.append(
+        f"\nThe floor's own imports take {ms(layers[FLOOR_OWN])} of its "
+        f"{ms(floor_first)}; 1.5x the floor leaves {ms(0.5 * floor_first)} for everything above.\n"
     )
     importtime(env, server, out)
     return {"first": {k: med(v) for k, v in first.items()}, "wall": {k: med(v) for k, v in wall.items()}}

@@ -76,7 +76,7 @@ def json_value(value: Any) -> str:
     try:
         return json.dumps(value, indent=2, ensure_ascii=False, default=str)
     except (TypeError, ValueError, RecursionError):
-        return repr(value)
+        return "(not shown: nested too deeply to write out)"
 
 
 def number(value: int | None) -> str:

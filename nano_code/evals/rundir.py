@@ -127,12 +127,12 @@ class RunDir:
         _write_whole(self.path / SAMPLES, b"".join(row_line(row) for row in kept))
 
     def add(self, row: SampleRow, files: Sequence[tuple[str, bytes]]) -> None:
-        """Record one finished sample: its session files, then its row (one write, then fsync).
-        OSError (a full disk) leaves samples.jsonl as it was."""
+        """Record one finished sample: its session files (the session fsynced), then its row (one
+        write, then fsync). OSError (a full disk) leaves samples.jsonl as it was."""
         for relative, content in files:
             target = self.path / relative
             make_private_dirs(target.parent)
-            _write_whole(target, content)
+            _write_whole(target, content, durable=relative == row.session)
         if self._samples_fd is None:
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
             self._samples_fd = os.open(self.path / SAMPLES, flags, 0o600)
@@ -175,7 +175,8 @@ class RunDir:
 
 
 def _entries_besides_lock(path: Path) -> list[Path]:
-    return [entry for entry in path.iterdir() if entry.name != LOCK]
+    """What DIR holds besides the lock and temporary files a killed first run may have left."""
+    return [entry for entry in path.iterdir() if entry.name != LOCK and not entry.name.endswith(".tmp")]
 
 
 FIXED = ("suite_sha256", "tasks", "settings", "nano_code_version")
@@ -258,15 +259,18 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _write_whole(target: Path, content: bytes) -> None:
-    """`target` holds `content` whole or keeps what it had: a private temporary file, fsync, rename."""
+def _write_whole(target: Path, content: bytes, durable: bool = True) -> None:
+    """`target` holds `content` whole or keeps what it had: a private temporary file, fsync (when
+    `durable`), rename. A session is durable before its row is written; its workspace snapshot
+    (for forks) is left to the OS, which is enough for a killed process."""
     temporary = target.with_name(f".{target.name}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         view = memoryview(content)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         temporary.unlink(missing_ok=True)

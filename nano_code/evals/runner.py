@@ -132,32 +132,14 @@ def run_eval(
         budget = _Budget(max_cost, sum(row.cost or 0.0 for row in rows))
         done = {(row.task, row.model, row.epoch) for row in rows}
         specs = _specs(loaded, models, epochs, settings, done, budget)
-        stop = threading.Event()
         counter = _Counter(len(rows), planned, sum(row.outcome == "pass" for row in rows), budget)
-        ran, interrupted, failure = 0, False, None
-        results = run(specs, jobs, stop)
-        try:
-            if on_progress is not None:
-                on_progress(counter.now())
-            for result in results:
-                if result.row is None:
-                    continue
-                try:
-                    run_dir.add(result.row, result.files)
-                except OSError as error:
-                    failure = f"cannot write {run_dir.path}: {error.strerror or error}"
-                    break
-                rows.append(result.row)
-                ran += 1
-                progress = counter.add(result.row)
-                if on_progress is not None:
-                    on_progress(progress)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            stop.set()
-            _close(results)
-            kill_left_running()  # what the samples' commands left running
+        stop = threading.Event()
+        interrupted, failure = _record(run_dir, run(specs, jobs, stop), stop, counter, on_progress)
+        before = len(rows)
+        rows = run_dir.rows()  # the record, whatever an interrupt cut short in memory
+        ran = len(rows) - before
+        order = {task: index for index, task in enumerate(loaded.ids)}
+        rows.sort(key=lambda row: (order[row.task], models.index(row.model), row.epoch))
         tables = _tables(run_dir, rows, models, epochs, notice)
     if failure is not None:
         kept = f"{len(rows)} finished sample(s) are kept; run the same command again to finish"
@@ -320,18 +302,45 @@ class _Counter:
         return Progress(self.done, self.total, self.passed, self.budget.spent, left)
 
 
-def _close(results: Iterator[SampleResult]) -> None:
-    close = getattr(results, "close", None)
-    if close is not None:
-        close()
+def _record(
+    run_dir: RunDir,
+    results: Iterator[SampleResult],
+    stop: threading.Event,
+    counter: _Counter,
+    on_progress: Callable[[Progress], None] | None,
+) -> tuple[bool, str | None]:
+    """Add each finished sample to DIR as it comes; (interrupted, why DIR could not be written)."""
+    interrupted, failure = False, None
+    try:
+        if on_progress is not None:
+            on_progress(counter.now())
+        for result in results:
+            if result.row is None:
+                continue
+            try:
+                run_dir.add(result.row, result.files)
+            except OSError as error:
+                failure = f"cannot write {run_dir.path}: {error.strerror or error}"
+                break
+            progress = counter.add(result.row)
+            if on_progress is not None:
+                on_progress(progress)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        stop.set()
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()  # a generator's own cleanup: it waits a moment for the samples in flight
+        kill_left_running()  # what the samples' commands left running
+    return interrupted, failure
 
 
 def _tables(
     run_dir: RunDir, rows: list[SampleRow], models: Sequence[str], epochs: int, notice: Callable[[str], None]
 ) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...], str]:
-    """Write the CSV tables (a failure is said, not raised: samples.jsonl holds the samples), and
-    return the summary, the comparison and the report."""
-    rows = sorted(rows, key=lambda row: (row.task, models.index(row.model), row.epoch))
+    """Write the CSV tables of `rows` (in suite order; a failure is said, not raised: samples.jsonl
+    holds the samples), and return the summary, the comparison and the report."""
     summary = tuple(summary_rows(rows, epochs))
     compare = tuple(compare_rows(rows, models)) if len(models) >= 2 else ()
     try:

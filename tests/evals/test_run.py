@@ -92,7 +92,7 @@ def test_the_same_command_runs_only_what_dir_lacks_and_epochs_may_grow(
     assert again.ran == 0 and len(again.samples) == 8 and respond.begun == {GOOD: 4, BAD: 4}
     more = run_eval(suite, [GOOD, BAD], 3, out, base_url=server.base_url, jobs=2)
     assert more.ran == 4 and len(more.samples) == 12 and respond.begun == {GOOD: 6, BAD: 6}
-    assert sorted(r.epoch for r in more.samples[8:]) == [3, 3, 3, 3]
+    assert [row["epoch"] for row in jsonl_rows(out)[8:]] == [3, 3, 3, 3]
     assert json.loads((out / "eval.json").read_text())["epochs"] == 3
     keys = [(r["task"], r["model"], r["epoch"]) for r in jsonl_rows(out)]
     assert len(keys) == len(set(keys)) == 12

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,46 +29,36 @@ class Step:
 
 
 def comparable_steps(session: Any) -> list[Step]:
-    """Every record that is not bookkeeping, in order."""
+    """Every record that is not bookkeeping, in order; SessionFileError for one of an unexpected shape."""
     from nano_code.adapters.journal import CallWithoutResponse, EventEntry, entry_json
+    from nano_code.adapters.session_file import SessionFileError
     from nano_code.kernel.events import UserInput
     from nano_code.kernel.serialize import to_json
+    from nano_code.session.cassette import json_body
     from nano_code.session.recording import response_event
 
     steps: list[Step] = []
     calls = 0
     bodies = session.request_bodies()
-    for record in session.records:
-        if record.kind == "interaction":
-            body = next(bodies)
-            try:
-                request = json.loads(body) if isinstance(body, str) else body
-            except ValueError:
-                request = body
-            calls += 1
-            steps.append(
-                Step("model call", record.line, calls, request, to_json(response_event(record.data)))
-            )
-        elif isinstance(entry := record.entry, CallWithoutResponse):
-            calls += 1
-            steps.append(Step("model call", record.line, calls, dict(entry.request), to_json(entry.event)))
-        elif isinstance(entry, EventEntry):
-            data = entry_json(entry)
-            step = calls + 1 if isinstance(entry.event, UserInput) else max(calls, 1)
-            value = {"event": data["event"], "call": data.get("call")}
-            steps.append(Step(type(entry.event).__name__, record.line, step, None, value))
-    return steps
-
-
-def _steps_of(session: Any) -> list[Step]:
-    from nano_code.adapters.session_file import SessionFileError
-
     try:
-        return comparable_steps(session)
+        for record in session.records:
+            if record.kind == "interaction":
+                calls += 1
+                reply = to_json(response_event(record.data))
+                steps.append(Step("model call", record.line, calls, json_body(next(bodies)), reply))
+            elif isinstance(entry := record.entry, CallWithoutResponse):
+                calls += 1
+                reply = to_json(entry.event)
+                steps.append(Step("model call", record.line, calls, dict(entry.request), reply))
+            elif isinstance(entry, EventEntry):
+                data = entry_json(entry)
+                step = calls + 1 if isinstance(entry.event, UserInput) else max(calls, 1)
+                value = {"event": data["event"], "call": data.get("call")}
+                steps.append(Step(type(entry.event).__name__, record.line, step, None, value))
     except (KeyError, TypeError, AttributeError, ValueError, IndexError) as error:
-        raise SessionFileError(
-            f"{session.path}: a record has an unexpected shape ({type(error).__name__}: {error})"
-        ) from error
+        why = f"a record has an unexpected shape ({type(error).__name__}: {error})"
+        raise SessionFileError(f"{session.path}: {why}") from error
+    return steps
 
 
 def _compare(a: Step, b: Step, masks: Masks) -> list[Any]:
@@ -88,7 +77,7 @@ def diff_sessions(path_a: str, path_b: str, ignore: Sequence[str] = ()) -> dict[
     from nano_code.session.divergence import Masks
 
     sessions = [load_session(path_a), load_session(path_b)]
-    steps_a, steps_b = (_steps_of(session) for session in sessions)
+    steps_a, steps_b = (comparable_steps(session) for session in sessions)
     masks = Masks.parse(ignore)
     same = 0
     first: dict[str, Any] | None = None

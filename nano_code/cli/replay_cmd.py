@@ -120,12 +120,10 @@ def _replay_main(args: argparse.Namespace) -> int:
         args.interrupts.install()
     if args.jobs == 0:
         args.jobs = os.cpu_count() or 1
-    if args.jobs > max_jobs():
-        say(f"nano-code replay: --jobs {args.jobs} capped at {max_jobs()} (4 per CPU, at most 64)", err=True)
-        args.jobs = max_jobs()
-    if args.samples is not None and args.samples > MAX_SAMPLES:
-        say(f"nano-code replay: --samples {args.samples} capped at {MAX_SAMPLES}", err=True)
-        args.samples = MAX_SAMPLES
+    for name, cap, why in (("jobs", max_jobs(), " (4 per CPU, at most 64)"), ("samples", MAX_SAMPLES, "")):
+        if (getattr(args, name) or 0) > cap:
+            say(f"nano-code replay: --{name} {getattr(args, name)} capped at {cap}{why}", err=True)
+            setattr(args, name, cap)
     misuse = _misuse(args)
     if misuse is not None:
         return usage_error(misuse)

@@ -48,14 +48,9 @@ def samples(path: Path, args: argparse.Namespace) -> int:
             _fork_settings(args),
             check=args.check,
             jobs=args.jobs,
-            live_model=args.model,
-            temperature=args.temperature,
             seed=args.seed,
             out_dir=Path(args.output) if args.output else None,
-            approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
-            rerun_recorded=args.rerun_recorded,
-            sandbox=args.sandbox,
-            sandbox_network=args.sandbox_network,
+            **_live_options(args),
         )
     except FileExistsError as error:
         return usage_error(f"nano-code replay: {error}")
@@ -98,15 +93,18 @@ def replay_one(path: Path, args: argparse.Namespace) -> Any:
         live_settings=live_settings,
         observers=[display] if display else [],
         on_delta=display.on_delta if display else None,
-        live_model=args.model,
-        live_temperature=args.temperature,
         live_seed=args.seed,
         redactor=shown,
         approver=approver,
         rerun_approver=rerun_approver,
-        approval=ApprovalMode.AUTO if args.yes else ApprovalMode.ASK,
-        **replay_options(args),
+        **_live_options(args),
     )
+
+
+def _live_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What one fork or K forks take from this command line, besides the seed."""
+    live = {"live_model": args.model, "live_temperature": args.temperature}
+    return {**live, "approval": ApprovalMode.AUTO if args.yes else ApprovalMode.ASK, **replay_options(args)}
 
 
 def _approvers(redact: Any) -> tuple[Any, Any]:

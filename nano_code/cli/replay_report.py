@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nano_code.cli.exits import say
+from nano_code.session.table_cells import first_line
 
 TORN_NOTE = (
     "the file's last line was cut off while being written (the session was killed mid-write); "
@@ -20,8 +21,7 @@ def status(report: Any) -> str:
     if report.status == "diverged":
         return f"{report.path}: {report.divergence.render()}"
     if report.status == "error":
-        first_line = (report.error or "").strip().splitlines()[0] if report.error else ""
-        return f"{report.path}: error: {first_line}"
+        return f"{report.path}: error: {first_line(report.error or '')}"
     if report.status == "tool outputs differ":
         count = len(report.tool_output_differences)
         return f"{report.path}: replayed identically, but {count} tool output(s) differ here"

@@ -33,7 +33,6 @@ def run_interruptibly(
     (a job that saw the interrupt but finished) is kept and ends the run."""
     if processes <= 1 or len(jobs) <= 1:
         return _one_by_one(work, jobs, stops)
-    done: list[Result] = []
     pool = ProcessPoolExecutor(max_workers=min(processes, len(jobs)), initializer=_worker_start)
     futures: list[Future[tuple[Result] | None]] = []
     interrupted = False
@@ -54,12 +53,8 @@ def run_interruptibly(
                 if child.pid is not None:
                     os.kill(child.pid, signal.SIGINT)
         pool.shutdown(wait=True, cancel_futures=True)
-    for future in futures:
-        if future.done() and not future.cancelled() and future.exception() is None:
-            finished = future.result()
-            if finished is not None:
-                done.append(finished[0])
-    return done, interrupted
+    boxes = [f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None]
+    return [box[0] for box in boxes if box is not None], interrupted
 
 
 def _one_by_one(

@@ -172,9 +172,8 @@ class ReplayPerformer:
         if isinstance(action, RetryModel):
             retry = self.take_entry_if(RetryEntry)
             if retry is None:
-                raise self.diverge(
-                    "retry", "the new run retries a model call; the recording did not", self.peek()
-                )
+                summary = "the new run retries a model call; the recording did not"
+                raise self.diverge("retry", summary, self.peek())
             assert isinstance(retry.entry, RetryEntry)
             found = self.compare(retry.entry.delay, action.delay, self.options.masks.other)
             if found:
@@ -201,13 +200,10 @@ class ReplayPerformer:
         else:
             found = self.compare(json_body(recorded_body), json.loads(payload), self.options.masks.request)
         if found:
+            differ = f"{len(found)} difference(s)"
             if not self.options.rebless:
-                raise self.diverge(
-                    "request", f"{len(found)} difference(s) in the request body", record, found
-                )
-            self.changed_requests.append(
-                Divergence(self.step, record.line, "request", f"{len(found)} difference(s)", tuple(found))
-            )
+                raise self.diverge("request", f"{differ} in the request body", record, found)
+            self.changed_requests.append(Divergence(self.step, record.line, "request", differ, tuple(found)))
         if isinstance(unanswered, CallWithoutResponse):
             return unanswered.event  # type: ignore[return-value]
         # One route for every replay, rebless included: the real client, under vcrpy.
@@ -221,17 +217,9 @@ class ReplayPerformer:
         entry = event_entry(record)
         if entry is None or not isinstance(entry.event, kind):
             name = kind.__name__
-            raise self.diverge(
-                "tool call" if kind is ToolResult else name,
-                f"the new run asks for {name} of {call.name}; the recording has {describe(record)}",
-                record,
-            )
-        recorded = entry.call
-        was = (
-            {"name": recorded.name, "arguments": recorded.arguments}
-            if recorded
-            else dict.fromkeys(("name", "arguments"))
-        )
+            summary = f"the new run asks for {name} of {call.name}; the recording has {describe(record)}"
+            raise self.diverge("tool call" if kind is ToolResult else name, summary, record)
+        was = {key: getattr(entry.call, key, None) for key in ("name", "arguments")}
         now = {"name": call.name, "arguments": json.loads(json.dumps(arguments))}
         found = self.compare(was, now, self.options.masks.other)
         if found:

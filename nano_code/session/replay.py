@@ -92,12 +92,8 @@ def replay_session(
     leftovers: list[Path] = []  # what this run has written so far, and an interrupt removes
     try:
         if runs_tools:
-            try:
-                where = restore_workspace(path, session) if workspace is None else workspace.resolve()
-                live_sandbox, sandbox_notice = choose_sandbox(sandbox, sandbox_network, where)
-            except (SnapshotError, SandboxUnavailable) as unusable:
-                _discard(leftovers, where if restored else None)
-                return _failed(path, unusable, started)
+            where = restore_workspace(path, session) if workspace is None else workspace.resolve()
+            live_sandbox, sandbox_notice = choose_sandbox(sandbox, sandbox_network, where)
         client = ModelClient(settings.base_url.rstrip("/") + "/chat/completions", api_key=None)
         options = ReplayOptions(
             masks=masks,
@@ -194,18 +190,14 @@ def replay_session(
             # Ctrl-C in the live part ended its turn: the fork goes like any interrupted run
             raise KeyboardInterrupt
 
-        if error is not None:
-            status = "error"
-        elif divergence is not None:
-            status = "diverged"
-        elif rebless_to is not None:
-            status = "reblessed"
-        elif performer.forked:
-            status = "forked"
-        elif performer.tool_output_differences:
-            status = "tool outputs differ"
-        else:
-            status = "identical"
+        outcomes = (
+            ("error", error is not None),
+            ("diverged", divergence is not None),
+            ("reblessed", rebless_to is not None),
+            ("forked", performer.forked),
+            ("tool outputs differ", bool(performer.tool_output_differences)),
+        )
+        status = next((name for name, happened in outcomes if happened), "identical")
         if output_path is not None:
             if status in ("reblessed", "forked"):
                 partial_path.replace(output_path)
@@ -234,9 +226,11 @@ def replay_session(
             sandbox_notice=sandbox_notice,
             not_rerun=performer.not_rerun,
         )
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SnapshotError, SandboxUnavailable) as stopped:
         _discard(leftovers, where if restored else None)
-        raise
+        if isinstance(stopped, KeyboardInterrupt):
+            raise
+        return _failed(path, stopped, started)  # no workspace to run the tools in
 
 
 def _failed(path: Path, error: Exception, started: float) -> ReplayReport:
@@ -255,21 +249,14 @@ def _discard(written: Sequence[Path], restored: Path | None) -> None:
 
 def _drive(driver: Driver, performer: ReplayPerformer) -> Divergence | None:
     """Feed the recorded user-started events turn by turn until the recording is used up."""
-    while True:
-        record = performer.peek()
-        if record is None:
-            return None
+    while (record := performer.peek()) is not None:
         entry = event_entry(record)
-        if entry is not None and isinstance(entry.event, (*USER_STARTED_EVENTS, Interrupt)):
-            performer.take()
-            if not isinstance(entry.event, Interrupt):  # a recorded interrupt between turns changes nothing
-                driver.run(driver.feed(entry.event))
-            if performer.forked:
-                return None  # forked: the live continuation ends with its turn
-            continue
-        return Divergence(
-            max(performer.step, 1),
-            record.line,
-            "missing request",
-            f"the new run's turn ended, but the recording continues with {describe(record)}",
-        )
+        if entry is None or not isinstance(entry.event, (*USER_STARTED_EVENTS, Interrupt)):
+            summary = f"the new run's turn ended, but the recording continues with {describe(record)}"
+            return Divergence(max(performer.step, 1), record.line, "missing request", summary)
+        performer.take()
+        if not isinstance(entry.event, Interrupt):  # a recorded interrupt between turns changes nothing
+            driver.run(driver.feed(entry.event))
+        if performer.forked:
+            return None  # forked: the live continuation ends with its turn
+    return None

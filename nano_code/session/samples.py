@@ -21,7 +21,6 @@ import attrs
 
 from nano_code.adapters.config import Settings
 from nano_code.adapters.session_file import SessionFileError, load_session
-from nano_code.kernel.types import ApprovalMode
 from nano_code.session.divergence import ReplayReport
 from nano_code.session.interruptible import run_interruptibly
 from nano_code.session.recording import response_event
@@ -255,18 +254,14 @@ def sample_forks(
     *,
     check: str | None = None,
     jobs: int = 1,
-    live_model: str | None = None,
-    temperature: float | None = None,
     seed: int | None = None,
-    approval: ApprovalMode = ApprovalMode.ASK,
-    rerun_recorded: bool = False,
     out_dir: Path | None = None,
-    sandbox: str | None = None,
-    sandbox_network: bool = False,
+    **replay: Any,
 ) -> SampleReport:
     """`samples` forks of the session at `path` from step `fork_at`, `jobs` (at most `max_jobs()`)
-    at once. Nothing is asked: calls needing approval run under `approval` AUTO (the live model's)
-    or `rerun_recorded` (the file's own), and are refused otherwise."""
+    at once, each a `replay_session` with the keywords in `replay` (`live_model`, `sandbox`...).
+    Nothing is asked: calls needing approval run under `approval` AUTO (the live model's) or
+    `rerun_recorded` (the file's own), and are refused otherwise."""
     if not 1 <= samples <= MAX_SAMPLES:
         raise ValueError(f"--samples is at least 1 and at most {MAX_SAMPLES}")
     jobs = min(jobs, max_jobs())
@@ -276,9 +271,8 @@ def sample_forks(
     existing = [str(target) for target in targets if target.exists()]
     if existing:
         raise FileExistsError(f"{existing[0]} exists; choose another --output directory, or remove it")
-    shared = {"path": str(path), "fork_at": fork_at, "live_settings": live_settings, "live_model": live_model}
-    shared |= {"live_temperature": temperature, "approval": approval, "rerun_recorded": rerun_recorded}
-    shared |= {"sandbox": sandbox, "sandbox_network": sandbox_network}
+    shared = {"rerun_recorded": False, "sandbox": None, "sandbox_network": False, **replay}
+    shared |= {"path": str(path), "fork_at": fork_at, "live_settings": live_settings}
     # with a seed, fork i asks for seed + i - 1: the forks sample apart, and each is repeatable
     todo = [(i, target, None if seed is None else seed + i - 1) for i, target in enumerate(targets, start=1)]
     work = partial(_one_fork, check=check, shared=shared)

@@ -14,6 +14,8 @@ import contextlib
 import csv
 import json
 import os
+import queue
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -172,6 +174,39 @@ class RunDir:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, self.path / name)
+
+
+class BackgroundWriter:
+    """Adds finished samples to a RunDir from a thread of its own, in the order given, so that new
+    samples start while a session and its row are fsynced, and Ctrl-C (which reaches only the main
+    thread) never cuts a write short. The first failure stops it; `close` returns it."""
+
+    def __init__(self, run_dir: RunDir) -> None:
+        self.run_dir = run_dir
+        self.failure: str | None = None
+        self._queue: queue.SimpleQueue[tuple[SampleRow, Sequence[tuple[str, bytes]]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._write, name="nano-code-eval-writer")
+        self._thread.start()
+
+    def put(self, row: SampleRow, files: Sequence[tuple[str, bytes]]) -> None:
+        self._queue.put((row, files))
+
+    def close(self) -> str | None:
+        """Write what was put, then stop; why DIR could not be written (None: it could)."""
+        self._queue.put(None)
+        self._thread.join()
+        return self.failure
+
+    def _write(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.failure is None:
+                try:
+                    self.run_dir.add(*item)
+                except Exception as error:  # a full disk, mostly; never a silently dead writer
+                    reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+                    self.failure = f"cannot write {self.run_dir.path}: {reason}"
 
 
 def _entries_besides_lock(path: Path) -> list[Path]:

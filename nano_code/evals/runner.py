@@ -22,7 +22,7 @@ from nano_code.adapters.endpoint import is_loopback_url
 from nano_code.adapters.process_groups import kill_left_running
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.evals.engines import engine_named
-from nano_code.evals.rundir import FORMAT, FORMAT_VERSION, RunDir
+from nano_code.evals.rundir import FORMAT, FORMAT_VERSION, BackgroundWriter, RunDir
 from nano_code.evals.sample import SampleResult, SampleSpec
 from nano_code.evals.suite import Suite, load_suite
 from nano_code.evals.summary import SampleRow, compare_rows, report, summary_rows
@@ -310,24 +310,22 @@ def _record(
     on_progress: Callable[[Progress], None] | None,
 ) -> tuple[bool, str | None]:
     """Add each finished sample to DIR as it comes; (interrupted, why DIR could not be written)."""
-    interrupted, failure = False, None
+    interrupted, writer = False, BackgroundWriter(run_dir)
     try:
         if on_progress is not None:
             on_progress(counter.now())
         for result in results:
-            if result.row is None:
-                continue
-            try:
-                run_dir.add(result.row, result.files)
-            except OSError as error:
-                failure = f"cannot write {run_dir.path}: {error.strerror or error}"
+            if writer.failure is not None:
                 break
-            progress = counter.add(result.row)
-            if on_progress is not None:
-                on_progress(progress)
+            if result.row is not None:
+                writer.put(result.row, result.files)
+                progress = counter.add(result.row)
+                if on_progress is not None:
+                    on_progress(progress)
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        failure = writer.close()
         stop.set()
         close = getattr(results, "close", None)
         if close is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import pickle
 import stat
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,9 +14,19 @@ from pathlib import Path
 import pytest
 from eval_helpers import COST_PER_REPLY, TaskModel, jsonl_rows, write_suite
 
+from nano_code.adapters.config import Settings
 from nano_code.adapters.session_file import load_session
 from nano_code.cli.replay_cmd import replay_main
-from nano_code.evals import EvalError, EvalStopped, RunDirError, SampleRow, run_eval
+from nano_code.evals import (
+    EvalError,
+    EvalStopped,
+    RunDirError,
+    SampleRow,
+    SampleSpec,
+    load_suite,
+    run_eval,
+    run_sample,
+)
 from nano_code.evals.rundir import RunDir
 from nano_code.evals.summary import SAMPLE_COLUMNS
 from nano_code.testing.fake_server import FakeServer
@@ -225,3 +236,19 @@ def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_finished_samples(
     assert len(jsonl_rows(out)) == 2
     monkeypatch.setattr(RunDir, "add", add)
     assert run_eval(suite, [GOOD], 3, out, base_url=server.base_url).ran == 4
+
+
+def test_one_sample_runs_from_a_picklable_spec_and_comes_back_as_bytes(
+    suite: Path, model: tuple[TaskModel, FakeServer], clean_cwd: Path
+) -> None:
+    _, server = model
+    task = load_suite(suite).tasks[1]
+    settings = Settings(base_url=server.base_url, model="unused", home=clean_cwd / "home")
+    spec = pickle.loads(pickle.dumps(SampleSpec(task, BAD, 2, settings, "sessions/beta/m/epoch-2.yaml")))
+    result = pickle.loads(pickle.dumps(run_sample(spec)))
+    assert result.row is not None and result.row.outcome == "fail" and result.row.model == BAD
+    assert [name for name, _ in result.files] == [
+        "sessions/beta/m/epoch-2.yaml",
+        "sessions/beta/m/epoch-2.workspace.tar.gz",
+    ]
+    assert b"write beta" in result.files[0][1]

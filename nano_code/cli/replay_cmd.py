@@ -100,14 +100,13 @@ def _misuse(args: argparse.Namespace) -> str | None:
 
 
 def _replay_main(args: argparse.Namespace) -> int:
-    from nano_code.kernel.jsondiff import Mask, MaskError
-    from nano_code.session.divergence import ReplayReport
+    from nano_code.kernel.jsondiff import MaskError
+    from nano_code.session.divergence import Masks, ReplayReport
     from nano_code.session.replay import replay_session
     from nano_code.session.samples import MAX_SAMPLES, max_jobs
 
     try:
-        for pattern in args.ignore:
-            Mask.parse(pattern)
+        Masks.parse(args.ignore)
     except MaskError as error:
         return usage_error(f"nano-code replay: {error}")
     paths = expand_paths(args.paths)
@@ -118,8 +117,7 @@ def _replay_main(args: argparse.Namespace) -> int:
         return usage_error("nano-code replay: --rebless and --fork-at take exactly one session")
     if single and getattr(args, "interrupts", None) is not None:
         args.interrupts.install()
-    if args.jobs == 0:
-        args.jobs = os.cpu_count() or 1
+    args.jobs = args.jobs or os.cpu_count() or 1  # 0: one per core
     for name, cap, why in (("jobs", max_jobs(), " (4 per CPU, at most 64)"), ("samples", MAX_SAMPLES, "")):
         if (getattr(args, name) or 0) > cap:
             say(f"nano-code replay: --{name} {getattr(args, name)} capped at {cap}{why}", err=True)

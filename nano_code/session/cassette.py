@@ -103,13 +103,11 @@ class _LoadedPersister:
         for record in self._session.records:
             if record.kind != "interaction":
                 continue
-            request, response = record.data["request"], record.data["response"]
+            request, reply = record.data["request"], record.data["response"]
             requests.append(Request(request["method"], request["uri"], None, request["headers"]))
-            text = response["body"]["string"]
+            text = reply["body"]["string"]
             body = {"string": text.encode("utf-8") if isinstance(text, str) else text}
-            responses.append(
-                _RecordedResponse(status=response["status"], headers=response["headers"], body=body)
-            )
+            responses.append(_RecordedResponse(status=reply["status"], headers=reply["headers"], body=body))
         return requests, responses
 
     @staticmethod

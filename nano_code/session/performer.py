@@ -104,7 +104,7 @@ class ReplayPerformer:
         self.apply_change: Callable[[SettingChange], None] | None = None
         self._changed: dict[str, Any] = {}  # config fields set by setting changes so far
         self._applied_up_to = 0
-        self._live_always: set[str] = set()
+        self._live_always: frozenset[str] = frozenset()
         self.not_rerun = 0
         self.calls = 0
         self.live_interrupt = False
@@ -238,9 +238,8 @@ class ReplayPerformer:
         if self.options.live_tools is not None and not isinstance(recorded, Interrupt):
             outcome = self._run_live_tool(action, self.options.live_tools)
             if outcome.output != recorded.output or outcome.exit_status != recorded.exit_status:
-                self.tool_output_differences.append(
-                    ToolOutputDifference(self.step, action.call.name, recorded.output, outcome.output)
-                )
+                differs = ToolOutputDifference(self.step, action.call.name, recorded.output, outcome.output)
+                self.tool_output_differences.append(differs)
         return recorded
 
     def _run_live_tool(self, action: RunTool, context: ToolContext) -> ToolOutcome:
@@ -249,19 +248,16 @@ class ReplayPerformer:
         tool = find_tool(action.call.name)
         if tool is None:
             return run_tool(action.call.name, action.arguments, context)
-        inside: bool | None = None
-        path = tool.spec.path_parameter
-        if path is not None and isinstance(action.arguments.get(path), str):
-            inside = inside_workspace(action.arguments[path], context.workspace)
-        always = frozenset(self._live_always)
+        path = action.arguments.get(tool.spec.path_parameter or "")
+        inside = inside_workspace(path, context.workspace) if isinstance(path, str) else None
         mode = context.sandbox.mode if context.sandbox is not None else SandboxMode.OFF
-        need = approval_requirement(tool.spec, self.options.rerun_approval, always, inside, mode)
+        need = approval_requirement(tool.spec, self.options.rerun_approval, self._live_always, inside, mode)
         run_in = attrs.evolve(context, confined=inside is True)
         if need is not Approval.RUN:
             what = "it changes files or runs commands" if tool.spec.mutates else "its path is outside"
             decision = self.options.rerun_approver(AskApproval(action.call, action.arguments, what))
             if decision.verdict is Verdict.ALWAYS:
-                self._live_always.add(tool.spec.name)
+                self._live_always |= {tool.spec.name}
             elif decision.verdict is Verdict.DENY:
                 self.not_rerun += 1
                 reason = decision.reason or "not approved"
@@ -277,10 +273,8 @@ class ReplayPerformer:
     def _current_config(self, action: CallModel | RetryModel) -> CallModel | RetryModel:
         """`action` with the settings changed since: a change journalled after the event that
         built this request (a fork's `--model` at the fork point) applies to it too."""
-        body = action.body
-        if not self._changed or not isinstance(body, RequestBody):
-            return action
-        if all(getattr(body.config, name) == value for name, value in self._changed.items()):
+        body, changed = action.body, self._changed.items()
+        if not isinstance(body, RequestBody) or all(getattr(body.config, k) == v for k, v in changed):
             return action
         config = attrs.evolve(body.config, **self._changed)
         return attrs.evolve(action, body=RequestBody(config, body.history))
@@ -310,11 +304,7 @@ class ReplayPerformer:
         if record is None:
             return
         assert isinstance(record.entry, TurnEndEntry)
-        recorded = record.entry.end.reason.value
-        if recorded != action.reason.value:
-            raise self.diverge(
-                "turn end",
-                f"the turn ended {action.reason.value!r}; the recording ended it {recorded!r}",
-                record,
-                [Difference("$.reason", recorded, action.reason.value)],
-            )
+        recorded, ended = record.entry.end.reason.value, action.reason.value
+        if recorded != ended:
+            summary = f"the turn ended {ended!r}; the recording ended it {recorded!r}"
+            raise self.diverge("turn end", summary, record, [Difference("$.reason", recorded, ended)])

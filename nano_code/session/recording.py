@@ -65,9 +65,7 @@ def informational(record: Record) -> bool:
 
 
 def event_entry(record: Record | None) -> EventEntry | None:
-    if record is None or record.kind != "journal":
-        return None
-    entry = record.entry
+    entry = record.entry if record is not None and record.kind == "journal" else None
     return entry if isinstance(entry, EventEntry) else None
 
 

@@ -81,7 +81,14 @@ def _guarded(spec: SampleSpec, stop: threading.Event) -> SampleResult:
         return SampleResult(row)
 
 
-ENGINES: dict[str, Callable[[Mapping[str, Any]], Engine]] = {"local": lambda options: local_engine}
+def _ray(options: Mapping[str, Any]) -> Engine:
+    """`--engine ray` (evals/ray_engine.py), imported only when asked for: it imports Ray."""
+    from nano_code.evals.ray_engine import ray_engine
+
+    return ray_engine(options)
+
+
+ENGINES: dict[str, Callable[[Mapping[str, Any]], Engine]] = {"local": lambda options: local_engine, "ray": _ray}
 """Engines by the name `--engine` gives, each made from its options (`ray` takes an address)."""
 
 

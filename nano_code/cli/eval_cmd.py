@@ -19,6 +19,7 @@ examples:
   nano-code eval suite.toml --model openai/gpt-5 --model anthropic/claude-sonnet-4.5 --epochs 5 --output runs/cmp
   nano-code eval suite.toml --model m --epochs 10 --output runs/cmp   the same DIR again: only what it lacks
   nano-code eval suite.toml --model m --epochs 3 --output runs/m --jobs 4 --max-cost 2.50
+  nano-code eval suite.toml --model m --epochs 50 --output runs/big --engine ray --jobs 64   on a Ray cluster
   nano-code replay runs/cmp                                           every sample replays offline
 
 DIR holds eval.json, samples.jsonl (the record), sessions/, samples.csv, summary.csv, compare.csv.
@@ -53,13 +54,26 @@ def eval_parser() -> argparse.ArgumentParser:
     )
     add("--max-cost", type=float, metavar="USD", help="start no sample once DIR's summed cost reaches USD")
     add("--retry-errors", action="store_true", help="run the samples whose outcome was error again")
-    add("--engine", choices=("local",), default="local", help="where samples run (default local: threads)")
+    add(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where samples run: local (threads, the default) or ray (Ray tasks; pip install 'nano-code[ray]')",
+    )
+    add(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster for --engine ray (default: RAY_ADDRESS, else one `ray start` began here, else a new local one)",
+    )
     add_sandbox_arguments(parser)
     return parser
 
 
 def eval_main(argv: Sequence[str]) -> int:
-    args = eval_parser().parse_args(argv)
+    parser = eval_parser()
+    args = parser.parse_args(argv)
+    if args.ray_address is not None and args.engine != "ray":
+        parser.error("--ray-address needs --engine ray")
     from nano_code.adapters.config import ConfigError
     from nano_code.adapters.process_groups import kill_left_running
     from nano_code.evals import EvalError, EvalStopped, RunDirError, SuiteError, run_eval
@@ -79,6 +93,7 @@ def eval_main(argv: Sequence[str]) -> int:
             yes=args.yes,
             max_cost=args.max_cost,
             engine=args.engine,
+            engine_options={"address": args.ray_address},
             sandbox=args.sandbox,
             sandbox_network=args.sandbox_network,
             retry_errors=args.retry_errors,

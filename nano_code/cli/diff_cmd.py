@@ -79,23 +79,20 @@ def diff_sessions(path_a: str, path_b: str, ignore: Sequence[str] = ()) -> dict[
     sessions = [load_session(path_a), load_session(path_b)]
     steps_a, steps_b = (comparable_steps(session) for session in sessions)
     masks = Masks.parse(ignore)
-    same = 0
     first: dict[str, Any] | None = None
     for step_a, step_b in zip(steps_a, steps_b, strict=False):
         found = _compare(step_a, step_b, masks) if step_a.kind == step_b.kind else []
-        if step_a.kind == step_b.kind and not found:
-            same += 1
-            continue
-        first = {
-            "step": step_a.step,
-            "a": {"kind": step_a.kind, "line": step_a.line},
-            "b": {"kind": step_b.kind, "line": step_b.line},
-            "differences": [{"path": d.path, "a": d.recorded, "b": d.actual} for d in found],
-        }
-        break
+        if step_a.kind != step_b.kind or found:
+            first = {
+                "step": step_a.step,
+                "a": {"kind": step_a.kind, "line": step_a.line},
+                "b": {"kind": step_b.kind, "line": step_b.line},
+                "differences": [{"path": d.path, "a": d.recorded, "b": d.actual} for d in found],
+            }
+            break
+    shared = min(len(steps_a), len(steps_b))
     if first is None and len(steps_a) != len(steps_b):
-        longer = "a" if len(steps_a) > len(steps_b) else "b"
-        extra = (steps_a if longer == "a" else steps_b)[same]
+        longer, extra = ("a", steps_a[shared]) if len(steps_a) > shared else ("b", steps_b[shared])
         first = dict(step=extra.step, only_in=longer, kind=extra.kind, line=extra.line, differences=[])
     calls = [sum(step.kind == "model call" for step in steps) for steps in (steps_a, steps_b)]
     (tokens_a, cost_a), (tokens_b, cost_b) = (session.totals() for session in sessions)

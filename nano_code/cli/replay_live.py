@@ -23,10 +23,9 @@ def replay_settings(overrides: dict[str, str | None]) -> Any:
     from nano_code.adapters.config import ConfigError, load_settings
 
     try:
-        settings = load_settings(Path.cwd(), os.environ, overrides)
+        return load_settings(Path.cwd(), os.environ, overrides)
     except ConfigError as error:
         raise SystemExit(usage_error(f"nano-code replay: {error}")) from None
-    return settings
 
 
 def _fork_settings(args: argparse.Namespace) -> Any:
@@ -56,9 +55,7 @@ def samples(path: Path, args: argparse.Namespace) -> int:
         return usage_error(f"nano-code replay: {error}")
     say(json_text(report.as_json()) if args.json else report.table())
     if report.interrupted:
-        kept = (
-            "the forks that finished are kept, the others' partial files and restored workspaces are removed"
-        )
+        kept = "the finished forks are kept, the others' partial files and restored workspaces removed"
         say(f"nano-code replay: interrupted; {kept}", err=True)
         return int(args.interrupts.exit_status(EXIT_INTERRUPTED))
     return EXIT_OK if all(sample.report.ok for sample in report.samples) else EXIT_FAILED

@@ -38,11 +38,8 @@ def run_interruptibly(
     interrupted = False
     try:
         futures = [pool.submit(_in_worker, work, job) for job in jobs]
-        for future in futures:
-            finished = future.result()
-            if finished is None or stops(finished[0]):
-                interrupted = True  # a worker was signalled on its own: stop the rest too
-                break
+        boxes = (future.result() for future in futures)  # in order, each as it finishes
+        interrupted = any(box is None or stops(box[0]) for box in boxes)  # a worker signalled alone stops all
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -53,8 +50,8 @@ def run_interruptibly(
                 if child.pid is not None:
                     os.kill(child.pid, signal.SIGINT)
         pool.shutdown(wait=True, cancel_futures=True)
-    boxes = [f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None]
-    return [box[0] for box in boxes if box is not None], interrupted
+    finished = [f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None]
+    return [box[0] for box in finished if box is not None], interrupted
 
 
 def _one_by_one(

@@ -81,7 +81,8 @@ def replay_session(
         session = load_session(path)
         settings = RecordedSettings.from_json(session.metadata.get("settings"))
         settings = settings.with_overrides(config_overrides or {})
-        config = kernel_config(settings, recorded_agents_md(session.metadata))
+        agents_md = recorded_agents_md(session.metadata)
+        config = kernel_config(settings, agents_md)
     except (SessionFileError, KeyError, TypeError, ValueError, AttributeError) as unreadable:
         return _failed(path, unreadable, started)
     runs_tools = live_tools or fork_at is not None
@@ -122,19 +123,17 @@ def replay_session(
         if output_path is not None:
             metadata = {**session.metadata, "format_version": FORMAT_VERSION}
             parent = {"path": str(path), "session_id": metadata.get("session_id")}
-            if rebless_to is not None:
+            if rebless_to is not None:  # the copy's requests are this version's: its provenance says so
                 metadata.update(reblessed_from=parent, nano_code_version=__version__)
                 metadata["nano_code_commit"] = nano_code_commit()
+                metadata["tool_schemas"] = [to_json(spec) for spec in config.tools]
+                metadata["system_prompt_sha256"] = hashlib.sha256(config.system_prompt.encode()).hexdigest()
             else:
                 # fingerprint `where`, where the fork's tools work, never a directory the file names
                 assert where is not None
-                fresh = provenance(config, settings.to_json(), where, metadata.get("agents_md"), "fork")
-                fresh["parent"] = {**parent, "fork_at": fork_at}
-                fresh["sandbox"] = sandbox_provenance(sandbox, live_sandbox, sandbox_notice)
-                metadata = fresh
-            metadata["tool_schemas"] = [to_json(spec) for spec in config.tools]
-            # the copy's requests are this version's: its provenance says so
-            metadata["system_prompt_sha256"] = hashlib.sha256(config.system_prompt.encode()).hexdigest()
+                parent["fork_at"] = fork_at
+                metadata = provenance(config, settings.to_json(), where, agents_md, "fork", parent)
+                metadata["sandbox"] = sandbox_provenance(sandbox, live_sandbox, sandbox_notice)
             partial_path = output_path.with_name(f".{output_path.name}.partial")
             partial_path.unlink(missing_ok=True)
             leftovers.append(partial_path)

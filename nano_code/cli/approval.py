@@ -21,8 +21,7 @@ def describe_call(name: str, arguments: Any) -> str:
 
 def preview(action: AskApproval, context: ToolContext) -> str:
     """What approving `action` would do, run in `context` (a diff for an edit, say)."""
-    tool = find_tool(action.call.name)
-    if tool is None:
+    if (tool := find_tool(action.call.name)) is None:
         return action.call.arguments
     return tool.preview(action.arguments, context)
 

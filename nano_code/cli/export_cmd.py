@@ -78,8 +78,7 @@ def _export_table(args: argparse.Namespace) -> int:
         return usage_error(f"nano-code export: {error}")
     if target.exists() and not args.force:
         return usage_error(f"nano-code export: {target} exists; pass --force to replace it")
-    paths = expand_paths(args.paths)
-    if not paths:
+    if not (paths := expand_paths(args.paths)):
         return usage_error("nano-code export: no session files found")
     reports = None
     if args.replay:

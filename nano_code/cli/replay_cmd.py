@@ -109,8 +109,7 @@ def _replay_main(args: argparse.Namespace) -> int:
         Masks.parse(args.ignore)
     except MaskError as error:
         return usage_error(f"nano-code replay: {error}")
-    paths = expand_paths(args.paths)
-    if not paths:
+    if not (paths := expand_paths(args.paths)):
         return usage_error("nano-code replay: no session files found")
     single = len(paths) == 1
     if (args.rebless or args.fork_at is not None) and not single:
@@ -122,8 +121,7 @@ def _replay_main(args: argparse.Namespace) -> int:
         if (getattr(args, name) or 0) > cap:
             say(f"nano-code replay: --{name} {getattr(args, name)} capped at {cap}{why}", err=True)
             setattr(args, name, cap)
-    misuse = _misuse(args)
-    if misuse is not None:
+    if (misuse := _misuse(args)) is not None:
         return usage_error(misuse)
     if args.live_tools or args.fork_at is not None:
         from nano_code.cli.replay_live import replay_settings

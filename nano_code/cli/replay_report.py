@@ -71,7 +71,6 @@ def summary(reports: Sequence[Any], elapsed: float) -> str:
         f"\nsessions {len(reports)} | identical {counts['identical']} | diverged {counts['diverged']} | "
         f"errors {counts['error']} | {rate:.1f} sessions/s | {steps / elapsed if elapsed else 0:.0f} steps/s"
     ]
-    failed = [report for report in reports if not report.ok]
-    if failed:
+    if failed := [report for report in reports if not report.ok]:
         lines += ["failed:", *(f"  {report.path}: {report.status}" for report in failed)]
     return "\n".join(lines)

@@ -124,8 +124,7 @@ class ReplayPerformer:
         return None if position is None else self.records[position]
 
     def take(self) -> Record | None:
-        position = self._next_position()
-        if position is None:
+        if (position := self._next_position()) is None:
             return None
         self.position = position + 1
         record = self.records[position]
@@ -170,8 +169,7 @@ class ReplayPerformer:
             return self._go_live(action)
         self.step += 1
         if isinstance(action, RetryModel):
-            retry = self.take_entry_if(RetryEntry)
-            if retry is None:
+            if (retry := self.take_entry_if(RetryEntry)) is None:
                 summary = "the new run retries a model call; the recording did not"
                 raise self.diverge("retry", summary, self.peek())
             assert isinstance(retry.entry, RetryEntry)
@@ -221,8 +219,7 @@ class ReplayPerformer:
             raise self.diverge("tool call" if kind is ToolResult else name, summary, record)
         was = {key: getattr(entry.call, key, None) for key in ("name", "arguments")}
         now = {"name": call.name, "arguments": json.loads(json.dumps(arguments))}
-        found = self.compare(was, now, self.options.masks.other)
-        if found:
+        if found := self.compare(was, now, self.options.masks.other):
             raise self.diverge("tool call", f"{call.name} is called differently", record, found)
         return attrs.evolve(entry.event, call_id=call.id)
 
@@ -245,8 +242,7 @@ class ReplayPerformer:
     def _run_live_tool(self, action: RunTool, context: ToolContext) -> ToolOutcome:
         """Run a recorded call as a live session would: the recording's approvals and path
         facts count for nothing; only `--rerun-recorded` approves the file's calls."""
-        tool = find_tool(action.call.name)
-        if tool is None:
+        if (tool := find_tool(action.call.name)) is None:
             return run_tool(action.call.name, action.arguments, context)
         path = action.arguments.get(tool.spec.path_parameter or "")
         inside = inside_workspace(path, context.workspace) if isinstance(path, str) else None
@@ -300,8 +296,7 @@ class ReplayPerformer:
             self.calls += 1
         if not isinstance(action, EndTurn) or self.forked:
             return
-        record = self.take_entry_if(TurnEndEntry)
-        if record is None:
+        if (record := self.take_entry_if(TurnEndEntry)) is None:
             return
         assert isinstance(record.entry, TurnEndEntry)
         recorded, ended = record.entry.end.reason.value, action.reason.value

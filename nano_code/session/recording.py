@@ -50,9 +50,7 @@ def rebuild_state(session: SessionFile, config: KernelConfig) -> State:
         try:
             if record.kind == "journal" and is_setting_change(record.entry):
                 state = applied(state, record.entry)  # type: ignore[arg-type]
-                continue
-            event = record_event(record)
-            if event is not None:
+            elif (event := record_event(record)) is not None:
                 state, _ = transition(state, event)
         except Exception as error:  # a file is data: whatever it holds, one clear line
             raise ResumeError(f"line {record.line}: {error}") from error
@@ -94,8 +92,7 @@ def _snapshot_entry(session: SessionFile) -> SnapshotEntry | None:
 
 def restore_workspace(path: Path, session: SessionFile) -> Path:
     """A fresh temporary directory holding the workspace as the session found it."""
-    entry = _snapshot_entry(session)
-    if entry is None:
+    if (entry := _snapshot_entry(session)) is None:
         raise SnapshotError(
             f"{path} has no workspace snapshot (recorded before nano-code took them, or with "
             "NANO_CODE_SNAPSHOT_MAX_BYTES=0): pass --workspace DIR to run its tools in a directory "
@@ -108,8 +105,7 @@ def restore_workspace(path: Path, session: SessionFile) -> Path:
 
 def carry_snapshot(path: Path, session: SessionFile, fork_to: Path, recorder: Recorder) -> None:
     """Give a fork a checked copy of the parent's snapshot, so it can be re-run or forked again."""
-    entry = _snapshot_entry(session)
-    if entry is None:
+    if (entry := _snapshot_entry(session)) is None:
         return
     if "error" in entry.info:
         recorder.on_snapshot(dict(entry.info))

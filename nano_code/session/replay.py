@@ -20,7 +20,6 @@ from nano_code.adapters.journal import ApprovalModeEntry, ModelChangeEntry, Samp
 from nano_code.adapters.live import Approver
 from nano_code.adapters.model_client import ModelClient
 from nano_code.adapters.provenance import nano_code_commit, provenance
-from nano_code.adapters.recorder import Recorder
 from nano_code.adapters.sandbox import Sandbox, SandboxUnavailable
 from nano_code.adapters.secrets import Redactor
 from nano_code.adapters.session_file import FORMAT_VERSION, SessionFileError, load_session
@@ -118,7 +117,6 @@ def replay_session(
         all_observers: list[Observer] = [performer, *observers]
         closing = contextlib.ExitStack()  # the clients and the recorder, whatever happens
         closing.callback(client.close)
-        recorder: Recorder | None = None
         output_path = rebless_to or fork_to
         if output_path is not None:
             metadata = {**session.metadata, "format_version": FORMAT_VERSION}
@@ -152,7 +150,7 @@ def replay_session(
         def go_live() -> Performer:
             stack.close()  # vcrpy lets go of HTTP: the live part talks to a real server
             assert where is not None and live_settings is not None
-            sinks = [recorder.on_exchange] if recorder is not None else []
+            sinks = client.exchange_sinks  # the recorder's, when there is one
             live = live_performer(
                 live_settings, where, approver, on_delta=on_delta, exchange_sinks=sinks, sandbox=live_sandbox
             )

@@ -103,8 +103,7 @@ class SampleReport:
             f"steps:   {spread([r.steps for r in ok])}",
             f"tokens:  {spread([r.usage.total_tokens for r in ok])}",
         ]
-        costs = [r.usage.cost for r in ok if r.usage.cost is not None]
-        if costs:
+        if costs := [r.usage.cost for r in ok if r.usage.cost is not None]:
             lines.append(f"cost:    {spread(costs, money=True)}")
         parting = (
             f"step {self.parting_step}" if self.parting_step is not None else "never (all forks acted alike)"
@@ -268,8 +267,7 @@ def sample_forks(
     path = Path(path)
     directory = out_dir or path.parent
     targets = [directory / f"{path.stem}.fork{fork_at}.s{index}.yaml" for index in range(1, samples + 1)]
-    existing = [str(target) for target in targets if target.exists()]
-    if existing:
+    if existing := [str(target) for target in targets if target.exists()]:
         raise FileExistsError(f"{existing[0]} exists; choose another --output directory, or remove it")
     shared = {"rerun_recorded": False, "sandbox": None, "sandbox_network": False, **replay}
     shared |= {"path": str(path), "fork_at": fork_at, "live_settings": live_settings}

@@ -39,6 +39,9 @@ INSTALL_HINT = "--engine ray needs Ray: pip install 'nano-code[ray]' (on the dri
 WAIT_SECONDS = 0.5
 """How long one `ray.wait` blocks, so that Ctrl-C and `stop` are seen between waits."""
 
+STOP_GRACE = 5.0
+"""Seconds a cancelled task gives its sample to end at its next step before the task ends anyway."""
+
 WORKSPACE_CACHE_BYTES = 512 * 1024 * 1024
 """Workspace archives kept in the object store for the samples still to come (oldest dropped first)."""
 
@@ -111,6 +114,8 @@ def _run_on_ray(
         stop.set()
         for ref in pending:
             ray.cancel(ref)
+        if pending:  # each ends at its next step, or is left after STOP_GRACE (as local runs do)
+            ray.wait(list(pending), num_returns=len(pending), timeout=STOP_GRACE + 1.0)
         pending.clear()
         workspaces.clear()
         if connected_here:
@@ -198,8 +203,37 @@ def unpack(data: bytes, folder: Path) -> None:
 
 
 def _run_shipped(shipped: _Shipped, key: _Key, workspace: bytes | None) -> SampleResult:
-    """On a worker: the sample in a copy of the shipped workspace, with the key put back; what its
-    commands left running is ended before the worker takes another task."""
+    """On a worker: the sample, in a thread, so that `ray.cancel` (a KeyboardInterrupt here, seen
+    only between bytecodes) stops it at its next step as a local run's `stop` does; what its
+    commands left running is ended before the worker takes another task. The wait is on an
+    Event: an interrupted `Thread.join` takes a running thread for ended (CPython 3.11)."""
+    stop, finished = threading.Event(), threading.Event()
+    results: list[SampleResult] = []
+
+    def sample() -> None:
+        try:
+            results.append(_sample_here(shipped, key, workspace, stop))
+        finally:
+            finished.set()
+
+    name = f"nano-code-eval {shipped.spec.task.id} {shipped.spec.epoch}"
+    threading.Thread(target=sample, name=name, daemon=True).start()
+    try:
+        while not finished.wait(WAIT_SECONDS):
+            pass
+    except KeyboardInterrupt:
+        stop.set()
+        finished.wait(STOP_GRACE)
+        raise
+    finally:
+        kill_left_running()
+    if not results:
+        raise RuntimeError("the sample's thread ended without a result")
+    return results[0]
+
+
+def _sample_here(shipped: _Shipped, key: _Key, workspace: bytes | None, stop: threading.Event) -> SampleResult:
+    """`run_sample` in a copy of the shipped workspace with the key put back; a bug in it is an error row."""
     spec = shipped.spec
     scratch = Path(tempfile.mkdtemp(prefix="nano-code-ray-"))
     try:
@@ -211,13 +245,12 @@ def _run_shipped(shipped: _Shipped, key: _Key, workspace: bytes | None) -> Sampl
         missing = _sandbox_missing(spec, shipped.sandbox, scratch)
         if missing is not None:
             return _error_result(spec, missing)
-        return run_sample(spec)
+        return run_sample(spec, stop)
     except Exception as error:
         text = Redactor(key.value).scrub(f"internal error: {type(error).__name__}: {error}")
         return _error_result(spec, text)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        kill_left_running()
 
 
 def _sandbox_missing(spec: SampleSpec, expected: str, scratch: Path) -> str | None:

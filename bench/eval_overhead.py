@@ -8,6 +8,7 @@ overhead: the example suite's four tasks (examples/eval) against its scripted mo
 2 at a time, interleaved round by round:
   eval       `nano-code eval --jobs 2`: one process; per sample a fresh workspace copy, the agent,
              the check in the sandbox, the session and its row written to DIR;
+  eval in-process  `run_eval(..., jobs=2)` in this process: eval without its process start;
   bare CLI   `nano-code -p TASK` in a fresh copy of the task's workspace, one run after another,
              2 at a time (recording on, as a user gets it; no check);
   loop + check  `run_task_live` then the task's check, in threads in this process: an eval sample
@@ -72,6 +73,23 @@ def eval_variant(url: str, samples: int, scratch: Path) -> float:
     command += ["--output", str(out), "--base-url", url, "--jobs", "2"]
     started = time.monotonic()
     subprocess.run(command, check=True, cwd=scratch, env=environment(scratch / "home"), capture_output=True)
+    return (time.monotonic() - started) / (epochs * len(example_tasks())) * 2
+
+
+def eval_in_process_variant(url: str, samples: int, scratch: Path) -> float:
+    from nano_code.evals import run_eval
+
+    epochs = samples // len(example_tasks())
+    started = time.monotonic()
+    run_eval(
+        EXAMPLE / "suite.toml",
+        [MODEL],
+        epochs,
+        scratch / "out",
+        base_url=url,
+        jobs=2,
+        environ=environment(scratch),
+    )
     return (time.monotonic() - started) / (epochs * len(example_tasks())) * 2
 
 
@@ -157,6 +175,7 @@ def overhead(samples: int, rounds: int) -> None:
     server, url = start_model()
     variants = {
         "eval": eval_variant,
+        "eval in-process": eval_in_process_variant,
         "bare CLI": bare_cli_variant,
         "loop + check": loop_and_check_variant,
         "loop": loop_variant,

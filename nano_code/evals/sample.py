@@ -152,7 +152,7 @@ def _row(
         total_tokens=usage.total_tokens if usage is not None else 0,
         cached_tokens=usage.cached_tokens if usage is not None else 0,
         cache_write_tokens=usage.cache_write_tokens if usage is not None else 0,
-        cost=usage.cost if usage is not None else None,
+        cost=round(usage.cost, 10) if usage is not None and usage.cost is not None else None,
         duration_s=round(duration, 3),
         session=spec.session if recorded else "",
         error=error,

@@ -39,6 +39,12 @@ def eval_command(suite: Path, out: Path, url: str, *extra: str) -> list[str]:
     ]
 
 
+def scratch_env(tmp_path: Path) -> dict[str, str]:
+    """The environment with TMPDIR in the test's folder: what a killed run leaves there goes with it."""
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+
+
 def wait_for_rows(out: Path, count: int, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and process.poll() is None:
@@ -91,7 +97,9 @@ def test_a_kill_9_loses_only_samples_in_flight_and_the_rerun_runs_only_the_missi
     out = tmp_path / "out"
     with FakeServer(respond) as server:
         command = eval_command(suite, out, server.base_url, "--epochs", "3", "--jobs", "2")
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=scratch_env(tmp_path)
+        )
         wait_for_rows(out, 3, process)
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -117,7 +125,9 @@ def test_ctrl_c_keeps_the_finished_samples_and_exits_130(
     out = tmp_path / "out"
     with FakeServer(respond) as server:
         command = eval_command(suite, out, server.base_url, "--epochs", "3", "--jobs", "2")
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=scratch_env(tmp_path)
+        )
         wait_for_rows(out, 2, process)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)

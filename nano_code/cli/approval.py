@@ -21,9 +21,8 @@ def describe_call(name: str, arguments: Any) -> str:
 
 def preview(action: AskApproval, context: ToolContext) -> str:
     """What approving `action` would do, run in `context` (a diff for an edit, say)."""
-    if (tool := find_tool(action.call.name)) is None:
-        return action.call.arguments
-    return tool.preview(action.arguments, context)
+    tool = find_tool(action.call.name)
+    return tool.preview(action.arguments, context) if tool is not None else action.call.arguments
 
 
 def approver(display: HumanDisplay, context: Callable[[], ToolContext]) -> Callable[[AskApproval], Any]:

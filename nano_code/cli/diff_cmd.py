@@ -136,9 +136,8 @@ def diff_main(argv: Sequence[str]) -> int:
     if first is None:
         say("the sessions are identical")
     elif "only_in" in first:
-        say(
-            f"step {first['step']}: only {first['only_in'].upper()} continues ({first['kind']}, line {first['line']})"
-        )
+        longer = first["only_in"].upper()
+        say(f"step {first['step']}: only {longer} continues ({first['kind']}, line {first['line']})")
     else:
         a, b = first["a"], first["b"]
         say(

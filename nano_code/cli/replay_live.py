@@ -74,7 +74,6 @@ def replay_one(path: Path, args: argparse.Namespace) -> Any:
         display = HumanDisplay(
             out, out, describe_call, redact=shown.scrub, holdback=shown.holdback, live=False, echo_input=True
         )
-    approver, rerun_approver = _approvers(shown.scrub)
     output = Path(args.output) if args.output else None
     rebless_to = (output or path.with_suffix(".reblessed.yaml")) if args.rebless else None
     fork_to = (output or path.with_suffix(f".fork{args.fork_at}.yaml")) if live_settings is not None else None
@@ -92,8 +91,7 @@ def replay_one(path: Path, args: argparse.Namespace) -> Any:
         on_delta=display.on_delta if display else None,
         live_seed=args.seed,
         redactor=shown,
-        approver=approver,
-        rerun_approver=rerun_approver,
+        **_approvers(shown.scrub),
         **_live_options(args),
     )
 
@@ -104,19 +102,19 @@ def _live_options(args: argparse.Namespace) -> dict[str, Any]:
     return {**live, "approval": ApprovalMode.AUTO if args.yes else ApprovalMode.ASK, **replay_options(args)}
 
 
-def _approvers(redact: Any) -> tuple[Any, Any]:
-    """Who approves, in a replay, the live model's tool calls and the file's recorded ones
-    (when they need it): a person at this terminal, or nobody (each refusal says why)."""
+def _approvers(redact: Any) -> dict[str, Any]:
+    """Who approves the live model's calls (`approver`) and the file's recorded ones (`rerun_approver`)
+    in a replay, when they need it: a person at this terminal, or nobody (each refusal says why)."""
     from nano_code.session.performer import RERUN_REFUSED, refuse_recorded
 
     display = HumanDisplay(sys.stderr, sys.stderr, describe_call, redact=redact, live=False)
     context = ToolContext(workspace=Path.cwd().resolve())
     live = approver(display, lambda: context)
     if sys.stdin.isatty():
-        return live, live
+        return {"approver": live, "rerun_approver": live}
 
     def refuse(action: Any) -> Any:
         display.notice(f"refused recorded {action.call.name}: {RERUN_REFUSED}")
         return refuse_recorded(action)
 
-    return live, refuse
+    return {"approver": live, "rerun_approver": refuse}

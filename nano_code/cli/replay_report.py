@@ -56,7 +56,7 @@ def print_report(report: Any) -> None:
         say(f"  tools ran in {report.workspace}")
     for difference in report.tool_output_differences:
         say(f"  step {difference.step}: {difference.tool} output differs from the recording")
-    if report.status in ("identical", "reblessed", "forked"):
+    if report.ok:
         usage = report.usage
         cost = f", ${usage.cost:.4f}" if usage.cost is not None else ""
         say(f"  {usage.total_tokens:,} tokens{cost}, replayed in {report.seconds * 1000:.0f} ms")

@@ -139,12 +139,11 @@ class ReplayPerformer:
 
     def take_entry_if(self, kind: type) -> Record | None:
         """The record right at the cursor, taken, when it is a journal entry of `kind`."""
-        if self.position < len(self.records):
-            record = self.records[self.position]
-            if record.kind == "journal" and isinstance(record.entry, kind):
-                self.position += 1
-                return record
-        return None
+        record = self.records[self.position] if self.position < len(self.records) else None
+        if record is None or record.kind != "journal" or not isinstance(record.entry, kind):
+            return None
+        self.position += 1
+        return record
 
     def diverge(
         self, what: str, summary: str, record: Record | None, found: Sequence[Difference] = ()

@@ -13,7 +13,8 @@ Markers go on text content parts (`{"type": "text", "text": ..., MARK}`), not Op
 top-level `cache_control`: the top-level form places a single marker at the end and is not
 taken by Claude on Bedrock or Vertex, where OpenRouter may route a request; per-part markers
 work on every route. OpenAI's own explicit breakpoints (gpt-5.6 and later) take the same
-places. A marker never changes a message's text, and without markers a body is exactly what
+places; `prompt_cache_options` keeps its default (implicit mode), which writes the latest three
+explicit breakpoints besides its own. A marker never changes a message's text, and without markers a body is exactly what
 it was before markers existed.
 """
 

@@ -13,7 +13,7 @@ from nano_code.adapters.safe_text import json_text
 from nano_code.cli.arguments import add_sandbox_arguments, replay_options, sandbox_overrides
 from nano_code.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Interrupts, say, usage_error
 from nano_code.cli.replay_report import print_report, status_line, summary
-from nano_code.cli.sessions_cmd import expand_paths
+from nano_code.cli.sessions_cmd import command_settings, expand_paths
 
 
 def replay_parser() -> argparse.ArgumentParser:
@@ -124,9 +124,7 @@ def _replay_main(args: argparse.Namespace) -> int:
     if (misuse := _misuse(args)) is not None:
         return usage_error(misuse)
     if args.live_tools or args.fork_at is not None:
-        from nano_code.cli.replay_live import replay_settings
-
-        settings = replay_settings(sandbox_overrides(args))
+        settings = command_settings("nano-code replay", sandbox_overrides(args))
         args.sandbox, args.sandbox_network = settings.sandbox, settings.sandbox_network
     if args.samples is not None:
         from nano_code.cli.replay_live import samples

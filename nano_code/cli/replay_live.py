@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,14 @@ from nano_code.adapters.tool import ToolContext
 from nano_code.cli.approval import approver, describe_call
 from nano_code.cli.arguments import replay_options
 from nano_code.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, say, usage_error
+from nano_code.cli.sessions_cmd import command_settings
 from nano_code.kernel.types import ApprovalMode
 
 
-def replay_settings(overrides: dict[str, str | None]) -> Any:
-    """Settings from the environment and `overrides` (this command line's options)."""
-    from nano_code.adapters.config import ConfigError, load_settings
-
-    try:
-        return load_settings(Path.cwd(), os.environ, overrides)
-    except ConfigError as error:
-        raise SystemExit(usage_error(f"nano-code replay: {error}")) from None
-
-
 def _fork_settings(args: argparse.Namespace) -> Any:
-    settings = replay_settings({"MODEL_NAME": args.model, "INFERENCE_BASE_URL": args.base_url})
+    settings = command_settings(
+        "nano-code replay", {"MODEL_NAME": args.model, "INFERENCE_BASE_URL": args.base_url}
+    )
     for warning in settings.warnings:  # e.g. the host a .env's base URL sends the key to
         say(f"nano-code replay: {warning}", err=True)
     return settings

@@ -1,4 +1,4 @@
-"""`nano-code sessions`: list the recorded sessions; and find the session files under given paths."""
+"""`nano-code sessions` lists the recorded sessions; every command finds its files and settings here."""
 
 from __future__ import annotations
 
@@ -28,19 +28,25 @@ def expand_paths(paths: Sequence[str]) -> list[Path]:
     return found
 
 
+def command_settings(command: str, overrides: dict[str, str | None]) -> Any:
+    """Settings from the environment and `overrides` (this command line's options); a usage error
+    that ends `command` when they do not load."""
+    from nano_code.adapters.config import ConfigError, load_settings
+
+    try:
+        return load_settings(Path.cwd(), os.environ, overrides)
+    except ConfigError as error:
+        raise SystemExit(usage_error(f"{command}: {error}")) from None
+
+
 def sessions_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="nano-code sessions", description="List recorded sessions.")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from nano_code.adapters.config import ConfigError, load_settings
     from nano_code.adapters.session_file import SessionFileError
     from nano_code.adapters.session_summary import summarize
 
-    try:
-        settings = load_settings(Path.cwd(), os.environ, {})
-    except ConfigError as error:
-        return usage_error(f"nano-code: {error}")
-    directory = settings.home / "sessions"
+    directory = command_settings("nano-code", {}).home / "sessions"
     rows = []
     for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
         try:

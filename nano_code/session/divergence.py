@@ -26,18 +26,13 @@ class Masks:
         request: list[Mask] = []
         other: list[Mask] = []
         for pattern in patterns:
-            if pattern.startswith(("$.request.", "$.request[")):
-                request.append(_parse(pattern, "$" + pattern[len("$.request") :]))
-            elif pattern.startswith("$.reply"):
-                other.append(_parse(pattern, "$" + pattern[len("$.reply") :]))
+            if pattern.startswith(("$.request.", "$.request[", "$.reply")):
+                side, prefix = (other, "$.reply") if pattern.startswith("$.reply") else (request, "$.request")
+                side.append(attrs.evolve(Mask.parse("$" + pattern.removeprefix(prefix)), pattern=pattern))
             else:
                 request.append(Mask.parse(pattern))
                 other.append(request[-1])
         return cls(tuple(request), tuple(other))
-
-
-def _parse(pattern: str, path: str) -> Mask:
-    return attrs.evolve(Mask.parse(path), pattern=pattern)
 
 
 @attrs.frozen

@@ -79,17 +79,15 @@ class SampleReport:
         lines = [f"{len(self.samples)} forks of {self.parent} at step {self.fork_at}"]
         if self.interrupted:
             lines[0] += f" (interrupted: {len(self.samples)} of {self.requested} finished)"
-        lines += [
-            "",
-            f"{'fork':>4}  {'status':10} {'outcome':8} {'steps':>5} {'tokens':>8} {'cost':>9}  session",
-        ]
+        row = "{:>4}  {:10} {:8} {:>5} {:>8} {:>9}  {}".format  # the heading's columns and each fork's
+        lines += ["", row("fork", "status", "outcome", "steps", "tokens", "cost", "session")]
         for sample in self.samples:
             report, usage = sample.report, sample.report.usage
             cost = f"${usage.cost:.4f}" if usage.cost is not None else "-"
             outcome = {True: "pass", False: "fail", None: "-"}[sample.outcome.passed]
+            child = report.output_path or report.error or ""
             lines.append(
-                f"{sample.index:>4}  {report.status:10} {outcome:8} {report.steps:>5} "
-                f"{usage.total_tokens:>8} {cost:>9}  {report.output_path or report.error or ''}"
+                row(sample.index, report.status, outcome, report.steps, usage.total_tokens, cost, child)
             )
         lines.append("")
         if self.checked:

@@ -62,12 +62,11 @@ def sessions_main(argv: Sequence[str]) -> int:
     if not rows:
         say(f"no sessions in {directory}")
         return EXIT_OK
-    say(f"{'when':20} {'model':28} {'steps':>5} {'tokens':>8} {'cost':>8}  task / path")
+    line = "{:20} {:28} {:>5} {:>8} {:>8}  {}".format  # the heading's columns and each session's
+    say(line("when", "model", "steps", "tokens", "cost", "task / path"))
     for row in rows:
         cost = f"${row['cost']:.4f}" if row["cost"] is not None else "-"
-        say(
-            f"{row['created']:20} {row['model'][:28]:28} {row['steps']:>5} {row['tokens']:>8} {cost:>8}  {row['task'][:50]}"
-        )
+        say(line(row["created"], row["model"][:28], row["steps"], row["tokens"], cost, row["task"][:50]))
         say(f"{'':76}{row['path']}")
     return EXIT_OK
 

@@ -230,7 +230,7 @@ def test_the_engine_takes_specs_lazily_and_ctrl_c_cancels_what_is_in_flight(
             first = next(results)
             assert first.row is not None and first.row.outcome == "pass"
             assert len(pulled) == 2  # at most --jobs, and the next only once a result is seen
-            ctrl_c = threading.Timer(3.0, _thread.interrupt_main)
+            ctrl_c = threading.Timer(1.5, _thread.interrupt_main)
             ctrl_c.start()
             started = time.monotonic()
             with pytest.raises(KeyboardInterrupt):

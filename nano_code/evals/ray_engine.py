@@ -14,7 +14,9 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import os
 import shutil
+import socket
 import tarfile
 import tempfile
 import threading
@@ -26,6 +28,7 @@ from typing import Any
 import attrs
 
 from nano_code.adapters.process_groups import kill_left_running
+from nano_code.adapters.sandbox import SandboxUnavailable
 from nano_code.adapters.secrets import Redactor
 from nano_code.evals.sample import SampleResult, SampleSpec, one_line, run_sample
 from nano_code.evals.summary import SampleRow
@@ -35,6 +38,9 @@ Engine = Callable[[Iterator[SampleSpec], int, threading.Event], Iterator[SampleR
 """As `engines.Engine` (engines.py imports this module, so it is spelled out here)."""
 
 INSTALL_HINT = "--engine ray needs Ray: pip install 'nano-code[ray]' (on the driver and on every worker)"
+
+CONNECT_SECONDS = 5.0
+"""How long the cluster's port may take to answer before the run is refused."""
 
 WAIT_SECONDS = 0.5
 """How long one `ray.wait` blocks, so that Ctrl-C and `stop` are seen between waits."""
@@ -47,18 +53,55 @@ WORKSPACE_CACHE_BYTES = 512 * 1024 * 1024
 
 
 def ray_engine(options: Mapping[str, Any]) -> Engine:
-    """The engine for `options["address"]` (None: Ray's own default: RAY_ADDRESS, else a cluster
-    `ray start` began on this machine, else a new local one). ValueError when Ray is missing."""
+    """The engine on the cluster at `options["address"]` (None: Ray's own default: RAY_ADDRESS,
+    else a cluster `ray start` began on this machine, else a new local one), joined now so that
+    a missing Ray or an unreachable cluster is one line (ValueError) before DIR is touched."""
     try:
-        import ray  # noqa: F401  (imported here to fail early, before DIR is touched)
+        import ray
     except ImportError:
         raise ValueError(INSTALL_HINT) from None
     address = options.get("address")
+    connected_here = not ray.is_initialized()
+    if connected_here:
+        _connect(address)
 
     def engine(specs: Iterator[SampleSpec], jobs: int, stop: threading.Event) -> Iterator[SampleResult]:
-        return _run_on_ray(address, specs, jobs, stop)
+        return _run_on_ray(specs, jobs, stop, connected_here)
 
     return engine
+
+
+def _connect(address: str | None) -> None:
+    """Join the cluster quietly (no Ray log lines; the workers' output stays in the cluster's logs),
+    after checking that its port answers: `ray.init` would retry a dead address for minutes."""
+    import ray
+
+    shown = address or os.environ.get("RAY_ADDRESS") or "this machine"
+    _check_reachable(address or os.environ.get("RAY_ADDRESS"))
+    try:
+        if address is None:
+            ray.init(log_to_driver=False, logging_level=logging.WARNING, include_dashboard=False)
+        else:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    except Exception as error:
+        raise ValueError(one_line(f"cannot join the Ray cluster at {shown}: {error}")) from None
+
+
+def _check_reachable(address: str | None) -> None:
+    """ValueError when `address` is host:port and nothing answers there (other forms are Ray's to read)."""
+    if not address or "://" in address or address in ("auto", "local"):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--ray-address {address!r} is not HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise ValueError(
+            f"cannot reach the Ray cluster at {address} ({reason}): start one with `ray start --head`, "
+            "or give its address with --ray-address"
+        ) from None
 
 
 @attrs.frozen
@@ -78,13 +121,12 @@ class _Shipped:
 
 
 def _run_on_ray(
-    address: str | None, specs: Iterator[SampleSpec], jobs: int, stop: threading.Event
+    specs: Iterator[SampleSpec], jobs: int, stop: threading.Event, connected_here: bool
 ) -> Iterator[SampleResult]:
+    """Keep up to `jobs` tasks in flight; when done or stopped, cancel the rest and, when the
+    engine joined the cluster itself, leave it."""
     import ray
 
-    connected_here = not ray.is_initialized()
-    if connected_here:
-        _connect(address)
     remote = ray.remote(_run_shipped).options(num_cpus=1)
     workspaces = _Workspaces()
     sandbox: str | None = None
@@ -94,9 +136,14 @@ def _run_on_ray(
         nonlocal sandbox
         if sandbox is None:
             sandbox = _sandbox_mode(spec)
+        try:
+            workspace = workspaces.ref(spec)
+        except OSError as error:  # the folder changed under the run: this sample's error row
+            failed = _error_result(spec, f"the sample could not run: its workspace: {error}")
+            pending[ray.put(failed)] = spec
+            return
         keyless = attrs.evolve(spec, settings=attrs.evolve(spec.settings, api_key=None))
-        shipped = _Shipped(keyless, sandbox)
-        pending[remote.remote(shipped, _Key(spec.settings.api_key), workspaces.ref(spec))] = spec
+        pending[remote.remote(_Shipped(keyless, sandbox), _Key(spec.settings.api_key), workspace)] = spec
 
     try:
         for spec in itertools.islice(specs, jobs):
@@ -120,16 +167,6 @@ def _run_on_ray(
         workspaces.clear()
         if connected_here:
             ray.shutdown()
-
-
-def _connect(address: str | None) -> None:
-    """Join the cluster quietly: no Ray log lines, and the workers' output stays in the cluster's logs."""
-    import ray
-
-    if address is None:
-        ray.init(log_to_driver=False, logging_level=logging.WARNING, include_dashboard=False)
-    else:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
 
 
 def _result(ref: Any, spec: SampleSpec) -> SampleResult:
@@ -254,12 +291,11 @@ def _sample_here(shipped: _Shipped, key: _Key, workspace: bytes | None, stop: th
 
 
 def _sandbox_missing(spec: SampleSpec, expected: str, scratch: Path) -> str | None:
-    """Why this worker cannot give the sample the driver's sandbox, or None when it can."""
-    import socket
-
+    """Why this worker cannot give the sample the sandbox the driver has (DIR's manifest names it),
+    or None when it can."""
     try:
         box, notice = choose_sandbox(spec.settings.sandbox, spec.settings.sandbox_network, scratch)
-    except Exception as error:
+    except SandboxUnavailable as error:
         return one_line(f"the sample could not run on {socket.gethostname()}: {error}")
     here = box.mode.value if box is not None else "off"
     if here == expected:
@@ -267,7 +303,7 @@ def _sandbox_missing(spec: SampleSpec, expected: str, scratch: Path) -> str | No
     why = f" ({notice})" if notice else ""
     return one_line(
         f"the worker {socket.gethostname()} has sandbox {here}{why} where the driver has {expected}: "
-        "install bubblewrap on every worker"
+        "give the driver and every worker bubblewrap, or run with --sandbox off"
     )
 
 

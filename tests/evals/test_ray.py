@@ -113,6 +113,17 @@ def test_ray_address_needs_engine_ray(suite: Path, tmp_path: Path, capsys: pytes
     assert "--ray-address needs --engine ray" in capsys.readouterr().err
 
 
+def test_an_unreachable_cluster_is_one_line_before_dir_is_made(
+    suite: Path, clean_cwd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    argv = [str(suite), "--model", GOOD, "--output", str(out), "--base-url", "http://127.0.0.1:9"]
+    assert eval_main([*argv, "--engine", "ray", "--ray-address", "127.0.0.1:1"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("nano-code eval: cannot reach the Ray cluster at 127.0.0.1:1 (")
+    assert not out.exists()
+
+
 def test_a_workspace_travels_as_a_tar_with_its_links_and_modes(tmp_path: Path) -> None:
     source = tmp_path / "source"
     (source / "pkg").mkdir(parents=True)
@@ -241,3 +252,22 @@ def test_the_engine_takes_specs_lazily_and_ctrl_c_cancels_what_is_in_flight(
             assert ray.get(both_cpus.remote(), timeout=30) == "free"
         finally:
             ray.shutdown()
+
+
+def test_a_workspace_that_cannot_be_read_is_that_samples_error_row(
+    ray_address: str, suite: Path, tmp_path: Path
+) -> None:
+    import attrs
+    import ray
+
+    from nano_code.evals.ray_engine import ray_engine
+
+    task = attrs.evolve(load_suite(suite).tasks[1], workspace=str(tmp_path / "gone"))
+    spec = SampleSpec(task, GOOD, 1, Settings(base_url="http://127.0.0.1:9"), "sessions/beta/m/epoch-1.yaml")
+    ray.init(address=ray_address, log_to_driver=False)
+    try:
+        (result,) = ray_engine({})(iter([spec]), 2, threading.Event())
+    finally:
+        ray.shutdown()
+    assert result.row is not None and result.row.outcome == "error" and result.files == ()
+    assert result.row.error.startswith("the sample could not run: its workspace: ")

@@ -3,7 +3,7 @@
 `transition(state, event)` is pure (no I/O, clock or randomness), which lets a recorded
 session replay exactly. `PHASE_TABLE` is the whole protocol: each phase, the events it
 accepts, their handlers (in `turn` and `compaction_steps`) and the phases they may lead
-to; the README's diagram is drawn from it (`phase_diagram`).
+to; the architecture guide's diagram is drawn from it (`phase_diagram`).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def transition(state: State, event: events.Event) -> Transition:
 
 
 def phase_diagram() -> str:
-    """The phase table as a mermaid state diagram (the README embeds this text)."""
+    """The phase table as a mermaid state diagram (docs/architecture.md embeds this text)."""
     lines = ["stateDiagram-v2", f"    [*] --> {Phase.AWAITING_USER.name}"]
     for phase, handlers in PHASE_TABLE.items():
         for event_type, (_handler, next_phases) in handlers.items():

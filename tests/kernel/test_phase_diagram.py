@@ -1,4 +1,4 @@
-"""The README's phase diagram is exactly what `machine.phase_diagram()` draws from PHASE_TABLE."""
+"""The architecture guide's phase diagram is exactly what `machine.phase_diagram()` draws from PHASE_TABLE."""
 
 from __future__ import annotations
 
@@ -8,19 +8,19 @@ from pathlib import Path
 from nano_code.kernel.machine import PHASE_TABLE, phase_diagram
 from nano_code.kernel.state import Phase
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 START = "<!-- phase-diagram:start -->"
 END = "<!-- phase-diagram:end -->"
 
 
-def test_readme_embeds_the_generated_diagram() -> None:
-    assert README.exists(), f"{README} is missing; it must embed the phase diagram"
-    text = README.read_text()
-    assert START in text and END in text, f"README.md lacks the {START} ... {END} markers"
+def test_the_architecture_guide_embeds_the_generated_diagram() -> None:
+    assert GUIDE.exists(), f"{GUIDE} is missing; it must embed the phase diagram"
+    text = GUIDE.read_text()
+    assert START in text and END in text, f"docs/architecture.md lacks the {START} ... {END} markers"
     embedded = text.split(START, 1)[1].split(END, 1)[0].strip()
     expected = f"```mermaid\n{phase_diagram()}\n```"
     assert embedded == expected, (
-        "README.md's phase diagram is out of date; paste the output of "
+        "docs/architecture.md's phase diagram is out of date; paste the output of "
         "`python -c 'from nano_code.kernel.machine import phase_diagram; print(phase_diagram())'` "
         "inside the ```mermaid fence between the markers"
     )

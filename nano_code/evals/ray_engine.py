@@ -79,8 +79,8 @@ def _connect(address: str | None) -> None:
     shown = address or os.environ.get("RAY_ADDRESS") or "this machine"
     _check_reachable(address or os.environ.get("RAY_ADDRESS"))
     try:
-        if address is None:
-            ray.init(log_to_driver=False, logging_level=logging.WARNING, include_dashboard=False)
+        if address is None:  # perhaps a new local Ray: its notices (token authentication) are noise here
+            ray.init(log_to_driver=False, logging_level=logging.ERROR, include_dashboard=False)
         else:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     except Exception as error:

@@ -163,26 +163,23 @@ def spread(values: Sequence[float], money: bool = False) -> str:
     return f"mean {shown(statistics.fmean(values))}, sd {shown(deviation)}, {shown(min(values))}-{shown(max(values))}"
 
 
-def run_check(
+def check_outcome(
     command: str, workspace: str | None, sandbox: str | None = None, sandbox_network: bool = False
 ) -> Outcome:
-    """Run `command` with the shell in `workspace`; exit status 0 is a pass. It runs on the
-    model's code, so as the fork's tools did: in the sandbox, without the API key."""
+    """`command` run as a check (`session/check.py`) in `workspace`. It runs on the model's code,
+    so as the fork's tools did: in the sandbox, without the API key."""
     from nano_code.adapters.sandbox import SandboxUnavailable
-    from nano_code.adapters.shell import Ending, run_command
+    from nano_code.session.check import run_check
     from nano_code.session.factory import choose_sandbox
 
     if workspace is None:
         return Outcome(None, "no workspace to check")
     try:
         box, _ = choose_sandbox(sandbox, sandbox_network, Path(workspace))
-        done = run_command(command, Path(workspace), timeout=CHECK_TIMEOUT, sandbox=box)
+        result = run_check(command, Path(workspace), CHECK_TIMEOUT, box)
     except (OSError, SandboxUnavailable) as error:
         return Outcome(None, f"the check could not run: {error}")
-    if done.ending is Ending.TIMED_OUT:
-        return Outcome(False, f"the check ran over {CHECK_TIMEOUT:g} s")
-    passed = done.exit_status == 0
-    return Outcome(passed, "" if passed else f"exit status {done.exit_status}")
+    return Outcome(result.passed, result.reason)
 
 
 def actions_by_step(path: str | Path) -> list[str]:
@@ -235,7 +232,7 @@ def _check_in(
     try:
         if check is None or unusable:
             return Outcome(None, unusable), False
-        return run_check(check, report.workspace, shared["sandbox"], shared["sandbox_network"]), False
+        return check_outcome(check, report.workspace, shared["sandbox"], shared["sandbox_network"]), False
     except KeyboardInterrupt:
         return Outcome(None, "the check was interrupted"), True
     finally:

@@ -1,7 +1,7 @@
 """The statistics of an eval: pure functions, no I/O, standard library only.
 
-- `wilson_interval`: a 95 % interval for one pass rate (Wilson 1927), sound at 0 and n passes
-  where the textbook normal interval collapses (Brown, Cai and DasGupta 2001).
+- `wilson_interval`: a 95 % interval for one pass rate (`session/intervals.py`, shared with
+  `replay --samples`), sound at 0 and n passes.
 - `pass_at_k`: the unbiased estimator of Chen et al. (2021), 1 - C(n-c, k) / C(n, k), as a product.
 - `paired_comparison`: two models over the tasks both ran. The interval on the mean difference
   comes from Student's t paired over tasks; the p-value from the sign-flip permutation test
@@ -17,15 +17,12 @@ import random
 from collections.abc import Sequence
 from fractions import Fraction
 from functools import cache
-from statistics import NormalDist
 
 import attrs
 
-CONFIDENCE = 0.95
-"""The level of every interval here."""
-
-Z_95 = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)
-"""The standard normal quantile for a two-sided 95 % interval (1.959963984540054)."""
+from nano_code.session.intervals import CONFIDENCE
+from nano_code.session.intervals import Z_95 as Z_95  # named here for the eval tables and tests
+from nano_code.session.intervals import wilson_interval as wilson_interval
 
 EXACT_WORK_LIMIT = 30_000_000
 """Cells the exact sign-flip count may fill (about a second); beyond it the test samples sign flips."""
@@ -35,24 +32,6 @@ MONTE_CARLO_FLIPS = 20_000
 
 MONTE_CARLO_SEED = 20_211_907
 """Fixed, so the same samples always give the same p-value."""
-
-
-def wilson_interval(passed: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval for `passed` successes in `n` trials, inside [0, 1].
-
-    With no trial there is no information: the interval is all of [0, 1].
-    """
-    if not 0 <= passed <= n:
-        raise ValueError(f"passed must be within 0..n, got {passed} of {n}")
-    if n == 0:
-        return 0.0, 1.0
-    rate = passed / n
-    denominator = 1 + z * z / n
-    centre = (rate + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / denominator
-    low = 0.0 if passed == 0 else min(rate, max(0.0, centre - half))
-    high = 1.0 if passed == n else max(rate, min(1.0, centre + half))
-    return low, high
 
 
 def pass_at_k(n: int, passed: int, k: int) -> float:

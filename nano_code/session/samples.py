@@ -7,7 +7,6 @@ outcomes (exit status 0: pass). Interrupted, it starts no more forks and reports
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import statistics
@@ -23,6 +22,7 @@ from nano_code.adapters.config import Settings
 from nano_code.adapters.session_file import SessionFileError, load_session
 from nano_code.session.divergence import ReplayReport
 from nano_code.session.interruptible import run_interruptibly
+from nano_code.session.intervals import wilson_interval
 from nano_code.session.recording import response_event
 from nano_code.session.replay import replay_session
 
@@ -139,19 +139,6 @@ class SampleReport:
                 for s in self.samples
             ],
         }
-
-
-def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """The Wilson score interval for a binomial proportion (95% by default)."""
-    if trials <= 0:
-        raise ValueError("no trials")
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == trials else min(1.0, centre + half)
-    return low, high
 
 
 def spread(values: Sequence[float], money: bool = False) -> str:

@@ -11,9 +11,10 @@ import pytest
 from replay_helpers import cli_env, run_cli
 
 from nano_code.adapters.session_file import load_session
+from nano_code.session.intervals import wilson_interval
 from nano_code.session.recording import response_event
 from nano_code.session.replay import replay_session
-from nano_code.session.samples import parting_step, spread, wilson_interval
+from nano_code.session.samples import parting_step, spread
 from nano_code.testing.fake_server import FakeServer, reply
 
 SHIPPED = Path(__file__).resolve().parents[2] / "cassettes" / "stats_fix.yaml"

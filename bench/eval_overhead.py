@@ -140,7 +140,7 @@ def bare_cli_variant(url: str, samples: int, scratch: Path) -> float:
 def loop_variant(url: str, samples: int, scratch: Path, check: bool = False) -> float:
     from nano_code.adapters.config import Settings
     from nano_code.evals import load_suite, run_task_live
-    from nano_code.evals.check import run_check
+    from nano_code.session.check import run_check
     from nano_code.session.factory import choose_sandbox
 
     tasks = load_suite(EXAMPLE / "suite.toml").tasks

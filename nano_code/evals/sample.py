@@ -19,11 +19,11 @@ from nano_code.adapters.safe_text import for_terminal
 from nano_code.adapters.sandbox import SandboxUnavailable
 from nano_code.adapters.secrets import Redactor, SecretLeakError
 from nano_code.adapters.snapshot import archive_path
-from nano_code.evals.check import run_check
 from nano_code.evals.live_task import LiveRun, run_task_live
 from nano_code.evals.suite import Task
 from nano_code.evals.summary import SampleRow
 from nano_code.kernel.actions import TurnEnd
+from nano_code.session.check import run_check
 from nano_code.session.factory import choose_sandbox
 from nano_code.session.table_cells import first_line
 

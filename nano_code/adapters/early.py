@@ -1,7 +1,7 @@
 """Commands started as nano-code starts, so they run on another core while Python imports the rest.
 
-bwrap's trial run and git for the provenance: a recorded, sandboxed run is 7-9 ms slower without
-them (bench/README.md). `start` launches a command under a key (its command line unless given);
+bwrap's trial run and git for the provenance: without them a sandboxed run reaches its first
+request 4-14 ms later, a recorded one 3-10 ms (paired runs, bench/README.md). `start` launches a command under a key (its command line unless given);
 `collect` gives the result of the one started under a key, `run` of the one started under its
 command line or of a fresh run. Standard library only.
 """

@@ -32,7 +32,7 @@ CACHE_CONTROL: Mapping[str, Any] = {"cache_control": {"type": "ephemeral"}}
 OPENAI_BREAKPOINT: Mapping[str, Any] = {"prompt_cache_breakpoint": {"mode": "explicit"}}
 """OpenAI's explicit breakpoint (`PromptCacheBreakpointParam` in the API 2.3.0 schema)."""
 
-_OPENAI_EXPLICIT = re.compile(r"gpt-(\d+)(?:\.(\d+))?")
+_OPENAI_EXPLICIT = re.compile(r"gpt-(\d{1,4})(?:\.(\d{1,4}))?(?!\d)")  # bounded: a file names the model
 _REFUSAL_WORDS = ("cache_control", "prompt_cache", "extra inputs are not permitted")
 
 

@@ -263,3 +263,10 @@ def test_cache_figures_from_every_server_shape() -> None:
     assert usage is not None and (usage.cached_tokens, usage.cache_write_tokens) == (700, 150)
     summed = decode_usage(openrouter) + decode_usage(anthropic_names)  # type: ignore[operator]
     assert (summed.cached_tokens, summed.cache_write_tokens) == (1500, 240)
+
+
+def test_regression_a_model_name_of_endless_digits_is_just_a_name() -> None:
+    """A recorded model name is data: 5000 digits once made int() raise inside the kernel."""
+    assert cache_marker(config("gpt-" + "9" * 5000, Server.OPENAI)) is None
+    assert cache_marker(config("gpt-5.60000", Server.OPENAI)) is None
+    assert cache_marker(config("gpt-5.10", Server.OPENAI)) == OPENAI_BREAKPOINT

@@ -26,6 +26,9 @@ examples:
   nano-code sessions                          list recorded sessions
   nano-code export s.yaml --full              a cassette with every body whole
   nano-code export runs/ --to steps.csv       one row per model call of every session under runs/
+  nano-code eval suite.toml --model A --model B --epochs 3 --output runs/ab
+                                              a task suite across models, with pass@k and a comparison
+  nano-code view runs/ab -o ab.html           an eval run or sessions as one offline HTML page
 
 settings (later wins): .env in this directory, then the environment, then flags.
   OPENROUTER_API_KEY    API key (not needed for local servers)

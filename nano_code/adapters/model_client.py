@@ -22,6 +22,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from nano_code import __version__
 from nano_code.adapters.body_encoder import encode_body
+from nano_code.adapters.threads import background_thread
 from nano_code.kernel.events import FailureKind, ModelFailure, ModelReply
 from nano_code.kernel.stream import ResponseDecoder, StreamDelta
 
@@ -93,9 +94,7 @@ class _Deadline:
             self.passed = False
             self._until = time.monotonic() + seconds
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._watch, name="nano-code call deadline", daemon=True
-                )
+                self._thread = background_thread(self._watch, "nano-code call deadline")
                 self._thread.start()
             self._changed.notify()
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from nano_code.adapters.safe_text import for_terminal, json_text
+from nano_code.adapters.threads import background_thread
 from nano_code.kernel.actions import (
     Action,
     CallModel,
@@ -108,7 +109,8 @@ class Spinner:
     def start(self, label: str) -> None:
         self.stop()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, args=(label, self._stop), daemon=True)
+        stop = self._stop
+        self._thread = background_thread(lambda: self._spin(label, stop), "nano-code spinner")
         self._thread.start()
 
     def _spin(self, label: str, stop: threading.Event) -> None:

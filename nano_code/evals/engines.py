@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from nano_code.adapters.threads import background_thread
 from nano_code.evals.sample import SampleResult, SampleSpec, one_line, run_sample
 from nano_code.evals.summary import SampleRow
 
@@ -33,9 +34,8 @@ def local_engine(specs: Iterator[SampleSpec], jobs: int, stop: threading.Event) 
     results: queue.Queue[SampleResult] = queue.Queue()
 
     def start(spec: SampleSpec) -> None:
-        thread = threading.Thread(target=lambda: results.put(_guarded(spec, stop)), daemon=True)
-        thread.name = f"nano-code-eval {spec.task.id} {spec.epoch}"
-        thread.start()
+        name = f"nano-code-eval {spec.task.id} {spec.epoch}"
+        background_thread(lambda: results.put(_guarded(spec, stop)), name).start()
 
     running = 0
     try:

@@ -17,6 +17,7 @@ from nano_code.adapters.live import Approver, LivePerformer
 from nano_code.adapters.model_client import Exchange, ModelClient
 from nano_code.adapters.sandbox import Sandbox, choose
 from nano_code.adapters.secrets import Redactor
+from nano_code.adapters.threads import background_thread
 from nano_code.adapters.tool import ToolContext
 from nano_code.driver import Driver, Observer
 from nano_code.kernel.actions import AskApproval, CallModel, CheckToolCall, RetryModel, RunTool
@@ -101,7 +102,7 @@ class WorkspaceSnapshot:
     def start(self) -> None:
         if not self._started:
             self._started = True
-            thread = threading.Thread(target=self._take, name="nano-code-snapshot", daemon=True)
+            thread = background_thread(self._take, "nano-code-snapshot")
             try:
                 thread.start()
             except RuntimeError:  # no thread to be had: `finish` takes it in this one

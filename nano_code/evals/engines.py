@@ -19,10 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from nano_code.adapters.threads import background_thread
-from nano_code.evals.sample import SampleResult, SampleSpec, one_line, run_sample
-from nano_code.evals.summary import SampleRow
-
-Engine = Callable[[Iterator[SampleSpec], int, threading.Event], Iterator[SampleResult]]
+from nano_code.evals.sample import Engine, SampleResult, SampleSpec, error_result, run_sample
 
 STOP_GRACE = 5.0
 """Seconds a stopped run waits for its samples in flight to end before it leaves them."""
@@ -64,21 +61,7 @@ def _guarded(spec: SampleSpec, stop: threading.Event) -> SampleResult:
     try:
         return run_sample(spec, stop)
     except Exception as error:
-        row = SampleRow(
-            task=spec.task.id,
-            model=spec.model,
-            epoch=spec.epoch,
-            outcome="error",
-            steps=0,
-            total_tokens=0,
-            cached_tokens=0,
-            cache_write_tokens=0,
-            cost=None,
-            duration_s=0.0,
-            session="",
-            error=one_line(f"internal error: {type(error).__name__}: {error}"),
-        )
-        return SampleResult(row)
+        return error_result(spec, f"internal error: {type(error).__name__}: {error}")
 
 
 def _ray(options: Mapping[str, Any]) -> Engine:
@@ -88,7 +71,10 @@ def _ray(options: Mapping[str, Any]) -> Engine:
     return ray_engine(options)
 
 
-ENGINES: dict[str, Callable[[Mapping[str, Any]], Engine]] = {"local": lambda options: local_engine, "ray": _ray}
+ENGINES: dict[str, Callable[[Mapping[str, Any]], Engine]] = {
+    "local": lambda options: local_engine,
+    "ray": _ray,
+}
 """Engines by the name `--engine` gives, each made from its options (`ray` takes an address)."""
 
 

@@ -21,7 +21,7 @@ import tarfile
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,8 @@ import attrs
 from nano_code.adapters.process_groups import kill_left_running
 from nano_code.adapters.sandbox import SandboxUnavailable
 from nano_code.adapters.secrets import Redactor
-from nano_code.evals.sample import SampleResult, SampleSpec, one_line, run_sample
-from nano_code.evals.summary import SampleRow
+from nano_code.evals.sample import Engine, SampleResult, SampleSpec, error_result, one_line, run_sample
 from nano_code.session.factory import choose_sandbox
-
-Engine = Callable[[Iterator[SampleSpec], int, threading.Event], Iterator[SampleResult]]
-"""As `engines.Engine` (engines.py imports this module, so it is spelled out here)."""
 
 INSTALL_HINT = "--engine ray needs Ray: pip install 'nano-code[ray]' (on the driver and on every worker)"
 
@@ -139,7 +135,7 @@ def _run_on_ray(
         try:
             workspace = workspaces.ref(spec)
         except OSError as error:  # the folder changed under the run: this sample's error row
-            failed = _error_result(spec, f"the sample could not run: its workspace: {error}")
+            failed = error_result(spec, f"the sample could not run: its workspace: {error}")
             pending[ray.put(failed)] = spec
             return
         keyless = attrs.evolve(spec, settings=attrs.evolve(spec.settings, api_key=None))
@@ -178,7 +174,7 @@ def _result(ref: Any, spec: SampleSpec) -> SampleResult:
     except ray.exceptions.TaskCancelledError:
         return SampleResult(None)
     except ray.exceptions.RayError as error:
-        return _error_result(spec, f"the Ray task failed: {type(error).__name__}: {error}")
+        return error_result(spec, f"the Ray task failed: {type(error).__name__}: {error}")
     assert isinstance(result, SampleResult)
     return result
 
@@ -269,7 +265,9 @@ def _run_shipped(shipped: _Shipped, key: _Key, workspace: bytes | None) -> Sampl
     return results[0]
 
 
-def _sample_here(shipped: _Shipped, key: _Key, workspace: bytes | None, stop: threading.Event) -> SampleResult:
+def _sample_here(
+    shipped: _Shipped, key: _Key, workspace: bytes | None, stop: threading.Event
+) -> SampleResult:
     """`run_sample` in a copy of the shipped workspace with the key put back; a bug in it is an error row."""
     spec = shipped.spec
     scratch = Path(tempfile.mkdtemp(prefix="nano-code-ray-"))
@@ -281,11 +279,11 @@ def _sample_here(shipped: _Shipped, key: _Key, workspace: bytes | None, stop: th
         spec = attrs.evolve(spec, task=task, settings=attrs.evolve(spec.settings, api_key=key.value))
         missing = _sandbox_missing(spec, shipped.sandbox, scratch)
         if missing is not None:
-            return _error_result(spec, missing)
+            return error_result(spec, missing)
         return run_sample(spec, stop)
     except Exception as error:
         text = Redactor(key.value).scrub(f"internal error: {type(error).__name__}: {error}")
-        return _error_result(spec, text)
+        return error_result(spec, text)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -305,21 +303,3 @@ def _sandbox_missing(spec: SampleSpec, expected: str, scratch: Path) -> str | No
         f"the worker {socket.gethostname()} has sandbox {here}{why} where the driver has {expected}: "
         "give the driver and every worker bubblewrap, or run with --sandbox off"
     )
-
-
-def _error_result(spec: SampleSpec, error: str) -> SampleResult:
-    row = SampleRow(
-        task=spec.task.id,
-        model=spec.model,
-        epoch=spec.epoch,
-        outcome="error",
-        steps=0,
-        total_tokens=0,
-        cached_tokens=0,
-        cache_write_tokens=0,
-        cost=None,
-        duration_s=0.0,
-        session="",
-        error=one_line(error),
-    )
-    return SampleResult(row)

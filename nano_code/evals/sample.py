@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
@@ -54,6 +55,10 @@ class SampleResult:
     """None when the sample was stopped before it finished (it is not a sample then)."""
     files: tuple[tuple[str, bytes], ...] = ()
     """(path relative to DIR, content): the session and its workspace snapshot."""
+
+
+Engine = Callable[[Iterator[SampleSpec], int, threading.Event], Iterator[SampleResult]]
+"""Where samples run (`engines.py`): specs in, at most `jobs` at once, results as they finish."""
 
 
 def one_line(text: str) -> str:
@@ -137,6 +142,11 @@ def _session_files(session: str, record_to: Path) -> tuple[tuple[str, bytes], ..
         if path.is_file():
             files.append((f"{folder}/{path.name}", path.read_bytes()))
     return tuple(files) if files and files[0][0] == session else ()
+
+
+def error_result(spec: SampleSpec, error: str) -> SampleResult:
+    """A sample that could not run (an engine's failure, not the agent's): an error row, no session."""
+    return SampleResult(_row(spec, "error", one_line(error), None, 0.0, False))
 
 
 def _row(

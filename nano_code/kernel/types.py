@@ -105,9 +105,13 @@ class Usage:
     cost: float | None = attrs.field(default=None, validator=v.optional(v.instance_of(float)))
 
     def __add__(self, other: Usage) -> Usage:
-        counts = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in attrs.fields(Usage)[:-1]}
+        counts = {name: getattr(self, name) + getattr(other, name) for name in USAGE_COUNTS}
         both_unknown = self.cost is None and other.cost is None
         return Usage(**counts, cost=None if both_unknown else (self.cost or 0.0) + (other.cost or 0.0))
+
+
+USAGE_COUNTS = tuple(field.name for field in attrs.fields(Usage) if field.name != "cost")
+"""The token counts a usage has, in their order (the export tables' columns too)."""
 
 
 @attrs.frozen

@@ -40,21 +40,13 @@ from nano_code.kernel.events import (
     Verdict,
 )
 from nano_code.kernel.policy import parse_arguments
-from nano_code.kernel.types import Usage
+from nano_code.kernel.types import USAGE_COUNTS, Usage
 from nano_code.session.divergence import ReplayReport
 from nano_code.session.recording import response_event
 from nano_code.session.table_cells import cut, first_line
 
 Row = dict[str, Any]
-_TOKEN_COLUMNS = (
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
-_USAGE_COLUMNS = (*_TOKEN_COLUMNS, "cost")
+_USAGE_COLUMNS = (*USAGE_COUNTS, "cost")
 SESSION_COLUMNS = (
     *("path", "session_id", "parent", "parent_path", "fork_at", "created", "origin", "model"),
     *("settings_hash", "nano_code_version", "task", "n_turns", "n_steps", "n_tool_calls", *_USAGE_COLUMNS),
@@ -356,7 +348,7 @@ def _sums(steps: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     totals: dict[str, Any] = dict.fromkeys(_USAGE_COLUMNS, 0)
     totals["cost"] = None
     for row in steps:
-        for column in _TOKEN_COLUMNS:
+        for column in USAGE_COUNTS:
             totals[column] += row[column] or 0
         if row["cost"] is not None:
             totals["cost"] = (totals["cost"] or Decimal(0)) + row["cost"]

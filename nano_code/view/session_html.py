@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nano_code.kernel.types import USAGE_COUNTS
 from nano_code.view.text import block, json_value, money, number, preview, seconds, text
 from nano_code.view.timeline import CallView, Notice, Prompt, Step, Timeline, TurnEnded
 
@@ -125,22 +126,12 @@ def _turn_end(item: TurnEnded) -> str:
     parts = [f"turn ended: {end.reason.value}"]
     if end.detail:
         parts.append(end.detail)
-    tokens = tokens_text({name: getattr(usage, name) for name in _USAGE_FIELDS})
+    tokens = tokens_text({name: getattr(usage, name) for name in USAGE_COUNTS})
     if tokens:
         parts.append(tokens)
     if usage.cost is not None:
         parts.append(money(usage.cost))
     return f'<li class="end {text(end.reason.value)}">{_inline_or_block(SEPARATOR.join(parts))}</li>'
-
-
-_USAGE_FIELDS = (
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
 
 
 def _step(step: Step, anchor: str) -> str:

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 import view_sessions
+from view_sessions import Opened, Recorded
 
 CHROMIUM = Path(os.environ.get("NANO_CODE_CHROMIUM", "/usr/bin/chromium"))
 """The browser the tests drive (Debian's package; override with NANO_CODE_CHROMIUM)."""
@@ -82,19 +82,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.OK
 
 
-@attrs.frozen
-class Recorded:
-    """The sessions every test of this folder may read (never change)."""
-
-    hostile: Path
-    parent: Path
-    fork: Path
-    compact: Path
-    ask: Path
-    eval_dir: Path
-    eval_without_compare: Path
-
-
 @pytest.fixture(scope="session")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     root = tmp_path_factory.mktemp("view-sessions")
@@ -108,19 +95,6 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
         eval_dir=view_sessions.eval_dir(root / "eval"),
         eval_without_compare=view_sessions.eval_dir(root / "eval-one", models=("only-model",)),
     )
-
-
-@attrs.frozen
-class Opened:
-    """A view open in the browser, and what it asked the network for and complained about."""
-
-    page: Any  # playwright.sync_api.Page
-    requests: list[str]
-    errors: list[str]
-
-    def violations(self) -> list[str]:
-        """Content-Security-Policy violations reported on the page (none: nothing was blocked)."""
-        return list(self.page.evaluate("window.__cspViolations || []"))
 
 
 WATCH_VIOLATIONS = (

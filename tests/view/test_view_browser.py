@@ -8,8 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Opened, Recorded
-from view_sessions import HOSTILE, LONG_LINES, PWNED
+from view_sessions import HOSTILE, LONG_LINES, PWNED, Opened, Recorded
 
 from nano_code.view.build import eval_view, sessions_view
 

@@ -18,8 +18,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import Recorded
-from view_sessions import HOSTILE, LONG_LINES, PWNED, plain_session, record
+from view_sessions import HOSTILE, LONG_LINES, PWNED, Recorded, plain_session, record
 
 from nano_code.adapters.session_file import load_session
 from nano_code.testing import reply

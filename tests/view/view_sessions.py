@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from nano_code.adapters.config import Settings
 from nano_code.kernel.types import ApprovalMode
 from nano_code.session.replay import replay_session
@@ -177,3 +179,29 @@ def _csv(path: Path, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> N
         writer = csv.writer(out)
         writer.writerow(columns)
         writer.writerows(rows)
+
+
+@attrs.frozen
+class Recorded:
+    """The sessions every test of this folder may read (never change)."""
+
+    hostile: Path
+    parent: Path
+    fork: Path
+    compact: Path
+    ask: Path
+    eval_dir: Path
+    eval_without_compare: Path
+
+
+@attrs.frozen
+class Opened:
+    """A view open in the browser, and what it asked the network for and complained about."""
+
+    page: Any  # playwright.sync_api.Page
+    requests: list[str]
+    errors: list[str]
+
+    def violations(self) -> list[str]:
+        """Content-Security-Policy violations reported on the page (none: nothing was blocked)."""
+        return list(self.page.evaluate("window.__cspViolations || []"))

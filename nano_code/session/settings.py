@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import urllib3
 from attrs import validators as v
 
 from nano_code.adapters.config import PROMPT_CACHE_MODES, Settings
+from nano_code.adapters.endpoint import UnsafeURL, endpoint
 from nano_code.adapters.regular_files import LeadsOutside, read_regular_inside
 from nano_code.adapters.sandbox import Sandbox
 from nano_code.adapters.tools import tool_specs
@@ -136,8 +136,8 @@ def recorded_settings(
 def server_kind(base_url: str) -> Server:
     """Which server `base_url` names, as far as request bodies depend on it."""
     try:
-        host = (urllib3.util.parse_url(base_url).host or "").lower()
-    except ValueError:  # LocationParseError: a file's garbage is just another server
+        host = endpoint(base_url).host
+    except UnsafeURL:  # a file's garbage is just another server
         return Server.OTHER
     if host == "openrouter.ai" or host.endswith(".openrouter.ai"):
         return Server.OPENROUTER

@@ -3,9 +3,10 @@ part carrying a prompt-cache marker (the default model, Claude, gets markers).""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
+
+from nano_code.testing.cache_billing import unmarked_message
 
 
 def text(message: Mapping[str, Any]) -> str:
@@ -17,13 +18,7 @@ def text(message: Mapping[str, Any]) -> str:
 
 
 def unmarked(body: Mapping[str, Any]) -> dict[str, Any]:
-    """`body` as it was before cache markers: each one-part marked content back to its string."""
-    plain = copy.deepcopy(dict(body))
-    for message in plain.get("messages", []):
-        content = message.get("content")
-        if isinstance(content, list) and len(content) == 1:
-            part = content[0]
-            if set(part) - {"type", "text"} <= {"cache_control", "prompt_cache_breakpoint"}:
-                message["content"] = part["text"]
-    plain.pop("prompt_cache_key", None)
+    """`body` as it was before cache markers: no marker, no `prompt_cache_key`."""
+    plain = {key: value for key, value in body.items() if key != "prompt_cache_key"}
+    plain["messages"] = [unmarked_message(message)[0] for message in body.get("messages", [])]
     return plain

@@ -23,12 +23,12 @@ from typing import Any
 
 import attrs
 
-__all__ = ["CacheBilling"]
+__all__ = ["CacheBilling", "unmarked_message"]
 
 MARKERS = ("cache_control", "prompt_cache_breakpoint")
 
 
-def _unmarked(message: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+def unmarked_message(message: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     """The message without markers (one-part content back to its string), and whether it had one."""
     content = message.get("content")
     if not isinstance(content, list) or not any(
@@ -63,7 +63,7 @@ class CacheBilling:
 
     def usage(self, body: Mapping[str, Any], completion_tokens: int = 20) -> dict[str, Any]:
         """Price one request (updating the cache and the totals); its usage as OpenRouter reports it."""
-        messages = [_unmarked(message) for message in body.get("messages", [])]
+        messages = [unmarked_message(message) for message in body.get("messages", [])]
         blocks = [body.get("tools", []), *(plain for plain, _ in messages)]
         marks = [number for number, (_, has_marker) in enumerate(messages, 1) if has_marker]
         ends, keys, total, digest = [], [], 0, hashlib.sha256()
